@@ -1,0 +1,10 @@
+"""The reference's persistence backends, usable directly or as ``StateConfig(backend=...)``.
+
+These are the server's own backend classes: ``MemoryBackend()`` (no persistence),
+``FileBackend(base_path, format, compression)`` (durable, single node) and
+``RedisBackend(url, db, key_prefix, connection_pool_size)`` (shared by many instances).
+"""
+
+from statekeeper_server.engine.memory import MemoryBackend
+
+__all__ = ["MemoryBackend"]

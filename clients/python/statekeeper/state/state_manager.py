@@ -1,0 +1,383 @@
+"""``StateManager`` and ``StateConfig``: the core key-value state API of the reference.
+
+Values are JSON-like documents (see :mod:`statekeeper.values`); they travel in the exact
+MessagePack form, so an ``int`` comes back an ``int``. ``get`` returns the stored document, or
+``None`` for a missing or expired key (use :meth:`StateManager.get_entry` for revisions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import duration_pb2
+
+from statekeeper import values
+from statekeeper.errors import HistoryCompactedError, NotFoundError, UnavailableError
+from statekeeper.state.changes import ChangeType, StateChange, StateEntry
+from statekeeper.transport import ConnectionOptions, Transport, stream, unary
+from statekeeper.v1 import common_pb2, state_service_pb2_grpc
+from statekeeper.v1 import state_service_pb2 as pb
+
+log = logging.getLogger("statekeeper.state")
+
+_SERVICE = "statekeeper.v1.StateService"
+_MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
+#: The longest pause between two reconnection attempts of a watch, in seconds.
+MAX_RECONNECT_DELAY = 2.0
+
+Callback = Callable[[str, Any, Any], Any]
+
+
+@dataclass
+class StateConfig:
+    """Where the StateManager keeps state and how it behaves.
+
+    ``backend`` is ``"memory"``, ``"file"`` or ``"redis"`` (embedded: the engine runs in this
+    process) or ``"grpc"`` (remote: calls go to the server at ``address``). Every write is
+    persisted when it is acknowledged, so ``auto_save`` and ``save_interval`` are accepted for
+    compatibility and change nothing: there is never unsaved state to flush. ``file_path`` is
+    the file backend's directory (a ``.json`` / ``.msgpack`` suffix is dropped and chooses the
+    format). ``key_prefix`` is put before every key this manager uses (and removed from keys it
+    returns), so several applications can share one store. ``ttl`` is the default time-to-live
+    in seconds of saved keys (None: keys never expire).
+    """
+
+    backend: str = "memory"
+    auto_save: bool = True
+    save_interval: float = 30.0
+    file_path: str | None = None
+    redis_url: str | None = None
+    key_prefix: str = ""
+    ttl: float | None = None
+    address: str | None = None
+    timeout: float | None = None
+    compression: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def connection(self) -> ConnectionOptions:
+        """The transport options this configuration stands for."""
+        path, file_format = split_file_path(self.file_path)
+        return ConnectionOptions(
+            persistence=self.backend,
+            address=self.address,
+            file_path=path,
+            file_format=file_format,
+            compression=self.compression,
+            redis_url=self.redis_url,
+            timeout=self.timeout,
+            **self.options,
+        )
+
+
+def split_file_path(file_path: str | None) -> tuple[str | None, str | None]:
+    """The store directory and format for a reference-style ``file_path``."""
+    if file_path is None:
+        return None, None
+    for suffix, file_format in ((".json", "json"), (".msgpack", "msgpack")):
+        if file_path.endswith(suffix):
+            return file_path[: -len(suffix)], file_format
+    return file_path, None
+
+
+def _duration(seconds: float | None) -> duration_pb2.Duration | None:
+    if seconds is None:
+        return None
+    duration = duration_pb2.Duration()
+    duration.FromNanoseconds(int(seconds * 1e9))
+    return duration
+
+
+def _escape_glob(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _entry(kv: common_pb2.KeyValue, prefix: str) -> StateEntry:
+    expires = (
+        datetime.fromtimestamp(kv.expire_time.seconds + kv.expire_time.nanos / 1e9).astimezone()
+        if kv.HasField("expire_time")
+        else None
+    )
+    return StateEntry(
+        key=kv.key[len(prefix) :],
+        value=values.wire_to_python(kv.value),
+        create_revision=kv.create_revision,
+        mod_revision=kv.mod_revision,
+        version=kv.version,
+        expires_at=expires,
+    )
+
+
+_CHANGE_TYPES = {
+    pb.EVENT_TYPE_PUT: ChangeType.PUT,
+    pb.EVENT_TYPE_DELETE: ChangeType.DELETE,
+    pb.EVENT_TYPE_EXPIRE: ChangeType.EXPIRE,
+}
+
+
+class StateManager:
+    """Save, read, merge, delete, list and watch JSON-like state under string keys."""
+
+    def __init__(
+        self, config: StateConfig | None = None, *, transport: Transport | None = None
+    ) -> None:
+        self.config = config or StateConfig()
+        self._transport = transport or Transport(self.config.connection())
+        self._stub = self._transport.stub(state_service_pb2_grpc.StateServiceStub, _SERVICE)
+        self._prefix = self.config.key_prefix
+        self._subscriptions: dict[tuple[str, Callback], asyncio.Task[None]] = {}
+        self._starting: set[asyncio.Future[None]] = set()
+
+    async def _call(self, method: str, request: Any) -> Any:
+        if self._starting:
+            await self._wait_for_subscriptions()
+        return await unary(getattr(self._stub, method), request, self.config.timeout)
+
+    async def _wait_for_subscriptions(self) -> None:
+        starting = list(self._starting)
+        self._starting.clear()
+        await asyncio.gather(*starting, return_exceptions=True)
+
+    # -- documents ----------------------------------------------------------------------------
+
+    async def save(
+        self,
+        key: str,
+        value: Any,
+        *,
+        ttl: float | None = None,
+        expected_revision: int | None = None,
+    ) -> int:
+        """Create or replace the document under ``key``; returns its new mod_revision.
+
+        ``ttl`` (seconds) overrides the configured default; ``expected_revision`` makes the
+        write conditional (0: the key must not exist) and raises ConflictError on mismatch.
+        """
+        request = pb.SaveRequest(
+            key=self._prefix + key,
+            value=values.document_to_wire(value),
+            expected_revision=expected_revision,
+            ttl=_duration(ttl if ttl is not None else self.config.ttl),
+        )
+        response = await self._call("Save", request)
+        return int(response.kv.mod_revision)
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The document under ``key``, or ``default`` (None) when it is missing or expired."""
+        entry = await self.get_entry(key)
+        return default if entry is None else entry.value
+
+    async def get_entry(self, key: str) -> StateEntry | None:
+        """The document with its revisions (for compare-and-set), or None when missing."""
+        try:
+            response = await self._call(
+                "Get", pb.GetRequest(key=self._prefix + key, value_encoding=_MSGPACK)
+            )
+        except NotFoundError:
+            return None
+        return _entry(response.kv, self._prefix)
+
+    async def update(
+        self,
+        key: str,
+        partial: Mapping[str, Any],
+        *,
+        expected_revision: int | None = None,
+        ttl: float | None = None,
+    ) -> Any:
+        """Merge ``partial`` into the stored document (RFC 7396: ``None`` removes a member,
+        nested dicts merge, anything else replaces) and return the merged document.
+        Raises NotFoundError when the key does not exist."""
+        request = pb.UpdateRequest(
+            key=self._prefix + key,
+            patch=values.document_to_wire(partial),
+            expected_revision=expected_revision,
+            ttl=_duration(ttl),
+            value_encoding=_MSGPACK,
+        )
+        response = await self._call("Update", request)
+        return values.wire_to_python(response.kv.value)
+
+    async def delete(self, key: str, *, expected_revision: int | None = None) -> bool:
+        """Delete ``key``; True when it existed."""
+        request = pb.DeleteRequest(key=self._prefix + key, expected_revision=expected_revision)
+        response = await self._call("Delete", request)
+        return bool(response.deleted)
+
+    async def transaction(
+        self,
+        *,
+        compare: Mapping[str, int] | None = None,
+        put: Mapping[str, Any] | None = None,
+        delete: Iterable[str] = (),
+        ttl: float | None = None,
+    ) -> int:
+        """Write ``put`` and remove ``delete`` atomically, only if every key in ``compare``
+        still has the given mod_revision (0: must not exist); returns the commit revision.
+        Raises ConflictError (nothing written) when a comparison fails."""
+        prefix = self._prefix
+        operations = [
+            pb.Operation(
+                put=pb.PutOperation(
+                    key=prefix + key, value=values.document_to_wire(doc), ttl=_duration(ttl)
+                )
+            )
+            for key, doc in (put or {}).items()
+        ]
+        operations += [pb.Operation(delete=pb.DeleteOperation(key=prefix + k)) for k in delete]
+        request = pb.TransactRequest(
+            comparisons=[
+                pb.Comparison(key=prefix + key, expected_revision=revision)
+                for key, revision in (compare or {}).items()
+            ],
+            operations=operations,
+        )
+        response = await self._call("Transact", request)
+        return int(response.revision)
+
+    async def iter_keys(self, pattern: str = "*", page_size: int = 0) -> AsyncIterator[str]:
+        """Every key matching the glob ``pattern``, in key order, fetched page by page."""
+        token = ""
+        while True:
+            request = pb.ListKeysRequest(
+                pattern=_escape_glob(self._prefix) + pattern, page_size=page_size, page_token=token
+            )
+            response = await self._call("ListKeys", request)
+            for key in response.keys:
+                yield key[len(self._prefix) :]
+            token = response.next_page_token
+            if not token:
+                return
+
+    async def list_keys(self, pattern: str = "*") -> list[str]:
+        """All keys matching the glob ``pattern`` (``*``, ``?``, ``[...]``), in key order."""
+        return [key async for key in self.iter_keys(pattern)]
+
+    # -- watching -----------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        pattern: str = "*",
+        start_revision: int = 0,
+        *,
+        _started: asyncio.Future[None] | None = None,
+    ) -> AsyncIterator[StateChange]:
+        """Every change of the keys matching ``pattern``, in revision order, from
+        ``start_revision`` (0: changes after now).
+
+        When the stream breaks (server restart, network) it reconnects and resumes after the
+        last delivered revision, so no change is lost or repeated. If the server no longer has
+        that history it raises HistoryCompactedError (read the keys again, then watch from
+        ``error.compact_revision``).
+        """
+        next_revision = start_revision
+        delay = 0.05
+        full_pattern = _escape_glob(self._prefix) + pattern
+        while True:
+            if self._starting and _started is None:
+                await self._wait_for_subscriptions()
+            request = pb.WatchRequest(
+                pattern=full_pattern,
+                start_revision=next_revision,
+                prev_kv=True,
+                value_encoding=_MSGPACK,
+            )
+            try:
+                async for message in stream(self._stub.Watch, request):
+                    delay = 0.05
+                    if message.created:
+                        if next_revision == 0:
+                            next_revision = message.revision + 1
+                        if _started is not None and not _started.done():
+                            _started.set_result(None)
+                        continue
+                    if message.canceled:
+                        if message.compact_revision:
+                            raise HistoryCompactedError(
+                                message.cancel_reason,
+                                metadata={"compact_revision": str(message.compact_revision)},
+                            )
+                        break
+                    for event in message.events:
+                        yield self._change(event)
+                        next_revision = event.kv.mod_revision + 1
+                    if message.progress_notify:
+                        next_revision = max(next_revision, message.revision + 1)
+            except UnavailableError as error:
+                log.info("watch of %r interrupted (%s); reconnecting", pattern, error.message)
+            if not self._transport.remote:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RECONNECT_DELAY)
+
+    def _change(self, event: pb.Event) -> StateChange:
+        prefix_length = len(self._prefix)
+        return StateChange(
+            type=_CHANGE_TYPES[event.type],
+            key=event.kv.key[prefix_length:],
+            revision=event.kv.mod_revision,
+            old_value=values.wire_to_python(event.prev_kv.value)
+            if event.HasField("prev_kv")
+            else None,
+            new_value=values.wire_to_python(event.kv.value)
+            if event.type == pb.EVENT_TYPE_PUT
+            else None,
+        )
+
+    def subscribe(self, pattern: str, callback: Callback) -> None:
+        """Call ``callback(key, old_value, new_value)`` for every change of the keys matching
+        ``pattern``, in revision order (``new_value`` is None after a delete or expiry).
+
+        The callback may be a coroutine function. The subscription covers every write this
+        manager makes after ``subscribe`` returns; it survives reconnects without losing or
+        repeating a change. A callback that raises is logged and the subscription goes on.
+        """
+        if (pattern, callback) in self._subscriptions:
+            return
+        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._starting.add(started)
+        task = asyncio.get_running_loop().create_task(
+            self._deliver(pattern, callback, started), name=f"statekeeper-subscribe-{pattern}"
+        )
+        self._subscriptions[(pattern, callback)] = task
+        task.add_done_callback(lambda _: None if started.done() else started.set_result(None))
+
+    async def _deliver(
+        self, pattern: str, callback: Callback, started: asyncio.Future[None]
+    ) -> None:
+        async for change in self.watch(pattern, _started=started):
+            try:
+                result = callback(change.key, change.old_value, change.new_value)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("subscriber callback for %r failed", pattern)
+
+    def unsubscribe(self, pattern: str, callback: Callback) -> None:
+        """Stop calling ``callback`` for ``pattern``."""
+        task = self._subscriptions.pop((pattern, callback), None)
+        if task is not None:
+            task.cancel()
+
+    async def close(self) -> None:
+        """End every subscription and close the connection."""
+        tasks = list(self._subscriptions.values())
+        self._subscriptions.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._transport.close()
+
+    async def __aenter__(self) -> StateManager:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+__all__ = ["StateConfig", "StateManager", "split_file_path"]

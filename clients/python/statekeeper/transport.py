@@ -1,0 +1,168 @@
+"""How the Python API reaches the service: a gRPC channel (remote) or in-process (embedded).
+
+Every manager of :mod:`statekeeper.state` is written once against a :class:`Transport`:
+``transport.stub(StubClass, "statekeeper.v1.XService")`` returns an object with one method per
+RPC, and :func:`unary` / :func:`stream` call them. Remote mode uses the generated gRPC stub over
+a ``grpc.aio`` channel and maps failed calls to typed errors (``errors.from_rpc_error``);
+embedded mode calls the server's own servicers in process, with no serialization and no
+network, so both modes share validation, rules and errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from statekeeper.errors import InvalidArgumentError, from_rpc_error
+
+#: The persistence names the managers accept: three embedded backends and the remote server.
+PERSISTENCE_CHOICES = ("memory", "file", "redis", "grpc")
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """Where state lives: an embedded backend or a remote server, and how to reach it.
+
+    ``persistence`` is a name of :data:`PERSISTENCE_CHOICES` or a backend object (such as
+    ``FileBackend(...)``), which is then used in process as it is.
+    """
+
+    persistence: Any = "memory"
+    address: str | None = None
+    file_path: str | None = None
+    file_format: str | None = None
+    compression: bool = False
+    redis_url: str | None = None
+    redis_db: int = 0
+    redis_key_prefix: str = "statekeeper:"
+    redis_pool_size: int = 16
+    timeout: float | None = None
+
+
+class _LocalContext:
+    """The servicer context of an in-process call (no metadata, never cancelled)."""
+
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
+    def peer(self) -> str:
+        return "embedded"
+
+    def cancelled(self) -> bool:
+        return False
+
+
+_LOCAL_CONTEXT = _LocalContext()
+
+
+class _LocalStub:
+    """A stub whose methods call a servicer directly."""
+
+    def __init__(self, servicer: Any) -> None:
+        self._servicer = servicer
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._servicer, name)
+
+        def call(request: Any, **_: Any) -> Any:
+            return method(request, _LOCAL_CONTEXT)
+
+        return call
+
+
+class Transport:
+    """A connection to statekeeper, remote or embedded, shared by the managers made with it."""
+
+    def __init__(self, options: ConnectionOptions) -> None:
+        if isinstance(options.persistence, str) and options.persistence not in PERSISTENCE_CHOICES:
+            raise InvalidArgumentError(
+                f"persistence must be one of {', '.join(PERSISTENCE_CHOICES)}, "
+                f"got {options.persistence!r}"
+            )
+        if options.persistence == "grpc" and not options.address:
+            raise InvalidArgumentError("persistence 'grpc' needs an address (host:port)")
+        self.options = options
+        self._channel: grpc.aio.Channel | None = None
+        self._runtime: Any = None
+
+    @property
+    def remote(self) -> bool:
+        """True when calls go to a server over gRPC."""
+        return self.options.persistence == "grpc"
+
+    def _embedded_runtime(self) -> Any:
+        if self._runtime is None or self._runtime.stopping.is_set():
+            from statekeeper_server.engine.factory import BackendOptions, open_backend
+            from statekeeper_server.runtime import embedded_runtime
+
+            opts = self.options
+            if not isinstance(opts.persistence, str):
+                from statekeeper_server.runtime import Runtime
+
+                self._runtime = Runtime(opts.persistence)
+                return self._runtime
+            backend = BackendOptions(
+                kind=opts.persistence,
+                data_dir=opts.file_path or "./state",
+                file_format=opts.file_format or "msgpack",
+                compression=opts.compression,
+                redis_url=opts.redis_url or "redis://127.0.0.1:6379",
+                redis_db=opts.redis_db,
+                redis_key_prefix=opts.redis_key_prefix,
+                redis_pool_size=opts.redis_pool_size,
+            )
+            self._runtime = embedded_runtime(backend.identity, lambda: open_backend(backend))
+        return self._runtime
+
+    def channel(self) -> grpc.aio.Channel:
+        """The gRPC channel of a remote transport, opened on first use."""
+        if self._channel is None:
+            assert self.options.address is not None
+            self._channel = grpc.aio.insecure_channel(self.options.address)
+        return self._channel
+
+    def stub(self, stub_class: type, service_name: str) -> Any:
+        """An object with one method per RPC of ``service_name``."""
+        if self.remote:
+            return stub_class(self.channel())
+        return _LocalStub(self._embedded_runtime().servicers[service_name])
+
+    async def close(self) -> None:
+        """Close the channel (embedded stores stay open for other managers of the process)."""
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+
+async def unary(
+    method: Callable[..., Awaitable[Any]], request: Any, timeout: float | None = None
+) -> Any:
+    """Call a unary RPC, raising the typed error of a failed call."""
+    try:
+        if timeout is None:
+            return await method(request)
+        return await method(request, timeout=timeout)
+    except grpc.RpcError as error:
+        raise from_rpc_error(error) from None
+
+
+async def stream(method: Callable[..., Any], request: Any) -> AsyncIterator[Any]:
+    """Iterate a server-streaming RPC, raising the typed error of a failed call; the call is
+    cancelled when the consumer stops early."""
+    call = method(request)
+    try:
+        async for message in call:
+            yield message
+    except grpc.RpcError as error:
+        raise from_rpc_error(error) from None
+    finally:
+        cancel = getattr(call, "cancel", None)
+        if cancel is not None:
+            cancel()
+        else:
+            aclose = getattr(call, "aclose", None)
+            if aclose is not None:
+                await aclose()

@@ -1,0 +1,1 @@
+"""The statekeeper server: engine (backends and managers), servicers, runtime and CLI."""

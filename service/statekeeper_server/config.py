@@ -1,0 +1,83 @@
+"""Server configuration: every setting is a CLI flag and a ``STATEKEEPER_*`` environment variable.
+
+A flag given on the command line wins over the environment variable, which wins over the
+default. The README's configuration table is this list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _option(default: Any, help_text: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help_text, "choices": choices})
+
+
+@dataclass
+class ServerConfig:
+    """Settings of ``statekeeper serve``."""
+
+    host: str = _option("127.0.0.1", "Address to listen on.")
+    port: int = _option(50051, "Port to listen on (0 picks a free port).")
+    backend: str = _option("memory", "Storage backend.", ("memory", "file", "redis"))
+    data_dir: str = _option("./data", "Directory of the file backend.")
+    file_format: str = _option(
+        "msgpack", "Log and snapshot format of the file backend.", ("json", "msgpack")
+    )
+    compression: bool = _option(False, "Compress file backend snapshots and log records (zstd).")
+    redis_url: str = _option("redis://127.0.0.1:6379", "URL of the Redis server (redis backend).")
+    redis_db: int = _option(0, "Redis database number (redis backend).")
+    redis_key_prefix: str = _option("statekeeper:", "Prefix of every Redis key (redis backend).")
+    redis_pool_size: int = _option(16, "Redis connection pool size (redis backend).")
+    history_revisions: int = _option(100_000, "Revisions of change history kept for watchers.")
+    max_key_bytes: int = _option(512, "Longest accepted key, in UTF-8 bytes.")
+    max_value_bytes: int = _option(1024 * 1024, "Largest accepted value, encoded, in bytes.")
+    max_message_bytes: int = _option(4 * 1024 * 1024 + 65536, "Largest gRPC message, in bytes.")
+    max_transaction_operations: int = _option(
+        128, "Most comparisons plus operations per transaction."
+    )
+    shutdown_grace: float = _option(5.0, "Seconds in-flight calls get to finish on SIGTERM.")
+    log_level: str = _option("info", "Log level.", ("debug", "info", "warning", "error"))
+
+    @classmethod
+    def parser_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add one ``--flag`` per setting (defaulting to the environment) to ``parser``."""
+        for item in dataclasses.fields(cls):
+            flag = "--" + item.name.replace("_", "-")
+            env = "STATEKEEPER_" + item.name.upper()
+            default = os.environ.get(env, item.default)
+            kind: Any = type(item.default)
+            help_text = f"{item.metadata['help']} [env {env}; default {item.default!r}]"
+            if kind is bool:
+                parser.add_argument(
+                    flag,
+                    dest=item.name,
+                    action=argparse.BooleanOptionalAction,
+                    default=_parse_bool(default),
+                    help=help_text,
+                )
+            else:
+                parser.add_argument(
+                    flag,
+                    dest=item.name,
+                    type=kind,
+                    default=kind(default),
+                    choices=item.metadata["choices"],
+                    help=help_text,
+                )
+
+    @classmethod
+    def from_namespace(cls, namespace: argparse.Namespace) -> ServerConfig:
+        """Build the configuration from parsed arguments."""
+        names = {item.name for item in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in vars(namespace).items() if k in names})
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")

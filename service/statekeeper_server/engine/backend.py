@@ -1,0 +1,229 @@
+"""The Backend interface: the small, strict key-value contract every manager is built on.
+
+Every backend (memory, file, Redis) implements this class and passes the one contract suite
+(``tests/test_backend_contract.py``). The contract:
+
+* **Revisions.** Every committed write gets a store-wide, strictly increasing revision. All the
+  operations of one transaction share one revision. Entries carry ``create_revision``,
+  ``mod_revision`` and ``version`` (1 after creation, +1 per write).
+* **Compare-and-set.** :meth:`Backend.txn` checks every :class:`Compare` (``mod_revision`` 0
+  means "must not exist") and then applies every operation, all or nothing; a failed compare
+  raises :class:`~statekeeper.errors.ConflictError` whose metadata names the key, the expected
+  and the actual revision, and nothing is written.
+* **TTL.** An entry may carry an absolute expiry time (``expire_at``, Unix seconds). A read never
+  returns an expired entry, a list never shows one, and the backend itself removes it in the
+  background, emitting an ``EXPIRE`` event at a revision of its own.
+* **List.** :meth:`Backend.range` returns entries under a literal prefix whose remainder matches
+  a :class:`~statekeeper_server.engine.glob.GlobPattern`, ordered by key (code point order),
+  after an exclusive ``start_after`` key, at most ``limit`` of them.
+* **Watch.** :meth:`Backend.watch` yields the changes under a prefix (optionally filtered by a
+  pattern) from a start revision, in revision order, with no loss and no duplicates while the
+  history is retained. The first update is the "created" marker; an idle watch yields progress
+  updates; a start revision older than the retained history raises
+  :class:`~statekeeper.errors.HistoryCompactedError` with the oldest watchable revision.
+* **Namespaces** are literal key prefixes chosen by the managers (``kv/``, ``wf/``, ...); the
+  backend treats keys as opaque strings.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from statekeeper.errors import ConflictError, Reason
+
+from statekeeper_server.engine.glob import GlobPattern
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stored key with its value (canonical MessagePack bytes) and revision metadata."""
+
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+    expire_at: float | None = None
+
+
+class EventType(enum.Enum):
+    """What happened to a key."""
+
+    PUT = 1
+    DELETE = 2
+    EXPIRE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change of one key at one revision."""
+
+    type: EventType
+    key: str
+    revision: int
+    entry: Entry | None
+    prev: Entry | None
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """Require ``key``'s mod_revision to equal ``mod_revision`` (0: the key must not exist)."""
+
+    key: str
+    mod_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Write ``value`` under ``key``, expiring at ``expire_at`` (Unix seconds) when set."""
+
+    key: str
+    value: bytes
+    expire_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Remove ``key`` (a missing key is not an error)."""
+
+    key: str
+
+
+Operation = Put | Delete
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    """A committed transaction: its revision and, per operation, the new entry of a put or
+    the removed entry of a delete (None when the key was missing)."""
+
+    revision: int
+    results: tuple[Entry | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a range read."""
+
+    entries: list[Entry]
+    revision: int
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WatchUpdate:
+    """One step of a watch: events in revision order, or none (created marker or progress).
+
+    ``revision`` is the store revision the watcher is current to after this update.
+    """
+
+    revision: int
+    events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStats:
+    """Size and history figures of a store."""
+
+    keys: int
+    bytes: int
+    revision: int
+    oldest_revision: int
+    backend: str
+
+
+def conflict(key: str, expected: int, actual: int) -> ConflictError:
+    """The error for a failed comparison, naming the key and both revisions."""
+    if expected == 0:
+        message = f"key {key!r} already exists (mod_revision {actual})"
+    elif actual == 0:
+        message = f"key {key!r} does not exist (expected mod_revision {expected})"
+    else:
+        message = f"key {key!r} has mod_revision {actual}, expected {expected}"
+    return ConflictError(
+        message,
+        reason=Reason.REVISION_CONFLICT,
+        metadata={"key": key, "expected_revision": str(expected), "actual_revision": str(actual)},
+    )
+
+
+class Backend(abc.ABC):
+    """The storage contract described in this module's docstring."""
+
+    #: The backend's name as shown in statistics ("memory", "file", "redis").
+    name: str = "backend"
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> Entry | None:
+        """The live entry under ``key``, or None when it is missing or expired."""
+
+    @abc.abstractmethod
+    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
+        """Check every comparison, then apply every operation at one new revision.
+
+        Operations name distinct keys. When no operation changes anything (only deletes of
+        missing keys, or no operations) the revision does not advance.
+        """
+
+    @abc.abstractmethod
+    async def range(
+        self,
+        prefix: str,
+        pattern: GlobPattern | None = None,
+        *,
+        start_after: str = "",
+        limit: int = 1000,
+    ) -> Page:
+        """Live entries whose key starts with ``prefix`` and whose remainder matches
+        ``pattern``, in key order, strictly after ``start_after``, at most ``limit``."""
+
+    @abc.abstractmethod
+    def watch(
+        self,
+        prefix: str,
+        pattern: GlobPattern | None = None,
+        *,
+        start_revision: int = 0,
+        progress_interval: float | None = None,
+    ) -> AsyncIterator[WatchUpdate]:
+        """Changes under ``prefix`` matching ``pattern`` from ``start_revision`` (0: after the
+        current revision). The first update has no events and marks the watch as created;
+        when ``progress_interval`` is set, an idle watch yields an empty update that often."""
+
+    @abc.abstractmethod
+    async def revision(self) -> int:
+        """The current store revision (0 for an empty new store)."""
+
+    @abc.abstractmethod
+    async def stats(self) -> BackendStats:
+        """Key count, value bytes, current and oldest watchable revision."""
+
+    async def close(self) -> None:
+        """Release files, connections and background tasks."""
+
+    def discard(self) -> None:
+        """Release what can be released synchronously, when the event loop that used this
+        backend is gone (embedded mode across loops) and :meth:`close` can no longer run."""
+
+    async def put(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expected_revision: int | None = None,
+        expire_at: float | None = None,
+    ) -> Entry:
+        """Write one key, optionally guarded by its expected mod_revision."""
+        compares = () if expected_revision is None else (Compare(key, expected_revision),)
+        result = await self.txn(compares, (Put(key, value, expire_at),))
+        entry = result.results[0]
+        assert entry is not None
+        return entry
+
+    async def delete(self, key: str, *, expected_revision: int | None = None) -> TxnResult:
+        """Remove one key, optionally guarded by its expected mod_revision."""
+        compares = () if expected_revision is None else (Compare(key, expected_revision),)
+        return await self.txn(compares, (Delete(key),))

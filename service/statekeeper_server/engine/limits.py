@@ -1,0 +1,98 @@
+"""Request limits and the validation helpers every manager shares."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from statekeeper.errors import InvalidArgumentError, Reason, ResourceExhaustedError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size and count limits enforced on every request (configurable on the server)."""
+
+    max_key_bytes: int = 512
+    max_value_bytes: int = 1024 * 1024
+    max_transaction_operations: int = 128
+    max_page_size: int = 1000
+    default_page_size: int = 100
+
+    def check_key(self, key: str, field: str = "key") -> str:
+        """Return ``key`` when it is a valid key, else raise INVALID_KEY / KEY_TOO_LONG."""
+        if not key:
+            raise InvalidArgumentError(
+                f"{field} must not be empty",
+                reason=Reason.INVALID_KEY,
+                violations=[(field, "empty")],
+            )
+        size = len(key.encode("utf-8", "surrogatepass"))
+        if size > self.max_key_bytes:
+            raise InvalidArgumentError(
+                f"{field} is {size} bytes long; the limit is {self.max_key_bytes}",
+                reason=Reason.KEY_TOO_LONG,
+                metadata={"limit": str(self.max_key_bytes), "size": str(size)},
+                violations=[(field, f"longer than {self.max_key_bytes} bytes")],
+            )
+        if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in key):
+            raise InvalidArgumentError(
+                f"{field} contains a control character or a lone surrogate",
+                reason=Reason.INVALID_KEY,
+                violations=[(field, "control characters are not allowed")],
+            )
+        return key
+
+    def check_value_size(self, data: bytes, field: str = "value") -> bytes:
+        """Return ``data`` when it fits the value size limit, else raise VALUE_TOO_LARGE
+        (RESOURCE_EXHAUSTED, as every size limit)."""
+        if len(data) > self.max_value_bytes:
+            raise ResourceExhaustedError(
+                f"{field} is {len(data)} bytes encoded; the limit is {self.max_value_bytes}",
+                reason=Reason.VALUE_TOO_LARGE,
+                metadata={"limit": str(self.max_value_bytes), "size": str(len(data))},
+            )
+        return data
+
+    def check_page_size(self, page_size: int, field: str = "page_size") -> int:
+        """Return the effective page size (0 means the default), or raise INVALID_PAGE_SIZE."""
+        if page_size < 0:
+            raise InvalidArgumentError(
+                f"{field} must not be negative",
+                reason=Reason.INVALID_PAGE_SIZE,
+                violations=[(field, "negative")],
+            )
+        return min(page_size or self.default_page_size, self.max_page_size)
+
+    def check_operation_count(self, count: int) -> None:
+        """Raise RESOURCE_EXHAUSTED when a transaction has too many operations."""
+        if count > self.max_transaction_operations:
+            raise ResourceExhaustedError(
+                f"transaction has {count} operations; the limit is "
+                f"{self.max_transaction_operations}",
+                reason=Reason.TOO_MANY_OPERATIONS,
+                metadata={"limit": str(self.max_transaction_operations)},
+            )
+
+
+def check_ttl(seconds: float | None, field: str = "ttl") -> float | None:
+    """Validate a time-to-live in seconds: None or 0 mean "never expires"; negative is invalid."""
+    if seconds is None or seconds == 0:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidArgumentError(
+            f"{field} must be a positive duration, got {seconds}",
+            reason=Reason.INVALID_TTL,
+            violations=[(field, "must be positive")],
+        )
+    return seconds
+
+
+def check_revision(revision: int | None, field: str = "expected_revision") -> int | None:
+    """Validate an optional expected revision (0 means "must not exist")."""
+    if revision is not None and revision < 0:
+        raise InvalidArgumentError(
+            f"{field} must not be negative",
+            reason=Reason.INVALID_REVISION,
+            violations=[(field, "negative")],
+        )
+    return revision

@@ -1,0 +1,373 @@
+"""The memory backend: the whole Backend contract in one process, nothing persisted.
+
+All state changes happen synchronously inside one event loop step, so every transaction is
+atomic with respect to every other coroutine of the process. The file backend reuses this
+class as its in-memory index (see :mod:`statekeeper_server.engine.file`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import time
+from collections.abc import AsyncIterator, Sequence
+
+from statekeeper.errors import HistoryCompactedError
+
+from statekeeper_server.engine.backend import (
+    Backend,
+    BackendStats,
+    Compare,
+    Delete,
+    Entry,
+    Event,
+    EventType,
+    Operation,
+    Page,
+    Put,
+    TxnResult,
+    WatchUpdate,
+    conflict,
+)
+from statekeeper_server.engine.glob import GlobPattern
+
+#: How many revisions of change history a memory store keeps for watchers by default.
+DEFAULT_HISTORY_REVISIONS = 100_000
+
+
+def compacted_error(oldest_revision: int, requested: int) -> HistoryCompactedError:
+    """The error for a watch whose start revision is older than the retained history."""
+    return HistoryCompactedError(
+        f"revision {requested} is compacted; the oldest watchable revision is {oldest_revision}:"
+        " read the current state again and watch from there",
+        metadata={"compact_revision": str(oldest_revision)},
+    )
+
+
+def key_filter(prefix: str, pattern: GlobPattern | None, key: str) -> bool:
+    """True when ``key`` lies under ``prefix`` and its remainder matches ``pattern``."""
+    if not key.startswith(prefix):
+        return False
+    return pattern is None or pattern.matches(key[len(prefix) :])
+
+
+class MemoryBackend(Backend):
+    """Fast, no persistence: data is lost on restart. Best for development and tests.
+
+    ``history_revisions`` bounds the change history kept for watchers: a watcher that falls
+    further behind gets :class:`~statekeeper.errors.HistoryCompactedError`.
+    """
+
+    name = "memory"
+
+    def __init__(self, history_revisions: int = DEFAULT_HISTORY_REVISIONS) -> None:
+        if history_revisions < 1:
+            raise ValueError("history_revisions must be at least 1")
+        self._history_revisions = history_revisions
+        self._data: dict[str, Entry] = {}
+        self._keys: list[str] = []
+        self._bytes = 0
+        self._revision = 0
+        self._compacted_through = 0
+        self._history: list[tuple[int, tuple[Event, ...]]] = []
+        self._expiry_heap: list[tuple[float, str, int]] = []
+        self._commit_waiter: asyncio.Future[None] | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._reaper_wakeup: asyncio.Event | None = None
+        self._closed = False
+
+    # -- state changes -------------------------------------------------------------------
+
+    def apply(self, revision: int, events: Sequence[Event]) -> None:
+        """Apply already-decided events at ``revision`` (used by persistent backends on replay
+        and after their own commit); keeps keys, sizes, expiry and history consistent."""
+        for event in events:
+            prev = self._data.get(event.key)
+            if prev is not None:
+                self._bytes -= len(prev.value)
+            if event.type is EventType.PUT:
+                entry = event.entry
+                assert entry is not None
+                if prev is None:
+                    bisect.insort(self._keys, event.key)
+                self._data[event.key] = entry
+                self._bytes += len(entry.value)
+                if entry.expire_at is not None:
+                    heapq.heappush(
+                        self._expiry_heap, (entry.expire_at, entry.key, entry.mod_revision)
+                    )
+                    self._wake_reaper()
+            elif prev is not None:
+                del self._data[event.key]
+                index = bisect.bisect_left(self._keys, event.key)
+                del self._keys[index]
+        self._revision = max(self._revision, revision)
+        if events:
+            self._history.append((revision, tuple(events)))
+            self._trim_history()
+            self._notify()
+
+    def _trim_history(self) -> None:
+        # Trim in batches (a quarter of the limit) so a commit does not shift the list each time.
+        excess = len(self._history) - self._history_revisions
+        if excess > 0 and excess >= self._history_revisions // 4:
+            self._compacted_through = self._history[excess - 1][0]
+            del self._history[:excess]
+
+    def set_compacted_through(self, revision: int) -> None:
+        """Record that history up to ``revision`` is gone (after loading a snapshot)."""
+        self._compacted_through = max(self._compacted_through, revision)
+        self._revision = max(self._revision, revision)
+
+    def _notify(self) -> None:
+        waiter = self._commit_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._commit_waiter = None
+
+    def plan(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> list[Event]:
+        """Check ``compares`` and turn ``operations`` into the events they would commit at the
+        next revision, without applying them; raises ConflictError on a failed comparison."""
+        self.expire_due()
+        for compare in compares:
+            current = self._data.get(compare.key)
+            actual = current.mod_revision if current is not None else 0
+            if actual != compare.mod_revision:
+                raise conflict(compare.key, compare.mod_revision, actual)
+        revision = self._revision + 1
+        events: list[Event] = []
+        for operation in operations:
+            prev = self._data.get(operation.key)
+            if isinstance(operation, Put):
+                entry = Entry(
+                    key=operation.key,
+                    value=operation.value,
+                    create_revision=prev.create_revision if prev is not None else revision,
+                    mod_revision=revision,
+                    version=prev.version + 1 if prev is not None else 1,
+                    expire_at=operation.expire_at,
+                )
+                events.append(Event(EventType.PUT, operation.key, revision, entry, prev))
+            elif prev is not None:
+                events.append(Event(EventType.DELETE, operation.key, revision, None, prev))
+        return events
+
+    @staticmethod
+    def results_of(
+        operations: Sequence[Operation], events: Sequence[Event]
+    ) -> tuple[Entry | None, ...]:
+        """Per operation: the new entry of a put, the removed entry of a delete, else None."""
+        by_key = {event.key: event for event in events}
+        results: list[Entry | None] = []
+        for operation in operations:
+            event = by_key.get(operation.key)
+            if event is None:
+                results.append(None)
+            elif isinstance(operation, Delete):
+                results.append(event.prev)
+            else:
+                results.append(event.entry)
+        return tuple(results)
+
+    def expire_due(self, now: float | None = None) -> None:
+        """Remove every entry whose expiry time has passed, as one EXPIRE revision."""
+        events = self.expiry_events(now)
+        if events:
+            self.apply(events[0].revision, events)
+
+    def expiry_events(self, now: float | None = None) -> list[Event]:
+        """The EXPIRE events due at ``now``, at the next revision, without applying them."""
+        if not self._expiry_heap:
+            return []
+        now = time.time() if now is None else now
+        heap = self._expiry_heap
+        revision = self._revision + 1
+        events: list[Event] = []
+        seen: set[str] = set()
+        while heap and heap[0][0] <= now:
+            _, key, mod_revision = heapq.heappop(heap)
+            entry = self._data.get(key)
+            if entry is None or entry.mod_revision != mod_revision or key in seen:
+                continue
+            seen.add(key)
+            events.append(Event(EventType.EXPIRE, key, revision, None, entry))
+        return events
+
+    def next_expiry(self) -> float | None:
+        """The earliest pending expiry time, if any (stale heap items included)."""
+        return self._expiry_heap[0][0] if self._expiry_heap else None
+
+    # -- the reaper ------------------------------------------------------------------------
+
+    def _wake_reaper(self) -> None:
+        if self._closed:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._reaper is None or self._reaper.done():
+            self._reaper_wakeup = asyncio.Event()
+            self._reaper = asyncio.get_running_loop().create_task(self._reap())
+        elif self._reaper_wakeup is not None:
+            self._reaper_wakeup.set()
+
+    async def _reap(self) -> None:
+        wakeup = self._reaper_wakeup
+        assert wakeup is not None
+        while not self._closed:
+            deadline = self.next_expiry()
+            if deadline is None:
+                return
+            delay = deadline - time.time()
+            if delay > 0:
+                wakeup.clear()
+                try:
+                    await asyncio.wait_for(wakeup.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+                continue
+            await self.expire_now()
+
+    async def expire_now(self) -> None:
+        """Commit the expiries that are due (persistent backends log them first)."""
+        self.expire_due()
+
+    # -- Backend -----------------------------------------------------------------------------
+
+    async def get(self, key: str) -> Entry | None:
+        """The live entry under ``key``, or None."""
+        self.expire_due()
+        return self._data.get(key)
+
+    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
+        """Check, then apply, in one synchronous step."""
+        events = self.plan(compares, operations)
+        if not events:
+            return TxnResult(self._revision, tuple(None for _ in operations))
+        self.apply(events[0].revision, events)
+        return TxnResult(events[0].revision, self.results_of(operations, events))
+
+    async def range(
+        self,
+        prefix: str,
+        pattern: GlobPattern | None = None,
+        *,
+        start_after: str = "",
+        limit: int = 1000,
+    ) -> Page:
+        """Entries in key order under ``prefix`` matching ``pattern``."""
+        self.expire_due()
+        return self.range_now(prefix, pattern, start_after=start_after, limit=limit)
+
+    def range_now(
+        self, prefix: str, pattern: GlobPattern | None, *, start_after: str, limit: int
+    ) -> Page:
+        """The synchronous body of :meth:`range`."""
+        scan_prefix = prefix + (pattern.literal_prefix if pattern is not None else "")
+        keys = self._keys
+        index = bisect.bisect_left(keys, scan_prefix)
+        if start_after and start_after >= scan_prefix:
+            index = bisect.bisect_right(keys, start_after)
+        entries: list[Entry] = []
+        more = False
+        while index < len(keys):
+            key = keys[index]
+            index += 1
+            if not key.startswith(scan_prefix):
+                break
+            if pattern is not None and not pattern.matches(key[len(prefix) :]):
+                continue
+            if len(entries) == limit:
+                more = True
+                break
+            entries.append(self._data[key])
+        return Page(entries, self._revision, more)
+
+    async def watch(
+        self,
+        prefix: str,
+        pattern: GlobPattern | None = None,
+        *,
+        start_revision: int = 0,
+        progress_interval: float | None = None,
+    ) -> AsyncIterator[WatchUpdate]:
+        """Serve the watch from the retained history, waking on every commit."""
+        self.expire_due()
+        if start_revision <= 0:
+            next_revision = self._revision + 1
+        elif start_revision <= self._compacted_through:
+            raise compacted_error(self._compacted_through + 1, start_revision)
+        else:
+            next_revision = start_revision
+        yield WatchUpdate(self._revision)
+        progress_due = False
+        while True:
+            if next_revision <= self._compacted_through:
+                raise compacted_error(self._compacted_through + 1, next_revision)
+            upto = self._revision
+            if upto >= next_revision:
+                events = self._events_between(next_revision, prefix, pattern)
+                next_revision = upto + 1
+                if events:
+                    progress_due = False
+                    yield WatchUpdate(upto, events)
+                    continue
+            if progress_due:
+                progress_due = False
+                yield WatchUpdate(upto)
+                continue
+            progress_due = not await self._wait_for_commit(progress_interval)
+
+    def _events_between(
+        self, first_revision: int, prefix: str, pattern: GlobPattern | None
+    ) -> tuple[Event, ...]:
+        history = self._history
+        index = bisect.bisect_left(history, first_revision, key=lambda item: item[0])
+        return tuple(
+            event
+            for _, events in history[index:]
+            for event in events
+            if key_filter(prefix, pattern, event.key)
+        )
+
+    async def _wait_for_commit(self, timeout: float | None) -> bool:
+        """Wait for the next commit; False when ``timeout`` passed first."""
+        if self._commit_waiter is None:
+            self._commit_waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._commit_waiter), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def revision(self) -> int:
+        """The current store revision."""
+        return self._revision
+
+    async def stats(self) -> BackendStats:
+        """Sizes and revisions of the store."""
+        self.expire_due()
+        return BackendStats(
+            keys=len(self._data),
+            bytes=self._bytes,
+            revision=self._revision,
+            oldest_revision=self._compacted_through + 1,
+            backend=self.name,
+        )
+
+    def snapshot_entries(self) -> list[Entry]:
+        """Every live entry, in key order (for persistent backends' snapshots)."""
+        return [self._data[key] for key in self._keys]
+
+    async def close(self) -> None:
+        """Stop the expiry task and wake watchers so they can end."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            try:
+                await self._reaper
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._reaper = None

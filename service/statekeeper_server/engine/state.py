@@ -1,0 +1,244 @@
+"""The core key-value manager (the reference's ``StateManager``), written once over a Backend.
+
+User keys live in the ``kv/`` namespace of the backend, so no user key can read or overwrite a
+record of another manager. Results carry user keys (the namespace is stripped).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from statekeeper import values
+from statekeeper.errors import InvalidArgumentError, NotFoundError, Reason
+
+from statekeeper_server.engine.backend import (
+    Backend,
+    Compare,
+    Delete,
+    Entry,
+    Event,
+    Operation,
+    Put,
+    WatchUpdate,
+    conflict,
+)
+from statekeeper_server.engine.glob import parse_pattern
+from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
+from statekeeper_server.engine.retry import MAX_ATTEMPTS, retry_on_conflict
+
+#: The backend namespace of StateManager's user keys.
+NAMESPACE = "kv/"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPage:
+    """One page of ListKeys."""
+
+    keys: list[str]
+    next_page_token: str
+    revision: int
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """Apply an RFC 7396 JSON merge patch: null removes a member, objects merge recursively,
+    anything else replaces. A non-object patch replaces the whole target."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for name, item in patch.items():
+        if item is None:
+            result.pop(name, None)
+        else:
+            result[name] = merge_patch(result.get(name), item)
+    return result
+
+
+def expire_at_for(ttl: float | None) -> float | None:
+    """The absolute expiry time for a validated TTL (None: never)."""
+    return None if ttl is None else time.time() + ttl
+
+
+class StateEngine:
+    """Save, get, update, delete, list, transact and watch user keys."""
+
+    def __init__(self, backend: Backend, limits: Limits | None = None) -> None:
+        self.backend = backend
+        self.limits = limits or Limits()
+
+    @staticmethod
+    def _user_entry(entry: Entry) -> Entry:
+        return dataclasses.replace(entry, key=entry.key[len(NAMESPACE) :])
+
+    @classmethod
+    def _user_event(cls, event: Event) -> Event:
+        return dataclasses.replace(
+            event,
+            key=event.key[len(NAMESPACE) :],
+            entry=cls._user_entry(event.entry) if event.entry is not None else None,
+            prev=cls._user_entry(event.prev) if event.prev is not None else None,
+        )
+
+    async def save(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expected_revision: int | None = None,
+        ttl: float | None = None,
+    ) -> Entry:
+        """Create or replace ``key`` (guarded by ``expected_revision`` when given)."""
+        self.limits.check_key(key)
+        self.limits.check_value_size(value)
+        check_revision(expected_revision)
+        ttl = check_ttl(ttl)
+        entry = await self.backend.put(
+            NAMESPACE + key,
+            value,
+            expected_revision=expected_revision,
+            expire_at=expire_at_for(ttl),
+        )
+        return self._user_entry(entry)
+
+    async def get(self, key: str) -> Entry:
+        """The live entry under ``key``; NOT_FOUND (KEY_NOT_FOUND) when missing or expired."""
+        self.limits.check_key(key)
+        entry = await self.backend.get(NAMESPACE + key)
+        if entry is None:
+            raise NotFoundError(
+                f"key {key!r} not found", reason=Reason.KEY_NOT_FOUND, metadata={"key": key}
+            )
+        return self._user_entry(entry)
+
+    async def update(
+        self,
+        key: str,
+        patch: Any,
+        *,
+        expected_revision: int | None = None,
+        ttl: float | None = None,
+    ) -> Entry:
+        """Merge ``patch`` into the stored document (RFC 7396), retrying on concurrent writes
+        unless the caller pinned ``expected_revision``."""
+        self.limits.check_key(key)
+        check_revision(expected_revision)
+        ttl = check_ttl(ttl)
+        stored_key = NAMESPACE + key
+
+        async def attempt() -> Entry:
+            entry = await self.backend.get(stored_key)
+            if entry is None:
+                raise NotFoundError(
+                    f"key {key!r} not found", reason=Reason.KEY_NOT_FOUND, metadata={"key": key}
+                )
+            if expected_revision is not None and entry.mod_revision != expected_revision:
+                raise conflict(key, expected_revision, entry.mod_revision)
+            merged = values.pack(merge_patch(values.unpack(entry.value), patch))
+            self.limits.check_value_size(merged)
+            expire_at = expire_at_for(ttl) if ttl is not None else entry.expire_at
+            return await self.backend.put(
+                stored_key, merged, expected_revision=entry.mod_revision, expire_at=expire_at
+            )
+
+        # A caller that pinned the revision wants the conflict reported, not retried.
+        attempts = 1 if expected_revision is not None else MAX_ATTEMPTS
+        return self._user_entry(await retry_on_conflict(attempt, attempts))
+
+    async def delete(self, key: str, *, expected_revision: int | None = None) -> tuple[bool, int]:
+        """Remove ``key``; returns whether it existed and the store revision after the call."""
+        self.limits.check_key(key)
+        check_revision(expected_revision)
+        result = await self.backend.delete(NAMESPACE + key, expected_revision=expected_revision)
+        return result.results[0] is not None, result.revision
+
+    async def list_keys(self, pattern: str, page_size: int = 0, page_token: str = "") -> KeyPage:
+        """One page of the keys matching ``pattern``, in key order."""
+        glob = parse_pattern(pattern)
+        size = self.limits.check_page_size(page_size)
+        start_after = _decode_page_token(page_token, glob.text)
+        page = await self.backend.range(
+            NAMESPACE, glob, start_after=NAMESPACE + start_after if start_after else "", limit=size
+        )
+        keys = [entry.key[len(NAMESPACE) :] for entry in page.entries]
+        token = _encode_page_token(glob.text, keys[-1]) if page.more and keys else ""
+        return KeyPage(keys, token, page.revision)
+
+    async def transact(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> int:
+        """Apply ``operations`` atomically if every comparison holds; returns the revision."""
+        self.limits.check_operation_count(len(compares) + len(operations))
+        seen: set[str] = set()
+        for index, compare in enumerate(compares):
+            self.limits.check_key(compare.key, f"comparisons[{index}].key")
+            check_revision(compare.mod_revision, f"comparisons[{index}].expected_revision")
+        for index, operation in enumerate(operations):
+            self.limits.check_key(operation.key, f"operations[{index}].key")
+            if isinstance(operation, Put):
+                self.limits.check_value_size(operation.value, f"operations[{index}].value")
+            if operation.key in seen:
+                raise InvalidArgumentError(
+                    f"key {operation.key!r} appears in more than one operation",
+                    reason=Reason.INVALID_TRANSACTION,
+                    violations=[(f"operations[{index}].key", "duplicate key")],
+                )
+            seen.add(operation.key)
+        result = await self.backend.txn(
+            [Compare(NAMESPACE + c.key, c.mod_revision) for c in compares],
+            [
+                Put(NAMESPACE + op.key, op.value, op.expire_at)
+                if isinstance(op, Put)
+                else Delete(NAMESPACE + op.key)
+                for op in operations
+            ],
+        )
+        return result.revision
+
+    async def watch(
+        self, pattern: str, start_revision: int = 0, progress_interval: float | None = None
+    ) -> AsyncIterator[WatchUpdate]:
+        """Changes of the keys matching ``pattern``, with user keys."""
+        glob = parse_pattern(pattern)
+        check_revision(start_revision, "start_revision")
+        async for update in self.backend.watch(
+            NAMESPACE,
+            glob,
+            start_revision=start_revision,
+            progress_interval=progress_interval,
+        ):
+            yield WatchUpdate(update.revision, tuple(self._user_event(e) for e in update.events))
+
+
+def _encode_page_token(pattern: str, last_key: str) -> str:
+    raw = json.dumps({"p": pattern, "k": last_key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_page_token(token: str, pattern: str) -> str:
+    """The last key of the previous page, or "" for the first page."""
+    if not token:
+        return ""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        last_key = data["k"]
+        token_pattern = data["p"]
+        if not isinstance(last_key, str) or not isinstance(token_pattern, str):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidArgumentError(
+            "page_token is not a token returned by ListKeys",
+            reason=Reason.INVALID_PAGE_TOKEN,
+            violations=[("page_token", "malformed")],
+        ) from None
+    if token_pattern != pattern:
+        raise InvalidArgumentError(
+            "page_token was issued for another pattern",
+            reason=Reason.INVALID_PAGE_TOKEN,
+            violations=[("page_token", "pattern mismatch")],
+        )
+    return last_key

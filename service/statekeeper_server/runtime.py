@@ -1,0 +1,88 @@
+"""The runtime: one backend, the limits, and a servicer for every service over them.
+
+The gRPC server registers the runtime's servicers; the Python client's embedded mode calls the
+very same servicers in process (see :mod:`statekeeper.transport`), so validation, business rules
+and errors are identical in both modes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+from statekeeper_server.engine.backend import Backend
+from statekeeper_server.engine.limits import Limits
+
+T = TypeVar("T")
+
+
+class Runtime:
+    """Servicers of every registered service over one backend."""
+
+    def __init__(self, backend: Backend, limits: Limits | None = None) -> None:
+        from statekeeper_server.services import SERVICES
+
+        self.backend = backend
+        self.limits = limits or Limits()
+        self._stopping: asyncio.Event | None = None
+        self.servicers: dict[str, Any] = {spec.name: spec.servicer(self) for spec in SERVICES}
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set when the server begins a graceful shutdown; long streams end on it."""
+        if self._stopping is None:
+            self._stopping = asyncio.Event()
+        return self._stopping
+
+    async def until_stopping(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
+        """Yield from ``source`` until the runtime starts stopping, then close ``source``."""
+        stop = asyncio.ensure_future(self.stopping.wait())
+        step: asyncio.Future[T] | None = None
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(source))
+                done, _ = await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if step not in done:
+                    return
+                try:
+                    item = step.result()
+                except StopAsyncIteration:
+                    return
+                step = None
+                yield item
+        finally:
+            stop.cancel()
+            if step is not None and not step.done():
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def close(self) -> None:
+        """Stop streams and close the backend."""
+        self.stopping.set()
+        await self.backend.close()
+
+
+_EMBEDDED: dict[tuple[Any, ...], Runtime] = {}
+
+
+def embedded_runtime(key: tuple[Any, ...], make_backend: Any) -> Runtime:
+    """The process's embedded runtime for ``key`` in the running event loop, made once.
+
+    Managers of one process that name the same storage share one runtime (one memory store,
+    one open file store), as they would share one server.
+    """
+    loop = asyncio.get_running_loop()
+    full_key = (id(loop), *key)
+    runtime = _EMBEDDED.get(full_key)
+    if runtime is None or runtime.stopping.is_set():
+        for stale in [k for k in _EMBEDDED if k[0] != id(loop)]:
+            _EMBEDDED.pop(stale).backend.discard()
+        runtime = Runtime(make_backend())
+        _EMBEDDED[full_key] = runtime
+    return runtime

@@ -1,0 +1,135 @@
+"""The StateService servicer: validate the request, call the StateEngine, build the response."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from statekeeper import values
+from statekeeper.errors import HistoryCompactedError, InvalidArgumentError, Reason
+from statekeeper.v1 import state_service_pb2 as pb
+from statekeeper.v1 import state_service_pb2_grpc
+
+from statekeeper_server.engine.backend import Compare, Delete, Operation, Put
+from statekeeper_server.engine.state import StateEngine, expire_at_for
+from statekeeper_server.servicers.convert import event_to_proto, kv_to_proto, ttl_seconds
+
+if TYPE_CHECKING:
+    from statekeeper_server.runtime import Runtime
+
+#: How often an idle watch stream reports progress unless the request says otherwise.
+DEFAULT_PROGRESS_INTERVAL = 10.0
+
+
+def optional_revision(message: object) -> int | None:
+    """The message's ``expected_revision`` when it is set."""
+    if message.HasField("expected_revision"):  # type: ignore[attr-defined]
+        return int(message.expected_revision)  # type: ignore[attr-defined]
+    return None
+
+
+class StateServicer(state_service_pb2_grpc.StateServiceServicer):
+    """gRPC front of :class:`~statekeeper_server.engine.state.StateEngine`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.engine = StateEngine(runtime.backend, runtime.limits)
+
+    async def Save(self, request: pb.SaveRequest, context: object) -> pb.SaveResponse:
+        """Create or replace a document."""
+        self.engine.limits.check_value_size(request.value.msgpack)
+        data = values.wire_to_bytes(request.value)
+        entry = await self.engine.save(
+            request.key,
+            data,
+            expected_revision=optional_revision(request),
+            ttl=ttl_seconds(request),
+        )
+        return pb.SaveResponse(kv=kv_to_proto(entry, None))
+
+    async def Get(self, request: pb.GetRequest, context: object) -> pb.GetResponse:
+        """Read a document."""
+        entry = await self.engine.get(request.key)
+        revision = await self.engine.backend.revision()
+        return pb.GetResponse(kv=kv_to_proto(entry, request.value_encoding), revision=revision)
+
+    async def Update(self, request: pb.UpdateRequest, context: object) -> pb.UpdateResponse:
+        """Merge a partial document."""
+        patch = values.wire_to_document(request.patch, "patch")
+        entry = await self.engine.update(
+            request.key,
+            patch,
+            expected_revision=optional_revision(request),
+            ttl=ttl_seconds(request),
+        )
+        return pb.UpdateResponse(kv=kv_to_proto(entry, request.value_encoding))
+
+    async def Delete(self, request: pb.DeleteRequest, context: object) -> pb.DeleteResponse:
+        """Remove a key."""
+        deleted, revision = await self.engine.delete(
+            request.key, expected_revision=optional_revision(request)
+        )
+        return pb.DeleteResponse(deleted=deleted, revision=revision)
+
+    async def ListKeys(self, request: pb.ListKeysRequest, context: object) -> pb.ListKeysResponse:
+        """One page of matching keys."""
+        page = await self.engine.list_keys(request.pattern, request.page_size, request.page_token)
+        return pb.ListKeysResponse(
+            keys=page.keys, next_page_token=page.next_page_token, revision=page.revision
+        )
+
+    async def Transact(self, request: pb.TransactRequest, context: object) -> pb.TransactResponse:
+        """All-or-nothing multi-key write."""
+        compares = [Compare(c.key, c.expected_revision) for c in request.comparisons]
+        operations: list[Operation] = []
+        for index, operation in enumerate(request.operations):
+            kind = operation.WhichOneof("kind")
+            if kind == "put":
+                field = f"operations[{index}].put"
+                data = values.wire_to_bytes(operation.put.value, f"{field}.value")
+                ttl = ttl_seconds(operation.put)
+                operations.append(Put(operation.put.key, data, expire_at_for(ttl)))
+            elif kind == "delete":
+                operations.append(Delete(operation.delete.key))
+            else:
+                raise InvalidArgumentError(
+                    f"operations[{index}] sets neither put nor delete",
+                    reason=Reason.INVALID_TRANSACTION,
+                    violations=[(f"operations[{index}]", "empty operation")],
+                )
+        revision = await self.engine.transact(compares, operations)
+        return pb.TransactResponse(revision=revision)
+
+    async def Watch(
+        self, request: pb.WatchRequest, context: object
+    ) -> AsyncIterator[pb.WatchResponse]:
+        """Stream changes; see WatchResponse in the proto for the contract."""
+        interval = ttl_seconds(request, "progress_interval") or DEFAULT_PROGRESS_INTERVAL
+        updates = self.engine.watch(request.pattern, request.start_revision, interval)
+        created = False
+        try:
+            async for update in self.runtime.until_stopping(updates):
+                if not created:
+                    created = True
+                    yield pb.WatchResponse(created=True, revision=update.revision)
+                elif update.events:
+                    yield pb.WatchResponse(
+                        revision=update.revision,
+                        events=[
+                            event_to_proto(e, request.value_encoding, request.prev_kv)
+                            for e in update.events
+                        ],
+                    )
+                else:
+                    yield pb.WatchResponse(revision=update.revision, progress_notify=True)
+        except HistoryCompactedError as error:
+            yield pb.WatchResponse(
+                canceled=True,
+                compact_revision=error.compact_revision,
+                cancel_reason=error.message,
+            )
+            return
+        yield pb.WatchResponse(
+            canceled=True,
+            cancel_reason="server shutting down: reconnect and resume from the next revision",
+        )

@@ -1,0 +1,33 @@
+"""The registry of services: each manager's servicer, its proto service and how to add it.
+
+A new manager adds one :class:`ServiceSpec` here; the server, health checking, reflection and
+the Python client's embedded mode all read this list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from statekeeper.v1 import state_service_pb2, state_service_pb2_grpc
+
+from statekeeper_server.servicers.state import StateServicer
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One gRPC service: its full name, servicer class and generated registration function."""
+
+    name: str
+    servicer: Callable[[Any], Any]
+    add_to_server: Callable[[Any, Any], None]
+
+
+SERVICES: list[ServiceSpec] = [
+    ServiceSpec(
+        state_service_pb2.DESCRIPTOR.services_by_name["StateService"].full_name,
+        StateServicer,
+        state_service_pb2_grpc.add_StateServiceServicer_to_server,
+    ),
+]
