@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-
 from statekeeper.transport import ConnectionOptions
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer

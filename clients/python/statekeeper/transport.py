@@ -166,3 +166,29 @@ async def stream(method: Callable[..., Any], request: Any) -> AsyncIterator[Any]
             aclose = getattr(call, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+def connect(
+    persistence: Any = "memory",
+    *,
+    address: str | None = None,
+    redis_url: str | None = None,
+    file_path: str | None = None,
+    transport: Transport | None = None,
+    **options: Any,
+) -> Transport:
+    """The transport of a reference manager: ``persistence`` is ``"memory"``, ``"file"``,
+    ``"redis"`` (embedded engine over that backend), ``"grpc"`` (a server at ``address``) or a
+    backend object. An explicit ``transport`` is shared as it is (one connection for many
+    managers). The reference's ``persistence="redis"`` without a URL uses the local Redis."""
+    if transport is not None:
+        return transport
+    return Transport(
+        ConnectionOptions(
+            persistence=persistence,
+            address=address,
+            redis_url=redis_url,
+            file_path=file_path,
+            **options,
+        )
+    )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2
 from statekeeper import values
+from statekeeper.timestamps import from_duration, timestamp_from_unix
 from statekeeper.v1 import common_pb2, state_service_pb2
 
 from statekeeper_server.engine.backend import Entry, Event, EventType
@@ -18,33 +17,12 @@ _EVENT_TYPES = {
 }
 
 
-def timestamp_from_unix(seconds: float) -> timestamp_pb2.Timestamp:
-    """A Timestamp for Unix time ``seconds``."""
-    stamp = timestamp_pb2.Timestamp()
-    whole = int(seconds // 1)
-    stamp.seconds = whole
-    stamp.nanos = round((seconds - whole) * 1e9) % 1_000_000_000
-    return stamp
-
-
-def timestamp_from_datetime(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
-    """A Timestamp for ``moment`` (naive datetimes are local time, as ``datetime.now()``)."""
-    if moment is None:
-        return None
-    return timestamp_from_unix(moment.timestamp())
-
-
-def datetime_from_timestamp(stamp: timestamp_pb2.Timestamp) -> datetime:
-    """An aware UTC datetime for ``stamp``."""
-    return datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, tz=UTC)
-
-
 def ttl_seconds(message: object, field: str = "ttl") -> float | None:
     """The validated TTL of ``message.<field>`` (a Duration) in seconds, or None when unset."""
     if not message.HasField(field):  # type: ignore[attr-defined]
         return None
     duration: duration_pb2.Duration = getattr(message, field)
-    return check_ttl(duration.seconds + duration.nanos / 1e9, field)
+    return check_ttl(from_duration(duration), field)
 
 
 def kv_to_proto(entry: Entry, encoding: int | None) -> common_pb2.KeyValue:

@@ -12,14 +12,12 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
-
-from google.protobuf import duration_pb2
 
 from statekeeper import values
 from statekeeper.errors import HistoryCompactedError, NotFoundError, UnavailableError
 from statekeeper.state.changes import ChangeType, StateChange, StateEntry
+from statekeeper.timestamps import optional_datetime, to_duration
 from statekeeper.transport import ConnectionOptions, Transport, stream, unary
 from statekeeper.v1 import common_pb2, state_service_pb2_grpc
 from statekeeper.v1 import state_service_pb2 as pb
@@ -85,31 +83,18 @@ def split_file_path(file_path: str | None) -> tuple[str | None, str | None]:
     return file_path, None
 
 
-def _duration(seconds: float | None) -> duration_pb2.Duration | None:
-    if seconds is None:
-        return None
-    duration = duration_pb2.Duration()
-    duration.FromNanoseconds(int(seconds * 1e9))
-    return duration
-
-
 def _escape_glob(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _entry(kv: common_pb2.KeyValue, prefix: str) -> StateEntry:
-    expires = (
-        datetime.fromtimestamp(kv.expire_time.seconds + kv.expire_time.nanos / 1e9).astimezone()
-        if kv.HasField("expire_time")
-        else None
-    )
     return StateEntry(
         key=kv.key[len(prefix) :],
         value=values.wire_to_python(kv.value),
         create_revision=kv.create_revision,
         mod_revision=kv.mod_revision,
         version=kv.version,
-        expires_at=expires,
+        expires_at=optional_datetime(kv, "expire_time"),
     )
 
 
@@ -162,7 +147,7 @@ class StateManager:
             key=self._prefix + key,
             value=values.document_to_wire(value),
             expected_revision=expected_revision,
-            ttl=_duration(ttl if ttl is not None else self.config.ttl),
+            ttl=to_duration(ttl if ttl is not None else self.config.ttl),
         )
         response = await self._call("Save", request)
         return int(response.kv.mod_revision)
@@ -197,7 +182,7 @@ class StateManager:
             key=self._prefix + key,
             patch=values.document_to_wire(partial),
             expected_revision=expected_revision,
-            ttl=_duration(ttl),
+            ttl=to_duration(ttl),
             value_encoding=_MSGPACK,
         )
         response = await self._call("Update", request)
@@ -224,7 +209,7 @@ class StateManager:
         operations = [
             pb.Operation(
                 put=pb.PutOperation(
-                    key=prefix + key, value=values.document_to_wire(doc), ttl=_duration(ttl)
+                    key=prefix + key, value=values.document_to_wire(doc), ttl=to_duration(ttl)
                 )
             )
             for key, doc in (put or {}).items()
