@@ -1,7 +1,8 @@
 """The core key-value manager (the reference's ``StateManager``), written once over a Backend.
 
-User keys live in the ``kv/`` namespace of the backend, so no user key can read or overwrite a
-record of another manager. Results carry user keys (the namespace is stripped).
+User keys live in the ``kv/`` namespace of the backend (after the tenant prefix, see
+:mod:`~statekeeper_server.engine.tenancy`), so no user key can read or overwrite a record of
+another manager or tenant. Results carry user keys (the namespace is stripped).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from statekeeper_server.engine.backend import (
 from statekeeper_server.engine.glob import parse_pattern
 from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
 from statekeeper_server.engine.retry import MAX_ATTEMPTS, retry_on_conflict
+from statekeeper_server.engine.tenancy import tenant_prefix
 
 #: The backend namespace of StateManager's user keys.
 NAMESPACE = "kv/"
@@ -73,16 +75,21 @@ class StateEngine:
         self.limits = limits or Limits()
 
     @staticmethod
-    def _user_entry(entry: Entry) -> Entry:
-        return dataclasses.replace(entry, key=entry.key[len(NAMESPACE) :])
+    def _namespace() -> str:
+        """The backend prefix of the current tenant's user keys."""
+        return tenant_prefix() + NAMESPACE
+
+    @staticmethod
+    def _user_entry(entry: Entry, cut: int) -> Entry:
+        return dataclasses.replace(entry, key=entry.key[cut:])
 
     @classmethod
-    def _user_event(cls, event: Event) -> Event:
+    def _user_event(cls, event: Event, cut: int) -> Event:
         return dataclasses.replace(
             event,
-            key=event.key[len(NAMESPACE) :],
-            entry=cls._user_entry(event.entry) if event.entry is not None else None,
-            prev=cls._user_entry(event.prev) if event.prev is not None else None,
+            key=event.key[cut:],
+            entry=cls._user_entry(event.entry, cut) if event.entry is not None else None,
+            prev=cls._user_entry(event.prev, cut) if event.prev is not None else None,
         )
 
     async def save(
@@ -98,23 +105,25 @@ class StateEngine:
         self.limits.check_value_size(value)
         check_revision(expected_revision)
         ttl = check_ttl(ttl)
+        namespace = self._namespace()
         entry = await self.backend.put(
-            NAMESPACE + key,
+            namespace + key,
             value,
             expected_revision=expected_revision,
             expire_at=expire_at_for(ttl),
         )
-        return self._user_entry(entry)
+        return self._user_entry(entry, len(namespace))
 
     async def get(self, key: str) -> Entry:
         """The live entry under ``key``; NOT_FOUND (KEY_NOT_FOUND) when missing or expired."""
         self.limits.check_key(key)
-        entry = await self.backend.get(NAMESPACE + key)
+        namespace = self._namespace()
+        entry = await self.backend.get(namespace + key)
         if entry is None:
             raise NotFoundError(
                 f"key {key!r} not found", reason=Reason.KEY_NOT_FOUND, metadata={"key": key}
             )
-        return self._user_entry(entry)
+        return self._user_entry(entry, len(namespace))
 
     async def update(
         self,
@@ -129,7 +138,8 @@ class StateEngine:
         self.limits.check_key(key)
         check_revision(expected_revision)
         ttl = check_ttl(ttl)
-        stored_key = NAMESPACE + key
+        namespace = self._namespace()
+        stored_key = namespace + key
 
         async def attempt() -> Entry:
             entry = await self.backend.get(stored_key)
@@ -148,13 +158,14 @@ class StateEngine:
 
         # A caller that pinned the revision wants the conflict reported, not retried.
         attempts = 1 if expected_revision is not None else MAX_ATTEMPTS
-        return self._user_entry(await retry_on_conflict(attempt, attempts))
+        return self._user_entry(await retry_on_conflict(attempt, attempts), len(namespace))
 
     async def delete(self, key: str, *, expected_revision: int | None = None) -> tuple[bool, int]:
         """Remove ``key``; returns whether it existed and the store revision after the call."""
         self.limits.check_key(key)
         check_revision(expected_revision)
-        result = await self.backend.delete(NAMESPACE + key, expected_revision=expected_revision)
+        namespace = self._namespace()
+        result = await self.backend.delete(namespace + key, expected_revision=expected_revision)
         return result.results[0] is not None, result.revision
 
     async def list_keys(self, pattern: str, page_size: int = 0, page_token: str = "") -> KeyPage:
@@ -162,10 +173,11 @@ class StateEngine:
         glob = parse_pattern(pattern)
         size = self.limits.check_page_size(page_size)
         start_after = _decode_page_token(page_token, glob.text)
+        namespace = self._namespace()
         page = await self.backend.range(
-            NAMESPACE, glob, start_after=NAMESPACE + start_after if start_after else "", limit=size
+            namespace, glob, start_after=namespace + start_after if start_after else "", limit=size
         )
-        keys = [entry.key[len(NAMESPACE) :] for entry in page.entries]
+        keys = [entry.key[len(namespace) :] for entry in page.entries]
         token = _encode_page_token(glob.text, keys[-1]) if page.more and keys else ""
         return KeyPage(keys, token, page.revision)
 
@@ -187,12 +199,13 @@ class StateEngine:
                     violations=[(f"operations[{index}].key", "duplicate key")],
                 )
             seen.add(operation.key)
+        namespace = self._namespace()
         result = await self.backend.txn(
-            [Compare(NAMESPACE + c.key, c.mod_revision) for c in compares],
+            [Compare(namespace + c.key, c.mod_revision) for c in compares],
             [
-                Put(NAMESPACE + op.key, op.value, op.expire_at)
+                Put(namespace + op.key, op.value, op.expire_at)
                 if isinstance(op, Put)
-                else Delete(NAMESPACE + op.key)
+                else Delete(namespace + op.key)
                 for op in operations
             ],
         )
@@ -204,13 +217,16 @@ class StateEngine:
         """Changes of the keys matching ``pattern``, with user keys."""
         glob = parse_pattern(pattern)
         check_revision(start_revision, "start_revision")
+        namespace = self._namespace()
         async for update in self.backend.watch(
-            NAMESPACE,
+            namespace,
             glob,
             start_revision=start_revision,
             progress_interval=progress_interval,
         ):
-            yield WatchUpdate(update.revision, tuple(self._user_event(e) for e in update.events))
+            yield WatchUpdate(
+                update.revision, tuple(self._user_event(e, len(namespace)) for e in update.events)
+            )
 
 
 def _encode_page_token(pattern: str, last_key: str) -> str:
