@@ -49,6 +49,7 @@ class StatekeeperServer:
 
     def __init__(self, config: ServerConfig, runtime: Runtime | None = None) -> None:
         self.config = config
+        self._owns_runtime = runtime is None
         self.runtime = runtime or Runtime(open_backend(backend_options(config)), limits_of(config))
         self.health = health.aio.HealthServicer()
         self.port = 0
@@ -75,6 +76,7 @@ class StatekeeperServer:
             server,
         )
         self.port = server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        self.runtime.stopping.clear()
         await server.start()
         self._server = server
         for name in ["", *names]:
@@ -85,14 +87,16 @@ class StatekeeperServer:
         await self.health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Graceful shutdown: health NOT_SERVING, streams end, in-flight calls finish."""
+        """Graceful shutdown: health NOT_SERVING, streams end, in-flight calls finish; the
+        backend is closed unless the runtime was handed in (then its owner closes it)."""
         if self._server is None:
             return
         await self.health.enter_graceful_shutdown()
         self.runtime.stopping.set()
         await self._server.stop(self.config.shutdown_grace if grace is None else grace)
         self._server = None
-        await self.runtime.backend.close()
+        if self._owns_runtime:
+            await self.runtime.backend.close()
 
     async def wait(self) -> None:
         """Wait until the server terminates."""
