@@ -41,6 +41,16 @@ def open_backend(options: BackendOptions) -> Backend:
     """A new backend for ``options``."""
     if options.kind == "memory":
         return MemoryBackend(history_revisions=options.history_revisions)
+    if options.kind == "redis":
+        from statekeeper_server.engine.redis import RedisBackend
+
+        return RedisBackend(
+            url=options.redis_url,
+            db=options.redis_db,
+            key_prefix=options.redis_key_prefix,
+            connection_pool_size=options.redis_pool_size,
+            history_revisions=options.history_revisions,
+        )
     raise InvalidArgumentError(
         f"unknown backend {options.kind!r}; choose one of {', '.join(BACKEND_NAMES)}"
     )

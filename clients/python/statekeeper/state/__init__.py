@@ -16,7 +16,7 @@ from statekeeper.errors import (
     StateKeeperError,
     UnavailableError,
 )
-from statekeeper.state.backends import MemoryBackend
+from statekeeper.state.backends import MemoryBackend, RedisBackend
 from statekeeper.state.changes import ChangeType, StateChange, StateEntry
 from statekeeper.state.state_manager import StateConfig, StateManager
 
@@ -29,6 +29,7 @@ __all__ = [
     "InvalidArgumentError",
     "MemoryBackend",
     "NotFoundError",
+    "RedisBackend",
     "ResourceExhaustedError",
     "StateChange",
     "StateConfig",

@@ -6,5 +6,6 @@ These are the server's own backend classes: ``MemoryBackend()`` (no persistence)
 """
 
 from statekeeper_server.engine.memory import MemoryBackend
+from statekeeper_server.engine.redis import RedisBackend
 
-__all__ = ["MemoryBackend"]
+__all__ = ["MemoryBackend", "RedisBackend"]

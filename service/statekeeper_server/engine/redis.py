@@ -1,0 +1,810 @@
+"""The Redis backend: the Backend contract on a shared Redis, for many server instances at once.
+
+Layout (``P`` is ``key_prefix``, ``statekeeper:`` by default; use a standalone Redis):
+
+* ``P rev`` - the store revision (a string holding an integer).
+* ``P k:<key>`` - one hash per live entry: ``v`` value bytes, ``c`` create revision, ``m`` mod
+  revision, ``n`` version and, for an entry with a TTL, ``x`` its expiry time (Unix seconds).
+* ``P idx`` - a sorted set of every key at score 0, so that ``ZRANGEBYLEX`` lists keys in byte
+  order (UTF-8 byte order is code point order) from a prefix, one page at a time.
+* ``P exp`` - a sorted set of the keys that have a TTL, scored by expiry time.
+* ``P bytes`` - the total size of the stored values.
+* ``P log`` - the change log: a Redis Stream with one entry per revision, whose id is
+  ``<revision>-0`` and whose field ``e`` holds that revision's events (MessagePack), trimmed to
+  the last ``history_revisions`` revisions.
+
+Every transaction is one Lua script (``EVALSHA``: one round trip): it checks the comparisons,
+writes the entries and indexes, advances the revision and appends the change-log entry, all
+atomically with respect to every other client of the Redis server. Watches are served from the
+stream by one reader task per process that fans out to local watchers, so a watcher on one
+instance sees every write made through any other. A reaper task on every instance expires due
+keys through another script (safe when several run at once) that logs ``EXPIRE`` events at a
+revision of their own. When Redis cannot be reached, calls fail fast with
+:class:`~statekeeper.errors.UnavailableError` (reason ``BACKEND_UNAVAILABLE``); connections are
+re-established on the next call, and open watches keep retrying from the last revision they
+delivered, so they lose nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import msgpack
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from statekeeper.errors import HistoryCompactedError, Reason, UnavailableError
+
+from statekeeper_server.engine.backend import (
+    Backend,
+    BackendStats,
+    Compare,
+    Delete,
+    Entry,
+    Event,
+    EventType,
+    Operation,
+    Page,
+    Put,
+    TxnResult,
+    WatchUpdate,
+    conflict,
+)
+from statekeeper_server.engine.glob import GlobPattern
+from statekeeper_server.engine.memory import (
+    DEFAULT_HISTORY_REVISIONS,
+    compacted_error,
+    key_filter,
+)
+
+log = logging.getLogger("statekeeper.redis")
+
+T = TypeVar("T")
+
+#: Seconds to wait for a TCP connection to Redis before reporting it unavailable.
+CONNECT_TIMEOUT = 2.0
+#: Seconds a command may take before the backend reports Redis unavailable.
+COMMAND_TIMEOUT = 10.0
+#: How often (seconds) a reaper with nothing due locally looks for keys other instances wrote.
+REAPER_POLL = 1.0
+#: Keys one reaper step expires at most (one revision each step).
+REAP_BATCH = 256
+#: Stream entries one read of the change log fetches at most.
+READ_BATCH = 512
+#: Revisions of decoded change log the stream reader keeps for local watchers.
+TAIL_BUFFER = 4096
+#: Milliseconds one blocking stream read waits for new entries.
+TAIL_BLOCK_MS = 1000
+#: The longest pause (seconds) between two attempts to reach Redis again in background tasks.
+MAX_BACKOFF = 1.0
+
+_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError, TimeoutError)
+
+# Shared Lua helpers. Values of an entry hash, as HMGET returns them: {v, c, m, n, x}.
+_LUA_COMMON = """
+local p = ARGV[1]
+local function read(key)
+  local f = redis.call('HMGET', p .. 'k:' .. key, 'v', 'c', 'm', 'n', 'x')
+  if not f[1] then return nil end
+  return f
+end
+local function remove(key, e)
+  redis.call('DEL', p .. 'k:' .. key)
+  redis.call('ZREM', p .. 'idx', key)
+  if e[5] then redis.call('ZREM', p .. 'exp', key) end
+  redis.call('DECRBY', p .. 'bytes', #e[1])
+end
+local function removed_event(kind, key, e)
+  return {kind, key, '', 0, 0, '', e[1], tonumber(e[2]), tonumber(e[3]), tonumber(e[4]),
+          e[5] or ''}
+end
+local function append(rev, events, maxlen)
+  redis.call('XADD', p .. 'log', 'MAXLEN', maxlen, rev .. '-0', 'e', cmsgpack.pack(events))
+end
+"""
+
+# ARGV: prefix, now, maxlen, n compares, (key, mod_revision)*, n ops, (kind, key, value, expire)*
+# Returns {0, key, expected, actual} on a failed compare, else {1, revision, results} where a
+# put's result is {create_revision, version} and a delete's {} or the removed {v, c, m, n, x}.
+_TXN_SCRIPT = (
+    _LUA_COMMON
+    + """
+local now = tonumber(ARGV[2])
+local maxlen = ARGV[3]
+local i = 4
+local ncmp = tonumber(ARGV[i]); i = i + 1
+local cmps = {}
+for j = 1, ncmp do cmps[j] = {ARGV[i], tonumber(ARGV[i + 1])}; i = i + 2 end
+local nops = tonumber(ARGV[i]); i = i + 1
+local ops = {}
+for j = 1, nops do ops[j] = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]}; i = i + 4 end
+
+local live, expired = {}, {}
+local function touch(key)
+  if live[key] ~= nil then return end
+  local e = read(key)
+  if e and e[5] and tonumber(e[5]) <= now then
+    expired[#expired + 1] = {key, e}
+    e = nil
+  end
+  live[key] = e or false
+end
+for _, c in ipairs(cmps) do touch(c[1]) end
+for _, o in ipairs(ops) do touch(o[2]) end
+if #expired > 0 then
+  local rev = redis.call('INCR', p .. 'rev')
+  local events = {}
+  for _, item in ipairs(expired) do
+    remove(item[1], item[2])
+    events[#events + 1] = removed_event(3, item[1], item[2])
+  end
+  append(rev, events, maxlen)
+end
+for _, c in ipairs(cmps) do
+  local e = live[c[1]]
+  local actual = 0
+  if e then actual = tonumber(e[3]) end
+  if actual ~= c[2] then return {0, c[1], c[2], actual} end
+end
+
+local rev = tonumber(redis.call('GET', p .. 'rev') or '0') + 1
+local events, results = {}, {}
+for j, o in ipairs(ops) do
+  local key = o[2]
+  local e = live[key]
+  if o[1] == 'p' then
+    local create, version, old = rev, 1, 0
+    if e then create = tonumber(e[2]); version = tonumber(e[4]) + 1; old = #e[1] end
+    local hk = p .. 'k:' .. key
+    if o[4] ~= '' then
+      redis.call('HSET', hk, 'v', o[3], 'c', create, 'm', rev, 'n', version, 'x', o[4])
+      redis.call('ZADD', p .. 'exp', o[4], key)
+    else
+      redis.call('HSET', hk, 'v', o[3], 'c', create, 'm', rev, 'n', version)
+      if e and e[5] then
+        redis.call('HDEL', hk, 'x')
+        redis.call('ZREM', p .. 'exp', key)
+      end
+    end
+    if not e then redis.call('ZADD', p .. 'idx', 0, key) end
+    redis.call('INCRBY', p .. 'bytes', #o[3] - old)
+    if e then
+      events[#events + 1] = {1, key, o[3], create, version, o[4], e[1], tonumber(e[2]),
+                             tonumber(e[3]), tonumber(e[4]), e[5] or ''}
+    else
+      events[#events + 1] = {1, key, o[3], create, version, o[4], '', 0, 0, 0, ''}
+    end
+    results[j] = {create, version}
+  elseif e then
+    remove(key, e)
+    events[#events + 1] = removed_event(2, key, e)
+    results[j] = {e[1], e[2], e[3], e[4], e[5] or ''}
+  else
+    results[j] = {}
+  end
+end
+if #events == 0 then return {1, rev - 1, results} end
+redis.call('SET', p .. 'rev', rev)
+append(rev, events, maxlen)
+return {1, rev, results}
+"""
+)
+
+# ARGV: prefix, now, maxlen, batch. Expires up to ``batch`` due keys at one new revision.
+# Returns {revision or 0, next expiry time or ''}.
+_REAP_SCRIPT = (
+    _LUA_COMMON
+    + """
+local now = tonumber(ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', p .. 'exp', '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
+local events = {}
+for _, key in ipairs(due) do
+  local e = read(key)
+  if e and e[5] and tonumber(e[5]) <= now then
+    remove(key, e)
+    events[#events + 1] = removed_event(3, key, e)
+  else
+    redis.call('ZREM', p .. 'exp', key)
+  end
+end
+local rev = 0
+if #events > 0 then
+  rev = redis.call('INCR', p .. 'rev')
+  append(rev, events, ARGV[3])
+end
+local first = redis.call('ZRANGE', p .. 'exp', 0, 0, 'WITHSCORES')
+return {rev, first[2] or ''}
+"""
+)
+
+# ARGV: prefix, now, lex min, lex max, count. One consistent batch of the key index.
+# Returns {revision, keys scanned, last key scanned, (key, v, c, m, n, x)* of live entries}.
+_RANGE_SCRIPT = (
+    _LUA_COMMON
+    + """
+local now = tonumber(ARGV[2])
+local keys = redis.call('ZRANGEBYLEX', p .. 'idx', ARGV[3], ARGV[4], 'LIMIT', 0, ARGV[5])
+local out = {redis.call('GET', p .. 'rev') or '0', #keys, keys[#keys] or ''}
+for _, key in ipairs(keys) do
+  local e = read(key)
+  if e and not (e[5] and tonumber(e[5]) <= now) then
+    out[#out + 1] = key
+    out[#out + 1] = e[1]
+    out[#out + 1] = e[2]
+    out[#out + 1] = e[3]
+    out[#out + 1] = e[4]
+    out[#out + 1] = e[5] or ''
+  end
+end
+return out
+"""
+)
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def _expire_text(expire_at: float | None) -> str:
+    return "" if expire_at is None else repr(float(expire_at))
+
+
+def _expire_value(raw: bytes | str | None) -> float | None:
+    if not raw:
+        return None
+    return float(raw)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _decode_events(revision: int, packed: bytes) -> tuple[Event, ...]:
+    """The events of one change-log entry (see the scripts for the layout)."""
+    events: list[Event] = []
+    for item in msgpack.unpackb(packed, raw=True):
+        kind, raw_key, value, create, version, expire = item[:6]
+        prev_value, prev_create, prev_mod, prev_version, prev_expire = item[6:11]
+        key = raw_key.decode()
+        prev = None
+        if prev_mod:
+            prev = Entry(
+                key,
+                bytes(prev_value),
+                int(prev_create),
+                int(prev_mod),
+                int(prev_version),
+                _expire_value(prev_expire),
+            )
+        entry = None
+        event_type = EventType(int(kind))
+        if event_type is EventType.PUT:
+            entry = Entry(
+                key, bytes(value), int(create), revision, int(version), _expire_value(expire)
+            )
+        events.append(Event(event_type, key, revision, entry, prev))
+    return tuple(events)
+
+
+def _stream_revision(entry_id: bytes | str) -> int:
+    return int(_text(entry_id).split("-", 1)[0])
+
+
+class _Tail:
+    """The process's one reader of the change log, shared by every local watcher."""
+
+    def __init__(self, last: int) -> None:
+        self.last = last
+        self.first = last + 1
+        self.buffer: list[tuple[Event, ...]] = []
+        self.healthy = True
+        self.reset: HistoryCompactedError | None = None
+        self.watchers = 0
+        self.waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        waiter = self.waiter
+        self.waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, timeout: float | None) -> bool:
+        """Wait for the next batch; False when ``timeout`` passed first."""
+        if self.waiter is None:
+            self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.waiter), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def add(self, revision: int, events: tuple[Event, ...]) -> None:
+        if revision != self.last + 1:
+            # The reader fell behind the retained stream (or started anew): restart the buffer.
+            self.buffer = []
+            self.first = revision
+        self.buffer.append(events)
+        self.last = revision
+        if len(self.buffer) > 2 * TAIL_BUFFER:
+            del self.buffer[:TAIL_BUFFER]
+            self.first += TAIL_BUFFER
+
+
+class RedisBackend(Backend):
+    """Distributed storage on Redis: many server instances share one store and its watches.
+
+    ``url`` names the Redis server (a database number in its path wins over ``db``),
+    ``key_prefix`` is put before every Redis key this store uses (stores with different
+    prefixes or databases are independent; a prefix must not be a prefix of another store's),
+    ``connection_pool_size`` bounds the connections of this process (calls wait for a free
+    one), and ``history_revisions`` bounds the change log kept for watchers.
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379",
+        db: int = 0,
+        key_prefix: str = "statekeeper:",
+        connection_pool_size: int = 10,
+        history_revisions: int = DEFAULT_HISTORY_REVISIONS,
+    ) -> None:
+        if history_revisions < 1:
+            raise ValueError("history_revisions must be at least 1")
+        if connection_pool_size < 1:
+            raise ValueError("connection_pool_size must be at least 1")
+        self.url = url
+        self.db = db
+        self.key_prefix = key_prefix
+        self.connection_pool_size = connection_pool_size
+        self.history_revisions = history_revisions
+        self._where = _redact(url)
+        common: dict[str, Any] = {
+            "db": db,
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "retry": Retry(NoBackoff(), 0),
+            "decode_responses": False,
+        }
+        self._pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=connection_pool_size,
+            timeout=COMMAND_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+            **common,
+        )
+        self._redis: Any = aioredis.Redis(connection_pool=self._pool)
+        # The change-log reader blocks on its own connection, outside the shared pool.
+        self._tail_pool = aioredis.ConnectionPool.from_url(
+            url,
+            max_connections=2,
+            socket_timeout=COMMAND_TIMEOUT + TAIL_BLOCK_MS / 1000,
+            **common,
+        )
+        self._tail_redis: Any = aioredis.Redis(connection_pool=self._tail_pool)
+        self._txn: Any = self._redis.register_script(_TXN_SCRIPT)
+        self._reap: Any = self._redis.register_script(_REAP_SCRIPT)
+        self._range: Any = self._redis.register_script(_RANGE_SCRIPT)
+        p = key_prefix
+        self._rev_key = p + "rev"
+        self._idx_key = p + "idx"
+        self._exp_key = p + "exp"
+        self._bytes_key = p + "bytes"
+        self._log_key = p + "log"
+        self._tail: _Tail | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._reaper_wakeup: asyncio.Event | None = None
+        self._next_local_expiry: float | None = None
+        self._closed = False
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _unavailable(self, error: BaseException) -> UnavailableError:
+        detail = str(error) or type(error).__name__
+        return UnavailableError(
+            f"the Redis backend at {self._where} is unavailable: {detail}; retry when Redis is"
+            " reachable again",
+            reason=Reason.BACKEND_UNAVAILABLE,
+            metadata={"backend": "redis"},
+        )
+
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis command, turning connection failures into UnavailableError."""
+        if self._closed:
+            raise UnavailableError("the Redis backend is closed", reason=Reason.BACKEND_UNAVAILABLE)
+        self._start_reaper()
+        try:
+            return await make()
+        except _ERRORS as error:
+            raise self._unavailable(error) from None
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper_wakeup = asyncio.Event()
+            self._reaper = asyncio.get_running_loop().create_task(
+                self._reap_loop(), name="statekeeper-redis-reaper"
+            )
+
+    def _wake_reaper(self, expire_at: float) -> None:
+        if self._next_local_expiry is None or expire_at < self._next_local_expiry:
+            self._next_local_expiry = expire_at
+            if self._reaper_wakeup is not None:
+                self._reaper_wakeup.set()
+
+    async def _reap_loop(self) -> None:
+        backoff = 0.05
+        while not self._closed:
+            delay = REAPER_POLL
+            try:
+                now = time.time()
+                revision, first = await self._reap(
+                    args=[self.key_prefix, repr(now), self.history_revisions, REAP_BATCH]
+                )
+                backoff = 0.05
+                if int(revision):
+                    continue
+                if first:
+                    delay = min(delay, max(0.0, float(first) - time.time()))
+                local = self._next_local_expiry
+                if local is not None:
+                    if local <= now:
+                        self._next_local_expiry = None
+                    else:
+                        delay = min(delay, local - time.time())
+            except _ERRORS as error:
+                log.debug("reaper cannot reach Redis: %s", error)
+                delay = backoff
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Redis reaper step failed")
+                delay = MAX_BACKOFF
+            wakeup = self._reaper_wakeup
+            assert wakeup is not None
+            wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), timeout=max(delay, 0.0))
+
+    # -- Backend -------------------------------------------------------------------------------
+
+    async def get(self, key: str) -> Entry | None:
+        """The live entry under ``key`` (one HMGET), or None when missing or expired."""
+        fields = await self._call(
+            lambda: self._redis.hmget(self.key_prefix + "k:" + key, "v", "c", "m", "n", "x")
+        )
+        value, create, mod, version, expire = fields
+        if value is None:
+            return None
+        expire_at = _expire_value(expire)
+        if expire_at is not None and expire_at <= time.time():
+            return None
+        return Entry(key, bytes(value), int(create), int(mod), int(version), expire_at)
+
+    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
+        """Compare and write in one Lua script: one round trip, atomic across instances."""
+        args: list[Any] = [
+            self.key_prefix,
+            repr(time.time()),
+            self.history_revisions,
+            len(compares),
+        ]
+        for compare in compares:
+            args += [compare.key, compare.mod_revision]
+        args.append(len(operations))
+        for operation in operations:
+            if isinstance(operation, Put):
+                args += ["p", operation.key, operation.value, _expire_text(operation.expire_at)]
+            else:
+                args += ["d", operation.key, b"", ""]
+        reply = await self._call(lambda: self._txn(args=args))
+        if int(reply[0]) == 0:
+            raise conflict(_text(reply[1]), int(reply[2]), int(reply[3]))
+        revision = int(reply[1])
+        results: list[Entry | None] = []
+        for operation, result in zip(operations, reply[2], strict=True):
+            if isinstance(operation, Put):
+                results.append(
+                    Entry(
+                        operation.key,
+                        operation.value,
+                        int(result[0]),
+                        revision,
+                        int(result[1]),
+                        operation.expire_at,
+                    )
+                )
+                if operation.expire_at is not None:
+                    self._wake_reaper(operation.expire_at)
+            elif isinstance(operation, Delete) and result:
+                value, create, mod, version, expire = result
+                results.append(
+                    Entry(
+                        operation.key,
+                        bytes(value),
+                        int(create),
+                        int(mod),
+                        int(version),
+                        _expire_value(expire),
+                    )
+                )
+            else:
+                results.append(None)
+        return TxnResult(revision, tuple(results))
+
+    async def range(
+        self,
+        prefix: str,
+        pattern: GlobPattern | None = None,
+        *,
+        start_after: str = "",
+        limit: int = 1000,
+    ) -> Page:
+        """Entries in key order, read from the lexicographic key index in batches; the glob
+        is matched here, with the same :class:`GlobPattern` as every backend."""
+        scan_prefix = prefix + (pattern.literal_prefix if pattern is not None else "")
+        encoded = scan_prefix.encode()
+        if start_after and start_after >= scan_prefix:
+            low = b"(" + start_after.encode()
+        else:
+            low = b"[" + encoded
+        high = b"[" + encoded + b"\xff" if encoded else b"+"
+        batch = limit + 1 if pattern is None else min(max(limit + 1, 256), 4096)
+        entries: list[Entry] = []
+        revision = 0
+        while True:
+            args = [self.key_prefix, repr(time.time()), low, high, batch]
+            reply = await self._call(functools.partial(self._range, args=args))
+            revision = max(revision, int(reply[0]))
+            scanned, last = int(reply[1]), bytes(reply[2])
+            for index in range(3, len(reply), 6):
+                key = _text(reply[index])
+                if pattern is not None and not pattern.matches(key[len(prefix) :]):
+                    continue
+                if len(entries) == limit:
+                    return Page(entries, revision, True)
+                value, create, mod, version, expire = reply[index + 1 : index + 6]
+                entries.append(
+                    Entry(
+                        key,
+                        bytes(value),
+                        int(create),
+                        int(mod),
+                        int(version),
+                        _expire_value(expire),
+                    )
+                )
+            if scanned < batch:
+                return Page(entries, revision, False)
+            low = b"(" + last
+
+    async def revision(self) -> int:
+        """The current store revision."""
+        raw = await self._call(lambda: self._redis.get(self._rev_key))
+        return int(raw or 0)
+
+    async def stats(self) -> BackendStats:
+        """Key count, value bytes, current and oldest watchable revision (expires what is due
+        first, so expired keys are not counted)."""
+        await self._call(
+            lambda: self._reap(
+                args=[self.key_prefix, repr(time.time()), self.history_revisions, REAP_BATCH]
+            )
+        )
+
+        async def read() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.zcard(self._idx_key)
+            pipe.get(self._bytes_key)
+            pipe.get(self._rev_key)
+            pipe.xrange(self._log_key, count=1)
+            return list(await pipe.execute())
+
+        keys, size, rev, first = await self._call(read)
+        revision = int(rev or 0)
+        return BackendStats(
+            keys=int(keys),
+            bytes=int(size or 0),
+            revision=revision,
+            oldest_revision=_stream_revision(first[0][0]) if first else revision + 1,
+            backend=self.name,
+        )
+
+    # -- watch ---------------------------------------------------------------------------------
+
+    async def _position(self) -> tuple[int, int]:
+        """The current revision and the oldest watchable one, read atomically."""
+
+        async def read() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.get(self._rev_key)
+            pipe.xrange(self._log_key, count=1)
+            return list(await pipe.execute())
+
+        rev, first = await self._call(read)
+        revision = int(rev or 0)
+        return revision, _stream_revision(first[0][0]) if first else revision + 1
+
+    def _join_tail(self, current: int) -> _Tail:
+        tail = self._tail
+        if tail is None or tail.task is None or tail.task.done():
+            tail = _Tail(current)
+            self._tail = tail
+            tail.task = asyncio.get_running_loop().create_task(
+                self._read_log(tail), name="statekeeper-redis-log-reader"
+            )
+        tail.watchers += 1
+        return tail
+
+    async def _read_log(self, tail: _Tail) -> None:
+        """Follow the change log and hand every entry to the local watchers."""
+        backoff = 0.05
+        while not self._closed and tail.watchers > 0 and tail.reset is None:
+            try:
+                if not tail.healthy:
+                    current = int(await self._tail_redis.get(self._rev_key) or 0)
+                    if current < tail.last:
+                        tail.reset = HistoryCompactedError(
+                            f"the Redis store went back from revision {tail.last} to {current}"
+                            " (it lost its data): read the current state again and watch"
+                            " from there",
+                            metadata={"compact_revision": str(current + 1)},
+                        )
+                        tail.notify()
+                        return
+                    tail.healthy = True
+                    log.info("change log reader reconnected to Redis at %s", self._where)
+                reply = await self._tail_redis.xread(
+                    {self._log_key: f"{tail.last}-0"}, count=READ_BATCH, block=TAIL_BLOCK_MS
+                )
+                backoff = 0.05
+            except _ERRORS as error:
+                if tail.healthy:
+                    log.warning("change log reader lost Redis at %s: %s", self._where, error)
+                tail.healthy = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            if not reply:
+                continue
+            for _, entries in reply:
+                for entry_id, fields in entries:
+                    revision = _stream_revision(entry_id)
+                    tail.add(revision, _decode_events(revision, fields[b"e"]))
+            tail.notify()
+        if self._tail is tail:
+            self._tail = None
+        tail.notify()
+
+    async def _read_range(self, first: int) -> list[tuple[int, tuple[Event, ...]]]:
+        """Change-log entries from revision ``first`` on (for watchers behind the reader)."""
+        reply = await self._tail_redis.xrange(self._log_key, min=f"{first}-0", count=READ_BATCH)
+        return [
+            (_stream_revision(entry_id), _decode_events(_stream_revision(entry_id), fields[b"e"]))
+            for entry_id, fields in reply
+        ]
+
+    async def watch(
+        self,
+        prefix: str,
+        pattern: GlobPattern | None = None,
+        *,
+        start_revision: int = 0,
+        progress_interval: float | None = None,
+    ) -> AsyncIterator[WatchUpdate]:
+        """Serve the watch from the change-log stream, in revision order."""
+        current, oldest = await self._position()
+        if start_revision <= 0:
+            next_revision = current + 1
+        elif start_revision < oldest:
+            raise compacted_error(oldest, start_revision)
+        else:
+            next_revision = start_revision
+        tail = self._join_tail(current)
+        try:
+            yield WatchUpdate(current)
+            loop = asyncio.get_running_loop()
+            last_yield = loop.time()
+            backoff = 0.05
+            while True:
+                if tail.reset is not None:
+                    raise tail.reset
+                if tail.task is None or tail.task.done():
+                    if self._closed:
+                        return
+                    if tail.task is not None and not tail.task.cancelled():
+                        failure = tail.task.exception()
+                        if failure is not None:
+                            raise failure
+                    tail.watchers -= 1
+                    tail = self._join_tail(next_revision - 1)
+                if next_revision <= tail.last:
+                    if next_revision >= tail.first:
+                        upto = tail.last
+                        batches = tail.buffer[next_revision - tail.first :]
+                    else:
+                        try:
+                            read = await self._read_range(next_revision)
+                        except _ERRORS:
+                            await asyncio.sleep(backoff)
+                            backoff = min(backoff * 2, MAX_BACKOFF)
+                            continue
+                        backoff = 0.05
+                        if not read or read[0][0] != next_revision:
+                            _, oldest = await self._position()
+                            raise compacted_error(max(oldest, next_revision + 1), next_revision)
+                        upto = read[-1][0]
+                        batches = [events for _, events in read]
+                    next_revision = upto + 1
+                    events = tuple(
+                        event
+                        for batch in batches
+                        for event in batch
+                        if key_filter(prefix, pattern, event.key)
+                    )
+                    if events:
+                        last_yield = loop.time()
+                        yield WatchUpdate(upto, events)
+                    continue
+                timeout = None
+                if progress_interval is not None:
+                    timeout = max(0.0, last_yield + progress_interval - loop.time())
+                if not await tail.wait(timeout):
+                    last_yield = loop.time()
+                    if tail.healthy:
+                        yield WatchUpdate(next_revision - 1)
+        finally:
+            tail.watchers -= 1
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop the background tasks and close every connection."""
+        self._closed = True
+        tasks = [self._reaper, self._tail.task if self._tail is not None else None]
+        for task in tasks:
+            if task is not None and not task.done():
+                task.cancel()
+        for task in tasks:
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._reaper = None
+        self._tail = None
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()
+        with contextlib.suppress(Exception):
+            await self._tail_redis.aclose()
+        with contextlib.suppress(Exception):
+            await self._pool.disconnect()
+        with contextlib.suppress(Exception):
+            await self._tail_pool.disconnect()
+
+    def discard(self) -> None:
+        """Forget tasks and connections of an event loop that is gone."""
+        self._closed = True
+        for task in (self._reaper, self._tail.task if self._tail is not None else None):
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    task.cancel()
+        self._reaper = None
+        self._tail = None
