@@ -335,13 +335,25 @@ class StateManager:
     async def _deliver(
         self, pattern: str, callback: Callback, started: asyncio.Future[None]
     ) -> None:
-        async for change in self.watch(pattern, _started=started):
-            try:
-                result = callback(change.key, change.old_value, change.new_value)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("subscriber callback for %r failed", pattern)
+        try:
+            async for change in self.watch(pattern, _started=started):
+                await self._call_back(pattern, callback, change)
+        except HistoryCompactedError as error:
+            log.error(
+                "subscription to %r ended: %s (compact_revision %d)",
+                pattern,
+                error.message,
+                error.compact_revision,
+            )
+
+    @staticmethod
+    async def _call_back(pattern: str, callback: Callback, change: StateChange) -> None:
+        try:
+            result = callback(change.key, change.old_value, change.new_value)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("subscriber callback for %r failed", pattern)
 
     def unsubscribe(self, pattern: str, callback: Callback) -> None:
         """Stop calling ``callback`` for ``pattern``."""
