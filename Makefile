@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-RUN_BACKEND ?= memory
+RUN_BACKEND ?= file
 
 .PHONY: install system-deps run test lint proto proto-check clean
 

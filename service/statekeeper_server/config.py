@@ -23,7 +23,9 @@ class ServerConfig:
 
     host: str = _option("127.0.0.1", "Address to listen on.")
     port: int = _option(50051, "Port to listen on (0 picks a free port).")
-    backend: str = _option("memory", "Storage backend.", ("memory", "file", "redis"))
+    backend: str = _option(
+        "file", "Storage backend (file: durable under --data-dir).", ("memory", "file", "redis")
+    )
     data_dir: str = _option("./data", "Directory of the file backend.")
     file_format: str = _option(
         "msgpack", "Log and snapshot format of the file backend.", ("json", "msgpack")

@@ -41,6 +41,15 @@ def open_backend(options: BackendOptions) -> Backend:
     """A new backend for ``options``."""
     if options.kind == "memory":
         return MemoryBackend(history_revisions=options.history_revisions)
+    if options.kind == "file":
+        from statekeeper_server.engine.file import FileBackend
+
+        return FileBackend(
+            options.data_dir,
+            format=options.file_format,
+            compression=options.compression,
+            history_revisions=options.history_revisions,
+        )
     if options.kind == "redis":
         from statekeeper_server.engine.redis import RedisBackend
 

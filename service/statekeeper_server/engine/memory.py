@@ -115,6 +115,36 @@ class MemoryBackend(Backend):
             self._compacted_through = self._history[excess - 1][0]
             del self._history[:excess]
 
+    def restore(
+        self,
+        entries: Sequence[Entry],
+        revision: int,
+        compacted_through: int,
+        history: Sequence[tuple[int, tuple[Event, ...]]] = (),
+    ) -> None:
+        """Load a persisted state (a snapshot) into an empty store: ``entries`` in key order
+        as of ``revision``, plus the retained change history after ``compacted_through``."""
+        assert not self._data and not self._history, "restore() needs an empty store"
+        for entry in entries:
+            self._data[entry.key] = entry
+            self._bytes += len(entry.value)
+            if entry.expire_at is not None:
+                self._expiry_heap.append((entry.expire_at, entry.key, entry.mod_revision))
+        self._keys = sorted(self._data)
+        heapq.heapify(self._expiry_heap)
+        self._history = list(history)
+        self._revision = revision
+        self._compacted_through = compacted_through
+
+    def history_items(self) -> list[tuple[int, tuple[Event, ...]]]:
+        """A copy of the retained change history, oldest first (for snapshots)."""
+        return list(self._history)
+
+    @property
+    def compacted_through(self) -> int:
+        """The newest revision whose history is gone (0: the whole history is retained)."""
+        return self._compacted_through
+
     def set_compacted_through(self, revision: int) -> None:
         """Record that history up to ``revision`` is gone (after loading a snapshot)."""
         self._compacted_through = max(self._compacted_through, revision)
@@ -194,11 +224,30 @@ class MemoryBackend(Backend):
             events.append(Event(EventType.EXPIRE, key, revision, None, entry))
         return events
 
+    def pop_due_expiries(self, now: float) -> list[tuple[str, int]]:
+        """Remove and return the expiry-heap items due at ``now`` as (key, mod_revision); the
+        caller decides which still match a live entry (persistent backends plan against their
+        pending writes)."""
+        heap = self._expiry_heap
+        due: list[tuple[str, int]] = []
+        while heap and heap[0][0] <= now:
+            _, key, mod_revision = heapq.heappop(heap)
+            due.append((key, mod_revision))
+        return due
+
+    def peek(self, key: str) -> Entry | None:
+        """The stored entry under ``key`` even when its expiry time has passed."""
+        return self._data.get(key)
+
     def next_expiry(self) -> float | None:
         """The earliest pending expiry time, if any (stale heap items included)."""
         return self._expiry_heap[0][0] if self._expiry_heap else None
 
     # -- the reaper ------------------------------------------------------------------------
+
+    def wake_reaper(self) -> None:
+        """Start (or nudge) the background expiry task when a loop is running."""
+        self._wake_reaper()
 
     def _wake_reaper(self) -> None:
         if self._closed:
@@ -262,9 +311,16 @@ class MemoryBackend(Backend):
         return self.range_now(prefix, pattern, start_after=start_after, limit=limit)
 
     def range_now(
-        self, prefix: str, pattern: GlobPattern | None, *, start_after: str, limit: int
+        self,
+        prefix: str,
+        pattern: GlobPattern | None,
+        *,
+        start_after: str,
+        limit: int,
+        now: float | None = None,
     ) -> Page:
-        """The synchronous body of :meth:`range`."""
+        """The synchronous body of :meth:`range`; with ``now`` set, entries whose expiry time
+        is not after ``now`` are left out (for backends that reap through a log)."""
         scan_prefix = prefix + (pattern.literal_prefix if pattern is not None else "")
         keys = self._keys
         index = bisect.bisect_left(keys, scan_prefix)
@@ -279,10 +335,13 @@ class MemoryBackend(Backend):
                 break
             if pattern is not None and not pattern.matches(key[len(prefix) :]):
                 continue
+            entry = self._data[key]
+            if now is not None and entry.expire_at is not None and entry.expire_at <= now:
+                continue
             if len(entries) == limit:
                 more = True
                 break
-            entries.append(self._data[key])
+            entries.append(entry)
         return Page(entries, self._revision, more)
 
     async def watch(
