@@ -16,7 +16,7 @@ from statekeeper.errors import (
     StateKeeperError,
     UnavailableError,
 )
-from statekeeper.state.backends import MemoryBackend, RedisBackend
+from statekeeper.state.backends import FileBackend, MemoryBackend, RedisBackend
 from statekeeper.state.changes import ChangeType, StateChange, StateEntry
 from statekeeper.state.state_manager import StateConfig, StateManager
 
@@ -25,6 +25,7 @@ __all__ = [
     "ChangeType",
     "ConflictError",
     "FailedPreconditionError",
+    "FileBackend",
     "HistoryCompactedError",
     "InvalidArgumentError",
     "MemoryBackend",

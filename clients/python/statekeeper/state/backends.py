@@ -5,7 +5,8 @@ These are the server's own backend classes: ``MemoryBackend()`` (no persistence)
 ``RedisBackend(url, db, key_prefix, connection_pool_size)`` (shared by many instances).
 """
 
+from statekeeper_server.engine.file import FileBackend
 from statekeeper_server.engine.memory import MemoryBackend
 from statekeeper_server.engine.redis import RedisBackend
 
-__all__ = ["MemoryBackend", "RedisBackend"]
+__all__ = ["FileBackend", "MemoryBackend", "RedisBackend"]
