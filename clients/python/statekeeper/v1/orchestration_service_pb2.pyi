@@ -168,16 +168,18 @@ class TeamState(_message.Message):
     def __init__(self, team_id: _Optional[str] = ..., agents: _Optional[_Mapping[str, AgentCoordinationState]] = ..., task_queue: _Optional[_Union[TaskQueueState, _Mapping]] = ..., settings: _Optional[_Union[TeamSettings, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_counts: _Optional[_Union[QueueCounts, _Mapping]] = ...) -> None: ...
 
 class CreateTeamRequest(_message.Message):
-    __slots__ = ("team_id", "agents", "initial_tasks", "settings")
+    __slots__ = ("team_id", "agents", "initial_tasks", "settings", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     AGENTS_FIELD_NUMBER: _ClassVar[int]
     INITIAL_TASKS_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
     agents: _containers.RepeatedCompositeFieldContainer[AgentCoordinationState]
     initial_tasks: _containers.RepeatedCompositeFieldContainer[TaskSpec]
     settings: TeamSettings
-    def __init__(self, team_id: _Optional[str] = ..., agents: _Optional[_Iterable[_Union[AgentCoordinationState, _Mapping]]] = ..., initial_tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ..., settings: _Optional[_Union[TeamSettings, _Mapping]] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., agents: _Optional[_Iterable[_Union[AgentCoordinationState, _Mapping]]] = ..., initial_tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ..., settings: _Optional[_Union[TeamSettings, _Mapping]] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class CreateTeamResponse(_message.Message):
     __slots__ = ("team",)
@@ -186,10 +188,12 @@ class CreateTeamResponse(_message.Message):
     def __init__(self, team: _Optional[_Union[TeamState, _Mapping]] = ...) -> None: ...
 
 class GetTeamRequest(_message.Message):
-    __slots__ = ("team_id",)
+    __slots__ = ("team_id", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
-    def __init__(self, team_id: _Optional[str] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class GetTeamResponse(_message.Message):
     __slots__ = ("team",)
@@ -256,12 +260,14 @@ class GetAvailableAgentsResponse(_message.Message):
     def __init__(self, agents: _Optional[_Iterable[_Union[AgentCoordinationState, _Mapping]]] = ...) -> None: ...
 
 class EnqueueTaskRequest(_message.Message):
-    __slots__ = ("team_id", "task")
+    __slots__ = ("team_id", "task", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
     task: TaskSpec
-    def __init__(self, team_id: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class EnqueueTaskResponse(_message.Message):
     __slots__ = ("task", "created")
@@ -272,12 +278,14 @@ class EnqueueTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
-    __slots__ = ("team_id", "task_id")
+    __slots__ = ("team_id", "task_id", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
     task_id: str
-    def __init__(self, team_id: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., task_id: _Optional[str] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class GetTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -286,16 +294,18 @@ class GetTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class AssignTaskRequest(_message.Message):
-    __slots__ = ("team_id", "task_id", "agent_id", "lease")
+    __slots__ = ("team_id", "task_id", "agent_id", "lease", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
     task_id: str
     agent_id: str
     lease: _duration_pb2.Duration
-    def __init__(self, team_id: _Optional[str] = ..., task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., lease: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., lease: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class AssignTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -304,14 +314,16 @@ class AssignTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class ClaimNextTaskRequest(_message.Message):
-    __slots__ = ("team_id", "agent_id", "lease")
+    __slots__ = ("team_id", "agent_id", "lease", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
     agent_id: str
     lease: _duration_pb2.Duration
-    def __init__(self, team_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., lease: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., lease: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class ClaimNextTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -320,16 +332,18 @@ class ClaimNextTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class RenewLeaseRequest(_message.Message):
-    __slots__ = ("team_id", "task_id", "agent_id", "lease")
+    __slots__ = ("team_id", "task_id", "agent_id", "lease", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
     task_id: str
     agent_id: str
     lease: _duration_pb2.Duration
-    def __init__(self, team_id: _Optional[str] = ..., task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., lease: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., lease: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class RenewLeaseResponse(_message.Message):
     __slots__ = ("task",)
@@ -338,16 +352,18 @@ class RenewLeaseResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class CompleteTaskRequest(_message.Message):
-    __slots__ = ("team_id", "task_id", "result", "agent_id")
+    __slots__ = ("team_id", "task_id", "result", "agent_id", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
     task_id: str
     result: _common_pb2.Value
     agent_id: str
-    def __init__(self, team_id: _Optional[str] = ..., task_id: _Optional[str] = ..., result: _Optional[_Union[_common_pb2.Value, _Mapping]] = ..., agent_id: _Optional[str] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., task_id: _Optional[str] = ..., result: _Optional[_Union[_common_pb2.Value, _Mapping]] = ..., agent_id: _Optional[str] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class CompleteTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -356,18 +372,20 @@ class CompleteTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class FailTaskRequest(_message.Message):
-    __slots__ = ("team_id", "task_id", "reason", "agent_id", "retry_limit")
+    __slots__ = ("team_id", "task_id", "reason", "agent_id", "retry_limit", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     RETRY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
     task_id: str
     reason: str
     agent_id: str
     retry_limit: int
-    def __init__(self, team_id: _Optional[str] = ..., task_id: _Optional[str] = ..., reason: _Optional[str] = ..., agent_id: _Optional[str] = ..., retry_limit: _Optional[int] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., task_id: _Optional[str] = ..., reason: _Optional[str] = ..., agent_id: _Optional[str] = ..., retry_limit: _Optional[int] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class FailTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -376,10 +394,12 @@ class FailTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class GetQueueStatusRequest(_message.Message):
-    __slots__ = ("team_id",)
+    __slots__ = ("team_id", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
-    def __init__(self, team_id: _Optional[str] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class GetQueueStatusResponse(_message.Message):
     __slots__ = ("queue",)
@@ -388,16 +408,18 @@ class GetQueueStatusResponse(_message.Message):
     def __init__(self, queue: _Optional[_Union[TaskQueueState, _Mapping]] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
-    __slots__ = ("team_id", "state", "page_size", "page_token")
+    __slots__ = ("team_id", "state", "page_size", "page_token", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
     state: TaskState
     page_size: int
     page_token: str
-    def __init__(self, team_id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class ListTasksResponse(_message.Message):
     __slots__ = ("tasks", "next_page_token")
@@ -408,12 +430,14 @@ class ListTasksResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class WatchTeamRequest(_message.Message):
-    __slots__ = ("team_id", "progress_interval")
+    __slots__ = ("team_id", "progress_interval", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     team_id: str
     progress_interval: _duration_pb2.Duration
-    def __init__(self, team_id: _Optional[str] = ..., progress_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., progress_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
 
 class TeamChange(_message.Message):
     __slots__ = ("type", "agent", "task", "task_id")
