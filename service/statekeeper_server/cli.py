@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -60,6 +61,10 @@ async def _watch(manager: StateManager, args: argparse.Namespace) -> Any:
     return None
 
 
+async def _stats(manager: StateManager, args: argparse.Namespace) -> Any:
+    return dataclasses.asdict(await manager.get_stats())
+
+
 CLIENT_COMMANDS: dict[str, tuple[ClientCommand, str, Callable[[argparse.ArgumentParser], Any]]] = {
     "get": (_get, "Print a key's value.", lambda p: p.add_argument("key")),
     "put": (
@@ -76,6 +81,11 @@ CLIENT_COMMANDS: dict[str, tuple[ClientCommand, str, Callable[[argparse.Argument
         _list,
         "List keys matching a glob.",
         lambda p: p.add_argument("pattern", nargs="?", default="*"),
+    ),
+    "stats": (
+        _stats,
+        "Print storage statistics: keys, bytes, revision, oldest revision, backend.",
+        lambda p: None,
     ),
     "watch": (
         _watch,
@@ -125,7 +135,11 @@ def main(argv: list[str] | None = None) -> None:
         logging.basicConfig(
             level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
-        asyncio.run(serve(config))
+        try:
+            asyncio.run(serve(config))
+        except StateKeeperError as error:  # e.g. the data directory is held by another server
+            print(f"error: {error.message}", file=sys.stderr)
+            raise SystemExit(2) from None
         return
     command = CLIENT_COMMANDS[args.command][0]
     try:

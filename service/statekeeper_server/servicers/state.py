@@ -133,3 +133,14 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             canceled=True,
             cancel_reason="server shutting down: reconnect and resume from the next revision",
         )
+
+    async def GetStats(self, request: pb.GetStatsRequest, context: object) -> pb.GetStatsResponse:
+        """Size and history figures of the whole backend."""
+        stats = await self.engine.backend.stats()
+        return pb.GetStatsResponse(
+            keys=stats.keys,
+            bytes=stats.bytes,
+            revision=stats.revision,
+            oldest_revision=stats.oldest_revision,
+            backend=stats.backend,
+        )

@@ -18,7 +18,7 @@ from statekeeper.errors import (
 )
 from statekeeper.state.backends import FileBackend, MemoryBackend, RedisBackend
 from statekeeper.state.changes import ChangeType, StateChange, StateEntry
-from statekeeper.state.state_manager import StateConfig, StateManager
+from statekeeper.state.state_manager import StateConfig, StateManager, StateStats
 
 __all__ = [
     "AlreadyExistsError",
@@ -37,5 +37,6 @@ __all__ = [
     "StateEntry",
     "StateKeeperError",
     "StateManager",
+    "StateStats",
     "UnavailableError",
 ]

@@ -32,6 +32,19 @@ MAX_RECONNECT_DELAY = 2.0
 Callback = Callable[[str, Any, Any], Any]
 
 
+@dataclass(frozen=True)
+class StateStats:
+    """Storage statistics of the store behind a StateManager (the reference's "Monitor State
+    Size"): live keys, value bytes, the current revision, the oldest revision a watch can
+    start from, and the backend's name."""
+
+    keys: int
+    bytes: int
+    revision: int
+    oldest_revision: int
+    backend: str
+
+
 @dataclass
 class StateConfig:
     """Where the StateManager keeps state and how it behaves.
@@ -44,6 +57,11 @@ class StateConfig:
     format). ``key_prefix`` is put before every key this manager uses (and removed from keys it
     returns), so several applications can share one store. ``ttl`` is the default time-to-live
     in seconds of saved keys (None: keys never expire).
+
+    Remote (``backend="grpc"``) security: ``tls`` / ``tls_ca_file`` (trusted CA of the server
+    certificate), ``tls_cert_file`` + ``tls_key_file`` (client certificate for mutual TLS),
+    ``tls_server_name`` (name to check in the server certificate), ``token`` (bearer token) and
+    ``namespace`` (which of the token's namespaces to use).
     """
 
     backend: str = "memory"
@@ -56,6 +74,13 @@ class StateConfig:
     address: str | None = None
     timeout: float | None = None
     compression: bool = False
+    tls: bool = False
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_server_name: str | None = None
+    token: str | None = field(default=None, repr=False)
+    namespace: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     def connection(self) -> ConnectionOptions:
@@ -69,6 +94,13 @@ class StateConfig:
             compression=self.compression,
             redis_url=self.redis_url,
             timeout=self.timeout,
+            tls=self.tls,
+            tls_ca_file=self.tls_ca_file,
+            tls_cert_file=self.tls_cert_file,
+            tls_key_file=self.tls_key_file,
+            tls_server_name=self.tls_server_name,
+            token=self.token,
+            namespace=self.namespace,
             **self.options,
         )
 
@@ -243,6 +275,20 @@ class StateManager:
         """All keys matching the glob ``pattern`` (``*``, ``?``, ``[...]``), in key order."""
         return [key async for key in self.iter_keys(pattern)]
 
+    # -- statistics ---------------------------------------------------------------------------
+
+    async def get_stats(self) -> StateStats:
+        """Size and history figures of the whole store (every namespace, not only this
+        manager's ``key_prefix``)."""
+        response = await self._call("GetStats", pb.GetStatsRequest())
+        return StateStats(
+            keys=int(response.keys),
+            bytes=int(response.bytes),
+            revision=int(response.revision),
+            oldest_revision=int(response.oldest_revision),
+            backend=str(response.backend),
+        )
+
     # -- watching -----------------------------------------------------------------------------
 
     async def watch(
@@ -377,4 +423,4 @@ class StateManager:
         await self.close()
 
 
-__all__ = ["StateConfig", "StateManager", "split_file_path"]
+__all__ = ["StateConfig", "StateManager", "StateStats", "split_file_path"]

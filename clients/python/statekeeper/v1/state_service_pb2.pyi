@@ -199,3 +199,21 @@ class WatchResponse(_message.Message):
     compact_revision: int
     cancel_reason: str
     def __init__(self, created: _Optional[bool] = ..., revision: _Optional[int] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., progress_notify: _Optional[bool] = ..., canceled: _Optional[bool] = ..., compact_revision: _Optional[int] = ..., cancel_reason: _Optional[str] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsResponse(_message.Message):
+    __slots__ = ("keys", "bytes", "revision", "oldest_revision", "backend")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_REVISION_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    keys: int
+    bytes: int
+    revision: int
+    oldest_revision: int
+    backend: str
+    def __init__(self, keys: _Optional[int] = ..., bytes: _Optional[int] = ..., revision: _Optional[int] = ..., oldest_revision: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...

@@ -74,6 +74,11 @@ class StateServiceStub:
                 request_serializer=statekeeper_dot_v1_dot_state__service__pb2.WatchRequest.SerializeToString,
                 response_deserializer=statekeeper_dot_v1_dot_state__service__pb2.WatchResponse.FromString,
                 _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/statekeeper.v1.StateService/GetStats',
+                request_serializer=statekeeper_dot_v1_dot_state__service__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=statekeeper_dot_v1_dot_state__service__pb2.GetStatsResponse.FromString,
+                _registered_method=True)
 
 
 class StateServiceServicer:
@@ -133,6 +138,13 @@ class StateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStats(self, request, context):
+        """GetStats reports the size and history figures of the storage backend behind this server.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +182,11 @@ def add_StateServiceServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=statekeeper_dot_v1_dot_state__service__pb2.WatchRequest.FromString,
                     response_serializer=statekeeper_dot_v1_dot_state__service__pb2.WatchResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=statekeeper_dot_v1_dot_state__service__pb2.GetStatsRequest.FromString,
+                    response_serializer=statekeeper_dot_v1_dot_state__service__pb2.GetStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -366,6 +383,33 @@ class StateService:
             '/statekeeper.v1.StateService/Watch',
             statekeeper_dot_v1_dot_state__service__pb2.WatchRequest.SerializeToString,
             statekeeper_dot_v1_dot_state__service__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statekeeper.v1.StateService/GetStats',
+            statekeeper_dot_v1_dot_state__service__pb2.GetStatsRequest.SerializeToString,
+            statekeeper_dot_v1_dot_state__service__pb2.GetStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
