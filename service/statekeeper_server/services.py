@@ -10,9 +10,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from statekeeper.v1 import state_service_pb2, state_service_pb2_grpc
+from statekeeper.v1 import (
+    speech_service_pb2,
+    speech_service_pb2_grpc,
+    state_service_pb2,
+    state_service_pb2_grpc,
+    tool_service_pb2,
+    tool_service_pb2_grpc,
+)
 
+from statekeeper_server.servicers.speech import SpeechServicer
 from statekeeper_server.servicers.state import StateServicer
+from statekeeper_server.servicers.tools import ToolServicer
 
 
 @dataclass(frozen=True)
@@ -29,5 +38,15 @@ SERVICES: list[ServiceSpec] = [
         state_service_pb2.DESCRIPTOR.services_by_name["StateService"].full_name,
         StateServicer,
         state_service_pb2_grpc.add_StateServiceServicer_to_server,
+    ),
+    ServiceSpec(
+        tool_service_pb2.DESCRIPTOR.services_by_name["ToolService"].full_name,
+        ToolServicer,
+        tool_service_pb2_grpc.add_ToolServiceServicer_to_server,
+    ),
+    ServiceSpec(
+        speech_service_pb2.DESCRIPTOR.services_by_name["SpeechService"].full_name,
+        SpeechServicer,
+        speech_service_pb2_grpc.add_SpeechServiceServicer_to_server,
     ),
 ]
