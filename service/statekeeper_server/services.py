@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from statekeeper.v1 import (
+    knowledge_service_pb2,
+    knowledge_service_pb2_grpc,
+    orchestration_service_pb2,
+    orchestration_service_pb2_grpc,
     speech_service_pb2,
     speech_service_pb2_grpc,
     state_service_pb2,
@@ -19,6 +23,8 @@ from statekeeper.v1 import (
     tool_service_pb2_grpc,
 )
 
+from statekeeper_server.servicers.knowledge import KnowledgeServicer
+from statekeeper_server.servicers.orchestration import OrchestrationServicer
 from statekeeper_server.servicers.speech import SpeechServicer
 from statekeeper_server.servicers.state import StateServicer
 from statekeeper_server.servicers.tools import ToolServicer
@@ -48,5 +54,15 @@ SERVICES: list[ServiceSpec] = [
         speech_service_pb2.DESCRIPTOR.services_by_name["SpeechService"].full_name,
         SpeechServicer,
         speech_service_pb2_grpc.add_SpeechServiceServicer_to_server,
+    ),
+    ServiceSpec(
+        orchestration_service_pb2.DESCRIPTOR.services_by_name["OrchestrationService"].full_name,
+        OrchestrationServicer,
+        orchestration_service_pb2_grpc.add_OrchestrationServiceServicer_to_server,
+    ),
+    ServiceSpec(
+        knowledge_service_pb2.DESCRIPTOR.services_by_name["KnowledgeService"].full_name,
+        KnowledgeServicer,
+        knowledge_service_pb2_grpc.add_KnowledgeServiceServicer_to_server,
     ),
 ]
