@@ -1,7 +1,9 @@
 """The ``statekeeper`` command: ``serve`` runs the server; the other sub-commands are clients.
 
 Client sub-commands talk to ``--address`` (env ``STATEKEEPER_ADDRESS``, default
-127.0.0.1:50051) and print JSON.
+127.0.0.1:50051) and print JSON; ``--token`` (env ``STATEKEEPER_TOKEN``), ``--namespace`` and
+the ``--tls-*`` options are the client's credentials. ``statekeeper health`` exits 0 when the
+server reports SERVING (the container image's HEALTHCHECK).
 """
 
 from __future__ import annotations
@@ -10,16 +12,17 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import grpc
 from statekeeper.errors import StateKeeperError
 from statekeeper.state import StateConfig, StateManager
 
 from statekeeper_server.config import ServerConfig
+from statekeeper_server.observability import configure_logging
 from statekeeper_server.server import serve
 
 ClientCommand = Callable[[StateManager, argparse.Namespace], Awaitable[Any]]
@@ -106,17 +109,84 @@ def build_parser() -> argparse.ArgumentParser:
     ServerConfig.parser_arguments(serve_parser)
     for name, (_, help_text, add_arguments) in CLIENT_COMMANDS.items():
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument(
-            "--address",
-            default=os.environ.get("STATEKEEPER_ADDRESS", "127.0.0.1:50051"),
-            help="server address host:port [env STATEKEEPER_ADDRESS]",
-        )
+        _client_arguments(sub)
         add_arguments(sub)
+    health_parser = commands.add_parser(
+        "health", help="Exit 0 when the server (or --service) reports SERVING, else 1."
+    )
+    _client_arguments(health_parser)
+    health_parser.add_argument("--service", default="", help="service name ('' = the server)")
+    health_parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
     return parser
 
 
+def _client_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "--address",
+        default=env("STATEKEEPER_ADDRESS", "127.0.0.1:50051"),
+        help="server address host:port [env STATEKEEPER_ADDRESS]",
+    )
+    parser.add_argument(
+        "--token", default=env("STATEKEEPER_TOKEN"), help="bearer token [env STATEKEEPER_TOKEN]"
+    )
+    parser.add_argument(
+        "--namespace",
+        default=env("STATEKEEPER_NAMESPACE"),
+        help="namespace of the token to use [env STATEKEEPER_NAMESPACE]",
+    )
+    parser.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=bool(env("STATEKEEPER_TLS")),
+        help="use TLS (implied by the other --tls-* options) [env STATEKEEPER_TLS]",
+    )
+    for flag, what in (
+        ("ca", "CA bundle that signed the server certificate"),
+        ("cert", "client certificate (mutual TLS)"),
+        ("key", "client private key (mutual TLS)"),
+        ("server-name", "name expected in the server certificate"),
+    ):
+        variable = "STATEKEEPER_CLIENT_TLS_" + flag.upper().replace("-", "_")
+        parser.add_argument(f"--tls-{flag}", default=env(variable), help=f"{what} [env {variable}]")
+
+
+def client_config(args: argparse.Namespace) -> StateConfig:
+    """The StateConfig of a client sub-command's arguments."""
+    return StateConfig(
+        backend="grpc",
+        address=args.address,
+        tls=args.tls,
+        tls_ca_file=args.tls_ca,
+        tls_cert_file=args.tls_cert,
+        tls_key_file=args.tls_key,
+        tls_server_name=args.tls_server_name,
+        token=args.token,
+        namespace=args.namespace,
+    )
+
+
+async def _health(args: argparse.Namespace) -> int:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from statekeeper.transport import open_channel
+
+    channel = open_channel(client_config(args).connection())
+    try:
+        stub = health_pb2_grpc.HealthStub(channel)
+        response = await stub.Check(
+            health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+        )
+    except grpc.RpcError as error:
+        print(f"unhealthy: {error.code().name} {error.details()}", file=sys.stderr)
+        return 1
+    finally:
+        await channel.close()
+    print(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+    return 0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
 async def _run_client(command: ClientCommand, args: argparse.Namespace) -> int:
-    async with StateManager(StateConfig(backend="grpc", address=args.address)) as manager:
+    async with StateManager(client_config(args)) as manager:
         try:
             result = await command(manager, args)
         except StateKeeperError as error:
@@ -132,15 +202,15 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         config = ServerConfig.from_namespace(args)
-        logging.basicConfig(
-            level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+        configure_logging(config.log_level, config.log_format)
         try:
             asyncio.run(serve(config))
         except StateKeeperError as error:  # e.g. the data directory is held by another server
             print(f"error: {error.message}", file=sys.stderr)
             raise SystemExit(2) from None
         return
+    if args.command == "health":
+        raise SystemExit(asyncio.run(_health(args)))
     command = CLIENT_COMMANDS[args.command][0]
     try:
         code = asyncio.run(_run_client(command, args))

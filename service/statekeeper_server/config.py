@@ -42,8 +42,33 @@ class ServerConfig:
     max_transaction_operations: int = _option(
         128, "Most comparisons plus operations per transaction."
     )
+    max_watchers: int = _option(
+        10_000, "Most server-streaming calls (watches) open at once in the server (0: no limit)."
+    )
+    max_streams_per_connection: int = _option(
+        100, "Most server-streaming calls open at once on one client connection (0: no limit)."
+    )
+    max_concurrent_streams: int = _option(
+        1000, "HTTP/2 limit of concurrent calls per connection (grpc.max_concurrent_streams)."
+    )
     shutdown_grace: float = _option(5.0, "Seconds in-flight calls get to finish on SIGTERM.")
     log_level: str = _option("info", "Log level.", ("debug", "info", "warning", "error"))
+    log_format: str = _option("text", "Log line format.", ("text", "json"))
+    access_log: bool = _option(True, "Write one log line per call (statekeeper.access).")
+    tls_cert: str = _option("", "PEM certificate chain of the server (enables TLS).")
+    tls_key: str = _option("", "PEM private key of the server certificate.")
+    tls_client_ca: str = _option(
+        "", "PEM CA bundle: require client certificates signed by it (mutual TLS)."
+    )
+    auth_tokens_file: str = _option(
+        "", "JSON file of bearer tokens -> namespaces and role (enables authentication)."
+    )
+    auth_exempt: str = _option(
+        "/grpc.health.v1.Health/,/grpc.reflection.",
+        "Comma-separated method prefixes that need no token when authentication is on.",
+    )
+    metrics_port: int = _option(-1, "Port of the Prometheus /metrics endpoint (-1: off, 0: any).")
+    metrics_host: str = _option("", "Address of the metrics endpoint (default: --host).")
 
     @classmethod
     def parser_arguments(cls, parser: argparse.ArgumentParser) -> None:

@@ -1,55 +1,253 @@
-"""Server interceptors: the one place where errors become gRPC statuses.
+"""The server interceptor: one wrapper around every handler of every service.
 
-:class:`ErrorInterceptor` wraps every handler. A :class:`~statekeeper.errors.StateKeeperError`
-becomes its status code with a ``google.rpc.ErrorInfo`` (and ``BadRequest``) detail; any other
-exception is logged with its traceback and answered as INTERNAL without leaking its text.
+For each call, :class:`CallInterceptor`
+
+1. takes the request id from the ``x-request-id`` metadata (or makes one) and returns it in the
+   trailing metadata; log records of the call carry it;
+2. authenticates and authorizes the call when an :class:`~statekeeper_server.auth.Authenticator`
+   is configured, and runs the handler as the caller's tenant
+   (:data:`~statekeeper_server.engine.tenancy.current_tenant`);
+3. admits a server-streaming call only within the stream limits (:class:`StreamLimits`);
+4. maps exceptions to statuses: a :class:`~statekeeper.errors.StateKeeperError` becomes its
+   status code with a ``google.rpc.ErrorInfo`` (and ``BadRequest``) detail; any other exception
+   is logged with its traceback and answered as INTERNAL without leaking its text;
+5. counts the call in the metrics and writes one access log line.
+
+The context variables are set inside the wrapped handler, i.e. in the task that runs the
+servicer, so they hold for the whole call (streams included).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
+import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from statekeeper.errors import InternalError, StateKeeperError, to_grpc_status
+from statekeeper.errors import (
+    InternalError,
+    Reason,
+    ResourceExhaustedError,
+    StateKeeperError,
+    to_grpc_status,
+)
+
+from statekeeper_server.auth import Authenticator, metadata_value
+from statekeeper_server.engine.tenancy import current_tenant
+from statekeeper_server.observability import ServerMetrics, current_request_id
 
 log = logging.getLogger("statekeeper.server")
+access_log = logging.getLogger("statekeeper.access")
+
+#: The metadata key of the request id (request and trailing metadata).
+REQUEST_ID_METADATA = "x-request-id"
+_REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
-    """Abort the call with the rich status for ``error``."""
+async def abort_with(
+    context: grpc.aio.ServicerContext,
+    error: Exception,
+    method: str,
+    trailing: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Abort the call with the rich status for ``error`` (plus ``trailing`` metadata)."""
     if not isinstance(error, StateKeeperError):
-        log.exception("unexpected error in %s", method, exc_info=error)
+        log.error("unexpected error in %s", method, exc_info=error)
         error = InternalError(f"internal error in {method}; see the server log")
-    await context.abort_with_status(to_grpc_status(error))
+    status = to_grpc_status(error)
+    await context.abort(status.code, status.details, (*status.trailing_metadata, *trailing))
 
 
-def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Any]:
-    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+@dataclass
+class StreamLimits:
+    """Admission of server-streaming calls (watches): at most ``max_streams`` in the whole
+    server and ``max_per_connection`` per client connection (0: unlimited)."""
+
+    max_streams: int = 0
+    max_per_connection: int = 0
+    active: int = 0
+    by_peer: dict[str, int] = field(default_factory=dict)
+
+    def acquire(self, peer: str) -> None:
+        """Take a slot for a new stream from ``peer`` or raise RESOURCE_EXHAUSTED."""
+        if self.max_streams and self.active >= self.max_streams:
+            raise ResourceExhaustedError(
+                f"too many watchers: the server allows {self.max_streams} open streams at once; "
+                "close a watch or retry later",
+                reason=Reason.TOO_MANY_WATCHERS,
+                metadata={"limit": str(self.max_streams)},
+            )
+        count = self.by_peer.get(peer, 0)
+        if self.max_per_connection and count >= self.max_per_connection:
+            raise ResourceExhaustedError(
+                f"too many streams on this connection: the limit is {self.max_per_connection}; "
+                "close a watch or open another connection",
+                reason=Reason.TOO_MANY_STREAMS,
+                metadata={"limit": str(self.max_per_connection)},
+            )
+        self.active += 1
+        self.by_peer[peer] = count + 1
+
+    def release(self, peer: str) -> None:
+        """Give back the slot of a finished stream."""
+        self.active -= 1
+        left = self.by_peer.get(peer, 1) - 1
+        if left > 0:
+            self.by_peer[peer] = left
+        else:
+            self.by_peer.pop(peer, None)
+
+
+class _Call:
+    """The bookkeeping of one call: request id, caller, status code, timing."""
+
+    def __init__(self, owner: CallInterceptor, method: str, context: Any, streaming: bool) -> None:
+        self.owner = owner
+        self.method = method
+        self.context = context
+        self.streaming = streaming
+        self.start = time.perf_counter()
+        metadata = tuple(context.invocation_metadata() or ())
+        self.metadata = metadata
+        given = metadata_value(metadata, REQUEST_ID_METADATA)
+        self.request_id = given if given and _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        self.peer = str(context.peer())
+        self.principal = ""
+        self.tenant = ""
+        self.code = "OK"
+        self.stream_slot = False
+        self.stream_gauge = False
+        self.tenant_token: contextvars.Token[str] | None = None
+
+    @property
+    def trailing(self) -> tuple[tuple[str, str], ...]:
+        return ((REQUEST_ID_METADATA, self.request_id),)
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Run the body with this call's request id; afterwards release what :meth:`admit`
+        took, count the call and write the access log line."""
+        request_token = current_request_id.set(self.request_id)
         try:
-            return await behavior(request, context)
-        except Exception as error:
-            await abort_with(context, error, method)
+            self.context.set_trailing_metadata(self.trailing)
+            yield
+        finally:
+            owner = self.owner
+            if self.stream_slot and owner.limits is not None:
+                owner.limits.release(self.peer)
+            if self.stream_gauge and owner.metrics is not None:
+                owner.metrics.stream_closed(self.method)
+            self.finish()
+            if self.tenant_token is not None:
+                with contextlib.suppress(ValueError):
+                    current_tenant.reset(self.tenant_token)
+            with contextlib.suppress(ValueError):
+                current_request_id.reset(request_token)
 
-    return handler
+    def admit(self) -> None:
+        """Authenticate and authorize the call, set its tenant, and admit a stream within
+        the stream limits; raises UNAUTHENTICATED, PERMISSION_DENIED or RESOURCE_EXHAUSTED."""
+        owner = self.owner
+        if owner.auth is not None and not owner.auth.is_exempt(self.method):
+            principal, self.tenant = owner.auth.authorize(self.method, self.metadata)
+            self.principal = principal.name
+        self.tenant_token = current_tenant.set(self.tenant)
+        if self.streaming and owner.limits is not None:
+            owner.limits.acquire(self.peer)
+            self.stream_slot = True
+        if self.streaming and owner.metrics is not None:
+            owner.metrics.stream_opened(self.method)
+            self.stream_gauge = True
+
+    def fail(self, error: BaseException) -> None:
+        """Record the status code a failure ends the call with."""
+        if isinstance(error, StateKeeperError):
+            self.code = error.code.name
+        elif isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+            self.code = "CANCELLED"
+        elif isinstance(error, grpc.aio.AbortError):
+            code = _context_code(self.context)
+            self.code = code.name if code is not None else "UNKNOWN"
+        else:
+            self.code = "INTERNAL"
+
+    async def fail_and_abort(self, error: BaseException) -> None:
+        """Record the failure; answer an exception with its status (an abort the handler
+        made itself, a cancellation or a closed stream stays as it is)."""
+        self.fail(error)
+        if isinstance(error, Exception) and not isinstance(error, grpc.aio.AbortError):
+            await abort_with(self.context, error, self.method, self.trailing)
+
+    def succeed(self) -> None:
+        """Record the status code of a call that returned (a handler may have set one)."""
+        code = _context_code(self.context)
+        if code is not None:
+            self.code = code.name
+
+    def finish(self) -> None:
+        seconds = time.perf_counter() - self.start
+        metrics = self.owner.metrics
+        if metrics is not None:
+            metrics.observe_call(self.method, self.code, seconds)
+        if self.owner.access_log:
+            access_log.info(
+                "%s %s %.1fms",
+                self.method,
+                self.code,
+                seconds * 1000,
+                extra={
+                    "method": self.method,
+                    "code": self.code,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "peer": self.peer,
+                    "principal": self.principal,
+                    "namespace": self.tenant or "default",
+                    "request_id": self.request_id,
+                },
+            )
 
 
-def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., Any]:
-    async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        try:
-            async for response in behavior(request, context):
-                yield response
-        except Exception as error:
-            await abort_with(context, error, method)
+def _context_code(context: Any) -> grpc.StatusCode | None:
+    code_of = getattr(context, "code", None)
+    if code_of is None:
+        return None
+    try:
+        code = code_of()
+    except Exception:
+        return None
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):
+        for candidate in grpc.StatusCode:
+            if candidate.value[0] == code:
+                return candidate
+    return None
 
-    return handler
 
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """Request ids, authentication, stream limits, error mapping, metrics and access logs for
+    every unary and streaming handler of every service (see the module docstring)."""
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps exceptions of every unary and server-streaming handler to rich statuses."""
-
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        auth: Authenticator | None = None,
+        metrics: ServerMetrics | None = None,
+        limits: StreamLimits | None = None,
+        access_log: bool = False,
+    ) -> None:
+        self.auth = auth
+        self.metrics = metrics
+        self.limits = limits
+        self.access_log = access_log
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -65,18 +263,85 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        wrapped = handler
-        if handler.unary_unary is not None:
-            wrapped = grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        elif handler.unary_stream is not None and not method.startswith("/grpc."):
-            wrapped = grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+        wrapped = self._wrap(handler, method)
         self._cache[method] = wrapped
         return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        codec = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        # Only the services' own server streams count as watchers (not health Watch).
+        watcher = not method.startswith("/grpc.")
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method), **codec
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(handler.unary_stream, method, watcher), **codec
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(handler.stream_unary, method), **codec
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._streaming(handler.stream_stream, method, False), **codec
+            )
+        return handler
+
+    def _streaming(
+        self, behavior: Callable[..., Any], method: str, watcher: bool
+    ) -> Callable[..., Any]:
+        # A streaming handler is either an async generator or a coroutine that writes its
+        # responses with context.write (as the health servicer's Watch): keep its shape.
+        if inspect.iscoroutinefunction(behavior):
+            return self._unary(behavior, method, streaming=watcher)
+        return self._stream(behavior, method, watcher)
+
+    def _unary(
+        self, behavior: Callable[..., Any], method: str, streaming: bool = False
+    ) -> Callable[..., Any]:
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            call = _Call(self, method, context, streaming=streaming)
+            with call.scope():
+                try:
+                    call.admit()
+                    result = behavior(request, context)
+                    if inspect.isawaitable(result):
+                        result = await result
+                except BaseException as error:
+                    await call.fail_and_abort(error)
+                    raise
+                call.succeed()
+                return result
+
+        return handler
+
+    def _stream(
+        self, behavior: Callable[..., Any], method: str, watcher: bool
+    ) -> Callable[..., Any]:
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            call = _Call(self, method, context, streaming=watcher)
+            with call.scope():
+                try:
+                    call.admit()
+                    responses = behavior(request, context)
+                    if hasattr(responses, "__aiter__"):
+                        async for response in responses:
+                            yield response
+                    elif responses is not None:
+                        for response in responses:
+                            yield response
+                except BaseException as error:
+                    await call.fail_and_abort(error)
+                    raise
+                call.succeed()
+
+        return handler
+
+
+#: The name this interceptor had when it only mapped errors.
+ErrorInterceptor = CallInterceptor

@@ -9,11 +9,14 @@ import signal
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from statekeeper.errors import InvalidArgumentError
 
+from statekeeper_server.auth import Authenticator, TokenTable
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine.factory import BackendOptions, open_backend
 from statekeeper_server.engine.limits import Limits
-from statekeeper_server.interceptors import ErrorInterceptor
+from statekeeper_server.interceptors import CallInterceptor, StreamLimits
+from statekeeper_server.observability import InstrumentedBackend, ServerMetrics
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.services import SERVICES
 
@@ -44,13 +47,43 @@ def limits_of(config: ServerConfig) -> Limits:
     )
 
 
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as error:
+        raise InvalidArgumentError(f"cannot read {path}: {error.strerror}") from None
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials when ``tls_cert`` is set (mutual TLS when ``tls_client_ca`` is)."""
+    if not config.tls_cert and not config.tls_key:
+        if config.tls_client_ca:
+            raise InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if not (config.tls_cert and config.tls_key):
+        raise InvalidArgumentError("TLS needs both --tls-cert and --tls-key")
+    client_ca = _read(config.tls_client_ca) if config.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(_read(config.tls_key), _read(config.tls_cert))],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
 class StatekeeperServer:
     """One running statekeeper server (used by ``statekeeper serve`` and by tests)."""
 
     def __init__(self, config: ServerConfig, runtime: Runtime | None = None) -> None:
         self.config = config
         self._owns_runtime = runtime is None
-        self.runtime = runtime or Runtime(open_backend(backend_options(config)), limits_of(config))
+        #: The Prometheus series of this server (served when ``metrics_port`` >= 0).
+        self.metrics = ServerMetrics()
+        if runtime is None:
+            backend = InstrumentedBackend(open_backend(backend_options(config)), self.metrics)
+            runtime = Runtime(backend, limits_of(config))
+        self.runtime = runtime
+        self.metrics_port: int | None = None
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -62,7 +95,9 @@ class StatekeeperServer:
             ("grpc.max_send_message_length", self.config.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=options)
+        if self.config.max_concurrent_streams > 0:
+            options.append(("grpc.max_concurrent_streams", self.config.max_concurrent_streams))
+        server = grpc.aio.server(interceptors=[self._interceptor()], options=options)
         for spec in SERVICES:
             spec.add_to_server(self.runtime.servicers[spec.name], server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -75,13 +110,41 @@ class StatekeeperServer:
             ],
             server,
         )
-        self.port = server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        address = f"{self.config.host}:{self.config.port}"
+        credentials = server_credentials(self.config)
+        if credentials is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            self.port = server.add_secure_port(address, credentials)
         self.runtime.stopping.clear()
         await server.start()
         self._server = server
+        if self.config.metrics_port >= 0 and self.metrics_port is None:
+            self.metrics.watch_store(self.runtime.backend, asyncio.get_running_loop())
+            self.metrics_port = self.metrics.serve_http(
+                self.config.metrics_host or self.config.host, self.config.metrics_port
+            )
         for name in ["", *names]:
             await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port
+
+    def _interceptor(self) -> CallInterceptor:
+        config = self.config
+        auth = None
+        if config.auth_tokens_file:
+            try:
+                tokens = TokenTable.from_file(config.auth_tokens_file)
+            except OSError as error:
+                raise InvalidArgumentError(
+                    f"cannot read {config.auth_tokens_file}: {error.strerror}"
+                ) from None
+            auth = Authenticator(tokens, [p.strip() for p in config.auth_exempt.split(",")])
+        return CallInterceptor(
+            auth=auth,
+            metrics=self.metrics,
+            limits=StreamLimits(config.max_watchers, config.max_streams_per_connection),
+            access_log=config.access_log,
+        )
 
     async def _set_health(self, name: str, status: int) -> None:
         await self.health.set(name, status)
@@ -95,6 +158,8 @@ class StatekeeperServer:
         self.runtime.stopping.set()
         await self._server.stop(self.config.shutdown_grace if grace is None else grace)
         self._server = None
+        self.metrics.close()
+        self.metrics_port = None
         if self._owns_runtime:
             await self.runtime.backend.close()
 
@@ -109,6 +174,9 @@ async def serve(config: ServerConfig) -> None:
     server = StatekeeperServer(config)
     port = await server.start()
     print(f"statekeeper listening on {config.host}:{port} (backend {config.backend})", flush=True)
+    if server.metrics_port is not None:
+        host = config.metrics_host or config.host
+        print(f"statekeeper metrics on http://{host}:{server.metrics_port}/metrics", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

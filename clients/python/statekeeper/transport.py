@@ -10,6 +10,7 @@ network, so both modes share validation, rules and errors.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,12 @@ class ConnectionOptions:
 
     ``persistence`` is a name of :data:`PERSISTENCE_CHOICES` or a backend object (such as
     ``FileBackend(...)``), which is then used in process as it is.
+
+    Remote security: ``tls=True`` (implied by any ``tls_*`` file) makes the channel use TLS,
+    trusting ``tls_ca_file`` (default: the system roots); ``tls_cert_file`` + ``tls_key_file``
+    present a client certificate (mutual TLS); ``tls_server_name`` overrides the name checked
+    in the server certificate. ``token`` is sent as ``authorization: Bearer <token>`` and
+    ``namespace`` as ``x-statekeeper-namespace`` on every call.
     """
 
     persistence: Any = "memory"
@@ -40,6 +47,103 @@ class ConnectionOptions:
     redis_key_prefix: str = "statekeeper:"
     redis_pool_size: int = 16
     timeout: float | None = None
+    tls: bool = False
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_server_name: str | None = None
+    token: str | None = None
+    namespace: str | None = None
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if shown["token"] is not None:
+            shown["token"] = "***"
+        return "ConnectionOptions(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    @property
+    def secure(self) -> bool:
+        """True when the channel uses TLS."""
+        return bool(self.tls or self.tls_ca_file or self.tls_cert_file or self.tls_server_name)
+
+    def call_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The metadata sent with every call (token and namespace)."""
+        metadata: list[tuple[str, str]] = []
+        if self.token:
+            metadata.append(("authorization", f"Bearer {self.token}"))
+        if self.namespace:
+            metadata.append(("x-statekeeper-namespace", self.namespace))
+        return tuple(metadata)
+
+
+def _read(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def open_channel(options: ConnectionOptions) -> grpc.aio.Channel:
+    """A ``grpc.aio`` channel to ``options.address`` with its TLS and credential settings."""
+    assert options.address is not None
+    interceptors = []
+    metadata = options.call_metadata()
+    if metadata:
+        interceptors = [
+            _MetadataUnaryUnary(metadata),
+            _MetadataUnaryStream(metadata),
+            _MetadataStreamUnary(metadata),
+            _MetadataStreamStream(metadata),
+        ]
+    if not options.secure:
+        return grpc.aio.insecure_channel(options.address, interceptors=interceptors)
+    if bool(options.tls_cert_file) != bool(options.tls_key_file):
+        raise InvalidArgumentError("a client certificate needs both tls_cert_file and tls_key_file")
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(options.tls_ca_file),
+        private_key=_read(options.tls_key_file),
+        certificate_chain=_read(options.tls_cert_file),
+    )
+    channel_options = []
+    if options.tls_server_name:
+        channel_options.append(("grpc.ssl_target_name_override", options.tls_server_name))
+    return grpc.aio.secure_channel(
+        options.address, credentials, options=channel_options, interceptors=interceptors
+    )
+
+
+class _MetadataInterceptor:
+    """Adds fixed metadata (token, namespace) to every call of a channel."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def _details(self, details: Any) -> Any:
+        metadata = list(details.metadata or ()) + list(self._metadata)
+        return details._replace(metadata=metadata)
+
+    async def _intercept(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _MetadataUnaryUnary(_MetadataInterceptor, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await self._intercept(continuation, details, request)
+
+
+class _MetadataUnaryStream(_MetadataInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await self._intercept(continuation, details, request)
+
+
+class _MetadataStreamUnary(_MetadataInterceptor, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await self._intercept(continuation, details, request)
+
+
+class _MetadataStreamStream(_MetadataInterceptor, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await self._intercept(continuation, details, request)
 
 
 class _LocalContext:
@@ -120,8 +224,7 @@ class Transport:
     def channel(self) -> grpc.aio.Channel:
         """The gRPC channel of a remote transport, opened on first use."""
         if self._channel is None:
-            assert self.options.address is not None
-            self._channel = grpc.aio.insecure_channel(self.options.address)
+            self._channel = open_channel(self.options)
         return self._channel
 
     def stub(self, stub_class: type, service_name: str) -> Any:

@@ -1,0 +1,336 @@
+"""Metrics (Prometheus), structured logs with request ids, and an instrumented Backend.
+
+Series (every name starts with ``statekeeper_``; see the README's Operations section):
+
+* ``statekeeper_requests_total{service,method,code}`` — finished calls by gRPC status code.
+* ``statekeeper_request_duration_seconds{service,method}`` — call latency (for a streaming
+  call: the stream's lifetime).
+* ``statekeeper_active_streams{service,method}`` — server-streaming calls open right now.
+* ``statekeeper_backend_operation_duration_seconds{backend,operation}`` — backend call latency.
+* ``statekeeper_backend_operation_errors_total{backend,operation}`` — backend calls that raised.
+* ``statekeeper_store_keys``, ``statekeeper_store_bytes``, ``statekeeper_store_revision``,
+  ``statekeeper_store_oldest_revision`` — from ``Backend.stats()`` at scrape time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime
+import functools
+import inspect
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from statekeeper_server.engine.backend import (
+    Backend,
+    BackendStats,
+    Compare,
+    Entry,
+    Operation,
+    Page,
+    TxnResult,
+    WatchUpdate,
+)
+from statekeeper_server.engine.glob import GlobPattern
+
+#: The request id of the call being served ("" outside calls).
+current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "statekeeper_request_id", default=""
+)
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+
+
+class ServerMetrics:
+    """The Prometheus series of one server, in a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "statekeeper_requests",
+            "Finished gRPC calls by service, method and status code.",
+            ["service", "method", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "statekeeper_request_duration_seconds",
+            "gRPC call latency in seconds (a streaming call: its lifetime).",
+            ["service", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.active_streams = Gauge(
+            "statekeeper_active_streams",
+            "Server-streaming calls (watches) open right now.",
+            ["service", "method"],
+            registry=self.registry,
+        )
+        self.backend_latency = Histogram(
+            "statekeeper_backend_operation_duration_seconds",
+            "Backend operation latency in seconds.",
+            ["backend", "operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.backend_errors = Counter(
+            "statekeeper_backend_operation_errors",
+            "Backend operations that raised an error.",
+            ["backend", "operation"],
+            registry=self.registry,
+        )
+        self._http: Any = None
+
+    def observe_call(self, method: str, code: str, seconds: float) -> None:
+        """Count one finished call and its latency."""
+        service, rpc = split_method(method)
+        self.requests.labels(service, rpc, code).inc()
+        self.latency.labels(service, rpc).observe(seconds)
+
+    def stream_opened(self, method: str) -> None:
+        """A server-streaming call started."""
+        self.active_streams.labels(*split_method(method)).inc()
+
+    def stream_closed(self, method: str) -> None:
+        """A server-streaming call ended."""
+        self.active_streams.labels(*split_method(method)).dec()
+
+    def watch_store(self, backend: Backend, loop: asyncio.AbstractEventLoop) -> None:
+        """Report ``backend.stats()`` as the store gauges at every scrape."""
+        self.registry.register(StoreCollector(backend, loop))
+
+    def serve_http(self, host: str, port: int) -> int:
+        """Serve ``/metrics`` on host:port (0 picks a free port); returns the bound port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._http = server
+        return int(server.server_address[1])
+
+    def close(self) -> None:
+        """Stop the metrics HTTP server."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+
+def split_method(method: str) -> tuple[str, str]:
+    """``/pkg.Service/Rpc`` -> (``pkg.Service``, ``Rpc``)."""
+    service, _, rpc = method.strip("/").rpartition("/")
+    return service, rpc
+
+
+class StoreCollector(Collector):
+    """Store size gauges read from ``Backend.stats()`` on the server's event loop."""
+
+    def __init__(self, backend: Backend, loop: asyncio.AbstractEventLoop) -> None:
+        self.backend = backend
+        self.loop = loop
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield the store gauges (nothing when the loop is gone or the backend fails)."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(self.backend.stats(), self.loop)
+            stats = future.result(timeout=5)
+        except Exception:  # the scrape must not fail because the store is unavailable
+            logging.getLogger("statekeeper.metrics").warning("store stats unavailable")
+            return
+        for name, help_text, value in (
+            ("statekeeper_store_keys", "Live keys in the store.", stats.keys),
+            ("statekeeper_store_bytes", "Bytes of stored values.", stats.bytes),
+            ("statekeeper_store_revision", "Current store revision.", stats.revision),
+            (
+                "statekeeper_store_oldest_revision",
+                "Oldest revision a watch can start from.",
+                stats.oldest_revision,
+            ),
+        ):
+            family = GaugeMetricFamily(name, help_text, labels=["backend"])
+            family.add_metric([stats.backend], float(value))
+            yield family
+
+    def describe(self) -> list[Any]:
+        """No description: collect at scrape time only (not at registration)."""
+        return []
+
+
+class InstrumentedBackend(Backend):
+    """A Backend that times every operation of the backend it wraps.
+
+    Every public method of :class:`Backend` (those added later included) is delegated; other
+    attributes of the wrapped backend (such as the memory backend's test helpers) are reached
+    through ``__getattr__``.
+    """
+
+    def __init__(self, inner: Backend, metrics: ServerMetrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.name = inner.name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.inner, attribute)
+
+    def _timed(self, operation: str) -> _Timer:
+        return _Timer(self.metrics, self.inner.name, operation)
+
+    async def get(self, key: str) -> Entry | None:
+        """Timed :meth:`Backend.get`."""
+        with self._timed("get"):
+            return await self.inner.get(key)
+
+    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
+        """Timed :meth:`Backend.txn`."""
+        with self._timed("txn"):
+            return await self.inner.txn(compares, operations)
+
+    async def range(
+        self,
+        prefix: str,
+        pattern: GlobPattern | None = None,
+        *,
+        start_after: str = "",
+        limit: int = 1000,
+    ) -> Page:
+        """Timed :meth:`Backend.range`."""
+        with self._timed("range"):
+            return await self.inner.range(prefix, pattern, start_after=start_after, limit=limit)
+
+    def watch(
+        self,
+        prefix: str,
+        pattern: GlobPattern | None = None,
+        *,
+        start_revision: int = 0,
+        progress_interval: float | None = None,
+    ) -> AsyncIterator[WatchUpdate]:
+        """The wrapped backend's watch (a stream: counted in the active streams gauge)."""
+        return self.inner.watch(
+            prefix, pattern, start_revision=start_revision, progress_interval=progress_interval
+        )
+
+    async def revision(self) -> int:
+        """Timed :meth:`Backend.revision`."""
+        with self._timed("revision"):
+            return await self.inner.revision()
+
+    async def stats(self) -> BackendStats:
+        """Timed :meth:`Backend.stats`."""
+        with self._timed("stats"):
+            return await self.inner.stats()
+
+
+class _Timer:
+    def __init__(self, metrics: ServerMetrics, backend: str, operation: str) -> None:
+        self.metrics = metrics
+        self.labels = (backend, operation)
+        self.start = 0.0
+
+    def __enter__(self) -> _Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
+        self.metrics.backend_latency.labels(*self.labels).observe(time.perf_counter() - self.start)
+        if error is not None:
+            self.metrics.backend_errors.labels(*self.labels).inc()
+
+
+def _delegate(name: str, template: Any) -> Any:
+    if inspect.iscoroutinefunction(template):
+
+        @functools.wraps(template)
+        async def timed(self: InstrumentedBackend, *args: Any, **kwargs: Any) -> Any:
+            with self._timed(name):
+                return await getattr(self.inner, name)(*args, **kwargs)
+
+        return timed
+
+    @functools.wraps(template)
+    def plain(self: InstrumentedBackend, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.inner, name)(*args, **kwargs)
+
+    return plain
+
+
+for _name, _member in inspect.getmembers(Backend, inspect.isfunction):
+    if not _name.startswith("_") and _name not in InstrumentedBackend.__dict__:
+        setattr(InstrumentedBackend, _name, _delegate(_name, _member))
+InstrumentedBackend.__abstractmethods__ = frozenset()  # every abstract method is delegated
+
+
+# -- logs -------------------------------------------------------------------------------------
+
+#: Attributes of a LogRecord that are not "extra" fields.
+_RECORD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` (of the call being served, or "") to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Set the attribute; never drops a record."""
+        if not getattr(record, "request_id", ""):
+            record.request_id = current_request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id and extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as a JSON line."""
+        data: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", "")
+        if request_id:
+            data["request_id"] = request_id
+        for key, value in vars(record).items():
+            if key not in _RECORD_FIELDS and not key.startswith("_"):
+                data[key] = value
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines, with the request id and extra fields as ``key=value``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as one text line (plus a traceback when there is one)."""
+        text = super().format(record)
+        extras = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
+        request_id = getattr(record, "request_id", "")
+        suffix = "".join(f" {k}={v}" for k, v in extras.items() if not k.startswith("_"))
+        if request_id:
+            suffix = f" request_id={request_id}" + suffix
+        if not suffix:
+            return text
+        first, newline, rest = text.partition("\n")
+        return first + suffix + newline + rest
+
+
+def configure_logging(level: str = "info", log_format: str = "text") -> None:
+    """Log to stderr in ``text`` or ``json`` format, with request ids."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
