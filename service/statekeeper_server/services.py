@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from statekeeper.v1 import (
+    agent_service_pb2,
+    agent_service_pb2_grpc,
     knowledge_service_pb2,
     knowledge_service_pb2_grpc,
     orchestration_service_pb2,
@@ -21,13 +23,17 @@ from statekeeper.v1 import (
     state_service_pb2_grpc,
     tool_service_pb2,
     tool_service_pb2_grpc,
+    workflow_service_pb2,
+    workflow_service_pb2_grpc,
 )
 
+from statekeeper_server.servicers.agents import AgentServicer
 from statekeeper_server.servicers.knowledge import KnowledgeServicer
 from statekeeper_server.servicers.orchestration import OrchestrationServicer
 from statekeeper_server.servicers.speech import SpeechServicer
 from statekeeper_server.servicers.state import StateServicer
 from statekeeper_server.servicers.tools import ToolServicer
+from statekeeper_server.servicers.workflows import WorkflowServicer
 
 
 @dataclass(frozen=True)
@@ -64,5 +70,15 @@ SERVICES: list[ServiceSpec] = [
         knowledge_service_pb2.DESCRIPTOR.services_by_name["KnowledgeService"].full_name,
         KnowledgeServicer,
         knowledge_service_pb2_grpc.add_KnowledgeServiceServicer_to_server,
+    ),
+    ServiceSpec(
+        agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+        AgentServicer,
+        agent_service_pb2_grpc.add_AgentServiceServicer_to_server,
+    ),
+    ServiceSpec(
+        workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
+        WorkflowServicer,
+        workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server,
     ),
 ]

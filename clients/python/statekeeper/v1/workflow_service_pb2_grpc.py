@@ -31,9 +31,9 @@ class WorkflowServiceStub:
     The status is a state machine: PENDING -> RUNNING (start, or the first step update);
     RUNNING -> PAUSED | COMPLETED | FAILED | CANCELLED; PAUSED -> RUNNING | FAILED | CANCELLED;
     COMPLETED, FAILED and CANCELLED are final, except that ResumeFromCheckpoint may restart a
-    FAILED workflow. An illegal transition fails with FAILED_PRECONDITION (INVALID_TRANSITION) and
-    changes nothing. Concurrent writers of one workflow are serialised with compare-and-set on
-    the workflow record, so no step update is ever lost.
+    FAILED workflow. An illegal transition fails with FAILED_PRECONDITION
+    (INVALID_WORKFLOW_TRANSITION) and changes nothing. Concurrent writers of one workflow are
+    serialised with compare-and-set on the workflow record, so no step update is ever lost.
     """
 
     def __init__(self, channel):
@@ -130,9 +130,9 @@ class WorkflowServiceServicer:
     The status is a state machine: PENDING -> RUNNING (start, or the first step update);
     RUNNING -> PAUSED | COMPLETED | FAILED | CANCELLED; PAUSED -> RUNNING | FAILED | CANCELLED;
     COMPLETED, FAILED and CANCELLED are final, except that ResumeFromCheckpoint may restart a
-    FAILED workflow. An illegal transition fails with FAILED_PRECONDITION (INVALID_TRANSITION) and
-    changes nothing. Concurrent writers of one workflow are serialised with compare-and-set on
-    the workflow record, so no step update is ever lost.
+    FAILED workflow. An illegal transition fails with FAILED_PRECONDITION
+    (INVALID_WORKFLOW_TRANSITION) and changes nothing. Concurrent writers of one workflow are
+    serialised with compare-and-set on the workflow record, so no step update is ever lost.
     """
 
     def CreateWorkflow(self, request, context):
@@ -344,9 +344,9 @@ class WorkflowService:
     The status is a state machine: PENDING -> RUNNING (start, or the first step update);
     RUNNING -> PAUSED | COMPLETED | FAILED | CANCELLED; PAUSED -> RUNNING | FAILED | CANCELLED;
     COMPLETED, FAILED and CANCELLED are final, except that ResumeFromCheckpoint may restart a
-    FAILED workflow. An illegal transition fails with FAILED_PRECONDITION (INVALID_TRANSITION) and
-    changes nothing. Concurrent writers of one workflow are serialised with compare-and-set on
-    the workflow record, so no step update is ever lost.
+    FAILED workflow. An illegal transition fails with FAILED_PRECONDITION
+    (INVALID_WORKFLOW_TRANSITION) and changes nothing. Concurrent writers of one workflow are
+    serialised with compare-and-set on the workflow record, so no step update is ever lost.
     """
 
     @staticmethod

@@ -1,0 +1,166 @@
+"""Helpers the agent and workflow managers share: ids, steps, ordered checkpoint keys, retention.
+
+Checkpoints are ordered by (step, sequence), where the sequence is a per-agent or per-workflow
+counter kept in the owner's record and bumped in the same transaction as every save, so it
+survives restarts and never repeats. The order is encoded in the key itself with both numbers
+*inverted* and zero-padded (``<INV - step>/<INV - sequence>``): ascending key order is then
+newest-first order, so "latest" is the first key of a range read, listing newest first is a
+plain paginated range, and no id is ever sorted as text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from statekeeper import values
+from statekeeper.errors import InvalidArgumentError, Reason
+
+from statekeeper_server.engine.backend import Backend, Delete, Entry, Operation
+from statekeeper_server.engine.limits import Limits
+
+#: The largest accepted step number (int64).
+MAX_STEP = 2**63 - 1
+#: Numbers in ordered keys are subtracted from this so that key order is newest first.
+_INVERT = 10**20 - 1
+_ORDER = re.compile(r"^\d{20}/\d{20}$")
+#: The longest id (agent, workflow, checkpoint), in UTF-8 bytes.
+MAX_ID_BYTES = 256
+
+
+def check_id(value: str, field: str) -> str:
+    """Return ``value`` when it is a valid record id, else raise INVALID_ARGUMENT.
+
+    Ids are 1 to 256 UTF-8 bytes without ``/`` or control characters, so that one id can never
+    be a key prefix of another id's records (``a1/`` versus ``a10/``).
+    """
+    if not value:
+        raise InvalidArgumentError(
+            f"{field} is required", reason=Reason.INVALID_ARGUMENT, violations=[(field, "empty")]
+        )
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        raise InvalidArgumentError(
+            f"{field} is longer than {MAX_ID_BYTES} bytes",
+            reason=Reason.INVALID_ARGUMENT,
+            violations=[(field, f"longer than {MAX_ID_BYTES} bytes")],
+        )
+    if "/" in value or any(
+        ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in value
+    ):
+        raise InvalidArgumentError(
+            f"{field} must not contain '/' or control characters",
+            reason=Reason.INVALID_ARGUMENT,
+            violations=[(field, "'/' and control characters are not allowed")],
+        )
+    return value
+
+
+def check_step(step: int, field: str = "step") -> int:
+    """Return ``step`` when it is a valid step number (0 to 2**63-1), else INVALID_ARGUMENT."""
+    if step < 0 or step > MAX_STEP:
+        raise InvalidArgumentError(
+            f"{field} must be between 0 and {MAX_STEP}, got {step}",
+            reason=Reason.INVALID_ARGUMENT,
+            violations=[(field, "negative" if step < 0 else "too large")],
+        )
+    return step
+
+
+def check_count(value: int, field: str) -> int:
+    """Return a non-negative count (retention, interval), else INVALID_ARGUMENT."""
+    if value < 0:
+        raise InvalidArgumentError(
+            f"{field} must not be negative",
+            reason=Reason.INVALID_ARGUMENT,
+            violations=[(field, "negative")],
+        )
+    return value
+
+
+def order_key(step: int, sequence: int) -> str:
+    """The key suffix that sorts (step, sequence) pairs newest first."""
+    return f"{_INVERT - step:020d}/{_INVERT - sequence:020d}"
+
+
+def sequence_key(sequence: int) -> str:
+    """The key suffix that sorts sequence numbers newest first."""
+    return f"{_INVERT - sequence:020d}"
+
+
+def encode_token(last: str) -> str:
+    """A page token naming the last key suffix of a page."""
+    return base64.urlsafe_b64encode(last.encode()).decode().rstrip("=")
+
+
+def decode_token(token: str, single: bool = False) -> str:
+    """The key suffix a page token names ("" for no token), or INVALID_PAGE_TOKEN."""
+    if not token:
+        return ""
+    try:
+        last = base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        last = ""
+    valid = re.fullmatch(r"\d{20}", last) if single else _ORDER.match(last)
+    if not valid:
+        raise InvalidArgumentError(
+            "page_token is not a token returned by this list call",
+            reason=Reason.INVALID_PAGE_TOKEN,
+            violations=[("page_token", "malformed")],
+        )
+    return last
+
+
+async def newest_first(
+    backend: Backend, prefix: str, limits: Limits, page_size: int, page_token: str, single: bool
+) -> tuple[list[Any], str]:
+    """One page of the records under ``prefix`` (ordered keys), newest first, and the token of
+    the next page ("" on the last page)."""
+    size = limits.check_page_size(page_size)
+    last = decode_token(page_token, single)
+    page = await backend.range(prefix, start_after=prefix + last if last else "", limit=size)
+    records = [values.unpack(entry.value) for entry in page.entries]
+    token = encode_token(page.entries[-1].key[len(prefix) :]) if page.more and records else ""
+    return records, token
+
+
+def now() -> float:
+    """The server clock in Unix seconds."""
+    return time.time()
+
+
+def pack_record(record: Any, limits: Limits, field: str) -> bytes:
+    """Encode a record, enforcing the value size limit."""
+    return limits.check_value_size(values.pack(record), field)
+
+
+def prune_operations(
+    entries: Sequence[Entry], keep: int, id_prefix: str | None, id_field: str, protect: str = ""
+) -> list[Operation]:
+    """Deletes that bring the ordered ``entries`` (newest first, the one just written
+    included) down to the newest ``keep``, plus the id pointer (``id_prefix +
+    record[id_field]``, unless ``id_prefix`` is None) of each deleted entry.
+
+    Neither the newest entry nor ``protect`` (the entry just written, which may be older than
+    the newest when it has a lower step) is ever deleted: when ``protect`` falls outside the
+    newest ``keep``, it takes the place of the oldest kept entry other than the newest.
+    """
+    if keep <= 0 or len(entries) <= keep:
+        return []
+    kept = list(entries[:keep])
+    if protect and all(entry.key != protect for entry in kept):
+        if len(kept) > 1:
+            kept.pop()
+        kept.extend(entry for entry in entries if entry.key == protect)
+    kept_keys = {entry.key for entry in kept}
+    operations: list[Operation] = []
+    for entry in entries:
+        if entry.key in kept_keys:
+            continue
+        operations.append(Delete(entry.key))
+        if id_prefix is not None:
+            operations.append(Delete(id_prefix + values.unpack(entry.value)[id_field]))
+    return operations

@@ -1,0 +1,225 @@
+"""The AgentService servicer: validate the request, call the AgentEngine, build the response."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from statekeeper import values
+from statekeeper.errors import HistoryCompactedError
+from statekeeper.timestamps import timestamp_from_unix, unix_from_timestamp
+from statekeeper.v1 import agent_service_pb2 as pb
+from statekeeper.v1 import agent_service_pb2_grpc, common_pb2
+
+from statekeeper_server.engine.agents import AgentEngine
+
+if TYPE_CHECKING:
+    from statekeeper_server.runtime import Runtime
+
+
+def optional_document(message: Any, field: str, name: str) -> Any:
+    """The document in ``message.<field>`` (a Value), or None when the field is unset."""
+    if not message.HasField(field):
+        return None
+    return values.wire_to_document(getattr(message, field), name)
+
+
+def optional_unix(message: Any, field: str) -> float | None:
+    """``message.<field>`` (a Timestamp) in Unix seconds, or None when unset."""
+    if not message.HasField(field):
+        return None
+    return unix_from_timestamp(getattr(message, field))
+
+
+def document_to_wire(document: Any, encoding: int) -> common_pb2.Value:
+    """A stored document in the requested encoding."""
+    return values.bytes_to_wire(values.pack(document), encoding)
+
+
+def snapshot_to_proto(record: dict[str, Any], encoding: int) -> pb.AgentSnapshot:
+    """An AgentSnapshot message for a stored snapshot record."""
+    message = pb.AgentSnapshot(
+        agent_id=record["agent_id"],
+        snapshot_id=record["snapshot_id"],
+        timestamp=timestamp_from_unix(record["timestamp"]),
+        sequence=record["sequence"],
+    )
+    for name in ("memory_state", "tool_state", "conversation_history", "metadata"):
+        if record.get(name) is not None:
+            getattr(message, name).CopyFrom(document_to_wire(record[name], encoding))
+    return message
+
+
+def checkpoint_to_proto(record: dict[str, Any], encoding: int) -> pb.AgentCheckpoint:
+    """An AgentCheckpoint message for a stored checkpoint record."""
+    message = pb.AgentCheckpoint(
+        agent_id=record["agent_id"],
+        checkpoint_id=record["checkpoint_id"],
+        step=record["step"],
+        recoverable=bool(record.get("recoverable")),
+        timestamp=timestamp_from_unix(record["timestamp"]),
+        sequence=record["sequence"],
+    )
+    for name in ("state", "metadata"):
+        if record.get(name) is not None:
+            getattr(message, name).CopyFrom(document_to_wire(record[name], encoding))
+    return message
+
+
+def status_to_proto(agent_id: str, meta: dict[str, Any]) -> pb.RecoveryStatus:
+    """A RecoveryStatus message for an agent's counters."""
+    message = pb.RecoveryStatus(
+        agent_id=agent_id,
+        attempts=meta["attempts"],
+        last_checkpoint_id=meta["last_checkpoint_id"],
+        recoveries=meta["recoveries"],
+    )
+    if meta["last_attempt"] is not None:
+        message.last_attempt_time.CopyFrom(timestamp_from_unix(meta["last_attempt"]))
+    if meta["last_success"] is not None:
+        message.last_success_time.CopyFrom(timestamp_from_unix(meta["last_success"]))
+    return message
+
+
+class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
+    """gRPC front of :class:`~statekeeper_server.engine.agents.AgentEngine`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.engine = AgentEngine(runtime.backend, runtime.limits)
+
+    async def SaveSnapshot(
+        self, request: pb.SaveSnapshotRequest, context: object
+    ) -> pb.SaveSnapshotResponse:
+        """Store a snapshot."""
+        snap = request.snapshot
+        record = {
+            "agent_id": snap.agent_id,
+            "timestamp": optional_unix(snap, "timestamp"),
+            "memory_state": optional_document(snap, "memory_state", "snapshot.memory_state"),
+            "tool_state": optional_document(snap, "tool_state", "snapshot.tool_state"),
+            "conversation_history": optional_document(
+                snap, "conversation_history", "snapshot.conversation_history"
+            ),
+            "metadata": optional_document(snap, "metadata", "snapshot.metadata"),
+        }
+        stored = await self.engine.save_snapshot(record, request.keep_latest)
+        return pb.SaveSnapshotResponse(
+            snapshot_id=stored["snapshot_id"],
+            sequence=stored["sequence"],
+            timestamp=timestamp_from_unix(stored["timestamp"]),
+        )
+
+    async def GetSnapshot(
+        self, request: pb.GetSnapshotRequest, context: object
+    ) -> pb.GetSnapshotResponse:
+        """Read one snapshot, or the newest."""
+        record = await self.engine.get_snapshot(request.agent_id, request.snapshot_id)
+        return pb.GetSnapshotResponse(snapshot=snapshot_to_proto(record, request.value_encoding))
+
+    async def ListSnapshots(
+        self, request: pb.ListSnapshotsRequest, context: object
+    ) -> pb.ListSnapshotsResponse:
+        """One page of snapshots, newest first."""
+        records, token = await self.engine.list_snapshots(
+            request.agent_id, request.page_size, request.page_token
+        )
+        return pb.ListSnapshotsResponse(
+            snapshots=[snapshot_to_proto(r, request.value_encoding) for r in records],
+            next_page_token=token,
+        )
+
+    async def SaveCheckpoint(
+        self, request: pb.SaveCheckpointRequest, context: object
+    ) -> pb.SaveCheckpointResponse:
+        """Store a checkpoint."""
+        ckpt = request.checkpoint
+        record = {
+            "agent_id": ckpt.agent_id,
+            "checkpoint_id": ckpt.checkpoint_id,
+            "step": ckpt.step,
+            "state": optional_document(ckpt, "state", "checkpoint.state"),
+            "recoverable": ckpt.recoverable,
+            "timestamp": optional_unix(ckpt, "timestamp"),
+            "metadata": optional_document(ckpt, "metadata", "checkpoint.metadata"),
+        }
+        stored, pruned = await self.engine.save_checkpoint(record, request.keep_latest)
+        return pb.SaveCheckpointResponse(
+            sequence=stored["sequence"],
+            timestamp=timestamp_from_unix(stored["timestamp"]),
+            pruned=pruned,
+        )
+
+    async def GetCheckpoint(
+        self, request: pb.GetCheckpointRequest, context: object
+    ) -> pb.GetCheckpointResponse:
+        """Read one checkpoint, or the newest (recoverable) one."""
+        record = await self.engine.get_checkpoint(
+            request.agent_id, request.checkpoint_id, request.recoverable_only
+        )
+        return pb.GetCheckpointResponse(
+            checkpoint=checkpoint_to_proto(record, request.value_encoding)
+        )
+
+    async def ListCheckpoints(
+        self, request: pb.ListCheckpointsRequest, context: object
+    ) -> pb.ListCheckpointsResponse:
+        """One page of checkpoints, newest first."""
+        records, token = await self.engine.list_checkpoints(
+            request.agent_id, request.page_size, request.page_token
+        )
+        return pb.ListCheckpointsResponse(
+            checkpoints=[checkpoint_to_proto(r, request.value_encoding) for r in records],
+            next_page_token=token,
+        )
+
+    async def WatchCheckpoints(
+        self, request: pb.WatchCheckpointsRequest, context: object
+    ) -> AsyncIterator[pb.WatchCheckpointsResponse]:
+        """Stream the agent's new checkpoints."""
+        updates = self.engine.watch_checkpoints(request.agent_id, request.start_revision)
+        created = False
+        try:
+            async for update in self.runtime.until_stopping(updates):
+                if not created:
+                    created = True
+                    yield pb.WatchCheckpointsResponse(created=True, revision=update.revision)
+                elif update.checkpoint is not None:
+                    yield pb.WatchCheckpointsResponse(
+                        revision=update.revision,
+                        checkpoint=checkpoint_to_proto(update.checkpoint, request.value_encoding),
+                    )
+        except HistoryCompactedError as error:
+            yield pb.WatchCheckpointsResponse(
+                canceled=True, compact_revision=error.compact_revision, cancel_reason=error.message
+            )
+            return
+        yield pb.WatchCheckpointsResponse(
+            canceled=True,
+            cancel_reason="server shutting down: reconnect and resume from the next revision",
+        )
+
+    async def BeginRecovery(
+        self, request: pb.BeginRecoveryRequest, context: object
+    ) -> pb.BeginRecoveryResponse:
+        """Count an attempt and choose its checkpoint."""
+        record, attempt = await self.engine.begin_recovery(
+            request.agent_id, request.checkpoint_id, request.max_attempts
+        )
+        return pb.BeginRecoveryResponse(
+            checkpoint=checkpoint_to_proto(record, request.value_encoding), attempt=attempt
+        )
+
+    async def CompleteRecovery(
+        self, request: pb.CompleteRecoveryRequest, context: object
+    ) -> pb.CompleteRecoveryResponse:
+        """Record an attempt's outcome."""
+        meta = await self.engine.complete_recovery(request.agent_id, request.success)
+        return pb.CompleteRecoveryResponse(status=status_to_proto(request.agent_id, meta))
+
+    async def GetRecoveryStatus(
+        self, request: pb.GetRecoveryStatusRequest, context: object
+    ) -> pb.GetRecoveryStatusResponse:
+        """Read the recovery counters."""
+        meta = await self.engine.recovery_status(request.agent_id)
+        return pb.GetRecoveryStatusResponse(status=status_to_proto(request.agent_id, meta))
