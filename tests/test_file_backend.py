@@ -1,0 +1,375 @@
+"""The file backend: crash safety with real processes, torn tails, snapshots, locking, stats.
+
+The behaviour every backend shares is in ``test_backend_contract.py`` (which runs on "file"
+too); this module checks what only a durable store has to get right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from statekeeper.errors import FailedPreconditionError, HistoryCompactedError, StateKeeperError
+from statekeeper.state import FileBackend, StateConfig, StateManager, StateStats
+from statekeeper_server.config import ServerConfig
+from statekeeper_server.engine.backend import Backend, Entry, Event, EventType, WatchUpdate
+from statekeeper_server.server import StatekeeperServer
+
+from tests.servers import ServerProcess, start_server_process
+
+#: (format, compression) pairs every durability test runs with.
+FORMATS = [
+    pytest.param("json", False, id="json"),
+    pytest.param("msgpack", True, id="msgpack-zstd"),
+]
+#: How long a test waits for something that must happen (a failure, not a synchronisation).
+WAIT = 60.0
+
+
+def serve_file(data_dir: Path, file_format: str, compression: bool) -> ServerProcess:
+    """A ``statekeeper serve`` process on the file backend in ``data_dir``."""
+    return start_server_process(
+        "--backend",
+        "file",
+        "--data-dir",
+        str(data_dir),
+        "--file-format",
+        file_format,
+        "--compression" if compression else "--no-compression",
+    )
+
+
+def segments(directory: Path) -> list[Path]:
+    """The log segments of a store directory, oldest first."""
+    return sorted(directory.glob("wal-*.log"))
+
+
+async def all_entries(store: Backend) -> list[Entry]:
+    """Every live entry of ``store`` in key order."""
+    return (await store.range("", limit=100_000)).entries
+
+
+async def history(store: Backend, start: int, last: int) -> list[Event]:
+    """The watch events of ``store`` from revision ``start`` through ``last``."""
+    updates = store.watch("", None, start_revision=start)
+    events: list[Event] = []
+    try:
+        await asyncio.wait_for(anext(updates), WAIT)
+        while not events or events[-1].revision < last:
+            update: WatchUpdate = await asyncio.wait_for(anext(updates), WAIT)
+            events += update.events
+    finally:
+        await updates.aclose()  # type: ignore[attr-defined]
+    return events
+
+
+# -- crash safety, for real --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("file_format", "compression"), FORMATS)
+async def test_every_acknowledged_write_survives_sigkill(
+    tmp_path: Path, file_format: str, compression: bool
+) -> None:
+    data_dir = tmp_path / "data"
+    acknowledged: dict[str, tuple[Any, int]] = {}
+    enough = asyncio.Event()
+    server = serve_file(data_dir, file_format, compression)
+    try:
+        config = StateConfig(backend="grpc", address=server.address, timeout=WAIT)
+        async with StateManager(config) as manager:
+
+            async def writer(task: int) -> None:
+                for number in itertools.count():
+                    key = f"load/{task}/{number}"
+                    value = {"task": task, "n": number, "third": number / 3, "pad": "x" * number}
+                    try:
+                        revision = await manager.save(key, value)
+                    except StateKeeperError:
+                        return  # the server is gone: this write was never acknowledged
+                    acknowledged[key] = (value, revision)
+                    if len(acknowledged) >= 400:
+                        enough.set()
+
+            writers = [asyncio.create_task(writer(task)) for task in range(16)]
+            await asyncio.wait_for(enough.wait(), WAIT)
+            server.kill()  # SIGKILL while the writers still have calls in flight
+            await asyncio.wait_for(asyncio.gather(*writers), WAIT)
+    finally:
+        if server.process.poll() is None:
+            server.kill()
+
+    revisions = [revision for _, revision in acknowledged.values()]
+    assert len(set(revisions)) == len(revisions)
+    server = serve_file(data_dir, file_format, compression)
+    try:
+        config = StateConfig(backend="grpc", address=server.address, timeout=WAIT)
+        async with StateManager(config) as manager:
+            for key, (value, revision) in acknowledged.items():
+                entry = await manager.get_entry(key)
+                assert entry is not None, f"acknowledged write of {key} is lost"
+                assert (entry.value, entry.mod_revision) == (value, revision)
+            stats = await manager.get_stats()
+            assert stats.backend == "file"
+            assert stats.revision >= max(revisions)
+            after = await manager.save("after/restart", {"ok": True})
+            assert after > stats.revision >= max(revisions)
+            assert await manager.get("after/restart") == {"ok": True}
+    finally:
+        assert server.terminate() == 0
+
+
+async def test_second_process_on_one_directory_fails_clearly(tmp_path: Path) -> None:
+    server = serve_file(tmp_path, "msgpack", False)
+    try:
+        second = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "statekeeper_server",
+            "serve",
+            "--port",
+            "0",
+            "--backend",
+            "file",
+            "--data-dir",
+            str(tmp_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(second.communicate(), WAIT)
+        assert second.returncode == 2
+        assert b"listening" not in stdout
+        message = stderr.decode()
+        assert "is in use by another statekeeper process" in message
+        assert str(tmp_path) in message and "Traceback" not in message
+        with pytest.raises(FailedPreconditionError, match="in use"):
+            FileBackend(tmp_path)
+    finally:
+        assert server.terminate() == 0
+    store = FileBackend(tmp_path)  # released on shutdown
+    await store.close()
+
+
+async def test_discard_releases_the_directory_at_once(tmp_path: Path) -> None:
+    store = FileBackend(tmp_path)
+    await store.put("k", b"1")
+    store.discard()
+    again = FileBackend(tmp_path)
+    try:
+        entry = await again.get("k")
+        assert entry is not None and entry.value == b"1"
+    finally:
+        await again.close()
+
+
+# -- torn and corrupt tails ----------------------------------------------------------------------
+
+
+def _cut_in_half(segment: Path, last_start: int) -> None:
+    data = segment.read_bytes()
+    segment.write_bytes(data[: last_start + (len(data) - last_start) // 2])
+
+
+def _flip_a_byte(segment: Path, last_start: int) -> None:
+    data = bytearray(segment.read_bytes())
+    data[(last_start + len(data)) // 2] ^= 0xFF
+    segment.write_bytes(bytes(data))
+
+
+def _cut_the_header(segment: Path, last_start: int) -> None:
+    segment.write_bytes(segment.read_bytes()[: last_start + 5])
+
+
+def _zero_fill(segment: Path, last_start: int) -> None:
+    data = segment.read_bytes()
+    segment.write_bytes(data[:last_start] + bytes(len(data) - last_start))
+
+
+@pytest.mark.parametrize("damage", [_cut_in_half, _flip_a_byte, _cut_the_header, _zero_fill])
+@pytest.mark.parametrize(("file_format", "compression"), FORMATS)
+async def test_torn_final_record_is_dropped_and_the_rest_survives(
+    tmp_path: Path, file_format: str, compression: bool, damage: Any
+) -> None:
+    store = FileBackend(tmp_path, format=file_format, compression=compression)
+    written = [await store.put(f"k{n}", b"value %d" % n) for n in range(10)]
+    (segment,) = segments(tmp_path)
+    last_start = segment.stat().st_size
+    await store.put("torn", b"the last record")
+    await store.close()
+
+    damage(segment, last_start)
+    store = FileBackend(tmp_path, format=file_format, compression=compression)
+    try:
+        assert segment.stat().st_size == last_start  # the bad tail is cut off for good
+        assert await all_entries(store) == written
+        assert await store.get("torn") is None
+        assert await store.revision() == 10
+        entry = await store.put("next", b"after repair")
+        assert entry.mod_revision == 11
+    finally:
+        await store.close()
+    store = FileBackend(tmp_path)
+    try:
+        assert await all_entries(store) == [*written, entry]
+    finally:
+        await store.close()
+
+
+async def test_damage_before_the_last_segment_is_reported(tmp_path: Path) -> None:
+    store = FileBackend(tmp_path)
+    await store.put("a", b"1")
+    await store.close()
+    (first,) = segments(tmp_path)
+    first_size = first.stat().st_size
+    store = FileBackend(tmp_path)
+    await store.compact()  # rotates to a second segment and deletes the first
+    await store.put("b", b"2")
+    await store.close()
+    (tmp_path / "snapshot.dat").unlink()
+    second = segments(tmp_path)[-1]
+    first.write_bytes(b"\x00" * first_size)  # an older segment, damaged in place
+    with pytest.raises(FailedPreconditionError, match="restore the directory"):
+        FileBackend(tmp_path)
+    assert second.exists()
+
+
+# -- snapshots, compaction, retention ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("file_format", "compression"), FORMATS)
+async def test_snapshot_then_reopen_keeps_data_revisions_and_history(
+    tmp_path: Path, file_format: str, compression: bool
+) -> None:
+    store = FileBackend(tmp_path, format=file_format, compression=compression)
+    for n in range(20):
+        await store.put(f"doc/{n % 7}", b"v%d" % n)
+    await store.delete("doc/3")
+    await store.put("ttl", b"x", expire_at=time.time() + 3600)
+    await store.compact()
+    assert (tmp_path / "snapshot.dat").exists()
+    assert [p.name for p in segments(tmp_path)] == ["wal-00000000000000000023.log"]
+    await store.put("doc/after", b"after the snapshot")
+    before = await all_entries(store)
+    before_history = await history(store, 1, 23)
+    await store.close()
+
+    store = FileBackend(tmp_path, format=file_format, compression=compression)
+    try:
+        assert await store.revision() == 23
+        assert await all_entries(store) == before
+        assert await history(store, 1, 23) == before_history
+        stats = await store.stats()
+        assert (stats.keys, stats.revision, stats.oldest_revision) == (8, 23, 1)
+        assert (await store.put("doc/0", b"new")).mod_revision == 24
+    finally:
+        await store.close()
+
+
+async def test_background_compaction_bounds_the_log(tmp_path: Path) -> None:
+    store = FileBackend(tmp_path, compact_bytes=4096)
+    for n in range(300):
+        await store.put(f"k{n % 10}", b"%d" % n * 20)
+    expected = await all_entries(store)
+    await store.close()  # waits for a running compaction
+    assert (tmp_path / "snapshot.dat").exists()
+    assert sum(p.stat().st_size for p in segments(tmp_path)) < 300 * 40
+    store = FileBackend(tmp_path)
+    try:
+        assert await all_entries(store) == expected
+        assert await store.revision() == 300
+    finally:
+        await store.close()
+
+
+async def test_history_retention_is_honoured_across_restart(tmp_path: Path) -> None:
+    store = FileBackend(tmp_path, history_revisions=4)
+    for n in range(30):
+        await store.put("k", b"%d" % n)
+    await store.compact()
+    oldest = (await store.stats()).oldest_revision
+    await store.close()
+    assert 1 < oldest <= 27
+    store = FileBackend(tmp_path, history_revisions=4)
+    try:
+        assert (await store.stats()).oldest_revision == oldest
+        with pytest.raises(HistoryCompactedError):
+            await anext(store.watch("", None, start_revision=1))
+        assert [e.revision for e in await history(store, oldest, 30)] == list(range(oldest, 31))
+    finally:
+        await store.close()
+
+
+async def test_expiry_is_logged_so_revisions_match_after_restart(tmp_path: Path) -> None:
+    store = FileBackend(tmp_path)
+    updates = store.watch("", None)
+    await anext(updates)
+    put = await store.put("short", b"v", expire_at=time.time() + 0.2)
+    await store.put("long", b"v", expire_at=time.time() + 3600)
+    events: list[Event] = []
+    while len(events) < 3:  # nobody reads: the reaper expires the key through the log
+        events += (await asyncio.wait_for(anext(updates), WAIT)).events
+    await updates.aclose()  # type: ignore[attr-defined]
+    expire = events[-1]
+    assert (expire.type, expire.key, expire.prev) == (EventType.EXPIRE, "short", put)
+    await store.close()
+
+    store = FileBackend(tmp_path)
+    try:
+        assert await store.revision() == expire.revision == 3
+        assert await store.get("short") is None
+        assert (await history(store, 1, 3))[-1] == expire
+    finally:
+        await store.close()
+
+
+# -- statistics: RPC, CLI, embedded ------------------------------------------------------------
+
+
+async def test_stats_by_rpc_and_cli(tmp_path: Path) -> None:
+    server = StatekeeperServer(
+        ServerConfig(backend="file", data_dir=str(tmp_path), port=0, shutdown_grace=1.0)
+    )
+    port = await server.start()
+    address = f"127.0.0.1:{port}"
+    try:
+        async with StateManager(StateConfig(backend="grpc", address=address)) as manager:
+            await manager.save("a", {"n": 1})
+            await manager.save("b", [1, 2, 3])
+            await manager.save("a", {"n": 2})
+            await manager.delete("b")
+            stats = await manager.get_stats()
+        assert stats == StateStats(keys=1, bytes=4, revision=4, oldest_revision=1, backend="file")
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "statekeeper_server",
+            "stats",
+            "--address",
+            address,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        stdout, _ = await asyncio.wait_for(cli.communicate(), WAIT)
+        assert cli.returncode == 0
+        assert json.loads(stdout) == {
+            "keys": 1,
+            "bytes": 4,
+            "revision": 4,
+            "oldest_revision": 1,
+            "backend": "file",
+        }
+    finally:
+        await server.stop(0)
+
+
+async def test_embedded_file_store_reports_stats(tmp_path: Path) -> None:
+    config = StateConfig(backend="file", file_path=str(tmp_path / "app_state.json"))
+    async with StateManager(config) as manager:
+        await manager.save("x", {"v": 1})
+        stats = await manager.get_stats()
+    assert (stats.keys, stats.revision, stats.backend) == (1, 1, "file")
+    assert segments(tmp_path / "app_state")
