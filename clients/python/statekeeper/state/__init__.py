@@ -18,25 +18,57 @@ from statekeeper.errors import (
 )
 from statekeeper.state.backends import FileBackend, MemoryBackend, RedisBackend
 from statekeeper.state.changes import ChangeType, StateChange, StateEntry
+from statekeeper.state.knowledge import (
+    IndexingProgress,
+    IndexingStatus,
+    KnowledgeBaseState,
+    KnowledgeStateManager,
+    SourceState,
+    SyncStatus,
+)
+from statekeeper.state.orchestration import (
+    AgentCoordinationState,
+    OrchestrationStateManager,
+    QueuedTask,
+    TaskQueueState,
+    TaskStatus,
+    TeamChange,
+    TeamChangeType,
+    TeamState,
+)
 from statekeeper.state.state_manager import StateConfig, StateManager, StateStats
 
 __all__ = [
+    "AgentCoordinationState",
     "AlreadyExistsError",
     "ChangeType",
     "ConflictError",
     "FailedPreconditionError",
     "FileBackend",
     "HistoryCompactedError",
+    "IndexingProgress",
+    "IndexingStatus",
     "InvalidArgumentError",
+    "KnowledgeBaseState",
+    "KnowledgeStateManager",
     "MemoryBackend",
     "NotFoundError",
+    "OrchestrationStateManager",
+    "QueuedTask",
     "RedisBackend",
     "ResourceExhaustedError",
+    "SourceState",
     "StateChange",
     "StateConfig",
     "StateEntry",
     "StateKeeperError",
     "StateManager",
     "StateStats",
+    "SyncStatus",
+    "TaskQueueState",
+    "TaskStatus",
+    "TeamChange",
+    "TeamChangeType",
+    "TeamState",
     "UnavailableError",
 ]

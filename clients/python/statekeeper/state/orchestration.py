@@ -1,0 +1,559 @@
+"""``OrchestrationStateManager``: multi-agent team state and a task queue (the reference's API).
+
+A team has agents (:class:`AgentCoordinationState`) and a queue (:class:`TaskQueueState`).
+Tasks are handed out most urgent first — priority names map to levels ``"low"`` 10,
+``"normal"`` 20, ``"high"`` 30, ``"critical"`` 40, and an integer 0..1000 may be given
+instead (larger is more urgent) — and first in, first out within one level. ``assign_task``
+and ``claim_next_task`` move a task and its agent in one atomic step on the server, so a task
+is never handed to two agents, even with several servers on one Redis. ``claim_next_task``
+leases the task: when the lease runs out before ``complete_task`` / ``fail_task``, the task
+returns to pending and the next hand-out counts as another delivery.
+
+Every call is one round trip to the store; nothing is cached in the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from statekeeper import values
+from statekeeper.errors import InvalidArgumentError, Reason, UnavailableError
+from statekeeper.timestamps import optional_datetime, to_duration
+from statekeeper.transport import Transport, connect, stream, unary
+from statekeeper.v1 import common_pb2, orchestration_service_pb2_grpc
+from statekeeper.v1 import orchestration_service_pb2 as pb
+
+_SERVICE = "statekeeper.v1.OrchestrationService"
+_MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
+_TASK_KEYS = frozenset(
+    {"id", "task_id", "type", "priority", "data", "capability", "required_capabilities"}
+    | {"max_retries"}
+)
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task is in its team's queue."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    DEAD_LETTERED = "dead_lettered"
+
+
+_STATUS_FROM_PROTO = {
+    pb.TASK_STATE_PENDING: TaskStatus.PENDING,
+    pb.TASK_STATE_IN_PROGRESS: TaskStatus.IN_PROGRESS,
+    pb.TASK_STATE_COMPLETED: TaskStatus.COMPLETED,
+    pb.TASK_STATE_DEAD_LETTERED: TaskStatus.DEAD_LETTERED,
+}
+_STATUS_TO_PROTO = {status: number for number, status in _STATUS_FROM_PROTO.items()}
+
+
+@dataclass
+class AgentCoordinationState:
+    """One agent of a team: ``status`` ``"idle"`` means available; ``current_task`` is the id
+    of the task it works on."""
+
+    agent_id: str
+    status: str = "idle"
+    capabilities: list[str] = field(default_factory=list)
+    current_task: str | None = None
+    updated_at: datetime | None = None
+
+    def _to_proto(self) -> pb.AgentCoordinationState:
+        return pb.AgentCoordinationState(
+            agent_id=self.agent_id,
+            status=self.status,
+            capabilities=list(self.capabilities),
+            current_task=self.current_task,
+        )
+
+    @classmethod
+    def _from_proto(cls, message: pb.AgentCoordinationState) -> AgentCoordinationState:
+        return cls(
+            agent_id=message.agent_id,
+            status=message.status,
+            capabilities=list(message.capabilities),
+            current_task=message.current_task if message.HasField("current_task") else None,
+            updated_at=optional_datetime(message, "update_time"),
+        )
+
+
+@dataclass
+class QueuedTask:
+    """One task of a queue with its delivery history.
+
+    ``priority`` is the name when the level is a named one, else the integer level;
+    ``delivery_count`` counts hand-outs (assignments and claims), so a task claimed again after
+    an expired lease has ``delivery_count == 2``.
+    """
+
+    id: str
+    type: str = ""
+    priority: str | int = "normal"
+    data: Any = None
+    status: TaskStatus = TaskStatus.PENDING
+    agent_id: str | None = None
+    delivery_count: int = 0
+    failure_count: int = 0
+    max_retries: int = 0
+    last_error: str = ""
+    result: Any = None
+    sequence: int = 0
+    required_capabilities: list[str] = field(default_factory=list)
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @classmethod
+    def _from_proto(cls, message: pb.Task) -> QueuedTask:
+        return cls(
+            id=message.task_id,
+            type=message.type,
+            priority=message.priority_name or message.priority,
+            data=values.wire_to_python(message.data),
+            status=_STATUS_FROM_PROTO[message.state],
+            agent_id=message.agent_id or None,
+            delivery_count=message.delivery_count,
+            failure_count=message.failure_count,
+            max_retries=message.max_retries,
+            last_error=message.last_error,
+            result=values.wire_to_python(message.result) if message.HasField("result") else None,
+            sequence=message.sequence,
+            required_capabilities=list(message.required_capabilities),
+            enqueued_at=optional_datetime(message, "enqueue_time"),
+            started_at=optional_datetime(message, "start_time"),
+            lease_expires_at=optional_datetime(message, "lease_expire_time"),
+            finished_at=optional_datetime(message, "finish_time"),
+        )
+
+
+@dataclass
+class TaskQueueState:
+    """A team's queue: pending (most urgent first), in progress, completed (oldest first, the
+    retained ones) and dead-lettered tasks."""
+
+    pending: list[Any] = field(default_factory=list)
+    in_progress: list[Any] = field(default_factory=list)
+    completed: list[Any] = field(default_factory=list)
+    dead_lettered: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def _from_proto(cls, message: pb.TaskQueueState) -> TaskQueueState:
+        return cls(
+            pending=[QueuedTask._from_proto(t) for t in message.pending],
+            in_progress=[QueuedTask._from_proto(t) for t in message.in_progress],
+            completed=[QueuedTask._from_proto(t) for t in message.completed],
+            dead_lettered=[QueuedTask._from_proto(t) for t in message.dead_lettered],
+        )
+
+
+@dataclass
+class TeamState:
+    """A team: its agents by id and its queue. When creating a team, ``task_queue.pending``
+    may hold task dicts (as for :meth:`OrchestrationStateManager.enqueue_task`) that are
+    enqueued in order."""
+
+    team_id: str
+    agents: dict[str, AgentCoordinationState] = field(default_factory=dict)
+    task_queue: TaskQueueState = field(default_factory=TaskQueueState)
+    created_at: datetime | None = None
+
+
+class TeamChangeType(enum.StrEnum):
+    """What a :class:`TeamChange` reports."""
+
+    SNAPSHOT = "snapshot"
+    AGENT_UPDATED = "agent_updated"
+    TASK_UPDATED = "task_updated"
+    TASK_REMOVED = "task_removed"
+    TEAM_DELETED = "team_deleted"
+
+
+_CHANGE_TYPES = {
+    pb.TEAM_CHANGE_TYPE_AGENT_UPDATED: TeamChangeType.AGENT_UPDATED,
+    pb.TEAM_CHANGE_TYPE_TASK_UPDATED: TeamChangeType.TASK_UPDATED,
+    pb.TEAM_CHANGE_TYPE_TASK_REMOVED: TeamChangeType.TASK_REMOVED,
+    pb.TEAM_CHANGE_TYPE_TEAM_DELETED: TeamChangeType.TEAM_DELETED,
+}
+
+
+@dataclass
+class TeamChange:
+    """One item of :meth:`OrchestrationStateManager.watch_team`: first a ``SNAPSHOT`` with
+    ``team`` (whole queue included), then agent / task changes carrying the whole new record."""
+
+    type: TeamChangeType
+    revision: int
+    team: TeamState | None = None
+    agent: AgentCoordinationState | None = None
+    task: QueuedTask | None = None
+    task_id: str | None = None
+
+
+def _seconds(value: float | timedelta | None) -> float | None:
+    return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+def task_spec(task: Mapping[str, Any] | QueuedTask) -> pb.TaskSpec:
+    """The TaskSpec of a task dict (``id``, ``type``, ``priority``, ``data``,
+    ``required_capabilities`` or ``capability``, ``max_retries``)."""
+    if isinstance(task, QueuedTask):
+        task = {
+            "id": task.id,
+            "type": task.type,
+            "priority": task.priority,
+            "data": task.data,
+            "required_capabilities": task.required_capabilities,
+        }
+    unknown = sorted(set(task) - _TASK_KEYS)
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown task fields {unknown}; put extra information under 'data'",
+            reason=Reason.INVALID_ARGUMENT,
+            violations=[(f"task.{name}", "unknown field") for name in unknown],
+        )
+    caps = list(task.get("required_capabilities") or [])
+    if task.get("capability"):
+        caps.append(task["capability"])
+    spec = pb.TaskSpec(
+        task_id=str(task.get("id") or task.get("task_id") or ""),
+        type=str(task.get("type") or ""),
+        required_capabilities=caps,
+        max_retries=task.get("max_retries"),
+    )
+    if "data" in task:
+        spec.data.CopyFrom(values.document_to_wire(task["data"]))
+    priority = task.get("priority")
+    if isinstance(priority, bool) or not isinstance(priority, str | int | None):
+        raise InvalidArgumentError(
+            f"task priority must be a name or an integer, got {priority!r}",
+            reason=Reason.INVALID_PRIORITY,
+            violations=[("task.priority", "must be a name or an integer")],
+        )
+    if isinstance(priority, str):
+        spec.priority_name = priority
+    elif isinstance(priority, int):
+        if not -(2**31) <= priority < 2**31:
+            raise InvalidArgumentError(
+                f"task priority {priority} is outside 0..1000",
+                reason=Reason.INVALID_PRIORITY,
+                violations=[("task.priority", "must be between 0 and 1000")],
+            )
+        spec.priority_level = priority
+    return spec
+
+
+class OrchestrationStateManager:
+    """Team, agent and task-queue state shared by every process that uses the same store.
+
+    ``persistence`` is ``"memory"``, ``"file"`` or ``"redis"`` (the engine runs in this
+    process) or ``"grpc"`` (a server at ``address``); ``transport`` shares one connection.
+    ``sync_interval`` (seconds) is kept from the reference: state is never cached client-side
+    (every call reads or writes the shared store), so there is nothing to synchronise
+    periodically; the value is the longest pause of :meth:`watch_team` before it reconnects
+    after a dropped stream. ``completed_retention``, ``max_retries`` and ``max_deliveries`` are
+    the settings of the teams this manager creates; ``default_lease`` (seconds) is the lease of
+    :meth:`claim_next_task` when none is given.
+    """
+
+    def __init__(
+        self,
+        persistence: Any = "memory",
+        sync_interval: float = 1.0,
+        *,
+        address: str | None = None,
+        redis_url: str | None = None,
+        file_path: str | None = None,
+        transport: Transport | None = None,
+        completed_retention: int = 1000,
+        max_retries: int = 3,
+        max_deliveries: int = 10,
+        default_lease: float = 30.0,
+        timeout: float | None = None,
+    ) -> None:
+        self.sync_interval = sync_interval
+        self.completed_retention = completed_retention
+        self.max_retries = max_retries
+        self.max_deliveries = max_deliveries
+        self.default_lease = default_lease
+        self.timeout = timeout
+        self._transport = connect(
+            persistence,
+            address=address,
+            redis_url=redis_url,
+            file_path=file_path,
+            transport=transport,
+        )
+        self._stub = self._transport.stub(
+            orchestration_service_pb2_grpc.OrchestrationServiceStub, _SERVICE
+        )
+
+    async def _call(self, method: str, request: Any) -> Any:
+        return await unary(getattr(self._stub, method), request, self.timeout)
+
+    async def close(self) -> None:
+        """Close the connection (a shared ``transport`` is closed by its owner)."""
+        await self._transport.close()
+
+    async def __aenter__(self) -> OrchestrationStateManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- teams and agents -----------------------------------------------------------------------
+
+    async def create_team(self, team_state: TeamState) -> TeamState:
+        """Create a team with its agents and enqueue the task dicts of
+        ``team_state.task_queue.pending``; AlreadyExistsError when the team exists."""
+        queue = team_state.task_queue
+        if queue.in_progress or queue.completed or queue.dead_lettered:
+            raise InvalidArgumentError(
+                "a new team's queue may only hold pending tasks",
+                reason=Reason.INVALID_ARGUMENT,
+                violations=[("task_queue", "in_progress/completed must be empty")],
+            )
+        for key, agent in team_state.agents.items():
+            if key != agent.agent_id:
+                raise InvalidArgumentError(
+                    f"agents[{key!r}] holds agent_id {agent.agent_id!r}",
+                    reason=Reason.INVALID_ARGUMENT,
+                    violations=[(f"agents[{key}]", "key differs from agent_id")],
+                )
+        request = pb.CreateTeamRequest(
+            team_id=team_state.team_id,
+            agents=[a._to_proto() for a in team_state.agents.values()],
+            initial_tasks=[task_spec(t) for t in queue.pending],
+            settings=pb.TeamSettings(
+                completed_retention=self.completed_retention,
+                default_max_retries=self.max_retries,
+                max_deliveries=self.max_deliveries,
+            ),
+            value_encoding=_MSGPACK,
+        )
+        response = await self._call("CreateTeam", request)
+        return await self._team_with_queue(response.team)
+
+    async def _team_with_queue(self, message: pb.TeamState) -> TeamState:
+        team = _team_from_proto(message)
+        team.task_queue = await self.get_queue_status(team.team_id)
+        return team
+
+    async def get_team(self, team_id: str) -> TeamState:
+        """The team with its agents (a dict by agent id) and its queue; NotFoundError when
+        unknown."""
+        response = await self._call(
+            "GetTeam", pb.GetTeamRequest(team_id=team_id, value_encoding=_MSGPACK)
+        )
+        return await self._team_with_queue(response.team)
+
+    async def delete_team(self, team_id: str) -> bool:
+        """Delete a team with its agents and tasks; True when it existed."""
+        response = await self._call("DeleteTeam", pb.DeleteTeamRequest(team_id=team_id))
+        return bool(response.deleted)
+
+    async def add_agent(
+        self, team_id: str, agent: AgentCoordinationState
+    ) -> AgentCoordinationState:
+        """Add an agent to a team; AlreadyExistsError when the id is taken."""
+        response = await self._call(
+            "AddAgent", pb.AddAgentRequest(team_id=team_id, agent=agent._to_proto())
+        )
+        return AgentCoordinationState._from_proto(response.agent)
+
+    async def update_agent_status(
+        self, team_id: str, agent_id: str, status: str, current_task: str | None = None
+    ) -> AgentCoordinationState:
+        """Set an agent's status and current task (``None`` clears it)."""
+        request = pb.UpdateAgentStatusRequest(
+            team_id=team_id, agent_id=agent_id, status=status, current_task=current_task
+        )
+        response = await self._call("UpdateAgentStatus", request)
+        return AgentCoordinationState._from_proto(response.agent)
+
+    async def get_available_agents(
+        self, team_id: str, capability: str | None = None
+    ) -> list[AgentCoordinationState]:
+        """Idle agents without a current task that have ``capability`` (None: any)."""
+        request = pb.GetAvailableAgentsRequest(team_id=team_id, capability=capability or "")
+        response = await self._call("GetAvailableAgents", request)
+        return [AgentCoordinationState._from_proto(a) for a in response.agents]
+
+    # -- the queue ------------------------------------------------------------------------------
+
+    async def enqueue_task(self, team_id: str, task: Mapping[str, Any]) -> QueuedTask:
+        """Add a task dict (``id``, ``type``, ``priority``, ``data``, optional
+        ``required_capabilities`` / ``capability`` and ``max_retries``) to the pending queue.
+        Enqueueing an id that exists returns the existing task unchanged."""
+        request = pb.EnqueueTaskRequest(
+            team_id=team_id, task=task_spec(task), value_encoding=_MSGPACK
+        )
+        response = await self._call("EnqueueTask", request)
+        return QueuedTask._from_proto(response.task)
+
+    async def get_task(self, team_id: str, task_id: str) -> QueuedTask:
+        """One task; NotFoundError when unknown (or trimmed by completed-task retention)."""
+        request = pb.GetTaskRequest(team_id=team_id, task_id=task_id, value_encoding=_MSGPACK)
+        return QueuedTask._from_proto((await self._call("GetTask", request)).task)
+
+    async def assign_task(
+        self,
+        team_id: str,
+        task_id: str,
+        agent_id: str,
+        lease: float | timedelta | None = None,
+    ) -> QueuedTask:
+        """Atomically move a pending task to in progress and mark the agent working on it.
+        FailedPreconditionError (nothing changed) when the task is not pending, the agent is
+        busy or lacks a required capability. ``lease`` (seconds) is optional here."""
+        request = pb.AssignTaskRequest(
+            team_id=team_id,
+            task_id=task_id,
+            agent_id=agent_id,
+            lease=to_duration(_seconds(lease)),
+            value_encoding=_MSGPACK,
+        )
+        return QueuedTask._from_proto((await self._call("AssignTask", request)).task)
+
+    async def claim_next_task(
+        self, team_id: str, agent_id: str, lease: float | timedelta | None = None
+    ) -> QueuedTask | None:
+        """Lease the most urgent pending task the agent can do (None when there is none).
+        ``lease`` (seconds, default ``default_lease``) is the visibility timeout."""
+        seconds = _seconds(lease)
+        request = pb.ClaimNextTaskRequest(
+            team_id=team_id,
+            agent_id=agent_id,
+            lease=to_duration(self.default_lease if seconds is None else seconds),
+            value_encoding=_MSGPACK,
+        )
+        response = await self._call("ClaimNextTask", request)
+        return QueuedTask._from_proto(response.task) if response.HasField("task") else None
+
+    async def renew_lease(
+        self, team_id: str, task_id: str, agent_id: str, lease: float | timedelta
+    ) -> QueuedTask:
+        """Extend the lease of a task the agent holds to ``lease`` seconds from now."""
+        request = pb.RenewLeaseRequest(
+            team_id=team_id,
+            task_id=task_id,
+            agent_id=agent_id,
+            lease=to_duration(_seconds(lease)),
+            value_encoding=_MSGPACK,
+        )
+        return QueuedTask._from_proto((await self._call("RenewLease", request)).task)
+
+    async def complete_task(
+        self, team_id: str, task_id: str, result: Any = None, agent_id: str | None = None
+    ) -> QueuedTask:
+        """Store the result, move the task to completed and free its agent.
+        FailedPreconditionError when the task is not in progress (or, with ``agent_id``, is
+        held by another agent)."""
+        request = pb.CompleteTaskRequest(
+            team_id=team_id,
+            task_id=task_id,
+            result=values.document_to_wire(result),
+            agent_id=agent_id or "",
+            value_encoding=_MSGPACK,
+        )
+        return QueuedTask._from_proto((await self._call("CompleteTask", request)).task)
+
+    async def fail_task(
+        self,
+        team_id: str,
+        task_id: str,
+        reason: str,
+        agent_id: str | None = None,
+        retry_limit: int | None = None,
+    ) -> QueuedTask:
+        """Record a failed attempt: the task returns to pending while its failures do not
+        exceed the retry limit (``retry_limit``, else the task's ``max_retries``), and is
+        dead-lettered after that."""
+        request = pb.FailTaskRequest(
+            team_id=team_id,
+            task_id=task_id,
+            reason=reason,
+            agent_id=agent_id or "",
+            retry_limit=retry_limit,
+            value_encoding=_MSGPACK,
+        )
+        return QueuedTask._from_proto((await self._call("FailTask", request)).task)
+
+    async def get_queue_status(self, team_id: str) -> TaskQueueState:
+        """The team's queue: ``pending``, ``in_progress``, ``completed`` and
+        ``dead_lettered`` lists of :class:`QueuedTask`."""
+        request = pb.GetQueueStatusRequest(team_id=team_id, value_encoding=_MSGPACK)
+        return TaskQueueState._from_proto((await self._call("GetQueueStatus", request)).queue)
+
+    async def iter_tasks(
+        self, team_id: str, status: TaskStatus | str, page_size: int = 0
+    ) -> AsyncIterator[QueuedTask]:
+        """Every task in one state, fetched page by page, in queue order."""
+        token = ""
+        while True:
+            request = pb.ListTasksRequest(
+                team_id=team_id,
+                state=_STATUS_TO_PROTO[TaskStatus(status)],
+                page_size=page_size,
+                page_token=token,
+                value_encoding=_MSGPACK,
+            )
+            response = await self._call("ListTasks", request)
+            for task in response.tasks:
+                yield QueuedTask._from_proto(task)
+            token = response.next_page_token
+            if not token:
+                return
+
+    async def watch_team(self, team_id: str) -> AsyncIterator[TeamChange]:
+        """A ``SNAPSHOT`` of the team, then every change of its agents and tasks, until the
+        team is deleted. After a dropped connection the watch reconnects (waiting at most
+        ``sync_interval``) and starts again with a fresh snapshot."""
+        delay = 0.05
+        while True:
+            request = pb.WatchTeamRequest(team_id=team_id, value_encoding=_MSGPACK)
+            try:
+                async for message in stream(self._stub.WatchTeam, request):
+                    delay = 0.05
+                    if message.HasField("snapshot"):
+                        team = _team_from_proto(message.snapshot)
+                        team.task_queue = TaskQueueState._from_proto(message.snapshot.task_queue)
+                        yield TeamChange(TeamChangeType.SNAPSHOT, message.revision, team=team)
+                        continue
+                    for change in message.changes:
+                        kind = _CHANGE_TYPES[change.type]
+                        yield TeamChange(
+                            kind,
+                            message.revision,
+                            agent=AgentCoordinationState._from_proto(change.agent)
+                            if change.HasField("agent")
+                            else None,
+                            task=QueuedTask._from_proto(change.task)
+                            if change.HasField("task")
+                            else None,
+                            task_id=change.task_id or None,
+                        )
+                        if kind is TeamChangeType.TEAM_DELETED:
+                            return
+                return
+            except UnavailableError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max(self.sync_interval, 0.05))
+
+
+def _team_from_proto(message: pb.TeamState) -> TeamState:
+    return TeamState(
+        team_id=message.team_id,
+        agents={
+            agent_id: AgentCoordinationState._from_proto(agent)
+            for agent_id, agent in sorted(message.agents.items())
+        },
+        created_at=optional_datetime(message, "create_time"),
+    )
