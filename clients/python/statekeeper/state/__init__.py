@@ -16,6 +16,13 @@ from statekeeper.errors import (
     StateKeeperError,
     UnavailableError,
 )
+from statekeeper.state.agents import (
+    AgentCheckpoint,
+    AgentRecoveryManager,
+    AgentSnapshot,
+    AgentStateStore,
+    RecoveryStatus,
+)
 from statekeeper.state.backends import FileBackend, MemoryBackend, RedisBackend
 from statekeeper.state.changes import ChangeType, StateChange, StateEntry
 from statekeeper.state.knowledge import (
@@ -57,9 +64,23 @@ from statekeeper.state.tools import (
     ToolStateManager,
     ToolStats,
 )
+from statekeeper.state.workflows import (
+    StepState,
+    WorkflowCheckpoint,
+    WorkflowEvent,
+    WorkflowEventType,
+    WorkflowResume,
+    WorkflowState,
+    WorkflowStateManager,
+    WorkflowStatus,
+)
 
 __all__ = [
+    "AgentCheckpoint",
     "AgentCoordinationState",
+    "AgentRecoveryManager",
+    "AgentSnapshot",
+    "AgentStateStore",
     "AlreadyExistsError",
     "AudioSession",
     "AudioSessionStatus",
@@ -77,6 +98,7 @@ __all__ = [
     "NotFoundError",
     "OrchestrationStateManager",
     "QueuedTask",
+    "RecoveryStatus",
     "RedisBackend",
     "ResourceExhaustedError",
     "RetryState",
@@ -91,6 +113,7 @@ __all__ = [
     "StateKeeperError",
     "StateManager",
     "StateStats",
+    "StepState",
     "StreamingMode",
     "SyncStatus",
     "TTSState",
@@ -107,4 +130,11 @@ __all__ = [
     "TranscriptionStatus",
     "UnavailableError",
     "VoiceConversationState",
+    "WorkflowCheckpoint",
+    "WorkflowEvent",
+    "WorkflowEventType",
+    "WorkflowResume",
+    "WorkflowState",
+    "WorkflowStateManager",
+    "WorkflowStatus",
 ]

@@ -1,0 +1,563 @@
+"""``WorkflowStateManager``, ``WorkflowState``, ``WorkflowStatus``, ``StepState`` and
+``WorkflowCheckpoint``: workflow execution state with steps, checkpoints and pause/resume.
+
+The status is a state machine kept by the server::
+
+    PENDING -> RUNNING            start(), or the first update_step()
+    RUNNING -> PAUSED             pause()
+    PAUSED  -> RUNNING            resume()
+    RUNNING -> COMPLETED          complete()
+    RUNNING | PAUSED -> FAILED    fail()
+    PENDING | RUNNING | PAUSED -> CANCELLED   cancel(reason=...)
+    any but COMPLETED / CANCELLED -> RUNNING  resume_from(checkpoint)
+
+An illegal transition raises FailedPreconditionError (reason INVALID_WORKFLOW_TRANSITION) and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from statekeeper import values
+from statekeeper.errors import InvalidArgumentError, NotFoundError
+from statekeeper.state.live import LiveStream
+from statekeeper.timestamps import from_timestamp, optional_datetime, to_timestamp
+from statekeeper.transport import Transport, connect, unary
+from statekeeper.v1 import common_pb2, workflow_service_pb2_grpc
+from statekeeper.v1 import workflow_service_pb2 as pb
+
+_SERVICE = "statekeeper.v1.WorkflowService"
+_MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
+
+
+class WorkflowStatus(enum.Enum):
+    """Where a workflow is in its life cycle (prints as ``WorkflowStatus.PAUSED``)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class WorkflowEventType(enum.Enum):
+    """What a watched workflow change is."""
+
+    STATUS_CHANGED = "status_changed"
+    STEP_UPDATED = "step_updated"
+    CHECKPOINT_CREATED = "checkpoint_created"
+    RESUMED_FROM_CHECKPOINT = "resumed_from_checkpoint"
+
+
+#: The step statuses ``StepState.status`` accepts.
+STEP_STATUSES = ("pending", "running", "completed", "failed", "skipped")
+
+
+@dataclass
+class StepState:
+    """One step update of a workflow's history.
+
+    ``status`` is one of ``"pending"``, ``"running"``, ``"completed"``, ``"failed"``,
+    ``"skipped"``. The server fills ``timestamp`` and ``sequence`` (the position in the
+    history) and marks ``superseded`` steps: steps after a checkpoint the workflow later
+    resumed from.
+    """
+
+    step_number: int
+    name: str = ""
+    status: str = "completed"
+    result: Any = None
+    duration_ms: int = 0
+    error: str | None = None
+    timestamp: datetime | None = None
+    sequence: int = 0
+    superseded: bool = False
+
+
+@dataclass
+class WorkflowResume:
+    """One resume of a workflow from a checkpoint."""
+
+    checkpoint_id: str
+    step: int
+    timestamp: datetime
+    history_sequence: int
+
+
+@dataclass
+class WorkflowState:
+    """A workflow's execution state.
+
+    ``checkpoint_interval`` (None: the manager's) takes a checkpoint automatically every that
+    many completed steps; ``keep_checkpoints`` (None: the manager's ``max_checkpoints``)
+    keeps only the newest that many checkpoints. ``steps`` and ``resumes`` are the history,
+    filled by :meth:`WorkflowStateManager.get`.
+    """
+
+    workflow_id: str
+    status: WorkflowStatus = WorkflowStatus.PENDING
+    total_steps: int = 0
+    current_step: int = 0
+    context: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    steps: list[StepState] = field(default_factory=list)
+    resumes: list[WorkflowResume] = field(default_factory=list)
+    cancel_reason: str | None = None
+    error: str | None = None
+    checkpoint_interval: int | None = None
+    keep_checkpoints: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    revision: int = 0
+
+
+@dataclass
+class WorkflowCheckpoint:
+    """A resumable point of a workflow. ``state`` / ``context`` left None take the
+    workflow's current ones; ``timestamp`` defaults to the server's clock."""
+
+    workflow_id: str
+    checkpoint_id: str
+    step: int = 0
+    state: Any = None
+    context: Any = None
+    timestamp: datetime | None = None
+    automatic: bool = False
+    sequence: int = 0
+
+
+@dataclass
+class WorkflowEvent:
+    """One live change of a watched workflow."""
+
+    type: WorkflowEventType
+    workflow_id: str
+    status: WorkflowStatus | None
+    revision: int
+    previous_status: WorkflowStatus | None = None
+    step: StepState | None = None
+    checkpoint_id: str | None = None
+
+
+def _status(value: int) -> WorkflowStatus | None:
+    if value == pb.WORKFLOW_STATUS_UNSPECIFIED:
+        return None
+    return WorkflowStatus[pb.WorkflowStatus.Name(value).removeprefix("WORKFLOW_STATUS_")]  # type: ignore[arg-type]
+
+
+def _status_name(status: WorkflowStatus | str) -> str:
+    if isinstance(status, str):
+        try:
+            status = WorkflowStatus(status.lower())
+        except ValueError:
+            raise InvalidArgumentError(
+                f"unknown workflow status {status!r}", violations=[("status", "unknown")]
+            ) from None
+    return "WORKFLOW_STATUS_" + status.name
+
+
+def _document(message: Any, name: str, default: Any = None) -> Any:
+    if not message.HasField(name):
+        return default
+    return values.wire_to_python(getattr(message, name))
+
+
+def _wire(document: Any) -> common_pb2.Value | None:
+    return None if document is None else values.document_to_wire(document)
+
+
+def _step_to_proto(step: StepState) -> pb.StepState:
+    status = step.status.value if isinstance(step.status, enum.Enum) else str(step.status)
+    if status.lower() not in STEP_STATUSES:
+        raise InvalidArgumentError(
+            f"step.status must be one of {', '.join(STEP_STATUSES)}, got {status!r}",
+            violations=[("step.status", "unknown status")],
+        )
+    return pb.StepState(
+        step_number=step.step_number,
+        name=step.name,
+        status="STEP_STATUS_" + status.upper(),  # type: ignore[arg-type]
+        result=_wire(step.result),
+        duration_ms=step.duration_ms,
+        error=step.error or "",
+    )
+
+
+def _step_from_proto(message: pb.StepState) -> StepState:
+    return StepState(
+        step_number=message.step_number,
+        name=message.name,
+        status=pb.StepStatus.Name(message.status).removeprefix("STEP_STATUS_").lower(),  # type: ignore[arg-type]
+        result=_document(message, "result"),
+        duration_ms=message.duration_ms,
+        error=message.error or None,
+        timestamp=optional_datetime(message, "timestamp"),
+        sequence=message.sequence,
+        superseded=message.superseded,
+    )
+
+
+def _resume_from_proto(message: pb.WorkflowResume) -> WorkflowResume:
+    return WorkflowResume(
+        checkpoint_id=message.checkpoint_id,
+        step=message.step,
+        timestamp=from_timestamp(message.timestamp),
+        history_sequence=message.history_sequence,
+    )
+
+
+def _workflow_from_proto(message: pb.WorkflowState) -> WorkflowState:
+    return WorkflowState(
+        workflow_id=message.workflow_id,
+        status=_status(message.status) or WorkflowStatus.PENDING,
+        total_steps=message.total_steps,
+        current_step=message.current_step,
+        context=_document(message, "context", {}),
+        state=_document(message, "state", {}),
+        metadata=_document(message, "metadata", {}),
+        steps=[_step_from_proto(s) for s in message.steps],
+        resumes=[_resume_from_proto(r) for r in message.resumes],
+        cancel_reason=message.cancel_reason or None,
+        error=message.error or None,
+        checkpoint_interval=message.checkpoint_interval,
+        keep_checkpoints=message.keep_checkpoints,
+        created_at=optional_datetime(message, "create_time"),
+        updated_at=optional_datetime(message, "update_time"),
+        revision=message.revision,
+    )
+
+
+def _checkpoint_from_proto(message: pb.WorkflowCheckpoint) -> WorkflowCheckpoint:
+    return WorkflowCheckpoint(
+        workflow_id=message.workflow_id,
+        checkpoint_id=message.checkpoint_id,
+        step=message.step,
+        state=_document(message, "state"),
+        context=_document(message, "context"),
+        timestamp=optional_datetime(message, "timestamp"),
+        automatic=message.automatic,
+        sequence=message.sequence,
+    )
+
+
+class WorkflowStateManager:
+    """Tracks workflow execution, steps and checkpoints, and pauses/resumes workflows.
+
+    ``persistence`` is ``"memory"``, ``"file"`` or ``"redis"`` (embedded engine; ``redis_url``
+    / ``file_path`` say where) or ``"grpc"`` (a server at ``address``); ``transport`` shares one
+    connection between managers. ``checkpoint_interval=N`` makes workflows created by this
+    manager take a checkpoint automatically every N completed steps (the interval is stored
+    with the workflow, so every process updating it agrees); ``max_checkpoints`` keeps only the
+    newest that many checkpoints per workflow (0: all).
+
+    ``get`` returns None for an unknown workflow; every other method raises NotFoundError.
+    """
+
+    def __init__(
+        self,
+        persistence: Any = "memory",
+        checkpoint_interval: int | None = None,
+        *,
+        address: str | None = None,
+        redis_url: str | None = None,
+        file_path: str | None = None,
+        transport: Transport | None = None,
+        max_checkpoints: int = 0,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> None:
+        self.transport = connect(
+            persistence,
+            address=address,
+            redis_url=redis_url,
+            file_path=file_path,
+            transport=transport,
+            **options,
+        )
+        self._stub = self.transport.stub(workflow_service_pb2_grpc.WorkflowServiceStub, _SERVICE)
+        self.checkpoint_interval = checkpoint_interval
+        self.max_checkpoints = max_checkpoints
+        self.timeout = timeout
+
+    async def _call(self, method: str, request: Any) -> Any:
+        return await unary(getattr(self._stub, method), request, self.timeout)
+
+    # -- create and read ----------------------------------------------------------------------
+
+    async def create(self, state: WorkflowState) -> WorkflowState:
+        """Create the workflow (AlreadyExistsError when the id is taken); fills in and returns
+        ``state`` with its timestamps and revision."""
+        interval = state.checkpoint_interval
+        if interval is None:
+            interval = self.checkpoint_interval or 0
+        keep = state.keep_checkpoints
+        if keep is None:
+            keep = self.max_checkpoints
+        request = pb.CreateWorkflowRequest(
+            workflow=pb.WorkflowState(
+                workflow_id=state.workflow_id,
+                status=_status_name(state.status),  # type: ignore[arg-type]
+                total_steps=state.total_steps,
+                current_step=state.current_step,
+                context=_wire(state.context),
+                state=_wire(state.state),
+                metadata=_wire(state.metadata),
+                checkpoint_interval=interval,
+                keep_checkpoints=keep,
+            )
+        )
+        response = await self._call("CreateWorkflow", request)
+        created = _workflow_from_proto(response.workflow)
+        state.checkpoint_interval = created.checkpoint_interval
+        state.keep_checkpoints = created.keep_checkpoints
+        state.created_at = created.created_at
+        state.updated_at = created.updated_at
+        state.revision = created.revision
+        return state
+
+    async def get(self, workflow_id: str) -> WorkflowState | None:
+        """The workflow with its step history and resumes, or None when it does not exist."""
+        request = pb.GetWorkflowRequest(
+            workflow_id=workflow_id, include_steps=True, value_encoding=_MSGPACK
+        )
+        try:
+            response = await self._call("GetWorkflow", request)
+        except NotFoundError:
+            return None
+        return _workflow_from_proto(response.workflow)
+
+    async def get_status(self, workflow_id: str) -> WorkflowStatus:
+        """The workflow's status."""
+        response = await self._call(
+            "GetWorkflowStatus", pb.GetWorkflowStatusRequest(workflow_id=workflow_id)
+        )
+        status = _status(response.status)
+        assert status is not None
+        return status
+
+    async def iter_workflows(
+        self, status: WorkflowStatus | None = None, page_size: int = 0
+    ) -> AsyncIterator[WorkflowState]:
+        """Every workflow (without step history), ordered by id, optionally of one status."""
+        token = ""
+        while True:
+            request = pb.ListWorkflowsRequest(
+                status=_status_name(status) if status else None,  # type: ignore[arg-type]
+                page_size=page_size,
+                page_token=token,
+                value_encoding=_MSGPACK,
+            )
+            response = await self._call("ListWorkflows", request)
+            for message in response.workflows:
+                yield _workflow_from_proto(message)
+            token = response.next_page_token
+            if not token:
+                return
+
+    async def list_workflows(self, status: WorkflowStatus | None = None) -> list[WorkflowState]:
+        """Every workflow (without step history), ordered by id, optionally of one status."""
+        return [workflow async for workflow in self.iter_workflows(status)]
+
+    # -- steps and status ---------------------------------------------------------------------
+
+    async def update_step(
+        self,
+        workflow_id: str,
+        step: StepState,
+        *,
+        state: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> StepState:
+        """Record ``step`` in the history and advance ``current_step`` to at least its number
+        (a PENDING workflow becomes RUNNING; a paused or finished one refuses with
+        FailedPreconditionError). ``state`` / ``context`` are merged into the workflow's
+        (RFC 7396 merge patch) in the same write. Every ``checkpoint_interval`` completed steps
+        a checkpoint ``auto_step_<current_step>`` is taken. Returns the recorded step."""
+        request = pb.UpdateStepRequest(
+            workflow_id=workflow_id,
+            step=_step_to_proto(step),
+            state_patch=_wire(state),
+            context_patch=_wire(context),
+            value_encoding=_MSGPACK,
+        )
+        response = await self._call("UpdateStep", request)
+        return _step_from_proto(response.step)
+
+    async def start(self, workflow_id: str) -> WorkflowStatus:
+        """PENDING to RUNNING."""
+        response = await self._call(
+            "StartWorkflow", pb.StartWorkflowRequest(workflow_id=workflow_id)
+        )
+        return _status(response.status) or WorkflowStatus.RUNNING
+
+    async def pause(self, workflow_id: str) -> WorkflowStatus:
+        """RUNNING to PAUSED."""
+        response = await self._call(
+            "PauseWorkflow", pb.PauseWorkflowRequest(workflow_id=workflow_id)
+        )
+        return _status(response.status) or WorkflowStatus.PAUSED
+
+    async def resume(self, workflow_id: str) -> WorkflowStatus:
+        """PAUSED to RUNNING."""
+        response = await self._call(
+            "ResumeWorkflow", pb.ResumeWorkflowRequest(workflow_id=workflow_id)
+        )
+        return _status(response.status) or WorkflowStatus.RUNNING
+
+    async def cancel(self, workflow_id: str, reason: str = "") -> WorkflowStatus:
+        """PENDING, RUNNING or PAUSED to CANCELLED; ``reason`` is kept in ``cancel_reason``."""
+        response = await self._call(
+            "CancelWorkflow", pb.CancelWorkflowRequest(workflow_id=workflow_id, reason=reason)
+        )
+        return _status(response.status) or WorkflowStatus.CANCELLED
+
+    async def complete(
+        self, workflow_id: str, state: dict[str, Any] | None = None
+    ) -> WorkflowStatus:
+        """RUNNING to COMPLETED, merging ``state`` into the workflow's state."""
+        request = pb.CompleteWorkflowRequest(workflow_id=workflow_id, state_patch=_wire(state))
+        response = await self._call("CompleteWorkflow", request)
+        return _status(response.status) or WorkflowStatus.COMPLETED
+
+    async def fail(self, workflow_id: str, error: str = "") -> WorkflowStatus:
+        """RUNNING or PAUSED to FAILED; ``error`` is kept in ``error``."""
+        response = await self._call(
+            "FailWorkflow", pb.FailWorkflowRequest(workflow_id=workflow_id, error=error)
+        )
+        return _status(response.status) or WorkflowStatus.FAILED
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    async def checkpoint(self, checkpoint: WorkflowCheckpoint) -> WorkflowCheckpoint:
+        """Store ``checkpoint`` (replacing one with the same id); fills in and returns its
+        ``sequence`` and ``timestamp``."""
+        request = pb.CreateCheckpointRequest(
+            checkpoint=pb.WorkflowCheckpoint(
+                workflow_id=checkpoint.workflow_id,
+                checkpoint_id=checkpoint.checkpoint_id,
+                step=checkpoint.step,
+                state=_wire(checkpoint.state),
+                context=_wire(checkpoint.context),
+                timestamp=to_timestamp(checkpoint.timestamp),
+            )
+        )
+        response = await self._call("CreateCheckpoint", request)
+        checkpoint.sequence = response.sequence
+        checkpoint.timestamp = from_timestamp(response.timestamp)
+        return checkpoint
+
+    async def get_checkpoint(
+        self, workflow_id: str, checkpoint_id: str | None = None
+    ) -> WorkflowCheckpoint | None:
+        """The checkpoint ``checkpoint_id`` (None or ``"latest"``: the newest), or None when
+        there is none. Raises NotFoundError for an unknown workflow."""
+        if checkpoint_id == "latest":
+            checkpoint_id = None
+        request = pb.GetWorkflowCheckpointRequest(
+            workflow_id=workflow_id, checkpoint_id=checkpoint_id or "", value_encoding=_MSGPACK
+        )
+        try:
+            response = await self._call("GetWorkflowCheckpoint", request)
+        except NotFoundError as error:
+            if error.reason == "WORKFLOW_NOT_FOUND":
+                raise
+            return None
+        return _checkpoint_from_proto(response.checkpoint)
+
+    async def iter_checkpoints(
+        self, workflow_id: str, page_size: int = 0
+    ) -> AsyncIterator[WorkflowCheckpoint]:
+        """Every checkpoint of the workflow, newest first, fetched page by page."""
+        token = ""
+        while True:
+            request = pb.ListWorkflowCheckpointsRequest(
+                workflow_id=workflow_id,
+                page_size=page_size,
+                page_token=token,
+                value_encoding=_MSGPACK,
+            )
+            response = await self._call("ListWorkflowCheckpoints", request)
+            for message in response.checkpoints:
+                yield _checkpoint_from_proto(message)
+            token = response.next_page_token
+            if not token:
+                return
+
+    async def list_checkpoints(self, workflow_id: str) -> list[WorkflowCheckpoint]:
+        """Every checkpoint of the workflow, newest first (highest step, then latest)."""
+        return [checkpoint async for checkpoint in self.iter_checkpoints(workflow_id)]
+
+    async def resume_from(self, workflow_id: str, checkpoint_id: str) -> WorkflowResume:
+        """Restore the workflow's state, context and current step from the checkpoint and set
+        it RUNNING. History is kept: the resume is recorded in ``resumes`` and steps after the
+        checkpoint stay in ``steps`` marked ``superseded``. Refused (FailedPreconditionError)
+        for a COMPLETED or CANCELLED workflow."""
+        response = await self._call(
+            "ResumeFromCheckpoint",
+            pb.ResumeFromCheckpointRequest(workflow_id=workflow_id, checkpoint_id=checkpoint_id),
+        )
+        return _resume_from_proto(response.resume)
+
+    # -- watching -----------------------------------------------------------------------------
+
+    def watch(self, workflow_id: str, start_revision: int = 0) -> LiveStream[WorkflowEvent]:
+        """An async iterator of the workflow's status changes, step updates, checkpoints and
+        resumes, live, in order::
+
+            async for event in workflow_state.watch("research_pipeline"):
+                print(event.type, event.status)
+        """
+
+        def request(revision: int) -> pb.WatchWorkflowRequest:
+            return pb.WatchWorkflowRequest(
+                workflow_id=workflow_id, start_revision=revision, value_encoding=_MSGPACK
+            )
+
+        def convert(message: pb.WatchWorkflowResponse) -> list[WorkflowEvent]:
+            return [
+                WorkflowEvent(
+                    type=WorkflowEventType[
+                        pb.WorkflowEventType.Name(event.type).removeprefix("WORKFLOW_EVENT_TYPE_")  # type: ignore[arg-type]
+                    ],
+                    workflow_id=workflow_id,
+                    status=_status(event.status),
+                    revision=event.revision,
+                    previous_status=_status(event.previous_status),
+                    step=_step_from_proto(event.step) if event.HasField("step") else None,
+                    checkpoint_id=event.checkpoint_id or None,
+                )
+                for event in message.events
+            ]
+
+        return LiveStream(
+            self._stub.WatchWorkflow, request, convert, start_revision, self.transport.remote
+        )
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self.transport.close()
+
+    async def __aenter__(self) -> WorkflowStateManager:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+__all__ = [
+    "StepState",
+    "WorkflowCheckpoint",
+    "WorkflowEvent",
+    "WorkflowEventType",
+    "WorkflowResume",
+    "WorkflowState",
+    "WorkflowStateManager",
+    "WorkflowStatus",
+]
