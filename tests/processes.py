@@ -10,7 +10,7 @@ Fixtures in ``conftest.py`` wrap these (``redis_server``, ``redis_url``, ``redis
 
 from __future__ import annotations
 
-import select
+import queue
 import shutil
 import socket
 import subprocess
@@ -31,17 +31,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _read_until(process: subprocess.Popen[str], marker: str, what: str) -> str:
-    """Read ``process``'s stdout until a line contains ``marker``; returns that line."""
+def _wait_for_line(process: subprocess.Popen[str], marker: str, what: str) -> str:
+    """Read ``process``'s stdout on a thread (which keeps draining it afterwards, so the
+    process never blocks on a full pipe) until a line contains ``marker``."""
     assert process.stdout is not None
+    stdout = process.stdout
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def drain() -> None:
+        for line in stdout:
+            lines.put(line)
+        lines.put(None)
+        stdout.close()
+
+    threading.Thread(target=drain, daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT
     seen: list[str] = []
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        line = process.stdout.readline()
-        if not line:
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            line = None
+        if line is None:
             break
         seen.append(line)
         if marker in line:
@@ -80,17 +91,8 @@ class RedisProcess:
         self.process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
-        _read_until(self.process, "Ready to accept connections", "redis-server")
-        # Keep draining the log so that the server never blocks on a full pipe.
-        threading.Thread(target=self._drain, args=(self.process,), daemon=True).start()
+        _wait_for_line(self.process, "Ready to accept connections", "redis-server")
         return self
-
-    @staticmethod
-    def _drain(process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for _ in process.stdout:
-            pass
-        process.stdout.close()
 
     def stop(self) -> None:
         """Terminate the server (SIGTERM) and wait for it to exit."""
