@@ -373,3 +373,24 @@ async def test_embedded_file_store_reports_stats(tmp_path: Path) -> None:
         stats = await manager.get_stats()
     assert (stats.keys, stats.revision, stats.backend) == (1, 1, "file")
     assert segments(tmp_path / "app_state")
+
+
+async def test_reaper_runs_after_open_without_any_call(tmp_path: Path) -> None:
+    store = FileBackend(tmp_path)
+    await store.put("gone", b"v", expire_at=time.time() + 0.3)
+    await store.compact()  # the entry comes back from the snapshot, not from log replay
+    await store.close()  # before the key is due
+    reopened = FileBackend(tmp_path)
+    try:
+        # Watch the index directly: no call of the store's API may be what starts the reaper.
+        updates = reopened._index.watch("", None, start_revision=1)
+        events: list[Event] = []
+        while not events or events[-1].type is not EventType.EXPIRE:
+            events += (await asyncio.wait_for(anext(updates), WAIT)).events
+        await updates.aclose()  # type: ignore[attr-defined]
+        assert [(e.type, e.key, e.revision) for e in events] == [
+            (EventType.PUT, "gone", 1),
+            (EventType.EXPIRE, "gone", 2),
+        ]
+    finally:
+        await reopened.close()

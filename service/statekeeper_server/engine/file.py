@@ -359,6 +359,10 @@ class FileBackend(Backend):
         self._failed: str | None = None
         self._closed = False
         self._started = False
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop()
+            self._started = True
+            self._index.wake_reaper()  # entries that expired while the store was closed
 
     # -- opening ----------------------------------------------------------------------------
 
