@@ -82,7 +82,7 @@ REAP_BATCH = 256
 #: Stream entries one read of the change log fetches at most.
 READ_BATCH = 512
 #: Revisions of decoded change log the stream reader keeps for local watchers.
-TAIL_BUFFER = 4096
+TAIL_BUFFER = 1024
 #: Milliseconds one blocking stream read waits for new entries.
 TAIL_BLOCK_MS = 1000
 #: The longest pause (seconds) between two attempts to reach Redis again in background tasks.
