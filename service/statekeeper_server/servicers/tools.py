@@ -196,7 +196,7 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
             parameters_hash=entry.parameters_hash,
             result=result,
             created_at=optional_unix(entry, "created_at"),
-            ttl=ttl_seconds(entry, "ttl"),
+            ttl=optional_seconds(entry, "ttl"),
         )
         # The result comes back in the form it was sent in.
         msgpack = entry.result.WhichOneof("kind") == "msgpack"
