@@ -214,9 +214,10 @@ class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
         previous, status, sequence = await self.engine.update_status(
             request.session_id, request.status
         )
-        return pb.UpdateSessionStatusResponse(
-            previous_status=previous, status=status, sequence=sequence
-        )
+        response = pb.UpdateSessionStatusResponse(sequence=sequence)
+        response.previous_status = previous  # type: ignore[assignment]
+        response.status = status  # type: ignore[assignment]
+        return response
 
     async def UpdateSttState(
         self, request: pb.UpdateSttStateRequest, context: object

@@ -54,7 +54,7 @@ def execution_to_proto(record: dict[str, Any], encoding: int) -> pb.ToolExecutio
         message.completed_at.CopyFrom(timestamp_from_unix(record["completed_at"]))
         message.result.CopyFrom(wire(record["result"], encoding))
     if record["duration"] is not None:
-        message.duration.CopyFrom(to_duration(record["duration"]))
+        message.duration.FromNanoseconds(round(record["duration"] * 1e9))
     if record["metadata"] is not None:
         message.metadata.CopyFrom(wire(record["metadata"], encoding))
     return message
@@ -69,7 +69,7 @@ def cache_to_proto(record: dict[str, Any], encoding: int) -> pb.ToolCacheEntry:
         created_at=timestamp_from_unix(record["created_at"]),
     )
     if record["ttl"] is not None:
-        message.ttl.CopyFrom(to_duration(record["ttl"]))
+        message.ttl.FromNanoseconds(round(record["ttl"] * 1e9))
     if record.get("expire_at") is not None:
         message.expire_time.CopyFrom(timestamp_from_unix(record["expire_at"]))
     return message
