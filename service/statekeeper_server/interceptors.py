@@ -34,6 +34,7 @@ from typing import Any
 import grpc
 from statekeeper.errors import (
     InternalError,
+    InvalidArgumentError,
     Reason,
     ResourceExhaustedError,
     StateKeeperError,
@@ -42,7 +43,7 @@ from statekeeper.errors import (
 
 from statekeeper_server.auth import Authenticator, metadata_value
 from statekeeper_server.engine.tenancy import current_tenant
-from statekeeper_server.observability import ServerMetrics, current_request_id
+from statekeeper_server.observability import ServerMetrics, current_request_id, split_method
 
 log = logging.getLogger("statekeeper.server")
 access_log = logging.getLogger("statekeeper.access")
@@ -232,6 +233,38 @@ def _context_code(context: Any) -> grpc.StatusCode | None:
     return None
 
 
+class Undecodable:
+    """Stands for a request message that could not be decoded (answered INVALID_ARGUMENT)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that returns :class:`Undecodable` instead of raising, so that malformed
+    bytes get INVALID_ARGUMENT rather than gRPC's own INTERNAL."""
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as error:
+            return Undecodable(type(error).__name__)
+
+    return decode
+
+
+def check_decoded(request: Any, method: str) -> None:
+    """Raise INVALID_ARGUMENT for a request that could not be decoded."""
+    if isinstance(request, Undecodable):
+        raise InvalidArgumentError(
+            f"the request is not a valid {split_method(method)[1]} request message "
+            f"({request.problem})",
+            reason=Reason.INVALID_ARGUMENT,
+        )
+
+
 class CallInterceptor(grpc.aio.ServerInterceptor):
     """Request ids, authentication, stream limits, error mapping, metrics and access logs for
     every unary and streaming handler of every service (see the module docstring)."""
@@ -269,7 +302,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         codec = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": _tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         # Only the services' own server streams count as watchers (not health Watch).
@@ -282,6 +315,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             return grpc.unary_stream_rpc_method_handler(
                 self._streaming(handler.unary_stream, method, watcher), **codec
             )
+        codec["request_deserializer"] = handler.request_deserializer
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
                 self._unary(handler.stream_unary, method), **codec
@@ -309,6 +343,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             with call.scope():
                 try:
                     call.admit()
+                    check_decoded(request, method)
                     result = behavior(request, context)
                     if inspect.isawaitable(result):
                         result = await result
@@ -328,6 +363,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             with call.scope():
                 try:
                     call.admit()
+                    check_decoded(request, method)
                     responses = behavior(request, context)
                     if hasattr(responses, "__aiter__"):
                         async for response in responses:
