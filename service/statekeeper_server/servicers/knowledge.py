@@ -151,7 +151,9 @@ class KnowledgeServicer(knowledge_service_pb2_grpc.KnowledgeServiceServicer):
             total_documents=overview.total_documents,
             total_embeddings=overview.total_embeddings,
             storage_size_mb=overview.storage_size_mb,
-            indexing_status=INDEXING_TO_PROTO.get(overview.indexing_status or "", 0),
+            indexing_status=INDEXING_TO_PROTO[overview.indexing_status]
+            if overview.indexing_status
+            else pb.INDEXING_STATUS_UNSPECIFIED,
             source_count=overview.source_count,
             failed_documents=overview.failed_documents,
             documents_pending=overview.documents_pending,
