@@ -249,13 +249,12 @@ class WorkflowEngine:
             page = await self.backend.range(prefix, glob, start_after=cursor, limit=size)
             more = page.more
             for entry in page.entries:
-                name = entry.key[len(prefix) :]
-                if name.count("/") != 1:
-                    continue  # a checkpoint named "record", not a workflow record
                 if len(records) == size:
                     more = True
                     break
                 cursor = entry.key
+                if entry.key[len(prefix) :].count("/") != 1:
+                    continue  # a checkpoint named "record", not a workflow record
                 record = values.unpack(entry.value)
                 if status and record["status"] != status:
                     continue
@@ -325,7 +324,9 @@ class WorkflowEngine:
                 record["completed_steps"] += 1
                 interval = record["checkpoint_interval"]
                 if interval and record["completed_steps"] % interval == 0:
-                    checkpoint_id = f"auto_step_{record['current_step']}"
+                    # Named after the completed-step count, which never repeats (the current step
+                    # can: concurrent writers finish steps out of order, resumes go back).
+                    checkpoint_id = f"auto_{record['completed_steps']}"
                     operations += await self._checkpoint_ops(
                         base,
                         record,

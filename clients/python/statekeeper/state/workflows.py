@@ -379,7 +379,8 @@ class WorkflowStateManager:
         (a PENDING workflow becomes RUNNING; a paused or finished one refuses with
         FailedPreconditionError). ``state`` / ``context`` are merged into the workflow's
         (RFC 7396 merge patch) in the same write. Every ``checkpoint_interval`` completed steps
-        a checkpoint ``auto_step_<current_step>`` is taken. Returns the recorded step."""
+        a checkpoint ``auto_<completed step count>`` is taken at ``current_step``. Returns the
+        recorded step."""
         request = pb.UpdateStepRequest(
             workflow_id=workflow_id,
             step=_step_to_proto(step),
