@@ -1,0 +1,16 @@
+// The statekeeper TypeScript client: connect(), documents, typed errors and resuming watches.
+// Generated messages and service descriptors of every service are exported from ./gen.
+
+export {
+  connect,
+  StatekeeperClient,
+  type Change,
+  type ChangeType,
+  type ConnectOptions,
+  type Entry,
+  type TlsOptions,
+  type WatchOptions,
+  type WriteOptions,
+} from "./client.js";
+export * from "./errors.js";
+export { fromValue, toValue, validateDocument, MAX_DEPTH, type Document } from "./values.js";

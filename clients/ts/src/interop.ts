@@ -1,0 +1,193 @@
+#!/usr/bin/env node
+// The TypeScript runner of the cross-language interoperability cases (tests/test_interop.py
+// drives it; clients/go/cmd/interop is the Go runner with the same cases and output): one JSON
+// document per line on stdout, object keys sorted.
+//
+//   node dist/interop.js save --address HOST:PORT --key K --value '{"count": 3}'
+//   node dist/interop.js get --address HOST:PORT --key K
+//   node dist/interop.js cas-conflict --address HOST:PORT --key K
+//   node dist/interop.js not-found --address HOST:PORT --key K
+//   node dist/interop.js list --address HOST:PORT --pattern 'p/*' --page-size 2
+//   node dist/interop.js watch --address HOST:PORT --pattern 'p/*' --count 3 [--start-revision R]
+
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+
+import { connect, StatekeeperClient, type ConnectOptions } from "./client.js";
+import { ConflictError, NotFoundError, StatekeeperError } from "./errors.js";
+import type { Document } from "./values.js";
+
+type Json = null | boolean | number | string | bigint | Json[] | { [key: string]: Json };
+
+/** JSON text with sorted object keys; bigints are written as plain integers. */
+export function formatJson(value: Json): string {
+  if (typeof value === "bigint") return value.toString();
+  if (Array.isArray(value)) return `[${value.map(formatJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${formatJson(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function emit(value: Json): void {
+  process.stdout.write(formatJson(value) + "\n");
+}
+
+function describe(error: unknown): { [key: string]: Json } {
+  if (!(error instanceof StatekeeperError)) {
+    throw new Error(`want a statekeeper error, got ${String(error)}`);
+  }
+  return { code: error.codeName, reason: error.reason };
+}
+
+async function expectFailure(run: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("the call succeeded but should have failed");
+}
+
+type Values = { [key: string]: string | boolean | undefined };
+type Case = (client: StatekeeperClient, values: Values) => Promise<void>;
+
+const cases: Record<string, Case> = {
+  async save(client, values) {
+    const document = JSON.parse(String(values.value ?? "null")) as Document;
+    emit({ revision: await client.save(String(values.key), document) });
+  },
+
+  async get(client, values) {
+    const entry = await client.get(String(values.key));
+    emit({ value: entry.value, mod_revision: entry.modRevision, version: entry.version });
+  },
+
+  // Writes a key twice, then writes it with the first (stale) revision, creates it with "must
+  // not exist" and deletes it with the stale revision: each must fail with a conflict.
+  async "cas-conflict"(client, values) {
+    const key = String(values.key);
+    const first = await client.save(key, { step: 1 });
+    await client.save(key, { step: 2 }, { ifRevision: first });
+    const stale = await expectFailure(() => client.save(key, { step: 3 }, { ifRevision: first }));
+    const exists = await expectFailure(() => client.save(key, { step: 3 }, { ifRevision: 0 }));
+    const staleDelete = await expectFailure(() => client.delete(key, { ifRevision: first }));
+    emit({
+      stale_save: describe(stale),
+      create: describe(exists),
+      stale_delete: describe(staleDelete),
+      is_conflict: [stale, exists, staleDelete].every((e) => e instanceof ConflictError),
+    });
+  },
+
+  async "not-found"(client, values) {
+    const error = await expectFailure(() => client.get(String(values.key)));
+    emit({ ...describe(error), is_not_found: error instanceof NotFoundError });
+  },
+
+  async list(client, values) {
+    const pattern = String(values.pattern ?? "*");
+    const pageSize = Number(values["page-size"] ?? 0);
+    const pages: Json[] = [];
+    let token = "";
+    do {
+      const page = await client.listPage(pattern, pageSize, token);
+      pages.push(page.keys);
+      token = page.nextPageToken;
+    } while (token !== "");
+    const keys: Json[] = [];
+    for await (const key of client.keys(pattern, pageSize)) keys.push(key);
+    emit({ pages, keys });
+  },
+
+  // Prints {"started": revision} once the watch is registered, then one line per change, and
+  // exits after --count changes.
+  async watch(client, values) {
+    const count = Number(values.count ?? 1);
+    const controller = new AbortController();
+    let started = false;
+    let seen = 0;
+    const changes = client.watch(String(values.pattern ?? "*"), {
+      startRevision: BigInt(String(values["start-revision"] ?? "0")),
+      prevValue: true,
+      signal: controller.signal,
+      onStarted: (revision) => {
+        if (!started) {
+          started = true;
+          emit({ started: revision });
+        }
+      },
+    });
+    for await (const change of changes) {
+      emit({
+        type: change.type,
+        key: change.key,
+        revision: change.revision,
+        value: change.value,
+        prev_value: change.prevValue,
+      });
+      seen += 1;
+      if (seen >= count) {
+        controller.abort();
+        break;
+      }
+    }
+  },
+};
+
+/** Registers a further case (used by the service-specific cases). */
+export function registerCase(name: string, run: Case): void {
+  cases[name] = run;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const run = name === undefined ? undefined : cases[name];
+  if (run === undefined) {
+    process.stderr.write(`usage: interop <${Object.keys(cases).join("|")}> --address HOST:PORT ...\n`);
+    return 2;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      address: { type: "string", default: "127.0.0.1:50051" },
+      key: { type: "string" },
+      value: { type: "string" },
+      pattern: { type: "string" },
+      "page-size": { type: "string" },
+      count: { type: "string" },
+      "start-revision": { type: "string" },
+      id: { type: "string" },
+      worker: { type: "string" },
+      ca: { type: "string" },
+      cert: { type: "string" },
+      "client-key": { type: "string" },
+    },
+  });
+  const options: ConnectOptions = { timeoutMs: 60_000 };
+  if (typeof values.ca === "string") {
+    options.tls = {
+      ca: readFileSync(values.ca),
+      cert: typeof values.cert === "string" ? readFileSync(values.cert) : undefined,
+      key: typeof values["client-key"] === "string" ? readFileSync(values["client-key"]) : undefined,
+    };
+  }
+  const client = connect(String(values.address), options);
+  try {
+    await run(client, values);
+  } finally {
+    client.close();
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`interop: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);
