@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from statekeeper.errors import FailedPreconditionError, HistoryCompactedError, StateKeeperError
+from statekeeper.errors import (
+    ConflictError,
+    FailedPreconditionError,
+    HistoryCompactedError,
+    StateKeeperError,
+)
 from statekeeper.state import FileBackend, StateConfig, StateManager, StateStats
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine.backend import Backend, Entry, Event, EventType, WatchUpdate
@@ -394,3 +399,31 @@ async def test_reaper_runs_after_open_without_any_call(tmp_path: Path) -> None:
         ]
     finally:
         await reopened.close()
+
+
+async def test_concurrent_compare_and_set_during_compactions(tmp_path: Path) -> None:
+    store = FileBackend(tmp_path, compact_bytes=2048)
+
+    async def increment(times: int) -> None:
+        done = 0
+        while done < times:
+            entry = await store.get("counter")
+            value = int(entry.value) if entry is not None else 0
+            expected = entry.mod_revision if entry is not None else 0
+            try:
+                await store.put("counter", b"%d" % (value + 1), expected_revision=expected)
+            except ConflictError:
+                continue
+            done += 1
+
+    await asyncio.gather(*(increment(50) for _ in range(8)))
+    final = await store.get("counter")
+    assert final is not None and final.value == b"400" and final.version == 400
+    assert await store.revision() == final.mod_revision == 400
+    await store.close()
+    assert (tmp_path / "snapshot.dat").exists()
+    store = FileBackend(tmp_path)
+    try:
+        assert await store.get("counter") == final
+    finally:
+        await store.close()
