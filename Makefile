@@ -50,3 +50,23 @@ lint: install proto-check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# -- benchmarks (bench/; never part of `make test`) -------------------------------------------
+.PHONY: bench bench-quick bench-deps
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+## bench-deps: benchmark-only Python packages and the servers it drives (redis-server, etcd)
+bench-deps: $(BENCH_STAMP)
+	bash bench/install_system_deps.sh
+
+## bench: the full benchmark (results in bench/results/); `make bench ARGS=--quick` for a short run
+bench: bench-deps
+	$(PY) -m bench $(ARGS)
+
+## bench-quick: the benchmark in quick mode (under 2 minutes on an idle machine)
+bench-quick: bench-deps
+	$(PY) -m bench --quick $(ARGS)

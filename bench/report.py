@@ -1,0 +1,292 @@
+"""The report of a run: a markdown table (printed and written), JSON with every figure and a
+PNG chart of each operation's throughput relative to the echo ceiling."""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+
+#: The issue's targets, checked against the run's figures.
+TARGETS = (
+    "memory save/get at concurrency 16 >= 80% of echo",
+    "file save at concurrency 16 >= 50% of echo, and more writes/s than etcd put",
+    "redis save/get >= 60% of echo, one Redis round trip per save",
+    "watch fan-out to 100 subscribers at 100 events/s: p99 < 20 ms",
+    "server memory flat (+/-10%) over 1 minute of sustained load after warm-up",
+)
+
+
+def merge_latencies(chunks: Iterable[bytes]) -> list[int]:
+    """Sorted latencies (ns) from the packed arrays of several processes."""
+    merged = array.array("q")
+    for chunk in chunks:
+        merged.frombytes(chunk)
+    return sorted(merged)
+
+
+def percentile(ordered: list[int], pct: float) -> float:
+    """The ``pct`` percentile of sorted nanoseconds, in milliseconds (nearest rank)."""
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank] / 1e6
+
+
+def _find(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
+    for row in rows:
+        if all(row.get(k) == v for k, v in match.items()):
+            return row
+    return None
+
+
+def _ratio(row: dict[str, Any], base: dict[str, Any] | None) -> float | None:
+    if base is None or not base["ops_per_s"]:
+        return None
+    return float(row["ops_per_s"] / base["ops_per_s"])
+
+
+def add_ratios(results: dict[str, Any]) -> None:
+    """Ratio of each row to the echo ceiling (same concurrency) and, for the Redis backend, to
+    raw redis-py (same operation and concurrency)."""
+    rows = results["load"]
+    for row in rows:
+        echo = _find(rows, target="echo", concurrency=row["concurrency"])
+        row["vs_echo"] = _ratio(row, echo)
+        raw = None
+        if row["target"] == "statekeeper" and row["backend"] == "redis":
+            raw = _find(rows, target="redis-raw", op=row["op"], concurrency=row["concurrency"])
+        row["vs_raw_redis"] = _ratio(row, raw)
+        etcd = None
+        if row["target"] == "statekeeper":
+            etcd = _find(rows, target="etcd", op=row["op"], concurrency=row["concurrency"])
+        row["vs_etcd"] = _ratio(row, etcd)
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with the measured figures and whether it is met."""
+    rows = results["load"]
+
+    def ratio(backend: str, op: str) -> float | None:
+        row = _find(rows, target="statekeeper", backend=backend, op=op, concurrency=16)
+        return row["vs_echo"] if row else None
+
+    def rate(target: str, backend: str, op: str) -> float | None:
+        row = _find(rows, target=target, backend=backend, op=op, concurrency=16)
+        return row["ops_per_s"] if row else None
+
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, measured: str, met: bool | None) -> None:
+        out.append({"target": name, "measured": measured, "met": met})
+
+    ms, mg = ratio("memory", "save"), ratio("memory", "get")
+    if ms is not None and mg is not None:
+        add(TARGETS[0], f"save {ms:.0%}, get {mg:.0%} of echo", ms >= 0.8 and mg >= 0.8)
+    fs, fput, eput = ratio("file", "save"), rate("statekeeper", "file", "save"), None
+    eput = rate("etcd", "etcd", "save")
+    if fs is not None and fput is not None:
+        text = f"save {fs:.0%} of echo, {fput:.0f}/s"
+        met = fs >= 0.5
+        if eput is not None:
+            text += f" vs etcd put {eput:.0f}/s"
+            met = met and fput > eput
+        add(TARGETS[1], text, met)
+    rs, rg = ratio("redis", "save"), ratio("redis", "get")
+    save_row = _find(rows, target="statekeeper", backend="redis", op="save", concurrency=1)
+    if rs is not None and rg is not None:
+        trips = save_row.get("redis_reads_per_op") if save_row else None
+        text = f"save {rs:.0%}, get {rg:.0%} of echo"
+        met = rs >= 0.6 and rg >= 0.6
+        if trips is not None:
+            text += f"; {trips:.2f} Redis requests per save (c=1)"
+            met = met and trips <= 1.05
+        add(TARGETS[2], text, met)
+    fan = _find(results["fanout"], backend="memory", rate=100)
+    if fan is not None:
+        add(TARGETS[3], f"memory p99 {fan['p99_ms']:.1f} ms", fan["p99_ms"] < 20)
+    soak = results.get("soak") or {}
+    if soak:
+        add(
+            TARGETS[4],
+            f"{soak['seconds']:.0f} s: RSS {soak['rss_mb_after_warmup']:.0f} -> "
+            f"{soak['rss_mb_end']:.0f} MB, max deviation {soak['rss_max_deviation_pct']:.1f}%",
+            soak["rss_max_deviation_pct"] <= 10 and soak["seconds"] >= 60,
+        )
+    return out
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.0%}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The report as markdown."""
+    meta = results["meta"]
+    lines = [
+        f"### statekeeper benchmark ({'quick' if meta['quick'] else 'full'} run, "
+        f"{meta['started']})",
+        "",
+        f"Machine: {meta['machine']}, Python {meta['python']}; load average at start "
+        f"{meta['load_avg_at_start'][0]:.2f}. Load generator: {meta['load_generator']}. "
+        f"{meta['duration_s']:.0f} s per measurement after warm-up. Latencies are per call "
+        "as the client sees them. CPU is in cores (1.00 = one core busy) over the window.",
+        "",
+        "| target | op | c=1 ops/s | c=1 p50 / p99 ms | c=16 ops/s | c=16 p50 / p99 ms "
+        "| c=16 vs echo | c=16 vs raw Redis / etcd | c=16 server CPU | c=16 client CPU |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    rows = results["load"]
+    seen: list[tuple[str, str]] = []
+    for row in rows:
+        if (row["label"], row["op"]) not in seen:
+            seen.append((row["label"], row["op"]))
+    for label, op in seen:
+        one = _find(rows, label=label, op=op, concurrency=1)
+        many = _find(rows, label=label, op=op, concurrency=16)
+        peer = ""
+        if many and many.get("vs_raw_redis") is not None:
+            peer = f"{many['vs_raw_redis']:.0%} of raw"
+        elif many and many.get("vs_etcd") is not None:
+            peer = f"{many['vs_etcd']:.0%} of etcd"
+
+        def cell(row: dict[str, Any] | None) -> tuple[str, str]:
+            if row is None:
+                return "", ""
+            errors = f" ({row['errors']} errors)" if row["errors"] else ""
+            return (
+                f"{row['ops_per_s']:,.0f}{errors}",
+                f"{row['p50_ms']:.2f} / {row['p99_ms']:.2f}",
+            )
+
+        c1, l1 = cell(one)
+        c16, l16 = cell(many)
+        lines.append(
+            f"| {label} | {op} | {c1} | {l1} | {c16} | {l16} | "
+            f"{_pct(many['vs_echo']) if many else ''} | {peer} | "
+            f"{many['server_cpu_cores']:.2f} | {many['client_cpu_cores']:.2f} |"
+            if many
+            else f"| {label} | {op} | {c1} | {l1} | | | | | | |"
+        )
+    redis_rows = [r for r in rows if r.get("redis_reads_per_op") is not None]
+    if redis_rows:
+        lines += [
+            "",
+            "Redis requests per operation (read events and commands counted by redis-server, "
+            "c=1; commands include those run inside Lua scripts):",
+            "",
+            "| target | op | requests (round trips) / op | commands / op |",
+            "|---|---|--:|--:|",
+        ]
+        for row in redis_rows:
+            if row["concurrency"] == 1:
+                lines.append(
+                    f"| {row['label']} | {row['op']} | {row['redis_reads_per_op']:.2f} | "
+                    f"{row['redis_commands_per_op']:.2f} |"
+                )
+    if results["fanout"]:
+        lines += [
+            "",
+            "Watch fan-out (1 writer saving the document with its send time, every subscriber "
+            "watching `fan/*` with prev_kv; latency = receipt - send, wall clock):",
+            "",
+            "| backend | writes/s target (achieved) | subscribers | delivered events/s "
+            "(target) | delivered | p50 ms | p99 ms | server CPU | client CPU |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        for row in results["fanout"]:
+            lines.append(
+                f"| {row['backend']} | {row['rate']} ({row['write_rate']:.0f}) | "
+                f"{row['subscribers']} | {row['delivered_per_s']:,.0f} "
+                f"({row['target_delivered_per_s']:,}) | {row['delivered_fraction']:.0%} | "
+                f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['server_cpu_cores']:.2f} | "
+                f"{row['client_cpu_cores']:.2f} |"
+            )
+    if results["speech"]:
+        lines += [
+            "",
+            "Speech session stream (one session; a writer replaces its STT state back to back; "
+            "subscribers on WatchSession):",
+            "",
+            "| backend | subscribers | updates/s | messages/s delivered (per subscriber) "
+            "| delivered | p50 ms | p99 ms | server CPU |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        for row in results["speech"]:
+            lines.append(
+                f"| {row['backend']} | {row['subscribers']} | {row['write_rate']:.0f} | "
+                f"{row['messages_per_s']:,.0f} ({row['per_subscriber_per_s']:,.0f}) | "
+                f"{row['delivered_fraction']:.0%} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
+                f"{row['server_cpu_cores']:.2f} |"
+            )
+    soak = results.get("soak") or {}
+    if soak:
+        lines += [
+            "",
+            f"Sustained load (memory backend, saves at c=16, {soak['ops_per_s']:.0f}/s): server "
+            f"RSS {soak['rss_mb_after_warmup']:.1f} MB after {soak['warmup_seconds']:.0f} s "
+            f"warm-up, {soak['rss_mb_end']:.1f} MB after {soak['seconds']:.0f} s more "
+            f"({soak['rss_change_pct']:+.1f}%, max deviation "
+            f"{soak['rss_max_deviation_pct']:.1f}%).",
+        ]
+    targets = results.get("targets") or []
+    if targets:
+        lines += ["", "| target (issue 8) | measured | met |", "|---|---|---|"]
+        for item in targets:
+            met = {True: "yes", False: "**no**", None: "n/a"}[item["met"]]
+            lines.append(f"| {item['target']} | {item['measured']} | {met} |")
+    for note in results.get("skipped", []):
+        lines.append(f"\nNot measured: {note}.")
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict[str, Any], path: str) -> None:
+    """Bars: throughput at concurrency 16 relative to echo, per operation and backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in results["load"] if r["concurrency"] == 16 and r["target"] != "echo"]
+    labels = []
+    for row in rows:
+        if row["label"] not in labels:
+            labels.append(row["label"])
+    ops = ["save", "get", "update", "cas", "list"]
+    width = 0.8 / max(1, len(labels))
+    figure, axes = plt.subplots(figsize=(10, 5))
+    for index, label in enumerate(labels):
+        heights = []
+        for op in ops:
+            row = _find(rows, label=label, op=op)
+            heights.append(row["vs_echo"] if row and row["vs_echo"] is not None else 0.0)
+        positions = [i + index * width for i in range(len(ops))]
+        axes.bar(positions, heights, width, label=label)
+    axes.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    axes.set_xticks([i + width * (len(labels) - 1) / 2 for i in range(len(ops))], ops)
+    axes.set_ylabel("throughput / echo ceiling (c=16)")
+    started = results["meta"]["started"]
+    axes.set_title(f"statekeeper throughput relative to a no-op gRPC echo ({started})")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write(results: dict[str, Any], out_dir: str) -> str:
+    """Write ``bench-<mode>.md/.json/.png`` under ``out_dir``, print the markdown, return it."""
+    add_ratios(results)
+    results["targets"] = check_targets(results)
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, "bench-quick" if results["meta"]["quick"] else "bench-full")
+    text = markdown(results)
+    with open(stem + ".md", "w", encoding="utf-8") as handle:
+        handle.write(text)
+    with open(stem + ".json", "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1, default=str)
+    chart(results, stem + ".png")
+    print(text)
+    print(f"written: {stem}.md, {stem}.json, {stem}.png")
+    return text

@@ -1,0 +1,599 @@
+"""The benchmark run: start every server, drive each scenario from a pool of client processes,
+collect the figures and write the report (``python -m bench [--quick]``)."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import multiprocessing
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench import report
+from bench.servers import Service, start_etcd, start_redis, start_statekeeper, stop_all
+from bench.workload import run_job, warm
+
+OPERATIONS = ("save", "get", "update", "cas", "list")
+#: The operations each target implements (etcd has no merge; plain Redis has no CAS here).
+TARGET_OPERATIONS = {
+    "statekeeper": OPERATIONS,
+    "echo": ("echo",),
+    "redis-raw": ("save", "get", "update", "list"),
+    "etcd": ("save", "get", "cas", "list"),
+}
+FANOUT_SUBSCRIBERS = 100
+
+
+@dataclass
+class Settings:
+    """Durations and sizes of one run."""
+
+    quick: bool
+    duration: float
+    warmup: float
+    fanout_seconds: float
+    speech_seconds: float
+    soak_seconds: float
+    soak_warmup: float
+    clients: int
+    concurrency: tuple[int, ...]
+    backends: tuple[str, ...]
+    fanout_rates: tuple[int, ...]
+    parts: tuple[str, ...]
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Quick mode (under 2 minutes) or the full run."""
+    quick = bool(args.quick)
+    return Settings(
+        quick=quick,
+        duration=args.duration or (1.0 if quick else 8.0),
+        warmup=0.4 if quick else 1.5,
+        fanout_seconds=1.5 if quick else 8.0,
+        speech_seconds=1.0 if quick else 5.0,
+        soak_seconds=args.soak or (6.0 if quick else 60.0),
+        soak_warmup=2.0 if quick else 10.0,
+        clients=args.clients,
+        concurrency=(1, 16),
+        backends=tuple(args.backends.split(",")),
+        fanout_rates=(100,) if quick else (100, 1000),
+        parts=tuple(args.parts.split(",")),
+    )
+
+
+class Harness:
+    """Servers, the client pool and the collected figures of one run."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services: list[Service] = []
+        self.context = multiprocessing.get_context("spawn")
+        self.manager = self.context.Manager()
+        self.pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=settings.clients + 1, mp_context=self.context
+        )
+        self.results: dict[str, Any] = {
+            "meta": {
+                "quick": settings.quick,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "python": sys.version.split()[0],
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                "load_avg_at_start": list(os.getloadavg()),
+                "duration_s": settings.duration,
+                "client_processes": settings.clients,
+                "load_generator": (
+                    f"{settings.clients} Python client processes (multiprocessing, grpc.aio); "
+                    "concurrency 16 = 4 processes x 4 tasks, concurrency 1 = 1 task"
+                ),
+            },
+            "load": [],
+            "fanout": [],
+            "speech": [],
+            "soak": {},
+            "skipped": [],
+        }
+
+    def log(self, text: str) -> None:
+        """Progress on stderr."""
+        print(text, file=sys.stderr, flush=True)
+
+    def start(self, service: Service | None) -> Service | None:
+        """Track a service so that it is stopped at the end."""
+        if service is not None:
+            self.services.append(service)
+        return service
+
+    def warm_pool(self) -> None:
+        """Start every worker process before the first measurement."""
+        workers = self.settings.clients + 1
+        pids = set(self.pool.map(warm, [1.0] * workers))
+        self.log(f"client pool: {len(pids)} processes")
+
+    # -- closed-loop loads ---------------------------------------------------------------------
+
+    def load(
+        self,
+        label: str,
+        backend: str,
+        target: str,
+        address: str,
+        op: str,
+        concurrency: int,
+        servers: list[Service],
+        redis: Service | None = None,
+    ) -> dict[str, Any]:
+        """Run one operation at one concurrency and record its row."""
+        s = self.settings
+        processes = 1 if concurrency == 1 else min(s.clients, concurrency)
+        tasks = concurrency // processes
+        jobs = [
+            {
+                "kind": "load",
+                "target": target,
+                "address": address,
+                "op": op,
+                "tasks": tasks,
+                "worker": w,
+                "duration": s.duration,
+            }
+            for w in range(processes)
+        ]
+        futures, start_at = self._start_loads(jobs, s.warmup)
+        sample = _Sampler(servers, redis)
+        _sleep_until(start_at)
+        sample.begin()
+        _sleep_until(start_at + s.duration)
+        sample.end()
+        outputs = [f.result() for f in futures]
+        ops = sum(o["ops"] for o in outputs)
+        latencies = report.merge_latencies(o["latencies_ns"] for o in outputs)
+        row = {
+            "label": label,
+            "backend": backend,
+            "target": target,
+            "op": op,
+            "concurrency": concurrency,
+            "client_processes": processes,
+            "ops": ops,
+            "ops_per_s": ops / s.duration,
+            "p50_ms": report.percentile(latencies, 50),
+            "p99_ms": report.percentile(latencies, 99),
+            "errors": sum(o["errors"] for o in outputs),
+            "first_error": next((o["first_error"] for o in outputs if o["first_error"]), ""),
+            "client_cpu_cores": sum(o["cpu_s"] for o in outputs) / s.duration,
+            **sample.figures(s.duration, ops),
+        }
+        self.results["load"].append(row)
+        self.log(
+            f"  {label:<22} {op:<6} c={concurrency:<3} {row['ops_per_s']:>9.0f} ops/s  "
+            f"p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  "
+            f"server {row['server_cpu_cores']:.2f} cores  client {row['client_cpu_cores']:.2f}"
+            + (f"  ERRORS {row['errors']}: {row['first_error']}" if row["errors"] else "")
+        )
+        return row
+
+    def _start_loads(
+        self, jobs: list[dict[str, Any]], warmup: float
+    ) -> tuple[list[concurrent.futures.Future[dict[str, Any]]], float]:
+        """Submit load jobs, wait until every one has done its setup, then give them one start
+        time ``warmup`` seconds ahead (they run unmeasured until then)."""
+        ready, go = self.manager.Queue(), self.manager.Queue()
+        futures = [self.pool.submit(run_job, {**job, "ready": ready, "go": go}) for job in jobs]
+        for _ in jobs:
+            ready.get(timeout=120)
+        start_at = time.time() + warmup
+        for _ in jobs:
+            go.put(start_at)
+        return futures, start_at
+
+    def loads(
+        self,
+        label: str,
+        backend: str,
+        target: str,
+        address: str,
+        servers: list[Service],
+        redis: Service | None = None,
+    ) -> None:
+        """Every operation of ``target`` at every concurrency."""
+        for op in TARGET_OPERATIONS[target]:
+            for concurrency in self.settings.concurrency:
+                self.load(label, backend, target, address, op, concurrency, servers, redis)
+
+    # -- watch fan-out -------------------------------------------------------------------------
+
+    def fanout(self, backend: str, server: Service, rate: int, servers: list[Service]) -> None:
+        """One writer at ``rate`` saves/s, FANOUT_SUBSCRIBERS watchers of every change."""
+        s = self.settings
+        count = int(rate * s.fanout_seconds)
+        ready = self.manager.Queue()
+        processes = s.clients
+        per_process = FANOUT_SUBSCRIBERS // processes
+        deadline = time.time() + 30 + s.fanout_seconds * 3
+        subscribe_jobs = [
+            {
+                "kind": "subscribe",
+                "address": server.address,
+                "pattern": "fan/*",
+                "subscribers": per_process,
+                "expected": count,
+                "deadline": deadline,
+                "ready": ready,
+            }
+            for _ in range(processes)
+        ]
+        futures = [self.pool.submit(run_job, job) for job in subscribe_jobs]
+        for _ in range(per_process * processes):
+            ready.get(timeout=60)
+        start_at = time.time() + 0.5
+        writer = self.pool.submit(
+            run_job,
+            {
+                "kind": "write",
+                "address": server.address,
+                "rate": rate,
+                "count": count,
+                "start_at": start_at,
+            },
+        )
+        sample = _Sampler(servers, None)
+        _sleep_until(start_at)
+        sample.begin()
+        written = writer.result()
+        outputs = [f.result() for f in futures]
+        sample.end()
+        received = sum(o["received"] for o in outputs)
+        last = max([o["last_receipt"] for o in outputs] + [written["finished"]])
+        span = max(last - written["first"], 1e-9)
+        latencies = report.merge_latencies(o["latencies_ns"] for o in outputs)
+        expected = count * per_process * processes
+        row = {
+            "backend": backend,
+            "rate": rate,
+            "subscribers": per_process * processes,
+            "written": count,
+            "write_rate": count / max(written["finished"] - written["first"], 1e-9),
+            "expected": expected,
+            "received": received,
+            "delivered_fraction": received / expected if expected else 0.0,
+            "delivered_per_s": received / span,
+            "target_delivered_per_s": rate * per_process * processes,
+            "p50_ms": report.percentile(latencies, 50),
+            "p99_ms": report.percentile(latencies, 99),
+            "client_cpu_cores": (sum(o["cpu_s"] for o in outputs) + written["cpu_s"]) / span,
+            **sample.figures(span, received),
+        }
+        self.results["fanout"].append(row)
+        self.log(
+            f"  fan-out {backend:<7} {rate:>5}/s -> {row['subscribers']}: "
+            f"{row['delivered_per_s']:>8.0f} ev/s delivered ({row['delivered_fraction']:.0%}), "
+            f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  "
+            f"server {row['server_cpu_cores']:.2f} cores"
+        )
+
+    # -- speech session stream -----------------------------------------------------------------
+
+    def speech(self, backend: str, server: Service, subscribers: int) -> None:
+        """One session, a writer replacing its STT state back to back, N stream subscribers."""
+        session_id = _create_session(server.address, f"bench-{backend}-{subscribers}")
+        if session_id is None:
+            return
+        s = self.settings
+        ready = self.manager.Queue()
+        processes = min(subscribers, s.clients)
+        split = [
+            subscribers // processes + (1 if i < subscribers % processes else 0)
+            for i in range(processes)
+        ]
+        count = 400 if s.quick else 5000
+        deadline = time.time() + 30 + s.speech_seconds * 4
+        futures = [
+            self.pool.submit(
+                run_job,
+                {
+                    "kind": "speech_subscribe",
+                    "address": server.address,
+                    "session_id": session_id,
+                    "subscribers": n,
+                    "expected": count,
+                    "deadline": deadline,
+                    "ready": ready,
+                },
+            )
+            for n in split
+        ]
+        for _ in range(subscribers):
+            ready.get(timeout=60)
+        start_at = time.time() + 0.3
+        writer = self.pool.submit(
+            run_job,
+            {
+                "kind": "speech_write",
+                "address": server.address,
+                "session_id": session_id,
+                "count": count,
+                "start_at": start_at,
+            },
+        )
+        sample = _Sampler([server], None)
+        _sleep_until(start_at)
+        sample.begin()
+        written = writer.result()
+        outputs = [f.result() for f in futures]
+        sample.end()
+        received = sum(o["received"] for o in outputs)
+        last = max([o["last_receipt"] for o in outputs] + [written["finished"]])
+        span = max(last - written["first"], 1e-9)
+        latencies = report.merge_latencies(o["latencies_ns"] for o in outputs)
+        row = {
+            "backend": backend,
+            "subscribers": subscribers,
+            "written": count,
+            "write_rate": count / max(written["finished"] - written["first"], 1e-9),
+            "received": received,
+            "delivered_fraction": received / (count * subscribers),
+            "messages_per_s": received / span,
+            "per_subscriber_per_s": received / span / subscribers,
+            "p50_ms": report.percentile(latencies, 50),
+            "p99_ms": report.percentile(latencies, 99),
+            **sample.figures(span, received),
+        }
+        self.results["speech"].append(row)
+        self.log(
+            f"  speech {backend:<7} -> {subscribers:>2} subscribers: "
+            f"{row['messages_per_s']:>7.0f} msg/s ({row['delivered_fraction']:.0%}), "
+            f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms"
+        )
+
+    # -- sustained load, memory ----------------------------------------------------------------
+
+    def soak(self, server: Service) -> None:
+        """Saves at concurrency 16 for the soak duration; server RSS sampled every second."""
+        s = self.settings
+        processes = min(s.clients, 16)
+        total = s.soak_warmup + s.soak_seconds
+        jobs = [
+            {
+                "kind": "load",
+                "target": "statekeeper",
+                "address": server.address,
+                "op": "save",
+                "tasks": 16 // processes,
+                "worker": w,
+                "duration": total,
+            }
+            for w in range(processes)
+        ]
+        futures, start_at = self._start_loads(jobs, 0.2)
+        samples: list[tuple[float, int]] = []
+        _sleep_until(start_at)
+        while time.time() < start_at + total:
+            samples.append((time.time() - start_at, server.rss_bytes()))
+            time.sleep(1.0)
+        outputs = [f.result() for f in futures]
+        after_warmup = [rss for t, rss in samples if t >= s.soak_warmup]
+        base = after_warmup[0] if after_warmup else samples[-1][1]
+        self.results["soak"] = {
+            "backend": "memory",
+            "seconds": s.soak_seconds,
+            "warmup_seconds": s.soak_warmup,
+            "ops_per_s": sum(o["ops"] for o in outputs) / total,
+            "rss_mb_after_warmup": base / 2**20,
+            "rss_mb_end": samples[-1][1] / 2**20,
+            "rss_mb_max": max(after_warmup or [base]) / 2**20,
+            "rss_change_pct": 100.0 * (samples[-1][1] - base) / base,
+            "rss_max_deviation_pct": 100.0
+            * max(abs(r - base) for r in after_warmup or [base])
+            / base,
+            "samples": [(round(t, 1), round(r / 2**20, 1)) for t, r in samples],
+        }
+        soak = self.results["soak"]
+        self.log(
+            f"  soak memory {s.soak_seconds:.0f}s: RSS {soak['rss_mb_after_warmup']:.1f} -> "
+            f"{soak['rss_mb_end']:.1f} MB ({soak['rss_change_pct']:+.1f}%), "
+            f"{soak['ops_per_s']:.0f} saves/s"
+        )
+
+    def close(self) -> None:
+        """Stop the pool and every server."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.manager.shutdown()
+        stop_all(self.services)
+
+
+class _Sampler:
+    """CPU of the servers (and Redis counters) over a measurement window."""
+
+    def __init__(self, servers: list[Service], redis: Service | None) -> None:
+        self.servers = servers
+        self.redis = redis
+        self.cpu: list[tuple[float, float]] = []
+        self.redis_stats: list[dict[str, int]] = []
+
+    def _redis_info(self) -> dict[str, int]:
+        import redis
+
+        assert self.redis is not None
+        host, port = self.redis.address.rsplit(":", 1)
+        client = redis.Redis(host=host, port=int(port))
+        try:
+            info = client.info("stats")
+        finally:
+            client.close()
+        return {
+            "reads": int(info["total_reads_processed"]),
+            "commands": int(info["total_commands_processed"]),
+        }
+
+    def begin(self) -> None:
+        """Sample at the start of the window."""
+        if self.redis is not None:
+            self.redis_stats.append(self._redis_info())
+        self.before = [server.cpu_seconds() for server in self.servers]
+
+    def end(self) -> None:
+        """Sample at the end of the window."""
+        self.after = [server.cpu_seconds() for server in self.servers]
+        if self.redis is not None:
+            self.redis_stats.append(self._redis_info())
+
+    def figures(self, seconds: float, ops: int) -> dict[str, Any]:
+        """Server CPU in cores (total and per process) and Redis requests per operation."""
+        per_server = {
+            server.name: (after - before) / seconds
+            for server, before, after in zip(self.servers, self.before, self.after, strict=True)
+        }
+        out: dict[str, Any] = {
+            "server_cpu_cores": sum(per_server.values()),
+            "server_cpu_by_process": per_server,
+        }
+        if self.redis is not None and ops:
+            start, end = self.redis_stats
+            # Each INFO call is one read and one command of its own.
+            out["redis_reads_per_op"] = (end["reads"] - start["reads"] - 1) / ops
+            out["redis_commands_per_op"] = (end["commands"] - start["commands"] - 1) / ops
+        return out
+
+
+def _sleep_until(wall: float) -> None:
+    delay = wall - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _create_session(address: str, session_id: str) -> str | None:
+    """Create a speech session; None when the server has no SpeechService."""
+    import asyncio
+
+    import grpc
+
+    try:
+        from statekeeper.v1 import speech_service_pb2 as spb
+        from statekeeper.v1 import speech_service_pb2_grpc
+    except ImportError:
+        return None
+
+    async def create() -> str | None:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = speech_service_pb2_grpc.SpeechServiceStub(channel)
+            try:
+                reply = await stub.CreateSession(
+                    spb.CreateSessionRequest(session_id=session_id, session_type="bench")
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    return None
+                raise
+            return str(reply.session.session_id)
+
+    return asyncio.run(create())
+
+
+def _backend_args(backend: str, redis: Service | None, scratch: str) -> list[str] | None:
+    if backend == "memory":
+        return ["--backend", "memory"]
+    if backend == "file":
+        return ["--backend", "file", "--data-dir", os.path.join(scratch, "file-data")]
+    if backend == "redis" and redis is not None:
+        return ["--backend", "redis", "--redis-url", f"redis://{redis.address}"]
+    return None
+
+
+def run(settings: Settings, out_dir: str) -> dict[str, Any]:
+    """The whole benchmark; returns every figure."""
+    harness = Harness(settings)
+    scratch = tempfile.mkdtemp(prefix="bench-")
+    try:
+        harness.warm_pool()
+        parts = settings.parts
+        if "load" in parts:
+            harness.log("echo ceiling (same server stack, no-op handler)")
+            echo = harness.start(start_statekeeper(module="bench.echo_server", name="echo-server"))
+            assert echo is not None
+            harness.loads("echo", "-", "echo", echo.address, [echo])
+            echo.stop()
+        redis = harness.start(start_redis()) if "redis" in settings.backends else None
+        for backend in settings.backends:
+            args = _backend_args(backend, redis, scratch)
+            if args is None:
+                harness.results["skipped"].append(f"backend {backend}: not available")
+                continue
+            try:
+                server = start_statekeeper(*args, name=f"statekeeper-{backend}")
+            except RuntimeError as error:
+                harness.results["skipped"].append(f"backend {backend}: {error}")
+                harness.log(f"backend {backend} skipped: {error}")
+                continue
+            harness.start(server)
+            servers = [server] + ([redis] if backend == "redis" and redis else [])
+            harness.log(f"statekeeper, {backend} backend")
+            if "load" in parts:
+                harness.loads(
+                    f"statekeeper {backend}",
+                    backend,
+                    "statekeeper",
+                    server.address,
+                    servers,
+                    redis if backend == "redis" else None,
+                )
+            if "fanout" in parts:
+                for rate in settings.fanout_rates:
+                    harness.fanout(backend, server, rate, servers)
+            if "speech" in parts:
+                for subscribers in (1, 10):
+                    harness.speech(backend, server, subscribers)
+            server.stop()
+        if "speech" in parts and not harness.results["speech"]:
+            harness.results["skipped"].append("speech session stream: no SpeechService served")
+        if redis is not None and "peers" in parts:
+            harness.log("raw redis-py (ceiling of the Redis backend)")
+            harness.loads("redis-py raw", "redis", "redis-raw", redis.address, [redis], redis)
+        etcd = harness.start(start_etcd()) if "peers" in parts else None
+        if etcd is None:
+            if "peers" in parts:
+                harness.results["skipped"].append("etcd: not installed")
+        else:
+            harness.log("etcd (peer)")
+            harness.loads("etcd", "etcd", "etcd", etcd.address, [etcd])
+            etcd.stop()
+        if "soak" in parts and settings.soak_seconds > 0:
+            harness.log("sustained load, memory backend")
+            soak_server = harness.start(
+                start_statekeeper("--backend", "memory", name="statekeeper-soak")
+            )
+            assert soak_server is not None
+            harness.soak(soak_server)
+            soak_server.stop()
+    finally:
+        harness.close()
+    harness.results["meta"]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    harness.results["meta"]["load_avg_at_end"] = list(os.getloadavg())
+    report.write(harness.results, out_dir)
+    return harness.results
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench``."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short run (under 2 minutes)")
+    parser.add_argument("--duration", type=float, default=0.0, help="seconds per measurement")
+    parser.add_argument("--soak", type=float, default=0.0, help="seconds of sustained load")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument(
+        "--backends", default="memory,file,redis", help="comma-separated backends to measure"
+    )
+    parser.add_argument(
+        "--parts",
+        default="load,fanout,speech,peers,soak",
+        help="comma-separated parts to run: load, fanout, speech, peers, soak",
+    )
+    parser.add_argument(
+        "--out", default=os.path.join(os.path.dirname(__file__), "results"), help="output dir"
+    )
+    args = parser.parse_args(argv)
+    run(settings_from(args), args.out)
