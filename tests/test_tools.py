@@ -407,6 +407,17 @@ async def test_cache_ttl_and_cache_results_off(persistence_kwargs: dict[str, str
     assert hit is not None and hit.result == {"r": 2}
 
 
+async def test_cache_results_without_ttl_never_expire(persistence_kwargs: dict[str, str]) -> None:
+    tool_state = ToolStateManager(**persistence_kwargs, cache_results=True, cache_ttl=None)
+    await tool_state.start_execution(
+        ToolExecution(execution_id="k", tool_name="t", parameters={"p": [1, 2]})
+    )
+    await tool_state.complete_execution("k", "value")
+    cached = await tool_state.get_cached_result("t", {"p": [1, 2]})
+    assert cached is not None and cached.result == "value"
+    assert cached.ttl is None and cached.expires_at is None
+
+
 async def test_cached_result_expires_after_its_ttl() -> None:
     backend = MemoryBackend()
     engine = ToolEngine(backend)

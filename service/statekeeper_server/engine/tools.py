@@ -283,9 +283,11 @@ class ToolEngine:
         result: Any,
         error: str,
         duration: float | None,
+        cache: bool,
         cache_ttl: float | None,
     ) -> dict[str, Any]:
-        """End an execution and count it in one shard of its tool's statistics, atomically."""
+        """End an execution and count it in one shard of its tool's statistics, atomically
+        (with ``cache``, also cache the result for ``cache_ttl`` seconds, None: forever)."""
         ns = self._ns()
 
         async def attempt() -> dict[str, Any]:
@@ -312,8 +314,8 @@ class ToolEngine:
                 Put(history_key, self._pack(record, "result")),
                 Put(shard_key, values.pack(stats)),
             ]
-            if cache_ttl is not None and status == COMPLETED:
-                cache = {
+            if cache and status == COMPLETED:
+                entry_document = {
                     "tool_name": record["tool_name"],
                     "parameters_hash": record["parameters_hash"],
                     "result": result,
@@ -321,7 +323,8 @@ class ToolEngine:
                     "ttl": cache_ttl,
                 }
                 cache_key = f"{ns}cache/{record['tool_name']}/{record['parameters_hash']}"
-                operations.append(Put(cache_key, values.pack(cache), now + cache_ttl))
+                expire_at = None if cache_ttl is None else now + cache_ttl
+                operations.append(Put(cache_key, values.pack(entry_document), expire_at))
             await self.backend.txn(
                 [
                     Compare(history_key, entry.mod_revision),
@@ -338,9 +341,11 @@ class ToolEngine:
         execution_id: str,
         result: Any,
         duration: float | None = None,
+        cache: bool = False,
         cache_ttl: float | None = None,
     ) -> dict[str, Any]:
-        """Mark an execution COMPLETED with ``result`` (optionally caching the result)."""
+        """Mark an execution COMPLETED with ``result`` (with ``cache``, also cache the result
+        for ``cache_ttl`` seconds; None: the entry never expires)."""
         check_name(execution_id, "execution_id")
         check_duration(duration, "duration")
         cache_ttl = check_ttl(cache_ttl, "cache_ttl")
@@ -350,6 +355,7 @@ class ToolEngine:
             result=result,
             error="",
             duration=duration,
+            cache=cache,
             cache_ttl=cache_ttl,
         )
 
@@ -364,7 +370,13 @@ class ToolEngine:
         if status not in ERROR_STATUSES:
             raise invalid("status", "must be FAILED, TIMEOUT or CANCELLED")
         return await self._end(
-            execution_id, status=status, result=None, error=error, duration=duration, cache_ttl=None
+            execution_id,
+            status=status,
+            result=None,
+            error=error,
+            duration=duration,
+            cache=False,
+            cache_ttl=None,
         )
 
     async def execution_history(

@@ -145,7 +145,8 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
             request.execution_id,
             document_field(request, "result", "result"),
             optional_seconds(request, "duration"),
-            ttl_seconds(request, "cache_ttl"),
+            cache=request.cache_result,
+            cache_ttl=ttl_seconds(request, "cache_ttl"),
         )
         return pb.CompleteExecutionResponse(
             execution=execution_to_proto(record, request.value_encoding)

@@ -252,6 +252,7 @@ class ToolStateManager:
             execution_id=execution_id,
             result=values.document_to_wire(result),
             duration=to_duration(None if duration_ms is None else duration_ms / 1000),
+            cache_result=self.cache_results,
             cache_ttl=to_duration(self.cache_ttl) if self.cache_results else None,
             value_encoding=_MSGPACK,
         )

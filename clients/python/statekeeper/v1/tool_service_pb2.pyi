@@ -70,18 +70,20 @@ class StartExecutionResponse(_message.Message):
     def __init__(self, execution: _Optional[_Union[ToolExecution, _Mapping]] = ...) -> None: ...
 
 class CompleteExecutionRequest(_message.Message):
-    __slots__ = ("execution_id", "result", "duration", "cache_ttl", "value_encoding")
+    __slots__ = ("execution_id", "result", "duration", "cache_ttl", "value_encoding", "cache_result")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
     CACHE_TTL_FIELD_NUMBER: _ClassVar[int]
     VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    CACHE_RESULT_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     result: _common_pb2.Value
     duration: _duration_pb2.Duration
     cache_ttl: _duration_pb2.Duration
     value_encoding: _common_pb2.ValueEncoding
-    def __init__(self, execution_id: _Optional[str] = ..., result: _Optional[_Union[_common_pb2.Value, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cache_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
+    cache_result: bool
+    def __init__(self, execution_id: _Optional[str] = ..., result: _Optional[_Union[_common_pb2.Value, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cache_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ..., cache_result: _Optional[bool] = ...) -> None: ...
 
 class CompleteExecutionResponse(_message.Message):
     __slots__ = ("execution",)
