@@ -179,7 +179,7 @@ async def test_reference_recovery_example(persistence_kwargs: dict[str, str]) ->
     # Manual recovery
     try:
         result = await agent.run(task)
-    except Exception:
+    except Exception as e:  # noqa: F841
         # Attempt recovery
         recovered = await recovery_manager.recover(
             agent_id=agent.id,
