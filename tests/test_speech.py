@@ -27,9 +27,12 @@ from statekeeper.state import (
     TTSState,
     VoiceConversationState,
 )
+from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine.backend import EventType
 from statekeeper_server.engine.memory import MemoryBackend
 from statekeeper_server.engine.speech import SpeechEngine, WatchStarted
+from statekeeper_server.runtime import Runtime
+from statekeeper_server.server import StatekeeperServer
 
 logger = logging.getLogger(__name__)
 
@@ -285,6 +288,44 @@ async def test_live_subscriber_of_an_ended_session_gets_the_end(
     assert [(e.kind, e.end_reason, e.sequence) for e in events] == [
         (SessionEventKind.ENDED, "timeout", 2)
     ]
+
+
+async def test_remote_stream_resumes_after_a_server_restart() -> None:
+    backend = MemoryBackend()  # outlives both servers, like a shared Redis would
+    config = ServerConfig(backend="memory", port=0, shutdown_grace=1.0)
+    first = StatekeeperServer(config, runtime=Runtime(backend))
+    port = await first.start()
+    address = f"127.0.0.1:{port}"
+    speech_state = SpeechStateManager(persistence="grpc", address=address)
+    session_id = await speech_state.create_session("voice_conversation")
+    for number in range(5):
+        await speech_state.update_stt_state(
+            STTState(session_id=session_id, interim_transcript=f"before {number}")
+        )
+    received: asyncio.Queue[SessionEvent] = asyncio.Queue()
+    watching = asyncio.create_task(collect(speech_state, session_id, 1, received))
+    for _ in range(6):
+        await asyncio.wait_for(received.get(), GUARD)
+    await first.stop(0)  # the stream breaks; the client keeps trying to resume
+    second = StatekeeperServer(
+        ServerConfig(backend="memory", port=port, shutdown_grace=1.0), runtime=Runtime(backend)
+    )
+    await second.start()
+    writer = SpeechStateManager(persistence="grpc", address=address)
+    for number in range(5):
+        await writer.update_stt_state(
+            STTState(session_id=session_id, interim_transcript=f"after {number}")
+        )
+    await writer.end_session(session_id, "done")
+    events = await asyncio.wait_for(watching, GUARD)
+    assert [e.sequence for e in events] == list(range(1, 13))
+    assert [e.stt_state.interim_transcript for e in events if e.stt_state] == [
+        *(f"before {n}" for n in range(5)),
+        *(f"after {n}" for n in range(5)),
+    ]
+    await writer.close()
+    await speech_state.close()
+    await second.stop(0)
 
 
 async def test_stream_across_two_servers_on_one_redis(redis_instances: list[Any]) -> None:
