@@ -6,7 +6,23 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_BACKEND ?= file
 
-.PHONY: install system-deps run test lint proto proto-check clean
+.PHONY: install system-deps run test lint proto proto-check clean tools ts-deps go-deps clients \
+  test-clients lint-clients
+
+# Pinned generators and tools for Go / TypeScript (installed by `make tools` into .tools/bin;
+# the TypeScript plugin is pinned in clients/ts/package.json).
+TOOLS := $(CURDIR)/.tools/bin
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GRPCURL_VERSION := v1.9.4
+TOOL_STAMPS := $(TOOLS)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
+  $(TOOLS)/.protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION) $(TOOLS)/.grpcurl-$(GRPCURL_VERSION)
+GENERATED := clients/python/statekeeper/v1 clients/go/statekeeperv1 clients/ts/src/gen
+TS_STAMP := clients/ts/node_modules/.installed-stamp
+TS_BUILD := clients/ts/dist/.build-stamp
+GO_RUNNER := build/interop/interop-go
+GO_SOURCES := $(shell find clients/go -name '*.go' 2>/dev/null) clients/go/go.mod clients/go/go.sum
+TS_SOURCES := $(shell find clients/ts/src -name '*.ts' 2>/dev/null) clients/ts/tsconfig.json
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,23 +41,72 @@ system-deps:
 run: install
 	$(BIN)/statekeeper serve --host 127.0.0.1 --port 50051 --backend $(RUN_BACKEND) --data-dir ./data
 
-## test: install everything the tests need, then run the whole suite
-test: install system-deps
+## test: install everything the tests need (Go and TypeScript clients built), then run every test
+test: install system-deps clients
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-clients
 
-## proto: regenerate every stub from proto/ with the pinned generators
-proto: install
+## tools: the pinned Go generators and grpcurl, in .tools/bin
+tools: $(TOOL_STAMPS)
+
+$(TOOLS)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION):
+	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	touch $@
+
+$(TOOLS)/.protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION):
+	GOBIN=$(TOOLS) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	touch $@
+
+$(TOOLS)/.grpcurl-$(GRPCURL_VERSION):
+	GOBIN=$(TOOLS) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+	touch $@
+
+## ts-deps: the TypeScript client's npm packages, exactly as package-lock.json pins them
+ts-deps: $(TS_STAMP)
+
+$(TS_STAMP): clients/ts/package.json clients/ts/package-lock.json
+	cd clients/ts && npm ci --no-audit --no-fund
+	touch $@
+
+## go-deps: the Go client's modules (go.sum pins them)
+go-deps:
+	cd clients/go && go mod download
+
+## clients: build the Go interop runner and the TypeScript package (skipped when up to date)
+clients: tools ts-deps go-deps $(GO_RUNNER) $(TS_BUILD)
+
+$(GO_RUNNER): $(GO_SOURCES)
+	cd clients/go && go build -o $(CURDIR)/$(GO_RUNNER) ./cmd/interop
+
+$(TS_BUILD): $(TS_SOURCES) $(TS_STAMP)
+	cd clients/ts && npm run --silent build
+	touch $@
+
+## test-clients: the Go and TypeScript clients' own tests (no server needed)
+test-clients: clients
+	cd clients/go && go vet ./... && go test ./...
+	cd clients/ts && npm test
+
+## lint-clients: gofmt and go vet on the Go client, tsc type check on the TypeScript client
+lint-clients: go-deps ts-deps
+	@test -z "$$(gofmt -l clients/go)" || (gofmt -l clients/go; echo "gofmt needed" && exit 1)
+	cd clients/go && go vet ./...
+	cd clients/ts && npx tsc -p tsconfig.json --noEmit
+
+## proto: regenerate every stub (Python, Go, TypeScript) from proto/ with the pinned generators
+proto: install tools ts-deps
 	PATH=$(abspath $(BIN)):$$PATH bash scripts/gen_python.sh
+	$(BIN)/buf generate
 
 ## proto-check: fail when the committed generated code differs from a fresh generation
 proto-check: proto
-	@git diff --exit-code --stat -- clients/python/statekeeper/v1 || \
+	@git diff --exit-code --stat -- $(GENERATED) || \
 	  (echo "generated code is not current: run 'make proto' and commit" && exit 1)
-	@test -z "$$(git status --porcelain -- clients/python/statekeeper/v1)" || \
-	  (git status --porcelain -- clients/python/statekeeper/v1; echo "untracked generated files" && exit 1)
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || \
+	  (git status --porcelain -- $(GENERATED); echo "untracked generated files" && exit 1)
 
 ## lint: ruff, mypy, buf lint and format, generated code current
-lint: install proto-check
+lint: install proto-check lint-clients
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -49,7 +114,8 @@ lint: install proto-check
 	$(BIN)/buf format --diff --exit-code
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tools build/interop clients/ts/dist \
+	  clients/ts/node_modules
 
 # -- benchmarks (bench/; never part of `make test`) -------------------------------------------
 .PHONY: bench bench-quick bench-deps
