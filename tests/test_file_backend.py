@@ -24,6 +24,7 @@ from statekeeper.errors import (
 from statekeeper.state import FileBackend, StateConfig, StateManager, StateStats
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine.backend import Backend, Entry, Event, EventType, WatchUpdate
+from statekeeper_server.engine.file import read_frames
 from statekeeper_server.server import StatekeeperServer
 
 from tests.servers import ServerProcess, start_server_process
@@ -53,6 +54,11 @@ def serve_file(data_dir: Path, file_format: str, compression: bool) -> ServerPro
 def segments(directory: Path) -> list[Path]:
     """The log segments of a store directory, oldest first."""
     return sorted(directory.glob("wal-*.log"))
+
+
+def used_bytes(segment: Path) -> int:
+    """Where the intact records of a log segment end (the rest is zero-filled space)."""
+    return read_frames(segment.read_bytes())[1]
 
 
 async def all_entries(store: Backend) -> list[Entry]:
@@ -175,27 +181,35 @@ async def test_discard_releases_the_directory_at_once(tmp_path: Path) -> None:
 # -- torn and corrupt tails ----------------------------------------------------------------------
 
 
-def _cut_in_half(segment: Path, last_start: int) -> None:
-    data = segment.read_bytes()
-    segment.write_bytes(data[: last_start + (len(data) - last_start) // 2])
+def _cut_in_half(segment: Path, start: int, end: int) -> None:
+    segment.write_bytes(segment.read_bytes()[: (start + end) // 2])
 
 
-def _flip_a_byte(segment: Path, last_start: int) -> None:
+def _flip_a_byte(segment: Path, start: int, end: int) -> None:
     data = bytearray(segment.read_bytes())
-    data[(last_start + len(data)) // 2] ^= 0xFF
+    data[(start + end) // 2] ^= 0xFF
     segment.write_bytes(bytes(data))
 
 
-def _cut_the_header(segment: Path, last_start: int) -> None:
-    segment.write_bytes(segment.read_bytes()[: last_start + 5])
+def _cut_the_header(segment: Path, start: int, end: int) -> None:
+    segment.write_bytes(segment.read_bytes()[: start + 5])
 
 
-def _zero_fill(segment: Path, last_start: int) -> None:
-    data = segment.read_bytes()
-    segment.write_bytes(data[:last_start] + bytes(len(data) - last_start))
+def _half_written(segment: Path, start: int, end: int) -> None:
+    data = bytearray(segment.read_bytes())
+    data[(start + end) // 2 : end] = bytes(end - (start + end) // 2)
+    segment.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", [_cut_in_half, _flip_a_byte, _cut_the_header, _zero_fill])
+def _zero_fill(segment: Path, start: int, end: int) -> None:
+    data = bytearray(segment.read_bytes())
+    data[start:end] = bytes(end - start)
+    segment.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage", [_cut_in_half, _flip_a_byte, _cut_the_header, _half_written, _zero_fill]
+)
 @pytest.mark.parametrize(("file_format", "compression"), FORMATS)
 async def test_torn_final_record_is_dropped_and_the_rest_survives(
     tmp_path: Path, file_format: str, compression: bool, damage: Any
@@ -203,14 +217,18 @@ async def test_torn_final_record_is_dropped_and_the_rest_survives(
     store = FileBackend(tmp_path, format=file_format, compression=compression)
     written = [await store.put(f"k{n}", b"value %d" % n) for n in range(10)]
     (segment,) = segments(tmp_path)
-    last_start = segment.stat().st_size
+    last_start = used_bytes(segment)
     await store.put("torn", b"the last record")
     await store.close()
+    last_end = used_bytes(segment)
+    assert last_end > last_start
 
-    damage(segment, last_start)
+    damage(segment, last_start, last_end)
     store = FileBackend(tmp_path, format=file_format, compression=compression)
     try:
-        assert segment.stat().st_size == last_start  # the bad tail is cut off for good
+        # The bad tail is gone for good: nothing but zero-filled space follows the records.
+        data = segment.read_bytes()
+        assert read_frames(data)[1] == last_start and not data[last_start:].strip(b"\0")
         assert await all_entries(store) == written
         assert await store.get("torn") is None
         assert await store.revision() == 10
@@ -237,7 +255,7 @@ async def test_damage_before_the_last_segment_is_reported(tmp_path: Path) -> Non
     await store.close()
     (tmp_path / "snapshot.dat").unlink()
     second = segments(tmp_path)[-1]
-    first.write_bytes(b"\x00" * first_size)  # an older segment, damaged in place
+    first.write_bytes(b"\xff" * first_size)  # an older segment, damaged in place
     with pytest.raises(FailedPreconditionError, match="restore the directory"):
         FileBackend(tmp_path)
     assert second.exists()
@@ -282,7 +300,7 @@ async def test_background_compaction_bounds_the_log(tmp_path: Path) -> None:
     expected = await all_entries(store)
     await store.close()  # waits for a running compaction
     assert (tmp_path / "snapshot.dat").exists()
-    assert sum(p.stat().st_size for p in segments(tmp_path)) < 300 * 40
+    assert sum(used_bytes(p) for p in segments(tmp_path)) < 300 * 40
     store = FileBackend(tmp_path)
     try:
         assert await all_entries(store) == expected

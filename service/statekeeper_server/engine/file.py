@@ -14,6 +14,10 @@ Design (see also the README's "File backend" section):
   writer task writes everything queued in one ``write`` plus one ``fdatasync`` (group commit),
   then applies the batch to the index and acknowledges each transaction. While one batch is on
   its way to the disk the next one gathers, so concurrent writers share fsyncs.
+  Segments are zero-filled ahead of the writes (``PREALLOCATE_BYTES`` at a time, made durable
+  with a full fsync), so each write overwrites allocated blocks and its ``fdatasync`` has no
+  file size to journal, which roughly halves its latency. A zero tail after the last record is
+  that preallocated space, not damage.
 * **Expiry through the log.** TTL expiry is a logged record (``EXPIRE`` events at a revision of
   their own), committed by a background task without any client reading the key, so the
   revisions after a restart are identical to those before it. Reads hide entries whose expiry
@@ -101,6 +105,9 @@ SNAPSHOT_NAME = "snapshot.dat"
 SEGMENT_PREFIX = "wal-"
 SEGMENT_SUFFIX = ".log"
 SNAPSHOT_VERSION = 1
+
+#: How far ahead of the writes a log segment is zero-filled.
+PREALLOCATE_BYTES = 4 * 1024 * 1024
 
 _HEADER = struct.Struct("<IIB")
 _FLAG_ZSTD = 1
@@ -219,6 +226,12 @@ def read_frames(data: bytes) -> tuple[list[tuple[bool, Any]], int]:
         frames.append((is_json, obj))
         offset = end
     return frames, offset
+
+
+def _has_nonzero(data: bytes, start: int) -> bool:
+    """True when ``data`` holds a non-zero byte at or after ``start`` (a zero tail is the
+    segment's preallocated space, not damage)."""
+    return bool(data[start:].strip(b"\x00"))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -342,6 +355,8 @@ class FileBackend(Backend):
         self._log_bytes = 0
         self._snapshot_bytes = 0
         self._segment_first = 0
+        self._write_offset = 0
+        self._allocated = 0
         try:
             self._recover()
         except BaseException:
@@ -375,10 +390,12 @@ class FileBackend(Backend):
         if snapshot.exists():
             self._load_snapshot(snapshot)
         segments = _segments(base)
+        tail_end = 0
         for position, (_, path) in enumerate(segments):
             data = path.read_bytes()
             frames, good = read_frames(data)
-            if good < len(data):
+            tail_end = len(data)
+            if _has_nonzero(data, good):
                 if position != len(segments) - 1:
                     raise CorruptStoreError(
                         f"log segment {str(path)!r} is damaged at byte {good} and is not the "
@@ -395,15 +412,19 @@ class FileBackend(Backend):
                     handle.truncate(good)
                     handle.flush()
                     os.fsync(handle.fileno())
+                tail_end = good
             for is_json, record in frames:
                 self._replay(record, is_json, path)
             self._log_bytes += good
+            self._write_offset = good
         if segments:
             self._segment_first, current = segments[-1]
+            self._allocated = tail_end
         else:
             self._segment_first = self._durable_revision + 1
             current = _segment_path(base, self._segment_first)
-        self._log_fd = os.open(current, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._write_offset = self._allocated = 0
+        self._log_fd = os.open(current, os.O_RDWR | os.O_CREAT, 0o644)
         _fsync_dir(base)
 
     def _load_snapshot(self, path: Path) -> None:
@@ -590,16 +611,37 @@ class FileBackend(Backend):
             self._maybe_compact()
 
     def _append(self, data: bytes) -> None:
-        """Write and fdatasync (runs in the log thread)."""
+        """Write at the end of the log and fdatasync (runs in the log thread).
+
+        The segment is zero-filled ahead of the writes (see :meth:`_extend`), so a write
+        overwrites allocated blocks in place and its fdatasync has no file size to record:
+        that halves the fsync latency on common filesystems.
+        """
         with self._file_lock:
             fd = self._log_fd
             if fd is None:
                 raise OSError("the log is closed")
+            end = self._write_offset + len(data)
+            if end > self._allocated:
+                self._extend(fd, end)
             view = memoryview(data)
+            offset = self._write_offset
             while view:
-                written = os.write(fd, view)
+                written = os.pwrite(fd, view, offset)
                 view = view[written:]
+                offset += written
             os.fdatasync(fd)
+            self._write_offset = end
+
+    def _extend(self, fd: int, needed: int) -> None:
+        """Zero-fill the segment up to at least ``needed`` bytes and make that durable."""
+        size = max(needed, self._allocated + PREALLOCATE_BYTES)
+        zeros = bytes(min(size - self._allocated, 1 << 20))
+        offset = self._allocated
+        while offset < size:
+            offset += os.pwrite(fd, zeros[: size - offset], offset)
+        os.fsync(fd)
+        self._allocated = size
 
     def _fail(self, error: BaseException, batch: list[_Queued]) -> None:
         self._failed = (
@@ -654,15 +696,13 @@ class FileBackend(Backend):
         with self._file_lock:
             if self._log_fd is None or self._segment_first == first_revision:
                 return
-            fd = os.open(
-                _segment_path(self.path, first_revision),
-                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                0o644,
-            )
+            fd = os.open(_segment_path(self.path, first_revision), os.O_RDWR | os.O_CREAT, 0o644)
             _fsync_dir(self.path)
             os.close(self._log_fd)
             self._log_fd = fd
             self._segment_first = first_revision
+            self._write_offset = self._allocated = 0
+            self._extend(fd, PREALLOCATE_BYTES)
 
     def _write_snapshot(
         self,
