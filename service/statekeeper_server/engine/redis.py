@@ -322,6 +322,7 @@ class _Tail:
         self.task: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
+        """Wake every watcher waiting for the next batch."""
         waiter = self.waiter
         self.waiter = None
         if waiter is not None and not waiter.done():
@@ -338,6 +339,7 @@ class _Tail:
         return True
 
     def add(self, revision: int, events: tuple[Event, ...]) -> None:
+        """Append the events of ``revision`` (the next one read from the stream)."""
         if revision != self.last + 1:
             # The reader fell behind the retained stream (or started anew): restart the buffer.
             self.buffer = []
