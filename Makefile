@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_BACKEND ?= file
 
-.PHONY: install system-deps run test lint proto proto-check clean tools ts-deps go-deps clients \
+.PHONY: install system-deps run test lint proto proto-check clean
+.PHONY: image image-test tools ts-deps go-deps clients \
   test-clients lint-clients
 
 # Pinned generators and tools for Go / TypeScript (installed by `make tools` into .tools/bin;
@@ -136,3 +137,11 @@ bench: bench-deps
 ## bench-quick: the benchmark in quick mode (under 2 minutes on an idle machine)
 bench-quick: bench-deps
 	$(PY) -m bench --quick $(ARGS)
+
+## image: the container image statekeeper:latest (buildah, vfs, chroot; base image made locally)
+image: install
+	PY=$(PY) bash scripts/build_image.sh
+
+## image-test: run the built image's server with buildah and call it (health, put/get, metrics)
+image-test: install
+	PY=$(PY) bash scripts/image_test.sh
