@@ -14,7 +14,6 @@ from statekeeper.v1 import state_service_pb2 as pb
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
-
 #: Channels of one process share connections unless told otherwise.
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 
