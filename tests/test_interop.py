@@ -7,14 +7,32 @@ they print against what the Python client sees.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from statekeeper.errors import ConflictError, NotFoundError
-from statekeeper.state import StateConfig, StateManager
+from statekeeper.errors import ConflictError, FailedPreconditionError, NotFoundError
+from statekeeper.state import (
+    AgentCoordinationState,
+    AudioSessionStatus,
+    OrchestrationStateManager,
+    SpeechStateManager,
+    StateConfig,
+    StateManager,
+    StepState,
+    StreamingMode,
+    STTState,
+    TaskQueueState,
+    TaskStatus,
+    TeamState,
+    TranscriptionStatus,
+    WorkflowState,
+    WorkflowStateManager,
+    WorkflowStatus,
+)
 
 from tests.interop import GO, GO_JSON, RUNNERS, TS, Runner, build_runners, same
 
@@ -256,3 +274,231 @@ async def test_watch_replays_history_from_a_start_revision(
         (f"{base}/k1", revisions[1], {"i": 1}),
         (f"{base}/k2", revisions[2], {"i": 2}),
     ]
+
+
+# -- workflows --------------------------------------------------------------------------------
+
+
+async def test_workflow_pause_and_resume_across_languages(address: str) -> None:
+    """Python creates and starts a workflow, Go pauses it, TypeScript resumes it; steps are
+    recorded from every language and each sees the others' changes."""
+    workflow_id = unique("wf")
+    async with WorkflowStateManager(persistence="grpc", address=address) as workflows:
+        await workflows.create(
+            WorkflowState(workflow_id=workflow_id, total_steps=3, context={"user": "zoë", "n": 1})
+        )
+        assert await workflows.start(workflow_id) is WorkflowStatus.RUNNING
+        await workflows.update_step(workflow_id, StepState(step_number=1, name="py", result=1.5))
+
+        assert await GO.one(
+            "workflow-transition", address, "--id", workflow_id, "--action", "pause"
+        ) == {"status": "paused"}
+        assert await workflows.get_status(workflow_id) is WorkflowStatus.PAUSED
+        # A paused workflow refuses steps and a second pause, the same way in every language.
+        for runner in (GO, TS):
+            refused = await runner.one(
+                "workflow-step", address, "--id", workflow_id, "--step", "2", "--value", "{}"
+            )
+            assert refused["error"]["code"] == "FAILED_PRECONDITION", runner.language
+        with pytest.raises(FailedPreconditionError) as raised:
+            await workflows.pause(workflow_id)
+        go_refusal = await GO.one(
+            "workflow-transition", address, "--id", workflow_id, "--action", "pause"
+        )
+        ts_refusal = await TS.one(
+            "workflow-transition", address, "--id", workflow_id, "--action", "pause"
+        )
+        expected = {
+            "code": "FAILED_PRECONDITION",
+            "reason": raised.value.reason,
+            "is_failed_precondition": True,
+        }
+        assert go_refusal == ts_refusal == {"error": expected}
+
+        assert await TS.one(
+            "workflow-transition", address, "--id", workflow_id, "--action", "resume"
+        ) == {"status": "running"}
+        assert await workflows.get_status(workflow_id) is WorkflowStatus.RUNNING
+        assert await GO.one(
+            "workflow-step",
+            address,
+            "--id",
+            workflow_id,
+            "--step",
+            "2",
+            "--name",
+            "go",
+            "--value",
+            '{"count": 3, "ratio": 0.5}',
+        ) == {"status": "running", "current_step": 2}
+        assert await TS.one(
+            "workflow-step",
+            address,
+            "--id",
+            workflow_id,
+            "--step",
+            "3",
+            "--name",
+            "ts",
+            "--value",
+            '["done"]',
+        ) == {"status": "running", "current_step": 3}
+
+        state = await workflows.get(workflow_id)
+        assert state is not None and state.current_step == 3
+        assert [(s.step_number, s.name, s.result) for s in state.steps] == [
+            (1, "py", 1.5),
+            (2, "go", {"count": 3, "ratio": 0.5}),
+            (3, "ts", ["done"]),
+        ]
+        assert type(state.steps[1].result["count"]) is int
+        for runner in (GO, TS):
+            seen = await runner.one("workflow-get", address, "--id", workflow_id)
+            assert seen["status"] == "running" and seen["current_step"] == 3
+            assert seen["context"] == {"user": "zoë", "n": 1}
+            assert [(s["step_number"], s["name"], s["status"]) for s in seen["steps"]] == [
+                (1, "py", "completed"),
+                (2, "go", "completed"),
+                (3, "ts", "completed"),
+            ]
+            same(seen["steps"][1]["result"], {"count": 3, "ratio": 0.5}, exact=runner is GO)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_workflow_created_in_go_or_ts_is_driven_from_python(
+    address: str, language: str
+) -> None:
+    workflow_id = unique(f"wf-{language}")
+    runner = RUNNERS[language]
+    created = await runner.one(
+        "workflow-create", address, "--id", workflow_id, "--count", "2", "--value", '{"k": [1, 2]}'
+    )
+    assert created == {"status": "pending"}
+    async with WorkflowStateManager(persistence="grpc", address=address) as workflows:
+        state = await workflows.get(workflow_id)
+        assert state is not None and state.total_steps == 2 and state.context == {"k": [1, 2]}
+        assert await workflows.start(workflow_id) is WorkflowStatus.RUNNING
+        assert await workflows.cancel(workflow_id, "stop") is WorkflowStatus.CANCELLED
+    # Resuming a cancelled workflow is an illegal transition everywhere.
+    refused = await runner.one(
+        "workflow-transition", address, "--id", workflow_id, "--action", "resume"
+    )
+    assert refused["error"]["code"] == "FAILED_PRECONDITION"
+    assert refused["error"]["is_failed_precondition"] is True
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+async def test_tasks_claimed_and_completed_by_go_and_ts_workers(address: str) -> None:
+    """Go and TypeScript workers drain one team's queue at the same time: every task is
+    completed exactly once, with its result, and completing it again is refused."""
+    team_id = unique("team")
+    async with OrchestrationStateManager(persistence="grpc", address=address) as orchestration:
+        await orchestration.create_team(
+            TeamState(
+                team_id=team_id,
+                agents={
+                    agent: AgentCoordinationState(
+                        agent_id=agent, status="idle", capabilities=["sum"]
+                    )
+                    for agent in ("go-worker", "ts-worker")
+                },
+                task_queue=TaskQueueState(pending=[], in_progress=[], completed=[]),
+            )
+        )
+        for index in range(6):
+            await orchestration.enqueue_task(
+                team_id,
+                {
+                    "id": f"t{index}",
+                    "type": "sum",
+                    "priority": "normal",
+                    "data": {"a": index, "b": 10},
+                },
+            )
+        go_lines, ts_lines = await asyncio.gather(
+            GO.run("task-work", address, "--team", team_id, "--agent", "go-worker"),
+            TS.run("task-work", address, "--team", team_id, "--agent", "ts-worker"),
+        )
+        queue = await orchestration.get_queue_status(team_id)
+
+    worked = {"go": go_lines[:-1], "ts": ts_lines[:-1]}
+    assert go_lines[-1] == {"done": len(worked["go"])}
+    assert ts_lines[-1] == {"done": len(worked["ts"])}
+    done_ids = sorted(line["task"] for lines in worked.values() for line in lines)
+    assert done_ids == [f"t{i}" for i in range(6)]  # each task exactly once
+    for language, lines in worked.items():
+        for line in lines:
+            assert line["claimed_state"] == "in_progress"
+            assert line["state"] == "completed"
+            assert line["agent"] == f"{language}-worker"
+            assert line["again"]["code"] == "FAILED_PRECONDITION"
+            assert line["again"]["is_failed_precondition"] is True
+    assert not queue.pending and not queue.in_progress
+    results = {task.id: task for task in queue.completed}
+    assert sorted(results) == done_ids
+    for index in range(6):
+        task = results[f"t{index}"]
+        assert task.status is TaskStatus.COMPLETED
+        assert task.result["sum"] == index + 10 and type(task.result["sum"]) is int
+        assert task.result["by"] == task.agent_id.split("-")[0]
+
+
+# -- speech sessions --------------------------------------------------------------------------
+
+
+async def test_speech_session_stream_followed_from_go_and_ts_while_python_produces(
+    address: str,
+) -> None:
+    async with SpeechStateManager(persistence="grpc", address=address) as speech:
+        session_id = await speech.create_session(
+            "voice", StreamingMode.BIDIRECTIONAL, {"lang": "fr"}, session_id=unique("voice")
+        )
+        followers = [
+            await runner.start("speech-follow", address, "--id", session_id) for runner in (GO, TS)
+        ]
+        try:
+            for follower in followers:
+                assert "started" in await follower.line()
+            # Python produces while both followers are subscribed.
+            await speech.update_session_status(session_id, AudioSessionStatus.ACTIVE)
+            for text in ("bon", "bonjour", "bonjour à tous 🎙"):
+                await speech.update_stt_state(
+                    STTState(
+                        session_id=session_id,
+                        status=TranscriptionStatus.TRANSCRIBING,
+                        interim_transcript=text,
+                        confidence=0.75,
+                    )
+                )
+            await speech.end_session(session_id, "caller hung up")
+            streams = []
+            for follower in followers:
+                events = []
+                while not events or events[-1]["kind"] != "ended":
+                    events.append(await follower.line())
+                assert await follower.finish() == 0
+                streams.append(events)
+        finally:
+            for follower in followers:
+                await follower.kill()
+        replay = [event async for event in speech.watch_session(session_id, from_sequence=1)]
+
+    go_events, ts_events = streams
+    assert go_events == ts_events
+    assert [e["kind"] for e in go_events] == [
+        "status_changed",
+        "stt_state",
+        "stt_state",
+        "stt_state",
+        "ended",
+    ]
+    assert go_events[0]["status"] == "active"
+    assert [e["transcript"] for e in go_events[1:4]] == ["bon", "bonjour", "bonjour à tous 🎙"]
+    assert go_events[-1]["reason"] == "caller hung up"
+    sequences = [e["sequence"] for e in go_events]
+    assert sequences == sorted(set(sequences))
+    # Python's own replay from the start has the same events after the creation.
+    assert [e.sequence for e in replay][1:] == sequences
+    assert [e.kind.value for e in replay][1:] == [e["kind"] for e in go_events]

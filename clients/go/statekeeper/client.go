@@ -139,7 +139,9 @@ func (c *Client) Close() error { return c.conn.Close() }
 // Value converts a document into the wire form this client uses (for the generated stubs).
 func (c *Client) Value(document any) (*pb.Value, error) { return ToValue(document, c.encoding) }
 
-func (c *Client) wireEncoding() pb.ValueEncoding {
+// ValueEncoding is the value_encoding to put in requests of the generated stubs, so that their
+// responses come in the form FromValue reads exactly (msgpack, or JSON with EncodingJSON).
+func (c *Client) ValueEncoding() pb.ValueEncoding {
 	if c.encoding == EncodingJSON {
 		return pb.ValueEncoding_VALUE_ENCODING_JSON
 	}
@@ -224,7 +226,7 @@ func (c *Client) Save(ctx context.Context, key string, document any, options ...
 
 // Get reads the entry under key; a missing key is an error matching ErrNotFound.
 func (c *Client) Get(ctx context.Context, key string) (*Entry, error) {
-	response, err := c.state.Get(ctx, &pb.GetRequest{Key: key, ValueEncoding: c.wireEncoding()})
+	response, err := c.state.Get(ctx, &pb.GetRequest{Key: key, ValueEncoding: c.ValueEncoding()})
 	if err != nil {
 		return nil, FromError(err)
 	}
@@ -241,7 +243,7 @@ func (c *Client) Update(ctx context.Context, key string, patch map[string]any, o
 	settings, ttl := collect(options)
 	response, err := c.state.Update(ctx, &pb.UpdateRequest{
 		Key: key, Patch: value, ExpectedRevision: settings.expected, Ttl: ttl,
-		ValueEncoding: c.wireEncoding(),
+		ValueEncoding: c.ValueEncoding(),
 	})
 	if err != nil {
 		return nil, FromError(err)

@@ -131,7 +131,7 @@ func (c *Client) watchOnce(ctx context.Context, pattern string, options WatchOpt
 		Pattern:       pattern,
 		StartRevision: *next,
 		PrevKv:        options.PrevValue,
-		ValueEncoding: c.wireEncoding(),
+		ValueEncoding: c.ValueEncoding(),
 	}
 	if options.ProgressInterval > 0 {
 		request.ProgressInterval = durationpb.New(options.ProgressInterval)

@@ -875,7 +875,9 @@ type CreateTeamRequest struct {
 	// Tasks to enqueue right after the team is created, in this order.
 	InitialTasks []*TaskSpec `protobuf:"bytes,3,rep,name=initial_tasks,json=initialTasks,proto3" json:"initial_tasks,omitempty"`
 	// The team's queue policies.
-	Settings      *TeamSettings `protobuf:"bytes,4,opt,name=settings,proto3" json:"settings,omitempty"`
+	Settings *TeamSettings `protobuf:"bytes,4,opt,name=settings,proto3" json:"settings,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,5,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -938,6 +940,13 @@ func (x *CreateTeamRequest) GetSettings() *TeamSettings {
 	return nil
 }
 
+func (x *CreateTeamRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
+}
+
 // CreateTeamResponse carries the created team.
 type CreateTeamResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -988,7 +997,9 @@ func (x *CreateTeamResponse) GetTeam() *TeamState {
 type GetTeamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The team id.
-	TeamId        string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,2,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1028,6 +1039,13 @@ func (x *GetTeamRequest) GetTeamId() string {
 		return x.TeamId
 	}
 	return ""
+}
+
+func (x *GetTeamRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
 }
 
 // GetTeamResponse carries the team.
@@ -1495,7 +1513,9 @@ type EnqueueTaskRequest struct {
 	// The team id.
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// The task.
-	Task          *TaskSpec `protobuf:"bytes,2,opt,name=task,proto3" json:"task,omitempty"`
+	Task *TaskSpec `protobuf:"bytes,2,opt,name=task,proto3" json:"task,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,3,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1542,6 +1562,13 @@ func (x *EnqueueTaskRequest) GetTask() *TaskSpec {
 		return x.Task
 	}
 	return nil
+}
+
+func (x *EnqueueTaskRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
 }
 
 // EnqueueTaskResponse carries the queued task.
@@ -1605,7 +1632,9 @@ type GetTaskRequest struct {
 	// The team id.
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// The task id.
-	TaskId        string `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	TaskId string `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,3,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1652,6 +1681,13 @@ func (x *GetTaskRequest) GetTaskId() string {
 		return x.TaskId
 	}
 	return ""
+}
+
+func (x *GetTaskRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
 }
 
 // GetTaskResponse carries the task.
@@ -1711,7 +1747,9 @@ type AssignTaskRequest struct {
 	AgentId string `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// When set, the assignment is leased for this long; unset means it lasts until the task is
 	// completed or failed.
-	Lease         *durationpb.Duration `protobuf:"bytes,4,opt,name=lease,proto3" json:"lease,omitempty"`
+	Lease *durationpb.Duration `protobuf:"bytes,4,opt,name=lease,proto3" json:"lease,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,5,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1774,6 +1812,13 @@ func (x *AssignTaskRequest) GetLease() *durationpb.Duration {
 	return nil
 }
 
+func (x *AssignTaskRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
+}
+
 // AssignTaskResponse carries the assigned task.
 type AssignTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1828,7 +1873,9 @@ type ClaimNextTaskRequest struct {
 	// The claiming agent (must be idle and hold no task).
 	AgentId string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// The lease (visibility timeout); unset means 30 seconds.
-	Lease         *durationpb.Duration `protobuf:"bytes,3,opt,name=lease,proto3" json:"lease,omitempty"`
+	Lease *durationpb.Duration `protobuf:"bytes,3,opt,name=lease,proto3" json:"lease,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,4,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1882,6 +1929,13 @@ func (x *ClaimNextTaskRequest) GetLease() *durationpb.Duration {
 		return x.Lease
 	}
 	return nil
+}
+
+func (x *ClaimNextTaskRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
 }
 
 // ClaimNextTaskResponse carries the claimed task, if any.
@@ -1940,7 +1994,9 @@ type RenewLeaseRequest struct {
 	// The agent holding the task.
 	AgentId string `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// The new lease, counted from now.
-	Lease         *durationpb.Duration `protobuf:"bytes,4,opt,name=lease,proto3" json:"lease,omitempty"`
+	Lease *durationpb.Duration `protobuf:"bytes,4,opt,name=lease,proto3" json:"lease,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,5,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2003,6 +2059,13 @@ func (x *RenewLeaseRequest) GetLease() *durationpb.Duration {
 	return nil
 }
 
+func (x *RenewLeaseRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
+}
+
 // RenewLeaseResponse carries the task with its new lease.
 type RenewLeaseResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2059,7 +2122,9 @@ type CompleteTaskRequest struct {
 	// The task's result.
 	Result *Value `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
 	// When set, the task must be held by this agent (FAILED_PRECONDITION otherwise).
-	AgentId       string `protobuf:"bytes,4,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	AgentId string `protobuf:"bytes,4,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,5,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2122,6 +2187,13 @@ func (x *CompleteTaskRequest) GetAgentId() string {
 	return ""
 }
 
+func (x *CompleteTaskRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
+}
+
 // CompleteTaskResponse carries the completed task.
 type CompleteTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2180,7 +2252,9 @@ type FailTaskRequest struct {
 	// When set, the task must be held by this agent (FAILED_PRECONDITION otherwise).
 	AgentId string `protobuf:"bytes,4,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// When set, overrides the task's retry limit for this decision.
-	RetryLimit    *int32 `protobuf:"varint,5,opt,name=retry_limit,json=retryLimit,proto3,oneof" json:"retry_limit,omitempty"`
+	RetryLimit *int32 `protobuf:"varint,5,opt,name=retry_limit,json=retryLimit,proto3,oneof" json:"retry_limit,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,6,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2250,6 +2324,13 @@ func (x *FailTaskRequest) GetRetryLimit() int32 {
 	return 0
 }
 
+func (x *FailTaskRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
+}
+
 // FailTaskResponse carries the failed task.
 type FailTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2300,7 +2381,9 @@ func (x *FailTaskResponse) GetTask() *Task {
 type GetQueueStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The team id.
-	TeamId        string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,2,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2340,6 +2423,13 @@ func (x *GetQueueStatusRequest) GetTeamId() string {
 		return x.TeamId
 	}
 	return ""
+}
+
+func (x *GetQueueStatusRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
 }
 
 // GetQueueStatusResponse carries the queue.
@@ -2398,7 +2488,9 @@ type ListTasksRequest struct {
 	// The maximum number of tasks to return: 1 to 1000; 0 means 100.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The token from a previous response's `next_page_token`, for the same team and state.
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,5,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2459,6 +2551,13 @@ func (x *ListTasksRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListTasksRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
 }
 
 // ListTasksResponse is one page of tasks.
@@ -2523,8 +2622,10 @@ type WatchTeamRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// How often an idle stream sends a progress message; unset means 10 seconds.
 	ProgressInterval *durationpb.Duration `protobuf:"bytes,2,opt,name=progress_interval,json=progressInterval,proto3" json:"progress_interval,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,3,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchTeamRequest) Reset() {
@@ -2569,6 +2670,13 @@ func (x *WatchTeamRequest) GetProgressInterval() *durationpb.Duration {
 		return x.ProgressInterval
 	}
 	return nil
+}
+
+func (x *WatchTeamRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
 }
 
 // TeamChange is one change of a team.
@@ -2790,16 +2898,18 @@ const file_statekeeper_v1_orchestration_service_proto_rawDesc = "" +
 	"\fqueue_counts\x18\x06 \x01(\v2\x1b.statekeeper.v1.QueueCountsR\vqueueCounts\x1aa\n" +
 	"\vAgentsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12<\n" +
-	"\x05value\x18\x02 \x01(\v2&.statekeeper.v1.AgentCoordinationStateR\x05value:\x028\x01\"\xe5\x01\n" +
+	"\x05value\x18\x02 \x01(\v2&.statekeeper.v1.AgentCoordinationStateR\x05value:\x028\x01\"\xab\x02\n" +
 	"\x11CreateTeamRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12>\n" +
 	"\x06agents\x18\x02 \x03(\v2&.statekeeper.v1.AgentCoordinationStateR\x06agents\x12=\n" +
 	"\rinitial_tasks\x18\x03 \x03(\v2\x18.statekeeper.v1.TaskSpecR\finitialTasks\x128\n" +
-	"\bsettings\x18\x04 \x01(\v2\x1c.statekeeper.v1.TeamSettingsR\bsettings\"C\n" +
+	"\bsettings\x18\x04 \x01(\v2\x1c.statekeeper.v1.TeamSettingsR\bsettings\x12D\n" +
+	"\x0evalue_encoding\x18\x05 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"C\n" +
 	"\x12CreateTeamResponse\x12-\n" +
-	"\x04team\x18\x01 \x01(\v2\x19.statekeeper.v1.TeamStateR\x04team\")\n" +
+	"\x04team\x18\x01 \x01(\v2\x19.statekeeper.v1.TeamStateR\x04team\"o\n" +
 	"\x0eGetTeamRequest\x12\x17\n" +
-	"\ateam_id\x18\x01 \x01(\tR\x06teamId\"@\n" +
+	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12D\n" +
+	"\x0evalue_encoding\x18\x02 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"@\n" +
 	"\x0fGetTeamResponse\x12-\n" +
 	"\x04team\x18\x01 \x01(\v2\x19.statekeeper.v1.TeamStateR\x04team\",\n" +
 	"\x11DeleteTeamRequest\x12\x17\n" +
@@ -2825,71 +2935,81 @@ const file_statekeeper_v1_orchestration_service_proto_rawDesc = "" +
 	"capability\x18\x02 \x01(\tR\n" +
 	"capability\"\\\n" +
 	"\x1aGetAvailableAgentsResponse\x12>\n" +
-	"\x06agents\x18\x01 \x03(\v2&.statekeeper.v1.AgentCoordinationStateR\x06agents\"[\n" +
+	"\x06agents\x18\x01 \x03(\v2&.statekeeper.v1.AgentCoordinationStateR\x06agents\"\xa1\x01\n" +
 	"\x12EnqueueTaskRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12,\n" +
-	"\x04task\x18\x02 \x01(\v2\x18.statekeeper.v1.TaskSpecR\x04task\"Y\n" +
+	"\x04task\x18\x02 \x01(\v2\x18.statekeeper.v1.TaskSpecR\x04task\x12D\n" +
+	"\x0evalue_encoding\x18\x03 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"Y\n" +
 	"\x13EnqueueTaskResponse\x12(\n" +
 	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\x12\x18\n" +
-	"\acreated\x18\x02 \x01(\bR\acreated\"B\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"\x88\x01\n" +
 	"\x0eGetTaskRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\";\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12D\n" +
+	"\x0evalue_encoding\x18\x03 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\";\n" +
 	"\x0fGetTaskResponse\x12(\n" +
-	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"\x91\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"\xd7\x01\n" +
 	"\x11AssignTaskRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
 	"\bagent_id\x18\x03 \x01(\tR\aagentId\x12/\n" +
-	"\x05lease\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05lease\">\n" +
+	"\x05lease\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05lease\x12D\n" +
+	"\x0evalue_encoding\x18\x05 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\">\n" +
 	"\x12AssignTaskResponse\x12(\n" +
-	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"{\n" +
+	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"\xc1\x01\n" +
 	"\x14ClaimNextTaskRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12/\n" +
-	"\x05lease\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05lease\"A\n" +
+	"\x05lease\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05lease\x12D\n" +
+	"\x0evalue_encoding\x18\x04 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"A\n" +
 	"\x15ClaimNextTaskResponse\x12(\n" +
-	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"\x91\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"\xd7\x01\n" +
 	"\x11RenewLeaseRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
 	"\bagent_id\x18\x03 \x01(\tR\aagentId\x12/\n" +
-	"\x05lease\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05lease\">\n" +
+	"\x05lease\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05lease\x12D\n" +
+	"\x0evalue_encoding\x18\x05 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\">\n" +
 	"\x12RenewLeaseResponse\x12(\n" +
-	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"\x91\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"\xd7\x01\n" +
 	"\x13CompleteTaskRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12-\n" +
 	"\x06result\x18\x03 \x01(\v2\x15.statekeeper.v1.ValueR\x06result\x12\x19\n" +
-	"\bagent_id\x18\x04 \x01(\tR\aagentId\"@\n" +
+	"\bagent_id\x18\x04 \x01(\tR\aagentId\x12D\n" +
+	"\x0evalue_encoding\x18\x05 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"@\n" +
 	"\x14CompleteTaskResponse\x12(\n" +
-	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"\xac\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"\xf2\x01\n" +
 	"\x0fFailTaskRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x19\n" +
 	"\bagent_id\x18\x04 \x01(\tR\aagentId\x12$\n" +
 	"\vretry_limit\x18\x05 \x01(\x05H\x00R\n" +
-	"retryLimit\x88\x01\x01B\x0e\n" +
+	"retryLimit\x88\x01\x01\x12D\n" +
+	"\x0evalue_encoding\x18\x06 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncodingB\x0e\n" +
 	"\f_retry_limit\"<\n" +
 	"\x10FailTaskResponse\x12(\n" +
-	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"0\n" +
+	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"v\n" +
 	"\x15GetQueueStatusRequest\x12\x17\n" +
-	"\ateam_id\x18\x01 \x01(\tR\x06teamId\"N\n" +
+	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12D\n" +
+	"\x0evalue_encoding\x18\x02 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"N\n" +
 	"\x16GetQueueStatusResponse\x124\n" +
-	"\x05queue\x18\x01 \x01(\v2\x1e.statekeeper.v1.TaskQueueStateR\x05queue\"\x98\x01\n" +
+	"\x05queue\x18\x01 \x01(\v2\x1e.statekeeper.v1.TaskQueueStateR\x05queue\"\xde\x01\n" +
 	"\x10ListTasksRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.statekeeper.v1.TaskStateR\x05state\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tR\tpageToken\"g\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12D\n" +
+	"\x0evalue_encoding\x18\x05 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"g\n" +
 	"\x11ListTasksResponse\x12*\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x14.statekeeper.v1.TaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"s\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb9\x01\n" +
 	"\x10WatchTeamRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12F\n" +
-	"\x11progress_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x10progressInterval\"\xc1\x01\n" +
+	"\x11progress_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x10progressInterval\x12D\n" +
+	"\x0evalue_encoding\x18\x03 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"\xc1\x01\n" +
 	"\n" +
 	"TeamChange\x122\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1e.statekeeper.v1.TeamChangeTypeR\x04type\x12<\n" +
@@ -2994,7 +3114,8 @@ var file_statekeeper_v1_orchestration_service_proto_goTypes = []any{
 	nil,                                // 42: statekeeper.v1.TeamState.AgentsEntry
 	(*timestamppb.Timestamp)(nil),      // 43: google.protobuf.Timestamp
 	(*Value)(nil),                      // 44: statekeeper.v1.Value
-	(*durationpb.Duration)(nil),        // 45: google.protobuf.Duration
+	(ValueEncoding)(0),                 // 45: statekeeper.v1.ValueEncoding
+	(*durationpb.Duration)(nil),        // 46: google.protobuf.Duration
 }
 var file_statekeeper_v1_orchestration_service_proto_depIdxs = []int32{
 	43, // 0: statekeeper.v1.AgentCoordinationState.update_time:type_name -> google.protobuf.Timestamp
@@ -3018,71 +3139,83 @@ var file_statekeeper_v1_orchestration_service_proto_depIdxs = []int32{
 	2,  // 18: statekeeper.v1.CreateTeamRequest.agents:type_name -> statekeeper.v1.AgentCoordinationState
 	3,  // 19: statekeeper.v1.CreateTeamRequest.initial_tasks:type_name -> statekeeper.v1.TaskSpec
 	7,  // 20: statekeeper.v1.CreateTeamRequest.settings:type_name -> statekeeper.v1.TeamSettings
-	8,  // 21: statekeeper.v1.CreateTeamResponse.team:type_name -> statekeeper.v1.TeamState
-	8,  // 22: statekeeper.v1.GetTeamResponse.team:type_name -> statekeeper.v1.TeamState
-	2,  // 23: statekeeper.v1.AddAgentRequest.agent:type_name -> statekeeper.v1.AgentCoordinationState
-	2,  // 24: statekeeper.v1.AddAgentResponse.agent:type_name -> statekeeper.v1.AgentCoordinationState
-	2,  // 25: statekeeper.v1.UpdateAgentStatusResponse.agent:type_name -> statekeeper.v1.AgentCoordinationState
-	2,  // 26: statekeeper.v1.GetAvailableAgentsResponse.agents:type_name -> statekeeper.v1.AgentCoordinationState
-	3,  // 27: statekeeper.v1.EnqueueTaskRequest.task:type_name -> statekeeper.v1.TaskSpec
-	4,  // 28: statekeeper.v1.EnqueueTaskResponse.task:type_name -> statekeeper.v1.Task
-	4,  // 29: statekeeper.v1.GetTaskResponse.task:type_name -> statekeeper.v1.Task
-	45, // 30: statekeeper.v1.AssignTaskRequest.lease:type_name -> google.protobuf.Duration
-	4,  // 31: statekeeper.v1.AssignTaskResponse.task:type_name -> statekeeper.v1.Task
-	45, // 32: statekeeper.v1.ClaimNextTaskRequest.lease:type_name -> google.protobuf.Duration
-	4,  // 33: statekeeper.v1.ClaimNextTaskResponse.task:type_name -> statekeeper.v1.Task
-	45, // 34: statekeeper.v1.RenewLeaseRequest.lease:type_name -> google.protobuf.Duration
-	4,  // 35: statekeeper.v1.RenewLeaseResponse.task:type_name -> statekeeper.v1.Task
-	44, // 36: statekeeper.v1.CompleteTaskRequest.result:type_name -> statekeeper.v1.Value
-	4,  // 37: statekeeper.v1.CompleteTaskResponse.task:type_name -> statekeeper.v1.Task
-	4,  // 38: statekeeper.v1.FailTaskResponse.task:type_name -> statekeeper.v1.Task
-	5,  // 39: statekeeper.v1.GetQueueStatusResponse.queue:type_name -> statekeeper.v1.TaskQueueState
-	0,  // 40: statekeeper.v1.ListTasksRequest.state:type_name -> statekeeper.v1.TaskState
-	4,  // 41: statekeeper.v1.ListTasksResponse.tasks:type_name -> statekeeper.v1.Task
-	45, // 42: statekeeper.v1.WatchTeamRequest.progress_interval:type_name -> google.protobuf.Duration
-	1,  // 43: statekeeper.v1.TeamChange.type:type_name -> statekeeper.v1.TeamChangeType
-	2,  // 44: statekeeper.v1.TeamChange.agent:type_name -> statekeeper.v1.AgentCoordinationState
-	4,  // 45: statekeeper.v1.TeamChange.task:type_name -> statekeeper.v1.Task
-	8,  // 46: statekeeper.v1.WatchTeamResponse.snapshot:type_name -> statekeeper.v1.TeamState
-	40, // 47: statekeeper.v1.WatchTeamResponse.changes:type_name -> statekeeper.v1.TeamChange
-	2,  // 48: statekeeper.v1.TeamState.AgentsEntry.value:type_name -> statekeeper.v1.AgentCoordinationState
-	9,  // 49: statekeeper.v1.OrchestrationService.CreateTeam:input_type -> statekeeper.v1.CreateTeamRequest
-	11, // 50: statekeeper.v1.OrchestrationService.GetTeam:input_type -> statekeeper.v1.GetTeamRequest
-	13, // 51: statekeeper.v1.OrchestrationService.DeleteTeam:input_type -> statekeeper.v1.DeleteTeamRequest
-	15, // 52: statekeeper.v1.OrchestrationService.AddAgent:input_type -> statekeeper.v1.AddAgentRequest
-	17, // 53: statekeeper.v1.OrchestrationService.UpdateAgentStatus:input_type -> statekeeper.v1.UpdateAgentStatusRequest
-	19, // 54: statekeeper.v1.OrchestrationService.GetAvailableAgents:input_type -> statekeeper.v1.GetAvailableAgentsRequest
-	21, // 55: statekeeper.v1.OrchestrationService.EnqueueTask:input_type -> statekeeper.v1.EnqueueTaskRequest
-	23, // 56: statekeeper.v1.OrchestrationService.GetTask:input_type -> statekeeper.v1.GetTaskRequest
-	25, // 57: statekeeper.v1.OrchestrationService.AssignTask:input_type -> statekeeper.v1.AssignTaskRequest
-	27, // 58: statekeeper.v1.OrchestrationService.ClaimNextTask:input_type -> statekeeper.v1.ClaimNextTaskRequest
-	29, // 59: statekeeper.v1.OrchestrationService.RenewLease:input_type -> statekeeper.v1.RenewLeaseRequest
-	31, // 60: statekeeper.v1.OrchestrationService.CompleteTask:input_type -> statekeeper.v1.CompleteTaskRequest
-	33, // 61: statekeeper.v1.OrchestrationService.FailTask:input_type -> statekeeper.v1.FailTaskRequest
-	35, // 62: statekeeper.v1.OrchestrationService.GetQueueStatus:input_type -> statekeeper.v1.GetQueueStatusRequest
-	37, // 63: statekeeper.v1.OrchestrationService.ListTasks:input_type -> statekeeper.v1.ListTasksRequest
-	39, // 64: statekeeper.v1.OrchestrationService.WatchTeam:input_type -> statekeeper.v1.WatchTeamRequest
-	10, // 65: statekeeper.v1.OrchestrationService.CreateTeam:output_type -> statekeeper.v1.CreateTeamResponse
-	12, // 66: statekeeper.v1.OrchestrationService.GetTeam:output_type -> statekeeper.v1.GetTeamResponse
-	14, // 67: statekeeper.v1.OrchestrationService.DeleteTeam:output_type -> statekeeper.v1.DeleteTeamResponse
-	16, // 68: statekeeper.v1.OrchestrationService.AddAgent:output_type -> statekeeper.v1.AddAgentResponse
-	18, // 69: statekeeper.v1.OrchestrationService.UpdateAgentStatus:output_type -> statekeeper.v1.UpdateAgentStatusResponse
-	20, // 70: statekeeper.v1.OrchestrationService.GetAvailableAgents:output_type -> statekeeper.v1.GetAvailableAgentsResponse
-	22, // 71: statekeeper.v1.OrchestrationService.EnqueueTask:output_type -> statekeeper.v1.EnqueueTaskResponse
-	24, // 72: statekeeper.v1.OrchestrationService.GetTask:output_type -> statekeeper.v1.GetTaskResponse
-	26, // 73: statekeeper.v1.OrchestrationService.AssignTask:output_type -> statekeeper.v1.AssignTaskResponse
-	28, // 74: statekeeper.v1.OrchestrationService.ClaimNextTask:output_type -> statekeeper.v1.ClaimNextTaskResponse
-	30, // 75: statekeeper.v1.OrchestrationService.RenewLease:output_type -> statekeeper.v1.RenewLeaseResponse
-	32, // 76: statekeeper.v1.OrchestrationService.CompleteTask:output_type -> statekeeper.v1.CompleteTaskResponse
-	34, // 77: statekeeper.v1.OrchestrationService.FailTask:output_type -> statekeeper.v1.FailTaskResponse
-	36, // 78: statekeeper.v1.OrchestrationService.GetQueueStatus:output_type -> statekeeper.v1.GetQueueStatusResponse
-	38, // 79: statekeeper.v1.OrchestrationService.ListTasks:output_type -> statekeeper.v1.ListTasksResponse
-	41, // 80: statekeeper.v1.OrchestrationService.WatchTeam:output_type -> statekeeper.v1.WatchTeamResponse
-	65, // [65:81] is the sub-list for method output_type
-	49, // [49:65] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	45, // 21: statekeeper.v1.CreateTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	8,  // 22: statekeeper.v1.CreateTeamResponse.team:type_name -> statekeeper.v1.TeamState
+	45, // 23: statekeeper.v1.GetTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	8,  // 24: statekeeper.v1.GetTeamResponse.team:type_name -> statekeeper.v1.TeamState
+	2,  // 25: statekeeper.v1.AddAgentRequest.agent:type_name -> statekeeper.v1.AgentCoordinationState
+	2,  // 26: statekeeper.v1.AddAgentResponse.agent:type_name -> statekeeper.v1.AgentCoordinationState
+	2,  // 27: statekeeper.v1.UpdateAgentStatusResponse.agent:type_name -> statekeeper.v1.AgentCoordinationState
+	2,  // 28: statekeeper.v1.GetAvailableAgentsResponse.agents:type_name -> statekeeper.v1.AgentCoordinationState
+	3,  // 29: statekeeper.v1.EnqueueTaskRequest.task:type_name -> statekeeper.v1.TaskSpec
+	45, // 30: statekeeper.v1.EnqueueTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	4,  // 31: statekeeper.v1.EnqueueTaskResponse.task:type_name -> statekeeper.v1.Task
+	45, // 32: statekeeper.v1.GetTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	4,  // 33: statekeeper.v1.GetTaskResponse.task:type_name -> statekeeper.v1.Task
+	46, // 34: statekeeper.v1.AssignTaskRequest.lease:type_name -> google.protobuf.Duration
+	45, // 35: statekeeper.v1.AssignTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	4,  // 36: statekeeper.v1.AssignTaskResponse.task:type_name -> statekeeper.v1.Task
+	46, // 37: statekeeper.v1.ClaimNextTaskRequest.lease:type_name -> google.protobuf.Duration
+	45, // 38: statekeeper.v1.ClaimNextTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	4,  // 39: statekeeper.v1.ClaimNextTaskResponse.task:type_name -> statekeeper.v1.Task
+	46, // 40: statekeeper.v1.RenewLeaseRequest.lease:type_name -> google.protobuf.Duration
+	45, // 41: statekeeper.v1.RenewLeaseRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	4,  // 42: statekeeper.v1.RenewLeaseResponse.task:type_name -> statekeeper.v1.Task
+	44, // 43: statekeeper.v1.CompleteTaskRequest.result:type_name -> statekeeper.v1.Value
+	45, // 44: statekeeper.v1.CompleteTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	4,  // 45: statekeeper.v1.CompleteTaskResponse.task:type_name -> statekeeper.v1.Task
+	45, // 46: statekeeper.v1.FailTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	4,  // 47: statekeeper.v1.FailTaskResponse.task:type_name -> statekeeper.v1.Task
+	45, // 48: statekeeper.v1.GetQueueStatusRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	5,  // 49: statekeeper.v1.GetQueueStatusResponse.queue:type_name -> statekeeper.v1.TaskQueueState
+	0,  // 50: statekeeper.v1.ListTasksRequest.state:type_name -> statekeeper.v1.TaskState
+	45, // 51: statekeeper.v1.ListTasksRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	4,  // 52: statekeeper.v1.ListTasksResponse.tasks:type_name -> statekeeper.v1.Task
+	46, // 53: statekeeper.v1.WatchTeamRequest.progress_interval:type_name -> google.protobuf.Duration
+	45, // 54: statekeeper.v1.WatchTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	1,  // 55: statekeeper.v1.TeamChange.type:type_name -> statekeeper.v1.TeamChangeType
+	2,  // 56: statekeeper.v1.TeamChange.agent:type_name -> statekeeper.v1.AgentCoordinationState
+	4,  // 57: statekeeper.v1.TeamChange.task:type_name -> statekeeper.v1.Task
+	8,  // 58: statekeeper.v1.WatchTeamResponse.snapshot:type_name -> statekeeper.v1.TeamState
+	40, // 59: statekeeper.v1.WatchTeamResponse.changes:type_name -> statekeeper.v1.TeamChange
+	2,  // 60: statekeeper.v1.TeamState.AgentsEntry.value:type_name -> statekeeper.v1.AgentCoordinationState
+	9,  // 61: statekeeper.v1.OrchestrationService.CreateTeam:input_type -> statekeeper.v1.CreateTeamRequest
+	11, // 62: statekeeper.v1.OrchestrationService.GetTeam:input_type -> statekeeper.v1.GetTeamRequest
+	13, // 63: statekeeper.v1.OrchestrationService.DeleteTeam:input_type -> statekeeper.v1.DeleteTeamRequest
+	15, // 64: statekeeper.v1.OrchestrationService.AddAgent:input_type -> statekeeper.v1.AddAgentRequest
+	17, // 65: statekeeper.v1.OrchestrationService.UpdateAgentStatus:input_type -> statekeeper.v1.UpdateAgentStatusRequest
+	19, // 66: statekeeper.v1.OrchestrationService.GetAvailableAgents:input_type -> statekeeper.v1.GetAvailableAgentsRequest
+	21, // 67: statekeeper.v1.OrchestrationService.EnqueueTask:input_type -> statekeeper.v1.EnqueueTaskRequest
+	23, // 68: statekeeper.v1.OrchestrationService.GetTask:input_type -> statekeeper.v1.GetTaskRequest
+	25, // 69: statekeeper.v1.OrchestrationService.AssignTask:input_type -> statekeeper.v1.AssignTaskRequest
+	27, // 70: statekeeper.v1.OrchestrationService.ClaimNextTask:input_type -> statekeeper.v1.ClaimNextTaskRequest
+	29, // 71: statekeeper.v1.OrchestrationService.RenewLease:input_type -> statekeeper.v1.RenewLeaseRequest
+	31, // 72: statekeeper.v1.OrchestrationService.CompleteTask:input_type -> statekeeper.v1.CompleteTaskRequest
+	33, // 73: statekeeper.v1.OrchestrationService.FailTask:input_type -> statekeeper.v1.FailTaskRequest
+	35, // 74: statekeeper.v1.OrchestrationService.GetQueueStatus:input_type -> statekeeper.v1.GetQueueStatusRequest
+	37, // 75: statekeeper.v1.OrchestrationService.ListTasks:input_type -> statekeeper.v1.ListTasksRequest
+	39, // 76: statekeeper.v1.OrchestrationService.WatchTeam:input_type -> statekeeper.v1.WatchTeamRequest
+	10, // 77: statekeeper.v1.OrchestrationService.CreateTeam:output_type -> statekeeper.v1.CreateTeamResponse
+	12, // 78: statekeeper.v1.OrchestrationService.GetTeam:output_type -> statekeeper.v1.GetTeamResponse
+	14, // 79: statekeeper.v1.OrchestrationService.DeleteTeam:output_type -> statekeeper.v1.DeleteTeamResponse
+	16, // 80: statekeeper.v1.OrchestrationService.AddAgent:output_type -> statekeeper.v1.AddAgentResponse
+	18, // 81: statekeeper.v1.OrchestrationService.UpdateAgentStatus:output_type -> statekeeper.v1.UpdateAgentStatusResponse
+	20, // 82: statekeeper.v1.OrchestrationService.GetAvailableAgents:output_type -> statekeeper.v1.GetAvailableAgentsResponse
+	22, // 83: statekeeper.v1.OrchestrationService.EnqueueTask:output_type -> statekeeper.v1.EnqueueTaskResponse
+	24, // 84: statekeeper.v1.OrchestrationService.GetTask:output_type -> statekeeper.v1.GetTaskResponse
+	26, // 85: statekeeper.v1.OrchestrationService.AssignTask:output_type -> statekeeper.v1.AssignTaskResponse
+	28, // 86: statekeeper.v1.OrchestrationService.ClaimNextTask:output_type -> statekeeper.v1.ClaimNextTaskResponse
+	30, // 87: statekeeper.v1.OrchestrationService.RenewLease:output_type -> statekeeper.v1.RenewLeaseResponse
+	32, // 88: statekeeper.v1.OrchestrationService.CompleteTask:output_type -> statekeeper.v1.CompleteTaskResponse
+	34, // 89: statekeeper.v1.OrchestrationService.FailTask:output_type -> statekeeper.v1.FailTaskResponse
+	36, // 90: statekeeper.v1.OrchestrationService.GetQueueStatus:output_type -> statekeeper.v1.GetQueueStatusResponse
+	38, // 91: statekeeper.v1.OrchestrationService.ListTasks:output_type -> statekeeper.v1.ListTasksResponse
+	41, // 92: statekeeper.v1.OrchestrationService.WatchTeam:output_type -> statekeeper.v1.WatchTeamResponse
+	77, // [77:93] is the sub-list for method output_type
+	61, // [61:77] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_statekeeper_v1_orchestration_service_proto_init() }

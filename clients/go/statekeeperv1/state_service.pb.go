@@ -1289,6 +1289,125 @@ func (x *WatchResponse) GetCancelReason() string {
 	return ""
 }
 
+// GetStatsRequest asks for the storage statistics; it has no parameters.
+type GetStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatsRequest) Reset() {
+	*x = GetStatsRequest{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsRequest) ProtoMessage() {}
+
+func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetStatsRequest) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{19}
+}
+
+// GetStatsResponse holds the size and history figures of the storage backend.
+type GetStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number of live (not expired) keys in the store, across every namespace.
+	Keys int64 `protobuf:"varint,1,opt,name=keys,proto3" json:"keys,omitempty"`
+	// The total size of the stored values, in bytes (encoded form, keys and metadata excluded).
+	Bytes int64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// The current store revision.
+	Revision int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The oldest revision a watch can still start from; older history has been compacted away.
+	OldestRevision int64 `protobuf:"varint,4,opt,name=oldest_revision,json=oldestRevision,proto3" json:"oldest_revision,omitempty"`
+	// The name of the storage backend: "memory", "file" or "redis".
+	Backend       string `protobuf:"bytes,5,opt,name=backend,proto3" json:"backend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatsResponse) Reset() {
+	*x = GetStatsResponse{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsResponse) ProtoMessage() {}
+
+func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetStatsResponse) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetStatsResponse) GetKeys() int64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetOldestRevision() int64 {
+	if x != nil {
+		return x.OldestRevision
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
 var File_statekeeper_v1_state_service_proto protoreflect.FileDescriptor
 
 const file_statekeeper_v1_state_service_proto_rawDesc = "" +
@@ -1372,12 +1491,19 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\x0fprogress_notify\x18\x04 \x01(\bR\x0eprogressNotify\x12\x1a\n" +
 	"\bcanceled\x18\x05 \x01(\bR\bcanceled\x12)\n" +
 	"\x10compact_revision\x18\x06 \x01(\x03R\x0fcompactRevision\x12#\n" +
-	"\rcancel_reason\x18\a \x01(\tR\fcancelReason*i\n" +
+	"\rcancel_reason\x18\a \x01(\tR\fcancelReason\"\x11\n" +
+	"\x0fGetStatsRequest\"\x9b\x01\n" +
+	"\x10GetStatsResponse\x12\x12\n" +
+	"\x04keys\x18\x01 \x01(\x03R\x04keys\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\x12'\n" +
+	"\x0foldest_revision\x18\x04 \x01(\x03R\x0eoldestRevision\x12\x18\n" +
+	"\abackend\x18\x05 \x01(\tR\abackend*i\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
 	"\x11EVENT_TYPE_DELETE\x10\x02\x12\x15\n" +
-	"\x11EVENT_TYPE_EXPIRE\x10\x032\x89\x04\n" +
+	"\x11EVENT_TYPE_EXPIRE\x10\x032\xd8\x04\n" +
 	"\fStateService\x12A\n" +
 	"\x04Save\x12\x1b.statekeeper.v1.SaveRequest\x1a\x1c.statekeeper.v1.SaveResponse\x12>\n" +
 	"\x03Get\x12\x1a.statekeeper.v1.GetRequest\x1a\x1b.statekeeper.v1.GetResponse\x12G\n" +
@@ -1385,7 +1511,8 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\x06Delete\x12\x1d.statekeeper.v1.DeleteRequest\x1a\x1e.statekeeper.v1.DeleteResponse\x12M\n" +
 	"\bListKeys\x12\x1f.statekeeper.v1.ListKeysRequest\x1a .statekeeper.v1.ListKeysResponse\x12M\n" +
 	"\bTransact\x12\x1f.statekeeper.v1.TransactRequest\x1a .statekeeper.v1.TransactResponse\x12F\n" +
-	"\x05Watch\x12\x1c.statekeeper.v1.WatchRequest\x1a\x1d.statekeeper.v1.WatchResponse0\x01BKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
+	"\x05Watch\x12\x1c.statekeeper.v1.WatchRequest\x1a\x1d.statekeeper.v1.WatchResponse0\x01\x12M\n" +
+	"\bGetStats\x12\x1f.statekeeper.v1.GetStatsRequest\x1a .statekeeper.v1.GetStatsResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
 
 var (
 	file_statekeeper_v1_state_service_proto_rawDescOnce sync.Once
@@ -1400,7 +1527,7 @@ func file_statekeeper_v1_state_service_proto_rawDescGZIP() []byte {
 }
 
 var file_statekeeper_v1_state_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_statekeeper_v1_state_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_statekeeper_v1_state_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_statekeeper_v1_state_service_proto_goTypes = []any{
 	(EventType)(0),              // 0: statekeeper.v1.EventType
 	(*SaveRequest)(nil),         // 1: statekeeper.v1.SaveRequest
@@ -1422,32 +1549,34 @@ var file_statekeeper_v1_state_service_proto_goTypes = []any{
 	(*WatchRequest)(nil),        // 17: statekeeper.v1.WatchRequest
 	(*Event)(nil),               // 18: statekeeper.v1.Event
 	(*WatchResponse)(nil),       // 19: statekeeper.v1.WatchResponse
-	(*Value)(nil),               // 20: statekeeper.v1.Value
-	(*durationpb.Duration)(nil), // 21: google.protobuf.Duration
-	(*KeyValue)(nil),            // 22: statekeeper.v1.KeyValue
-	(ValueEncoding)(0),          // 23: statekeeper.v1.ValueEncoding
+	(*GetStatsRequest)(nil),     // 20: statekeeper.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),    // 21: statekeeper.v1.GetStatsResponse
+	(*Value)(nil),               // 22: statekeeper.v1.Value
+	(*durationpb.Duration)(nil), // 23: google.protobuf.Duration
+	(*KeyValue)(nil),            // 24: statekeeper.v1.KeyValue
+	(ValueEncoding)(0),          // 25: statekeeper.v1.ValueEncoding
 }
 var file_statekeeper_v1_state_service_proto_depIdxs = []int32{
-	20, // 0: statekeeper.v1.SaveRequest.value:type_name -> statekeeper.v1.Value
-	21, // 1: statekeeper.v1.SaveRequest.ttl:type_name -> google.protobuf.Duration
-	22, // 2: statekeeper.v1.SaveResponse.kv:type_name -> statekeeper.v1.KeyValue
-	23, // 3: statekeeper.v1.GetRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	22, // 4: statekeeper.v1.GetResponse.kv:type_name -> statekeeper.v1.KeyValue
-	20, // 5: statekeeper.v1.UpdateRequest.patch:type_name -> statekeeper.v1.Value
-	21, // 6: statekeeper.v1.UpdateRequest.ttl:type_name -> google.protobuf.Duration
-	23, // 7: statekeeper.v1.UpdateRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	22, // 8: statekeeper.v1.UpdateResponse.kv:type_name -> statekeeper.v1.KeyValue
-	20, // 9: statekeeper.v1.PutOperation.value:type_name -> statekeeper.v1.Value
-	21, // 10: statekeeper.v1.PutOperation.ttl:type_name -> google.protobuf.Duration
+	22, // 0: statekeeper.v1.SaveRequest.value:type_name -> statekeeper.v1.Value
+	23, // 1: statekeeper.v1.SaveRequest.ttl:type_name -> google.protobuf.Duration
+	24, // 2: statekeeper.v1.SaveResponse.kv:type_name -> statekeeper.v1.KeyValue
+	25, // 3: statekeeper.v1.GetRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	24, // 4: statekeeper.v1.GetResponse.kv:type_name -> statekeeper.v1.KeyValue
+	22, // 5: statekeeper.v1.UpdateRequest.patch:type_name -> statekeeper.v1.Value
+	23, // 6: statekeeper.v1.UpdateRequest.ttl:type_name -> google.protobuf.Duration
+	25, // 7: statekeeper.v1.UpdateRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	24, // 8: statekeeper.v1.UpdateResponse.kv:type_name -> statekeeper.v1.KeyValue
+	22, // 9: statekeeper.v1.PutOperation.value:type_name -> statekeeper.v1.Value
+	23, // 10: statekeeper.v1.PutOperation.ttl:type_name -> google.protobuf.Duration
 	12, // 11: statekeeper.v1.Operation.put:type_name -> statekeeper.v1.PutOperation
 	13, // 12: statekeeper.v1.Operation.delete:type_name -> statekeeper.v1.DeleteOperation
 	11, // 13: statekeeper.v1.TransactRequest.comparisons:type_name -> statekeeper.v1.Comparison
 	14, // 14: statekeeper.v1.TransactRequest.operations:type_name -> statekeeper.v1.Operation
-	23, // 15: statekeeper.v1.WatchRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	21, // 16: statekeeper.v1.WatchRequest.progress_interval:type_name -> google.protobuf.Duration
+	25, // 15: statekeeper.v1.WatchRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	23, // 16: statekeeper.v1.WatchRequest.progress_interval:type_name -> google.protobuf.Duration
 	0,  // 17: statekeeper.v1.Event.type:type_name -> statekeeper.v1.EventType
-	22, // 18: statekeeper.v1.Event.kv:type_name -> statekeeper.v1.KeyValue
-	22, // 19: statekeeper.v1.Event.prev_kv:type_name -> statekeeper.v1.KeyValue
+	24, // 18: statekeeper.v1.Event.kv:type_name -> statekeeper.v1.KeyValue
+	24, // 19: statekeeper.v1.Event.prev_kv:type_name -> statekeeper.v1.KeyValue
 	18, // 20: statekeeper.v1.WatchResponse.events:type_name -> statekeeper.v1.Event
 	1,  // 21: statekeeper.v1.StateService.Save:input_type -> statekeeper.v1.SaveRequest
 	3,  // 22: statekeeper.v1.StateService.Get:input_type -> statekeeper.v1.GetRequest
@@ -1456,15 +1585,17 @@ var file_statekeeper_v1_state_service_proto_depIdxs = []int32{
 	9,  // 25: statekeeper.v1.StateService.ListKeys:input_type -> statekeeper.v1.ListKeysRequest
 	15, // 26: statekeeper.v1.StateService.Transact:input_type -> statekeeper.v1.TransactRequest
 	17, // 27: statekeeper.v1.StateService.Watch:input_type -> statekeeper.v1.WatchRequest
-	2,  // 28: statekeeper.v1.StateService.Save:output_type -> statekeeper.v1.SaveResponse
-	4,  // 29: statekeeper.v1.StateService.Get:output_type -> statekeeper.v1.GetResponse
-	6,  // 30: statekeeper.v1.StateService.Update:output_type -> statekeeper.v1.UpdateResponse
-	8,  // 31: statekeeper.v1.StateService.Delete:output_type -> statekeeper.v1.DeleteResponse
-	10, // 32: statekeeper.v1.StateService.ListKeys:output_type -> statekeeper.v1.ListKeysResponse
-	16, // 33: statekeeper.v1.StateService.Transact:output_type -> statekeeper.v1.TransactResponse
-	19, // 34: statekeeper.v1.StateService.Watch:output_type -> statekeeper.v1.WatchResponse
-	28, // [28:35] is the sub-list for method output_type
-	21, // [21:28] is the sub-list for method input_type
+	20, // 28: statekeeper.v1.StateService.GetStats:input_type -> statekeeper.v1.GetStatsRequest
+	2,  // 29: statekeeper.v1.StateService.Save:output_type -> statekeeper.v1.SaveResponse
+	4,  // 30: statekeeper.v1.StateService.Get:output_type -> statekeeper.v1.GetResponse
+	6,  // 31: statekeeper.v1.StateService.Update:output_type -> statekeeper.v1.UpdateResponse
+	8,  // 32: statekeeper.v1.StateService.Delete:output_type -> statekeeper.v1.DeleteResponse
+	10, // 33: statekeeper.v1.StateService.ListKeys:output_type -> statekeeper.v1.ListKeysResponse
+	16, // 34: statekeeper.v1.StateService.Transact:output_type -> statekeeper.v1.TransactResponse
+	19, // 35: statekeeper.v1.StateService.Watch:output_type -> statekeeper.v1.WatchResponse
+	21, // 36: statekeeper.v1.StateService.GetStats:output_type -> statekeeper.v1.GetStatsResponse
+	29, // [29:37] is the sub-list for method output_type
+	21, // [21:29] is the sub-list for method input_type
 	21, // [21:21] is the sub-list for extension type_name
 	21, // [21:21] is the sub-list for extension extendee
 	0,  // [0:21] is the sub-list for field type_name
@@ -1489,7 +1620,7 @@ func file_statekeeper_v1_state_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statekeeper_v1_state_service_proto_rawDesc), len(file_statekeeper_v1_state_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

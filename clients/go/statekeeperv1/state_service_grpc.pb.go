@@ -26,6 +26,7 @@ const (
 	StateService_ListKeys_FullMethodName = "/statekeeper.v1.StateService/ListKeys"
 	StateService_Transact_FullMethodName = "/statekeeper.v1.StateService/Transact"
 	StateService_Watch_FullMethodName    = "/statekeeper.v1.StateService/Watch"
+	StateService_GetStats_FullMethodName = "/statekeeper.v1.StateService/GetStats"
 )
 
 // StateServiceClient is the client API for StateService service.
@@ -52,6 +53,8 @@ type StateServiceClient interface {
 	Transact(ctx context.Context, in *TransactRequest, opts ...grpc.CallOption) (*TransactResponse, error)
 	// Watch streams the changes of the keys that match a glob pattern, from a start revision.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
+	// GetStats reports the size and history figures of the storage backend behind this server.
+	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
 }
 
 type stateServiceClient struct {
@@ -141,6 +144,16 @@ func (c *stateServiceClient) Watch(ctx context.Context, in *WatchRequest, opts .
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type StateService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
+func (c *stateServiceClient) GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetStatsResponse)
+	err := c.cc.Invoke(ctx, StateService_GetStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StateServiceServer is the server API for StateService service.
 // All implementations must embed UnimplementedStateServiceServer
 // for forward compatibility.
@@ -165,6 +178,8 @@ type StateServiceServer interface {
 	Transact(context.Context, *TransactRequest) (*TransactResponse, error)
 	// Watch streams the changes of the keys that match a glob pattern, from a start revision.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
+	// GetStats reports the size and history figures of the storage backend behind this server.
+	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
 	mustEmbedUnimplementedStateServiceServer()
 }
 
@@ -195,6 +210,9 @@ func (UnimplementedStateServiceServer) Transact(context.Context, *TransactReques
 }
 func (UnimplementedStateServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedStateServiceServer) GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStats not implemented")
 }
 func (UnimplementedStateServiceServer) mustEmbedUnimplementedStateServiceServer() {}
 func (UnimplementedStateServiceServer) testEmbeddedByValue()                      {}
@@ -336,6 +354,24 @@ func _StateService_Watch_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type StateService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
 
+func _StateService_GetStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StateServiceServer).GetStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StateService_GetStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StateServiceServer).GetStats(ctx, req.(*GetStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StateService_ServiceDesc is the grpc.ServiceDesc for StateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -366,6 +402,10 @@ var StateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Transact",
 			Handler:    _StateService_Transact_Handler,
+		},
+		{
+			MethodName: "GetStats",
+			Handler:    _StateService_GetStats_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

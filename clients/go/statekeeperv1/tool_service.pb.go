@@ -338,11 +338,14 @@ type CompleteExecutionRequest struct {
 	Result *Value `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
 	// How long the execution took; when unset, the time since `started_at`.
 	Duration *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
-	// When set and positive, the result is also cached under the execution's tool name and
-	// parameters hash for this long, in the same transaction.
+	// How long the result is cached when `cache_result` is true; unset or zero means the cache
+	// entry never expires.
 	CacheTtl *durationpb.Duration `protobuf:"bytes,4,opt,name=cache_ttl,json=cacheTtl,proto3" json:"cache_ttl,omitempty"`
 	// The form in which to return documents.
 	ValueEncoding ValueEncoding `protobuf:"varint,5,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
+	// When true, the result is also cached under the execution's tool name and parameters hash,
+	// in the same transaction as the completion.
+	CacheResult   bool `protobuf:"varint,6,opt,name=cache_result,json=cacheResult,proto3" json:"cache_result,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -410,6 +413,13 @@ func (x *CompleteExecutionRequest) GetValueEncoding() ValueEncoding {
 		return x.ValueEncoding
 	}
 	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
+}
+
+func (x *CompleteExecutionRequest) GetCacheResult() bool {
+	if x != nil {
+		return x.CacheResult
+	}
+	return false
 }
 
 // CompleteExecutionResponse carries the completed execution.
@@ -2040,13 +2050,14 @@ const file_statekeeper_v1_tool_service_proto_rawDesc = "" +
 	"\texecution\x18\x01 \x01(\v2\x1d.statekeeper.v1.ToolExecutionR\texecution\x12D\n" +
 	"\x0evalue_encoding\x18\x02 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"U\n" +
 	"\x16StartExecutionResponse\x12;\n" +
-	"\texecution\x18\x01 \x01(\v2\x1d.statekeeper.v1.ToolExecutionR\texecution\"\xa1\x02\n" +
+	"\texecution\x18\x01 \x01(\v2\x1d.statekeeper.v1.ToolExecutionR\texecution\"\xc4\x02\n" +
 	"\x18CompleteExecutionRequest\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12-\n" +
 	"\x06result\x18\x02 \x01(\v2\x15.statekeeper.v1.ValueR\x06result\x125\n" +
 	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\x126\n" +
 	"\tcache_ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bcacheTtl\x12D\n" +
-	"\x0evalue_encoding\x18\x05 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"X\n" +
+	"\x0evalue_encoding\x18\x05 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\x12!\n" +
+	"\fcache_result\x18\x06 \x01(\bR\vcacheResult\"X\n" +
 	"\x19CompleteExecutionResponse\x12;\n" +
 	"\texecution\x18\x01 \x01(\v2\x1d.statekeeper.v1.ToolExecutionR\texecution\"\x89\x02\n" +
 	"\x14FailExecutionRequest\x12!\n" +

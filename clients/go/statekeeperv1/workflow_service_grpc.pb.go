@@ -46,9 +46,9 @@ const (
 // The status is a state machine: PENDING -> RUNNING (start, or the first step update);
 // RUNNING -> PAUSED | COMPLETED | FAILED | CANCELLED; PAUSED -> RUNNING | FAILED | CANCELLED;
 // COMPLETED, FAILED and CANCELLED are final, except that ResumeFromCheckpoint may restart a
-// FAILED workflow. An illegal transition fails with FAILED_PRECONDITION (INVALID_WORKFLOW_TRANSITION) and
-// changes nothing. Concurrent writers of one workflow are serialised with compare-and-set on
-// the workflow record, so no step update is ever lost.
+// FAILED workflow. An illegal transition fails with FAILED_PRECONDITION
+// (INVALID_WORKFLOW_TRANSITION) and changes nothing. Concurrent writers of one workflow are
+// serialised with compare-and-set on the workflow record, so no step update is ever lost.
 type WorkflowServiceClient interface {
 	// CreateWorkflow creates a workflow; ALREADY_EXISTS when the id is taken.
 	CreateWorkflow(ctx context.Context, in *CreateWorkflowRequest, opts ...grpc.CallOption) (*CreateWorkflowResponse, error)
@@ -270,9 +270,9 @@ type WorkflowService_WatchWorkflowClient = grpc.ServerStreamingClient[WatchWorkf
 // The status is a state machine: PENDING -> RUNNING (start, or the first step update);
 // RUNNING -> PAUSED | COMPLETED | FAILED | CANCELLED; PAUSED -> RUNNING | FAILED | CANCELLED;
 // COMPLETED, FAILED and CANCELLED are final, except that ResumeFromCheckpoint may restart a
-// FAILED workflow. An illegal transition fails with FAILED_PRECONDITION (INVALID_WORKFLOW_TRANSITION) and
-// changes nothing. Concurrent writers of one workflow are serialised with compare-and-set on
-// the workflow record, so no step update is ever lost.
+// FAILED workflow. An illegal transition fails with FAILED_PRECONDITION
+// (INVALID_WORKFLOW_TRANSITION) and changes nothing. Concurrent writers of one workflow are
+// serialised with compare-and-set on the workflow record, so no step update is ever lost.
 type WorkflowServiceServer interface {
 	// CreateWorkflow creates a workflow; ALREADY_EXISTS when the id is taken.
 	CreateWorkflow(context.Context, *CreateWorkflowRequest) (*CreateWorkflowResponse, error)

@@ -13,45 +13,11 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
-import { connect, StatekeeperClient, type ConnectOptions } from "./client.js";
-import { ConflictError, NotFoundError, StatekeeperError } from "./errors.js";
+import { connect, type ConnectOptions } from "./client.js";
+import { ConflictError, NotFoundError } from "./errors.js";
+import { describe, emit, expectFailure, type Case, type Json } from "./interop_common.js";
+import { serviceCases } from "./interop_services.js";
 import type { Document } from "./values.js";
-
-type Json = null | boolean | number | string | bigint | Json[] | { [key: string]: Json };
-
-/** JSON text with sorted object keys; bigints are written as plain integers. */
-export function formatJson(value: Json): string {
-  if (typeof value === "bigint") return value.toString();
-  if (Array.isArray(value)) return `[${value.map(formatJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const keys = Object.keys(value).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${formatJson(value[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
-function emit(value: Json): void {
-  process.stdout.write(formatJson(value) + "\n");
-}
-
-function describe(error: unknown): { [key: string]: Json } {
-  if (!(error instanceof StatekeeperError)) {
-    throw new Error(`want a statekeeper error, got ${String(error)}`);
-  }
-  return { code: error.codeName, reason: error.reason };
-}
-
-async function expectFailure(run: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("the call succeeded but should have failed");
-}
-
-type Values = { [key: string]: string | boolean | undefined };
-type Case = (client: StatekeeperClient, values: Values) => Promise<void>;
 
 const cases: Record<string, Case> = {
   async save(client, values) {
@@ -136,10 +102,7 @@ const cases: Record<string, Case> = {
   },
 };
 
-/** Registers a further case (used by the service-specific cases). */
-export function registerCase(name: string, run: Case): void {
-  cases[name] = run;
-}
+Object.assign(cases, serviceCases);
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -159,7 +122,11 @@ async function main(argv: string[]): Promise<number> {
       count: { type: "string" },
       "start-revision": { type: "string" },
       id: { type: "string" },
-      worker: { type: "string" },
+      team: { type: "string" },
+      agent: { type: "string" },
+      action: { type: "string" },
+      step: { type: "string" },
+      name: { type: "string" },
       ca: { type: "string" },
       cert: { type: "string" },
       "client-key": { type: "string" },

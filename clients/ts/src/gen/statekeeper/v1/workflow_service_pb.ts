@@ -1468,9 +1468,9 @@ export const WorkflowEventTypeSchema: GenEnum<WorkflowEventType> = /*@__PURE__*/
  * The status is a state machine: PENDING -> RUNNING (start, or the first step update);
  * RUNNING -> PAUSED | COMPLETED | FAILED | CANCELLED; PAUSED -> RUNNING | FAILED | CANCELLED;
  * COMPLETED, FAILED and CANCELLED are final, except that ResumeFromCheckpoint may restart a
- * FAILED workflow. An illegal transition fails with FAILED_PRECONDITION (INVALID_WORKFLOW_TRANSITION) and
- * changes nothing. Concurrent writers of one workflow are serialised with compare-and-set on
- * the workflow record, so no step update is ever lost.
+ * FAILED workflow. An illegal transition fails with FAILED_PRECONDITION
+ * (INVALID_WORKFLOW_TRANSITION) and changes nothing. Concurrent writers of one workflow are
+ * serialised with compare-and-set on the workflow record, so no step update is ever lost.
  *
  * @generated from service statekeeper.v1.WorkflowService
  */
