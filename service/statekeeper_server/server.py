@@ -17,6 +17,7 @@ from statekeeper_server.engine.factory import BackendOptions, open_backend
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.interceptors import CallInterceptor, StreamLimits
 from statekeeper_server.observability import InstrumentedBackend, ServerMetrics
+from statekeeper_server.reflection_pool import MethodAwarePool
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.services import SERVICES
 
@@ -109,6 +110,7 @@ class StatekeeperServer:
                 reflection.SERVICE_NAME,
             ],
             server,
+            pool=MethodAwarePool(),  # type: ignore[arg-type]
         )
         address = f"{self.config.host}:{self.config.port}"
         credentials = server_credentials(self.config)
