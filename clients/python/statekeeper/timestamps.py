@@ -7,9 +7,12 @@ time) or timezone-aware.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from google.protobuf import duration_pb2, timestamp_pb2
+
+from statekeeper.errors import InvalidArgumentError
 
 
 def timestamp_from_unix(seconds: float) -> timestamp_pb2.Timestamp:
@@ -43,12 +46,22 @@ def optional_datetime(message: object, field: str) -> datetime | None:
     return from_timestamp(getattr(message, field))
 
 
+#: The longest google.protobuf.Duration, in seconds (about 10,000 years).
+MAX_DURATION_SECONDS = 315_576_000_000
+
+
 def to_duration(seconds: float | timedelta | None) -> duration_pb2.Duration | None:
     """A Duration for ``seconds`` (or a timedelta), or None."""
     if seconds is None:
         return None
     if isinstance(seconds, timedelta):
         seconds = seconds.total_seconds()
+    if not math.isfinite(seconds) or abs(seconds) > MAX_DURATION_SECONDS:
+        raise InvalidArgumentError(
+            f"a duration must be a finite number of seconds up to {MAX_DURATION_SECONDS:,}, "
+            f"got {seconds}",
+            violations=[("duration", "out of range")],
+        )
     duration = duration_pb2.Duration()
     duration.FromNanoseconds(round(seconds * 1e9))
     return duration

@@ -74,6 +74,10 @@ class Limits:
             )
 
 
+#: The longest accepted time-to-live: 100 years (expiry times stay representable).
+MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
+
+
 def check_ttl(seconds: float | None, field: str = "ttl") -> float | None:
     """Validate a time-to-live in seconds: None or 0 mean "never expires"; negative is invalid."""
     if seconds is None or seconds == 0:
@@ -83,6 +87,12 @@ def check_ttl(seconds: float | None, field: str = "ttl") -> float | None:
             f"{field} must be a positive duration, got {seconds}",
             reason=Reason.INVALID_TTL,
             violations=[(field, "must be positive")],
+        )
+    if seconds > MAX_TTL_SECONDS:
+        raise InvalidArgumentError(
+            f"{field} must be at most {MAX_TTL_SECONDS} seconds (100 years), got {seconds}",
+            reason=Reason.INVALID_TTL,
+            violations=[(field, "too long")],
         )
     return seconds
 
