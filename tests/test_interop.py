@@ -11,6 +11,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,8 +34,11 @@ from statekeeper.state import (
     WorkflowStateManager,
     WorkflowStatus,
 )
+from statekeeper_server.config import ServerConfig
+from statekeeper_server.server import StatekeeperServer
 
-from tests.interop import GO, GO_JSON, RUNNERS, TS, Runner, build_runners, same
+from tests.interop import GO, GO_JSON, RUNNERS, TS, Runner, RunnerError, build_runners, same
+from tests.pki import Authority, Pair
 
 LANGUAGES = sorted(RUNNERS)
 
@@ -502,3 +506,40 @@ async def test_speech_session_stream_followed_from_go_and_ts_while_python_produc
     # Python's own replay from the start has the same events after the creation.
     assert [e.sequence for e in replay][1:] == sequences
     assert [e.kind.value for e in replay][1:] == [e["kind"] for e in go_events]
+
+
+# -- TLS --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def mtls_address(tmp_path: Path) -> AsyncIterator[tuple[str, Authority, Pair]]:
+    """A server that requires client certificates signed by a test CA."""
+    authority = Authority(tmp_path, "interop-ca")
+    server_pair = authority.issue("server", server=True)
+    instance = StatekeeperServer(
+        ServerConfig(
+            backend="memory",
+            port=0,
+            shutdown_grace=1.0,
+            tls_cert=server_pair.cert,
+            tls_key=server_pair.key,
+            tls_client_ca=authority.ca_file,
+        )
+    )
+    await instance.start()
+    yield f"127.0.0.1:{instance.port}", authority, authority.issue("client", server=False)
+    await instance.stop(0)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_mutual_tls(mtls_address: tuple[str, Authority, Pair], language: str) -> None:
+    address, authority, client = mtls_address
+    runner = RUNNERS[language]
+    credentials = ("--ca", authority.ca_file, "--cert", client.cert, "--client-key", client.key)
+    key = unique("tls")
+    await runner.one("save", address, *credentials, "--key", key, "--value", '{"secure": true}')
+    got = await runner.one("get", address, *credentials, "--key", key)
+    assert got["value"] == {"secure": True}
+    # Without a client certificate the server refuses the connection.
+    with pytest.raises(RunnerError):
+        await runner.one("get", address, "--ca", authority.ca_file, "--key", key)
