@@ -187,3 +187,19 @@ async def test_unreachable_redis_fails_fast_with_a_clear_message(redis_url: str)
             await asyncio.wait_for(anext(backend.watch("", None)), WAIT)
     finally:
         await backend.close()
+
+
+async def test_backend_reconnects_after_a_redis_restart_without_failed_calls(
+    redis_process: RedisProcess,
+) -> None:
+    backend = RedisBackend(redis_process.url, connection_pool_size=4)
+    try:
+        await asyncio.gather(*(backend.put(f"k{number}", b"1") for number in range(4)))
+        # Nobody calls while Redis is down: the pooled connections just went stale.
+        await asyncio.to_thread(redis_process.stop)
+        await asyncio.to_thread(redis_process.start)
+        entries = await asyncio.gather(*(backend.put(f"k{number}", b"2") for number in range(4)))
+        assert sorted(entry.mod_revision for entry in entries) == [5, 6, 7, 8]
+        assert [e.version for e in (await backend.range("")).entries] == [2, 2, 2, 2]
+    finally:
+        await backend.close()

@@ -43,6 +43,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 from statekeeper.errors import HistoryCompactedError, Reason, UnavailableError
 
 from statekeeper_server.engine.backend import (
@@ -386,6 +387,11 @@ class RedisBackend(Backend):
             "socket_connect_timeout": CONNECT_TIMEOUT,
             "retry": Retry(NoBackoff(), 0),
             "decode_responses": False,
+            # RESP2 replies, and no maintenance push notifications: with them enabled, the
+            # pool skips its check for connections the server closed, so the first call after
+            # a Redis restart would fail on a stale connection instead of reconnecting.
+            "protocol": 2,
+            "maint_notifications_config": MaintNotificationsConfig(enabled=False),
         }
         self._pool = aioredis.BlockingConnectionPool.from_url(
             url,
