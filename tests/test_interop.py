@@ -18,7 +18,11 @@ import pytest
 from statekeeper.errors import ConflictError, FailedPreconditionError, NotFoundError
 from statekeeper.state import (
     AgentCoordinationState,
+    AgentSnapshot,
+    AgentStateStore,
     AudioSessionStatus,
+    IndexingStatus,
+    KnowledgeStateManager,
     OrchestrationStateManager,
     SpeechStateManager,
     StateConfig,
@@ -29,6 +33,9 @@ from statekeeper.state import (
     TaskQueueState,
     TaskStatus,
     TeamState,
+    ToolExecution,
+    ToolExecutionStatus,
+    ToolStateManager,
     TranscriptionStatus,
     WorkflowState,
     WorkflowStateManager,
@@ -543,3 +550,66 @@ async def test_mutual_tls(mtls_address: tuple[str, Authority, Pair], language: s
     # Without a client certificate the server refuses the connection.
     with pytest.raises(RunnerError):
         await runner.one("get", address, "--ca", authority.ca_file, "--key", key)
+
+
+# -- agents, tools and knowledge bases --------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_agent_snapshot_from_go_or_ts_restores_in_python(address: str, language: str) -> None:
+    agent_id = unique(f"agent-{language}")
+    async with AgentStateStore(persistence="grpc", address=address) as agents:
+        older = await agents.save_snapshot(AgentSnapshot(agent_id=agent_id, memory_state={"v": 1}))
+        printed = await RUNNERS[language].one(
+            "agent-snapshot", address, "--id", agent_id, "--value", json.dumps(DOCUMENT)
+        )
+        latest = await agents.get_latest_snapshot(agent_id)
+    assert latest is not None and latest.snapshot_id == printed["snapshot_id"]
+    assert printed["latest_id"] == printed["snapshot_id"] != older.snapshot_id
+    expected = DOCUMENT if language == "go" else DOCUMENT_VIA_JSON
+    same(latest.memory_state, expected)
+    same(printed["memory_state"], expected, exact=language == "go")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_tool_execution_from_go_or_ts_is_seen_in_python(address: str, language: str) -> None:
+    execution_id = unique(f"exec-{language}")
+    parameters = {"query": "météo", "limit": 5}
+    printed = await RUNNERS[language].one(
+        "tool-execution",
+        address,
+        "--id",
+        execution_id,
+        "--name",
+        "search",
+        "--value",
+        json.dumps(parameters),
+    )
+    assert printed["started"] == "running" and printed["status"] == "completed"
+    async with ToolStateManager(persistence="grpc", address=address) as tools:
+        execution = await tools.get_execution(execution_id)
+        # The same parameters from Python hash the same way (the server computes the hash).
+        twin = await tools.start_execution(
+            ToolExecution(execution_id=unique("twin"), tool_name="search", parameters=parameters)
+        )
+    assert execution is not None
+    assert execution.status is ToolExecutionStatus.COMPLETED
+    assert execution.parameters == parameters and type(execution.parameters["limit"]) is int
+    assert execution.result == {"by": language, "echo": parameters}
+    assert execution.duration_ms == 1500
+    assert printed["parameters_hash"] == execution.parameters_hash == twin.parameters_hash
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_indexing_progress_from_go_or_ts_is_seen_in_python(
+    address: str, language: str
+) -> None:
+    knowledge_base_id = unique(f"kb-{language}")
+    printed = await RUNNERS[language].one(
+        "knowledge-progress", address, "--id", knowledge_base_id, "--count", "40"
+    )
+    assert printed == {"status": "in_progress", "total_documents": 40, "processed_documents": 20}
+    async with KnowledgeStateManager(persistence="grpc", address=address) as knowledge:
+        progress = await knowledge.get_indexing_progress(knowledge_base_id)
+    assert progress.status is IndexingStatus.IN_PROGRESS
+    assert (progress.total_documents, progress.processed_documents) == (40, 20)

@@ -8,8 +8,14 @@
 //   workflow-get --id W
 //   task-work --team T --agent A
 //   speech-follow --id SESSION [--start-revision FROM_SEQUENCE]
+//   agent-snapshot --id AGENT --value MEMORY_JSON
+//   tool-execution --id EXECUTION --name TOOL --value PARAMETERS_JSON
+//   knowledge-progress --id KNOWLEDGE_BASE --count TOTAL_DOCUMENTS
 
+import { AgentService } from "./gen/statekeeper/v1/agent_service_pb.js";
 import { ValueEncoding } from "./gen/statekeeper/v1/common_pb.js";
+import { IndexingStatus, KnowledgeService } from "./gen/statekeeper/v1/knowledge_service_pb.js";
+import { ToolExecutionStatus, ToolService } from "./gen/statekeeper/v1/tool_service_pb.js";
 import { OrchestrationService, TaskState } from "./gen/statekeeper/v1/orchestration_service_pb.js";
 import {
   AudioSessionStatus,
@@ -225,5 +231,72 @@ export const serviceCases: Record<string, Case> = {
       }
       await sleep(50);
     }
+  },
+
+  // Saves a snapshot whose memory is the given document, then reads the newest one back.
+  async "agent-snapshot"(client, values) {
+    const agents = client.service(AgentService);
+    const agentId = String(values.id);
+    const saved = await call(() =>
+      agents.saveSnapshot({ snapshot: { agentId, memoryState: toValue(parse(values.value, "{}")) } }),
+    );
+    const latest = await call(() => agents.getSnapshot({ agentId, valueEncoding: ValueEncoding.JSON }));
+    emit({
+      snapshot_id: saved.snapshotId,
+      latest_id: latest.snapshot?.snapshotId ?? "",
+      memory_state: fromValue(latest.snapshot?.memoryState),
+    });
+  },
+
+  // Starts an execution and completes it with {"by": "ts", "echo": parameters}.
+  async "tool-execution"(client, values) {
+    const tools = client.service(ToolService);
+    const executionId = String(values.id);
+    const parameters = parse(values.value, "{}");
+    const started = await call(() =>
+      tools.startExecution({
+        execution: {
+          executionId,
+          toolName: String(values.name ?? ""),
+          status: ToolExecutionStatus.RUNNING,
+          parameters: toValue(parameters),
+        },
+      }),
+    );
+    const completed = await call(() =>
+      tools.completeExecution({
+        executionId,
+        result: toValue({ by: "ts", echo: parameters }),
+        duration: { seconds: 1n, nanos: 500_000_000 },
+      }),
+    );
+    emit({
+      started: enumName(ToolExecutionStatus, started.execution?.status ?? 0),
+      status: enumName(ToolExecutionStatus, completed.execution?.status ?? 0),
+      parameters_hash: started.execution?.parametersHash ?? "",
+    });
+  },
+
+  // Reports a knowledge base half indexed, then reads the report back.
+  async "knowledge-progress"(client, values) {
+    const knowledge = client.service(KnowledgeService);
+    const knowledgeBaseId = String(values.id);
+    const total = BigInt(String(values.count ?? "10"));
+    await call(() =>
+      knowledge.updateIndexingProgress({
+        progress: {
+          knowledgeBaseId,
+          status: IndexingStatus.IN_PROGRESS,
+          totalDocuments: total,
+          processedDocuments: total / 2n,
+        },
+      }),
+    );
+    const read = await call(() => knowledge.getIndexingProgress({ knowledgeBaseId }));
+    emit({
+      status: enumName(IndexingStatus, read.progress?.status ?? 0),
+      total_documents: read.progress?.totalDocuments ?? 0n,
+      processed_documents: read.progress?.processedDocuments ?? 0n,
+    });
   },
 };
