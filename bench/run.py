@@ -172,7 +172,8 @@ class Harness:
         self.log(
             f"  {label:<22} {op:<6} c={concurrency:<3} {row['ops_per_s']:>9.0f} ops/s  "
             f"p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  "
-            f"server {row['server_cpu_cores']:.2f} cores  client {row['client_cpu_cores']:.2f}"
+            f"server {row['server_cpu_cores']:.2f} cores "
+            f"({row['server_cpu_us_per_op'] or 0:.0f} us/op)  client {row['client_cpu_cores']:.2f}"
             + (f"  ERRORS {row['errors']}: {row['first_error']}" if row["errors"] else "")
         )
         return row
@@ -273,7 +274,8 @@ class Harness:
             f"  fan-out {backend:<7} {rate:>5}/s -> {row['subscribers']}: "
             f"{row['delivered_per_s']:>8.0f} ev/s delivered ({row['delivered_fraction']:.0%}), "
             f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  "
-            f"server {row['server_cpu_cores']:.2f} cores"
+            f"server {row['server_cpu_cores']:.2f} cores "
+            f"({row['server_cpu_us_per_op'] or 0:.0f} us/event)"
         )
 
     # -- speech session stream -----------------------------------------------------------------
@@ -448,9 +450,12 @@ class _Sampler:
             server.name: (after - before) / seconds
             for server, before, after in zip(self.servers, self.before, self.after, strict=True)
         }
+        cores = sum(per_server.values())
         out: dict[str, Any] = {
-            "server_cpu_cores": sum(per_server.values()),
+            "server_cpu_cores": cores,
             "server_cpu_by_process": per_server,
+            # CPU per operation is far less sensitive to other load on the machine than rates.
+            "server_cpu_us_per_op": cores * seconds / ops * 1e6 if ops else None,
         }
         if self.redis is not None and ops:
             start, end = self.redis_stats

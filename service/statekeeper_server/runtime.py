@@ -8,7 +8,6 @@ and errors are identical in both modes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -37,27 +36,43 @@ class Runtime:
         return self._stopping
 
     async def until_stopping(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
-        """Yield from ``source`` until the runtime starts stopping, then close ``source``."""
-        stop = asyncio.ensure_future(self.stopping.wait())
-        step: asyncio.Future[T] | None = None
+        """Yield from ``source`` until the runtime starts stopping, then close ``source``.
+
+        ``source`` runs in the caller's task (no task per item: this is the per-message path
+        of every stream). When stopping begins while the caller waits for the next item, the
+        caller's task is cancelled once and that cancellation is absorbed here; any other
+        cancellation propagates as usual.
+        """
+        stopping = self.stopping
+        task = asyncio.current_task()
+        waiting = False
+        interrupted = False
+
+        def interrupt(_: object) -> None:
+            nonlocal interrupted
+            if waiting and task is not None and not interrupted:
+                interrupted = True
+                task.cancel()
+
+        watcher = asyncio.ensure_future(stopping.wait())
+        watcher.add_done_callback(interrupt)
         try:
-            while True:
-                step = asyncio.ensure_future(anext(source))
-                done, _ = await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
-                if step not in done:
-                    return
+            while not stopping.is_set():
+                waiting = True
                 try:
-                    item = step.result()
+                    item = await anext(source)
                 except StopAsyncIteration:
                     return
-                step = None
+                except asyncio.CancelledError:
+                    if interrupted and task is not None and task.uncancel() == 0:
+                        return
+                    raise
+                finally:
+                    waiting = False
                 yield item
         finally:
-            stop.cancel()
-            if step is not None and not step.done():
-                step.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await step
+            watcher.remove_done_callback(interrupt)
+            watcher.cancel()
             aclose = getattr(source, "aclose", None)
             if aclose is not None:
                 await aclose()

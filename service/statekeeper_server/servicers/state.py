@@ -10,8 +10,9 @@ from statekeeper.errors import HistoryCompactedError, InvalidArgumentError, Reas
 from statekeeper.v1 import state_service_pb2 as pb
 from statekeeper.v1 import state_service_pb2_grpc
 
-from statekeeper_server.engine.backend import Compare, Delete, Operation, Put
+from statekeeper_server.engine.backend import Compare, Delete, Event, Operation, Put
 from statekeeper_server.engine.state import StateEngine, expire_at_for
+from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.servicers.convert import event_to_proto, kv_to_proto, ttl_seconds
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 #: How often an idle watch stream reports progress unless the request says otherwise.
 DEFAULT_PROGRESS_INTERVAL = 10.0
+#: How many converted watch events are kept for other watchers of the same change.
+EVENT_CACHE_SIZE = 4096
 
 
 def optional_revision(message: object) -> int | None:
@@ -34,6 +37,19 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.engine = StateEngine(runtime.backend, runtime.limits)
+        self._events: dict[tuple[str, int, str, int, bool], pb.Event] = {}
+
+    def _event_message(self, event: Event, encoding: int, with_prev: bool) -> pb.Event:
+        """The proto of a watch event, converted once for every watcher of the same change
+        (a change of a key at a revision is the same for all of them)."""
+        cache_key = (tenant_prefix(), event.revision, event.key, encoding, with_prev)
+        message = self._events.get(cache_key)
+        if message is None:
+            message = event_to_proto(event, encoding, with_prev)
+            self._events[cache_key] = message
+            if len(self._events) > EVENT_CACHE_SIZE:
+                del self._events[next(iter(self._events))]
+        return message
 
     async def Save(self, request: pb.SaveRequest, context: object) -> pb.SaveResponse:
         """Create or replace a document."""
@@ -116,7 +132,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                     yield pb.WatchResponse(
                         revision=update.revision,
                         events=[
-                            event_to_proto(e, request.value_encoding, request.prev_kv)
+                            self._event_message(e, request.value_encoding, request.prev_kv)
                             for e in update.events
                         ],
                     )
