@@ -461,3 +461,14 @@ async def test_bad_snapshot_and_unknown_ids(persistence_kwargs: dict[str, str]) 
     assert await store.get_latest_snapshot("nobody") is None
     with pytest.raises(InvalidArgumentError):
         await store.list_checkpoints("bad/id")
+
+
+async def test_reference_constructor_with_redis(redis_url: str) -> None:
+    agent_store = AgentStateStore(
+        persistence="redis",
+        redis_url=redis_url,
+    )
+    await agent_store.save_checkpoint(AgentCheckpoint("researcher_01", "task_step_5", step=5))
+    again = AgentStateStore(persistence="redis", redis_url=redis_url)
+    checkpoint = await again.get_checkpoint("researcher_01", "task_step_5")
+    assert checkpoint is not None and checkpoint.step == 5

@@ -574,3 +574,14 @@ async def test_two_servers_on_one_redis_serve_one_workflow(
     assert await via_b.get_status("shared") is WorkflowStatus.RUNNING
     await via_a.close()
     await via_b.close()
+
+
+async def test_reference_constructor_with_redis(redis_url: str) -> None:
+    workflow_state = WorkflowStateManager(
+        persistence="redis",
+        redis_url=redis_url,
+        checkpoint_interval=5,  # Checkpoint every 5 steps
+    )
+    await _pipeline(workflow_state)
+    checkpoints = await workflow_state.list_checkpoints("research_pipeline")
+    assert [(c.checkpoint_id, c.step) for c in checkpoints] == [("auto_5", 5)]
