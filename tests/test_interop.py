@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -44,7 +45,17 @@ from statekeeper.state import (
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
-from tests.interop import GO, GO_JSON, RUNNERS, TS, Runner, RunnerError, build_runners, same
+from tests.interop import (
+    GO,
+    GO_JSON,
+    REPO,
+    RUNNERS,
+    TS,
+    Runner,
+    RunnerError,
+    build_runners,
+    same,
+)
 from tests.pki import Authority, Pair
 
 LANGUAGES = sorted(RUNNERS)
@@ -66,6 +77,40 @@ async def manager(address: str) -> AsyncIterator[StateManager]:
 def unique(prefix: str) -> str:
     """A key prefix no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# -- the clients' own live tests ---------------------------------------------------------------
+
+
+async def run_live_suite(argv: list[str], cwd: Path, address: str) -> str:
+    """Run a client's live test suite against ``address``; return its output (fails on failure)."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env={**os.environ, "STATEKEEPER_TEST_ADDRESS": address},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 300)
+    text = output.decode()
+    assert process.returncode == 0, text
+    return text
+
+
+async def test_go_client_live_tests(address: str) -> None:
+    output = await run_live_suite(
+        ["go", "test", "-count=1", "-v", "-run", "Live", "./statekeeper/"],
+        REPO / "clients/go",
+        address,
+    )
+    assert "--- PASS: TestLiveDocumentLifecycle" in output
+    assert "--- PASS: TestLiveKeysAndWatch" in output
+    assert "SKIP" not in output
+
+
+async def test_ts_client_live_tests(address: str) -> None:
+    output = await run_live_suite(["node", "--test", "dist/live/"], REPO / "clients/ts", address)
+    assert "# pass 2" in output and "# fail 0" in output and "# skipped 0" in output
 
 
 # -- values -----------------------------------------------------------------------------------
