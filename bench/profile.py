@@ -46,14 +46,17 @@ def summarize(folded: str, top: int = 25) -> str:
 def main() -> None:
     """Run the load, sample the server, write and print the summary."""
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    parser.add_argument("--op", default="save", choices=["save", "get", "update", "cas", "list"])
+    parser.add_argument(
+        "--op", default="save", choices=["save", "get", "update", "cas", "list", "echo"]
+    )
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--backend", default="memory")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
-    server = start_statekeeper("--backend", args.backend, name="statekeeper")
+    module = "bench.echo_server" if args.op == "echo" else "statekeeper_server"
+    server = start_statekeeper("--backend", args.backend, module=module, name="statekeeper")
     context = multiprocessing.get_context("spawn")
     manager = context.Manager()
     ready, go = manager.Queue(), manager.Queue()
@@ -64,7 +67,7 @@ def main() -> None:
             jobs = [
                 {
                     "kind": "load",
-                    "target": "statekeeper",
+                    "target": "echo" if args.op == "echo" else "statekeeper",
                     "address": server.address,
                     "op": args.op,
                     "tasks": 16 // args.clients,

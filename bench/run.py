@@ -52,12 +52,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     quick = bool(args.quick)
     return Settings(
         quick=quick,
-        duration=args.duration or (1.0 if quick else 8.0),
-        warmup=0.4 if quick else 1.5,
-        fanout_seconds=1.5 if quick else 8.0,
+        duration=args.duration or (0.6 if quick else 6.0),
+        warmup=0.2 if quick else 1.5,
+        fanout_seconds=1.5 if quick else 6.0,
         speech_seconds=1.0 if quick else 5.0,
-        soak_seconds=args.soak or (6.0 if quick else 60.0),
-        soak_warmup=2.0 if quick else 10.0,
+        soak_seconds=args.soak or (4.0 if quick else 60.0),
+        soak_warmup=1.0 if quick else 10.0,
         clients=args.clients,
         concurrency=(1, 16),
         backends=tuple(args.backends.split(",")),
@@ -215,7 +215,7 @@ class Harness:
         ready = self.manager.Queue()
         processes = s.clients
         per_process = FANOUT_SUBSCRIBERS // processes
-        deadline = time.time() + 30 + s.fanout_seconds * 3
+        deadline = time.time() + 10 + s.fanout_seconds * 2
         subscribe_jobs = [
             {
                 "kind": "subscribe",
@@ -258,7 +258,8 @@ class Harness:
             "rate": rate,
             "subscribers": per_process * processes,
             "written": count,
-            "write_rate": count / max(written["finished"] - written["first"], 1e-9),
+            "write_rate": count / max(written["issued"] - written["first"], 1e-9),
+            "writes_acknowledged_s": written["finished"] - written["first"],
             "expected": expected,
             "received": received,
             "delivered_fraction": received / expected if expected else 0.0,
@@ -292,8 +293,8 @@ class Harness:
             subscribers // processes + (1 if i < subscribers % processes else 0)
             for i in range(processes)
         ]
-        count = 400 if s.quick else 5000
-        deadline = time.time() + 30 + s.speech_seconds * 4
+        count = 200 if s.quick else 1500
+        deadline = time.time() + 20 + s.speech_seconds * 4
         futures = [
             self.pool.submit(
                 run_job,
@@ -522,6 +523,13 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             assert echo is not None
             harness.loads("echo", "-", "echo", echo.address, [echo])
             echo.stop()
+            harness.log("bare grpc.aio echo (no interceptors: the cost of the stack itself)")
+            bare = harness.start(
+                start_statekeeper(module="bench.bare_echo_server", name="bare-echo-server")
+            )
+            assert bare is not None
+            harness.loads("bare grpc.aio echo", "-", "echo", bare.address, [bare])
+            bare.stop()
         redis = harness.start(start_redis()) if "redis" in settings.backends else None
         for backend in settings.backends:
             args = _backend_args(backend, redis, scratch)

@@ -413,11 +413,18 @@ async def _write(job: dict[str, Any]) -> dict[str, Any]:
         task = asyncio.create_task(write(i))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
+    issued = time.time()
     await asyncio.gather(*in_flight)
     finished = time.time()
     cpu = time.process_time() - cpu_before
     await manager.close()
-    return {"written": count, "first": start, "finished": finished, "cpu_s": cpu}
+    return {
+        "written": count,
+        "first": start,
+        "issued": issued,
+        "finished": finished,
+        "cpu_s": cpu,
+    }
 
 
 # -- speech session stream -----------------------------------------------------------------------
