@@ -269,22 +269,29 @@ def chart(results: dict[str, Any], path: str) -> None:
             labels.append(row["label"])
     ops = ["save", "get", "update", "cas", "list"]
     width = 0.8 / max(1, len(labels))
-    figure, axes = plt.subplots(figsize=(10, 5))
-    for index, label in enumerate(labels):
-        heights = []
-        for op in ops:
-            row = _find(rows, label=label, op=op)
-            heights.append(row["vs_echo"] if row and row["vs_echo"] is not None else 0.0)
-        positions = [i + index * width for i in range(len(ops))]
-        axes.bar(positions, heights, width, label=label)
-    axes.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
-    axes.set_xticks([i + width * (len(labels) - 1) / 2 for i in range(len(ops))], ops)
-    axes.set_ylabel("throughput / echo ceiling (c=16)")
+    figure, panels = plt.subplots(1, 2, figsize=(14, 5))
+    titles = {
+        "vs_echo": "throughput / echo throughput (c=16)",
+        "cpu_vs_echo": "echo server CPU per op / server CPU per op (c=16)",
+    }
+    for axes, field in zip(panels, ("vs_echo", "cpu_vs_echo"), strict=True):
+        for index, label in enumerate(labels):
+            heights = []
+            for op in ops:
+                row = _find(rows, label=label, op=op)
+                value = row.get(field) if row else None
+                heights.append(value if value is not None else 0.0)
+            positions = [i + index * width for i in range(len(ops))]
+            axes.bar(positions, heights, width, label=label)
+        axes.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+        axes.set_xticks([i + width * (len(labels) - 1) / 2 for i in range(len(ops))], ops)
+        axes.set_yscale("log")
+        axes.set_title(titles[field], fontsize=10)
+        axes.legend(fontsize=7)
     started = results["meta"]["started"]
-    axes.set_title(f"statekeeper throughput relative to a no-op gRPC echo ({started})")
-    axes.legend(fontsize=8)
+    figure.suptitle(f"statekeeper relative to a no-op gRPC echo on the same stack ({started})")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=90)
     plt.close(figure)
 
 
