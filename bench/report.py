@@ -239,7 +239,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"Sustained load (memory backend with --history-revisions "
-            f"{soak.get('history_revisions', '?')}, saves at c=16, {soak['ops_per_s']:.0f}/s): server "
+            f"{soak.get('history_revisions', '?')}, saves at c=16, "
+            f"{soak['ops_per_s']:.0f}/s): server "
             f"RSS {soak['rss_mb_after_warmup']:.1f} MB after {soak['warmup_seconds']:.0f} s "
             f"warm-up, {soak['rss_mb_end']:.1f} MB after {soak['seconds']:.0f} s more "
             f"({soak['rss_change_pct']:+.1f}%, max deviation "
