@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf import duration_pb2
 from statekeeper import values
+from statekeeper.errors import InvalidArgumentError, Reason
 from statekeeper.timestamps import from_duration, timestamp_from_unix
 from statekeeper.v1 import common_pb2, state_service_pb2
 
@@ -51,3 +54,19 @@ def event_to_proto(event: Event, encoding: int, with_prev: bool) -> state_servic
     if with_prev and event.prev is not None:
         message.prev_kv.CopyFrom(kv_to_proto(event.prev, encoding))
     return message
+
+
+def enum_suffix(enum: Any, value: int, field: str) -> str:
+    """The name of a known enum ``value`` without the enum's prefix ("" for the UNSPECIFIED
+    zero value); an unknown number, which any client can send, is INVALID_ARGUMENT."""
+    if value == 0:
+        return ""
+    descriptor = enum.DESCRIPTOR.values_by_number.get(value)
+    if descriptor is None:
+        raise InvalidArgumentError(
+            f"{field} has no value {value}",
+            reason=Reason.INVALID_ARGUMENT,
+            violations=[(field, f"unknown enum value {value}")],
+        )
+    prefix = enum.DESCRIPTOR.values_by_number[0].name.removesuffix("UNSPECIFIED")
+    return str(descriptor.name).removeprefix(prefix)

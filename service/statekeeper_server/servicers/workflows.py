@@ -13,7 +13,7 @@ from statekeeper.v1 import workflow_service_pb2_grpc
 
 from statekeeper_server.engine.workflows import WorkflowChange, WorkflowEngine
 from statekeeper_server.servicers.agents import document_to_wire, optional_document, optional_unix
-from statekeeper_server.servicers.convert import ttl_seconds
+from statekeeper_server.servicers.convert import enum_suffix, ttl_seconds
 
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
@@ -24,9 +24,7 @@ DEFAULT_PROGRESS_INTERVAL = 10.0
 
 def status_name(status: int) -> str:
     """The engine's name of a WorkflowStatus value ("" for UNSPECIFIED)."""
-    if status == pb.WORKFLOW_STATUS_UNSPECIFIED:
-        return ""
-    return pb.WorkflowStatus.Name(status).removeprefix("WORKFLOW_STATUS_")  # type: ignore[arg-type]
+    return enum_suffix(pb.WorkflowStatus, status, "status")
 
 
 def status_value(name: str) -> str:
@@ -36,9 +34,7 @@ def status_value(name: str) -> str:
 
 def step_from_proto(step: pb.StepState) -> dict[str, Any]:
     """The engine's form of a requested step."""
-    status = ""
-    if step.status != pb.STEP_STATUS_UNSPECIFIED:
-        status = pb.StepStatus.Name(step.status).removeprefix("STEP_STATUS_")  # type: ignore[arg-type]
+    status = enum_suffix(pb.StepStatus, step.status, "step.status")
     return {
         "step_number": step.step_number,
         "name": step.name,
