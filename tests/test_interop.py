@@ -698,3 +698,44 @@ async def test_watch_resumes_across_a_server_restart(watcher: str) -> None:
             await second.stop(0)
     assert [e["revision"] for e in events] == before + after
     assert [e["value"] for e in events] == [{"n": n} for n in range(6)]
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def auth_address(tmp_path: Path) -> AsyncIterator[str]:
+    """A server that requires bearer tokens (two tenants with their own namespaces)."""
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(
+        json.dumps(
+            {
+                "token-a": {"name": "alice", "namespaces": ["team-a"], "role": "write"},
+                "token-b": {"name": "bob", "namespaces": ["team-b"], "role": "write"},
+            }
+        )
+    )
+    instance = StatekeeperServer(
+        ServerConfig(backend="memory", port=0, shutdown_grace=1.0, auth_tokens_file=str(tokens))
+    )
+    await instance.start()
+    yield f"127.0.0.1:{instance.port}"
+    await instance.stop(0)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_bearer_tokens_and_namespaces(auth_address: str, language: str) -> None:
+    runner = RUNNERS[language]
+    await runner.one("save", auth_address, "--token", "token-a", "--key", "k", "--value", "1")
+    got = await runner.one("get", auth_address, "--token", "token-a", "--key", "k")
+    assert got["value"] == 1
+    # Another tenant does not see team-a's key, from any language.
+    missing = await runner.one("not-found", auth_address, "--token", "token-b", "--key", "k")
+    assert missing["reason"] == "KEY_NOT_FOUND"
+    async with StateManager(
+        StateConfig(backend="grpc", address=auth_address, token="token-a")
+    ) as manager:
+        assert await manager.get("k") == 1
+    # Without a token the call is refused with UNAUTHENTICATED.
+    with pytest.raises(RunnerError, match=r"(?i)unauthenticated"):
+        await runner.one("get", auth_address, "--key", "k")

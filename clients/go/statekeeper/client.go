@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/statekeeper/statekeeper/clients/go/statekeeperv1"
@@ -40,6 +41,7 @@ type dialSettings struct {
 	tlsConfig   *tls.Config
 	encoding    Encoding
 	grpcOptions []grpc.DialOption
+	metadata    []string
 }
 
 // Option configures Dial.
@@ -59,6 +61,18 @@ func WithTLSConfig(config *tls.Config) Option {
 // exact form, by default; EncodingJSON for the google.protobuf.Value form).
 func WithEncoding(encoding Encoding) Option {
 	return func(s *dialSettings) { s.encoding = encoding }
+}
+
+// WithToken sends "authorization: Bearer <token>" with every call (for servers started with a
+// tokens file).
+func WithToken(token string) Option {
+	return func(s *dialSettings) { s.metadata = append(s.metadata, "authorization", "Bearer "+token) }
+}
+
+// WithNamespace sends "x-statekeeper-namespace: <namespace>" with every call, choosing which of
+// the token's namespaces the calls work in.
+func WithNamespace(namespace string) Option {
+	return func(s *dialSettings) { s.metadata = append(s.metadata, "x-statekeeper-namespace", namespace) }
 }
 
 // WithGRPCOptions adds raw grpc dial options (interceptors, per-RPC credentials, ...).
@@ -91,8 +105,20 @@ func Dial(address string, options ...Option) (*Client, error) {
 		}
 		transport = credentials.NewTLS(config)
 	}
-	dialOptions := append([]grpc.DialOption{grpc.WithTransportCredentials(transport)},
-		settings.grpcOptions...)
+	dialOptions := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
+	if len(settings.metadata) > 0 {
+		pairs := settings.metadata
+		dialOptions = append(dialOptions,
+			grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any,
+				cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				return invoker(metadata.AppendToOutgoingContext(ctx, pairs...), method, req, reply, cc, opts...)
+			}),
+			grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc,
+				cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+				return streamer(metadata.AppendToOutgoingContext(ctx, pairs...), desc, cc, method, opts...)
+			}))
+	}
+	dialOptions = append(dialOptions, settings.grpcOptions...)
 	conn, err := grpc.NewClient(address, dialOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("statekeeper: dialing %s: %w", address, err)

@@ -32,7 +32,11 @@ export interface TlsOptions {
 export interface ConnectOptions {
   /** TLS settings, or true for TLS with the system roots; plaintext when absent or false. */
   tls?: TlsOptions | boolean;
-  /** Interceptors run on every call (e.g. to add an authorization header). */
+  /** A bearer token, sent as "authorization: Bearer <token>" with every call. */
+  token?: string;
+  /** The namespace of the token to work in, sent as "x-statekeeper-namespace". */
+  namespace?: string;
+  /** Interceptors run on every call. */
   interceptors?: Interceptor[];
   /** Default deadline of unary calls, in milliseconds. */
   timeoutMs?: number;
@@ -150,10 +154,17 @@ export class StatekeeperClient {
     const baseUrl = `${secure ? "https" : "http"}://${address}`;
     const tls = typeof options.tls === "object" ? options.tls : {};
     this.sessions = new Http2SessionManager(baseUrl, undefined, secure ? { ...tls } : {});
+    const headers: [string, string][] = [];
+    if (options.token) headers.push(["authorization", `Bearer ${options.token}`]);
+    if (options.namespace) headers.push(["x-statekeeper-namespace", options.namespace]);
+    const addHeaders: Interceptor = (next) => (request) => {
+      for (const [name, value] of headers) request.header.set(name, value);
+      return next(request);
+    };
     this.transport = createGrpcTransport({
       baseUrl,
       sessionManager: this.sessions,
-      interceptors: options.interceptors,
+      interceptors: [...(headers.length > 0 ? [addHeaders] : []), ...(options.interceptors ?? [])],
     });
     this.timeoutMs = options.timeoutMs;
     this.state = createClient(StateService, this.transport);

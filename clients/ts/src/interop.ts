@@ -130,9 +130,15 @@ async function main(argv: string[]): Promise<number> {
       ca: { type: "string" },
       cert: { type: "string" },
       "client-key": { type: "string" },
+      token: { type: "string" },
+      namespace: { type: "string" },
     },
   });
-  const options: ConnectOptions = { timeoutMs: 60_000 };
+  const options: ConnectOptions = {
+    timeoutMs: 60_000,
+    token: typeof values.token === "string" ? values.token : undefined,
+    namespace: typeof values.namespace === "string" ? values.namespace : undefined,
+  };
   if (typeof values.ca === "string") {
     options.tls = {
       ca: readFileSync(values.ca),

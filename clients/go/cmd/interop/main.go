@@ -32,6 +32,8 @@ type runner struct {
 	ca      *string
 	cert    *string
 	key     *string
+	token   *string
+	ns      *string
 }
 
 func newRunner(name string) *runner {
@@ -43,6 +45,8 @@ func newRunner(name string) *runner {
 		ca:      flags.String("ca", "", "CA file for TLS (plaintext when empty)"),
 		cert:    flags.String("cert", "", "client certificate for mutual TLS"),
 		key:     flags.String("client-key", "", "client private key for mutual TLS"),
+		token:   flags.String("token", "", "bearer token"),
+		ns:      flags.String("namespace", "", "namespace of the token to work in"),
 	}
 }
 
@@ -50,6 +54,12 @@ func (r *runner) dial() *statekeeper.Client {
 	var options []statekeeper.Option
 	if *r.json {
 		options = append(options, statekeeper.WithEncoding(statekeeper.EncodingJSON))
+	}
+	if *r.token != "" {
+		options = append(options, statekeeper.WithToken(*r.token))
+	}
+	if *r.ns != "" {
+		options = append(options, statekeeper.WithNamespace(*r.ns))
 	}
 	if *r.ca != "" {
 		options = append(options, statekeeper.WithTLS(statekeeper.TLSConfig{
