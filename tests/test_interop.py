@@ -450,29 +450,33 @@ async def test_workflow_created_in_go_or_ts_is_driven_from_python(
 
 async def test_tasks_claimed_and_completed_by_go_and_ts_workers(address: str) -> None:
     """Go and TypeScript workers drain one team's queue at the same time: every task is
-    completed exactly once, with its result, and completing it again is refused."""
+    completed exactly once, with its result, and completing it again is refused. Tasks that
+    need the "go" or "ts" capability can only go to that worker, so both surely work; the
+    "sum" tasks go to whichever claims first."""
     team_id = unique("team")
+    needs = {f"t{i}": ["go", "ts", "sum"][i % 3] for i in range(9)}
     async with OrchestrationStateManager(persistence="grpc", address=address) as orchestration:
         await orchestration.create_team(
             TeamState(
                 team_id=team_id,
                 agents={
-                    agent: AgentCoordinationState(
-                        agent_id=agent, status="idle", capabilities=["sum"]
+                    f"{language}-worker": AgentCoordinationState(
+                        agent_id=f"{language}-worker", status="idle", capabilities=["sum", language]
                     )
-                    for agent in ("go-worker", "ts-worker")
+                    for language in ("go", "ts")
                 },
                 task_queue=TaskQueueState(pending=[], in_progress=[], completed=[]),
             )
         )
-        for index in range(6):
+        for index, (task_id, capability) in enumerate(needs.items()):
             await orchestration.enqueue_task(
                 team_id,
                 {
-                    "id": f"t{index}",
+                    "id": task_id,
                     "type": "sum",
                     "priority": "normal",
                     "data": {"a": index, "b": 10},
+                    "required_capabilities": [capability],
                 },
             )
         go_lines, ts_lines = await asyncio.gather(
@@ -485,8 +489,11 @@ async def test_tasks_claimed_and_completed_by_go_and_ts_workers(address: str) ->
     assert go_lines[-1] == {"done": len(worked["go"])}
     assert ts_lines[-1] == {"done": len(worked["ts"])}
     done_ids = sorted(line["task"] for lines in worked.values() for line in lines)
-    assert done_ids == [f"t{i}" for i in range(6)]  # each task exactly once
+    assert done_ids == sorted(needs)  # each task exactly once
     for language, lines in worked.items():
+        mine = {line["task"] for line in lines}
+        assert {t for t, need in needs.items() if need == language} <= mine
+        assert all(needs[t] in (language, "sum") for t in mine)
         for line in lines:
             assert line["claimed_state"] == "in_progress"
             assert line["state"] == "completed"
@@ -496,8 +503,8 @@ async def test_tasks_claimed_and_completed_by_go_and_ts_workers(address: str) ->
     assert not queue.pending and not queue.in_progress
     results = {task.id: task for task in queue.completed}
     assert sorted(results) == done_ids
-    for index in range(6):
-        task = results[f"t{index}"]
+    for index, task_id in enumerate(needs):
+        task = results[task_id]
         assert task.status is TaskStatus.COMPLETED
         assert task.result["sum"] == index + 10 and type(task.result["sum"]) is int
         assert task.result["by"] == task.agent_id.split("-")[0]
