@@ -16,21 +16,8 @@ from statekeeper.state import (
     AgentSnapshot,
     AgentStateStore,
 )
-from statekeeper_server.runtime import _EMBEDDED
 
 from tests.servers import start_server_process
-
-
-@pytest.fixture(autouse=True)
-def fresh_embedded_store() -> None:
-    """Start every test with a new embedded store.
-
-    ``runtime.embedded_runtime`` keys its stores on ``id(loop)``, and a new test's event loop
-    can get the id of the previous, garbage-collected one, which would hand this test the
-    previous test's memory store (and the reference examples' fixed ids would already exist).
-    """
-    for key in list(_EMBEDDED):
-        _EMBEDDED.pop(key).backend.discard()
 
 
 class FakeMemory:

@@ -27,22 +27,8 @@ from statekeeper.state import (
     WorkflowStateManager,
     WorkflowStatus,
 )
-from statekeeper_server.runtime import _EMBEDDED
 
 from tests.servers import ServerProcess
-
-
-@pytest.fixture(autouse=True)
-def fresh_embedded_store() -> None:
-    """Start every test with a new embedded store.
-
-    ``runtime.embedded_runtime`` keys its stores on ``id(loop)``, and a new test's event loop
-    can get the id of the previous, garbage-collected one, which would hand this test the
-    previous test's memory store (and the reference examples' fixed ids would already exist).
-    """
-    for key in list(_EMBEDDED):
-        _EMBEDDED.pop(key).backend.discard()
-
 
 # -- the reference examples, verbatim apart from the import line and the persistence -------------
 

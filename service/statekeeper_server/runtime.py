@@ -8,6 +8,7 @@ and errors are identical in both modes.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -83,21 +84,25 @@ class Runtime:
         await self.backend.close()
 
 
-_EMBEDDED: dict[tuple[Any, ...], Runtime] = {}
+#: Embedded runtimes by storage identity, each with (a weak reference to) the loop it serves.
+_EMBEDDED: dict[tuple[Any, ...], tuple[weakref.ref[asyncio.AbstractEventLoop], Runtime]] = {}
 
 
 def embedded_runtime(key: tuple[Any, ...], make_backend: Any) -> Runtime:
     """The process's embedded runtime for ``key`` in the running event loop, made once.
 
     Managers of one process that name the same storage share one runtime (one memory store,
-    one open file store), as they would share one server.
+    one open file store), as they would share one server. A runtime made for an event loop
+    that is gone is discarded (its files released) and replaced, never handed to another loop.
     """
     loop = asyncio.get_running_loop()
-    full_key = (id(loop), *key)
-    runtime = _EMBEDDED.get(full_key)
-    if runtime is None or runtime.stopping.is_set():
-        for stale in [k for k in _EMBEDDED if k[0] != id(loop)]:
-            _EMBEDDED.pop(stale).backend.discard()
-        runtime = Runtime(make_backend())
-        _EMBEDDED[full_key] = runtime
+    for stale_key, (loop_ref, stale) in list(_EMBEDDED.items()):
+        if loop_ref() is not loop:
+            del _EMBEDDED[stale_key]
+            stale.backend.discard()
+    found = _EMBEDDED.get(key)
+    if found is not None and not found[1].stopping.is_set():
+        return found[1]
+    runtime = Runtime(make_backend())
+    _EMBEDDED[key] = (weakref.ref(loop), runtime)
     return runtime
