@@ -81,11 +81,16 @@ func (c *Client) Watch(ctx context.Context, pattern string, options WatchOptions
 		if maxBackoff <= 0 {
 			maxBackoff = 2 * time.Second
 		}
-		delay := 50 * time.Millisecond
+		const firstDelay = 50 * time.Millisecond
+		delay := firstDelay
 		for {
-			delivered, err := c.watchOnce(ctx, pattern, options, &next, yield)
+			received := false
+			delivered, err := c.watchOnce(ctx, pattern, options, &next, &received, yield)
 			if !delivered {
 				return
+			}
+			if received {
+				delay = firstDelay // the server was reachable: start the backoff again
 			}
 			if ctx.Err() != nil {
 				return
@@ -104,9 +109,6 @@ func (c *Client) Watch(ctx context.Context, pattern string, options WatchOptions
 			case <-timer.C:
 			}
 			delay = min(delay*2, maxBackoff)
-			if err == nil {
-				delay = 50 * time.Millisecond
-			}
 		}
 	}
 }
@@ -122,9 +124,10 @@ func retryable(err error) bool {
 }
 
 // watchOnce runs one stream; it returns false when the consumer stopped or the iteration must
-// end, and the error that broke the stream (nil when the server ended it cleanly).
+// end, and the error that broke the stream (nil when the server ended it cleanly). It sets
+// *received once the server sent a message.
 func (c *Client) watchOnce(ctx context.Context, pattern string, options WatchOptions, next *int64,
-	yield func(Change, error) bool) (bool, error) {
+	received *bool, yield func(Change, error) bool) (bool, error) {
 	streamCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	request := &pb.WatchRequest{
@@ -148,6 +151,7 @@ func (c *Client) watchOnce(ctx context.Context, pattern string, options WatchOpt
 		if err != nil {
 			return true, FromError(err)
 		}
+		*received = true
 		if message.GetCreated() {
 			if *next == 0 {
 				*next = message.GetRevision() + 1
