@@ -139,6 +139,15 @@ async def test_revisions_strictly_increase(backend: Backend) -> None:
     assert await backend.revision() == seen[-1]
 
 
+async def test_read_returns_the_entry_with_the_store_revision(backend: Backend) -> None:
+    first = await backend.put("a", b"1")
+    await backend.put("b", b"2")
+    entry, revision = await backend.read("a")
+    assert entry == first
+    assert revision == await backend.revision() == first.mod_revision + 1
+    assert await backend.read("missing") == (None, revision)
+
+
 async def test_create_mod_revision_and_version(backend: Backend) -> None:
     first = await backend.put("doc", b"1")
     assert (first.create_revision, first.mod_revision, first.version) == (1, 1, 1)

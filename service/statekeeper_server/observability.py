@@ -184,6 +184,11 @@ class InstrumentedBackend(Backend):
         with self._timed("get"):
             return await self.inner.get(key)
 
+    async def read(self, key: str) -> tuple[Entry | None, int]:
+        """Timed :meth:`Backend.read`."""
+        with self._timed("get"):
+            return await self.inner.read(key)
+
     async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
         """Timed :meth:`Backend.txn`."""
         with self._timed("txn"):

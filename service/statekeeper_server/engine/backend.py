@@ -193,6 +193,12 @@ class Backend(abc.ABC):
         current revision). The first update has no events and marks the watch as created;
         when ``progress_interval`` is set, an idle watch yields an empty update that often."""
 
+    async def read(self, key: str) -> tuple[Entry | None, int]:
+        """The live entry under ``key`` and the store revision the read saw (at least the
+        entry's mod_revision); backends that can do both in one round trip override it."""
+        entry = await self.get(key)
+        return entry, await self.revision()
+
     @abc.abstractmethod
     async def revision(self) -> int:
         """The current store revision (0 for an empty new store)."""

@@ -352,6 +352,21 @@ class _Tail:
             self.first += TAIL_BUFFER
 
 
+#: The hash fields of an entry: value, create revision, mod revision, version, expiry.
+_ENTRY_FIELDS = ("v", "c", "m", "n", "x")
+
+
+def _entry_of(key: str, fields: list[Any]) -> Entry | None:
+    """The live entry for the HMGET reply ``fields``, or None when missing or expired."""
+    value, create, mod, version, expire = fields
+    if value is None:
+        return None
+    expire_at = _expire_value(expire)
+    if expire_at is not None and expire_at <= time.time():
+        return None
+    return Entry(key, bytes(value), int(create), int(mod), int(version), expire_at)
+
+
 class RedisBackend(Backend):
     """Distributed storage on Redis: many server instances share one store and its watches.
 
@@ -498,15 +513,21 @@ class RedisBackend(Backend):
     async def get(self, key: str) -> Entry | None:
         """The live entry under ``key`` (one HMGET), or None when missing or expired."""
         fields = await self._call(
-            lambda: self._redis.hmget(self.key_prefix + "k:" + key, "v", "c", "m", "n", "x")
+            lambda: self._redis.hmget(self.key_prefix + "k:" + key, *_ENTRY_FIELDS)
         )
-        value, create, mod, version, expire = fields
-        if value is None:
-            return None
-        expire_at = _expire_value(expire)
-        if expire_at is not None and expire_at <= time.time():
-            return None
-        return Entry(key, bytes(value), int(create), int(mod), int(version), expire_at)
+        return _entry_of(key, fields)
+
+    async def read(self, key: str) -> tuple[Entry | None, int]:
+        """The entry and the store revision in one atomic pipeline (one round trip)."""
+
+        async def both() -> list[Any]:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hmget(self.key_prefix + "k:" + key, *_ENTRY_FIELDS)
+                pipe.get(self._rev_key)
+                return list(await pipe.execute())
+
+        fields, revision = await self._call(both)
+        return _entry_of(key, fields), int(revision or 0)
 
     async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
         """Compare and write in one Lua script: one round trip, atomic across instances."""

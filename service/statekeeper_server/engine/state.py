@@ -114,16 +114,17 @@ class StateEngine:
         )
         return self._user_entry(entry, len(namespace))
 
-    async def get(self, key: str) -> Entry:
-        """The live entry under ``key``; NOT_FOUND (KEY_NOT_FOUND) when missing or expired."""
+    async def get(self, key: str) -> tuple[Entry, int]:
+        """The live entry under ``key`` and the store revision of the read; NOT_FOUND
+        (KEY_NOT_FOUND) when missing or expired."""
         self.limits.check_key(key)
         namespace = self._namespace()
-        entry = await self.backend.get(namespace + key)
+        entry, revision = await self.backend.read(namespace + key)
         if entry is None:
             raise NotFoundError(
                 f"key {key!r} not found", reason=Reason.KEY_NOT_FOUND, metadata={"key": key}
             )
-        return self._user_entry(entry, len(namespace))
+        return self._user_entry(entry, len(namespace)), revision
 
     async def update(
         self,

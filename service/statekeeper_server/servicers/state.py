@@ -65,8 +65,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
 
     async def Get(self, request: pb.GetRequest, context: object) -> pb.GetResponse:
         """Read a document."""
-        entry = await self.engine.get(request.key)
-        revision = await self.engine.backend.revision()
+        entry, revision = await self.engine.get(request.key)
         return pb.GetResponse(kv=kv_to_proto(entry, request.value_encoding), revision=revision)
 
     async def Update(self, request: pb.UpdateRequest, context: object) -> pb.UpdateResponse:
