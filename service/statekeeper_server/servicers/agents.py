@@ -5,35 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from statekeeper import values
-from statekeeper.errors import HistoryCompactedError
-from statekeeper.timestamps import timestamp_from_unix, unix_from_timestamp
+from statekeeper.timestamps import timestamp_from_unix
 from statekeeper.v1 import agent_service_pb2 as pb
-from statekeeper.v1 import agent_service_pb2_grpc, common_pb2
+from statekeeper.v1 import agent_service_pb2_grpc
 
-from statekeeper_server.engine.agents import AgentEngine
+from statekeeper_server.engine.agents import AgentEngine, CheckpointEvent
+from statekeeper_server.servicers.convert import (
+    document_to_wire,
+    optional_document,
+    optional_unix,
+    revision_watch,
+)
 
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
-
-
-def optional_document(message: Any, field: str, name: str) -> Any:
-    """The document in ``message.<field>`` (a Value), or None when the field is unset."""
-    if not message.HasField(field):
-        return None
-    return values.wire_to_document(getattr(message, field), name)
-
-
-def optional_unix(message: Any, field: str) -> float | None:
-    """``message.<field>`` (a Timestamp) in Unix seconds, or None when unset."""
-    if not message.HasField(field):
-        return None
-    return unix_from_timestamp(getattr(message, field))
-
-
-def document_to_wire(document: Any, encoding: int) -> common_pb2.Value:
-    """A stored document in the requested encoding."""
-    return values.bytes_to_wire(values.pack(document), encoding)
 
 
 def snapshot_to_proto(record: dict[str, Any], encoding: int) -> pb.AgentSnapshot:
@@ -178,26 +163,21 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     ) -> AsyncIterator[pb.WatchCheckpointsResponse]:
         """Stream the agent's new checkpoints."""
         updates = self.engine.watch_checkpoints(request.agent_id, request.start_revision)
-        created = False
-        try:
-            async for update in self.runtime.until_stopping(updates):
-                if not created:
-                    created = True
-                    yield pb.WatchCheckpointsResponse(created=True, revision=update.revision)
-                elif update.checkpoint is not None:
-                    yield pb.WatchCheckpointsResponse(
-                        revision=update.revision,
-                        checkpoint=checkpoint_to_proto(update.checkpoint, request.value_encoding),
-                    )
-        except HistoryCompactedError as error:
-            yield pb.WatchCheckpointsResponse(
-                canceled=True, compact_revision=error.compact_revision, cancel_reason=error.message
+
+        def to_response(update: CheckpointEvent, first: bool) -> pb.WatchCheckpointsResponse | None:
+            if first:
+                return pb.WatchCheckpointsResponse(created=True, revision=update.revision)
+            if update.checkpoint is None:
+                return None
+            return pb.WatchCheckpointsResponse(
+                revision=update.revision,
+                checkpoint=checkpoint_to_proto(update.checkpoint, request.value_encoding),
             )
-            return
-        yield pb.WatchCheckpointsResponse(
-            canceled=True,
-            cancel_reason="server shutting down: reconnect and resume from the next revision",
-        )
+
+        async for response in revision_watch(
+            self.runtime, updates, pb.WatchCheckpointsResponse, to_response
+        ):
+            yield response
 
     async def BeginRecovery(
         self, request: pb.BeginRecoveryRequest, context: object

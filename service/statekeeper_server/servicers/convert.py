@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf import duration_pb2
 from statekeeper import values
-from statekeeper.errors import InvalidArgumentError, Reason
-from statekeeper.timestamps import from_duration, timestamp_from_unix
+from statekeeper.errors import HistoryCompactedError, InvalidArgumentError, Reason
+from statekeeper.timestamps import from_duration, timestamp_from_unix, unix_from_timestamp
 from statekeeper.v1 import common_pb2, state_service_pb2
 
 from statekeeper_server.engine.backend import Entry, Event, EventType
 from statekeeper_server.engine.limits import check_ttl
+
+if TYPE_CHECKING:
+    from statekeeper_server.runtime import Runtime
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: The cancel reason of a revision watch that the server ends because it is stopping.
+SHUTDOWN_CANCEL_REASON = "server shutting down: reconnect and resume from the next revision"
 
 _EVENT_TYPES = {
     EventType.PUT: state_service_pb2.EVENT_TYPE_PUT,
@@ -70,3 +80,53 @@ def enum_suffix(enum: Any, value: int, field: str) -> str:
         )
     prefix = enum.DESCRIPTOR.values_by_number[0].name.removesuffix("UNSPECIFIED")
     return str(descriptor.name).removeprefix(prefix)
+
+
+def optional_document(message: Any, field: str, path: str) -> Any:
+    """The validated document in ``message.<field>`` (a Value), or None when the field is
+    unset; ``path`` names the field in errors."""
+    if not message.HasField(field):
+        return None
+    return values.wire_to_document(getattr(message, field), path)
+
+
+def optional_unix(message: Any, field: str) -> float | None:
+    """``message.<field>`` (a Timestamp) in Unix seconds, or None when unset."""
+    if not message.HasField(field):
+        return None
+    return unix_from_timestamp(getattr(message, field))
+
+
+def document_to_wire(document: Any, encoding: int) -> common_pb2.Value:
+    """A stored document as a Value in the requested encoding."""
+    return values.bytes_to_wire(values.pack(document), encoding)
+
+
+def set_time(message: Any, field: str, seconds: float | None) -> None:
+    """Set the Timestamp ``message.<field>`` to ``seconds`` (Unix), unless it is None."""
+    if seconds is not None:
+        getattr(message, field).CopyFrom(timestamp_from_unix(seconds))
+
+
+async def revision_watch(
+    runtime: Runtime,
+    updates: AsyncIterator[T],
+    response: Callable[..., R],
+    to_response: Callable[[T, bool], R | None],
+) -> AsyncIterator[R]:
+    """The responses of a revision-based watch stream: ``to_response(update, first)`` for each
+    engine update (None sends nothing), until the server stops; a compacted start revision
+    or a stopping server ends the stream with a ``response(canceled=True, ...)`` message."""
+    first = True
+    try:
+        async for update in runtime.until_stopping(updates):
+            message = to_response(update, first)
+            first = False
+            if message is not None:
+                yield message
+    except HistoryCompactedError as error:
+        yield response(
+            canceled=True, compact_revision=error.compact_revision, cancel_reason=error.message
+        )
+        return
+    yield response(canceled=True, cancel_reason=SHUTDOWN_CANCEL_REASON)

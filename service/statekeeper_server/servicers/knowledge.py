@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from statekeeper.timestamps import timestamp_from_unix, unix_from_timestamp
 from statekeeper.v1 import knowledge_service_pb2 as pb
 from statekeeper.v1 import knowledge_service_pb2_grpc
 
 from statekeeper_server.engine.knowledge import KnowledgeEngine
+from statekeeper_server.servicers.convert import optional_unix, set_time
 
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
@@ -31,15 +31,6 @@ SYNC = {
 SYNC_TO_PROTO = {name: number for number, name in SYNC.items()}
 
 
-def _time(message: Any, field: str) -> float | None:
-    return unix_from_timestamp(getattr(message, field)) if message.HasField(field) else None
-
-
-def _set_time(message: Any, field: str, seconds: float | None) -> None:
-    if seconds is not None:
-        getattr(message, field).CopyFrom(timestamp_from_unix(seconds))
-
-
 def progress_from_proto(message: pb.IndexingProgress) -> dict[str, Any]:
     """A progress record (validated by the engine) for a message."""
     return {
@@ -48,8 +39,8 @@ def progress_from_proto(message: pb.IndexingProgress) -> dict[str, Any]:
         "total": message.total_documents,
         "processed": message.processed_documents,
         "failed": message.failed_documents,
-        "started": _time(message, "start_time"),
-        "completed": _time(message, "completion_time"),
+        "started": optional_unix(message, "start_time"),
+        "completed": optional_unix(message, "completion_time"),
         "embeddings": message.embedding_count if message.HasField("embedding_count") else None,
         "storage_bytes": message.storage_bytes if message.HasField("storage_bytes") else None,
         "error": message.error_message,
@@ -68,9 +59,9 @@ def progress_to_proto(record: dict[str, Any]) -> pb.IndexingProgress:
         storage_bytes=record.get("storage_bytes"),
         error_message=record.get("error", ""),
     )
-    _set_time(message, "start_time", record.get("started"))
-    _set_time(message, "completion_time", record.get("completed"))
-    _set_time(message, "update_time", record.get("updated"))
+    set_time(message, "start_time", record.get("started"))
+    set_time(message, "completion_time", record.get("completed"))
+    set_time(message, "update_time", record.get("updated"))
     return message
 
 
@@ -80,7 +71,7 @@ def source_from_proto(message: pb.SourceState) -> dict[str, Any]:
         "id": message.source_id,
         "kb": message.knowledge_base_id,
         "status": SYNC.get(message.sync_status),
-        "last_sync": _time(message, "last_sync_time"),
+        "last_sync": optional_unix(message, "last_sync_time"),
         "synced": message.documents_synced,
         "pending": message.documents_pending,
         "error": message.error_message,
@@ -97,8 +88,8 @@ def source_to_proto(record: dict[str, Any]) -> pb.SourceState:
         documents_pending=record["pending"],
         error_message=record.get("error", ""),
     )
-    _set_time(message, "last_sync_time", record.get("last_sync"))
-    _set_time(message, "update_time", record.get("updated"))
+    set_time(message, "last_sync_time", record.get("last_sync"))
+    set_time(message, "update_time", record.get("updated"))
     return message
 
 
@@ -159,7 +150,7 @@ class KnowledgeServicer(knowledge_service_pb2_grpc.KnowledgeServiceServicer):
             documents_pending=overview.documents_pending,
             documents_synced=overview.documents_synced,
         )
-        _set_time(state, "last_update_time", overview.last_updated)
+        set_time(state, "last_update_time", overview.last_updated)
         return pb.GetKnowledgeBaseStateResponse(state=state)
 
     async def DeleteKnowledgeBase(

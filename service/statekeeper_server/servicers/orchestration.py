@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, Reason
-from statekeeper.timestamps import timestamp_from_unix
 from statekeeper.v1 import orchestration_service_pb2 as pb
 from statekeeper.v1 import orchestration_service_pb2_grpc
 
@@ -26,7 +25,12 @@ from statekeeper_server.engine.orchestration import (
     TeamView,
     priority_level,
 )
-from statekeeper_server.servicers.convert import ttl_seconds
+from statekeeper_server.servicers.convert import (
+    document_to_wire,
+    optional_document,
+    set_time,
+    ttl_seconds,
+)
 
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
@@ -43,11 +47,6 @@ STATE_TO_PROTO = {
 STATE_FROM_PROTO = {number: name for name, number in STATE_TO_PROTO.items()}
 
 
-def _set_time(message: Any, field: str, seconds: float | None) -> None:
-    if seconds is not None:
-        getattr(message, field).CopyFrom(timestamp_from_unix(seconds))
-
-
 def agent_to_proto(agent: dict[str, Any]) -> pb.AgentCoordinationState:
     """An AgentCoordinationState message for an agent record."""
     message = pb.AgentCoordinationState(
@@ -56,7 +55,7 @@ def agent_to_proto(agent: dict[str, Any]) -> pb.AgentCoordinationState:
         capabilities=agent["caps"],
         current_task=agent.get("task"),
     )
-    _set_time(message, "update_time", agent.get("updated"))
+    set_time(message, "update_time", agent.get("updated"))
     return message
 
 
@@ -77,7 +76,7 @@ def task_to_proto(task: dict[str, Any], encoding: int) -> pb.Task:
         type=task["type"],
         priority=task["priority"],
         priority_name=PRIORITY_NAMES.get(task["priority"], ""),
-        data=values.bytes_to_wire(values.pack(task["data"]), encoding),
+        data=document_to_wire(task["data"], encoding),
         required_capabilities=task["caps"],
         state=STATE_TO_PROTO[task["state"]],
         agent_id=task["agent"],
@@ -88,11 +87,11 @@ def task_to_proto(task: dict[str, Any], encoding: int) -> pb.Task:
         sequence=task["seq"],
     )
     if task["state"] == COMPLETED:
-        message.result.CopyFrom(values.bytes_to_wire(values.pack(task["result"]), encoding))
-    _set_time(message, "enqueue_time", task["enqueued"])
-    _set_time(message, "start_time", task["started"])
-    _set_time(message, "lease_expire_time", task["lease"])
-    _set_time(message, "finish_time", task["finished"])
+        message.result.CopyFrom(document_to_wire(task["result"], encoding))
+    set_time(message, "enqueue_time", task["enqueued"])
+    set_time(message, "start_time", task["started"])
+    set_time(message, "lease_expire_time", task["lease"])
+    set_time(message, "finish_time", task["finished"])
     return message
 
 
@@ -146,7 +145,7 @@ def team_to_proto(view: TeamView, encoding: int) -> pb.TeamState:
         message.agents[agent_id].CopyFrom(agent_to_proto(agent))
     if view.queue is not None:
         message.task_queue.CopyFrom(queue_to_proto(view.queue, encoding))
-    _set_time(message, "create_time", team["created"])
+    set_time(message, "create_time", team["created"])
     return message
 
 
@@ -291,11 +290,7 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
         self, request: pb.CompleteTaskRequest, context: object
     ) -> pb.CompleteTaskResponse:
         """Complete a task."""
-        result = (
-            values.wire_to_document(request.result, "result")
-            if request.HasField("result")
-            else None
-        )
+        result = optional_document(request, "result", "result")
         task = await self.engine.complete(
             request.team_id, request.task_id, result, request.agent_id
         )

@@ -13,8 +13,7 @@ from statekeeper.v1 import speech_service_pb2_grpc
 from statekeeper_server.engine import speech
 from statekeeper_server.engine.speech import SpeechEngine, WatchStarted
 from statekeeper_server.engine.tools import invalid
-from statekeeper_server.servicers.convert import ttl_seconds
-from statekeeper_server.servicers.tools import document_field, wire
+from statekeeper_server.servicers.convert import document_to_wire, optional_document, ttl_seconds
 
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
@@ -81,7 +80,7 @@ def conversation_from_proto(session_id: str, message: pb.VoiceConversationState)
     state: dict[str, Any] = {
         "turn_count": message.turn_count,
         "current_speaker": message.current_speaker,
-        "transcript": document_field(message, "transcript", "conversation_state.transcript"),
+        "transcript": optional_document(message, "transcript", "conversation_state.transcript"),
         "stt": None,
         "tts": None,
     }
@@ -102,7 +101,7 @@ def conversation_to_proto(
         session_id=session_id,
         turn_count=state["turn_count"],
         current_speaker=state["current_speaker"],
-        transcript=wire(state["transcript"], encoding),
+        transcript=document_to_wire(state["transcript"], encoding),
         updated_at=timestamp_from_unix(state["updated_at"]),
     )
     if state.get("stt") is not None:
@@ -119,7 +118,7 @@ def session_to_proto(meta: dict[str, Any], encoding: int) -> pb.AudioSession:
         session_id=session_id,
         session_type=meta["session_type"],
         streaming_mode=meta["streaming_mode"],
-        config=wire(meta["config"], encoding),
+        config=document_to_wire(meta["config"], encoding),
         status=meta["status"],
         created_at=timestamp_from_unix(meta["created_at"]),
         updated_at=timestamp_from_unix(meta["updated_at"]),
@@ -157,7 +156,7 @@ def event_to_proto(session_id: str, event: dict[str, Any], encoding: int) -> pb.
             pb.SessionCreated(
                 session_type=payload["session_type"],
                 streaming_mode=payload["streaming_mode"],
-                config=wire(payload["config"], encoding),
+                config=document_to_wire(payload["config"], encoding),
             )
         )
     elif kind == speech.STATUS_EVENT:
@@ -194,7 +193,7 @@ class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
             session_id=request.session_id,
             session_type=request.session_type,
             streaming_mode=request.streaming_mode,
-            config=document_field(request, "config", "config"),
+            config=optional_document(request, "config", "config"),
             ended_retention=ttl_seconds(request, "ended_retention"),
             event_retention=ttl_seconds(request, "event_retention"),
         )

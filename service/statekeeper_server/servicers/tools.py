@@ -6,37 +6,24 @@ from typing import TYPE_CHECKING, Any
 
 from statekeeper import values
 from statekeeper.timestamps import from_duration, timestamp_from_unix, to_duration
-from statekeeper.timestamps import unix_from_timestamp as unix
 from statekeeper.v1 import common_pb2, tool_service_pb2_grpc
 from statekeeper.v1 import tool_service_pb2 as pb
 
 from statekeeper_server.engine.tools import ToolEngine
-from statekeeper_server.servicers.convert import ttl_seconds
+from statekeeper_server.servicers.convert import (
+    document_to_wire,
+    optional_document,
+    optional_unix,
+    ttl_seconds,
+)
 
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
 
 
-def document_field(message: Any, field: str, path: str) -> Any:
-    """The validated document of a Value field, or None when the field is unset."""
-    if not message.HasField(field):
-        return None
-    return values.wire_to_document(getattr(message, field), path)
-
-
 def optional_seconds(message: Any, field: str) -> float | None:
     """A Duration field in seconds, or None when unset."""
     return from_duration(getattr(message, field)) if message.HasField(field) else None
-
-
-def optional_unix(message: Any, field: str) -> float | None:
-    """A Timestamp field as Unix seconds, or None when unset."""
-    return unix(getattr(message, field)) if message.HasField(field) else None
-
-
-def wire(document: Any, encoding: int) -> Any:
-    """A document as a Value in the requested encoding."""
-    return values.bytes_to_wire(values.pack(document), encoding)
 
 
 def execution_to_proto(record: dict[str, Any], encoding: int) -> pb.ToolExecution:
@@ -46,17 +33,17 @@ def execution_to_proto(record: dict[str, Any], encoding: int) -> pb.ToolExecutio
         tool_name=record["tool_name"],
         status=record["status"],
         started_at=timestamp_from_unix(record["started_at"]),
-        parameters=wire(record["parameters"], encoding),
+        parameters=document_to_wire(record["parameters"], encoding),
         parameters_hash=record["parameters_hash"],
         error=record["error"],
     )
     if record["completed_at"] is not None:
         message.completed_at.CopyFrom(timestamp_from_unix(record["completed_at"]))
-        message.result.CopyFrom(wire(record["result"], encoding))
+        message.result.CopyFrom(document_to_wire(record["result"], encoding))
     if record["duration"] is not None:
         message.duration.FromNanoseconds(round(record["duration"] * 1e9))
     if record["metadata"] is not None:
-        message.metadata.CopyFrom(wire(record["metadata"], encoding))
+        message.metadata.CopyFrom(document_to_wire(record["metadata"], encoding))
     return message
 
 
@@ -65,7 +52,7 @@ def cache_to_proto(record: dict[str, Any], encoding: int) -> pb.ToolCacheEntry:
     message = pb.ToolCacheEntry(
         tool_name=record["tool_name"],
         parameters_hash=record["parameters_hash"],
-        result=wire(record["result"], encoding),
+        result=document_to_wire(record["result"], encoding),
         created_at=timestamp_from_unix(record["created_at"]),
     )
     if record["ttl"] is not None:
@@ -130,8 +117,8 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
             tool_name=execution.tool_name,
             status=execution.status,
             started_at=optional_unix(execution, "started_at"),
-            parameters=document_field(execution, "parameters", "execution.parameters"),
-            metadata=document_field(execution, "metadata", "execution.metadata"),
+            parameters=optional_document(execution, "parameters", "execution.parameters"),
+            metadata=optional_document(execution, "metadata", "execution.metadata"),
         )
         return pb.StartExecutionResponse(
             execution=execution_to_proto(record, request.value_encoding)
@@ -143,7 +130,7 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         """Complete an execution with its result."""
         record = await self.engine.complete_execution(
             request.execution_id,
-            document_field(request, "result", "result"),
+            optional_document(request, "result", "result"),
             optional_seconds(request, "duration"),
             cache=request.cache_result,
             cache_ttl=ttl_seconds(request, "cache_ttl"),
@@ -193,7 +180,7 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         result = values.wire_to_document(entry.result, "entry.result")  # required
         record = await self.engine.cache_result(
             tool_name=entry.tool_name,
-            parameters=document_field(request, "parameters", "parameters"),
+            parameters=optional_document(request, "parameters", "parameters"),
             parameters_hash=entry.parameters_hash,
             result=result,
             created_at=optional_unix(entry, "created_at"),
@@ -210,7 +197,7 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         """Look a cached result up, counting a hit or a miss."""
         record = await self.engine.get_cached_result(
             request.tool_name,
-            document_field(request, "parameters", "parameters"),
+            optional_document(request, "parameters", "parameters"),
             request.parameters_hash,
         )
         if record is None:
@@ -225,7 +212,7 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         """Remove one cached result."""
         deleted = await self.engine.invalidate_cached_result(
             request.tool_name,
-            document_field(request, "parameters", "parameters"),
+            optional_document(request, "parameters", "parameters"),
             request.parameters_hash,
         )
         return pb.InvalidateCachedResultResponse(deleted=deleted)

@@ -6,14 +6,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from statekeeper.errors import HistoryCompactedError
 from statekeeper.timestamps import timestamp_from_unix
 from statekeeper.v1 import workflow_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2_grpc
 
-from statekeeper_server.engine.workflows import WorkflowChange, WorkflowEngine
-from statekeeper_server.servicers.agents import document_to_wire, optional_document, optional_unix
-from statekeeper_server.servicers.convert import enum_suffix, ttl_seconds
+from statekeeper_server.engine.workflows import WatchBatch, WorkflowChange, WorkflowEngine
+from statekeeper_server.servicers.convert import (
+    document_to_wire,
+    enum_suffix,
+    optional_document,
+    optional_unix,
+    revision_watch,
+    ttl_seconds,
+)
 
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
@@ -295,20 +300,12 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         """Stream a workflow's changes."""
         interval = ttl_seconds(request, "progress_interval") or DEFAULT_PROGRESS_INTERVAL
         updates = self.engine.watch(request.workflow_id, request.start_revision, interval)
-        created = False
-        try:
-            async for batch in self.runtime.until_stopping(updates):
-                events = [change_to_proto(c, request.value_encoding) for c in batch.changes]
-                yield pb.WatchWorkflowResponse(
-                    created=not created, revision=batch.revision, events=events
-                )
-                created = True
-        except HistoryCompactedError as error:
-            yield pb.WatchWorkflowResponse(
-                canceled=True, compact_revision=error.compact_revision, cancel_reason=error.message
-            )
-            return
-        yield pb.WatchWorkflowResponse(
-            canceled=True,
-            cancel_reason="server shutting down: reconnect and resume from the next revision",
-        )
+
+        def to_response(batch: WatchBatch, first: bool) -> pb.WatchWorkflowResponse:
+            events = [change_to_proto(c, request.value_encoding) for c in batch.changes]
+            return pb.WatchWorkflowResponse(created=first, revision=batch.revision, events=events)
+
+        async for response in revision_watch(
+            self.runtime, updates, pb.WatchWorkflowResponse, to_response
+        ):
+            yield response
