@@ -10,8 +10,6 @@ plain paginated range, and no id is ever sorted as text.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import time
 from collections.abc import Sequence
@@ -22,6 +20,7 @@ from statekeeper.errors import InvalidArgumentError, Reason
 
 from statekeeper_server.engine.backend import Backend, Delete, Entry, Operation
 from statekeeper_server.engine.limits import Limits
+from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
 
 #: The largest accepted step number (int64).
 MAX_STEP = 2**63 - 1
@@ -91,26 +90,14 @@ def sequence_key(sequence: int) -> str:
     return f"{_INVERT - sequence:020d}"
 
 
-def encode_token(last: str) -> str:
-    """A page token naming the last key suffix of a page."""
-    return base64.urlsafe_b64encode(last.encode()).decode().rstrip("=")
-
-
 def decode_token(token: str, single: bool = False) -> str:
     """The key suffix a page token names ("" for no token), or INVALID_PAGE_TOKEN."""
     if not token:
         return ""
-    try:
-        last = base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()).decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        last = ""
+    last = decode_text(token) or ""
     valid = re.fullmatch(r"\d{20}", last) if single else _ORDER.match(last)
     if not valid:
-        raise InvalidArgumentError(
-            "page_token is not a token returned by this list call",
-            reason=Reason.INVALID_PAGE_TOKEN,
-            violations=[("page_token", "malformed")],
-        )
+        raise invalid_token("page_token is not a token returned by this list call")
     return last
 
 
@@ -123,7 +110,7 @@ async def newest_first(
     last = decode_token(page_token, single)
     page = await backend.range(prefix, start_after=prefix + last if last else "", limit=size)
     records = [values.unpack(entry.value) for entry in page.entries]
-    token = encode_token(page.entries[-1].key[len(prefix) :]) if page.more and records else ""
+    token = encode_text(page.entries[-1].key[len(prefix) :]) if page.more and records else ""
     return records, token
 
 

@@ -22,9 +22,6 @@ PROGRESS_REGRESSED), so a late out-of-order report cannot move progress backward
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +39,7 @@ from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.orchestration import check_id, check_text
 from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
+from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
 
 #: The backend namespace of knowledge-base records.
 NAMESPACE = "kb/"
@@ -171,13 +169,18 @@ class KnowledgeEngine:
         check_id(kb_id, "knowledge_base_id")
         size = self.limits.check_page_size(page_size)
         prefix = _base(kb_id) + "source/"
-        after = _decode_token(page_token, kb_id)
+        after = decode_scoped(
+            page_token,
+            kb_id,
+            "page_token is not a token returned by ListSources for this knowledge base",
+            "malformed or issued for another knowledge base",
+        )
         page = await self.backend.range(
             prefix, start_after=prefix + after if after else "", limit=size
         )
         token = ""
         if page.more and page.entries:
-            token = _encode_token(kb_id, page.entries[-1].key[len(prefix) :])
+            token = encode_scoped(kb_id, page.entries[-1].key[len(prefix) :])
         return [_doc(e) for e in page.entries], token
 
     async def overview(self, kb_id: str) -> Overview:
@@ -234,24 +237,3 @@ class KnowledgeEngine:
                 return deleted
             await self.backend.txn([], [Delete(e.key) for e in page.entries])
             deleted = True
-
-
-def _encode_token(scope: str, last: str) -> str:
-    raw = json.dumps({"s": scope, "k": last}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str, scope: str) -> str:
-    if not token:
-        return ""
-    try:
-        data = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
-        if data["s"] != scope or not isinstance(data["k"], str):
-            raise ValueError
-        return str(data["k"])
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgumentError(
-            "page_token is not a token returned by ListSources for this knowledge base",
-            reason=Reason.INVALID_PAGE_TOKEN,
-            violations=[("page_token", "malformed or issued for another knowledge base")],
-        ) from None

@@ -26,9 +26,6 @@ queue read), so a team holds about ``completed_retention`` completed tasks at mo
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -49,6 +46,7 @@ from statekeeper_server.engine.backend import Backend, Compare, Delete, Entry, E
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
+from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
 
 #: The backend namespace of the orchestration records.
 NAMESPACE = "orch/"
@@ -897,14 +895,19 @@ class OrchestrationEngine:
         team = _doc(await self._team(keys, team_id))
         await self._requeue_expired(keys, team)
         prefix = keys.base + STATE_PREFIX[state]
-        after = _decode_token(page_token, f"{team_id}/{state}")
+        after = decode_scoped(
+            page_token,
+            f"{team_id}/{state}",
+            "page_token is not a token returned by ListTasks for this team and state",
+            "malformed or issued for another list",
+        )
         page = await self.backend.range(
             prefix, start_after=prefix + after if after else "", limit=size
         )
         tasks = [_doc(e) for e in page.entries]
         token = ""
         if page.more and page.entries:
-            token = _encode_token(f"{team_id}/{state}", page.entries[-1].key[len(prefix) :])
+            token = encode_scoped(f"{team_id}/{state}", page.entries[-1].key[len(prefix) :])
         return tasks, token
 
     # -- watching ---------------------------------------------------------------------------
@@ -953,24 +956,3 @@ class OrchestrationEngine:
                 yield update.revision, None, changes
             if ended:
                 return
-
-
-def _encode_token(scope: str, last: str) -> str:
-    raw = json.dumps({"s": scope, "k": last}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str, scope: str) -> str:
-    if not token:
-        return ""
-    try:
-        data = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
-        if data["s"] != scope or not isinstance(data["k"], str):
-            raise ValueError
-        return str(data["k"])
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgumentError(
-            "page_token is not a token returned by ListTasks for this team and state",
-            reason=Reason.INVALID_PAGE_TOKEN,
-            violations=[("page_token", "malformed or issued for another list")],
-        ) from None

@@ -19,8 +19,6 @@ never a prefix path of another (``a1`` never matches ``a10``).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import math
@@ -44,6 +42,7 @@ from statekeeper_server.engine.backend import Backend, Compare, Delete, Entry, O
 from statekeeper_server.engine.limits import Limits, check_ttl
 from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
+from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
 
 #: The backend namespace of the tool records (after the tenant prefix).
 NAMESPACE = "tool/"
@@ -157,21 +156,11 @@ def _inverted_time_key(seconds: float) -> str:
     return f"{_TIME_BOUND_US - 1 - round(seconds * 1e6):017d}"
 
 
-def _encode_token(last: str) -> str:
-    return base64.urlsafe_b64encode(last.encode()).decode().rstrip("=")
-
-
 def _decode_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        return base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()).decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgumentError(
-            "page_token is not a token returned by this list call",
-            reason=Reason.INVALID_PAGE_TOKEN,
-            violations=[("page_token", "malformed")],
-        ) from None
+    last = decode_text(token) if token else ""
+    if last is None:
+        raise invalid_token("page_token is not a token returned by this list call")
+    return last
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +382,7 @@ class ToolEngine:
         records = [values.unpack(entry.value) for entry in page.entries]
         token = ""
         if page.more and page.entries:
-            token = _encode_token(page.entries[-1].key[len(prefix) :])
+            token = encode_text(page.entries[-1].key[len(prefix) :])
         return HistoryPage(records, token)
 
     # -- result cache -----------------------------------------------------------------------
@@ -611,7 +600,7 @@ class ToolEngine:
         token = ""
         if more and records:
             last_record = records[-1]
-            token = _encode_token(
+            token = encode_text(
                 f"{_time_key(last_record['next_retry_at'])}/{last_record['execution_id']}"
             )
         return HistoryPage(records, token)

@@ -18,8 +18,6 @@ FAILED_PRECONDITION (INVALID_WORKFLOW_TRANSITION) before anything is written.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -40,7 +38,6 @@ from statekeeper_server.engine.checkpoints import (
     check_count,
     check_id,
     check_step,
-    encode_token,
     newest_first,
     now,
     pack_record,
@@ -50,6 +47,7 @@ from statekeeper_server.engine.limits import Limits, check_revision
 from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.state import merge_patch
 from statekeeper_server.engine.tenancy import tenant_prefix
+from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
 
 #: The backend namespace of workflow records.
 NAMESPACE = "wf/"
@@ -263,7 +261,7 @@ class WorkflowEngine:
                 records.append(record)
             if not page.entries:
                 break
-        token = encode_token(cursor[len(prefix) : -len("/record")]) if more and cursor else ""
+        token = encode_text(cursor[len(prefix) : -len("/record")]) if more and cursor else ""
         return records, token
 
     # -- steps --------------------------------------------------------------------------------
@@ -542,14 +540,10 @@ class WorkflowEngine:
 
 
 def _decode_id_token(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()).decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgumentError(
-            "page_token is not a token returned by ListWorkflows",
-            reason=Reason.INVALID_PAGE_TOKEN,
-            violations=[("page_token", "malformed")],
-        ) from None
+    last = decode_text(token)
+    if last is None:
+        raise invalid_token("page_token is not a token returned by ListWorkflows")
+    return last
 
 
 def _record_changes(revision: int, data: dict[str, Any]) -> list[WorkflowChange]:
