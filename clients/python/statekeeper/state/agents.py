@@ -16,18 +16,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from statekeeper import values
 from statekeeper.errors import FailedPreconditionError, NotFoundError
+from statekeeper.state.client import MSGPACK, ServiceClient, optional_document, optional_wire
 from statekeeper.state.live import LiveStream
 from statekeeper.timestamps import from_timestamp, optional_datetime, to_timestamp
-from statekeeper.transport import Transport, connect, unary
+from statekeeper.transport import Transport
 from statekeeper.v1 import agent_service_pb2 as pb
-from statekeeper.v1 import agent_service_pb2_grpc, common_pb2
+from statekeeper.v1 import agent_service_pb2_grpc
 
 log = logging.getLogger("statekeeper.state")
-
-_SERVICE = "statekeeper.v1.AgentService"
-_MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
 
 
 @dataclass
@@ -80,21 +77,15 @@ class RecoveryStatus:
     recoveries: int = 0
 
 
-def _document(message: Any, name: str, default: Any) -> Any:
-    if not message.HasField(name):
-        return default
-    return values.wire_to_python(getattr(message, name))
-
-
 def snapshot_from_proto(message: pb.AgentSnapshot) -> AgentSnapshot:
     """An AgentSnapshot for a received message."""
     return AgentSnapshot(
         agent_id=message.agent_id,
         timestamp=optional_datetime(message, "timestamp"),
-        memory_state=_document(message, "memory_state", None),
-        tool_state=_document(message, "tool_state", None),
-        conversation_history=_document(message, "conversation_history", None),
-        metadata=_document(message, "metadata", None),
+        memory_state=optional_document(message, "memory_state"),
+        tool_state=optional_document(message, "tool_state"),
+        conversation_history=optional_document(message, "conversation_history"),
+        metadata=optional_document(message, "metadata"),
         snapshot_id=message.snapshot_id,
         sequence=message.sequence,
     )
@@ -106,10 +97,10 @@ def checkpoint_from_proto(message: pb.AgentCheckpoint) -> AgentCheckpoint:
         agent_id=message.agent_id,
         checkpoint_id=message.checkpoint_id,
         step=message.step,
-        state=_document(message, "state", None),
+        state=optional_document(message, "state"),
         recoverable=message.recoverable,
         timestamp=optional_datetime(message, "timestamp"),
-        metadata=_document(message, "metadata", None),
+        metadata=optional_document(message, "metadata"),
         sequence=message.sequence,
     )
 
@@ -125,11 +116,7 @@ def _status_from_proto(message: pb.RecoveryStatus) -> RecoveryStatus:
     )
 
 
-def _wire(document: Any) -> common_pb2.Value | None:
-    return None if document is None else values.document_to_wire(document)
-
-
-class AgentStateStore:
+class AgentStateStore(ServiceClient):
     """Snapshots and checkpoints of agents.
 
     ``persistence`` is ``"memory"``, ``"file"`` or ``"redis"`` (the engine runs in this
@@ -138,6 +125,9 @@ class AgentStateStore:
     ``max_snapshots`` / ``max_checkpoints`` (0: unlimited) keep only the newest that many per
     agent; pruning never removes the newest one nor the one just saved.
     """
+
+    _STUB = agent_service_pb2_grpc.AgentServiceStub
+    _SERVICE = "statekeeper.v1.AgentService"
 
     def __init__(
         self,
@@ -152,21 +142,17 @@ class AgentStateStore:
         timeout: float | None = None,
         **options: Any,
     ) -> None:
-        self.transport = connect(
+        super().__init__(
             persistence,
             address=address,
             redis_url=redis_url,
             file_path=file_path,
             transport=transport,
+            timeout=timeout,
             **options,
         )
-        self._stub = self.transport.stub(agent_service_pb2_grpc.AgentServiceStub, _SERVICE)
         self.max_snapshots = max_snapshots
         self.max_checkpoints = max_checkpoints
-        self.timeout = timeout
-
-    async def _call(self, method: str, request: Any) -> Any:
-        return await unary(getattr(self._stub, method), request, self.timeout)
 
     # -- snapshots ----------------------------------------------------------------------------
 
@@ -177,10 +163,10 @@ class AgentStateStore:
             snapshot=pb.AgentSnapshot(
                 agent_id=snapshot.agent_id,
                 timestamp=to_timestamp(snapshot.timestamp),
-                memory_state=_wire(snapshot.memory_state),
-                tool_state=_wire(snapshot.tool_state),
-                conversation_history=_wire(snapshot.conversation_history),
-                metadata=_wire(snapshot.metadata),
+                memory_state=optional_wire(snapshot.memory_state),
+                tool_state=optional_wire(snapshot.tool_state),
+                conversation_history=optional_wire(snapshot.conversation_history),
+                metadata=optional_wire(snapshot.metadata),
             ),
             keep_latest=self.max_snapshots,
         )
@@ -195,7 +181,7 @@ class AgentStateStore:
     ) -> AgentSnapshot | None:
         """The snapshot ``snapshot_id`` (or the newest), or None when there is none."""
         request = pb.GetSnapshotRequest(
-            agent_id=agent_id, snapshot_id=snapshot_id or "", value_encoding=_MSGPACK
+            agent_id=agent_id, snapshot_id=snapshot_id or "", value_encoding=MSGPACK
         )
         try:
             response = await self._call("GetSnapshot", request)
@@ -211,17 +197,16 @@ class AgentStateStore:
         self, agent_id: str, page_size: int = 0
     ) -> AsyncIterator[AgentSnapshot]:
         """Every snapshot of the agent, newest first, fetched page by page."""
-        token = ""
-        while True:
-            request = pb.ListSnapshotsRequest(
-                agent_id=agent_id, page_size=page_size, page_token=token, value_encoding=_MSGPACK
-            )
-            response = await self._call("ListSnapshots", request)
-            for message in response.snapshots:
-                yield snapshot_from_proto(message)
-            token = response.next_page_token
-            if not token:
-                return
+        pages = self._pages(
+            "ListSnapshots",
+            pb.ListSnapshotsRequest,
+            "snapshots",
+            agent_id=agent_id,
+            page_size=page_size,
+            value_encoding=MSGPACK,
+        )
+        async for message in pages:
+            yield snapshot_from_proto(message)
 
     async def list_snapshots(self, agent_id: str) -> list[AgentSnapshot]:
         """Every snapshot of the agent, newest first (empty for an agent without any)."""
@@ -238,10 +223,10 @@ class AgentStateStore:
                 agent_id=checkpoint.agent_id,
                 checkpoint_id=checkpoint.checkpoint_id,
                 step=checkpoint.step,
-                state=_wire(checkpoint.state),
+                state=optional_wire(checkpoint.state),
                 recoverable=checkpoint.recoverable,
                 timestamp=to_timestamp(checkpoint.timestamp),
-                metadata=_wire(checkpoint.metadata),
+                metadata=optional_wire(checkpoint.metadata),
             ),
             keep_latest=self.max_checkpoints,
         )
@@ -270,7 +255,7 @@ class AgentStateStore:
             agent_id=agent_id,
             checkpoint_id=checkpoint_id,
             recoverable_only=recoverable_only,
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         try:
             response = await self._call("GetCheckpoint", request)
@@ -282,17 +267,16 @@ class AgentStateStore:
         self, agent_id: str, page_size: int = 0
     ) -> AsyncIterator[AgentCheckpoint]:
         """Every checkpoint of the agent, newest first, fetched page by page."""
-        token = ""
-        while True:
-            request = pb.ListCheckpointsRequest(
-                agent_id=agent_id, page_size=page_size, page_token=token, value_encoding=_MSGPACK
-            )
-            response = await self._call("ListCheckpoints", request)
-            for message in response.checkpoints:
-                yield checkpoint_from_proto(message)
-            token = response.next_page_token
-            if not token:
-                return
+        pages = self._pages(
+            "ListCheckpoints",
+            pb.ListCheckpointsRequest,
+            "checkpoints",
+            agent_id=agent_id,
+            page_size=page_size,
+            value_encoding=MSGPACK,
+        )
+        async for message in pages:
+            yield checkpoint_from_proto(message)
 
     async def list_checkpoints(self, agent_id: str) -> list[AgentCheckpoint]:
         """Every checkpoint of the agent, newest first."""
@@ -310,7 +294,7 @@ class AgentStateStore:
 
         def request(revision: int) -> pb.WatchCheckpointsRequest:
             return pb.WatchCheckpointsRequest(
-                agent_id=agent_id, start_revision=revision, value_encoding=_MSGPACK
+                agent_id=agent_id, start_revision=revision, value_encoding=MSGPACK
             )
 
         def convert(message: pb.WatchCheckpointsResponse) -> list[AgentCheckpoint]:
@@ -321,16 +305,6 @@ class AgentStateStore:
         return LiveStream(
             self._stub.WatchCheckpoints, request, convert, start_revision, self.transport.remote
         )
-
-    async def close(self) -> None:
-        """Close the connection."""
-        await self.transport.close()
-
-    async def __aenter__(self) -> AgentStateStore:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
 
 def _agent_id(agent: Any) -> str:
@@ -405,7 +379,7 @@ class AgentRecoveryManager:
             agent_id=agent_id,
             checkpoint_id="" if from_checkpoint == "latest" else from_checkpoint,
             max_attempts=self.max_recovery_attempts,
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         try:
             response = await self.agent_store._call("BeginRecovery", request)

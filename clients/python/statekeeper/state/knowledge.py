@@ -21,14 +21,11 @@ import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from statekeeper.state.client import ServiceClient
 from statekeeper.timestamps import optional_datetime, to_timestamp
-from statekeeper.transport import Transport, connect, unary
 from statekeeper.v1 import knowledge_service_pb2 as pb
 from statekeeper.v1 import knowledge_service_pb2_grpc
-
-_SERVICE = "statekeeper.v1.KnowledgeService"
 
 
 class IndexingStatus(enum.StrEnum):
@@ -180,45 +177,16 @@ class KnowledgeBaseState:
     documents_synced: int = 0
 
 
-class KnowledgeStateManager:
+class KnowledgeStateManager(ServiceClient):
     """Track indexing progress and source synchronisation per knowledge base.
 
     ``persistence`` is ``"memory"``, ``"file"`` or ``"redis"`` (embedded) or ``"grpc"`` (a
     server at ``address``); ``transport`` shares one connection between managers.
+    ``**options`` (TLS, token, namespace, ...) go to :func:`statekeeper.transport.connect`.
     """
 
-    def __init__(
-        self,
-        persistence: Any = "memory",
-        *,
-        address: str | None = None,
-        redis_url: str | None = None,
-        file_path: str | None = None,
-        transport: Transport | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        self.timeout = timeout
-        self._transport = connect(
-            persistence,
-            address=address,
-            redis_url=redis_url,
-            file_path=file_path,
-            transport=transport,
-        )
-        self._stub = self._transport.stub(knowledge_service_pb2_grpc.KnowledgeServiceStub, _SERVICE)
-
-    async def _call(self, method: str, request: Any) -> Any:
-        return await unary(getattr(self._stub, method), request, self.timeout)
-
-    async def close(self) -> None:
-        """Close the connection (a shared ``transport`` is closed by its owner)."""
-        await self._transport.close()
-
-    async def __aenter__(self) -> KnowledgeStateManager:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    _STUB = knowledge_service_pb2_grpc.KnowledgeServiceStub
+    _SERVICE = "statekeeper.v1.KnowledgeService"
 
     async def update_indexing_progress(self, progress: IndexingProgress) -> IndexingProgress:
         """Store a progress report and return it as stored (with ``updated_at``)."""
@@ -242,17 +210,15 @@ class KnowledgeStateManager:
         self, knowledge_base_id: str, page_size: int = 0
     ) -> AsyncIterator[SourceState]:
         """Every source of a knowledge base, by source id, fetched page by page."""
-        token = ""
-        while True:
-            request = pb.ListSourcesRequest(
-                knowledge_base_id=knowledge_base_id, page_size=page_size, page_token=token
-            )
-            response = await self._call("ListSources", request)
-            for source in response.sources:
-                yield SourceState._from_proto(source)
-            token = response.next_page_token
-            if not token:
-                return
+        pages = self._pages(
+            "ListSources",
+            pb.ListSourcesRequest,
+            "sources",
+            knowledge_base_id=knowledge_base_id,
+            page_size=page_size,
+        )
+        async for source in pages:
+            yield SourceState._from_proto(source)
 
     async def get_sources(self, knowledge_base_id: str) -> list[SourceState]:
         """All sources of a knowledge base, by source id (empty when none was reported)."""

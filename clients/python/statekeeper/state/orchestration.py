@@ -14,7 +14,6 @@ Every call is one round trip to the store; nothing is cached in the client.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -23,13 +22,18 @@ from typing import Any
 
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, Reason, UnavailableError
+from statekeeper.state.client import (
+    FIRST_RECONNECT_DELAY,
+    MSGPACK,
+    Backoff,
+    ServiceClient,
+    optional_document,
+)
 from statekeeper.timestamps import optional_datetime, to_duration
-from statekeeper.transport import Transport, connect, stream, unary
-from statekeeper.v1 import common_pb2, orchestration_service_pb2_grpc
+from statekeeper.transport import Transport, stream
 from statekeeper.v1 import orchestration_service_pb2 as pb
+from statekeeper.v1 import orchestration_service_pb2_grpc
 
-_SERVICE = "statekeeper.v1.OrchestrationService"
-_MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
 _TASK_KEYS = frozenset(
     {"id", "task_id", "type", "priority", "data", "capability", "required_capabilities"}
     | {"max_retries"}
@@ -124,7 +128,7 @@ class QueuedTask:
             failure_count=message.failure_count,
             max_retries=message.max_retries,
             last_error=message.last_error,
-            result=values.wire_to_python(message.result) if message.HasField("result") else None,
+            result=optional_document(message, "result"),
             sequence=message.sequence,
             required_capabilities=list(message.required_capabilities),
             enqueued_at=optional_datetime(message, "enqueue_time"),
@@ -250,7 +254,7 @@ def task_spec(task: Mapping[str, Any] | QueuedTask) -> pb.TaskSpec:
     return spec
 
 
-class OrchestrationStateManager:
+class OrchestrationStateManager(ServiceClient):
     """Team, agent and task-queue state shared by every process that uses the same store.
 
     ``persistence`` is ``"memory"``, ``"file"`` or ``"redis"`` (the engine runs in this
@@ -260,8 +264,12 @@ class OrchestrationStateManager:
     periodically; the value is the longest pause of :meth:`watch_team` before it reconnects
     after a dropped stream. ``completed_retention``, ``max_retries`` and ``max_deliveries`` are
     the settings of the teams this manager creates; ``default_lease`` (seconds) is the lease of
-    :meth:`claim_next_task` when none is given.
+    :meth:`claim_next_task` when none is given. ``**options`` (TLS, token, namespace, ...) go
+    to :func:`statekeeper.transport.connect`.
     """
+
+    _STUB = orchestration_service_pb2_grpc.OrchestrationServiceStub
+    _SERVICE = "statekeeper.v1.OrchestrationService"
 
     def __init__(
         self,
@@ -277,36 +285,22 @@ class OrchestrationStateManager:
         max_deliveries: int = 10,
         default_lease: float = 30.0,
         timeout: float | None = None,
+        **options: Any,
     ) -> None:
-        self.sync_interval = sync_interval
-        self.completed_retention = completed_retention
-        self.max_retries = max_retries
-        self.max_deliveries = max_deliveries
-        self.default_lease = default_lease
-        self.timeout = timeout
-        self._transport = connect(
+        super().__init__(
             persistence,
             address=address,
             redis_url=redis_url,
             file_path=file_path,
             transport=transport,
+            timeout=timeout,
+            **options,
         )
-        self._stub = self._transport.stub(
-            orchestration_service_pb2_grpc.OrchestrationServiceStub, _SERVICE
-        )
-
-    async def _call(self, method: str, request: Any) -> Any:
-        return await unary(getattr(self._stub, method), request, self.timeout)
-
-    async def close(self) -> None:
-        """Close the connection (a shared ``transport`` is closed by its owner)."""
-        await self._transport.close()
-
-    async def __aenter__(self) -> OrchestrationStateManager:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        self.sync_interval = sync_interval
+        self.completed_retention = completed_retention
+        self.max_retries = max_retries
+        self.max_deliveries = max_deliveries
+        self.default_lease = default_lease
 
     # -- teams and agents -----------------------------------------------------------------------
 
@@ -336,7 +330,7 @@ class OrchestrationStateManager:
                 default_max_retries=self.max_retries,
                 max_deliveries=self.max_deliveries,
             ),
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         response = await self._call("CreateTeam", request)
         return await self._team_with_queue(response.team)
@@ -350,7 +344,7 @@ class OrchestrationStateManager:
         """The team with its agents (a dict by agent id) and its queue; NotFoundError when
         unknown."""
         response = await self._call(
-            "GetTeam", pb.GetTeamRequest(team_id=team_id, value_encoding=_MSGPACK)
+            "GetTeam", pb.GetTeamRequest(team_id=team_id, value_encoding=MSGPACK)
         )
         return await self._team_with_queue(response.team)
 
@@ -393,14 +387,14 @@ class OrchestrationStateManager:
         ``required_capabilities`` / ``capability`` and ``max_retries``) to the pending queue.
         Enqueueing an id that exists returns the existing task unchanged."""
         request = pb.EnqueueTaskRequest(
-            team_id=team_id, task=task_spec(task), value_encoding=_MSGPACK
+            team_id=team_id, task=task_spec(task), value_encoding=MSGPACK
         )
         response = await self._call("EnqueueTask", request)
         return QueuedTask._from_proto(response.task)
 
     async def get_task(self, team_id: str, task_id: str) -> QueuedTask:
         """One task; NotFoundError when unknown (or trimmed by completed-task retention)."""
-        request = pb.GetTaskRequest(team_id=team_id, task_id=task_id, value_encoding=_MSGPACK)
+        request = pb.GetTaskRequest(team_id=team_id, task_id=task_id, value_encoding=MSGPACK)
         return QueuedTask._from_proto((await self._call("GetTask", request)).task)
 
     async def assign_task(
@@ -418,7 +412,7 @@ class OrchestrationStateManager:
             task_id=task_id,
             agent_id=agent_id,
             lease=to_duration(_seconds(lease)),
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         return QueuedTask._from_proto((await self._call("AssignTask", request)).task)
 
@@ -432,7 +426,7 @@ class OrchestrationStateManager:
             team_id=team_id,
             agent_id=agent_id,
             lease=to_duration(self.default_lease if seconds is None else seconds),
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         response = await self._call("ClaimNextTask", request)
         return QueuedTask._from_proto(response.task) if response.HasField("task") else None
@@ -446,7 +440,7 @@ class OrchestrationStateManager:
             task_id=task_id,
             agent_id=agent_id,
             lease=to_duration(_seconds(lease)),
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         return QueuedTask._from_proto((await self._call("RenewLease", request)).task)
 
@@ -461,7 +455,7 @@ class OrchestrationStateManager:
             task_id=task_id,
             result=values.document_to_wire(result),
             agent_id=agent_id or "",
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         return QueuedTask._from_proto((await self._call("CompleteTask", request)).task)
 
@@ -482,46 +476,42 @@ class OrchestrationStateManager:
             reason=reason,
             agent_id=agent_id or "",
             retry_limit=retry_limit,
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         return QueuedTask._from_proto((await self._call("FailTask", request)).task)
 
     async def get_queue_status(self, team_id: str) -> TaskQueueState:
         """The team's queue: ``pending``, ``in_progress``, ``completed`` and
         ``dead_lettered`` lists of :class:`QueuedTask`."""
-        request = pb.GetQueueStatusRequest(team_id=team_id, value_encoding=_MSGPACK)
+        request = pb.GetQueueStatusRequest(team_id=team_id, value_encoding=MSGPACK)
         return TaskQueueState._from_proto((await self._call("GetQueueStatus", request)).queue)
 
     async def iter_tasks(
         self, team_id: str, status: TaskStatus | str, page_size: int = 0
     ) -> AsyncIterator[QueuedTask]:
         """Every task in one state, fetched page by page, in queue order."""
-        token = ""
-        while True:
-            request = pb.ListTasksRequest(
-                team_id=team_id,
-                state=_STATUS_TO_PROTO[TaskStatus(status)],
-                page_size=page_size,
-                page_token=token,
-                value_encoding=_MSGPACK,
-            )
-            response = await self._call("ListTasks", request)
-            for task in response.tasks:
-                yield QueuedTask._from_proto(task)
-            token = response.next_page_token
-            if not token:
-                return
+        pages = self._pages(
+            "ListTasks",
+            pb.ListTasksRequest,
+            "tasks",
+            team_id=team_id,
+            state=_STATUS_TO_PROTO[TaskStatus(status)],
+            page_size=page_size,
+            value_encoding=MSGPACK,
+        )
+        async for task in pages:
+            yield QueuedTask._from_proto(task)
 
     async def watch_team(self, team_id: str) -> AsyncIterator[TeamChange]:
         """A ``SNAPSHOT`` of the team, then every change of its agents and tasks, until the
         team is deleted. After a dropped connection the watch reconnects (waiting at most
         ``sync_interval``) and starts again with a fresh snapshot."""
-        delay = 0.05
+        backoff = Backoff(max(self.sync_interval, FIRST_RECONNECT_DELAY))
         while True:
-            request = pb.WatchTeamRequest(team_id=team_id, value_encoding=_MSGPACK)
+            request = pb.WatchTeamRequest(team_id=team_id, value_encoding=MSGPACK)
             try:
                 async for message in stream(self._stub.WatchTeam, request):
-                    delay = 0.05
+                    backoff.reset()
                     if message.HasField("snapshot"):
                         team = _team_from_proto(message.snapshot)
                         team.task_queue = TaskQueueState._from_proto(message.snapshot.task_queue)
@@ -544,8 +534,7 @@ class OrchestrationStateManager:
                             return
                 return
             except UnavailableError:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max(self.sync_interval, 0.05))
+                await backoff.wait()
 
 
 def _team_from_proto(message: pb.TeamState) -> TeamState:

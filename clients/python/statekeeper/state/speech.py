@@ -17,7 +17,6 @@ ENDED event, whose ``end_reason`` says why it ended.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 from collections.abc import AsyncIterator
@@ -27,17 +26,14 @@ from typing import Any
 
 from statekeeper import values
 from statekeeper.errors import NotFoundError, UnavailableError
+from statekeeper.state.client import MAX_RECONNECT_DELAY as MAX_RECONNECT_DELAY
+from statekeeper.state.client import MSGPACK, Backoff, ServiceClient
 from statekeeper.timestamps import from_duration, optional_datetime, to_duration
-from statekeeper.transport import Transport, connect, stream, unary
-from statekeeper.v1 import common_pb2, speech_service_pb2_grpc
+from statekeeper.transport import Transport, stream
 from statekeeper.v1 import speech_service_pb2 as pb
+from statekeeper.v1 import speech_service_pb2_grpc
 
 log = logging.getLogger("statekeeper.speech")
-
-_SERVICE = "statekeeper.v1.SpeechService"
-_MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
-#: The longest pause between two reconnection attempts of a session stream, in seconds.
-MAX_RECONNECT_DELAY = 2.0
 
 
 class AudioSessionStatus(enum.Enum):
@@ -297,7 +293,7 @@ def _event(message: pb.SessionEvent) -> SessionEvent:
     return event
 
 
-class SpeechStateManager:
+class SpeechStateManager(ServiceClient):
     """Speech session state for STT / TTS operations, with live session streams.
 
     ``persistence`` is ``"memory"``, ``"file"`` or ``"redis"`` (the engine runs in this
@@ -305,6 +301,9 @@ class SpeechStateManager:
     ``event_retention`` (seconds; None: one hour) apply to the sessions this manager creates:
     how long an ended session stays readable, and how long each event stays replayable.
     """
+
+    _STUB = speech_service_pb2_grpc.SpeechServiceStub
+    _SERVICE = "statekeeper.v1.SpeechService"
 
     def __init__(
         self,
@@ -319,22 +318,17 @@ class SpeechStateManager:
         event_retention: float | None = None,
         **options: Any,
     ) -> None:
-        self.timeout = timeout
-        self.ended_retention = ended_retention
-        self.event_retention = event_retention
-        self._owns_transport = transport is None
-        self._transport = connect(
+        super().__init__(
             persistence,
             address=address,
             redis_url=redis_url,
             file_path=file_path,
             transport=transport,
+            timeout=timeout,
             **options,
         )
-        self._stub = self._transport.stub(speech_service_pb2_grpc.SpeechServiceStub, _SERVICE)
-
-    async def _call(self, method: str, request: Any) -> Any:
-        return await unary(getattr(self._stub, method), request, self.timeout)
+        self.ended_retention = ended_retention
+        self.event_retention = event_retention
 
     async def create_session(
         self,
@@ -360,7 +354,7 @@ class SpeechStateManager:
         """A session with its current state, or None when unknown (or removed)."""
         try:
             response = await self._call(
-                "GetSession", pb.GetSessionRequest(session_id=session_id, value_encoding=_MSGPACK)
+                "GetSession", pb.GetSessionRequest(session_id=session_id, value_encoding=MSGPACK)
             )
         except NotFoundError:
             return None
@@ -416,7 +410,7 @@ class SpeechStateManager:
         if state.tts_state is not None:
             message.tts_state.CopyFrom(_tts_to_proto(state.tts_state))
         request = pb.UpdateConversationStateRequest(
-            session_id=state.session_id, conversation_state=message, value_encoding=_MSGPACK
+            session_id=state.session_id, conversation_state=message, value_encoding=MSGPACK
         )
         response = await self._call("UpdateConversationState", request)
         return int(response.sequence)
@@ -425,7 +419,7 @@ class SpeechStateManager:
         """The current conversation state (with the session's current STT / TTS states)."""
         response = await self._call(
             "GetConversationState",
-            pb.GetConversationStateRequest(session_id=session_id, value_encoding=_MSGPACK),
+            pb.GetConversationStateRequest(session_id=session_id, value_encoding=MSGPACK),
         )
         return _conversation(response.conversation_state) if response.found else None
 
@@ -451,14 +445,14 @@ class SpeechStateManager:
         repeated; a sequence no longer retained raises HistoryCompactedError.
         """
         next_sequence = from_sequence
-        delay = 0.05
+        backoff = Backoff()
         while True:
             request = pb.WatchSessionRequest(
-                session_id=session_id, from_sequence=next_sequence, value_encoding=_MSGPACK
+                session_id=session_id, from_sequence=next_sequence, value_encoding=MSGPACK
             )
             try:
                 async for message in stream(self._stub.WatchSession, request):
-                    delay = 0.05
+                    backoff.reset()
                     if message.WhichOneof("kind") == "started":
                         if next_sequence == 0:
                             next_sequence = message.started.last_sequence + 1
@@ -473,19 +467,7 @@ class SpeechStateManager:
                 if not self._transport.remote:
                     raise
                 log.info("session stream %s interrupted (%s); resuming", session_id, error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RECONNECT_DELAY)
-
-    async def close(self) -> None:
-        """Close the connection this manager opened (a shared ``transport`` stays open)."""
-        if self._owns_transport:
-            await self._transport.close()
-
-    async def __aenter__(self) -> SpeechStateManager:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+            await backoff.wait()
 
 
 __all__ = [

@@ -22,20 +22,19 @@ completion; ``cache_ttl`` is also the TTL of cached entries that do not set one.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from statekeeper import values
 from statekeeper.errors import NotFoundError
+from statekeeper.state.client import MSGPACK, ServiceClient, optional_document, optional_wire
 from statekeeper.timestamps import from_duration, optional_datetime, to_duration, to_timestamp
-from statekeeper.transport import Transport, connect, unary
-from statekeeper.v1 import common_pb2, tool_service_pb2_grpc
+from statekeeper.transport import Transport
 from statekeeper.v1 import tool_service_pb2 as pb
+from statekeeper.v1 import tool_service_pb2_grpc
 
-_SERVICE = "statekeeper.v1.ToolService"
-_MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
 #: The page size used when the API reads every page of a list.
 _PAGE = 1000
 
@@ -144,11 +143,11 @@ def _execution(message: pb.ToolExecution) -> ToolExecution:
         started_at=optional_datetime(message, "started_at"),
         parameters=values.wire_to_python(message.parameters),
         completed_at=optional_datetime(message, "completed_at"),
-        result=values.wire_to_python(message.result) if message.HasField("result") else None,
+        result=optional_document(message, "result"),
         error=message.error or None,
         duration_ms=_millis(message, "duration"),
         parameters_hash=message.parameters_hash,
-        metadata=values.wire_to_python(message.metadata) if message.HasField("metadata") else None,
+        metadata=optional_document(message, "metadata"),
     )
 
 
@@ -180,17 +179,16 @@ def _retry(message: pb.RetryState) -> RetryState:
     )
 
 
-def _document(document: Any) -> common_pb2.Value | None:
-    return None if document is None else values.document_to_wire(document)
-
-
-class ToolStateManager:
+class ToolStateManager(ServiceClient):
     """Tool execution state, result caching, retry management and statistics.
 
     ``persistence`` is ``"memory"``, ``"file"`` or ``"redis"`` (the engine runs in this
     process) or ``"grpc"`` with ``address="host:port"`` (a server); ``transport`` shares one
     connection between managers.
     """
+
+    _STUB = tool_service_pb2_grpc.ToolServiceStub
+    _SERVICE = "statekeeper.v1.ToolService"
 
     def __init__(
         self,
@@ -205,22 +203,39 @@ class ToolStateManager:
         timeout: float | None = None,
         **options: Any,
     ) -> None:
-        self.cache_results = cache_results
-        self.cache_ttl = cache_ttl
-        self.timeout = timeout
-        self._owns_transport = transport is None
-        self._transport = connect(
+        super().__init__(
             persistence,
             address=address,
             redis_url=redis_url,
             file_path=file_path,
             transport=transport,
+            timeout=timeout,
             **options,
         )
-        self._stub = self._transport.stub(tool_service_pb2_grpc.ToolServiceStub, _SERVICE)
+        self.cache_results = cache_results
+        self.cache_ttl = cache_ttl
 
-    async def _call(self, method: str, request: Any) -> Any:
-        return await unary(getattr(self._stub, method), request, self.timeout)
+    async def _first(
+        self,
+        limit: int | None,
+        method: str,
+        request_class: Callable[..., Any],
+        items: str,
+        **fields: Any,
+    ) -> list[Any]:
+        """The first ``limit`` items (None: all) of a paginated list, asking for no more than
+        are still wanted (at most ``_PAGE``) on each page."""
+        found: list[Any] = []
+        token = ""
+        while limit is None or len(found) < limit:
+            size = _PAGE if limit is None else min(limit - len(found), _PAGE)
+            request = request_class(page_size=size, page_token=token, **fields)
+            response = await self._call(method, request)
+            found.extend(getattr(response, items))
+            token = response.next_page_token
+            if not token:
+                break
+        return found
 
     # -- executions -----------------------------------------------------------------------
 
@@ -234,9 +249,9 @@ class ToolStateManager:
                 status=_STATUS_TO_PROTO[ToolExecutionStatus(execution.status)],
                 started_at=to_timestamp(execution.started_at),
                 parameters=values.document_to_wire(execution.parameters or {}),
-                metadata=_document(execution.metadata),
+                metadata=optional_wire(execution.metadata),
             ),
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         response = await self._call("StartExecution", request)
         return _execution(response.execution)
@@ -254,7 +269,7 @@ class ToolStateManager:
             duration=to_duration(None if duration_ms is None else duration_ms / 1000),
             cache_result=self.cache_results,
             cache_ttl=to_duration(self.cache_ttl) if self.cache_results else None,
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         response = await self._call("CompleteExecution", request)
         return _execution(response.execution)
@@ -272,7 +287,7 @@ class ToolStateManager:
             error=error,
             duration=to_duration(None if duration_ms is None else duration_ms / 1000),
             status=_STATUS_TO_PROTO[ToolExecutionStatus(status)],
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         response = await self._call("FailExecution", request)
         return _execution(response.execution)
@@ -282,7 +297,7 @@ class ToolStateManager:
         try:
             response = await self._call(
                 "GetExecution",
-                pb.GetExecutionRequest(execution_id=execution_id, value_encoding=_MSGPACK),
+                pb.GetExecutionRequest(execution_id=execution_id, value_encoding=MSGPACK),
             )
         except NotFoundError:
             return None
@@ -290,21 +305,15 @@ class ToolStateManager:
 
     async def get_execution_history(self, tool_name: str, limit: int = 100) -> list[ToolExecution]:
         """The latest ``limit`` executions of a tool, newest first."""
-        executions: list[ToolExecution] = []
-        token = ""
-        while len(executions) < limit:
-            request = pb.GetExecutionHistoryRequest(
-                tool_name=tool_name,
-                page_size=min(limit - len(executions), _PAGE),
-                page_token=token,
-                value_encoding=_MSGPACK,
-            )
-            response = await self._call("GetExecutionHistory", request)
-            executions.extend(_execution(m) for m in response.executions)
-            token = response.next_page_token
-            if not token:
-                break
-        return executions
+        messages = await self._first(
+            limit,
+            "GetExecutionHistory",
+            pb.GetExecutionHistoryRequest,
+            "executions",
+            tool_name=tool_name,
+            value_encoding=MSGPACK,
+        )
+        return [_execution(m) for m in messages]
 
     # -- result cache -----------------------------------------------------------------------
 
@@ -319,7 +328,7 @@ class ToolStateManager:
                 created_at=to_timestamp(entry.created_at),
                 ttl=to_duration(ttl),
             ),
-            parameters=_document(entry.parameters),
+            parameters=optional_wire(entry.parameters),
         )
         response = await self._call("CacheResult", request)
         return _cache_entry(response.entry, entry.parameters)
@@ -335,9 +344,9 @@ class ToolStateManager:
         the lookup counts as a cache hit or miss in the tool's statistics."""
         request = pb.GetCachedResultRequest(
             tool_name=tool_name,
-            parameters=_document(None if parameters is None else dict(parameters)),
+            parameters=optional_wire(None if parameters is None else dict(parameters)),
             parameters_hash=parameters_hash or "",
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         response = await self._call("GetCachedResult", request)
         if not response.found:
@@ -354,7 +363,7 @@ class ToolStateManager:
         """Remove a cached result; True when it existed."""
         request = pb.InvalidateCachedResultRequest(
             tool_name=tool_name,
-            parameters=_document(None if parameters is None else dict(parameters)),
+            parameters=optional_wire(None if parameters is None else dict(parameters)),
             parameters_hash=parameters_hash or "",
         )
         response = await self._call("InvalidateCachedResult", request)
@@ -404,19 +413,14 @@ class ToolStateManager:
     ) -> list[RetryState]:
         """The retries with attempts left (attempts < max_attempts), soonest ``next_retry_at``
         first; only those due at or before ``due_before`` when it is given."""
-        retries: list[RetryState] = []
-        token = ""
-        while limit is None or len(retries) < limit:
-            size = _PAGE if limit is None else min(limit - len(retries), _PAGE)
-            request = pb.GetPendingRetriesRequest(
-                due_before=to_timestamp(due_before), page_size=size, page_token=token
-            )
-            response = await self._call("GetPendingRetries", request)
-            retries.extend(_retry(m) for m in response.retries)
-            token = response.next_page_token
-            if not token:
-                break
-        return retries
+        messages = await self._first(
+            limit,
+            "GetPendingRetries",
+            pb.GetPendingRetriesRequest,
+            "retries",
+            due_before=to_timestamp(due_before),
+        )
+        return [_retry(m) for m in messages]
 
     # -- statistics -------------------------------------------------------------------------
 
@@ -437,17 +441,6 @@ class ToolStateManager:
             cache_hit_rate=stats.cache_hit_rate,
             last_execution_at=optional_datetime(stats, "last_execution_at"),
         )
-
-    async def close(self) -> None:
-        """Close the connection this manager opened (a shared ``transport`` stays open)."""
-        if self._owns_transport:
-            await self._transport.close()
-
-    async def __aenter__(self) -> ToolStateManager:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
 
 __all__ = [

@@ -23,16 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, NotFoundError
+from statekeeper.state.client import MSGPACK, ServiceClient, optional_document, optional_wire
 from statekeeper.state.live import LiveStream
 from statekeeper.timestamps import from_timestamp, optional_datetime, to_timestamp
-from statekeeper.transport import Transport, connect, unary
-from statekeeper.v1 import common_pb2, workflow_service_pb2_grpc
+from statekeeper.transport import Transport
 from statekeeper.v1 import workflow_service_pb2 as pb
-
-_SERVICE = "statekeeper.v1.WorkflowService"
-_MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
+from statekeeper.v1 import workflow_service_pb2_grpc
 
 
 class WorkflowStatus(enum.Enum):
@@ -163,16 +160,6 @@ def _status_name(status: WorkflowStatus | str) -> str:
     return "WORKFLOW_STATUS_" + status.name
 
 
-def _document(message: Any, name: str, default: Any = None) -> Any:
-    if not message.HasField(name):
-        return default
-    return values.wire_to_python(getattr(message, name))
-
-
-def _wire(document: Any) -> common_pb2.Value | None:
-    return None if document is None else values.document_to_wire(document)
-
-
 def _step_to_proto(step: StepState) -> pb.StepState:
     status = step.status.value if isinstance(step.status, enum.Enum) else str(step.status)
     if status.lower() not in STEP_STATUSES:
@@ -184,7 +171,7 @@ def _step_to_proto(step: StepState) -> pb.StepState:
         step_number=step.step_number,
         name=step.name,
         status="STEP_STATUS_" + status.upper(),  # type: ignore[arg-type]
-        result=_wire(step.result),
+        result=optional_wire(step.result),
         duration_ms=step.duration_ms,
         error=step.error or "",
     )
@@ -195,7 +182,7 @@ def _step_from_proto(message: pb.StepState) -> StepState:
         step_number=message.step_number,
         name=message.name,
         status=pb.StepStatus.Name(message.status).removeprefix("STEP_STATUS_").lower(),  # type: ignore[arg-type]
-        result=_document(message, "result"),
+        result=optional_document(message, "result"),
         duration_ms=message.duration_ms,
         error=message.error or None,
         timestamp=optional_datetime(message, "timestamp"),
@@ -219,9 +206,9 @@ def _workflow_from_proto(message: pb.WorkflowState) -> WorkflowState:
         status=_status(message.status) or WorkflowStatus.PENDING,
         total_steps=message.total_steps,
         current_step=message.current_step,
-        context=_document(message, "context", {}),
-        state=_document(message, "state", {}),
-        metadata=_document(message, "metadata", {}),
+        context=optional_document(message, "context", {}),
+        state=optional_document(message, "state", {}),
+        metadata=optional_document(message, "metadata", {}),
         steps=[_step_from_proto(s) for s in message.steps],
         resumes=[_resume_from_proto(r) for r in message.resumes],
         cancel_reason=message.cancel_reason or None,
@@ -239,15 +226,15 @@ def _checkpoint_from_proto(message: pb.WorkflowCheckpoint) -> WorkflowCheckpoint
         workflow_id=message.workflow_id,
         checkpoint_id=message.checkpoint_id,
         step=message.step,
-        state=_document(message, "state"),
-        context=_document(message, "context"),
+        state=optional_document(message, "state"),
+        context=optional_document(message, "context"),
         timestamp=optional_datetime(message, "timestamp"),
         automatic=message.automatic,
         sequence=message.sequence,
     )
 
 
-class WorkflowStateManager:
+class WorkflowStateManager(ServiceClient):
     """Tracks workflow execution, steps and checkpoints, and pauses/resumes workflows.
 
     ``persistence`` is ``"memory"``, ``"file"`` or ``"redis"`` (embedded engine; ``redis_url``
@@ -259,6 +246,9 @@ class WorkflowStateManager:
 
     ``get`` returns None for an unknown workflow; every other method raises NotFoundError.
     """
+
+    _STUB = workflow_service_pb2_grpc.WorkflowServiceStub
+    _SERVICE = "statekeeper.v1.WorkflowService"
 
     def __init__(
         self,
@@ -273,21 +263,17 @@ class WorkflowStateManager:
         timeout: float | None = None,
         **options: Any,
     ) -> None:
-        self.transport = connect(
+        super().__init__(
             persistence,
             address=address,
             redis_url=redis_url,
             file_path=file_path,
             transport=transport,
+            timeout=timeout,
             **options,
         )
-        self._stub = self.transport.stub(workflow_service_pb2_grpc.WorkflowServiceStub, _SERVICE)
         self.checkpoint_interval = checkpoint_interval
         self.max_checkpoints = max_checkpoints
-        self.timeout = timeout
-
-    async def _call(self, method: str, request: Any) -> Any:
-        return await unary(getattr(self._stub, method), request, self.timeout)
 
     # -- create and read ----------------------------------------------------------------------
 
@@ -306,9 +292,9 @@ class WorkflowStateManager:
                 status=_status_name(state.status),  # type: ignore[arg-type]
                 total_steps=state.total_steps,
                 current_step=state.current_step,
-                context=_wire(state.context),
-                state=_wire(state.state),
-                metadata=_wire(state.metadata),
+                context=optional_wire(state.context),
+                state=optional_wire(state.state),
+                metadata=optional_wire(state.metadata),
                 checkpoint_interval=interval,
                 keep_checkpoints=keep,
             )
@@ -325,7 +311,7 @@ class WorkflowStateManager:
     async def get(self, workflow_id: str) -> WorkflowState | None:
         """The workflow with its step history and resumes, or None when it does not exist."""
         request = pb.GetWorkflowRequest(
-            workflow_id=workflow_id, include_steps=True, value_encoding=_MSGPACK
+            workflow_id=workflow_id, include_steps=True, value_encoding=MSGPACK
         )
         try:
             response = await self._call("GetWorkflow", request)
@@ -346,20 +332,16 @@ class WorkflowStateManager:
         self, status: WorkflowStatus | None = None, page_size: int = 0
     ) -> AsyncIterator[WorkflowState]:
         """Every workflow (without step history), ordered by id, optionally of one status."""
-        token = ""
-        while True:
-            request = pb.ListWorkflowsRequest(
-                status=_status_name(status) if status else None,  # type: ignore[arg-type]
-                page_size=page_size,
-                page_token=token,
-                value_encoding=_MSGPACK,
-            )
-            response = await self._call("ListWorkflows", request)
-            for message in response.workflows:
-                yield _workflow_from_proto(message)
-            token = response.next_page_token
-            if not token:
-                return
+        pages = self._pages(
+            "ListWorkflows",
+            pb.ListWorkflowsRequest,
+            "workflows",
+            status=_status_name(status) if status else None,
+            page_size=page_size,
+            value_encoding=MSGPACK,
+        )
+        async for message in pages:
+            yield _workflow_from_proto(message)
 
     async def list_workflows(self, status: WorkflowStatus | None = None) -> list[WorkflowState]:
         """Every workflow (without step history), ordered by id, optionally of one status."""
@@ -384,9 +366,9 @@ class WorkflowStateManager:
         request = pb.UpdateStepRequest(
             workflow_id=workflow_id,
             step=_step_to_proto(step),
-            state_patch=_wire(state),
-            context_patch=_wire(context),
-            value_encoding=_MSGPACK,
+            state_patch=optional_wire(state),
+            context_patch=optional_wire(context),
+            value_encoding=MSGPACK,
         )
         response = await self._call("UpdateStep", request)
         return _step_from_proto(response.step)
@@ -423,7 +405,9 @@ class WorkflowStateManager:
         self, workflow_id: str, state: dict[str, Any] | None = None
     ) -> WorkflowStatus:
         """RUNNING to COMPLETED, merging ``state`` into the workflow's state."""
-        request = pb.CompleteWorkflowRequest(workflow_id=workflow_id, state_patch=_wire(state))
+        request = pb.CompleteWorkflowRequest(
+            workflow_id=workflow_id, state_patch=optional_wire(state)
+        )
         response = await self._call("CompleteWorkflow", request)
         return _status(response.status) or WorkflowStatus.COMPLETED
 
@@ -444,8 +428,8 @@ class WorkflowStateManager:
                 workflow_id=checkpoint.workflow_id,
                 checkpoint_id=checkpoint.checkpoint_id,
                 step=checkpoint.step,
-                state=_wire(checkpoint.state),
-                context=_wire(checkpoint.context),
+                state=optional_wire(checkpoint.state),
+                context=optional_wire(checkpoint.context),
                 timestamp=to_timestamp(checkpoint.timestamp),
             )
         )
@@ -462,7 +446,7 @@ class WorkflowStateManager:
         if checkpoint_id == "latest":
             checkpoint_id = None
         request = pb.GetWorkflowCheckpointRequest(
-            workflow_id=workflow_id, checkpoint_id=checkpoint_id or "", value_encoding=_MSGPACK
+            workflow_id=workflow_id, checkpoint_id=checkpoint_id or "", value_encoding=MSGPACK
         )
         try:
             response = await self._call("GetWorkflowCheckpoint", request)
@@ -476,20 +460,16 @@ class WorkflowStateManager:
         self, workflow_id: str, page_size: int = 0
     ) -> AsyncIterator[WorkflowCheckpoint]:
         """Every checkpoint of the workflow, newest first, fetched page by page."""
-        token = ""
-        while True:
-            request = pb.ListWorkflowCheckpointsRequest(
-                workflow_id=workflow_id,
-                page_size=page_size,
-                page_token=token,
-                value_encoding=_MSGPACK,
-            )
-            response = await self._call("ListWorkflowCheckpoints", request)
-            for message in response.checkpoints:
-                yield _checkpoint_from_proto(message)
-            token = response.next_page_token
-            if not token:
-                return
+        pages = self._pages(
+            "ListWorkflowCheckpoints",
+            pb.ListWorkflowCheckpointsRequest,
+            "checkpoints",
+            workflow_id=workflow_id,
+            page_size=page_size,
+            value_encoding=MSGPACK,
+        )
+        async for message in pages:
+            yield _checkpoint_from_proto(message)
 
     async def list_checkpoints(self, workflow_id: str) -> list[WorkflowCheckpoint]:
         """Every checkpoint of the workflow, newest first (highest step, then latest)."""
@@ -518,7 +498,7 @@ class WorkflowStateManager:
 
         def request(revision: int) -> pb.WatchWorkflowRequest:
             return pb.WatchWorkflowRequest(
-                workflow_id=workflow_id, start_revision=revision, value_encoding=_MSGPACK
+                workflow_id=workflow_id, start_revision=revision, value_encoding=MSGPACK
             )
 
         def convert(message: pb.WatchWorkflowResponse) -> list[WorkflowEvent]:
@@ -540,16 +520,6 @@ class WorkflowStateManager:
         return LiveStream(
             self._stub.WatchWorkflow, request, convert, start_revision, self.transport.remote
         )
-
-    async def close(self) -> None:
-        """Close the connection."""
-        await self.transport.close()
-
-    async def __aenter__(self) -> WorkflowStateManager:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
 
 __all__ = [
