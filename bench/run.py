@@ -268,6 +268,7 @@ class Harness:
             "received": received,
             "delivered_fraction": received / expected if expected else 0.0,
             "delivered_per_s": received / span,
+            "events_per_message": received / max(1, sum(o["messages"] for o in outputs)),
             "target_delivered_per_s": rate * per_process * processes,
             "p50_ms": report.percentile(latencies, 50),
             "p99_ms": report.percentile(latencies, 99),
@@ -277,7 +278,8 @@ class Harness:
         self.results["fanout"].append(row)
         self.log(
             f"  fan-out {backend:<7} {rate:>5}/s -> {row['subscribers']}: "
-            f"{row['delivered_per_s']:>8.0f} ev/s delivered ({row['delivered_fraction']:.0%}), "
+            f"{row['delivered_per_s']:>8.0f} ev/s delivered ({row['delivered_fraction']:.0%}, "
+            f"{row['events_per_message']:.1f}/msg), "
             f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  "
             f"server {row['server_cpu_cores']:.2f} cores "
             f"({row['server_cpu_us_per_op'] or 0:.0f} us/event)"

@@ -347,6 +347,7 @@ async def _subscribe(job: dict[str, Any]) -> dict[str, Any]:
     last_receipt = [0.0]
     ready = job["ready"]
     counts: list[int] = []
+    messages = [0]
 
     async def one() -> None:
         request = state_service_pb2.WatchRequest(
@@ -361,6 +362,7 @@ async def _subscribe(job: dict[str, Any]) -> dict[str, Any]:
                 if message.created:
                     ready.put(1)
                     continue
+                messages[0] += 1
                 for event in message.events:
                     sent = values.unpack(event.kv.value.msgpack)["t"]
                     now = time.time()
@@ -382,6 +384,7 @@ async def _subscribe(job: dict[str, Any]) -> dict[str, Any]:
     await channel.close()
     return {
         "received": sum(counts),
+        "messages": messages[0],
         "last_receipt": last_receipt[0],
         "cpu_s": cpu,
         "latencies_ns": latencies.tobytes(),
