@@ -8,6 +8,25 @@ from dataclasses import dataclass
 from statekeeper.errors import InvalidArgumentError, Reason, ResourceExhaustedError
 
 
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` holds a control character (C0 or DEL) or a lone surrogate."""
+    return any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def id_problem(value: str, max_length: int, empty: str) -> str | None:
+    """What is wrong with an id or name that must be 1 to ``max_length`` characters without
+    ``/`` or control characters (``empty`` is the problem of an empty one), or None."""
+    if not value:
+        return empty
+    if len(value) > max_length:
+        return f"longer than {max_length} characters"
+    if "/" in value:
+        return "must not contain '/'"
+    if has_control_characters(value):
+        return "control characters are not allowed"
+    return None
+
+
 @dataclass(frozen=True)
 class Limits:
     """Size and count limits enforced on every request (configurable on the server)."""
@@ -34,7 +53,7 @@ class Limits:
                 metadata={"limit": str(self.max_key_bytes), "size": str(size)},
                 violations=[(field, f"longer than {self.max_key_bytes} bytes")],
             )
-        if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in key):
+        if has_control_characters(key):
             raise InvalidArgumentError(
                 f"{field} contains a control character or a lone surrogate",
                 reason=Reason.INVALID_KEY,

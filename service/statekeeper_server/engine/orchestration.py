@@ -43,7 +43,7 @@ from statekeeper.errors import (
 )
 
 from statekeeper_server.engine.backend import Backend, Compare, Delete, Entry, EventType, Put
-from statekeeper_server.engine.limits import Limits
+from statekeeper_server.engine.limits import Limits, id_problem
 from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
@@ -73,15 +73,7 @@ CLAIM_PAGE = 32
 def check_id(value: str, field: str) -> str:
     """Validate a team, agent, task or knowledge base id: 1-256 characters, no ``/``, no
     control characters."""
-    problem = None
-    if not value:
-        problem = "must not be empty"
-    elif len(value) > MAX_ID_LENGTH:
-        problem = f"longer than {MAX_ID_LENGTH} characters"
-    elif "/" in value:
-        problem = "must not contain '/'"
-    elif any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in value):
-        problem = "control characters are not allowed"
+    problem = id_problem(value, MAX_ID_LENGTH, "must not be empty")
     if problem is not None:
         raise InvalidArgumentError(
             f"{field} {problem}", reason=Reason.INVALID_ARGUMENT, violations=[(field, problem)]

@@ -39,7 +39,7 @@ from statekeeper.errors import (
 from statekeeper.v1 import tool_service_pb2 as pb
 
 from statekeeper_server.engine.backend import Backend, Compare, Delete, Entry, Operation, Put
-from statekeeper_server.engine.limits import Limits, check_ttl
+from statekeeper_server.engine.limits import Limits, check_ttl, id_problem
 from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
@@ -74,15 +74,7 @@ DEFAULT_MAX_DELAY = 300.0
 def check_name(value: str, field: str) -> str:
     """Return ``value`` when it is a valid id or name: 1 to 256 characters, no ``/``, no
     control characters; otherwise raise INVALID_ARGUMENT with a field violation."""
-    problem = None
-    if not value:
-        problem = "required"
-    elif len(value) > MAX_NAME_LENGTH:
-        problem = f"longer than {MAX_NAME_LENGTH} characters"
-    elif "/" in value:
-        problem = "must not contain '/'"
-    elif any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in value):
-        problem = "control characters are not allowed"
+    problem = id_problem(value, MAX_NAME_LENGTH, "required")
     if problem is not None:
         raise InvalidArgumentError(
             f"{field} is invalid: {problem}",
