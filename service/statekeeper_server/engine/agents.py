@@ -35,6 +35,7 @@ from statekeeper_server.engine.checkpoints import (
     check_count,
     check_id,
     check_step,
+    checkpoint_not_found,
     newest_first,
     now,
     order_key,
@@ -204,12 +205,7 @@ class AgentEngine:
         base = self._dir(agent_id)
         record = await find_checkpoint(self.backend, base, checkpoint_id, recoverable_only)
         if record is None:
-            which = f"checkpoint {checkpoint_id!r}" if checkpoint_id else "no checkpoint"
-            raise NotFoundError(
-                f"{which} of agent {agent_id!r} not found",
-                reason=Reason.CHECKPOINT_NOT_FOUND,
-                metadata={"agent_id": agent_id, "checkpoint_id": checkpoint_id},
-            )
+            raise checkpoint_not_found("agent", agent_id, checkpoint_id)
         return record
 
     async def list_checkpoints(
@@ -264,11 +260,7 @@ class AgentEngine:
                 )
             record = await find_checkpoint(self.backend, base, checkpoint_id, not checkpoint_id)
             if record is None and checkpoint_id:
-                raise NotFoundError(
-                    f"checkpoint {checkpoint_id!r} of agent {agent_id!r} not found",
-                    reason=Reason.CHECKPOINT_NOT_FOUND,
-                    metadata={"agent_id": agent_id, "checkpoint_id": checkpoint_id},
-                )
+                raise checkpoint_not_found("agent", agent_id, checkpoint_id)
             if record is None or not record.get("recoverable"):
                 raise FailedPreconditionError(
                     f"agent {agent_id!r} has no recoverable checkpoint"

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from statekeeper import values
-from statekeeper.errors import InvalidArgumentError, Reason
+from statekeeper.errors import InvalidArgumentError, NotFoundError, Reason
 
 from statekeeper_server.engine.backend import Backend, Delete, Entry, Operation
-from statekeeper_server.engine.limits import Limits
+from statekeeper_server.engine.limits import Limits, has_control_characters
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
 
 #: The largest accepted step number (int64).
@@ -47,15 +47,24 @@ def check_id(value: str, field: str) -> str:
             reason=Reason.INVALID_ARGUMENT,
             violations=[(field, f"longer than {MAX_ID_BYTES} bytes")],
         )
-    if "/" in value or any(
-        ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in value
-    ):
+    if "/" in value or has_control_characters(value):
         raise InvalidArgumentError(
             f"{field} must not contain '/' or control characters",
             reason=Reason.INVALID_ARGUMENT,
             violations=[(field, "'/' and control characters are not allowed")],
         )
     return value
+
+
+def checkpoint_not_found(owner: str, owner_id: str, checkpoint_id: str) -> NotFoundError:
+    """CHECKPOINT_NOT_FOUND for checkpoint ``checkpoint_id`` ("" for the newest) of the
+    ``owner`` ("agent" or "workflow") ``owner_id``."""
+    which = f"checkpoint {checkpoint_id!r}" if checkpoint_id else "no checkpoint"
+    return NotFoundError(
+        f"{which} of {owner} {owner_id!r} not found",
+        reason=Reason.CHECKPOINT_NOT_FOUND,
+        metadata={f"{owner}_id": owner_id, "checkpoint_id": checkpoint_id},
+    )
 
 
 def check_step(step: int, field: str = "step") -> int:

@@ -38,6 +38,7 @@ from statekeeper_server.engine.checkpoints import (
     check_count,
     check_id,
     check_step,
+    checkpoint_not_found,
     newest_first,
     now,
     pack_record,
@@ -431,12 +432,7 @@ class WorkflowEngine:
         await self._record(workflow_id)
         found = await find_checkpoint(self.backend, self._dir(workflow_id), checkpoint_id, False)
         if found is None:
-            which = f"checkpoint {checkpoint_id!r}" if checkpoint_id else "no checkpoint"
-            raise NotFoundError(
-                f"{which} of workflow {workflow_id!r} not found",
-                reason=Reason.CHECKPOINT_NOT_FOUND,
-                metadata={"workflow_id": workflow_id, "checkpoint_id": checkpoint_id},
-            )
+            raise checkpoint_not_found("workflow", workflow_id, checkpoint_id)
         return found
 
     async def list_checkpoints(
@@ -462,11 +458,7 @@ class WorkflowEngine:
             record, revision = await self._record(workflow_id)
             found = await find_checkpoint(self.backend, base, checkpoint_id, False)
             if found is None:
-                raise NotFoundError(
-                    f"checkpoint {checkpoint_id!r} of workflow {workflow_id!r} not found",
-                    reason=Reason.CHECKPOINT_NOT_FOUND,
-                    metadata={"workflow_id": workflow_id, "checkpoint_id": checkpoint_id},
-                )
+                raise checkpoint_not_found("workflow", workflow_id, checkpoint_id)
             previous = record["status"]
             record["status"] = self._check_transition(record, "resume_from")
             record["state"] = found.get("state")
