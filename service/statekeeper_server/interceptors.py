@@ -24,9 +24,9 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,7 +119,8 @@ class _Call:
         metadata = tuple(context.invocation_metadata() or ())
         self.metadata = metadata
         given = metadata_value(metadata, REQUEST_ID_METADATA)
-        self.request_id = given if given and _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        # 128 random bits as 32 hex digits (uuid4().hex costs four times as much).
+        self.request_id = given if given and _REQUEST_ID_RE.match(given) else os.urandom(16).hex()
         self.peer = str(context.peer())
         self.principal = ""
         self.tenant = ""

@@ -87,12 +87,26 @@ class ServerMetrics:
             registry=self.registry,
         )
         self._http: Any = None
+        # Labelled children looked up once per label set (labels() costs microseconds per call).
+        self._call_series: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._backend_series: dict[tuple[str, str], Any] = {}
 
     def observe_call(self, method: str, code: str, seconds: float) -> None:
         """Count one finished call and its latency."""
-        service, rpc = split_method(method)
-        self.requests.labels(service, rpc, code).inc()
-        self.latency.labels(service, rpc).observe(seconds)
+        series = self._call_series.get((method, code))
+        if series is None:
+            service, rpc = split_method(method)
+            series = (self.requests.labels(service, rpc, code), self.latency.labels(service, rpc))
+            self._call_series[(method, code)] = series
+        series[0].inc()
+        series[1].observe(seconds)
+
+    def backend_series(self, labels: tuple[str, str]) -> Any:
+        """The latency histogram child of one backend operation."""
+        series = self._backend_series.get(labels)
+        if series is None:
+            series = self._backend_series[labels] = self.backend_latency.labels(*labels)
+        return series
 
     def stream_opened(self, method: str) -> None:
         """A server-streaming call started."""
@@ -241,7 +255,7 @@ class _Timer:
         return self
 
     def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
-        self.metrics.backend_latency.labels(*self.labels).observe(time.perf_counter() - self.start)
+        self.metrics.backend_series(self.labels).observe(time.perf_counter() - self.start)
         if error is not None:
             self.metrics.backend_errors.labels(*self.labels).inc()
 
