@@ -13,14 +13,13 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
-from statekeeper.errors import HistoryCompactedError, UnavailableError
+from statekeeper.errors import UnavailableError
+from statekeeper.state.client import MAX_RECONNECT_DELAY as MAX_RECONNECT_DELAY
+from statekeeper.state.client import Backoff, history_compacted
 from statekeeper.transport import stream
 
 T = TypeVar("T")
 log = logging.getLogger("statekeeper.state")
-
-#: The longest pause between two reconnection attempts, in seconds.
-MAX_RECONNECT_DELAY = 2.0
 
 
 class LiveStream(Generic[T]):
@@ -68,18 +67,15 @@ class LiveStream(Generic[T]):
             await self._iterator.aclose()  # type: ignore[attr-defined]
 
     async def _run(self) -> AsyncIterator[T]:
-        delay = 0.05
+        backoff = Backoff()
         started = self._started_future()
         while True:
             try:
                 async for message in stream(self._method, self._make_request(self._next_revision)):
-                    delay = 0.05
+                    backoff.reset()
                     if message.canceled:
                         if message.compact_revision:
-                            raise HistoryCompactedError(
-                                message.cancel_reason,
-                                metadata={"compact_revision": str(message.compact_revision)},
-                            )
+                            raise history_compacted(message)
                         break
                     self.revision = max(self.revision, message.revision)
                     if message.created:
@@ -95,5 +91,4 @@ class LiveStream(Generic[T]):
                 log.info("watch interrupted (%s); reconnecting", error.message)
             if not self._reconnect:
                 return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RECONNECT_DELAY)
+            await backoff.wait()

@@ -17,6 +17,8 @@ from typing import Any
 from statekeeper import values
 from statekeeper.errors import HistoryCompactedError, NotFoundError, UnavailableError
 from statekeeper.state.changes import ChangeType, StateChange, StateEntry
+from statekeeper.state.client import MAX_RECONNECT_DELAY as MAX_RECONNECT_DELAY
+from statekeeper.state.client import MSGPACK, Backoff, history_compacted, paginate
 from statekeeper.timestamps import optional_datetime, to_duration
 from statekeeper.transport import ConnectionOptions, Transport, stream, unary
 from statekeeper.v1 import common_pb2, state_service_pb2_grpc
@@ -25,9 +27,6 @@ from statekeeper.v1 import state_service_pb2 as pb
 log = logging.getLogger("statekeeper.state")
 
 _SERVICE = "statekeeper.v1.StateService"
-_MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
-#: The longest pause between two reconnection attempts of a watch, in seconds.
-MAX_RECONNECT_DELAY = 2.0
 
 Callback = Callable[[str, Any, Any], Any]
 
@@ -193,7 +192,7 @@ class StateManager:
         """The document with its revisions (for compare-and-set), or None when missing."""
         try:
             response = await self._call(
-                "Get", pb.GetRequest(key=self._prefix + key, value_encoding=_MSGPACK)
+                "Get", pb.GetRequest(key=self._prefix + key, value_encoding=MSGPACK)
             )
         except NotFoundError:
             return None
@@ -215,7 +214,7 @@ class StateManager:
             patch=values.document_to_wire(partial),
             expected_revision=expected_revision,
             ttl=to_duration(ttl),
-            value_encoding=_MSGPACK,
+            value_encoding=MSGPACK,
         )
         response = await self._call("Update", request)
         return values.wire_to_python(response.kv.value)
@@ -259,17 +258,16 @@ class StateManager:
 
     async def iter_keys(self, pattern: str = "*", page_size: int = 0) -> AsyncIterator[str]:
         """Every key matching the glob ``pattern``, in key order, fetched page by page."""
-        token = ""
-        while True:
-            request = pb.ListKeysRequest(
-                pattern=_escape_glob(self._prefix) + pattern, page_size=page_size, page_token=token
-            )
-            response = await self._call("ListKeys", request)
-            for key in response.keys:
-                yield key[len(self._prefix) :]
-            token = response.next_page_token
-            if not token:
-                return
+        keys = paginate(
+            self._call,
+            "ListKeys",
+            pb.ListKeysRequest,
+            "keys",
+            pattern=_escape_glob(self._prefix) + pattern,
+            page_size=page_size,
+        )
+        async for key in keys:
+            yield key[len(self._prefix) :]
 
     async def list_keys(self, pattern: str = "*") -> list[str]:
         """All keys matching the glob ``pattern`` (``*``, ``?``, ``[...]``), in key order."""
@@ -307,7 +305,7 @@ class StateManager:
         ``error.compact_revision``).
         """
         next_revision = start_revision
-        delay = 0.05
+        backoff = Backoff()
         full_pattern = _escape_glob(self._prefix) + pattern
         while True:
             if self._starting and _started is None:
@@ -316,11 +314,11 @@ class StateManager:
                 pattern=full_pattern,
                 start_revision=next_revision,
                 prev_kv=True,
-                value_encoding=_MSGPACK,
+                value_encoding=MSGPACK,
             )
             try:
                 async for message in stream(self._stub.Watch, request):
-                    delay = 0.05
+                    backoff.reset()
                     if message.created:
                         if next_revision == 0:
                             next_revision = message.revision + 1
@@ -329,10 +327,7 @@ class StateManager:
                         continue
                     if message.canceled:
                         if message.compact_revision:
-                            raise HistoryCompactedError(
-                                message.cancel_reason,
-                                metadata={"compact_revision": str(message.compact_revision)},
-                            )
+                            raise history_compacted(message)
                         break
                     for event in message.events:
                         yield self._change(event)
@@ -343,8 +338,7 @@ class StateManager:
                 log.info("watch of %r interrupted (%s); reconnecting", pattern, error.message)
             if not self._transport.remote:
                 return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RECONNECT_DELAY)
+            await backoff.wait()
 
     def _change(self, event: pb.Event) -> StateChange:
         prefix_length = len(self._prefix)
