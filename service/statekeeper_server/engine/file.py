@@ -85,13 +85,15 @@ from statekeeper_server.engine.backend import (
     EventType,
     Operation,
     Page,
-    Put,
     TxnResult,
     WatchUpdate,
-    conflict,
 )
 from statekeeper_server.engine.glob import GlobPattern
-from statekeeper_server.engine.memory import DEFAULT_HISTORY_REVISIONS, MemoryBackend
+from statekeeper_server.engine.memory import (
+    DEFAULT_HISTORY_REVISIONS,
+    MemoryBackend,
+    plan_events,
+)
 
 log = logging.getLogger("statekeeper.file")
 
@@ -532,28 +534,7 @@ class FileBackend(Backend):
 
     def _plan(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> list[Event]:
         self._plan_expiries(time.time())
-        for compare in compares:
-            current = self._lookup(compare.key)
-            actual = current.mod_revision if current is not None else 0
-            if actual != compare.mod_revision:
-                raise conflict(compare.key, compare.mod_revision, actual)
-        revision = self._pending_revision + 1
-        events: list[Event] = []
-        for operation in operations:
-            prev = self._lookup(operation.key)
-            if isinstance(operation, Put):
-                entry = Entry(
-                    key=operation.key,
-                    value=operation.value,
-                    create_revision=prev.create_revision if prev is not None else revision,
-                    mod_revision=revision,
-                    version=prev.version + 1 if prev is not None else 1,
-                    expire_at=operation.expire_at,
-                )
-                events.append(Event(EventType.PUT, operation.key, revision, entry, prev))
-            elif prev is not None:
-                events.append(Event(EventType.DELETE, operation.key, revision, None, prev))
-        return events
+        return plan_events(compares, operations, self._lookup, self._pending_revision + 1)
 
     def _submit(self, revision: int, events: list[Event]) -> asyncio.Future[None]:
         """Queue a planned record for the next group commit."""

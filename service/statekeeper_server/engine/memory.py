@@ -11,7 +11,7 @@ import asyncio
 import bisect
 import heapq
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from statekeeper.errors import HistoryCompactedError
 
@@ -50,6 +50,38 @@ def key_filter(prefix: str, pattern: GlobPattern | None, key: str) -> bool:
     if not key.startswith(prefix):
         return False
     return pattern is None or pattern.matches(key[len(prefix) :])
+
+
+def plan_events(
+    compares: Sequence[Compare],
+    operations: Sequence[Operation],
+    lookup: Callable[[str], Entry | None],
+    revision: int,
+) -> list[Event]:
+    """Check ``compares`` against the live entries ``lookup`` returns and turn ``operations``
+    into the events they would commit at ``revision``; raises ConflictError on a failed
+    comparison. A delete of a missing key makes no event."""
+    for compare in compares:
+        current = lookup(compare.key)
+        actual = current.mod_revision if current is not None else 0
+        if actual != compare.mod_revision:
+            raise conflict(compare.key, compare.mod_revision, actual)
+    events: list[Event] = []
+    for operation in operations:
+        prev = lookup(operation.key)
+        if isinstance(operation, Put):
+            entry = Entry(
+                key=operation.key,
+                value=operation.value,
+                create_revision=prev.create_revision if prev is not None else revision,
+                mod_revision=revision,
+                version=prev.version + 1 if prev is not None else 1,
+                expire_at=operation.expire_at,
+            )
+            events.append(Event(EventType.PUT, operation.key, revision, entry, prev))
+        elif prev is not None:
+            events.append(Event(EventType.DELETE, operation.key, revision, None, prev))
+    return events
 
 
 class MemoryBackend(Backend):
@@ -160,28 +192,7 @@ class MemoryBackend(Backend):
         """Check ``compares`` and turn ``operations`` into the events they would commit at the
         next revision, without applying them; raises ConflictError on a failed comparison."""
         self.expire_due()
-        for compare in compares:
-            current = self._data.get(compare.key)
-            actual = current.mod_revision if current is not None else 0
-            if actual != compare.mod_revision:
-                raise conflict(compare.key, compare.mod_revision, actual)
-        revision = self._revision + 1
-        events: list[Event] = []
-        for operation in operations:
-            prev = self._data.get(operation.key)
-            if isinstance(operation, Put):
-                entry = Entry(
-                    key=operation.key,
-                    value=operation.value,
-                    create_revision=prev.create_revision if prev is not None else revision,
-                    mod_revision=revision,
-                    version=prev.version + 1 if prev is not None else 1,
-                    expire_at=operation.expire_at,
-                )
-                events.append(Event(EventType.PUT, operation.key, revision, entry, prev))
-            elif prev is not None:
-                events.append(Event(EventType.DELETE, operation.key, revision, None, prev))
-        return events
+        return plan_events(compares, operations, self._data.get, self._revision + 1)
 
     @staticmethod
     def results_of(
