@@ -325,24 +325,22 @@ class SpeechEngine:
 
     async def update_stt(self, session_id: str, state: dict[str, Any]) -> tuple[dict, int]:
         """Replace the STT state; returns the stored state and the event's sequence."""
-        check_stt(state, "stt_state")
-
-        def change(meta: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
-            state["updated_at"] = now
-            meta["stt"] = state
-            return STT_EVENT, state
-
-        _, sequence, payload = await self._change(session_id, change)
-        return payload, sequence
+        return await self._replace_part(session_id, "stt", STT_EVENT, check_stt(state, "stt_state"))
 
     async def update_tts(self, session_id: str, state: dict[str, Any]) -> tuple[dict, int]:
         """Replace the TTS state; returns the stored state and the event's sequence."""
-        check_tts(state, "tts_state")
+        return await self._replace_part(session_id, "tts", TTS_EVENT, check_tts(state, "tts_state"))
+
+    async def _replace_part(
+        self, session_id: str, part: str, kind: str, state: dict[str, Any]
+    ) -> tuple[dict, int]:
+        """Replace the session's ``part`` ("stt" or "tts") state with ``state`` and append a
+        ``kind`` event; returns the stored state and the event's sequence."""
 
         def change(meta: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
             state["updated_at"] = now
-            meta["tts"] = state
-            return TTS_EVENT, state
+            meta[part] = state
+            return kind, state
 
         _, sequence, payload = await self._change(session_id, change)
         return payload, sequence
