@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from statekeeper.state.client import ServiceClient
+from statekeeper.state.client import ServiceClient, enum_maps
 from statekeeper.timestamps import optional_datetime, to_timestamp
 from statekeeper.v1 import knowledge_service_pb2 as pb
 from statekeeper.v1 import knowledge_service_pb2_grpc
@@ -48,22 +48,8 @@ class SyncStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-_INDEXING = {
-    IndexingStatus.PENDING: pb.INDEXING_STATUS_PENDING,
-    IndexingStatus.IN_PROGRESS: pb.INDEXING_STATUS_IN_PROGRESS,
-    IndexingStatus.COMPLETED: pb.INDEXING_STATUS_COMPLETED,
-    IndexingStatus.FAILED: pb.INDEXING_STATUS_FAILED,
-    IndexingStatus.PAUSED: pb.INDEXING_STATUS_PAUSED,
-    IndexingStatus.CANCELLED: pb.INDEXING_STATUS_CANCELLED,
-}
-_INDEXING_BACK = {number: status for status, number in _INDEXING.items()}
-_SYNC = {
-    SyncStatus.PENDING: pb.SYNC_STATUS_PENDING,
-    SyncStatus.SYNCING: pb.SYNC_STATUS_SYNCING,
-    SyncStatus.SYNCED: pb.SYNC_STATUS_SYNCED,
-    SyncStatus.FAILED: pb.SYNC_STATUS_FAILED,
-}
-_SYNC_BACK = {number: status for status, number in _SYNC.items()}
+_INDEXING, _INDEXING_BACK = enum_maps(IndexingStatus, pb.IndexingStatus, "INDEXING_STATUS")
+_SYNC, _SYNC_BACK = enum_maps(SyncStatus, pb.SyncStatus, "SYNC_STATUS")
 
 
 @dataclass

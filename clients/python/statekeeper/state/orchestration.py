@@ -27,6 +27,7 @@ from statekeeper.state.client import (
     MSGPACK,
     Backoff,
     ServiceClient,
+    enum_maps,
     optional_document,
 )
 from statekeeper.timestamps import optional_datetime, to_duration
@@ -49,13 +50,7 @@ class TaskStatus(enum.StrEnum):
     DEAD_LETTERED = "dead_lettered"
 
 
-_STATUS_FROM_PROTO = {
-    pb.TASK_STATE_PENDING: TaskStatus.PENDING,
-    pb.TASK_STATE_IN_PROGRESS: TaskStatus.IN_PROGRESS,
-    pb.TASK_STATE_COMPLETED: TaskStatus.COMPLETED,
-    pb.TASK_STATE_DEAD_LETTERED: TaskStatus.DEAD_LETTERED,
-}
-_STATUS_TO_PROTO = {status: number for number, status in _STATUS_FROM_PROTO.items()}
+_STATUS_TO_PROTO, _STATUS_FROM_PROTO = enum_maps(TaskStatus, pb.TaskState, "TASK_STATE")
 
 
 @dataclass

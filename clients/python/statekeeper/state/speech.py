@@ -27,7 +27,7 @@ from typing import Any
 from statekeeper import values
 from statekeeper.errors import NotFoundError, UnavailableError
 from statekeeper.state.client import MAX_RECONNECT_DELAY as MAX_RECONNECT_DELAY
-from statekeeper.state.client import MSGPACK, Backoff, ServiceClient
+from statekeeper.state.client import MSGPACK, Backoff, ServiceClient, enum_maps
 from statekeeper.timestamps import from_duration, optional_datetime, to_duration
 from statekeeper.transport import Transport, stream
 from statekeeper.v1 import speech_service_pb2 as pb
@@ -76,16 +76,11 @@ class SessionEventKind(enum.Enum):
     ENDED = "ended"
 
 
-def _enum_maps(cls: type[enum.Enum], proto_enum: Any, prefix: str) -> tuple[dict, dict]:
-    to_proto = {member: proto_enum.Value(f"{prefix}_{member.name}") for member in cls}
-    return to_proto, {number: member for member, number in to_proto.items()}
-
-
-_SESSION_TO, _SESSION_FROM = _enum_maps(
+_SESSION_TO, _SESSION_FROM = enum_maps(
     AudioSessionStatus, pb.AudioSessionStatus, "AUDIO_SESSION_STATUS"
 )
-_MODE_TO, _MODE_FROM = _enum_maps(StreamingMode, pb.StreamingMode, "STREAMING_MODE")
-_STT_TO, _STT_FROM = _enum_maps(TranscriptionStatus, pb.TranscriptionStatus, "TRANSCRIPTION_STATUS")
+_MODE_TO, _MODE_FROM = enum_maps(StreamingMode, pb.StreamingMode, "STREAMING_MODE")
+_STT_TO, _STT_FROM = enum_maps(TranscriptionStatus, pb.TranscriptionStatus, "TRANSCRIPTION_STATUS")
 
 
 @dataclass

@@ -29,7 +29,13 @@ from typing import Any
 
 from statekeeper import values
 from statekeeper.errors import NotFoundError
-from statekeeper.state.client import MSGPACK, ServiceClient, optional_document, optional_wire
+from statekeeper.state.client import (
+    MSGPACK,
+    ServiceClient,
+    enum_maps,
+    optional_document,
+    optional_wire,
+)
 from statekeeper.timestamps import from_duration, optional_datetime, to_duration, to_timestamp
 from statekeeper.transport import Transport
 from statekeeper.v1 import tool_service_pb2 as pb
@@ -50,13 +56,9 @@ class ToolExecutionStatus(enum.Enum):
     CANCELLED = "cancelled"
 
 
-_STATUS_TO_PROTO: dict[ToolExecutionStatus, Any] = {
-    status: pb.ToolExecutionStatus.Value(f"TOOL_EXECUTION_STATUS_{status.name}")
-    for status in ToolExecutionStatus
-}
-_STATUS_FROM_PROTO: dict[Any, ToolExecutionStatus] = {
-    number: status for status, number in _STATUS_TO_PROTO.items()
-}
+_STATUS_TO_PROTO, _STATUS_FROM_PROTO = enum_maps(
+    ToolExecutionStatus, pb.ToolExecutionStatus, "TOOL_EXECUTION_STATUS"
+)
 
 
 @dataclass
