@@ -6,14 +6,19 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from statekeeper import values
-from statekeeper.errors import HistoryCompactedError, InvalidArgumentError, Reason
+from statekeeper.errors import InvalidArgumentError, Reason
 from statekeeper.v1 import state_service_pb2 as pb
 from statekeeper.v1 import state_service_pb2_grpc
 
-from statekeeper_server.engine.backend import Compare, Delete, Event, Operation, Put
+from statekeeper_server.engine.backend import Compare, Delete, Event, Operation, Put, WatchUpdate
 from statekeeper_server.engine.state import StateEngine, expire_at_for
 from statekeeper_server.engine.tenancy import tenant_prefix
-from statekeeper_server.servicers.convert import event_to_proto, kv_to_proto, ttl_seconds
+from statekeeper_server.servicers.convert import (
+    event_to_proto,
+    kv_to_proto,
+    revision_watch,
+    ttl_seconds,
+)
 
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
@@ -121,33 +126,22 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
         """Stream changes; see WatchResponse in the proto for the contract."""
         interval = ttl_seconds(request, "progress_interval") or DEFAULT_PROGRESS_INTERVAL
         updates = self.engine.watch(request.pattern, request.start_revision, interval)
-        created = False
-        try:
-            async for update in self.runtime.until_stopping(updates):
-                if not created:
-                    created = True
-                    yield pb.WatchResponse(created=True, revision=update.revision)
-                elif update.events:
-                    yield pb.WatchResponse(
-                        revision=update.revision,
-                        events=[
-                            self._event_message(e, request.value_encoding, request.prev_kv)
-                            for e in update.events
-                        ],
-                    )
-                else:
-                    yield pb.WatchResponse(revision=update.revision, progress_notify=True)
-        except HistoryCompactedError as error:
-            yield pb.WatchResponse(
-                canceled=True,
-                compact_revision=error.compact_revision,
-                cancel_reason=error.message,
+
+        def to_response(update: WatchUpdate, first: bool) -> pb.WatchResponse:
+            if first:
+                return pb.WatchResponse(created=True, revision=update.revision)
+            if not update.events:
+                return pb.WatchResponse(revision=update.revision, progress_notify=True)
+            return pb.WatchResponse(
+                revision=update.revision,
+                events=[
+                    self._event_message(e, request.value_encoding, request.prev_kv)
+                    for e in update.events
+                ],
             )
-            return
-        yield pb.WatchResponse(
-            canceled=True,
-            cancel_reason="server shutting down: reconnect and resume from the next revision",
-        )
+
+        async for message in revision_watch(self.runtime, updates, pb.WatchResponse, to_response):
+            yield message
 
     async def GetStats(self, request: pb.GetStatsRequest, context: object) -> pb.GetStatsResponse:
         """Size and history figures of the whole backend."""
