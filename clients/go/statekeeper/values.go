@@ -322,26 +322,34 @@ func fromMsgpack(decoded any) (any, error) {
 		return float64(v), nil
 	case []byte:
 		return nil, fmt.Errorf("statekeeper: binary data is not part of the document model")
+	case []any, map[string]any:
+		return mapChildren(v, fromMsgpack)
+	}
+	return nil, fmt.Errorf("statekeeper: unsupported MessagePack type %T", decoded)
+}
+
+// mapChildren replaces, in place, every item of a list or every value of a map by
+// convert(item), and returns the container; any other node is returned unchanged.
+func mapChildren(node any, convert func(any) (any, error)) (any, error) {
+	switch v := node.(type) {
 	case []any:
 		for i, item := range v {
-			converted, err := fromMsgpack(item)
+			converted, err := convert(item)
 			if err != nil {
 				return nil, err
 			}
 			v[i] = converted
 		}
-		return v, nil
 	case map[string]any:
 		for key, item := range v {
-			converted, err := fromMsgpack(item)
+			converted, err := convert(item)
 			if err != nil {
 				return nil, err
 			}
 			v[key] = converted
 		}
-		return v, nil
 	}
-	return nil, fmt.Errorf("statekeeper: unsupported MessagePack type %T", decoded)
+	return node, nil
 }
 
 // ParseDocument parses JSON text into a document, keeping the integer/float distinction of
@@ -375,26 +383,8 @@ func parseNumbers(raw any) (any, error) {
 			return nil, fmt.Errorf("statekeeper: invalid number %s", text)
 		}
 		return f, nil
-	case []any:
-		for i, item := range v {
-			parsed, err := parseNumbers(item)
-			if err != nil {
-				return nil, err
-			}
-			v[i] = parsed
-		}
-		return v, nil
-	case map[string]any:
-		for key, item := range v {
-			parsed, err := parseNumbers(item)
-			if err != nil {
-				return nil, err
-			}
-			v[key] = parsed
-		}
-		return v, nil
 	}
-	return raw, nil
+	return mapChildren(raw, parseNumbers)
 }
 
 // FormatDocument renders a document as JSON text with sorted keys in which every float has a
