@@ -228,6 +228,14 @@ return {rev, first[2] or ''}
 """
 )
 
+# ARGV: prefix, key. Returns {revision, v, c, m, n, x}: the store revision and the entry's hash
+# fields (false where missing), read at one instant.
+_READ_SCRIPT = """
+local p = ARGV[1]
+local f = redis.call('HMGET', p .. 'k:' .. ARGV[2], 'v', 'c', 'm', 'n', 'x')
+return {redis.call('GET', p .. 'rev') or '0', f[1], f[2], f[3], f[4], f[5]}
+"""
+
 # ARGV: prefix, now, lex min, lex max, count. One consistent batch of the key index.
 # Returns {revision, keys scanned, last key scanned, (key, v, c, m, n, x)* of live entries}.
 _RANGE_SCRIPT = (
@@ -412,7 +420,9 @@ class RedisBackend(Backend):
             url,
             max_connections=connection_pool_size,
             timeout=COMMAND_TIMEOUT,
-            socket_timeout=COMMAND_TIMEOUT,
+            # No per-socket timeout: redis-py would wrap every send in asyncio.wait_for (a task
+            # per command). _call bounds each whole call with one asyncio.timeout instead.
+            socket_timeout=None,
             **common,
         )
         self._redis: Any = aioredis.Redis(connection_pool=self._pool)
@@ -427,6 +437,7 @@ class RedisBackend(Backend):
         self._txn: Any = self._redis.register_script(_TXN_SCRIPT)
         self._reap: Any = self._redis.register_script(_REAP_SCRIPT)
         self._range: Any = self._redis.register_script(_RANGE_SCRIPT)
+        self._read: Any = self._redis.register_script(_READ_SCRIPT)
         p = key_prefix
         self._rev_key = p + "rev"
         self._idx_key = p + "idx"
@@ -456,7 +467,8 @@ class RedisBackend(Backend):
             raise UnavailableError("the Redis backend is closed", reason=Reason.BACKEND_UNAVAILABLE)
         self._start_reaper()
         try:
-            return await make()
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                return await make()
         except _ERRORS as error:
             raise self._unavailable(error) from None
 
@@ -518,16 +530,9 @@ class RedisBackend(Backend):
         return _entry_of(key, fields)
 
     async def read(self, key: str) -> tuple[Entry | None, int]:
-        """The entry and the store revision in one atomic pipeline (one round trip)."""
-
-        async def both() -> list[Any]:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hmget(self.key_prefix + "k:" + key, *_ENTRY_FIELDS)
-                pipe.get(self._rev_key)
-                return list(await pipe.execute())
-
-        fields, revision = await self._call(both)
-        return _entry_of(key, fields), int(revision or 0)
+        """The entry and the store revision in one script call (one round trip, atomic)."""
+        reply = await self._call(lambda: self._read(args=[self.key_prefix, key]))
+        return _entry_of(key, reply[1:]), int(reply[0])
 
     async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
         """Compare and write in one Lua script: one round trip, atomic across instances."""
