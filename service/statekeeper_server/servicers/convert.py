@@ -98,8 +98,11 @@ def optional_unix(message: Any, field: str) -> float | None:
 
 
 def document_to_wire(document: Any, encoding: int) -> common_pb2.Value:
-    """A stored document as a Value in the requested encoding."""
-    return values.bytes_to_wire(values.pack(document), encoding)
+    """A document as a Value in the requested encoding (converted once, not packed and then
+    unpacked again for the JSON form)."""
+    if encoding == common_pb2.VALUE_ENCODING_MSGPACK:
+        return common_pb2.Value(msgpack=values.pack(document))
+    return common_pb2.Value(json=values.to_json_value(document))
 
 
 def set_time(message: Any, field: str, seconds: float | None) -> None:
