@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_BACKEND ?= file
 
-.PHONY: install system-deps run test lint proto proto-check clean
+.PHONY: install system-deps run test lint proto proto-check breaking breaking-baseline clean
 .PHONY: image image-test tools ts-deps go-deps clients \
   test-clients lint-clients
 
@@ -106,8 +106,24 @@ proto-check: proto
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || \
 	  (git status --porcelain -- $(GENERATED); echo "untracked generated files" && exit 1)
 
-## lint: ruff, mypy, buf lint and format, generated code current
-lint: install proto-check lint-clients
+# The wire API as it last landed: a buf image (JSON, no source info, with its google/protobuf
+# imports so it resolves on its own). `make breaking` compares proto/ against it with the rule
+# category in buf.yaml's `breaking:` section; no git history is needed.
+API_BASELINE := api-baseline/statekeeper-v1.image.json
+
+## breaking: fail when proto/ breaks wire, JSON or generated-code compatibility with the baseline
+breaking: install
+	$(BIN)/buf breaking --exclude-imports --against $(API_BASELINE)
+
+## breaking-baseline: rewrite the baseline from the current protos (when a release moves the API)
+breaking-baseline: install
+	@mkdir -p $(dir $(API_BASELINE))
+	set -o pipefail; $(BIN)/buf build --exclude-source-info -o '-#format=json' | \
+	  $(PY) -m json.tool --indent 1 > $(API_BASELINE).tmp
+	mv $(API_BASELINE).tmp $(API_BASELINE)
+
+## lint: ruff, mypy, buf lint, format and breaking, generated code current
+lint: install proto-check lint-clients breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
