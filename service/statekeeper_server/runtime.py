@@ -18,6 +18,13 @@ from statekeeper_server.engine.limits import Limits
 T = TypeVar("T")
 
 
+async def close_iterator(iterator: AsyncIterator[Any]) -> None:
+    """Close an async generator (other async iterators have nothing to close)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 class Runtime:
     """Servicers of every registered service over one backend."""
 
@@ -74,9 +81,7 @@ class Runtime:
         finally:
             watcher.remove_done_callback(interrupt)
             watcher.cancel()
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close_iterator(source)
 
     async def close(self) -> None:
         """Stop streams and close the backend."""

@@ -11,6 +11,7 @@ from statekeeper.v1 import agent_service_pb2_grpc
 
 from statekeeper_server.engine.agents import AgentEngine, CheckpointEvent
 from statekeeper_server.servicers.convert import (
+    converted,
     document_to_wire,
     optional_document,
     optional_unix,
@@ -175,7 +176,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             )
 
         async for response in revision_watch(
-            self.runtime, updates, pb.WatchCheckpointsResponse, to_response
+            self.runtime, converted(updates, to_response), pb.WatchCheckpointsResponse
         ):
             yield response
 

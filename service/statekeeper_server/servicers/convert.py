@@ -13,6 +13,7 @@ from statekeeper.v1 import common_pb2, state_service_pb2
 
 from statekeeper_server.engine.backend import Entry, Event, EventType
 from statekeeper_server.engine.limits import check_ttl
+from statekeeper_server.runtime import close_iterator
 
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
@@ -111,25 +112,33 @@ def set_time(message: Any, field: str, seconds: float | None) -> None:
         getattr(message, field).CopyFrom(timestamp_from_unix(seconds))
 
 
-async def revision_watch(
-    runtime: Runtime,
-    updates: AsyncIterator[T],
-    response: Callable[..., R],
-    to_response: Callable[[T, bool], R | None],
+async def converted(
+    updates: AsyncIterator[T], to_response: Callable[[T, bool], R | None]
 ) -> AsyncIterator[R]:
-    """The responses of a revision-based watch stream: ``to_response(update, first)`` for each
-    engine update (None sends nothing), until the server stops; a compacted start revision
-    or a stopping server ends the stream with a ``response(canceled=True, ...)`` message."""
+    """``to_response(update, first)`` for each engine update, skipping None."""
     first = True
+    async for update in updates:
+        message = to_response(update, first)
+        first = False
+        if message is not None:
+            yield message
+
+
+async def revision_watch(
+    runtime: Runtime, responses: AsyncIterator[R], response: Callable[..., R]
+) -> AsyncIterator[R]:
+    """The responses of a revision-based watch stream until the server stops; a compacted
+    start revision or a stopping server ends the stream with a ``response(canceled=True, ...)``
+    message."""
+    messages = runtime.until_stopping(responses)
     try:
-        async for update in runtime.until_stopping(updates):
-            message = to_response(update, first)
-            first = False
-            if message is not None:
-                yield message
+        async for message in messages:
+            yield message
     except HistoryCompactedError as error:
         yield response(
             canceled=True, compact_revision=error.compact_revision, cancel_reason=error.message
         )
         return
+    finally:
+        await close_iterator(messages)
     yield response(canceled=True, cancel_reason=SHUTDOWN_CANCEL_REASON)

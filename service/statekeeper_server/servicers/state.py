@@ -14,11 +14,13 @@ from statekeeper_server.engine.backend import Compare, Delete, Event, Operation,
 from statekeeper_server.engine.state import StateEngine, expire_at_for
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.servicers.convert import (
+    converted,
     event_to_proto,
     kv_to_proto,
     revision_watch,
     ttl_seconds,
 )
+from statekeeper_server.servicers.fanout import WatchGroups
 
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
@@ -36,6 +38,19 @@ def optional_revision(message: object) -> int | None:
     return None
 
 
+def _created(revision: int) -> pb.WatchResponse:
+    """The first message of a watch stream that starts after ``revision``."""
+    return pb.WatchResponse(created=True, revision=revision)
+
+
+def _merged(responses: list[pb.WatchResponse]) -> pb.WatchResponse:
+    """One watch message with the events of consecutive ``responses``."""
+    events = [event for response in responses for event in response.events]
+    if not events:
+        return responses[-1]
+    return pb.WatchResponse(revision=responses[-1].revision, events=events)
+
+
 class StateServicer(state_service_pb2_grpc.StateServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.state.StateEngine`."""
 
@@ -43,6 +58,9 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
         self.runtime = runtime
         self.engine = StateEngine(runtime.backend, runtime.limits)
         self._events: dict[tuple[str, int, str, int, bool], pb.Event] = {}
+        self._watch_groups: WatchGroups[WatchUpdate, pb.WatchResponse] = WatchGroups(
+            lambda update: update.revision, _created, _merged, pb.WatchResponse.ByteSize
+        )
 
     def _event_message(self, event: Event, encoding: int, with_prev: bool) -> pb.Event:
         """The proto of a watch event, converted once for every watcher of the same change
@@ -120,28 +138,30 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
         revision = await self.engine.transact(compares, operations)
         return pb.TransactResponse(revision=revision)
 
-    async def Watch(
-        self, request: pb.WatchRequest, context: object
-    ) -> AsyncIterator[pb.WatchResponse]:
+    def Watch(self, request: pb.WatchRequest, context: object) -> AsyncIterator[pb.WatchResponse]:
         """Stream changes; see WatchResponse in the proto for the contract."""
         interval = ttl_seconds(request, "progress_interval") or DEFAULT_PROGRESS_INTERVAL
-        updates = self.engine.watch(request.pattern, request.start_revision, interval)
+        encoding, with_prev = request.value_encoding, request.prev_kv
+
+        def source(start_revision: int) -> AsyncIterator[WatchUpdate]:
+            return self.engine.watch(request.pattern, start_revision, interval)
 
         def to_response(update: WatchUpdate, first: bool) -> pb.WatchResponse:
             if first:
-                return pb.WatchResponse(created=True, revision=update.revision)
+                return _created(update.revision)
             if not update.events:
                 return pb.WatchResponse(revision=update.revision, progress_notify=True)
             return pb.WatchResponse(
                 revision=update.revision,
-                events=[
-                    self._event_message(e, request.value_encoding, request.prev_kv)
-                    for e in update.events
-                ],
+                events=[self._event_message(e, encoding, with_prev) for e in update.events],
             )
 
-        async for message in revision_watch(self.runtime, updates, pb.WatchResponse, to_response):
-            yield message
+        if request.start_revision:
+            responses = converted(source(request.start_revision), to_response)
+        else:
+            key = (tenant_prefix(), request.pattern, encoding, with_prev, interval)
+            responses = self._watch_groups.join(key, source, to_response)
+        return revision_watch(self.runtime, responses, pb.WatchResponse)
 
     async def GetStats(self, request: pb.GetStatsRequest, context: object) -> pb.GetStatsResponse:
         """Size and history figures of the whole backend."""

@@ -12,6 +12,7 @@ from statekeeper.v1 import workflow_service_pb2_grpc
 
 from statekeeper_server.engine.workflows import WatchBatch, WorkflowChange, WorkflowEngine
 from statekeeper_server.servicers.convert import (
+    converted,
     document_to_wire,
     enum_suffix,
     optional_document,
@@ -306,6 +307,6 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
             return pb.WatchWorkflowResponse(created=first, revision=batch.revision, events=events)
 
         async for response in revision_watch(
-            self.runtime, updates, pb.WatchWorkflowResponse, to_response
+            self.runtime, converted(updates, to_response), pb.WatchWorkflowResponse
         ):
             yield response

@@ -1,0 +1,221 @@
+"""Watch groups: streams that ask for the same changes share one engine watch and its responses.
+
+A hundred agents watching ``fleet/*`` should cost the server one backend watch and one
+conversion per change, not a hundred. :class:`WatchGroups` keys each group by everything that
+shapes a response (tenant, pattern, value encoding, ...). The group's task reads the engine
+watch from the current revision and appends each converted response to a window; every member
+stream yields the same response objects from its own position in that window, so a member's
+per-message work is a list lookup and a wake-up.
+
+A member that is behind by several responses is sent them merged into one (``merge``, up to
+:data:`MERGE_BYTES`): when the server is the bottleneck, messages get fuller instead of queues
+getting longer, and members at the same position share the merged response.
+
+A member that falls further behind than the window holds is not dropped and loses nothing: it
+continues on a private engine watch from the revision after the last one it was sent, exactly as
+a stream that asked for that start revision would. A member therefore sees what a private watch
+would have shown it: a ``created`` response with the revision it starts after, then every change
+after that revision in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Hashable
+from typing import Generic, TypeVar
+
+from statekeeper_server.runtime import close_iterator
+
+U = TypeVar("U")
+R = TypeVar("R")
+
+#: How many responses a group keeps for members that are behind; a member further behind
+#: continues on its own engine watch.
+DEFAULT_WINDOW = 256
+#: The size up to which a member's pending responses are merged into one message.
+MERGE_BYTES = 1 << 20
+
+
+class WatchGroups(Generic[U, R]):
+    """The live watch groups of one kind of stream, by key.
+
+    ``source(start_revision)`` opens an engine watch whose first update is the created marker;
+    ``revision_of(update)`` is the store revision an update is current to;
+    ``to_response(update, first)`` converts an update (None sends nothing); ``created(revision)``
+    is the first response of a stream that starts after ``revision``; ``merge(responses)`` is
+    one response that says what the consecutive ``responses`` say; ``size_of(response)`` is its
+    encoded size.
+    """
+
+    def __init__(
+        self,
+        revision_of: Callable[[U], int],
+        created: Callable[[int], R],
+        merge: Callable[[list[R]], R],
+        size_of: Callable[[R], int],
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        self._groups: dict[Hashable, _Group[U, R]] = {}
+        self._revision_of = revision_of
+        self._created = created
+        self._merge = merge
+        self._size_of = size_of
+        self.window = window
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    async def join(
+        self,
+        key: Hashable,
+        source: Callable[[int], AsyncIterator[U]],
+        to_response: Callable[[U, bool], R | None],
+    ) -> AsyncIterator[R]:
+        """The responses of a stream watching from the current revision, shared with every
+        other stream of the same ``key``."""
+        group = self._groups.get(key)
+        if group is None or group.finished:
+            group = _Group(self, key, source, to_response)
+            self._groups[key] = group
+        member = object()
+        try:
+            revision, position = await group.admit(member)
+            yield self._created(revision)
+            while True:
+                if position < group.first:
+                    break
+                if position < group.next:
+                    revision, response, position = group.pending(position)
+                    group.positions[member] = position
+                    yield response
+                    continue
+                if group.error is not None:
+                    raise group.error
+                if group.finished:
+                    return
+                await group.changed()
+        finally:
+            group.leave(member)
+        # Too far behind: go on privately from the revision after the last one sent.
+        updates = source(revision + 1)
+        try:
+            await anext(updates)
+            async for update in updates:
+                message = to_response(update, False)
+                if message is not None:
+                    yield message
+        finally:
+            await close_iterator(updates)
+
+    def _forget(self, group: _Group[U, R]) -> None:
+        if self._groups.get(group.key) is group:
+            del self._groups[group.key]
+
+
+class _Group(Generic[U, R]):
+    """One shared engine watch, its window of converted responses and its members' positions."""
+
+    def __init__(
+        self,
+        groups: WatchGroups[U, R],
+        key: Hashable,
+        source: Callable[[int], AsyncIterator[U]],
+        to_response: Callable[[U, bool], R | None],
+    ) -> None:
+        self.groups = groups
+        self.key = key
+        #: Window of (revision, response, size) by sequence number, ``first`` to ``next - 1``.
+        self.items: dict[int, tuple[int, R, int]] = {}
+        #: The latest merge of the responses from a position: (end position, revision, merged).
+        self._merged: dict[int, tuple[int, int, R]] = {}
+        self.first = 0
+        self.next = 0
+        self.revision = -1
+        self.positions: dict[object, int] = {}
+        self.error: BaseException | None = None
+        self.finished = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._started = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._run(source(0), to_response))
+
+    async def admit(self, member: object) -> tuple[int, int]:
+        """Register ``member``; the revision it starts after and its first position."""
+        self.positions[member] = self.next
+        if not self._started.done():
+            await asyncio.shield(self._started)
+        if self.error is not None:
+            raise self.error
+        self.positions[member] = self.next
+        return self.revision, self.next
+
+    def pending(self, position: int) -> tuple[int, R, int]:
+        """What a member at ``position`` is sent next: (revision, response, next position);
+        several pending responses are merged, and the merge is shared."""
+        revision, response, size = self.items[position]
+        end = position + 1
+        while end < self.next and size + self.items[end][2] <= MERGE_BYTES:
+            size += self.items[end][2]
+            end += 1
+        if end == position + 1:
+            return revision, response, end
+        cached = self._merged.get(position)
+        if cached is None or cached[0] != end:
+            merged = self.groups._merge([self.items[i][1] for i in range(position, end)])
+            cached = (end, self.items[end - 1][0], merged)
+            self._merged[position] = cached
+        return cached[1], cached[2], end
+
+    async def changed(self) -> None:
+        """Wait until a response is appended or the group ends."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def leave(self, member: object) -> None:
+        """Forget ``member``; the last one to leave stops the group's watch."""
+        self.positions.pop(member, None)
+        if not self.positions and not self.finished:
+            self.finished = True
+            self.groups._forget(self)
+            self._task.cancel()
+
+    async def _run(
+        self, updates: AsyncIterator[U], to_response: Callable[[U, bool], R | None]
+    ) -> None:
+        revision_of = self.groups._revision_of
+        try:
+            self.revision = revision_of(await anext(updates))
+            self._started.set_result(None)
+            async for update in updates:
+                response = to_response(update, False)
+                self.revision = revision_of(update)
+                if response is not None:
+                    self._append(self.revision, response)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            self.error = error
+        finally:
+            self.finished = True
+            self.groups._forget(self)
+            if not self._started.done():
+                self._started.set_result(None)
+            self._wake()
+            await close_iterator(updates)
+
+    def _append(self, revision: int, response: R) -> None:
+        self.items[self.next] = (revision, response, self.groups._size_of(response))
+        self.next += 1
+        keep_from = min(min(self.positions.values(), default=self.next), self.next)
+        keep_from = max(keep_from, self.next - self.groups.window)
+        while self.first < keep_from:
+            del self.items[self.first]
+            self._merged.pop(self.first, None)
+            self.first += 1
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)

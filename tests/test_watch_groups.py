@@ -1,0 +1,107 @@
+"""Watch groups: streams of the same watch share one engine watch, responses are merged for a
+member that is behind, and a member further behind than the window loses nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from statekeeper import values
+from statekeeper.errors import InvalidArgumentError
+from statekeeper.v1 import state_service_pb2 as pb
+from statekeeper_server.engine.memory import MemoryBackend
+from statekeeper_server.runtime import Runtime
+from statekeeper_server.servicers.state import StateServicer
+
+
+@pytest.fixture
+async def servicer() -> AsyncIterator[StateServicer]:
+    runtime = Runtime(MemoryBackend())
+    yield runtime.servicers["statekeeper.v1.StateService"]
+    await runtime.close()
+
+
+def watch(servicer: StateServicer, pattern: str = "k*") -> AsyncIterator[pb.WatchResponse]:
+    return servicer.Watch(pb.WatchRequest(pattern=pattern, prev_kv=True), None)
+
+
+async def save(servicer: StateServicer, key: str, n: int) -> int:
+    request = pb.SaveRequest(key=key, value=values.document_to_wire({"n": n}))
+    return (await servicer.Save(request, None)).kv.mod_revision
+
+
+def revisions(responses: list[pb.WatchResponse]) -> list[int]:
+    return [event.kv.mod_revision for r in responses for event in r.events]
+
+
+async def test_streams_of_the_same_watch_share_one_group_and_its_responses(servicer):
+    first, second = watch(servicer), watch(servicer)
+    other = watch(servicer, "other*")
+    created = [await anext(first), await anext(second), await anext(other)]
+    assert all(c.created for c in created)
+    assert len(servicer._watch_groups) == 2
+
+    revision = await save(servicer, "k1", 1)
+    one, two = await anext(first), await anext(second)
+    assert one is two
+    assert revisions([one]) == [revision]
+    assert values.wire_to_document(one.events[0].kv.value) == {"n": 1}
+
+    for stream in (first, second, other):
+        await stream.aclose()
+    assert len(servicer._watch_groups) == 0
+
+
+async def test_a_member_behind_gets_its_pending_changes_merged_into_one_message(servicer):
+    leader, behind = watch(servicer), watch(servicer)
+    await anext(leader), await anext(behind)
+    written = []
+    for i in range(3):
+        written.append(await save(servicer, f"k{i}", i))
+        assert revisions([await anext(leader)]) == written[-1:]
+
+    merged = await anext(behind)
+    assert revisions([merged]) == written
+    assert merged.revision == written[-1]
+    await leader.aclose(), await behind.aclose()
+
+
+async def test_a_member_further_behind_than_the_window_loses_nothing(servicer):
+    servicer._watch_groups.window = 4
+    leader, behind = watch(servicer), watch(servicer)
+    await anext(leader), await anext(behind)
+    written = []
+    for i in range(20):
+        written.append(await save(servicer, f"k{i % 3}", i))
+        assert revisions([await anext(leader)]) == written[-1:]
+
+    caught_up: list[pb.WatchResponse] = []
+    while revisions(caught_up) != written:
+        caught_up.append(await anext(behind))
+        assert len(revisions(caught_up)) <= len(written)
+    # ...and it goes on receiving new changes after catching up.
+    later = await save(servicer, "k9", 99)
+    assert revisions([await anext(behind)]) == [later]
+    await leader.aclose(), await behind.aclose()
+
+
+async def test_a_member_joining_later_starts_after_the_groups_revision(servicer):
+    early = watch(servicer)
+    await anext(early)
+    before = await save(servicer, "k1", 1)
+    assert revisions([await anext(early)]) == [before]
+
+    late = watch(servicer)
+    created = await anext(late)
+    assert created.created and created.revision == before
+    after = await save(servicer, "k2", 2)
+    assert revisions([await anext(late)]) == [after]
+    assert revisions([await anext(early)]) == [after]
+    await early.aclose(), await late.aclose()
+
+
+async def test_a_bad_pattern_fails_every_stream_and_leaves_no_group(servicer):
+    for _ in range(2):
+        with pytest.raises(InvalidArgumentError):
+            await anext(watch(servicer, "k[*"))
+    assert len(servicer._watch_groups) == 0
