@@ -51,6 +51,9 @@ class ServerConfig:
     max_concurrent_streams: int = _option(
         1000, "HTTP/2 limit of concurrent calls per connection (grpc.max_concurrent_streams)."
     )
+    workers: int = _option(
+        1, "Server processes sharing the port (SO_REUSEPORT); more than 1 needs --backend redis."
+    )
     shutdown_grace: float = _option(5.0, "Seconds in-flight calls get to finish on SIGTERM.")
     log_level: str = _option("info", "Log level.", ("debug", "info", "warning", "error"))
     log_format: str = _option("text", "Log line format.", ("text", "json"))

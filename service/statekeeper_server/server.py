@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,6 +21,7 @@ from statekeeper_server.observability import InstrumentedBackend, ServerMetrics
 from statekeeper_server.reflection_pool import MethodAwarePool
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.services import SERVICES
+from statekeeper_server.workers import Supervisor, check_workers
 
 log = logging.getLogger("statekeeper.server")
 
@@ -94,7 +96,8 @@ class StatekeeperServer:
         options = [
             ("grpc.max_receive_message_length", self.config.max_message_bytes),
             ("grpc.max_send_message_length", self.config.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            # Workers share the port; a lone server must not share it with a stray process.
+            ("grpc.so_reuseport", 1 if self.config.workers > 1 else 0),
         ]
         if self.config.max_concurrent_streams > 0:
             options.append(("grpc.max_concurrent_streams", self.config.max_concurrent_streams))
@@ -172,17 +175,32 @@ class StatekeeperServer:
 
 
 async def serve(config: ServerConfig) -> None:
-    """Run a server until SIGTERM or SIGINT, then shut it down gracefully."""
+    """Run a server (and its ``--workers``) until SIGTERM or SIGINT, then shut down gracefully."""
+    check_workers(config)
     server = StatekeeperServer(config)
     port = await server.start()
-    print(f"statekeeper listening on {config.host}:{port} (backend {config.backend})", flush=True)
-    if server.metrics_port is not None:
-        host = config.metrics_host or config.host
-        print(f"statekeeper metrics on http://{host}:{server.metrics_port}/metrics", flush=True)
+    reports = [{"metrics_port": server.metrics_port}]
+    supervisor = Supervisor(config, port) if config.workers > 1 else None
+    if supervisor is not None:
+        try:
+            reports += await supervisor.start()
+        except BaseException:
+            await asyncio.gather(supervisor.stop(), server.stop())
+            raise
+    workers = f", {config.workers} workers" if supervisor is not None else ""
+    print(f"statekeeper listening on {config.host}:{port} (backend {config.backend}{workers})")
+    for report in reports:
+        if report["metrics_port"] is not None:
+            host = config.metrics_host or config.host
+            print(f"statekeeper metrics on http://{host}:{report['metrics_port']}/metrics")
+    sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     log.info("shutting down")
-    await server.stop()
+    if supervisor is not None:
+        await asyncio.gather(supervisor.stop(), server.stop())
+    else:
+        await server.stop()
