@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -15,7 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import report
-from bench.servers import Service, start_etcd, start_redis, start_statekeeper, stop_all
+from bench.servers import (
+    Service,
+    loadgen,
+    start_etcd,
+    start_redis,
+    start_statekeeper,
+    stop_all,
+)
 from bench.workload import run_job, warm
 
 OPERATIONS = ("save", "get", "update", "cas", "list")
@@ -26,7 +35,11 @@ TARGET_OPERATIONS = {
     "redis-raw": ("save", "get", "update", "list"),
     "etcd": ("save", "get", "cas", "list"),
 }
-FANOUT_SUBSCRIBERS = 100
+#: The Watch streams of the fan-out share this many client connections (as the load's four
+#: client processes do).
+FANOUT_CONNECTIONS = 4
+#: Server processes of the multi-process row (``serve --workers``, Redis backend).
+WORKERS = 2
 #: Watch history kept by the soak server: the memory backend keeps the last N revisions for
 #: watchers (default 100,000), so RSS grows until that history is full; a smaller cap lets the
 #: warm-up reach the plateau and the soak measure the steady state.
@@ -47,7 +60,7 @@ class Settings:
     clients: int
     concurrency: tuple[int, ...]
     backends: tuple[str, ...]
-    fanout_rates: tuple[int, ...]
+    fanouts: tuple[tuple[int, int], ...]
     parts: tuple[str, ...]
 
 
@@ -65,7 +78,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         clients=args.clients,
         concurrency=(1, 16),
         backends=tuple(args.backends.split(",")),
-        fanout_rates=(100,) if quick else (100, 1000),
+        # (writes/s, subscribers): the target's 100 x 100, the same at half the subscribers,
+        # and ten times the rate.
+        fanouts=((100, 100),) if quick else ((100, 50), (100, 100), (1000, 100)),
         parts=tuple(args.parts.split(",")),
     )
 
@@ -73,8 +88,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
 class Harness:
     """Servers, the client pool and the collected figures of one run."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, scratch: str) -> None:
         self.settings = settings
+        self.scratch = scratch
         self.services: list[Service] = []
         self.context = multiprocessing.get_context("spawn")
         self.manager = self.context.Manager()
@@ -93,6 +109,11 @@ class Harness:
                 "load_generator": (
                     f"{settings.clients} Python client processes (multiprocessing, grpc.aio); "
                     "concurrency 16 = 4 processes x 4 tasks, concurrency 1 = 1 task"
+                ),
+                "fanout_load_generator": (
+                    "subscribers: the Go load generator (bench/loadgen), one process with the "
+                    f"Watch streams over {FANOUT_CONNECTIONS} connections; writer: one Python "
+                    "client process"
                 ),
             },
             "load": [],
@@ -212,29 +233,39 @@ class Harness:
 
     # -- watch fan-out -------------------------------------------------------------------------
 
-    def fanout(self, backend: str, server: Service, rate: int, servers: list[Service]) -> None:
-        """One writer at ``rate`` saves/s, FANOUT_SUBSCRIBERS watchers of every change."""
+    def fanout(
+        self,
+        label: str,
+        backend: str,
+        server: Service,
+        rate: int,
+        subscribers: int,
+        servers: list[Service],
+    ) -> None:
+        """One writer at ``rate`` saves/s; ``subscribers`` Watch streams of every change, opened
+        by the Go load generator over FANOUT_CONNECTIONS connections."""
         s = self.settings
         count = int(rate * s.fanout_seconds)
-        ready = self.manager.Queue()
-        processes = s.clients
-        per_process = FANOUT_SUBSCRIBERS // processes
         deadline = time.time() + 10 + s.fanout_seconds * 2
-        subscribe_jobs = [
-            {
-                "kind": "subscribe",
-                "address": server.address,
-                "pattern": "fan/*",
-                "subscribers": per_process,
-                "expected": count,
-                "deadline": deadline,
-                "ready": ready,
-            }
-            for _ in range(processes)
-        ]
-        futures = [self.pool.submit(run_job, job) for job in subscribe_jobs]
-        for _ in range(per_process * processes):
-            ready.get(timeout=60)
+        latency_file = os.path.join(self.scratch, "fanout-latencies.bin")
+        subscriber = subprocess.Popen(
+            [
+                loadgen(),
+                f"-address={server.address}",
+                "-pattern=fan/*",
+                f"-subscribers={subscribers}",
+                f"-connections={FANOUT_CONNECTIONS}",
+                f"-expected={count}",
+                f"-deadline={deadline}",
+                f"-latencies={latency_file}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert subscriber.stdout is not None
+        if subscriber.stdout.readline().strip() != "ready":
+            subscriber.kill()
+            raise RuntimeError(f"fan-out subscribers did not start against {label}")
         start_at = time.time() + 0.5
         writer = self.pool.submit(
             run_job,
@@ -250,17 +281,22 @@ class Harness:
         _sleep_until(start_at)
         sample.begin()
         written = writer.result()
-        outputs = [f.result() for f in futures]
+        output = json.loads(subscriber.stdout.readline())
+        subscriber.wait(timeout=60)
         sample.end()
-        received = sum(o["received"] for o in outputs)
-        last = max([o["last_receipt"] for o in outputs] + [written["finished"]])
+        with open(latency_file, "rb") as file:
+            latencies = report.merge_latencies([file.read()])
+        received = output["received"]
+        last = max(output["last_receipt"], written["finished"])
         span = max(last - written["first"], 1e-9)
-        latencies = report.merge_latencies(o["latencies_ns"] for o in outputs)
-        expected = count * per_process * processes
+        expected = count * subscribers
         row = {
+            "label": label,
             "backend": backend,
+            "server_processes": server.processes(),
             "rate": rate,
-            "subscribers": per_process * processes,
+            "subscribers": subscribers,
+            "connections": FANOUT_CONNECTIONS,
             "written": count,
             "write_rate": count / max(written["issued"] - written["first"], 1e-9),
             "writes_acknowledged_s": written["finished"] - written["first"],
@@ -268,22 +304,32 @@ class Harness:
             "received": received,
             "delivered_fraction": received / expected if expected else 0.0,
             "delivered_per_s": received / span,
-            "events_per_message": received / max(1, sum(o["messages"] for o in outputs)),
-            "target_delivered_per_s": rate * per_process * processes,
+            "events_per_message": received / max(1, output["messages"]),
+            "target_delivered_per_s": rate * subscribers,
             "p50_ms": report.percentile(latencies, 50),
             "p99_ms": report.percentile(latencies, 99),
-            "client_cpu_cores": (sum(o["cpu_s"] for o in outputs) + written["cpu_s"]) / span,
+            "errors": output["errors"],
+            "first_error": output["first_error"],
+            "subscriber_cpu_cores": output["cpu_s"] / span,
+            "client_cpu_cores": (output["cpu_s"] + written["cpu_s"]) / span,
             **sample.figures(span, received),
         }
         self.results["fanout"].append(row)
         self.log(
-            f"  fan-out {backend:<7} {rate:>5}/s -> {row['subscribers']}: "
+            f"  fan-out {label:<28} {rate:>5}/s -> {subscribers:>3}: "
             f"{row['delivered_per_s']:>8.0f} ev/s delivered ({row['delivered_fraction']:.0%}, "
             f"{row['events_per_message']:.1f}/msg), "
             f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  "
             f"server {row['server_cpu_cores']:.2f} cores "
-            f"({row['server_cpu_us_per_op'] or 0:.0f} us/event)"
+            f"({row['server_cpu_us_per_op'] or 0:.0f} us/event)  "
+            f"subscribers {row['subscriber_cpu_cores']:.2f} cores"
+            + (f"  ERRORS {row['errors']}: {row['first_error']}" if row["errors"] else "")
         )
+
+    def fanouts(self, label: str, backend: str, server: Service, servers: list[Service]) -> None:
+        """Every fan-out configuration of the run against one server."""
+        for rate, subscribers in self.settings.fanouts:
+            self.fanout(label, backend, server, rate, subscribers, servers)
 
     # -- speech session stream -----------------------------------------------------------------
 
@@ -519,8 +565,8 @@ def _backend_args(backend: str, redis: Service | None, scratch: str) -> list[str
 
 def run(settings: Settings, out_dir: str) -> dict[str, Any]:
     """The whole benchmark; returns every figure."""
-    harness = Harness(settings)
     scratch = tempfile.mkdtemp(prefix="bench-")
+    harness = Harness(settings, scratch)
     try:
         harness.warm_pool()
         parts = settings.parts
@@ -530,12 +576,16 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             assert echo is not None
             harness.loads("echo", "-", "echo", echo.address, [echo])
             echo.stop()
-            harness.log("bare grpc.aio echo (no interceptors: the cost of the stack itself)")
+        if "load" in parts or "fanout" in parts:
+            harness.log("bare grpc.aio (no interceptors, no store: the cost of the stack itself)")
             bare = harness.start(
                 start_statekeeper(module="bench.bare_echo_server", name="bare-echo-server")
             )
             assert bare is not None
-            harness.loads("bare grpc.aio echo", "-", "echo", bare.address, [bare])
+            if "load" in parts:
+                harness.loads("bare grpc.aio echo", "-", "echo", bare.address, [bare])
+            if "fanout" in parts:
+                harness.fanouts("bare grpc.aio broadcast", "-", bare, [bare])
             bare.stop()
         redis = harness.start(start_redis()) if "redis" in settings.backends else None
         for backend in settings.backends:
@@ -562,11 +612,21 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
                     redis if backend == "redis" else None,
                 )
             if "fanout" in parts:
-                for rate in settings.fanout_rates:
-                    harness.fanout(backend, server, rate, servers)
+                harness.fanouts(f"statekeeper {backend}", backend, server, servers)
             if "speech" in parts:
                 for subscribers in (1, 10):
                     harness.speech(backend, server, subscribers)
+            server.stop()
+        if redis is not None and ("load" in parts or "fanout" in parts):
+            label = f"statekeeper redis, {WORKERS} workers"
+            harness.log(label)
+            args = _backend_args("redis", redis, scratch) or []
+            server = start_statekeeper(*args, "--workers", str(WORKERS), name=label)
+            harness.start(server)
+            if "load" in parts:
+                harness.loads(label, "redis", "statekeeper", server.address, [server, redis], redis)
+            if "fanout" in parts:
+                harness.fanouts(label, "redis", server, [server, redis])
             server.stop()
         if "speech" in parts and not harness.results["speech"]:
             harness.results["skipped"].append("speech session stream: no SpeechService served")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _LISTENING = re.compile(r"statekeeper listening on (\S+):(\d+)")
 
 
@@ -54,9 +55,24 @@ class Service:
         return int(self.process.pid)
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU seconds used so far by the process and its threads."""
-        times = psutil.Process(self.pid).cpu_times()
-        return float(times.user + times.system)
+        """User plus system CPU seconds used so far by the process, its threads and its child
+        processes (``--workers``)."""
+        process = psutil.Process(self.pid)
+        total = 0.0
+        for member in [process, *process.children(recursive=True)]:
+            try:
+                times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def processes(self) -> int:
+        """The server process and its children (``--workers``; with spawn's helper process
+        not counted, as it serves nothing)."""
+        children = psutil.Process(self.pid).children(recursive=True)
+        helpers = [c for c in children if "resource_tracker" in " ".join(c.cmdline())]
+        return 1 + len(children) - len(helpers)
 
     def rss_bytes(self) -> int:
         """Resident memory of the process."""
@@ -73,6 +89,15 @@ class Service:
                 self.process.wait(timeout=10)
         for path in self.cleanup:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def loadgen() -> str:
+    """The Go fan-out load generator (bench/loadgen), built (go build is incremental: a no-op
+    when nothing changed); returns its path."""
+    binary = os.path.join(_ROOT, "build", "bench", "fanout-subscribers")
+    source = os.path.join(_ROOT, "bench", "loadgen")
+    subprocess.run(["go", "build", "-o", binary, "."], cwd=source, check=True)
+    return binary
 
 
 def start_statekeeper(*args: str, module: str = "statekeeper_server", name: str = "") -> Service:

@@ -332,67 +332,12 @@ async def _load(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# -- watch fan-out -------------------------------------------------------------------------------
-
-
-async def _subscribe(job: dict[str, Any]) -> dict[str, Any]:
-    import grpc
-    from statekeeper import values
-    from statekeeper.v1 import common_pb2, state_service_pb2, state_service_pb2_grpc
-
-    channel = grpc.aio.insecure_channel(job["address"])
-    stub = state_service_pb2_grpc.StateServiceStub(channel)
-    expected, deadline = job["expected"], job["deadline"]
-    latencies = array.array("q")
-    last_receipt = [0.0]
-    ready = job["ready"]
-    counts: list[int] = []
-    messages = [0]
-
-    async def one() -> None:
-        request = state_service_pb2.WatchRequest(
-            pattern=job["pattern"],
-            prev_kv=True,
-            value_encoding=common_pb2.VALUE_ENCODING_MSGPACK,
-        )
-        call = stub.Watch(request, timeout=max(1.0, deadline - time.time()))
-        received = 0
-        try:
-            async for message in call:
-                if message.created:
-                    ready.put(1)
-                    continue
-                messages[0] += 1
-                for event in message.events:
-                    sent = values.unpack(event.kv.value.msgpack)["t"]
-                    now = time.time()
-                    latencies.append(int((now - sent) * 1e9))
-                    last_receipt[0] = max(last_receipt[0], now)
-                    received += 1
-                if received >= expected:
-                    break
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise
-        finally:
-            call.cancel()
-            counts.append(received)
-
-    before = time.process_time()
-    await asyncio.gather(*(one() for _ in range(job["subscribers"])))
-    cpu = time.process_time() - before
-    await channel.close()
-    return {
-        "received": sum(counts),
-        "messages": messages[0],
-        "last_receipt": last_receipt[0],
-        "cpu_s": cpu,
-        "latencies_ns": latencies.tobytes(),
-    }
+# -- watch fan-out (the subscribers are the Go load generator, bench/loadgen) ---------------------
 
 
 async def _write(job: dict[str, Any]) -> dict[str, Any]:
-    """Open-loop writer: a save every 1/rate seconds, whatever the latency of earlier ones."""
+    """Open-loop writer: a save every 1/rate seconds, whatever the latency of earlier ones. The
+    send time ``t`` is the document's first entry, so that subscribers decode only that."""
     from statekeeper.state import StateConfig, StateManager
 
     manager = StateManager(StateConfig(backend="grpc", address=job["address"]))
@@ -406,7 +351,7 @@ async def _write(job: dict[str, Any]) -> dict[str, Any]:
 
     async def write(i: int) -> None:
         try:
-            await manager.save(f"fan/k{i % 10}", {**DOC, "t": time.time(), "i": i})
+            await manager.save(f"fan/k{i % 10}", {"t": time.time(), "i": i, **DOC})
         finally:
             limit.release()
 
@@ -520,7 +465,6 @@ async def _speech_write(job: dict[str, Any]) -> dict[str, Any]:
 
 _KINDS: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]] = {
     "load": _load,
-    "subscribe": _subscribe,
     "write": _write,
     "speech_subscribe": _speech_subscribe,
     "speech_write": _speech_write,
