@@ -21,8 +21,11 @@ async def servicer() -> AsyncIterator[StateServicer]:
     await runtime.close()
 
 
-def watch(servicer: StateServicer, pattern: str = "k*") -> AsyncIterator[pb.WatchResponse]:
-    return servicer.Watch(pb.WatchRequest(pattern=pattern, prev_kv=True), None)
+def watch(
+    servicer: StateServicer, pattern: str = "k*", start_revision: int = 0
+) -> AsyncIterator[pb.WatchResponse]:
+    request = pb.WatchRequest(pattern=pattern, prev_kv=True, start_revision=start_revision)
+    return servicer.Watch(request, None)
 
 
 async def save(servicer: StateServicer, key: str, n: int) -> int:
@@ -105,3 +108,43 @@ async def test_a_bad_pattern_fails_every_stream_and_leaves_no_group(servicer):
         with pytest.raises(InvalidArgumentError):
             await anext(watch(servicer, "k[*"))
     assert len(servicer._watch_groups) == 0
+
+
+async def test_a_stream_resuming_where_the_group_stands_joins_it(servicer):
+    live = watch(servicer)
+    await anext(live)
+    written = []
+    for i in range(3):
+        written.append(await save(servicer, f"k{i}", i))
+        assert revisions([await anext(live)]) == written[-1:]
+
+    # Resuming after the second change: the group's window starts exactly there.
+    resumed = watch(servicer, start_revision=written[1] + 1)
+    assert (await anext(resumed)).created
+    assert revisions([await anext(resumed)]) == written[2:]
+    later = await save(servicer, "k9", 9)
+    shared = await anext(live)
+    assert await anext(resumed) is shared
+    assert revisions([shared]) == [later]
+    await live.aclose(), await resumed.aclose()
+
+
+async def test_a_stream_resuming_before_the_window_reads_its_own_watch(servicer):
+    servicer._watch_groups.window = 2
+    early = await save(servicer, "k0", 0)
+    live = watch(servicer)
+    await anext(live)
+    written = []
+    for i in range(1, 6):
+        written.append(await save(servicer, f"k{i}", i))
+        assert revisions([await anext(live)]) == written[-1:]
+
+    resumed = watch(servicer, start_revision=early)
+    assert (await anext(resumed)).created
+    got: list[pb.WatchResponse] = []
+    while len(revisions(got)) < 1 + len(written):
+        got.append(await anext(resumed))
+    assert revisions(got) == [early, *written]
+    later = await save(servicer, "k9", 9)
+    assert revisions([await anext(resumed)]) == revisions([await anext(live)]) == [later]
+    await live.aclose(), await resumed.aclose()

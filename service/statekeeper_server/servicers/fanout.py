@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Generic, TypeVar
 
 from statekeeper_server.runtime import close_iterator
+from statekeeper_server.servicers.convert import converted
 
 U = TypeVar("U")
 R = TypeVar("R")
@@ -70,41 +71,61 @@ class WatchGroups(Generic[U, R]):
         key: Hashable,
         source: Callable[[int], AsyncIterator[U]],
         to_response: Callable[[U, bool], R | None],
+        start_revision: int = 0,
     ) -> AsyncIterator[R]:
-        """The responses of a stream watching from the current revision, shared with every
-        other stream of the same ``key``."""
+        """The responses of a stream of ``key``, shared with the other streams of that key.
+
+        With ``start_revision`` 0 the stream starts after the group's current revision. A
+        resuming stream (``start_revision`` > 0) joins the group only where the group's window
+        starts exactly after ``start_revision - 1`` (a client reconnecting with the revision
+        after the last one it was sent); otherwise it reads its own engine watch.
+        """
         group = self._groups.get(key)
         if group is None or group.finished:
             group = _Group(self, key, source, to_response)
             self._groups[key] = group
         member = object()
+        position: int | None = None
         try:
-            revision, position = await group.admit(member)
-            yield self._created(revision)
-            while True:
-                if position < group.first:
-                    break
-                if position < group.next:
-                    revision, response, position = group.pending(position)
-                    group.positions[member] = position
-                    yield response
-                    continue
-                if group.error is not None:
-                    raise group.error
-                if group.finished:
-                    return
-                await group.changed()
+            revision = await group.admit(member)
+            if start_revision <= 0:
+                position = group.next
+            else:
+                position = group.position_after(start_revision - 1)
+            if position is not None:
+                group.positions[member] = position
+                yield self._created(revision)
+                while True:
+                    if position < group.first:
+                        break
+                    if position < group.next:
+                        revision, response, position = group.pending(position)
+                        group.positions[member] = position
+                        yield response
+                        continue
+                    if group.error is not None:
+                        raise group.error
+                    if group.finished:
+                        return
+                    await group.changed()
         finally:
             group.leave(member)
-        # Too far behind: go on privately from the revision after the last one sent.
-        updates = source(revision + 1)
+        # A resumed stream the group cannot start exactly after reads a watch of its own from
+        # its start revision; a member that fell further behind than the window goes on
+        # privately from the revision after the last one it was sent.
+        resumed = position is None
+        updates = source(start_revision if resumed else revision + 1)
+        messages = converted(updates, to_response)
         try:
-            await anext(updates)
-            async for update in updates:
-                message = to_response(update, False)
-                if message is not None:
-                    yield message
+            created = await anext(messages, None)
+            if created is None:
+                return
+            if resumed:
+                yield created
+            async for message in messages:
+                yield message
         finally:
+            await close_iterator(messages)
             await close_iterator(updates)
 
     def _forget(self, group: _Group[U, R]) -> None:
@@ -130,7 +151,9 @@ class _Group(Generic[U, R]):
         self._merged: dict[int, tuple[int, int, R]] = {}
         self.first = 0
         self.next = 0
+        #: The revision the group is current to, and the one before ``items[first]``.
         self.revision = -1
+        self.floor = -1
         self.positions: dict[object, int] = {}
         self.error: BaseException | None = None
         self.finished = False
@@ -138,15 +161,34 @@ class _Group(Generic[U, R]):
         self._started = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(source(0), to_response))
 
-    async def admit(self, member: object) -> tuple[int, int]:
-        """Register ``member``; the revision it starts after and its first position."""
+    async def admit(self, member: object) -> int:
+        """Register ``member`` (at the end of the window until it says otherwise); the
+        group's current revision."""
         self.positions[member] = self.next
         if not self._started.done():
             await asyncio.shield(self._started)
         if self.error is not None:
             raise self.error
         self.positions[member] = self.next
-        return self.revision, self.next
+        return self.revision
+
+    def position_after(self, revision: int) -> int | None:
+        """The position whose responses are exactly the changes after ``revision``, or None
+        when the window has no such position."""
+        if revision == self.revision:
+            return self.next
+        if revision == self.floor:
+            return self.first
+        low, high = self.first, self.next
+        while low < high:
+            middle = (low + high) // 2
+            if self.items[middle][0] < revision:
+                low = middle + 1
+            else:
+                high = middle
+        if low < self.next and self.items[low][0] == revision:
+            return low + 1
+        return None
 
     def pending(self, position: int) -> tuple[int, R, int]:
         """What a member at ``position`` is sent next: (revision, response, next position);
@@ -184,7 +226,7 @@ class _Group(Generic[U, R]):
     ) -> None:
         revision_of = self.groups._revision_of
         try:
-            self.revision = revision_of(await anext(updates))
+            self.revision = self.floor = revision_of(await anext(updates))
             self._started.set_result(None)
             async for update in updates:
                 response = to_response(update, False)
@@ -209,7 +251,7 @@ class _Group(Generic[U, R]):
         keep_from = min(min(self.positions.values(), default=self.next), self.next)
         keep_from = max(keep_from, self.next - self.groups.window)
         while self.first < keep_from:
-            del self.items[self.first]
+            self.floor = self.items.pop(self.first)[0]
             self._merged.pop(self.first, None)
             self.first += 1
         self._wake()

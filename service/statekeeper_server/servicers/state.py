@@ -14,7 +14,6 @@ from statekeeper_server.engine.backend import Compare, Delete, Event, Operation,
 from statekeeper_server.engine.state import StateEngine, expire_at_for
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.servicers.convert import (
-    converted,
     event_to_proto,
     kv_to_proto,
     revision_watch,
@@ -156,11 +155,8 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                 events=[self._event_message(e, encoding, with_prev) for e in update.events],
             )
 
-        if request.start_revision:
-            responses = converted(source(request.start_revision), to_response)
-        else:
-            key = (tenant_prefix(), request.pattern, encoding, with_prev, interval)
-            responses = self._watch_groups.join(key, source, to_response)
+        key = (tenant_prefix(), request.pattern, encoding, with_prev, interval)
+        responses = self._watch_groups.join(key, source, to_response, request.start_revision)
         return revision_watch(self.runtime, responses, pb.WatchResponse)
 
     async def GetStats(self, request: pb.GetStatsRequest, context: object) -> pb.GetStatsResponse:
