@@ -1536,6 +1536,108 @@ func (x *GetRecoveryStatusResponse) GetStatus() *RecoveryStatus {
 	return nil
 }
 
+// DeleteAgentRequest removes all of one agent's records.
+type DeleteAgentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent to remove (1 to 256 UTF-8 bytes, no `/` or control characters).
+	AgentId       string `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAgentRequest) Reset() {
+	*x = DeleteAgentRequest{}
+	mi := &file_statekeeper_v1_agent_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAgentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAgentRequest) ProtoMessage() {}
+
+func (x *DeleteAgentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_agent_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAgentRequest.ProtoReflect.Descriptor instead.
+func (*DeleteAgentRequest) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_agent_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DeleteAgentRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+// DeleteAgentResponse reports how much was removed.
+type DeleteAgentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number of records removed: snapshots plus checkpoints, plus one for the agent's
+	// counters and recovery status when they existed; 0 for an unknown agent.
+	Deleted int64 `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// The store revision after the call.
+	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAgentResponse) Reset() {
+	*x = DeleteAgentResponse{}
+	mi := &file_statekeeper_v1_agent_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAgentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAgentResponse) ProtoMessage() {}
+
+func (x *DeleteAgentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_agent_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAgentResponse.ProtoReflect.Descriptor instead.
+func (*DeleteAgentResponse) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_agent_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DeleteAgentResponse) GetDeleted() int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+func (x *DeleteAgentResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_statekeeper_v1_agent_service_proto protoreflect.FileDescriptor
 
 const file_statekeeper_v1_agent_service_proto_rawDesc = "" +
@@ -1654,7 +1756,12 @@ const file_statekeeper_v1_agent_service_proto_rawDesc = "" +
 	"\x18GetRecoveryStatusRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\"S\n" +
 	"\x19GetRecoveryStatusResponse\x126\n" +
-	"\x06status\x18\x01 \x01(\v2\x1e.statekeeper.v1.RecoveryStatusR\x06status2\xda\a\n" +
+	"\x06status\x18\x01 \x01(\v2\x1e.statekeeper.v1.RecoveryStatusR\x06status\"/\n" +
+	"\x12DeleteAgentRequest\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\"K\n" +
+	"\x13DeleteAgentResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\x03R\adeleted\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision2\xb2\b\n" +
 	"\fAgentService\x12Y\n" +
 	"\fSaveSnapshot\x12#.statekeeper.v1.SaveSnapshotRequest\x1a$.statekeeper.v1.SaveSnapshotResponse\x12V\n" +
 	"\vGetSnapshot\x12\".statekeeper.v1.GetSnapshotRequest\x1a#.statekeeper.v1.GetSnapshotResponse\x12\\\n" +
@@ -1665,7 +1772,8 @@ const file_statekeeper_v1_agent_service_proto_rawDesc = "" +
 	"\x10WatchCheckpoints\x12'.statekeeper.v1.WatchCheckpointsRequest\x1a(.statekeeper.v1.WatchCheckpointsResponse0\x01\x12\\\n" +
 	"\rBeginRecovery\x12$.statekeeper.v1.BeginRecoveryRequest\x1a%.statekeeper.v1.BeginRecoveryResponse\x12e\n" +
 	"\x10CompleteRecovery\x12'.statekeeper.v1.CompleteRecoveryRequest\x1a(.statekeeper.v1.CompleteRecoveryResponse\x12h\n" +
-	"\x11GetRecoveryStatus\x12(.statekeeper.v1.GetRecoveryStatusRequest\x1a).statekeeper.v1.GetRecoveryStatusResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
+	"\x11GetRecoveryStatus\x12(.statekeeper.v1.GetRecoveryStatusRequest\x1a).statekeeper.v1.GetRecoveryStatusResponse\x12V\n" +
+	"\vDeleteAgent\x12\".statekeeper.v1.DeleteAgentRequest\x1a#.statekeeper.v1.DeleteAgentResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
 
 var (
 	file_statekeeper_v1_agent_service_proto_rawDescOnce sync.Once
@@ -1679,7 +1787,7 @@ func file_statekeeper_v1_agent_service_proto_rawDescGZIP() []byte {
 	return file_statekeeper_v1_agent_service_proto_rawDescData
 }
 
-var file_statekeeper_v1_agent_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_statekeeper_v1_agent_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_statekeeper_v1_agent_service_proto_goTypes = []any{
 	(*AgentSnapshot)(nil),             // 0: statekeeper.v1.AgentSnapshot
 	(*AgentCheckpoint)(nil),           // 1: statekeeper.v1.AgentCheckpoint
@@ -1704,36 +1812,38 @@ var file_statekeeper_v1_agent_service_proto_goTypes = []any{
 	(*CompleteRecoveryResponse)(nil),  // 20: statekeeper.v1.CompleteRecoveryResponse
 	(*GetRecoveryStatusRequest)(nil),  // 21: statekeeper.v1.GetRecoveryStatusRequest
 	(*GetRecoveryStatusResponse)(nil), // 22: statekeeper.v1.GetRecoveryStatusResponse
-	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
-	(*Value)(nil),                     // 24: statekeeper.v1.Value
-	(ValueEncoding)(0),                // 25: statekeeper.v1.ValueEncoding
+	(*DeleteAgentRequest)(nil),        // 23: statekeeper.v1.DeleteAgentRequest
+	(*DeleteAgentResponse)(nil),       // 24: statekeeper.v1.DeleteAgentResponse
+	(*timestamppb.Timestamp)(nil),     // 25: google.protobuf.Timestamp
+	(*Value)(nil),                     // 26: statekeeper.v1.Value
+	(ValueEncoding)(0),                // 27: statekeeper.v1.ValueEncoding
 }
 var file_statekeeper_v1_agent_service_proto_depIdxs = []int32{
-	23, // 0: statekeeper.v1.AgentSnapshot.timestamp:type_name -> google.protobuf.Timestamp
-	24, // 1: statekeeper.v1.AgentSnapshot.memory_state:type_name -> statekeeper.v1.Value
-	24, // 2: statekeeper.v1.AgentSnapshot.tool_state:type_name -> statekeeper.v1.Value
-	24, // 3: statekeeper.v1.AgentSnapshot.conversation_history:type_name -> statekeeper.v1.Value
-	24, // 4: statekeeper.v1.AgentSnapshot.metadata:type_name -> statekeeper.v1.Value
-	24, // 5: statekeeper.v1.AgentCheckpoint.state:type_name -> statekeeper.v1.Value
-	23, // 6: statekeeper.v1.AgentCheckpoint.timestamp:type_name -> google.protobuf.Timestamp
-	24, // 7: statekeeper.v1.AgentCheckpoint.metadata:type_name -> statekeeper.v1.Value
-	23, // 8: statekeeper.v1.RecoveryStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
-	23, // 9: statekeeper.v1.RecoveryStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	25, // 0: statekeeper.v1.AgentSnapshot.timestamp:type_name -> google.protobuf.Timestamp
+	26, // 1: statekeeper.v1.AgentSnapshot.memory_state:type_name -> statekeeper.v1.Value
+	26, // 2: statekeeper.v1.AgentSnapshot.tool_state:type_name -> statekeeper.v1.Value
+	26, // 3: statekeeper.v1.AgentSnapshot.conversation_history:type_name -> statekeeper.v1.Value
+	26, // 4: statekeeper.v1.AgentSnapshot.metadata:type_name -> statekeeper.v1.Value
+	26, // 5: statekeeper.v1.AgentCheckpoint.state:type_name -> statekeeper.v1.Value
+	25, // 6: statekeeper.v1.AgentCheckpoint.timestamp:type_name -> google.protobuf.Timestamp
+	26, // 7: statekeeper.v1.AgentCheckpoint.metadata:type_name -> statekeeper.v1.Value
+	25, // 8: statekeeper.v1.RecoveryStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
+	25, // 9: statekeeper.v1.RecoveryStatus.last_success_time:type_name -> google.protobuf.Timestamp
 	0,  // 10: statekeeper.v1.SaveSnapshotRequest.snapshot:type_name -> statekeeper.v1.AgentSnapshot
-	23, // 11: statekeeper.v1.SaveSnapshotResponse.timestamp:type_name -> google.protobuf.Timestamp
-	25, // 12: statekeeper.v1.GetSnapshotRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	25, // 11: statekeeper.v1.SaveSnapshotResponse.timestamp:type_name -> google.protobuf.Timestamp
+	27, // 12: statekeeper.v1.GetSnapshotRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	0,  // 13: statekeeper.v1.GetSnapshotResponse.snapshot:type_name -> statekeeper.v1.AgentSnapshot
-	25, // 14: statekeeper.v1.ListSnapshotsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	27, // 14: statekeeper.v1.ListSnapshotsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	0,  // 15: statekeeper.v1.ListSnapshotsResponse.snapshots:type_name -> statekeeper.v1.AgentSnapshot
 	1,  // 16: statekeeper.v1.SaveCheckpointRequest.checkpoint:type_name -> statekeeper.v1.AgentCheckpoint
-	23, // 17: statekeeper.v1.SaveCheckpointResponse.timestamp:type_name -> google.protobuf.Timestamp
-	25, // 18: statekeeper.v1.GetCheckpointRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	25, // 17: statekeeper.v1.SaveCheckpointResponse.timestamp:type_name -> google.protobuf.Timestamp
+	27, // 18: statekeeper.v1.GetCheckpointRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	1,  // 19: statekeeper.v1.GetCheckpointResponse.checkpoint:type_name -> statekeeper.v1.AgentCheckpoint
-	25, // 20: statekeeper.v1.ListCheckpointsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	27, // 20: statekeeper.v1.ListCheckpointsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	1,  // 21: statekeeper.v1.ListCheckpointsResponse.checkpoints:type_name -> statekeeper.v1.AgentCheckpoint
-	25, // 22: statekeeper.v1.WatchCheckpointsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	27, // 22: statekeeper.v1.WatchCheckpointsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	1,  // 23: statekeeper.v1.WatchCheckpointsResponse.checkpoint:type_name -> statekeeper.v1.AgentCheckpoint
-	25, // 24: statekeeper.v1.BeginRecoveryRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	27, // 24: statekeeper.v1.BeginRecoveryRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	1,  // 25: statekeeper.v1.BeginRecoveryResponse.checkpoint:type_name -> statekeeper.v1.AgentCheckpoint
 	2,  // 26: statekeeper.v1.CompleteRecoveryResponse.status:type_name -> statekeeper.v1.RecoveryStatus
 	2,  // 27: statekeeper.v1.GetRecoveryStatusResponse.status:type_name -> statekeeper.v1.RecoveryStatus
@@ -1747,18 +1857,20 @@ var file_statekeeper_v1_agent_service_proto_depIdxs = []int32{
 	17, // 35: statekeeper.v1.AgentService.BeginRecovery:input_type -> statekeeper.v1.BeginRecoveryRequest
 	19, // 36: statekeeper.v1.AgentService.CompleteRecovery:input_type -> statekeeper.v1.CompleteRecoveryRequest
 	21, // 37: statekeeper.v1.AgentService.GetRecoveryStatus:input_type -> statekeeper.v1.GetRecoveryStatusRequest
-	4,  // 38: statekeeper.v1.AgentService.SaveSnapshot:output_type -> statekeeper.v1.SaveSnapshotResponse
-	6,  // 39: statekeeper.v1.AgentService.GetSnapshot:output_type -> statekeeper.v1.GetSnapshotResponse
-	8,  // 40: statekeeper.v1.AgentService.ListSnapshots:output_type -> statekeeper.v1.ListSnapshotsResponse
-	10, // 41: statekeeper.v1.AgentService.SaveCheckpoint:output_type -> statekeeper.v1.SaveCheckpointResponse
-	12, // 42: statekeeper.v1.AgentService.GetCheckpoint:output_type -> statekeeper.v1.GetCheckpointResponse
-	14, // 43: statekeeper.v1.AgentService.ListCheckpoints:output_type -> statekeeper.v1.ListCheckpointsResponse
-	16, // 44: statekeeper.v1.AgentService.WatchCheckpoints:output_type -> statekeeper.v1.WatchCheckpointsResponse
-	18, // 45: statekeeper.v1.AgentService.BeginRecovery:output_type -> statekeeper.v1.BeginRecoveryResponse
-	20, // 46: statekeeper.v1.AgentService.CompleteRecovery:output_type -> statekeeper.v1.CompleteRecoveryResponse
-	22, // 47: statekeeper.v1.AgentService.GetRecoveryStatus:output_type -> statekeeper.v1.GetRecoveryStatusResponse
-	38, // [38:48] is the sub-list for method output_type
-	28, // [28:38] is the sub-list for method input_type
+	23, // 38: statekeeper.v1.AgentService.DeleteAgent:input_type -> statekeeper.v1.DeleteAgentRequest
+	4,  // 39: statekeeper.v1.AgentService.SaveSnapshot:output_type -> statekeeper.v1.SaveSnapshotResponse
+	6,  // 40: statekeeper.v1.AgentService.GetSnapshot:output_type -> statekeeper.v1.GetSnapshotResponse
+	8,  // 41: statekeeper.v1.AgentService.ListSnapshots:output_type -> statekeeper.v1.ListSnapshotsResponse
+	10, // 42: statekeeper.v1.AgentService.SaveCheckpoint:output_type -> statekeeper.v1.SaveCheckpointResponse
+	12, // 43: statekeeper.v1.AgentService.GetCheckpoint:output_type -> statekeeper.v1.GetCheckpointResponse
+	14, // 44: statekeeper.v1.AgentService.ListCheckpoints:output_type -> statekeeper.v1.ListCheckpointsResponse
+	16, // 45: statekeeper.v1.AgentService.WatchCheckpoints:output_type -> statekeeper.v1.WatchCheckpointsResponse
+	18, // 46: statekeeper.v1.AgentService.BeginRecovery:output_type -> statekeeper.v1.BeginRecoveryResponse
+	20, // 47: statekeeper.v1.AgentService.CompleteRecovery:output_type -> statekeeper.v1.CompleteRecoveryResponse
+	22, // 48: statekeeper.v1.AgentService.GetRecoveryStatus:output_type -> statekeeper.v1.GetRecoveryStatusResponse
+	24, // 49: statekeeper.v1.AgentService.DeleteAgent:output_type -> statekeeper.v1.DeleteAgentResponse
+	39, // [39:50] is the sub-list for method output_type
+	28, // [28:39] is the sub-list for method input_type
 	28, // [28:28] is the sub-list for extension type_name
 	28, // [28:28] is the sub-list for extension extendee
 	0,  // [0:28] is the sub-list for field type_name
@@ -1776,7 +1888,7 @@ func file_statekeeper_v1_agent_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statekeeper_v1_agent_service_proto_rawDesc), len(file_statekeeper_v1_agent_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

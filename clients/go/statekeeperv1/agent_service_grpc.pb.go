@@ -29,6 +29,7 @@ const (
 	AgentService_BeginRecovery_FullMethodName     = "/statekeeper.v1.AgentService/BeginRecovery"
 	AgentService_CompleteRecovery_FullMethodName  = "/statekeeper.v1.AgentService/CompleteRecovery"
 	AgentService_GetRecoveryStatus_FullMethodName = "/statekeeper.v1.AgentService/GetRecoveryStatus"
+	AgentService_DeleteAgent_FullMethodName       = "/statekeeper.v1.AgentService/DeleteAgent"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -63,6 +64,15 @@ type AgentServiceClient interface {
 	CompleteRecovery(ctx context.Context, in *CompleteRecoveryRequest, opts ...grpc.CallOption) (*CompleteRecoveryResponse, error)
 	// GetRecoveryStatus reads an agent's recovery attempt count and last recovery.
 	GetRecoveryStatus(ctx context.Context, in *GetRecoveryStatusRequest, opts ...grpc.CallOption) (*GetRecoveryStatusResponse, error)
+	// DeleteAgent removes every record of an agent: snapshots, checkpoints and recovery status.
+	//
+	// When the agent has fewer stored entries than the server's transaction limit
+	// (`max_transaction_operations`), everything goes in one atomic transaction, guarded so that
+	// a concurrent save makes it start again. A larger agent is removed in batches, each one
+	// atomic, with the agent's counters and recovery status removed last in a guarded
+	// transaction; a reader may see part of the agent between batches, and a call that fails
+	// midway can simply be repeated. Deleting an unknown agent is not an error (`deleted` is 0).
+	DeleteAgent(ctx context.Context, in *DeleteAgentRequest, opts ...grpc.CallOption) (*DeleteAgentResponse, error)
 }
 
 type agentServiceClient struct {
@@ -182,6 +192,16 @@ func (c *agentServiceClient) GetRecoveryStatus(ctx context.Context, in *GetRecov
 	return out, nil
 }
 
+func (c *agentServiceClient) DeleteAgent(ctx context.Context, in *DeleteAgentRequest, opts ...grpc.CallOption) (*DeleteAgentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteAgentResponse)
+	err := c.cc.Invoke(ctx, AgentService_DeleteAgent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -214,6 +234,15 @@ type AgentServiceServer interface {
 	CompleteRecovery(context.Context, *CompleteRecoveryRequest) (*CompleteRecoveryResponse, error)
 	// GetRecoveryStatus reads an agent's recovery attempt count and last recovery.
 	GetRecoveryStatus(context.Context, *GetRecoveryStatusRequest) (*GetRecoveryStatusResponse, error)
+	// DeleteAgent removes every record of an agent: snapshots, checkpoints and recovery status.
+	//
+	// When the agent has fewer stored entries than the server's transaction limit
+	// (`max_transaction_operations`), everything goes in one atomic transaction, guarded so that
+	// a concurrent save makes it start again. A larger agent is removed in batches, each one
+	// atomic, with the agent's counters and recovery status removed last in a guarded
+	// transaction; a reader may see part of the agent between batches, and a call that fails
+	// midway can simply be repeated. Deleting an unknown agent is not an error (`deleted` is 0).
+	DeleteAgent(context.Context, *DeleteAgentRequest) (*DeleteAgentResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -253,6 +282,9 @@ func (UnimplementedAgentServiceServer) CompleteRecovery(context.Context, *Comple
 }
 func (UnimplementedAgentServiceServer) GetRecoveryStatus(context.Context, *GetRecoveryStatusRequest) (*GetRecoveryStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRecoveryStatus not implemented")
+}
+func (UnimplementedAgentServiceServer) DeleteAgent(context.Context, *DeleteAgentRequest) (*DeleteAgentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteAgent not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -448,6 +480,24 @@ func _AgentService_GetRecoveryStatus_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_DeleteAgent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteAgentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).DeleteAgent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_DeleteAgent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).DeleteAgent(ctx, req.(*DeleteAgentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -490,6 +540,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRecoveryStatus",
 			Handler:    _AgentService_GetRecoveryStatus_Handler,
+		},
+		{
+			MethodName: "DeleteAgent",
+			Handler:    _AgentService_DeleteAgent_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -171,6 +171,8 @@ const (
 	WorkflowEventType_WORKFLOW_EVENT_TYPE_CHECKPOINT_CREATED WorkflowEventType = 3
 	// The workflow resumed from a checkpoint; see `checkpoint_id`.
 	WorkflowEventType_WORKFLOW_EVENT_TYPE_RESUMED_FROM_CHECKPOINT WorkflowEventType = 4
+	// The workflow was deleted; `status` is UNSPECIFIED. The same id may be created again later.
+	WorkflowEventType_WORKFLOW_EVENT_TYPE_DELETED WorkflowEventType = 5
 )
 
 // Enum value maps for WorkflowEventType.
@@ -181,6 +183,7 @@ var (
 		2: "WORKFLOW_EVENT_TYPE_STEP_UPDATED",
 		3: "WORKFLOW_EVENT_TYPE_CHECKPOINT_CREATED",
 		4: "WORKFLOW_EVENT_TYPE_RESUMED_FROM_CHECKPOINT",
+		5: "WORKFLOW_EVENT_TYPE_DELETED",
 	}
 	WorkflowEventType_value = map[string]int32{
 		"WORKFLOW_EVENT_TYPE_UNSPECIFIED":             0,
@@ -188,6 +191,7 @@ var (
 		"WORKFLOW_EVENT_TYPE_STEP_UPDATED":            2,
 		"WORKFLOW_EVENT_TYPE_CHECKPOINT_CREATED":      3,
 		"WORKFLOW_EVENT_TYPE_RESUMED_FROM_CHECKPOINT": 4,
+		"WORKFLOW_EVENT_TYPE_DELETED":                 5,
 	}
 )
 
@@ -2566,6 +2570,126 @@ func (x *WatchWorkflowResponse) GetCancelReason() string {
 	return ""
 }
 
+// DeleteWorkflowRequest removes one workflow.
+type DeleteWorkflowRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workflow to remove.
+	WorkflowId string `protobuf:"bytes,1,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	// When true, a RUNNING or PAUSED workflow is removed too instead of being refused.
+	Force bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	// When set, the workflow is removed only if its `revision` (as returned by GetWorkflow)
+	// still equals this value; otherwise the call fails with ABORTED (REVISION_CONFLICT).
+	ExpectedRevision *int64 `protobuf:"varint,3,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DeleteWorkflowRequest) Reset() {
+	*x = DeleteWorkflowRequest{}
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWorkflowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWorkflowRequest) ProtoMessage() {}
+
+func (x *DeleteWorkflowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWorkflowRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWorkflowRequest) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *DeleteWorkflowRequest) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+func (x *DeleteWorkflowRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+func (x *DeleteWorkflowRequest) GetExpectedRevision() int64 {
+	if x != nil && x.ExpectedRevision != nil {
+		return *x.ExpectedRevision
+	}
+	return 0
+}
+
+// DeleteWorkflowResponse reports how much was removed.
+type DeleteWorkflowResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number of records removed: the workflow itself, its step entries and its checkpoints.
+	Deleted int64 `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// The store revision after the call.
+	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWorkflowResponse) Reset() {
+	*x = DeleteWorkflowResponse{}
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWorkflowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWorkflowResponse) ProtoMessage() {}
+
+func (x *DeleteWorkflowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWorkflowResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWorkflowResponse) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *DeleteWorkflowResponse) GetDeleted() int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+func (x *DeleteWorkflowResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_statekeeper_v1_workflow_service_proto protoreflect.FileDescriptor
 
 const file_statekeeper_v1_workflow_service_proto_rawDesc = "" +
@@ -2746,7 +2870,16 @@ const file_statekeeper_v1_workflow_service_proto_rawDesc = "" +
 	"\x06events\x18\x03 \x03(\v2\x1d.statekeeper.v1.WorkflowEventR\x06events\x12\x1a\n" +
 	"\bcanceled\x18\x04 \x01(\bR\bcanceled\x12)\n" +
 	"\x10compact_revision\x18\x05 \x01(\x03R\x0fcompactRevision\x12#\n" +
-	"\rcancel_reason\x18\x06 \x01(\tR\fcancelReason*\xe1\x01\n" +
+	"\rcancel_reason\x18\x06 \x01(\tR\fcancelReason\"\x96\x01\n" +
+	"\x15DeleteWorkflowRequest\x12\x1f\n" +
+	"\vworkflow_id\x18\x01 \x01(\tR\n" +
+	"workflowId\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\x120\n" +
+	"\x11expected_revision\x18\x03 \x01(\x03H\x00R\x10expectedRevision\x88\x01\x01B\x14\n" +
+	"\x12_expected_revision\"N\n" +
+	"\x16DeleteWorkflowResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\x03R\adeleted\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision*\xe1\x01\n" +
 	"\x0eWorkflowStatus\x12\x1f\n" +
 	"\x1bWORKFLOW_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17WORKFLOW_STATUS_PENDING\x10\x01\x12\x1b\n" +
@@ -2762,13 +2895,14 @@ const file_statekeeper_v1_workflow_service_proto_rawDesc = "" +
 	"\x13STEP_STATUS_RUNNING\x10\x02\x12\x19\n" +
 	"\x15STEP_STATUS_COMPLETED\x10\x03\x12\x16\n" +
 	"\x12STEP_STATUS_FAILED\x10\x04\x12\x17\n" +
-	"\x13STEP_STATUS_SKIPPED\x10\x05*\xe3\x01\n" +
+	"\x13STEP_STATUS_SKIPPED\x10\x05*\x84\x02\n" +
 	"\x11WorkflowEventType\x12#\n" +
 	"\x1fWORKFLOW_EVENT_TYPE_UNSPECIFIED\x10\x00\x12&\n" +
 	"\"WORKFLOW_EVENT_TYPE_STATUS_CHANGED\x10\x01\x12$\n" +
 	" WORKFLOW_EVENT_TYPE_STEP_UPDATED\x10\x02\x12*\n" +
 	"&WORKFLOW_EVENT_TYPE_CHECKPOINT_CREATED\x10\x03\x12/\n" +
-	"+WORKFLOW_EVENT_TYPE_RESUMED_FROM_CHECKPOINT\x10\x042\xd3\f\n" +
+	"+WORKFLOW_EVENT_TYPE_RESUMED_FROM_CHECKPOINT\x10\x04\x12\x1f\n" +
+	"\x1bWORKFLOW_EVENT_TYPE_DELETED\x10\x052\xb4\r\n" +
 	"\x0fWorkflowService\x12_\n" +
 	"\x0eCreateWorkflow\x12%.statekeeper.v1.CreateWorkflowRequest\x1a&.statekeeper.v1.CreateWorkflowResponse\x12V\n" +
 	"\vGetWorkflow\x12\".statekeeper.v1.GetWorkflowRequest\x1a#.statekeeper.v1.GetWorkflowResponse\x12h\n" +
@@ -2786,7 +2920,8 @@ const file_statekeeper_v1_workflow_service_proto_rawDesc = "" +
 	"\x15GetWorkflowCheckpoint\x12,.statekeeper.v1.GetWorkflowCheckpointRequest\x1a-.statekeeper.v1.GetWorkflowCheckpointResponse\x12z\n" +
 	"\x17ListWorkflowCheckpoints\x12..statekeeper.v1.ListWorkflowCheckpointsRequest\x1a/.statekeeper.v1.ListWorkflowCheckpointsResponse\x12q\n" +
 	"\x14ResumeFromCheckpoint\x12+.statekeeper.v1.ResumeFromCheckpointRequest\x1a,.statekeeper.v1.ResumeFromCheckpointResponse\x12^\n" +
-	"\rWatchWorkflow\x12$.statekeeper.v1.WatchWorkflowRequest\x1a%.statekeeper.v1.WatchWorkflowResponse0\x01BKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
+	"\rWatchWorkflow\x12$.statekeeper.v1.WatchWorkflowRequest\x1a%.statekeeper.v1.WatchWorkflowResponse0\x01\x12_\n" +
+	"\x0eDeleteWorkflow\x12%.statekeeper.v1.DeleteWorkflowRequest\x1a&.statekeeper.v1.DeleteWorkflowResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
 
 var (
 	file_statekeeper_v1_workflow_service_proto_rawDescOnce sync.Once
@@ -2801,7 +2936,7 @@ func file_statekeeper_v1_workflow_service_proto_rawDescGZIP() []byte {
 }
 
 var file_statekeeper_v1_workflow_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_statekeeper_v1_workflow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_statekeeper_v1_workflow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_statekeeper_v1_workflow_service_proto_goTypes = []any{
 	(WorkflowStatus)(0),                     // 0: statekeeper.v1.WorkflowStatus
 	(StepStatus)(0),                         // 1: statekeeper.v1.StepStatus
@@ -2843,58 +2978,60 @@ var file_statekeeper_v1_workflow_service_proto_goTypes = []any{
 	(*WatchWorkflowRequest)(nil),            // 37: statekeeper.v1.WatchWorkflowRequest
 	(*WorkflowEvent)(nil),                   // 38: statekeeper.v1.WorkflowEvent
 	(*WatchWorkflowResponse)(nil),           // 39: statekeeper.v1.WatchWorkflowResponse
-	(*Value)(nil),                           // 40: statekeeper.v1.Value
-	(*timestamppb.Timestamp)(nil),           // 41: google.protobuf.Timestamp
-	(ValueEncoding)(0),                      // 42: statekeeper.v1.ValueEncoding
-	(*durationpb.Duration)(nil),             // 43: google.protobuf.Duration
+	(*DeleteWorkflowRequest)(nil),           // 40: statekeeper.v1.DeleteWorkflowRequest
+	(*DeleteWorkflowResponse)(nil),          // 41: statekeeper.v1.DeleteWorkflowResponse
+	(*Value)(nil),                           // 42: statekeeper.v1.Value
+	(*timestamppb.Timestamp)(nil),           // 43: google.protobuf.Timestamp
+	(ValueEncoding)(0),                      // 44: statekeeper.v1.ValueEncoding
+	(*durationpb.Duration)(nil),             // 45: google.protobuf.Duration
 }
 var file_statekeeper_v1_workflow_service_proto_depIdxs = []int32{
 	1,  // 0: statekeeper.v1.StepState.status:type_name -> statekeeper.v1.StepStatus
-	40, // 1: statekeeper.v1.StepState.result:type_name -> statekeeper.v1.Value
-	41, // 2: statekeeper.v1.StepState.timestamp:type_name -> google.protobuf.Timestamp
-	41, // 3: statekeeper.v1.WorkflowResume.timestamp:type_name -> google.protobuf.Timestamp
+	42, // 1: statekeeper.v1.StepState.result:type_name -> statekeeper.v1.Value
+	43, // 2: statekeeper.v1.StepState.timestamp:type_name -> google.protobuf.Timestamp
+	43, // 3: statekeeper.v1.WorkflowResume.timestamp:type_name -> google.protobuf.Timestamp
 	0,  // 4: statekeeper.v1.WorkflowState.status:type_name -> statekeeper.v1.WorkflowStatus
-	40, // 5: statekeeper.v1.WorkflowState.context:type_name -> statekeeper.v1.Value
-	40, // 6: statekeeper.v1.WorkflowState.state:type_name -> statekeeper.v1.Value
-	40, // 7: statekeeper.v1.WorkflowState.metadata:type_name -> statekeeper.v1.Value
+	42, // 5: statekeeper.v1.WorkflowState.context:type_name -> statekeeper.v1.Value
+	42, // 6: statekeeper.v1.WorkflowState.state:type_name -> statekeeper.v1.Value
+	42, // 7: statekeeper.v1.WorkflowState.metadata:type_name -> statekeeper.v1.Value
 	3,  // 8: statekeeper.v1.WorkflowState.steps:type_name -> statekeeper.v1.StepState
 	4,  // 9: statekeeper.v1.WorkflowState.resumes:type_name -> statekeeper.v1.WorkflowResume
-	41, // 10: statekeeper.v1.WorkflowState.create_time:type_name -> google.protobuf.Timestamp
-	41, // 11: statekeeper.v1.WorkflowState.update_time:type_name -> google.protobuf.Timestamp
-	40, // 12: statekeeper.v1.WorkflowCheckpoint.state:type_name -> statekeeper.v1.Value
-	40, // 13: statekeeper.v1.WorkflowCheckpoint.context:type_name -> statekeeper.v1.Value
-	41, // 14: statekeeper.v1.WorkflowCheckpoint.timestamp:type_name -> google.protobuf.Timestamp
+	43, // 10: statekeeper.v1.WorkflowState.create_time:type_name -> google.protobuf.Timestamp
+	43, // 11: statekeeper.v1.WorkflowState.update_time:type_name -> google.protobuf.Timestamp
+	42, // 12: statekeeper.v1.WorkflowCheckpoint.state:type_name -> statekeeper.v1.Value
+	42, // 13: statekeeper.v1.WorkflowCheckpoint.context:type_name -> statekeeper.v1.Value
+	43, // 14: statekeeper.v1.WorkflowCheckpoint.timestamp:type_name -> google.protobuf.Timestamp
 	5,  // 15: statekeeper.v1.CreateWorkflowRequest.workflow:type_name -> statekeeper.v1.WorkflowState
 	5,  // 16: statekeeper.v1.CreateWorkflowResponse.workflow:type_name -> statekeeper.v1.WorkflowState
-	42, // 17: statekeeper.v1.GetWorkflowRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	44, // 17: statekeeper.v1.GetWorkflowRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	5,  // 18: statekeeper.v1.GetWorkflowResponse.workflow:type_name -> statekeeper.v1.WorkflowState
 	0,  // 19: statekeeper.v1.GetWorkflowStatusResponse.status:type_name -> statekeeper.v1.WorkflowStatus
 	0,  // 20: statekeeper.v1.ListWorkflowsRequest.status:type_name -> statekeeper.v1.WorkflowStatus
-	42, // 21: statekeeper.v1.ListWorkflowsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	44, // 21: statekeeper.v1.ListWorkflowsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	5,  // 22: statekeeper.v1.ListWorkflowsResponse.workflows:type_name -> statekeeper.v1.WorkflowState
 	3,  // 23: statekeeper.v1.UpdateStepRequest.step:type_name -> statekeeper.v1.StepState
-	40, // 24: statekeeper.v1.UpdateStepRequest.state_patch:type_name -> statekeeper.v1.Value
-	40, // 25: statekeeper.v1.UpdateStepRequest.context_patch:type_name -> statekeeper.v1.Value
-	42, // 26: statekeeper.v1.UpdateStepRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	42, // 24: statekeeper.v1.UpdateStepRequest.state_patch:type_name -> statekeeper.v1.Value
+	42, // 25: statekeeper.v1.UpdateStepRequest.context_patch:type_name -> statekeeper.v1.Value
+	44, // 26: statekeeper.v1.UpdateStepRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	3,  // 27: statekeeper.v1.UpdateStepResponse.step:type_name -> statekeeper.v1.StepState
 	0,  // 28: statekeeper.v1.UpdateStepResponse.status:type_name -> statekeeper.v1.WorkflowStatus
 	0,  // 29: statekeeper.v1.StartWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
 	0,  // 30: statekeeper.v1.PauseWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
 	0,  // 31: statekeeper.v1.ResumeWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
 	0,  // 32: statekeeper.v1.CancelWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
-	40, // 33: statekeeper.v1.CompleteWorkflowRequest.state_patch:type_name -> statekeeper.v1.Value
+	42, // 33: statekeeper.v1.CompleteWorkflowRequest.state_patch:type_name -> statekeeper.v1.Value
 	0,  // 34: statekeeper.v1.CompleteWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
 	0,  // 35: statekeeper.v1.FailWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
 	6,  // 36: statekeeper.v1.CreateCheckpointRequest.checkpoint:type_name -> statekeeper.v1.WorkflowCheckpoint
-	41, // 37: statekeeper.v1.CreateCheckpointResponse.timestamp:type_name -> google.protobuf.Timestamp
-	42, // 38: statekeeper.v1.GetWorkflowCheckpointRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	43, // 37: statekeeper.v1.CreateCheckpointResponse.timestamp:type_name -> google.protobuf.Timestamp
+	44, // 38: statekeeper.v1.GetWorkflowCheckpointRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	6,  // 39: statekeeper.v1.GetWorkflowCheckpointResponse.checkpoint:type_name -> statekeeper.v1.WorkflowCheckpoint
-	42, // 40: statekeeper.v1.ListWorkflowCheckpointsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	44, // 40: statekeeper.v1.ListWorkflowCheckpointsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	6,  // 41: statekeeper.v1.ListWorkflowCheckpointsResponse.checkpoints:type_name -> statekeeper.v1.WorkflowCheckpoint
 	4,  // 42: statekeeper.v1.ResumeFromCheckpointResponse.resume:type_name -> statekeeper.v1.WorkflowResume
 	0,  // 43: statekeeper.v1.ResumeFromCheckpointResponse.status:type_name -> statekeeper.v1.WorkflowStatus
-	42, // 44: statekeeper.v1.WatchWorkflowRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	43, // 45: statekeeper.v1.WatchWorkflowRequest.progress_interval:type_name -> google.protobuf.Duration
+	44, // 44: statekeeper.v1.WatchWorkflowRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	45, // 45: statekeeper.v1.WatchWorkflowRequest.progress_interval:type_name -> google.protobuf.Duration
 	2,  // 46: statekeeper.v1.WorkflowEvent.type:type_name -> statekeeper.v1.WorkflowEventType
 	0,  // 47: statekeeper.v1.WorkflowEvent.status:type_name -> statekeeper.v1.WorkflowStatus
 	0,  // 48: statekeeper.v1.WorkflowEvent.previous_status:type_name -> statekeeper.v1.WorkflowStatus
@@ -2916,24 +3053,26 @@ var file_statekeeper_v1_workflow_service_proto_depIdxs = []int32{
 	33, // 64: statekeeper.v1.WorkflowService.ListWorkflowCheckpoints:input_type -> statekeeper.v1.ListWorkflowCheckpointsRequest
 	35, // 65: statekeeper.v1.WorkflowService.ResumeFromCheckpoint:input_type -> statekeeper.v1.ResumeFromCheckpointRequest
 	37, // 66: statekeeper.v1.WorkflowService.WatchWorkflow:input_type -> statekeeper.v1.WatchWorkflowRequest
-	8,  // 67: statekeeper.v1.WorkflowService.CreateWorkflow:output_type -> statekeeper.v1.CreateWorkflowResponse
-	10, // 68: statekeeper.v1.WorkflowService.GetWorkflow:output_type -> statekeeper.v1.GetWorkflowResponse
-	12, // 69: statekeeper.v1.WorkflowService.GetWorkflowStatus:output_type -> statekeeper.v1.GetWorkflowStatusResponse
-	14, // 70: statekeeper.v1.WorkflowService.ListWorkflows:output_type -> statekeeper.v1.ListWorkflowsResponse
-	16, // 71: statekeeper.v1.WorkflowService.UpdateStep:output_type -> statekeeper.v1.UpdateStepResponse
-	18, // 72: statekeeper.v1.WorkflowService.StartWorkflow:output_type -> statekeeper.v1.StartWorkflowResponse
-	20, // 73: statekeeper.v1.WorkflowService.PauseWorkflow:output_type -> statekeeper.v1.PauseWorkflowResponse
-	22, // 74: statekeeper.v1.WorkflowService.ResumeWorkflow:output_type -> statekeeper.v1.ResumeWorkflowResponse
-	24, // 75: statekeeper.v1.WorkflowService.CancelWorkflow:output_type -> statekeeper.v1.CancelWorkflowResponse
-	26, // 76: statekeeper.v1.WorkflowService.CompleteWorkflow:output_type -> statekeeper.v1.CompleteWorkflowResponse
-	28, // 77: statekeeper.v1.WorkflowService.FailWorkflow:output_type -> statekeeper.v1.FailWorkflowResponse
-	30, // 78: statekeeper.v1.WorkflowService.CreateCheckpoint:output_type -> statekeeper.v1.CreateCheckpointResponse
-	32, // 79: statekeeper.v1.WorkflowService.GetWorkflowCheckpoint:output_type -> statekeeper.v1.GetWorkflowCheckpointResponse
-	34, // 80: statekeeper.v1.WorkflowService.ListWorkflowCheckpoints:output_type -> statekeeper.v1.ListWorkflowCheckpointsResponse
-	36, // 81: statekeeper.v1.WorkflowService.ResumeFromCheckpoint:output_type -> statekeeper.v1.ResumeFromCheckpointResponse
-	39, // 82: statekeeper.v1.WorkflowService.WatchWorkflow:output_type -> statekeeper.v1.WatchWorkflowResponse
-	67, // [67:83] is the sub-list for method output_type
-	51, // [51:67] is the sub-list for method input_type
+	40, // 67: statekeeper.v1.WorkflowService.DeleteWorkflow:input_type -> statekeeper.v1.DeleteWorkflowRequest
+	8,  // 68: statekeeper.v1.WorkflowService.CreateWorkflow:output_type -> statekeeper.v1.CreateWorkflowResponse
+	10, // 69: statekeeper.v1.WorkflowService.GetWorkflow:output_type -> statekeeper.v1.GetWorkflowResponse
+	12, // 70: statekeeper.v1.WorkflowService.GetWorkflowStatus:output_type -> statekeeper.v1.GetWorkflowStatusResponse
+	14, // 71: statekeeper.v1.WorkflowService.ListWorkflows:output_type -> statekeeper.v1.ListWorkflowsResponse
+	16, // 72: statekeeper.v1.WorkflowService.UpdateStep:output_type -> statekeeper.v1.UpdateStepResponse
+	18, // 73: statekeeper.v1.WorkflowService.StartWorkflow:output_type -> statekeeper.v1.StartWorkflowResponse
+	20, // 74: statekeeper.v1.WorkflowService.PauseWorkflow:output_type -> statekeeper.v1.PauseWorkflowResponse
+	22, // 75: statekeeper.v1.WorkflowService.ResumeWorkflow:output_type -> statekeeper.v1.ResumeWorkflowResponse
+	24, // 76: statekeeper.v1.WorkflowService.CancelWorkflow:output_type -> statekeeper.v1.CancelWorkflowResponse
+	26, // 77: statekeeper.v1.WorkflowService.CompleteWorkflow:output_type -> statekeeper.v1.CompleteWorkflowResponse
+	28, // 78: statekeeper.v1.WorkflowService.FailWorkflow:output_type -> statekeeper.v1.FailWorkflowResponse
+	30, // 79: statekeeper.v1.WorkflowService.CreateCheckpoint:output_type -> statekeeper.v1.CreateCheckpointResponse
+	32, // 80: statekeeper.v1.WorkflowService.GetWorkflowCheckpoint:output_type -> statekeeper.v1.GetWorkflowCheckpointResponse
+	34, // 81: statekeeper.v1.WorkflowService.ListWorkflowCheckpoints:output_type -> statekeeper.v1.ListWorkflowCheckpointsResponse
+	36, // 82: statekeeper.v1.WorkflowService.ResumeFromCheckpoint:output_type -> statekeeper.v1.ResumeFromCheckpointResponse
+	39, // 83: statekeeper.v1.WorkflowService.WatchWorkflow:output_type -> statekeeper.v1.WatchWorkflowResponse
+	41, // 84: statekeeper.v1.WorkflowService.DeleteWorkflow:output_type -> statekeeper.v1.DeleteWorkflowResponse
+	68, // [68:85] is the sub-list for method output_type
+	51, // [51:68] is the sub-list for method input_type
 	51, // [51:51] is the sub-list for extension type_name
 	51, // [51:51] is the sub-list for extension extendee
 	0,  // [0:51] is the sub-list for field type_name
@@ -2945,13 +3084,14 @@ func file_statekeeper_v1_workflow_service_proto_init() {
 		return
 	}
 	file_statekeeper_v1_common_proto_init()
+	file_statekeeper_v1_workflow_service_proto_msgTypes[37].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statekeeper_v1_workflow_service_proto_rawDesc), len(file_statekeeper_v1_workflow_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

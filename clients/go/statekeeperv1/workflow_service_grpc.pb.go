@@ -35,6 +35,7 @@ const (
 	WorkflowService_ListWorkflowCheckpoints_FullMethodName = "/statekeeper.v1.WorkflowService/ListWorkflowCheckpoints"
 	WorkflowService_ResumeFromCheckpoint_FullMethodName    = "/statekeeper.v1.WorkflowService/ResumeFromCheckpoint"
 	WorkflowService_WatchWorkflow_FullMethodName           = "/statekeeper.v1.WorkflowService/WatchWorkflow"
+	WorkflowService_DeleteWorkflow_FullMethodName          = "/statekeeper.v1.WorkflowService/DeleteWorkflow"
 )
 
 // WorkflowServiceClient is the client API for WorkflowService service.
@@ -82,6 +83,17 @@ type WorkflowServiceClient interface {
 	ResumeFromCheckpoint(ctx context.Context, in *ResumeFromCheckpointRequest, opts ...grpc.CallOption) (*ResumeFromCheckpointResponse, error)
 	// WatchWorkflow streams a workflow's status changes, step updates, checkpoints and resumes.
 	WatchWorkflow(ctx context.Context, in *WatchWorkflowRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchWorkflowResponse], error)
+	// DeleteWorkflow removes a workflow with its step history and checkpoints.
+	//
+	// A RUNNING or PAUSED workflow is refused with FAILED_PRECONDITION (WORKFLOW_ACTIVE) unless
+	// `force` is true; an unknown workflow is NOT_FOUND (WORKFLOW_NOT_FOUND). A workflow with
+	// fewer stored entries than the server's transaction limit (`max_transaction_operations`)
+	// is removed in one atomic transaction guarded by the workflow's revision, so a concurrent
+	// update either lands before it (and is removed too) or fails with NOT_FOUND. A larger
+	// workflow is first marked as deleted in one guarded write (from then on every call treats it
+	// as unknown and no update can land), then removed in batches, each one atomic; a call that
+	// fails midway can be repeated and finishes the removal. Watchers see a DELETED event.
+	DeleteWorkflow(ctx context.Context, in *DeleteWorkflowRequest, opts ...grpc.CallOption) (*DeleteWorkflowResponse, error)
 }
 
 type workflowServiceClient struct {
@@ -261,6 +273,16 @@ func (c *workflowServiceClient) WatchWorkflow(ctx context.Context, in *WatchWork
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type WorkflowService_WatchWorkflowClient = grpc.ServerStreamingClient[WatchWorkflowResponse]
 
+func (c *workflowServiceClient) DeleteWorkflow(ctx context.Context, in *DeleteWorkflowRequest, opts ...grpc.CallOption) (*DeleteWorkflowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteWorkflowResponse)
+	err := c.cc.Invoke(ctx, WorkflowService_DeleteWorkflow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkflowServiceServer is the server API for WorkflowService service.
 // All implementations must embed UnimplementedWorkflowServiceServer
 // for forward compatibility.
@@ -306,6 +328,17 @@ type WorkflowServiceServer interface {
 	ResumeFromCheckpoint(context.Context, *ResumeFromCheckpointRequest) (*ResumeFromCheckpointResponse, error)
 	// WatchWorkflow streams a workflow's status changes, step updates, checkpoints and resumes.
 	WatchWorkflow(*WatchWorkflowRequest, grpc.ServerStreamingServer[WatchWorkflowResponse]) error
+	// DeleteWorkflow removes a workflow with its step history and checkpoints.
+	//
+	// A RUNNING or PAUSED workflow is refused with FAILED_PRECONDITION (WORKFLOW_ACTIVE) unless
+	// `force` is true; an unknown workflow is NOT_FOUND (WORKFLOW_NOT_FOUND). A workflow with
+	// fewer stored entries than the server's transaction limit (`max_transaction_operations`)
+	// is removed in one atomic transaction guarded by the workflow's revision, so a concurrent
+	// update either lands before it (and is removed too) or fails with NOT_FOUND. A larger
+	// workflow is first marked as deleted in one guarded write (from then on every call treats it
+	// as unknown and no update can land), then removed in batches, each one atomic; a call that
+	// fails midway can be repeated and finishes the removal. Watchers see a DELETED event.
+	DeleteWorkflow(context.Context, *DeleteWorkflowRequest) (*DeleteWorkflowResponse, error)
 	mustEmbedUnimplementedWorkflowServiceServer()
 }
 
@@ -363,6 +396,9 @@ func (UnimplementedWorkflowServiceServer) ResumeFromCheckpoint(context.Context, 
 }
 func (UnimplementedWorkflowServiceServer) WatchWorkflow(*WatchWorkflowRequest, grpc.ServerStreamingServer[WatchWorkflowResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchWorkflow not implemented")
+}
+func (UnimplementedWorkflowServiceServer) DeleteWorkflow(context.Context, *DeleteWorkflowRequest) (*DeleteWorkflowResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteWorkflow not implemented")
 }
 func (UnimplementedWorkflowServiceServer) mustEmbedUnimplementedWorkflowServiceServer() {}
 func (UnimplementedWorkflowServiceServer) testEmbeddedByValue()                         {}
@@ -666,6 +702,24 @@ func _WorkflowService_WatchWorkflow_Handler(srv interface{}, stream grpc.ServerS
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type WorkflowService_WatchWorkflowServer = grpc.ServerStreamingServer[WatchWorkflowResponse]
 
+func _WorkflowService_DeleteWorkflow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteWorkflowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkflowServiceServer).DeleteWorkflow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkflowService_DeleteWorkflow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkflowServiceServer).DeleteWorkflow(ctx, req.(*DeleteWorkflowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WorkflowService_ServiceDesc is the grpc.ServiceDesc for WorkflowService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -732,6 +786,10 @@ var WorkflowService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResumeFromCheckpoint",
 			Handler:    _WorkflowService_ResumeFromCheckpoint_Handler,
+		},
+		{
+			MethodName: "DeleteWorkflow",
+			Handler:    _WorkflowService_DeleteWorkflow_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

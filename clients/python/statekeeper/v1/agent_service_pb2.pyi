@@ -247,3 +247,17 @@ class GetRecoveryStatusResponse(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     status: RecoveryStatus
     def __init__(self, status: _Optional[_Union[RecoveryStatus, _Mapping]] = ...) -> None: ...
+
+class DeleteAgentRequest(_message.Message):
+    __slots__ = ("agent_id",)
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
+
+class DeleteAgentResponse(_message.Message):
+    __slots__ = ("deleted", "revision")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    revision: int
+    def __init__(self, deleted: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...

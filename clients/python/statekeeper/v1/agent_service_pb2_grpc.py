@@ -91,6 +91,11 @@ class AgentServiceStub:
                 request_serializer=statekeeper_dot_v1_dot_agent__service__pb2.GetRecoveryStatusRequest.SerializeToString,
                 response_deserializer=statekeeper_dot_v1_dot_agent__service__pb2.GetRecoveryStatusResponse.FromString,
                 _registered_method=True)
+        self.DeleteAgent = channel.unary_unary(
+                '/statekeeper.v1.AgentService/DeleteAgent',
+                request_serializer=statekeeper_dot_v1_dot_agent__service__pb2.DeleteAgentRequest.SerializeToString,
+                response_deserializer=statekeeper_dot_v1_dot_agent__service__pb2.DeleteAgentResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -173,6 +178,20 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteAgent(self, request, context):
+        """DeleteAgent removes every record of an agent: snapshots, checkpoints and recovery status.
+
+        When the agent has fewer stored entries than the server's transaction limit
+        (`max_transaction_operations`), everything goes in one atomic transaction, guarded so that
+        a concurrent save makes it start again. A larger agent is removed in batches, each one
+        atomic, with the agent's counters and recovery status removed last in a guarded
+        transaction; a reader may see part of the agent between batches, and a call that fails
+        midway can simply be repeated. Deleting an unknown agent is not an error (`deleted` is 0).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -225,6 +244,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.GetRecoveryStatus,
                     request_deserializer=statekeeper_dot_v1_dot_agent__service__pb2.GetRecoveryStatusRequest.FromString,
                     response_serializer=statekeeper_dot_v1_dot_agent__service__pb2.GetRecoveryStatusResponse.SerializeToString,
+            ),
+            'DeleteAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAgent,
+                    request_deserializer=statekeeper_dot_v1_dot_agent__service__pb2.DeleteAgentRequest.FromString,
+                    response_serializer=statekeeper_dot_v1_dot_agent__service__pb2.DeleteAgentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -504,6 +528,33 @@ class AgentService:
             '/statekeeper.v1.AgentService/GetRecoveryStatus',
             statekeeper_dot_v1_dot_agent__service__pb2.GetRecoveryStatusRequest.SerializeToString,
             statekeeper_dot_v1_dot_agent__service__pb2.GetRecoveryStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statekeeper.v1.AgentService/DeleteAgent',
+            statekeeper_dot_v1_dot_agent__service__pb2.DeleteAgentRequest.SerializeToString,
+            statekeeper_dot_v1_dot_agent__service__pb2.DeleteAgentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,7 @@ class WorkflowEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WORKFLOW_EVENT_TYPE_STEP_UPDATED: _ClassVar[WorkflowEventType]
     WORKFLOW_EVENT_TYPE_CHECKPOINT_CREATED: _ClassVar[WorkflowEventType]
     WORKFLOW_EVENT_TYPE_RESUMED_FROM_CHECKPOINT: _ClassVar[WorkflowEventType]
+    WORKFLOW_EVENT_TYPE_DELETED: _ClassVar[WorkflowEventType]
 WORKFLOW_STATUS_UNSPECIFIED: WorkflowStatus
 WORKFLOW_STATUS_PENDING: WorkflowStatus
 WORKFLOW_STATUS_RUNNING: WorkflowStatus
@@ -56,6 +57,7 @@ WORKFLOW_EVENT_TYPE_STATUS_CHANGED: WorkflowEventType
 WORKFLOW_EVENT_TYPE_STEP_UPDATED: WorkflowEventType
 WORKFLOW_EVENT_TYPE_CHECKPOINT_CREATED: WorkflowEventType
 WORKFLOW_EVENT_TYPE_RESUMED_FROM_CHECKPOINT: WorkflowEventType
+WORKFLOW_EVENT_TYPE_DELETED: WorkflowEventType
 
 class StepState(_message.Message):
     __slots__ = ("step_number", "name", "status", "result", "duration_ms", "error", "timestamp", "sequence", "superseded")
@@ -420,3 +422,21 @@ class WatchWorkflowResponse(_message.Message):
     compact_revision: int
     cancel_reason: str
     def __init__(self, created: _Optional[bool] = ..., revision: _Optional[int] = ..., events: _Optional[_Iterable[_Union[WorkflowEvent, _Mapping]]] = ..., canceled: _Optional[bool] = ..., compact_revision: _Optional[int] = ..., cancel_reason: _Optional[str] = ...) -> None: ...
+
+class DeleteWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_id", "force", "expected_revision")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    force: bool
+    expected_revision: int
+    def __init__(self, workflow_id: _Optional[str] = ..., force: _Optional[bool] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class DeleteWorkflowResponse(_message.Message):
+    __slots__ = ("deleted", "revision")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    revision: int
+    def __init__(self, deleted: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...

@@ -122,6 +122,11 @@ class WorkflowServiceStub:
                 request_serializer=statekeeper_dot_v1_dot_workflow__service__pb2.WatchWorkflowRequest.SerializeToString,
                 response_deserializer=statekeeper_dot_v1_dot_workflow__service__pb2.WatchWorkflowResponse.FromString,
                 _registered_method=True)
+        self.DeleteWorkflow = channel.unary_unary(
+                '/statekeeper.v1.WorkflowService/DeleteWorkflow',
+                request_serializer=statekeeper_dot_v1_dot_workflow__service__pb2.DeleteWorkflowRequest.SerializeToString,
+                response_deserializer=statekeeper_dot_v1_dot_workflow__service__pb2.DeleteWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -247,6 +252,22 @@ class WorkflowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteWorkflow(self, request, context):
+        """DeleteWorkflow removes a workflow with its step history and checkpoints.
+
+        A RUNNING or PAUSED workflow is refused with FAILED_PRECONDITION (WORKFLOW_ACTIVE) unless
+        `force` is true; an unknown workflow is NOT_FOUND (WORKFLOW_NOT_FOUND). A workflow with
+        fewer stored entries than the server's transaction limit (`max_transaction_operations`)
+        is removed in one atomic transaction guarded by the workflow's revision, so a concurrent
+        update either lands before it (and is removed too) or fails with NOT_FOUND. A larger
+        workflow is first marked as deleted in one guarded write (from then on every call treats it
+        as unknown and no update can land), then removed in batches, each one atomic; a call that
+        fails midway can be repeated and finishes the removal. Watchers see a DELETED event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -329,6 +350,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.WatchWorkflow,
                     request_deserializer=statekeeper_dot_v1_dot_workflow__service__pb2.WatchWorkflowRequest.FromString,
                     response_serializer=statekeeper_dot_v1_dot_workflow__service__pb2.WatchWorkflowResponse.SerializeToString,
+            ),
+            'DeleteWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkflow,
+                    request_deserializer=statekeeper_dot_v1_dot_workflow__service__pb2.DeleteWorkflowRequest.FromString,
+                    response_serializer=statekeeper_dot_v1_dot_workflow__service__pb2.DeleteWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -771,6 +797,33 @@ class WorkflowService:
             '/statekeeper.v1.WorkflowService/WatchWorkflow',
             statekeeper_dot_v1_dot_workflow__service__pb2.WatchWorkflowRequest.SerializeToString,
             statekeeper_dot_v1_dot_workflow__service__pb2.WatchWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statekeeper.v1.WorkflowService/DeleteWorkflow',
+            statekeeper_dot_v1_dot_workflow__service__pb2.DeleteWorkflowRequest.SerializeToString,
+            statekeeper_dot_v1_dot_workflow__service__pb2.DeleteWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,
