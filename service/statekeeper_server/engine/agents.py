@@ -7,6 +7,8 @@ Records live in the ``agent/`` namespace (after the tenant prefix), one director
     agent/<agent_id>/ckpt/<inverted step>/<inverted sequence>   one checkpoint
     agent/<agent_id>/cid/<checkpoint_id>          pointer from a checkpoint id to its order key
 
+``delete_agent`` removes the whole directory.
+
 Every write of snapshots or checkpoints bumps a counter in ``meta`` and is committed in one
 transaction guarded by ``meta``'s revision, so concurrent writers (also on other server
 instances) are serialised by compare-and-set and retried, never by a local lock. Ids cannot
@@ -42,6 +44,12 @@ from statekeeper_server.engine.checkpoints import (
     pack_record,
     prune_operations,
     sequence_key,
+)
+from statekeeper_server.engine.deletion import (
+    batch_size,
+    count_removed,
+    delete_all,
+    delete_batch,
 )
 from statekeeper_server.engine.limits import Limits, check_revision
 from statekeeper_server.engine.retry import retry_on_conflict
@@ -301,6 +309,38 @@ class AgentEngine:
         check_id(agent_id, "agent_id")
         meta, _ = await self._meta(self._dir(agent_id))
         return meta
+
+    # -- deletion -----------------------------------------------------------------------------
+
+    async def delete_agent(self, agent_id: str) -> tuple[int, int]:
+        """Remove every record of the agent (``meta``, ``snap/``, ``ckpt/``, ``cid/``); returns
+        how many records went (snapshots, checkpoints, and 1 for ``meta``) and the store
+        revision. One transaction guarded by ``meta``'s revision when everything fits the
+        transaction limit; otherwise batches of data keys first and ``meta`` last (see
+        :mod:`~statekeeper_server.engine.deletion`). An unknown agent removes nothing."""
+        check_id(agent_id, "agent_id")
+        base = self._dir(agent_id)
+        size = batch_size(self.limits.max_transaction_operations)
+        removed = 0
+
+        def counted(name: str) -> bool:
+            return name == "meta" or name.startswith(("snap/", "ckpt/"))
+
+        async def attempt() -> tuple[int, int]:
+            nonlocal removed
+            while True:
+                meta = await self.backend.get(base + "meta")
+                page = await self.backend.range(base, limit=size)
+                keys = [entry.key for entry in page.entries]
+                if not page.more:
+                    revision = meta.mod_revision if meta is not None else 0
+                    result = await delete_all(self.backend, base, "meta", revision, keys)
+                    return removed + count_removed(base, keys, result, counted), result.revision
+                batch = [key for key in keys if key != base + "meta"]
+                result = await delete_batch(self.backend, batch)
+                removed += count_removed(base, batch, result, counted)
+
+        return await retry_on_conflict(attempt)
 
 
 async def find_checkpoint(

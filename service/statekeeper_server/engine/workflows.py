@@ -7,6 +7,9 @@ Records live in the ``wf/`` namespace (after the tenant prefix), one directory p
     wf/<workflow_id>/ckpt/<inverted step>/<inverted sequence>   one checkpoint
     wf/<workflow_id>/cid/<checkpoint_id>            pointer from a checkpoint id to its order key
 
+``delete`` removes the whole directory; a record marked ``deleting`` (a removal in batches in
+progress) reads as an unknown workflow.
+
 Every change rewrites ``record`` in a transaction guarded by its revision (compare-and-set,
 retried on conflict), together with the step or checkpoint keys it adds. Two writers, on one
 server or on two servers sharing a Redis, are therefore serialised: no step is ever lost and
@@ -33,7 +36,14 @@ from statekeeper.errors import (
 )
 
 from statekeeper_server.engine.agents import checkpoint_operations, find_checkpoint
-from statekeeper_server.engine.backend import Backend, Compare, EventType, Operation, Put
+from statekeeper_server.engine.backend import (
+    Backend,
+    Compare,
+    EventType,
+    Operation,
+    Put,
+    conflict,
+)
 from statekeeper_server.engine.checkpoints import (
     check_count,
     check_id,
@@ -42,6 +52,12 @@ from statekeeper_server.engine.checkpoints import (
     newest_first,
     now,
     pack_record,
+)
+from statekeeper_server.engine.deletion import (
+    batch_size,
+    count_removed,
+    delete_all,
+    delete_batch,
 )
 from statekeeper_server.engine.glob import parse_pattern
 from statekeeper_server.engine.limits import Limits, check_revision
@@ -55,6 +71,8 @@ NAMESPACE = "wf/"
 STATUSES = ("PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED")
 STEP_STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "SKIPPED")
 FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+#: Statuses DeleteWorkflow refuses without ``force``.
+ACTIVE = frozenset({"RUNNING", "PAUSED"})
 
 #: Each status-changing operation: the statuses it is allowed from, and the status it sets.
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
@@ -74,7 +92,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 @dataclass(frozen=True, slots=True)
 class WorkflowChange:
     """One change of a watched workflow (``kind`` is STATUS_CHANGED, STEP_UPDATED,
-    CHECKPOINT_CREATED or RESUMED_FROM_CHECKPOINT)."""
+    CHECKPOINT_CREATED, RESUMED_FROM_CHECKPOINT or DELETED)."""
 
     kind: str
     revision: int
@@ -113,7 +131,7 @@ class WorkflowEngine:
 
     async def _record(self, workflow_id: str) -> tuple[dict[str, Any], int]:
         entry = await self.backend.get(self._dir(workflow_id) + "record")
-        if entry is None:
+        if entry is None or values.unpack(entry.value).get("deleting"):
             raise NotFoundError(
                 f"workflow {workflow_id!r} not found",
                 reason=Reason.WORKFLOW_NOT_FOUND,
@@ -255,7 +273,7 @@ class WorkflowEngine:
                 if entry.key[len(prefix) :].count("/") != 1:
                     continue  # a checkpoint named "record", not a workflow record
                 record = values.unpack(entry.value)
-                if status and record["status"] != status:
+                if record.get("deleting") or (status and record["status"] != status):
                     continue
                 record["revision"] = entry.mod_revision
                 record["steps"] = []
@@ -481,6 +499,72 @@ class WorkflowEngine:
 
         return await retry_on_conflict(attempt)
 
+    # -- deletion -----------------------------------------------------------------------------
+
+    async def delete(
+        self, workflow_id: str, force: bool = False, expected_revision: int | None = None
+    ) -> tuple[int, int]:
+        """Remove the workflow (``record``, ``step/``, ``ckpt/``, ``cid/``); returns how many
+        records went (the workflow, its steps and checkpoints) and the store revision.
+
+        NOT_FOUND for an unknown workflow; FAILED_PRECONDITION (WORKFLOW_ACTIVE) for a RUNNING
+        or PAUSED one unless ``force``; ABORTED (REVISION_CONFLICT) when ``expected_revision``
+        is set and differs. A workflow that fits one transaction goes in one transaction guarded
+        by the record's revision. A larger one is first marked ``deleting`` (guarded the same
+        way; from then on it reads as unknown and no write can land), then removed in batches,
+        the record last; calling again on a marked workflow finishes the removal.
+        """
+        check_id(workflow_id, "workflow_id")
+        check_revision(expected_revision)
+        base = self._dir(workflow_id)
+        size = batch_size(self.limits.max_transaction_operations)
+        removed = 0
+
+        def counted(name: str) -> bool:
+            return name == "record" or name.startswith(("step/", "ckpt/"))
+
+        async def attempt() -> tuple[int, int] | ConflictError:
+            nonlocal removed
+            while True:
+                entry = await self.backend.get(base + "record")
+                if entry is None:
+                    if removed:  # another call finished the removal this one had begun
+                        return removed, await self.backend.revision()
+                    await self._record(workflow_id)  # raises WORKFLOW_NOT_FOUND
+                    raise AssertionError("unreachable")
+                record = values.unpack(entry.value)
+                revision = entry.mod_revision
+                if not record.get("deleting"):
+                    if expected_revision is not None and expected_revision != revision:
+                        return conflict(base + "record", expected_revision, revision)
+                    if record["status"] in ACTIVE and not force:
+                        raise FailedPreconditionError(
+                            f"workflow {workflow_id!r} is {record['status']}; cancel it first, "
+                            "or delete it with force",
+                            reason=Reason.WORKFLOW_ACTIVE,
+                            metadata={"workflow_id": workflow_id, "status": record["status"]},
+                        )
+                page = await self.backend.range(base, limit=size)
+                keys = [item.key for item in page.entries]
+                if not page.more:
+                    result = await delete_all(self.backend, base, "record", revision, keys)
+                    return removed + count_removed(base, keys, result, counted), result.revision
+                if not record.get("deleting"):
+                    marked = {**record, "deleting": True}
+                    await self.backend.txn(
+                        [Compare(base + "record", revision)],
+                        [Put(base + "record", pack_record(marked, self.limits, "workflow"))],
+                    )
+                    continue
+                batch = [key for key in keys if key != base + "record"]
+                result = await delete_batch(self.backend, batch)
+                removed += count_removed(base, batch, result, counted)
+
+        outcome = await retry_on_conflict(attempt)
+        if isinstance(outcome, ConflictError):
+            raise outcome
+        return outcome
+
     # -- watching -----------------------------------------------------------------------------
 
     async def watch(
@@ -498,10 +582,15 @@ class WorkflowEngine:
         ):
             changes: list[WorkflowChange] = []
             for event in update.events:
+                name = event.key[len(base) :]
+                if name == "record" and event.type is not EventType.PUT:
+                    changes.append(WorkflowChange("DELETED", event.revision, ""))
+                    continue
                 if event.type is not EventType.PUT or event.entry is None:
                     continue
-                name = event.key[len(base) :]
                 data = values.unpack(event.entry.value)
+                if name == "record" and data.get("deleting"):
+                    continue  # marked for deletion: DELETED comes when the record goes
                 if name == "record":
                     status_at[event.revision] = data["status"]
                     changes.extend(_record_changes(event.revision, data))
@@ -524,7 +613,9 @@ class WorkflowEngine:
             yield WatchBatch(
                 update.revision,
                 [
-                    c if c.status else replace(c, status=status_at.get(c.revision, latest))
+                    c
+                    if c.status or c.kind == "DELETED"
+                    else replace(c, status=status_at.get(c.revision, latest))
                     for c in changes
                 ],
             )

@@ -204,3 +204,10 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         """Read the recovery counters."""
         meta = await self.engine.recovery_status(request.agent_id)
         return pb.GetRecoveryStatusResponse(status=status_to_proto(request.agent_id, meta))
+
+    async def DeleteAgent(
+        self, request: pb.DeleteAgentRequest, context: object
+    ) -> pb.DeleteAgentResponse:
+        """Remove every record of an agent."""
+        deleted, revision = await self.engine.delete_agent(request.agent_id)
+        return pb.DeleteAgentResponse(deleted=deleted, revision=revision)

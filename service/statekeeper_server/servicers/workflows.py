@@ -295,6 +295,14 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
             resume=resume_to_proto(resume), status=status_value(record["status"])
         )
 
+    async def DeleteWorkflow(
+        self, request: pb.DeleteWorkflowRequest, context: object
+    ) -> pb.DeleteWorkflowResponse:
+        """Remove a workflow with its steps and checkpoints."""
+        expected = request.expected_revision if request.HasField("expected_revision") else None
+        deleted, revision = await self.engine.delete(request.workflow_id, request.force, expected)
+        return pb.DeleteWorkflowResponse(deleted=deleted, revision=revision)
+
     async def WatchWorkflow(
         self, request: pb.WatchWorkflowRequest, context: object
     ) -> AsyncIterator[pb.WatchWorkflowResponse]:

@@ -306,6 +306,15 @@ class AgentStateStore(ServiceClient):
             self._stub.WatchCheckpoints, request, convert, start_revision, self.transport.remote
         )
 
+    # -- deletion -----------------------------------------------------------------------------
+
+    async def delete_agent(self, agent_id: str) -> int:
+        """Remove every snapshot, checkpoint and the recovery status of the agent; returns how
+        many records went (snapshots plus checkpoints, plus one for the recovery status), 0 for
+        an unknown agent."""
+        response = await self._call("DeleteAgent", pb.DeleteAgentRequest(agent_id=agent_id))
+        return int(response.deleted)
+
 
 def _agent_id(agent: Any) -> str:
     for name in ("id", "agent_id", "name"):

@@ -50,6 +50,7 @@ class WorkflowEventType(enum.Enum):
     STEP_UPDATED = "step_updated"
     CHECKPOINT_CREATED = "checkpoint_created"
     RESUMED_FROM_CHECKPOINT = "resumed_from_checkpoint"
+    DELETED = "deleted"
 
 
 #: The step statuses ``StepState.status`` accepts.
@@ -244,7 +245,8 @@ class WorkflowStateManager(ServiceClient):
     with the workflow, so every process updating it agrees); ``max_checkpoints`` keeps only the
     newest that many checkpoints per workflow (0: all).
 
-    ``get`` returns None for an unknown workflow; every other method raises NotFoundError.
+    ``get`` returns None and ``delete`` False for an unknown workflow; every other method raises
+    NotFoundError.
     """
 
     _STUB = workflow_service_pb2_grpc.WorkflowServiceStub
@@ -485,6 +487,19 @@ class WorkflowStateManager(ServiceClient):
             pb.ResumeFromCheckpointRequest(workflow_id=workflow_id, checkpoint_id=checkpoint_id),
         )
         return _resume_from_proto(response.resume)
+
+    # -- deletion -----------------------------------------------------------------------------
+
+    async def delete(self, workflow_id: str, force: bool = False) -> bool:
+        """Remove the workflow with its step history and checkpoints; returns False when it
+        does not exist. A RUNNING or PAUSED workflow is refused (FailedPreconditionError,
+        reason WORKFLOW_ACTIVE) unless ``force=True``. Watchers get a DELETED event."""
+        request = pb.DeleteWorkflowRequest(workflow_id=workflow_id, force=force)
+        try:
+            await self._call("DeleteWorkflow", request)
+        except NotFoundError:
+            return False
+        return True
 
     # -- watching -----------------------------------------------------------------------------
 
