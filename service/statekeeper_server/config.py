@@ -42,6 +42,13 @@ class ServerConfig:
     max_transaction_operations: int = _option(
         128, "Most comparisons plus operations per transaction."
     )
+    tool_history_per_tool: int = _option(
+        1000, "Ended executions kept per tool; older ones are removed (0: keep all)."
+    )
+    speech_session_idle_ttl: float = _option(
+        86400.0,
+        "Seconds without a change after which a speech session ends as idle_expired (0: never).",
+    )
     max_watchers: int = _option(
         10_000, "Most server-streaming calls (watches) open at once in the server (0: no limit)."
     )

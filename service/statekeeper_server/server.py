@@ -47,6 +47,8 @@ def limits_of(config: ServerConfig) -> Limits:
         max_key_bytes=config.max_key_bytes,
         max_value_bytes=config.max_value_bytes,
         max_transaction_operations=config.max_transaction_operations,
+        tool_history_per_tool=config.tool_history_per_tool,
+        speech_session_idle_ttl=config.speech_session_idle_ttl,
     )
 
 

@@ -36,6 +36,10 @@ class Limits:
     max_transaction_operations: int = 128
     max_page_size: int = 1000
     default_page_size: int = 100
+    #: Ended executions kept per tool, newest first (0: keep every one).
+    tool_history_per_tool: int = 1000
+    #: Seconds without a change after which a live speech session ends (0: never).
+    speech_session_idle_ttl: float = 86400.0
 
     def check_key(self, key: str, field: str = "key") -> str:
         """Return ``key`` when it is a valid key, else raise INVALID_KEY / KEY_TOO_LONG."""

@@ -9,6 +9,18 @@ Records live under ``<tenant>tool/`` (see :mod:`~statekeeper_server.engine.tenan
   tool's statistics. An execution's end commits its record and one shard (chosen at random,
   so concurrent writers rarely collide) in one compare-and-set transaction, so the statistics
   are exact under any number of writers on any number of server instances;
+* ``tool/done/<tool_name>/<completed_at µs>/<execution_id>`` — the retention index of ended
+  executions, oldest first, ``{"h": <history key>, "id": <execution_id>}``. Each stats shard
+  also holds ``kept``, its share of the count of these entries (a shard's share may be
+  negative; the sum over the shards is exact because every index write and delete adjusts one
+  shard in the same transaction). After an execution ends, when the sum exceeds
+  ``Limits.tool_history_per_tool`` (0: keep everything), one follow-up transaction that
+  compares every shard removes up to :data:`PRUNE_BATCH` of the oldest ended executions
+  (index entry, record and pointer): a tool keeps its newest ended executions and every
+  running one, at O(1) cost per write. Every writer prunes after its own end commits, so
+  once writers pause the cap holds exactly; while several end executions of one tool at once
+  it may be exceeded by at most one per concurrent writer. The statistics counters are not
+  changed by pruning: they count every execution ever ended;
 * ``tool/cache/<tool_name>/<parameters_hash>`` — a cached result with a backend TTL;
 * ``tool/retry/<execution_id>`` — a retry state, and, while it has attempts left, a copy under
   ``tool/retryq/<next_retry_at µs>/<execution_id>`` so pending retries list soonest first.
@@ -21,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import random
 import time
@@ -44,10 +57,16 @@ from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
 
+log = logging.getLogger(__name__)
+
 #: The backend namespace of the tool records (after the tenant prefix).
 NAMESPACE = "tool/"
 #: How many counter documents make up one tool's statistics.
 STATS_SHARDS = 8
+#: The most old ended executions one prune removes: more than one, so that the excess left by
+#: concurrent writers or by lowering ``tool_history_per_tool`` drains as a tool is used, and
+#: few enough that one transaction stays small.
+PRUNE_BATCH = 16
 #: The longest id, tool name or explicit parameters hash.
 MAX_NAME_LENGTH = 256
 #: Times are stored in sort keys as microseconds below this bound (the year 5138).
@@ -268,7 +287,8 @@ class ToolEngine:
         cache_ttl: float | None,
     ) -> dict[str, Any]:
         """End an execution and count it in one shard of its tool's statistics, atomically
-        (with ``cache``, also cache the result for ``cache_ttl`` seconds, None: forever)."""
+        (with ``cache``, also cache the result for ``cache_ttl`` seconds, None: forever); then
+        remove the tool's oldest ended executions beyond its history cap."""
         ns = self._ns()
 
         async def attempt() -> dict[str, Any]:
@@ -285,15 +305,23 @@ class ToolEngine:
             record.update(
                 status=status, completed_at=now, result=result, error=error, duration=took
             )
-            shard_key = f"{ns}stats/{record['tool_name']}/{random.randrange(STATS_SHARDS)}"
+            tool_name = record["tool_name"]
+            shard_key = f"{ns}stats/{tool_name}/{random.randrange(STATS_SHARDS)}"
             shard_entry = await self.backend.get(shard_key)
             stats = values.unpack(shard_entry.value) if shard_entry else _empty_stats()
             stats["ok" if status == COMPLETED else "err"] += 1
             stats["dur_us"] += round(took * 1e6)
             stats["last"] = now if stats["last"] is None else max(stats["last"], now)
+            stats["kept"] = stats.get("kept", 0) + 1
+            done_key = f"{ns}done/{tool_name}/{_time_key(now)}/{execution_id}"
             operations: list[Operation] = [
                 Put(history_key, self._pack(record, "result")),
                 Put(shard_key, values.pack(stats)),
+                Put(done_key, values.pack({"h": history_key, "id": execution_id})),
+            ]
+            compares = [
+                Compare(history_key, entry.mod_revision),
+                Compare(shard_key, shard_entry.mod_revision if shard_entry else 0),
             ]
             if cache and status == COMPLETED:
                 entry_document = {
@@ -306,14 +334,54 @@ class ToolEngine:
                 cache_key = f"{ns}cache/{record['tool_name']}/{record['parameters_hash']}"
                 expire_at = None if cache_ttl is None else now + cache_ttl
                 operations.append(Put(cache_key, values.pack(entry_document), expire_at))
-            await self.backend.txn(
-                [
-                    Compare(history_key, entry.mod_revision),
-                    Compare(shard_key, shard_entry.mod_revision if shard_entry else 0),
-                ],
-                operations,
-            )
+            await self.backend.txn(compares, operations)
             return record
+
+        ended = await retry_on_conflict(attempt)
+        if self.limits.tool_history_per_tool > 0:
+            try:
+                await self.prune_history(ended["tool_name"])
+            except ConflictError:
+                # Under sustained contention: the next execution's end prunes instead.
+                log.debug("pruning the history of %r gave way to other writers", ended["tool_name"])
+        return ended
+
+    async def prune_history(self, tool_name: str) -> int:
+        """Remove up to :data:`PRUNE_BATCH` of the tool's oldest ended executions while it
+        keeps more than ``Limits.tool_history_per_tool`` of them; returns how many went.
+
+        One transaction compares every stats shard (so the count it saw is the count it
+        changes) and every removed index entry; the statistics counters are left as they are.
+        """
+        cap = self.limits.tool_history_per_tool
+        ns = self._ns()
+        shards_prefix = f"{ns}stats/{tool_name}/"
+
+        async def attempt() -> int:
+            shards = await self.backend.range(shards_prefix, limit=STATS_SHARDS * 2)
+            kept = sum(values.unpack(shard.value).get("kept", 0) for shard in shards.entries)
+            if cap <= 0 or kept <= cap or not shards.entries:
+                return 0
+            oldest = await self.backend.range(
+                f"{ns}done/{tool_name}/", limit=min(kept - cap, PRUNE_BATCH)
+            )
+            if not oldest.entries:
+                return 0
+            compares = [Compare(shard.key, shard.mod_revision) for shard in shards.entries]
+            target = random.choice(shards.entries)
+            stats = values.unpack(target.value)
+            stats["kept"] = stats.get("kept", 0) - len(oldest.entries)
+            operations: list[Operation] = [Put(target.key, values.pack(stats))]
+            for old in oldest.entries:
+                pointer = values.unpack(old.value)
+                compares.append(Compare(old.key, old.mod_revision))
+                operations += [
+                    Delete(old.key),
+                    Delete(pointer["h"]),
+                    Delete(f"{ns}exec/{pointer['id']}"),
+                ]
+            await self.backend.txn(compares, operations)
+            return len(oldest.entries)
 
         return await retry_on_conflict(attempt)
 

@@ -1,0 +1,149 @@
+"""Retention: a tool keeps at most ``tool_history_per_tool`` ended executions (statistics
+unchanged, running executions kept, exact with two servers on one Redis), and a speech session
+idle for ``speech_session_idle_ttl`` ends (its subscribers see the end); 0 disables each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from statekeeper.errors import NotFoundError
+from statekeeper.state import ToolExecution, ToolExecutionStatus, ToolStateManager
+from statekeeper_server.engine.limits import Limits
+from statekeeper_server.engine.memory import MemoryBackend
+from statekeeper_server.engine.tools import COMPLETED, FAILED, RUNNING, ToolEngine
+
+from tests.servers import ServerProcess
+
+# -- tool execution history ------------------------------------------------------------------
+
+
+async def start(engine: ToolEngine, execution_id: str, tool: str = "t") -> None:
+    await engine.start_execution(
+        execution_id=execution_id,
+        tool_name=tool,
+        status=RUNNING,
+        started_at=None,
+        parameters={},
+        metadata=None,
+    )
+
+
+async def run(engine: ToolEngine, execution_id: str, number: int, tool: str = "t") -> None:
+    """Start and end one execution: every third one fails; durations are 1, 2, 3... ms."""
+    await start(engine, execution_id, tool)
+    if number % 3 == 2:
+        await engine.fail_execution(execution_id, "boom", duration=number / 1000, status=FAILED)
+    else:
+        await engine.complete_execution(execution_id, number, duration=number / 1000)
+
+
+async def history(engine: ToolEngine, tool: str = "t") -> list[dict[str, Any]]:
+    page = await engine.execution_history(tool, page_size=1000)
+    return page.records
+
+
+async def test_history_keeps_the_newest_ended_and_every_running_execution() -> None:
+    engine = ToolEngine(MemoryBackend(), Limits(tool_history_per_tool=3))
+    uncapped = ToolEngine(MemoryBackend(), Limits(tool_history_per_tool=0))
+    await start(engine, "running-1")
+    for number in range(1, 11):
+        await run(engine, f"e{number}", number)
+        await run(uncapped, f"e{number}", number)
+    await start(engine, "running-2")
+    await run(engine, "other-1", 1, tool="other")
+
+    records = await history(engine)
+    assert sorted(r["execution_id"] for r in records) == sorted(
+        ["running-1", "running-2", "e8", "e9", "e10"]
+    )
+    assert {r["execution_id"]: r["status"] for r in records}["running-1"] == RUNNING
+    for pruned in ("e1", "e7"):
+        with pytest.raises(NotFoundError):
+            await engine.get_execution(pruned)
+    assert (await engine.get_execution("e9"))["status"] == COMPLETED
+    # The statistics count every execution ever ended, as without a cap.
+    stats = await engine.tool_stats("t")
+    reference = await uncapped.tool_stats("t")
+    assert {k: v for k, v in stats.items() if k != "last"} == {
+        k: v for k, v in reference.items() if k != "last"
+    }
+    assert (stats["ok"], stats["err"]) == (7, 3)
+    assert stats["dur_us"] == sum(range(1, 11)) * 1000
+    # Another tool's history is its own.
+    assert [r["execution_id"] for r in await history(engine, "other")] == ["other-1"]
+    # Zero keeps everything.
+    assert len(await history(uncapped)) == 10
+
+    # A running execution that ends joins the history; the oldest ended one goes.
+    await engine.complete_execution("running-1", "late")
+    records = await history(engine)
+    ended = {r["execution_id"] for r in records if r["status"] != RUNNING}
+    assert ended == {"e9", "e10", "running-1"}
+
+
+async def test_a_lowered_cap_drains_in_bounded_steps() -> None:
+    backend = MemoryBackend()
+    for number in range(40):
+        await run(ToolEngine(backend, Limits(tool_history_per_tool=0)), f"e{number}", number)
+    engine = ToolEngine(backend, Limits(tool_history_per_tool=5))
+    await run(engine, "next-1", 1)
+    # One end removes at most PRUNE_BATCH (16) old executions.
+    assert len(await history(engine)) == 41 - 16
+    await run(engine, "next-2", 2)
+    await run(engine, "next-3", 3)
+    assert len(await history(engine)) == 5
+    stats = await engine.tool_stats("t")
+    assert stats["ok"] + stats["err"] == 43
+
+
+WRITERS = 6
+
+
+async def test_cap_and_stats_exact_with_two_servers_on_one_redis(
+    redis_url: str, spawn_servers: Callable[..., list[ServerProcess]]
+) -> None:
+    servers = spawn_servers(
+        2, "--backend", "redis", "--redis-url", redis_url, "--tool-history-per-tool", "25"
+    )
+    managers = [
+        ToolStateManager(persistence="grpc", address=server.address, cache_results=False)
+        for server in servers
+    ]
+    await managers[0].start_execution(ToolExecution(execution_id="still-running", tool_name="s"))
+
+    async def writer(worker: int) -> None:
+        manager = managers[worker % 2]
+        for number in range(40):
+            execution_id = f"w{worker}-{number}"
+            await manager.start_execution(
+                ToolExecution(execution_id=execution_id, tool_name="s", parameters={})
+            )
+            if number % 4 == 3:
+                await manager.fail_execution(execution_id, "boom", duration_ms=3)
+            else:
+                await manager.complete_execution(execution_id, number, duration_ms=2)
+
+    await asyncio.gather(*(writer(worker) for worker in range(WRITERS)))
+    total = WRITERS * 40
+    failures = WRITERS * 10
+    for manager in managers:
+        stats = await manager.get_tool_stats("s")
+        assert stats.total_executions == total
+        assert stats.failed_executions == failures
+        assert stats.avg_duration_ms == pytest.approx(
+            ((total - failures) * 2 + failures * 3) / total
+        )
+    # Each writer pruned after its last end: the cap holds exactly once they all stopped.
+    listed = await managers[1].get_execution_history("s", limit=1000)
+    ended = [e for e in listed if e.status is not ToolExecutionStatus.RUNNING]
+    assert len(ended) == 25
+    assert [e.execution_id for e in listed if e.status is ToolExecutionStatus.RUNNING] == [
+        "still-running"
+    ]
+    # The kept ones are the newest: each writer's last execution is among them.
+    assert {f"w{worker}-39" for worker in range(WRITERS)} <= {e.execution_id for e in ended}
+    for manager in managers:
+        await manager.close()
