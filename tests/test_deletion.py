@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from statekeeper.errors import (
+    AlreadyExistsError,
     ConflictError,
     FailedPreconditionError,
     InvalidArgumentError,
@@ -314,6 +315,8 @@ async def test_large_workflow_goes_in_batches_and_a_stopped_removal_finishes(
         await engine.update_step("big", {"step_number": 13, "status": "COMPLETED"})
     assert [w["workflow_id"] for w in (await engine.list_workflows())[0]] == []
     assert 0 < (await backend.stats()).keys - before < 1 + 12 + 5 * 2
+    with pytest.raises(AlreadyExistsError, match="being deleted"):
+        await engine.create({"workflow_id": "big"})
 
     monkeypatch.undo()
     deleted, revision = await engine.delete("big")  # the retry finishes the removal

@@ -217,8 +217,11 @@ class WorkflowEngine:
                 [Compare(base + "record", 0)], [self._put_record(base, record, "")]
             )
         except ConflictError:
+            existing = await self.backend.get(base + "record")
+            marked = existing is not None and values.unpack(existing.value).get("deleting")
             raise AlreadyExistsError(
-                f"workflow {workflow_id!r} already exists",
+                f"workflow {workflow_id!r} "
+                + ("is being deleted: call DeleteWorkflow again" if marked else "already exists"),
                 reason=Reason.ALREADY_EXISTS,
                 metadata={"workflow_id": workflow_id},
             ) from None
