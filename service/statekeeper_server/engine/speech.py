@@ -21,6 +21,16 @@ subscriber re-syncs from the stored events, so nothing is lost while the events 
 Retention: each event expires ``event_retention`` after it is written (default one hour); when
 the session ends, ``meta`` and the end event expire ``ended_retention`` later (default one
 hour), after which the session is NOT_FOUND.
+
+Idle expiry (``Limits.speech_session_idle_ttl``, 0: off): every change of a live session sets
+``idle_at`` (now + the idle TTL) in ``meta``, gives ``meta`` a backend TTL of ``idle_at +
+ended_retention`` and rewrites the lease key ``idle`` with a backend TTL of ``idle_at``, all in
+the change's transaction; so a session nobody touches needs no background task of its own. A
+session whose ``idle_at`` has passed is ended (status ENDED, reason :data:`IDLE_END_REASON`,
+``ended_at`` = ``idle_at``, an end event like EndSession's) by whichever comes first: the
+backend's EXPIRE of the lease seen by a subscriber of the session, or any read or change of the
+session; each of these ends it with a compare-and-set on ``meta``, so concurrent ones on several
+servers end it once. A session with no subscriber and no reads is removed by ``meta``'s TTL.
 """
 
 from __future__ import annotations
@@ -44,7 +54,8 @@ from statekeeper.errors import (
 )
 from statekeeper.v1 import speech_service_pb2 as pb
 
-from statekeeper_server.engine.backend import Backend, Compare, Put
+from statekeeper_server.engine.backend import Backend, Compare, Delete, EventType, Operation, Put
+from statekeeper_server.engine.glob import GlobPattern
 from statekeeper_server.engine.limits import Limits, check_ttl
 from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
@@ -58,6 +69,10 @@ DEFAULT_EVENT_RETENTION = 3600.0
 #: The longest session type and end reason.
 MAX_TYPE_LENGTH = 256
 MAX_REASON_LENGTH = 1024
+#: The end reason of a session ended by idle expiry.
+IDLE_END_REASON = "idle_expired"
+#: The keys of a session a subscriber follows: its events and its idle lease (not ``meta``).
+_WATCHED = GlobPattern("[ei]*")
 #: How many stored events a catching-up subscriber reads per range call.
 REPLAY_PAGE = 500
 
@@ -194,6 +209,8 @@ class SpeechEngine:
         ended_retention = check_ttl(ended_retention, "ended_retention") or DEFAULT_ENDED_RETENTION
         event_retention = check_ttl(event_retention, "event_retention") or DEFAULT_EVENT_RETENTION
         now = time.time()
+        idle_ttl = self.limits.speech_session_idle_ttl
+        idle_at = now + idle_ttl if idle_ttl > 0 else None
         meta = {
             "session_id": session_id,
             "session_type": session_type,
@@ -210,6 +227,7 @@ class SpeechEngine:
             "conv": None,
             "ended_retention": ended_retention,
             "event_retention": event_retention,
+            "idle_at": idle_at,
         }
         event = {
             "seq": 1,
@@ -224,13 +242,13 @@ class SpeechEngine:
         prefix = self._prefix(session_id)
         data = self.limits.check_value_size(values.pack(meta), "config")
         try:
-            await self.backend.txn(
-                [Compare(prefix + "meta", 0)],
-                [
-                    Put(prefix + "meta", data),
-                    Put(self._event_key(prefix, 1), values.pack(event), now + event_retention),
-                ],
-            )
+            operations: list[Operation] = [
+                Put(prefix + "meta", data, None if idle_at is None else idle_at + ended_retention),
+                Put(self._event_key(prefix, 1), values.pack(event), now + event_retention),
+            ]
+            if idle_at is not None:
+                operations.append(Put(prefix + "idle", b"", idle_at))
+            await self.backend.txn([Compare(prefix + "meta", 0)], operations)
         except ConflictError:
             raise AlreadyExistsError(
                 f"speech session {session_id!r} already exists",
@@ -242,11 +260,46 @@ class SpeechEngine:
     async def get_session(self, session_id: str) -> dict[str, Any]:
         """The session document, or SESSION_NOT_FOUND."""
         check_name(session_id, "session_id")
-        entry = await self.backend.get(self._prefix(session_id) + "meta")
-        if entry is None:
-            raise _session_not_found(session_id)
-        meta: dict[str, Any] = values.unpack(entry.value)
-        return meta
+        return await self._expire_idle(session_id)
+
+    async def _expire_idle(self, session_id: str, lease_revision: int = 0) -> dict[str, Any]:
+        """The session document, after ending the session if it is idle: its ``idle_at`` has
+        passed, or its ``meta`` is still at ``lease_revision`` (the revision of a lease whose
+        expiry the backend reported, so no change came since)."""
+        prefix = self._prefix(session_id)
+
+        async def attempt() -> dict[str, Any]:
+            entry = await self.backend.get(prefix + "meta")
+            if entry is None:
+                raise _session_not_found(session_id)
+            meta: dict[str, Any] = values.unpack(entry.value)
+            idle_at = meta.get("idle_at")
+            if meta["status"] == ENDED or idle_at is None:
+                return meta
+            now = time.time()
+            if now < idle_at and entry.mod_revision != lease_revision:
+                return meta
+            previous_status = meta["status"]
+            sequence = meta["seq"] + 1
+            meta.update(status=ENDED, ended_at=idle_at, end_reason=IDLE_END_REASON, seq=sequence)
+            payload = {"reason": IDLE_END_REASON, "previous_status": previous_status}
+            event = {"seq": sequence, "time": now, "kind": ENDED_EVENT, "payload": payload}
+            expiry = now + meta["ended_retention"]
+            await self.backend.txn(
+                [Compare(prefix + "meta", entry.mod_revision)],
+                [
+                    Put(prefix + "meta", values.pack(meta), expiry),
+                    Put(
+                        self._event_key(prefix, sequence),
+                        values.pack(event),
+                        max(expiry, now + meta["event_retention"]),
+                    ),
+                    Delete(prefix + "idle"),
+                ],
+            )
+            return meta
+
+        return await retry_on_conflict(attempt)
 
     async def _change(
         self,
@@ -263,6 +316,9 @@ class SpeechEngine:
             if entry is None:
                 raise _session_not_found(session_id)
             meta = values.unpack(entry.value)
+            idle_at = meta.get("idle_at")
+            if meta["status"] != ENDED and idle_at is not None and time.time() >= idle_at:
+                meta = await self._expire_idle(session_id)
             if meta["status"] == ENDED:
                 raise FailedPreconditionError(
                     f"speech session {session_id!r} has ended",
@@ -277,15 +333,23 @@ class SpeechEngine:
             event = {"seq": sequence, "time": now, "kind": kind, "payload": payload}
             meta_expiry: float | None = None
             event_expiry = now + meta["event_retention"]
+            idle_ttl = self.limits.speech_session_idle_ttl
+            lease: Operation = Delete(prefix + "idle")
+            meta["idle_at"] = None
             if kind == ENDED_EVENT:
                 meta_expiry = now + meta["ended_retention"]
                 event_expiry = max(event_expiry, meta_expiry)
+            elif idle_ttl > 0:
+                meta["idle_at"] = now + idle_ttl
+                meta_expiry = meta["idle_at"] + meta["ended_retention"]
+                lease = Put(prefix + "idle", b"", meta["idle_at"])
             data = self.limits.check_value_size(values.pack(meta))
             await self.backend.txn(
                 [Compare(prefix + "meta", entry.mod_revision)],
                 [
                     Put(prefix + "meta", data, meta_expiry),
                     Put(self._event_key(prefix, sequence), values.pack(event), event_expiry),
+                    lease,
                 ],
             )
             return meta, sequence, payload
@@ -403,6 +467,10 @@ class SpeechEngine:
             if entry is None:
                 raise _session_not_found(session_id)
             meta = values.unpack(entry.value)
+            idle_at = meta.get("idle_at")
+            if meta["status"] != ENDED and idle_at is not None and time.time() >= idle_at:
+                await self._expire_idle(session_id)
+                continue  # read the ended session again
             last = meta["seq"]
             if not started:
                 started = True
@@ -431,11 +499,19 @@ class SpeechEngine:
                     if next_sequence > last:
                         break
             # Then follow the live changes.
-            updates = self.backend.watch(prefix + "ev/", start_revision=entry.mod_revision + 1)
+            updates = self.backend.watch(prefix, _WATCHED, start_revision=entry.mod_revision + 1)
             try:
                 async for update in updates:
                     resync = False
                     for change in update.events:
+                        if change.key == prefix + "idle":
+                            if change.type is EventType.EXPIRE and change.prev is not None:
+                                # The session went idle: end it (its end event comes next).
+                                try:
+                                    await self._expire_idle(session_id, change.prev.mod_revision)
+                                except NotFoundError:
+                                    return  # removed meanwhile: nothing more will come
+                            continue
                         if change.entry is None:
                             continue
                         event = values.unpack(change.entry.value)
