@@ -8,8 +8,8 @@ stream yields the same response objects from its own position in that window, so
 per-message work is a list lookup and a wake-up.
 
 A member that is behind by several responses is sent them merged into one (``merge``, up to
-:data:`MERGE_BYTES`): when the server is the bottleneck, messages get fuller instead of queues
-getting longer, and members at the same position share the merged response.
+:data:`MERGE_BYTES`): it catches up with fuller messages rather than one message per change,
+and members at the same position share the merged response.
 
 A member that falls further behind than the window holds is not dropped and loses nothing: it
 continues on a private engine watch from the revision after the last one it was sent, exactly as
