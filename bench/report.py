@@ -6,6 +6,7 @@ from __future__ import annotations
 import array
 import json
 import os
+import statistics
 from collections.abc import Iterable
 from typing import Any
 
@@ -69,11 +70,25 @@ def add_ratios(results: dict[str, Any]) -> None:
         row["vs_etcd"] = _ratio(row, etcd)
 
 
+def round_medians(results: dict[str, Any]) -> dict[tuple[str, str], float]:
+    """The median ops/s of each (label, op) over the interleaved target rounds."""
+    by_row: dict[tuple[str, str], list[float]] = {}
+    for row in results.get("rounds", []):
+        by_row.setdefault((row["label"], row["op"]), []).append(row["ops_per_s"])
+    return {key: statistics.median(rates) for key, rates in by_row.items()}
+
+
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target with the measured figures and whether it is met."""
     rows = results["load"]
 
+    medians = round_medians(results)
+    echo_median = medians.get(("echo", "echo"))
+
     def ratio(backend: str, op: str) -> float | None:
+        median = medians.get((f"statekeeper {backend}", op))
+        if median is not None and echo_median:
+            return median / echo_median
         row = _find(rows, target="statekeeper", backend=backend, op=op, concurrency=16)
         return row["vs_echo"] if row else None
 
@@ -82,10 +97,14 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         return _pct(row["cpu_vs_echo"]) if row and row["cpu_vs_echo"] else "?"
 
     def rate(target: str, backend: str, op: str) -> float | None:
+        label = "etcd" if target == "etcd" else f"{target} {backend}"
+        if (label, op) in medians:
+            return medians[(label, op)]
         row = _find(rows, target=target, backend=backend, op=op, concurrency=16)
         return row["ops_per_s"] if row else None
 
     out: list[dict[str, Any]] = []
+    basis = "; ops/s: medians of the interleaved rounds" if medians else ""
 
     def add(name: str, measured: str, met: bool | None) -> None:
         out.append({"target": name, "measured": measured, "met": met})
@@ -94,7 +113,7 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if ms is not None and mg is not None:
         text = f"save {ms:.0%}, get {mg:.0%} of echo ops/s"
         text += f" (by server CPU/op: save {cpu('memory', 'save')}, get {cpu('memory', 'get')})"
-        add(TARGETS[0], text, ms >= 0.8 and mg >= 0.8)
+        add(TARGETS[0], text + basis, ms >= 0.8 and mg >= 0.8)
     fs, fput, eput = ratio("file", "save"), rate("statekeeper", "file", "save"), None
     eput = rate("etcd", "etcd", "save")
     if fs is not None and fput is not None:
@@ -103,7 +122,7 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if eput is not None:
             text += f" vs etcd put {eput:.0f}/s"
             met = met and fput > eput
-        add(TARGETS[1], text, met)
+        add(TARGETS[1], text + basis, met)
     rs, rg = ratio("redis", "save"), ratio("redis", "get")
     save_row = _find(rows, target="statekeeper", backend="redis", op="save", concurrency=1)
     if rs is not None and rg is not None:
@@ -114,7 +133,7 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if trips is not None:
             text += f"; {trips:.2f} Redis requests per save (c=1)"
             met = met and trips <= 1.05
-        add(TARGETS[2], text, met)
+        add(TARGETS[2], text + basis, met)
     fans = [r for r in results["fanout"] if r["rate"] == 100 and r["subscribers"] == 100]
     mine = [r for r in fans if r["label"].startswith("statekeeper")]
     if mine:
@@ -252,6 +271,26 @@ def markdown(results: dict[str, Any]) -> str:
             f"({soak['rss_change_pct']:+.1f}%, max deviation "
             f"{soak['rss_max_deviation_pct']:.1f}%).",
         ]
+    rounds = results.get("rounds") or []
+    if rounds:
+        count = 1 + max(row["round"] for row in rounds)
+        medians = round_medians(results)
+        echo = medians.get(("echo", "echo"))
+        lines += [
+            "",
+            f"Target rows again, c=16, in {count} interleaved rounds with every server up "
+            "(echo, then each row in turn, then the next round), so that a change of the "
+            "machine's speed meets the ceiling and the targets alike; the targets below use "
+            "the medians:",
+            "",
+            "| target | op | ops/s per round | median | median vs echo |",
+            "|---|---|--:|--:|--:|",
+        ]
+        for (label, op), median in medians.items():
+            rates = [r["ops_per_s"] for r in rounds if (r["label"], r["op"]) == (label, op)]
+            per_round = ", ".join(f"{rate:,.0f}" for rate in rates)
+            share = f"{median / echo:.0%}" if echo else ""
+            lines.append(f"| {label} | {op} | {per_round} | {median:,.0f} | {share} |")
     targets = results.get("targets") or []
     if targets:
         lines += ["", "| target (issue 8) | measured | met |", "|---|---|---|"]

@@ -38,6 +38,16 @@ TARGET_OPERATIONS = {
 #: The Watch streams of the fan-out share this many client connections (as the load's four
 #: client processes do).
 FANOUT_CONNECTIONS = 4
+#: The rows behind the issue's throughput targets (label, operation), at concurrency 16.
+TARGET_ROWS = (
+    ("echo", "echo"),
+    ("statekeeper memory", "save"),
+    ("statekeeper memory", "get"),
+    ("statekeeper file", "save"),
+    ("statekeeper redis", "save"),
+    ("statekeeper redis", "get"),
+    ("etcd", "save"),
+)
 #: Server processes of the multi-process row (``serve --workers``, Redis backend).
 WORKERS = 2
 #: Watch history kept by the soak server: the memory backend keeps the last N revisions for
@@ -61,6 +71,7 @@ class Settings:
     concurrency: tuple[int, ...]
     backends: tuple[str, ...]
     fanouts: tuple[tuple[int, int], ...]
+    target_rounds: int
     parts: tuple[str, ...]
 
 
@@ -81,6 +92,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         # (writes/s, subscribers): the target's 100 x 100, the same at half the subscribers,
         # and ten times the rate.
         fanouts=((100, 100),) if quick else ((100, 50), (100, 100), (1000, 100)),
+        # The quick run skips the interleaved target rounds and the multi-process server.
+        target_rounds=0 if quick else 3,
         parts=tuple(args.parts.split(",")),
     )
 
@@ -117,6 +130,7 @@ class Harness:
                 ),
             },
             "load": [],
+            "rounds": [],
             "fanout": [],
             "speech": [],
             "soak": {},
@@ -151,8 +165,9 @@ class Harness:
         concurrency: int,
         servers: list[Service],
         redis: Service | None = None,
+        table: str = "load",
     ) -> dict[str, Any]:
-        """Run one operation at one concurrency and record its row."""
+        """Run one operation at one concurrency and record its row in ``results[table]``."""
         s = self.settings
         processes = 1 if concurrency == 1 else min(s.clients, concurrency)
         tasks = concurrency // processes
@@ -193,7 +208,7 @@ class Harness:
             "client_cpu_cores": sum(o["cpu_s"] for o in outputs) / s.duration,
             **sample.figures(s.duration, ops),
         }
-        self.results["load"].append(row)
+        self.results[table].append(row)
         self.log(
             f"  {label:<22} {op:<6} c={concurrency:<3} {row['ops_per_s']:>9.0f} ops/s  "
             f"p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  "
@@ -230,6 +245,24 @@ class Harness:
         for op in TARGET_OPERATIONS[target]:
             for concurrency in self.settings.concurrency:
                 self.load(label, backend, target, address, op, concurrency, servers, redis)
+
+    def target_rounds(self, targets: dict[str, tuple[str, str, Service, list[Service]]]) -> None:
+        """The figures the issue's throughput targets compare, measured again in ``target_rounds``
+        interleaved rounds (echo, then each target, then echo again...), so that a change of
+        the machine's speed during the run hits the ceiling and the targets alike; the report
+        takes each row's median. ``targets``: label -> (backend, target, server, servers)."""
+        rounds = self.settings.target_rounds
+        for round_number in range(rounds):
+            self.log(f"target rows, round {round_number + 1} of {rounds}")
+            for label, op in TARGET_ROWS:
+                if label not in targets:
+                    continue
+                backend, target, server, servers = targets[label]
+                redis = next((s for s in servers if s.name == "redis-server"), None)
+                row = self.load(
+                    label, backend, target, server.address, op, 16, servers, redis, "rounds"
+                )
+                row["round"] = round_number
 
     # -- watch fan-out -------------------------------------------------------------------------
 
@@ -553,6 +586,27 @@ def _create_session(address: str, session_id: str) -> str | None:
     return asyncio.run(create())
 
 
+def _start_target_servers(
+    harness: Harness, redis: Service | None, scratch: str
+) -> dict[str, tuple[str, str, Service, list[Service]]]:
+    """Echo, a server per backend and etcd, all running at once for the interleaved rounds."""
+    echo = harness.start(start_statekeeper(module="bench.echo_server", name="echo-server"))
+    assert echo is not None
+    targets = {"echo": ("-", "echo", echo, [echo])}
+    for backend in harness.settings.backends:
+        args = _backend_args(backend, redis, os.path.join(scratch, "rounds"))
+        if args is None:
+            continue
+        server = harness.start(start_statekeeper(*args, name=f"statekeeper-{backend}"))
+        assert server is not None
+        with_redis = [redis] if backend == "redis" and redis is not None else []
+        targets[f"statekeeper {backend}"] = (backend, "statekeeper", server, [server, *with_redis])
+    etcd = harness.start(start_etcd())
+    if etcd is not None:
+        targets["etcd"] = ("etcd", "etcd", etcd, [etcd])
+    return targets
+
+
 def _backend_args(backend: str, redis: Service | None, scratch: str) -> list[str] | None:
     if backend == "memory":
         return ["--backend", "memory"]
@@ -617,7 +671,7 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
                 for subscribers in (1, 10):
                     harness.speech(backend, server, subscribers)
             server.stop()
-        if redis is not None and ("load" in parts or "fanout" in parts):
+        if redis is not None and not settings.quick and ("load" in parts or "fanout" in parts):
             label = f"statekeeper redis, {WORKERS} workers"
             harness.log(label)
             args = _backend_args("redis", redis, scratch) or []
@@ -641,6 +695,10 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             harness.log("etcd (peer)")
             harness.loads("etcd", "etcd", "etcd", etcd.address, [etcd])
             etcd.stop()
+        if "targets" in parts and settings.target_rounds:
+            targets = _start_target_servers(harness, redis, scratch)
+            harness.target_rounds(targets)
+            stop_all([server for _, _, server, _ in targets.values()])
         if "soak" in parts and settings.soak_seconds > 0:
             harness.log("sustained load, memory backend")
             soak_server = harness.start(
@@ -675,8 +733,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--parts",
-        default="load,fanout,speech,peers,soak",
-        help="comma-separated parts to run: load, fanout, speech, peers, soak",
+        default="load,fanout,speech,peers,targets,soak",
+        help="comma-separated parts to run: load, fanout, speech, peers, targets, soak",
     )
     parser.add_argument(
         "--out", default=os.path.join(os.path.dirname(__file__), "results"), help="output dir"
