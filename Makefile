@@ -69,9 +69,10 @@ $(TS_STAMP): clients/ts/package.json clients/ts/package-lock.json
 	cd clients/ts && npm ci --no-audit --no-fund
 	touch $@
 
-## go-deps: the Go client's modules (go.sum pins them)
+## go-deps: the modules of the Go client and of bench/loadgen (their go.sum files pin them)
 go-deps:
 	cd clients/go && go mod download
+	cd bench/loadgen && go mod download
 
 ## clients: build the Go interop runner and the TypeScript package (skipped when up to date)
 clients: tools ts-deps go-deps $(GO_RUNNER) $(TS_BUILD)
@@ -88,10 +89,12 @@ test-clients: clients
 	cd clients/go && go vet ./... && go test -skip Live ./...
 	cd clients/ts && npm test
 
-## lint-clients: gofmt and go vet on the Go client, tsc type check on the TypeScript client
+## lint-clients: gofmt and go vet on the Go client and bench/loadgen, tsc on the TypeScript client
 lint-clients: go-deps ts-deps
-	@test -z "$$(gofmt -l clients/go)" || (gofmt -l clients/go; echo "gofmt needed" && exit 1)
+	@test -z "$$(gofmt -l clients/go bench/loadgen)" || \
+	  (gofmt -l clients/go bench/loadgen; echo "gofmt needed" && exit 1)
 	cd clients/go && go vet ./...
+	cd bench/loadgen && go vet ./...
 	cd clients/ts && npx tsc -p tsconfig.json --noEmit
 
 ## proto: regenerate every stub (Python, Go, TypeScript) from proto/ with the pinned generators
