@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -91,9 +92,9 @@ class Service:
             shutil.rmtree(path, ignore_errors=True)
 
 
+@functools.cache
 def loadgen() -> str:
-    """The Go fan-out load generator (bench/loadgen), built (go build is incremental: a no-op
-    when nothing changed); returns its path."""
+    """The Go fan-out load generator (bench/loadgen), built once per run; returns its path."""
     binary = os.path.join(_ROOT, "build", "bench", "fanout-subscribers")
     source = os.path.join(_ROOT, "bench", "loadgen")
     subprocess.run(["go", "build", "-o", binary, "."], cwd=source, check=True)

@@ -159,6 +159,12 @@ def check_conversation(state: dict[str, Any], field: str) -> dict[str, Any]:
     return state
 
 
+def _idle_due(meta: dict[str, Any]) -> bool:
+    """True when a live session's ``idle_at`` has passed (it is to be ended as idle)."""
+    idle_at = meta.get("idle_at")
+    return meta["status"] != ENDED and idle_at is not None and time.time() >= idle_at
+
+
 def _session_not_found(session_id: str) -> NotFoundError:
     return NotFoundError(
         f"speech session {session_id!r} not found",
@@ -276,9 +282,9 @@ class SpeechEngine:
             idle_at = meta.get("idle_at")
             if meta["status"] == ENDED or idle_at is None:
                 return meta
-            now = time.time()
-            if now < idle_at and entry.mod_revision != lease_revision:
+            if not _idle_due(meta) and entry.mod_revision != lease_revision:
                 return meta
+            now = time.time()
             previous_status = meta["status"]
             sequence = meta["seq"] + 1
             meta.update(status=ENDED, ended_at=idle_at, end_reason=IDLE_END_REASON, seq=sequence)
@@ -316,8 +322,7 @@ class SpeechEngine:
             if entry is None:
                 raise _session_not_found(session_id)
             meta = values.unpack(entry.value)
-            idle_at = meta.get("idle_at")
-            if meta["status"] != ENDED and idle_at is not None and time.time() >= idle_at:
+            if _idle_due(meta):
                 meta = await self._expire_idle(session_id)
             if meta["status"] == ENDED:
                 raise FailedPreconditionError(
@@ -467,8 +472,7 @@ class SpeechEngine:
             if entry is None:
                 raise _session_not_found(session_id)
             meta = values.unpack(entry.value)
-            idle_at = meta.get("idle_at")
-            if meta["status"] != ENDED and idle_at is not None and time.time() >= idle_at:
+            if _idle_due(meta):
                 await self._expire_idle(session_id)
                 continue  # read the ended session again
             last = meta["seq"]

@@ -61,7 +61,7 @@ from statekeeper_server.engine.deletion import (
 )
 from statekeeper_server.engine.glob import parse_pattern
 from statekeeper_server.engine.limits import Limits, check_revision
-from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.retry import MAX_ATTEMPTS, retry_on_conflict
 from statekeeper_server.engine.state import merge_patch
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
@@ -118,6 +118,14 @@ def superseded(step: dict[str, Any], resumes: list[dict[str, Any]]) -> bool:
     )
 
 
+def _not_found(workflow_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"workflow {workflow_id!r} not found",
+        reason=Reason.WORKFLOW_NOT_FOUND,
+        metadata={"workflow_id": workflow_id},
+    )
+
+
 class WorkflowEngine:
     """Create, read, step, checkpoint, pause, resume, cancel and watch workflows."""
 
@@ -131,13 +139,9 @@ class WorkflowEngine:
 
     async def _record(self, workflow_id: str) -> tuple[dict[str, Any], int]:
         entry = await self.backend.get(self._dir(workflow_id) + "record")
-        if entry is None or values.unpack(entry.value).get("deleting"):
-            raise NotFoundError(
-                f"workflow {workflow_id!r} not found",
-                reason=Reason.WORKFLOW_NOT_FOUND,
-                metadata={"workflow_id": workflow_id},
-            )
-        record: dict[str, Any] = values.unpack(entry.value)
+        record: dict[str, Any] = values.unpack(entry.value) if entry is not None else {}
+        if entry is None or record.get("deleting"):
+            raise _not_found(workflow_id)
         record["revision"] = entry.mod_revision
         return record, entry.mod_revision
 
@@ -526,20 +530,19 @@ class WorkflowEngine:
         def counted(name: str) -> bool:
             return name == "record" or name.startswith(("step/", "ckpt/"))
 
-        async def attempt() -> tuple[int, int] | ConflictError:
+        async def attempt() -> tuple[int, int]:
             nonlocal removed
             while True:
                 entry = await self.backend.get(base + "record")
                 if entry is None:
                     if removed:  # another call finished the removal this one had begun
                         return removed, await self.backend.revision()
-                    await self._record(workflow_id)  # raises WORKFLOW_NOT_FOUND
-                    raise AssertionError("unreachable")
+                    raise _not_found(workflow_id)
                 record = values.unpack(entry.value)
                 revision = entry.mod_revision
                 if not record.get("deleting"):
                     if expected_revision is not None and expected_revision != revision:
-                        return conflict(base + "record", expected_revision, revision)
+                        raise conflict(base + "record", expected_revision, revision)
                     if record["status"] in ACTIVE and not force:
                         raise FailedPreconditionError(
                             f"workflow {workflow_id!r} is {record['status']}; cancel it first, "
@@ -563,10 +566,9 @@ class WorkflowEngine:
                 result = await delete_batch(self.backend, batch)
                 removed += count_removed(base, batch, result, counted)
 
-        outcome = await retry_on_conflict(attempt)
-        if isinstance(outcome, ConflictError):
-            raise outcome
-        return outcome
+        # A caller that pinned the revision wants the conflict reported, not retried.
+        attempts = 1 if expected_revision is not None else MAX_ATTEMPTS
+        return await retry_on_conflict(attempt, attempts)
 
     # -- watching -----------------------------------------------------------------------------
 

@@ -91,6 +91,13 @@ def optional_document(message: Any, field: str, path: str) -> Any:
     return values.wire_to_document(getattr(message, field), path)
 
 
+def optional_revision(message: object) -> int | None:
+    """The message's ``expected_revision`` when it is set."""
+    if message.HasField("expected_revision"):  # type: ignore[attr-defined]
+        return int(message.expected_revision)  # type: ignore[attr-defined]
+    return None
+
+
 def optional_unix(message: Any, field: str) -> float | None:
     """``message.<field>`` (a Timestamp) in Unix seconds, or None when unset."""
     if not message.HasField(field):
@@ -115,13 +122,17 @@ def set_time(message: Any, field: str, seconds: float | None) -> None:
 async def converted(
     updates: AsyncIterator[T], to_response: Callable[[T, bool], R | None]
 ) -> AsyncIterator[R]:
-    """``to_response(update, first)`` for each engine update, skipping None."""
+    """``to_response(update, first)`` for each engine update, skipping None; closing this
+    closes ``updates``."""
     first = True
-    async for update in updates:
-        message = to_response(update, first)
-        first = False
-        if message is not None:
-            yield message
+    try:
+        async for update in updates:
+            message = to_response(update, first)
+            first = False
+            if message is not None:
+                yield message
+    finally:
+        await close_iterator(updates)
 
 
 async def revision_watch(

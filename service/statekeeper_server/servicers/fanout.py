@@ -114,8 +114,7 @@ class WatchGroups(Generic[U, R]):
         # its start revision; a member that fell further behind than the window goes on
         # privately from the revision after the last one it was sent.
         resumed = position is None
-        updates = source(start_revision if resumed else revision + 1)
-        messages = converted(updates, to_response)
+        messages = converted(source(start_revision if resumed else revision + 1), to_response)
         try:
             created = await anext(messages, None)
             if created is None:
@@ -126,7 +125,6 @@ class WatchGroups(Generic[U, R]):
                 yield message
         finally:
             await close_iterator(messages)
-            await close_iterator(updates)
 
     def _forget(self, group: _Group[U, R]) -> None:
         if self._groups.get(group.key) is group:

@@ -16,6 +16,7 @@ from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.servicers.convert import (
     event_to_proto,
     kv_to_proto,
+    optional_revision,
     revision_watch,
     ttl_seconds,
 )
@@ -28,13 +29,6 @@ if TYPE_CHECKING:
 DEFAULT_PROGRESS_INTERVAL = 10.0
 #: How many converted watch events are kept for other watchers of the same change.
 EVENT_CACHE_SIZE = 4096
-
-
-def optional_revision(message: object) -> int | None:
-    """The message's ``expected_revision`` when it is set."""
-    if message.HasField("expected_revision"):  # type: ignore[attr-defined]
-        return int(message.expected_revision)  # type: ignore[attr-defined]
-    return None
 
 
 def _created(revision: int) -> pb.WatchResponse:

@@ -16,6 +16,7 @@ from statekeeper_server.servicers.convert import (
     document_to_wire,
     enum_suffix,
     optional_document,
+    optional_revision,
     optional_unix,
     revision_watch,
     ttl_seconds,
@@ -299,8 +300,9 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         self, request: pb.DeleteWorkflowRequest, context: object
     ) -> pb.DeleteWorkflowResponse:
         """Remove a workflow with its steps and checkpoints."""
-        expected = request.expected_revision if request.HasField("expected_revision") else None
-        deleted, revision = await self.engine.delete(request.workflow_id, request.force, expected)
+        deleted, revision = await self.engine.delete(
+            request.workflow_id, request.force, optional_revision(request)
+        )
         return pb.DeleteWorkflowResponse(deleted=deleted, revision=revision)
 
     async def WatchWorkflow(
