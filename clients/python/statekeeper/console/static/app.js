@@ -331,23 +331,35 @@ function keysView(root, query) {
   })();
 }
 
-// ---- Agents ---------------------------------------------------------------------------------
-
-function agentsView(root, query) {
+// The top of a view that follows the ids in its URL (so it can be bookmarked): its title, a
+// field for the ids and the grid of cards; null while no id is given.
+function followedIds(root, query, view, title, noun, field) {
   const ids = idList(query.get("ids"));
-  root.append(h("h2", {}, "Agents"),
-    searchForm("agent-ids", ids.join(", "), "agent ids, comma-separated", "Show", (value) => go("agents", { ids: value })));
+  root.append(h("h2", {}, title),
+    searchForm(field, ids.join(", "), `${noun} ids, comma-separated`, "Show", (value) => go(view, { ids: value })));
   if (!ids.length) {
-    root.append(h("div", { class: "empty" }, "Enter the ids of the agents to follow (the URL keeps them, so it can be bookmarked)."));
-    return;
+    root.append(h("div", { class: "empty" }, `Enter the ids of the ${noun}s to follow (the URL keeps them).`));
+    return null;
   }
   const cards = h("div", { class: "cards" });
   root.append(cards);
-  for (const id of ids) {
+  return { ids, cards };
+}
+
+// One card of such a view, titled with its id.
+function idCard(cards, attribute, id, ...children) {
+  cards.append(h("section", { class: "panel", [attribute]: id }, h("h3", {}, h("span", { class: "mono" }, id)), children));
+}
+
+// ---- Agents ---------------------------------------------------------------------------------
+
+function agentsView(root, query) {
+  const followed = followedIds(root, query, "agents", "Agents", "agent", "agent-ids");
+  if (!followed) return;
+  for (const id of followed.ids) {
     const recoveryBox = h("div", {}), checkpointsBox = h("div", {}), snapshotsBox = h("div", {});
-    cards.append(h("section", { class: "panel", "data-agent": id }, h("h3", {}, h("span", { class: "mono" }, id)),
-      h("h4", {}, "Recovery"), recoveryBox, h("h4", {}, "Checkpoints (newest first)"), checkpointsBox,
-      h("h4", {}, "Snapshots (newest first)"), snapshotsBox));
+    idCard(followed.cards, "data-agent", id, h("h4", {}, "Recovery"), recoveryBox,
+      h("h4", {}, "Checkpoints (newest first)"), checkpointsBox, h("h4", {}, "Snapshots (newest first)"), snapshotsBox);
     const load = scope.refresher(async () => {
       const [recovery, checkpoints, snapshots] = await Promise.allSettled([
         api("AgentService", "GetRecoveryStatus", { agent_id: id }),
@@ -561,16 +573,11 @@ function teamsView(root, query) {
 // ---- Knowledge ------------------------------------------------------------------------------
 
 function knowledgeView(root, query) {
-  const ids = idList(query.get("ids"));
-  root.append(h("h2", {}, "Knowledge"),
-    searchForm("kb-ids", ids.join(", "), "knowledge base ids, comma-separated", "Show", (value) => go("knowledge", { ids: value })));
-  if (!ids.length) {
-    root.append(h("div", { class: "empty" }, "Enter the ids of the knowledge bases to follow."));
-    return;
-  }
-  for (const id of ids) {
+  const followed = followedIds(root, query, "knowledge", "Knowledge", "knowledge base", "kb-ids");
+  if (!followed) return;
+  for (const id of followed.ids) {
     const box = h("div", {});
-    root.append(h("section", { class: "panel", "data-kb": id }, h("h3", {}, h("span", { class: "mono" }, id)), box));
+    idCard(followed.cards, "data-kb", id, box);
     const load = scope.refresher(async () => {
       const [state, progress, sources] = await Promise.allSettled([
         api("KnowledgeService", "GetKnowledgeBaseState", { knowledge_base_id: id }),
@@ -685,18 +692,11 @@ function toolsView(root, query) {
 // ---- Speech ---------------------------------------------------------------------------------
 
 function speechView(root, query) {
-  const ids = idList(query.get("ids"));
-  root.append(h("h2", {}, "Speech"),
-    searchForm("session-ids", ids.join(", "), "session ids, comma-separated", "Show", (value) => go("speech", { ids: value })));
-  if (!ids.length) {
-    root.append(h("div", { class: "empty" }, "Enter the ids of the speech sessions to follow."));
-    return;
-  }
-  const cards = h("div", { class: "cards" });
-  root.append(cards);
-  for (const id of ids) {
+  const followed = followedIds(root, query, "speech", "Speech", "session", "session-ids");
+  if (!followed) return;
+  for (const id of followed.ids) {
     const box = h("div", {});
-    cards.append(h("section", { class: "panel", "data-session": id }, h("h3", {}, h("span", { class: "mono" }, id)), box));
+    idCard(followed.cards, "data-session", id, box);
     let lastSequence = null;
     const load = scope.refresher(async () => {
       let session;
