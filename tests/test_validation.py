@@ -510,17 +510,23 @@ async def test_revision_conflicts_name_the_callers_key(
             _assert_names_only_the_callers_key(from_rpc_error(raised.value), "cas")
 
 
-async def test_a_workflow_delete_conflict_names_the_workflow(runtime: Runtime) -> None:
+async def test_workflow_conflicts_name_the_workflow(runtime: Runtime) -> None:
     workflows = runtime.servicers["statekeeper.v1.WorkflowService"]
     created = await workflows.CreateWorkflow(
         wf_pb.CreateWorkflowRequest(workflow=wf_pb.WorkflowState(workflow_id="w")), _Context()
     )
-    with pytest.raises(ConflictError) as raised:
-        await workflows.DeleteWorkflow(
-            wf_pb.DeleteWorkflowRequest(
-                workflow_id="w", expected_revision=created.workflow.revision + 3
-            ),
-            _Context(),
-        )
-    assert raised.value.metadata["workflow_id"] == "w"
-    assert "record" not in raised.value.message and "wf/" not in raised.value.message
+    stale = created.workflow.revision + 3
+    for method, request in [
+        (
+            workflows.DeleteWorkflow,
+            wf_pb.DeleteWorkflowRequest(workflow_id="w", expected_revision=stale),
+        ),
+        (
+            workflows.CancelWorkflow,
+            wf_pb.CancelWorkflowRequest(workflow_id="w", expected_revision=stale),
+        ),
+    ]:
+        with pytest.raises(ConflictError) as raised:
+            await method(request, _Context())
+        assert raised.value.metadata["workflow_id"] == "w"
+        assert "record" not in raised.value.message and "wf/" not in raised.value.message

@@ -21,9 +21,9 @@ FAILED_PRECONDITION (INVALID_WORKFLOW_TRANSITION) before anything is written.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from statekeeper import values
 from statekeeper.errors import (
@@ -64,6 +64,8 @@ from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.state import merge_patch
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
+
+T = TypeVar("T")
 
 #: The backend namespace of workflow records.
 NAMESPACE = "wf/"
@@ -136,6 +138,24 @@ def _revision_conflict(workflow_id: str, expected: int, actual: int) -> Conflict
             "actual_revision": str(actual),
         },
     )
+
+
+async def _guarded(
+    workflow_id: str, expected_revision: int | None, attempt: Callable[[], Awaitable[T]]
+) -> T:
+    """Run a read-modify-write of the workflow: retried on conflict, or, when the caller
+    pinned ``expected_revision``, once, a conflict reported as the workflow's (never under the
+    stored key)."""
+    if expected_revision is None:
+        return await retry_on_conflict(attempt)
+    try:
+        return await attempt()
+    except ConflictError as error:
+        if "workflow_id" in error.metadata:
+            raise
+        # The record changed between the read and the guarded write.
+        actual = int(error.metadata.get("actual_revision", "0"))
+        raise _revision_conflict(workflow_id, expected_revision, actual) from None
 
 
 class WorkflowEngine:
@@ -391,14 +411,19 @@ class WorkflowEngine:
         reason: str = "",
         error: str = "",
         state_patch: Any = None,
+        expected_revision: int | None = None,
     ) -> dict[str, Any]:
         """Apply a status-changing ``operation`` of :data:`TRANSITIONS` (not update_step or
-        resume_from); returns the record after it."""
+        resume_from); returns the record after it. With ``expected_revision`` the change is made
+        only on that revision of the workflow (ABORTED, REVISION_CONFLICT, otherwise)."""
         check_id(workflow_id, "workflow_id")
+        check_revision(expected_revision)
         base = self._dir(workflow_id)
 
         async def attempt() -> dict[str, Any]:
             record, revision = await self._record(workflow_id)
+            if expected_revision is not None and expected_revision != revision:
+                raise _revision_conflict(workflow_id, expected_revision, revision)
             previous = record["status"]
             record["status"] = self._check_transition(record, operation)
             if operation == "cancel":
@@ -413,7 +438,7 @@ class WorkflowEngine:
             record["revision"] = result.revision
             return record
 
-        return await retry_on_conflict(attempt)
+        return await _guarded(workflow_id, expected_revision, attempt)
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -579,17 +604,7 @@ class WorkflowEngine:
                 result = await delete_batch(self.backend, batch)
                 removed += count_removed(base, batch, result, counted)
 
-        if expected_revision is None:
-            return await retry_on_conflict(attempt)
-        # A caller that pinned the revision wants the conflict reported, not retried.
-        try:
-            return await attempt()
-        except ConflictError as error:
-            if "workflow_id" in error.metadata:
-                raise
-            # The record changed between the read and the guarded removal.
-            actual = int(error.metadata.get("actual_revision", "0"))
-            raise _revision_conflict(workflow_id, expected_revision, actual) from None
+        return await _guarded(workflow_id, expected_revision, attempt)
 
     # -- watching -----------------------------------------------------------------------------
 

@@ -24,11 +24,13 @@ from statekeeper_server.servicers.boundary import (
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
 
-T = TypeVar("T")
 R = TypeVar("R")
 
-#: The cancel reason of a revision watch that the server ends because it is stopping.
-SHUTDOWN_CANCEL_REASON = "server shutting down: reconnect and resume from the next revision"
+#: The cancel reason of a revision watch that the server ends because it is stopping (its
+#: stable token is the part before the colon).
+SHUTDOWN_CANCEL_REASON = (
+    "server_shutdown: the server is stopping; reconnect and resume from the next revision"
+)
 
 _EVENT_TYPES = {
     EventType.PUT: state_service_pb2.EVENT_TYPE_PUT,
@@ -155,22 +157,6 @@ def set_time(message: Any, field: str, seconds: float | None) -> None:
     """Set the Timestamp ``message.<field>`` to ``seconds`` (Unix), unless it is None."""
     if seconds is not None:
         getattr(message, field).CopyFrom(timestamp(seconds))
-
-
-async def converted(
-    updates: AsyncIterator[T], to_response: Callable[[T, bool], R | None]
-) -> AsyncIterator[R]:
-    """``to_response(update, first)`` for each engine update, skipping None; closing this
-    closes ``updates``."""
-    first = True
-    try:
-        async for update in updates:
-            message = to_response(update, first)
-            first = False
-            if message is not None:
-                yield message
-    finally:
-        await close_iterator(updates)
 
 
 async def revision_watch(
