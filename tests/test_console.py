@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from grpc import aio
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -57,6 +58,8 @@ from statekeeper.state import (
     WorkflowStateManager,
     WorkflowStatus,
 )
+from statekeeper.v1 import orchestration_service_pb2 as opb
+from statekeeper.v1 import orchestration_service_pb2_grpc as ogrpc
 
 from tests.servers import ServerProcess, start_server_process
 
@@ -414,7 +417,47 @@ def test_teams_view(page: Page, server: Server) -> None:
 
     run(finish())
     page.until(lambda d: page.all("[data-queue='completed'] [data-task='t0']"), "t0 completed")
+
+    async def dead_letter(task_id: str, priority: int) -> None:  # claimed first, then failed
+        teams = OrchestrationStateManager(**grpc(server))
+        await teams.enqueue_task("team-ui", {"task_id": task_id, "priority": priority})
+        claimed = await teams.claim_next_task("team-ui", "w2", lease=300)
+        assert claimed is not None and claimed.id == task_id
+        await teams.fail_task("team-ui", task_id, "parser crashed", agent_id="w2", retry_limit=0)
+        await teams.close()
+
+    run(dead_letter("bad-1", 900))
+    dead = "[data-queue='dead_lettered'] [data-task='bad-1']"
+    page.shows(dead, "parser crashed")
     page.screenshot("teams")
+    page.find(f"{dead} button[data-requeue]").click()
+    page.confirm()
+    page.shows("#action-done", "Requeued bad-1")
+    page.until(lambda d: page.all("[data-queue='pending'] [data-task='bad-1']"), "bad-1 pending")
+    assert run(_task_state(server, "team-ui", "bad-1")) == opb.TASK_STATE_PENDING
+
+    run(dead_letter("bad-2", 1000))
+    page.shows("[data-queue='dead_lettered'] [data-task='bad-2']", "parser crashed")
+    page.find("[data-queue='dead_lettered'] [data-task='bad-2'] button").click()
+    page.until(lambda d: page.find("#confirm").get_attribute("open") is not None, "the dialog")
+    run(_requeue(server, "team-ui", "bad-2"))  # someone else requeues it first
+    page.confirm()
+    page.shows("#team-action .error[data-code='FAILED_PRECONDITION']", "not dead-lettered")
+    assert len(page.all("[data-queue='pending'] [data-task='bad-2']")) <= 1
+    assert run(_task_state(server, "team-ui", "bad-2")) == opb.TASK_STATE_PENDING
+
+
+async def _task_state(server: Server, team_id: str, task_id: str) -> int:
+    async with aio.insecure_channel(server.address) as channel:
+        stub = ogrpc.OrchestrationServiceStub(channel)
+        response = await stub.GetTask(opb.GetTaskRequest(team_id=team_id, task_id=task_id))
+        return int(response.task.state)
+
+
+async def _requeue(server: Server, team_id: str, task_id: str) -> None:
+    async with aio.insecure_channel(server.address) as channel:
+        stub = ogrpc.OrchestrationServiceStub(channel)
+        await stub.RequeueTask(opb.RequeueTaskRequest(team_id=team_id, task_id=task_id))
 
 
 def test_knowledge_view(page: Page, server: Server) -> None:
