@@ -32,7 +32,6 @@ Options beyond LangGraph's contract:
 from __future__ import annotations
 
 import asyncio
-import base64
 import secrets
 import time
 from collections import defaultdict
@@ -72,12 +71,13 @@ class ThreadForkedError(ConflictError):
 
 
 def _typed(value: tuple[str, bytes]) -> list[Any]:
+    """A serializer's ``(type, bytes)`` as a stored document (bytes stay binary)."""
     kind, data = value
-    return [kind, base64.b64encode(data).decode("ascii")]
+    return [kind, data]
 
 
 def _untyped(stored: Sequence[Any]) -> tuple[str, bytes]:
-    return str(stored[0]), base64.b64decode(stored[1])
+    return str(stored[0]), bytes(stored[1])
 
 
 def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
