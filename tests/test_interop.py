@@ -797,26 +797,6 @@ async def test_watch_resumes_across_a_server_restart(watcher: str) -> None:
 # -- authentication ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def auth_address(tmp_path: Path) -> AsyncIterator[str]:
-    """A server that requires bearer tokens (two tenants with their own namespaces)."""
-    tokens = tmp_path / "tokens.json"
-    tokens.write_text(
-        json.dumps(
-            {
-                "token-a": {"name": "alice", "namespaces": ["team-a"], "role": "write"},
-                "token-b": {"name": "bob", "namespaces": ["team-b"], "role": "write"},
-            }
-        )
-    )
-    instance = StatekeeperServer(
-        ServerConfig(backend="memory", port=0, shutdown_grace=1.0, auth_tokens_file=str(tokens))
-    )
-    await instance.start()
-    yield f"127.0.0.1:{instance.port}"
-    await instance.stop(0)
-
-
 @pytest.mark.parametrize("language", LANGUAGES)
 async def test_bearer_tokens_and_namespaces(auth_address: str, language: str) -> None:
     runner = RUNNERS[language]

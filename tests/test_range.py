@@ -4,7 +4,6 @@ and tenancy (another tenant's keys never show, the tenant prefix never leaks).""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -175,27 +174,6 @@ async def test_key_prefix_of_the_manager_is_applied_and_stripped(config: StateCo
         assert await keys(manager, "x/") == ["x/1", "x/2"]
         assert await keys(manager, pattern="*1") == ["x/1"]
         assert await keys(manager, start="x/2") == ["x/2"]
-
-
-@pytest.fixture
-async def auth_address(tmp_path: Path) -> AsyncIterator[str]:
-    """A server that requires bearer tokens: two tenants, and a read-only token of team-a."""
-    tokens = tmp_path / "tokens.json"
-    tokens.write_text(
-        json.dumps(
-            {
-                "token-a": {"name": "alice", "namespaces": ["team-a"], "role": "write"},
-                "token-b": {"name": "bob", "namespaces": ["team-b"], "role": "write"},
-                "reader-a": {"name": "carol", "namespaces": ["team-a"], "role": "read"},
-            }
-        )
-    )
-    server = StatekeeperServer(
-        ServerConfig(backend="memory", port=0, shutdown_grace=1.0, auth_tokens_file=str(tokens))
-    )
-    await server.start()
-    yield f"127.0.0.1:{server.port}"
-    await server.stop(0)
 
 
 async def test_tenants_see_only_their_keys_without_the_tenant_prefix(auth_address: str) -> None:

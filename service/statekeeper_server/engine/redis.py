@@ -114,6 +114,14 @@ local function removed_event(kind, key, e)
   return {kind, key, '', 0, 0, '', e[1], tonumber(e[2]), tonumber(e[3]), tonumber(e[4]),
           e[5] or ''}
 end
+local function emit(out, key, e, v)
+  out[#out + 1] = key
+  out[#out + 1] = v
+  out[#out + 1] = e[2]
+  out[#out + 1] = e[3]
+  out[#out + 1] = e[4]
+  out[#out + 1] = e[5] or ''
+end
 local function append(rev, events, maxlen)
   redis.call('XADD', p .. 'log', 'MAXLEN', maxlen, rev .. '-0', 'e', cmsgpack.pack(events))
 end
@@ -251,14 +259,7 @@ local keys = redis.call('ZRANGEBYLEX', p .. 'idx', ARGV[3], ARGV[4], 'LIMIT', 0,
 local out = {redis.call('GET', p .. 'rev') or '0', #keys, keys[#keys] or ''}
 for _, key in ipairs(keys) do
   local e = read(key)
-  if e and not (e[5] and tonumber(e[5]) <= now) then
-    out[#out + 1] = key
-    out[#out + 1] = e[1]
-    out[#out + 1] = e[2]
-    out[#out + 1] = e[3]
-    out[#out + 1] = e[4]
-    out[#out + 1] = e[5] or ''
-  end
+  if e and not (e[5] and tonumber(e[5]) <= now) then emit(out, key, e, e[1]) end
 end
 return out
 """
@@ -406,14 +407,7 @@ while true do
   if e and (not tokens or matches(k)) then
     found = found + 1
     size = size + #e[1]
-    local v = e[1]
-    if keys_only then v = '' end
-    out[#out + 1] = k
-    out[#out + 1] = v
-    out[#out + 1] = e[2]
-    out[#out + 1] = e[3]
-    out[#out + 1] = e[4]
-    out[#out + 1] = e[5] or ''
+    emit(out, k, e, keys_only and '' or e[1])
   end
 end
 return out
@@ -534,6 +528,14 @@ def _entry_of(key: str, fields: list[Any]) -> Entry | None:
     if expire_at is not None and expire_at <= time.time():
         return None
     return Entry(key, bytes(value), int(create), int(mod), int(version), expire_at)
+
+
+def _flat_entry(reply: list[Any], index: int) -> Entry:
+    """The entry a script wrote with ``emit`` at ``reply[index:index + 6]``."""
+    key, value, create, mod, version, expire = reply[index : index + 6]
+    return Entry(
+        _text(key), bytes(value), int(create), int(mod), int(version), _expire_value(expire)
+    )
 
 
 class RedisBackend(Backend):
@@ -778,17 +780,7 @@ class RedisBackend(Backend):
                     continue
                 if len(entries) == limit:
                     return Page(entries, revision, True)
-                value, create, mod, version, expire = reply[index + 1 : index + 6]
-                entries.append(
-                    Entry(
-                        key,
-                        bytes(value),
-                        int(create),
-                        int(mod),
-                        int(version),
-                        _expire_value(expire),
-                    )
-                )
+                entries.append(_flat_entry(reply, index))
             if scanned < batch:
                 return Page(entries, revision, False)
             low = b"(" + last
@@ -835,17 +827,7 @@ class RedisBackend(Backend):
             raise compacted_error(int(reply[1]), revision)
         if int(reply[0]) == -2:
             raise future_revision(revision, int(reply[1]))
-        entries = [
-            Entry(
-                _text(reply[index]),
-                bytes(reply[index + 1]),
-                int(reply[index + 2]),
-                int(reply[index + 3]),
-                int(reply[index + 4]),
-                _expire_value(reply[index + 5]),
-            )
-            for index in range(3, len(reply), 6)
-        ]
+        entries = [_flat_entry(reply, index) for index in range(3, len(reply), 6)]
         more = bool(int(reply[1]))
         return ScanPage(entries, int(reply[0]), more, _text(reply[2]) if more else "")
 
