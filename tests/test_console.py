@@ -11,9 +11,12 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -627,3 +630,36 @@ def test_ui_refuses_a_bad_listen_address() -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "--listen must be HOST:PORT" in result.stderr
+
+
+def test_serve_runs_the_console_beside_the_server(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a free port for the server: the console connects to it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "statekeeper_server", "serve", "--port", str(port)]
+    command += ["--data-dir", str(tmp_path / "data"), "--ui-listen", "127.0.0.1:0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = None
+        for line in process.stdout:
+            match = _CONSOLE_URL.search(line)
+            url = match.group(1) if match else url
+            if "statekeeper listening on" in line:
+                break
+        assert url is not None
+        request = urllib.request.Request(
+            url + "api/call/StateService/GetStats", data=b"{}", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            stats = json.loads(response.read())
+        assert stats["backend"] == "file"
+        with pytest.raises(urllib.error.HTTPError) as refused:  # not on the allow-list
+            urllib.request.urlopen(
+                urllib.request.Request(url + "api/call/StateService/Save", data=b"{}"), timeout=30
+            )
+        assert refused.value.code == 400
+        assert "does not call StateService.Save" in refused.value.read().decode()
+    finally:
+        process.terminate()
+        assert process.wait(timeout=60) == 0

@@ -324,8 +324,10 @@ function keysView(root, query) {
       message: (response) => {
         const events = response.events || [];
         events.forEach(addTail);
-        if (events.length) loadList();
-        if (events.some((event) => event.kv.key === selected)) loadDetail();
+        // A stream that (re)connects after the first reads failed reads them again.
+        const failed = listBox.querySelector(".error") || detailBox.querySelector(".error");
+        if (events.length || failed) loadList();
+        if (events.some((event) => event.kv.key === selected) || failed) loadDetail();
       },
     });
   })();
