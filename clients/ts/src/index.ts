@@ -3,6 +3,7 @@
 
 export {
   connect,
+  DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
   StatekeeperClient,
   type Change,
   type ChangeType,
@@ -13,4 +14,13 @@ export {
   type WriteOptions,
 } from "./client.js";
 export * from "./errors.js";
-export { fromValue, toValue, validateDocument, MAX_DEPTH, type Document } from "./values.js";
+export {
+  documentFromJson,
+  documentToJson,
+  fromValue,
+  toValue,
+  validateDocument,
+  BYTES_MEMBER,
+  MAX_DEPTH,
+  type Document,
+} from "./values.js";
