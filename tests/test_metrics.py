@@ -22,7 +22,7 @@ from statekeeper_server.server import StatekeeperServer
 
 from tests.servers import start_server_process
 
-#: Every series the README documents.
+#: Every series docs/operations.md documents.
 DOCUMENTED = [
     "statekeeper_requests_total",
     "statekeeper_request_duration_seconds_bucket",
@@ -41,7 +41,7 @@ DOCUMENTED = [
 
 @pytest.fixture
 async def metrics_server() -> AsyncIterator[StatekeeperServer]:
-    server = StatekeeperServer(ServerConfig(port=0, metrics_port=0))
+    server = StatekeeperServer(ServerConfig(backend="memory", port=0, metrics_port=0))
     await server.start()
     yield server
     await server.stop(0)

@@ -11,13 +11,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, ResourceExhaustedError
-from statekeeper.v1 import common_pb2, state_service_pb2, state_service_pb2_grpc
+from statekeeper.v1 import (
+    common_pb2,
+    orchestration_service_pb2,
+    orchestration_service_pb2_grpc,
+    state_service_pb2,
+    state_service_pb2_grpc,
+    workflow_service_pb2,
+    workflow_service_pb2_grpc,
+)
+from statekeeper_server.cli import main
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine.factory import BackendOptions, open_backend
 from statekeeper_server.engine.limits import Limits
@@ -39,6 +49,7 @@ class Watcher:
         #: Every event delivered, as (mod_revision, key), in the order delivered.
         self.events: list[tuple[int, str]] = []
         self.fragments = 0
+        self.responses = 0
         self.largest = 0
         self._partial: list[pb.Event] = []
         self._partial_revision = 0
@@ -60,6 +71,7 @@ class Watcher:
             assert not response.canceled, response.cancel_reason
             size = response.ByteSize()
             assert size <= self.limit
+            self.responses += 1
             self.largest = max(self.largest, size)
             if self._partial and response.revision != self._partial_revision:
                 raise AssertionError("a fragmented revision was interrupted by another")
@@ -84,14 +96,30 @@ class Watcher:
 Serve = Callable[..., Any]
 
 
+@dataclass
+class Served:
+    """A running test server: a channel whose receive limit is exactly the server's message
+    limit, and the runtime (whose servicers the tests call in process for fast bulk writes)."""
+
+    channel: grpc.aio.Channel
+    runtime: Runtime
+    limit: int
+    address: str
+
+    def servicer(self, service: str) -> Any:
+        """The in-process servicer of ``statekeeper.v1.<service>``."""
+        return self.runtime.servicers[f"statekeeper.v1.{service}"]
+
+
 @pytest.fixture(params=["memory", "file", "redis"])
 def serve(request: pytest.FixtureRequest, tmp_path: Any) -> Serve:
     """``async with serve(**limits) as (stub, servicer, limit)``: a server of the parametrized
-    backend with those limits, a raw stub whose receive limit is the server's message limit,
-    and the in-process StateService servicer (for fast bulk writes)."""
+    backend with those limits, a raw StateService stub whose receive limit is the server's
+    message limit, and the in-process StateService servicer; ``serve(..., served=True)`` yields
+    the :class:`Served` instead."""
 
     @asynccontextmanager
-    async def start(**limits: Any) -> AsyncIterator[tuple[Any, Any, int]]:
+    async def start(served: bool = False, **limits: Any) -> AsyncIterator[Any]:
         options = BackendOptions(kind=request.param, data_dir=str(tmp_path / "data"))
         if request.param == "redis":
             options = BackendOptions(kind="redis", redis_url=request.getfixturevalue("redis_url"))
@@ -104,14 +132,21 @@ def serve(request: pytest.FixtureRequest, tmp_path: Any) -> Serve:
             options=[("grpc.max_receive_message_length", limit)],
         )
         try:
-            servicer = runtime.servicers["statekeeper.v1.StateService"]
-            yield state_service_pb2_grpc.StateServiceStub(channel), servicer, limit
+            if served:
+                yield Served(channel, runtime, limit, f"127.0.0.1:{port}")
+            else:
+                servicer = runtime.servicers["statekeeper.v1.StateService"]
+                yield state_service_pb2_grpc.StateServiceStub(channel), servicer, limit
         finally:
             await channel.close()
             await server.stop(0)
             await runtime.close()
 
     return start
+
+
+#: Limits small enough for CI-sized tests to need many messages.
+SMALL = {"max_value_bytes": 64 * 1024, "max_message_bytes": 256 * 1024}
 
 
 def blob(size: int, tag: int = 0) -> common_pb2.Value:
@@ -180,36 +215,56 @@ async def test_a_128_put_transaction_of_32_kb_values_is_delivered_whole(serve):
 
 
 async def test_a_slow_consumer_and_a_replay_get_every_change_exactly_once_in_order(serve):
-    """A writer at full speed, a fast and a slow consumer (2 ms per change) on the same watch,
-    then a replay of the whole history (several MB under a 256 KiB message limit)."""
-    async with serve(max_value_bytes=64 * 1024, max_message_bytes=256 * 1024) as (stub, _, limit):
-        count = 1500
+    """A writer at full speed (transactions of 20 puts), a fast and a slow consumer (3 ms per
+    change) on the same watch, then a replay of the whole history (about 4 MB with previous
+    values, under a 256 KiB message limit). The watch group keeps a window of 8 updates, so
+    the slow consumer falls behind it and goes on from history."""
+    async with serve(served=True, **SMALL) as served:
+        limit = served.limit
+        stub = state_service_pb2_grpc.StateServiceStub(served.channel)
+        served.servicer("StateService")._watch_groups.window = 8
+        # The slow consumer's connection buffers little (no BDP window growth), so what it has
+        # not read yet stays with the server.
+        options = [
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.http2.bdp_probe", 0),
+            ("grpc.http2.lookahead_bytes", 16 * 1024),
+        ]
+        slow_channel = grpc.aio.insecure_channel(served.address, options=options)
+        count = 1000
         fast = Watcher(stub, limit, msgpack_watch())
-        slow = Watcher(stub, limit, msgpack_watch())
+        slow = Watcher(
+            state_service_pb2_grpc.StateServiceStub(slow_channel), limit, msgpack_watch()
+        )
         await fast.created(), await slow.created()
 
         async def write() -> list[tuple[int, str]]:
             written = []
-            for i in range(count):
-                key = f"k{i % 50:02}"
-                request = pb.SaveRequest(key=key, value=blob(2000, i))
-                written.append(((await stub.Save(request)).kv.mod_revision, key))
+            for first in range(0, count, 20):
+                keys = [f"k{i % 50:02}" for i in range(first, first + 20)]
+                operations = [
+                    pb.Operation(put=pb.PutOperation(key=k, value=blob(2000, first))) for k in keys
+                ]
+                revision = (await stub.Transact(pb.TransactRequest(operations=operations))).revision
+                written += [(revision, k) for k in keys]
             return written
 
         async def work() -> None:
-            await asyncio.sleep(0.002)  # the consumer's own work on each change
+            await asyncio.sleep(0.003)  # the consumer's own work on each change
 
         written, fast_events, slow_events = await asyncio.gather(
             write(), fast.read_until(count), slow.read_until(count, work)
         )
         assert fast_events == written
         assert slow_events == written
+        assert slow.responses < fast.responses  # it was behind, and caught up in fuller messages
         replay = Watcher(stub, limit, msgpack_watch(start_revision=1))
         await replay.created()
         assert await replay.read_until(count) == written
         assert replay.largest > limit // 2  # the replay was batched up to the limit
         for watcher in (fast, slow, replay):
             watcher.close()
+        await slow_channel.close()
 
 
 async def test_a_json_event_too_large_for_a_message_ends_the_stream_with_resource_exhausted():
@@ -237,3 +292,86 @@ def test_the_server_refuses_limits_under_which_one_event_cannot_fit_a_message():
     assert "--max-message-bytes" in refused.value.message
     assert "--max-value-bytes" in refused.value.message
     StatekeeperServer(ServerConfig(port=0, backend="memory", max_value_bytes=1 << 20))
+
+
+# -- the managers' streams --------------------------------------------------------------------
+
+
+async def read_within(call: Any, limit: int, done: Callable[[list[Any]], bool]) -> list[Any]:
+    """Responses of ``call``, each checked against ``limit``, until ``done(responses)``."""
+    responses: list[Any] = []
+    while not done(responses):
+        response = await call.read()
+        assert response is not grpc.aio.EOF, "the stream ended early"
+        assert response.ByteSize() <= limit
+        responses.append(response)
+    return responses
+
+
+async def test_a_workflow_replay_arrives_in_messages_within_the_limit(serve):
+    wf = workflow_service_pb2
+    async with serve(served=True, **SMALL) as served:
+        servicer = served.servicer("WorkflowService")
+        workflow = wf.WorkflowState(workflow_id="wf")
+        await servicer.CreateWorkflow(wf.CreateWorkflowRequest(workflow=workflow), None)
+        for number in range(1, 61):
+            step = wf.StepState(
+                step_number=number,
+                name=f"s{number}",
+                status=wf.STEP_STATUS_COMPLETED,
+                result=blob(20_000, number),
+            )
+            await servicer.UpdateStep(wf.UpdateStepRequest(workflow_id="wf", step=step), None)
+        stub = workflow_service_pb2_grpc.WorkflowServiceStub(served.channel)
+        call = stub.WatchWorkflow(wf.WatchWorkflowRequest(workflow_id="wf", start_revision=1))
+
+        def steps(responses: list[Any]) -> list[int]:
+            return [
+                e.step.step_number
+                for r in responses
+                for e in r.events
+                if e.type == wf.WORKFLOW_EVENT_TYPE_STEP_UPDATED
+            ]
+
+        responses = await read_within(call, served.limit, lambda rs: len(steps(rs)) >= 60)
+        assert steps(responses) == list(range(1, 61))
+        assert sum(1 for r in responses if r.events) > 4  # 1.2 MB under a 256 KiB limit
+        call.cancel()
+
+
+async def test_a_team_snapshot_too_large_for_one_message_sends_its_tasks_as_changes(serve):
+    orch = orchestration_service_pb2
+    async with serve(served=True, **SMALL) as served:
+        servicer = served.servicer("OrchestrationService")
+        await servicer.CreateTeam(orch.CreateTeamRequest(team_id="t"), None)
+        ids = [f"task{i:02}" for i in range(40)]
+        for task_id in ids:
+            task = orch.TaskSpec(task_id=task_id, type="work", data=blob(20_000))
+            await servicer.EnqueueTask(orch.EnqueueTaskRequest(team_id="t", task=task), None)
+        stub = orchestration_service_pb2_grpc.OrchestrationServiceStub(served.channel)
+        call = stub.WatchTeam(orch.WatchTeamRequest(team_id="t"))
+
+        def tasks(responses: list[Any]) -> list[str]:
+            return [c.task_id for r in responses for c in r.changes]
+
+        responses = await read_within(call, served.limit, lambda rs: len(tasks(rs)) >= 40)
+        snapshot = responses[0]
+        assert snapshot.HasField("snapshot") and snapshot.snapshot.queue_counts.pending == 40
+        assert not snapshot.snapshot.task_queue.pending  # 800 KB of tasks: sent as changes
+        assert sorted(tasks(responses)) == ids
+        assert {r.revision for r in responses} == {snapshot.revision}
+        extra = orch.TaskSpec(task_id="late", type="work", data=blob(10))
+        await servicer.EnqueueTask(orch.EnqueueTaskRequest(team_id="t", task=extra), None)
+        later = await read_within(call, served.limit, lambda rs: "late" in tasks(rs))
+        assert tasks(later)[-1] == "late"
+        call.cancel()
+
+
+def test_statekeeper_serve_exits_naming_both_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["serve", "--backend", "memory", "--port", "0", "--max-value-bytes", str(4 << 20)]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line
+    assert "--max-message-bytes" in line and "--max-value-bytes" in line

@@ -11,7 +11,7 @@ network, so both modes share validation, rules and errors.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,8 +83,11 @@ def _read(path: str | None) -> bytes | None:
         return file.read()
 
 
-def open_channel(options: ConnectionOptions) -> grpc.aio.Channel:
-    """A ``grpc.aio`` channel to ``options.address`` with its TLS and credential settings."""
+def open_channel(
+    options: ConnectionOptions, channel_options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """A ``grpc.aio`` channel to ``options.address`` with its TLS and credential settings, plus
+    any gRPC ``channel_options`` (channel arguments)."""
     assert options.address is not None
     interceptors = []
     metadata = options.call_metadata()
@@ -96,7 +99,9 @@ def open_channel(options: ConnectionOptions) -> grpc.aio.Channel:
             _MetadataStreamStream(metadata),
         ]
     if not options.secure:
-        return grpc.aio.insecure_channel(options.address, interceptors=interceptors)
+        return grpc.aio.insecure_channel(
+            options.address, options=list(channel_options), interceptors=interceptors
+        )
     if bool(options.tls_cert_file) != bool(options.tls_key_file):
         raise InvalidArgumentError("a client certificate needs both tls_cert_file and tls_key_file")
     credentials = grpc.ssl_channel_credentials(
@@ -104,11 +109,11 @@ def open_channel(options: ConnectionOptions) -> grpc.aio.Channel:
         private_key=_read(options.tls_key_file),
         certificate_chain=_read(options.tls_cert_file),
     )
-    channel_options = []
+    arguments = list(channel_options)
     if options.tls_server_name:
-        channel_options.append(("grpc.ssl_target_name_override", options.tls_server_name))
+        arguments.append(("grpc.ssl_target_name_override", options.tls_server_name))
     return grpc.aio.secure_channel(
-        options.address, credentials, options=channel_options, interceptors=interceptors
+        options.address, credentials, options=arguments, interceptors=interceptors
     )
 
 
