@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -78,7 +77,15 @@ async def _watch(manager: StateManager, args: argparse.Namespace) -> Any:
 
 
 async def _stats(manager: StateManager, args: argparse.Namespace) -> Any:
-    return dataclasses.asdict(await manager.get_stats())
+    stats = await manager.get_stats()
+    return {
+        "user_keys": stats.user_keys,  # what `statekeeper list` shows
+        "stored_records": stats.keys,  # those plus every manager's records, all namespaces
+        "bytes": stats.bytes,
+        "revision": stats.revision,
+        "oldest_revision": stats.oldest_revision,
+        "backend": stats.backend,
+    }
 
 
 CLIENT_COMMANDS: dict[str, tuple[ClientCommand, str, Callable[[argparse.ArgumentParser], Any]]] = {
@@ -100,7 +107,7 @@ CLIENT_COMMANDS: dict[str, tuple[ClientCommand, str, Callable[[argparse.Argument
     ),
     "stats": (
         _stats,
-        "Print storage statistics: keys, bytes, revision, oldest revision, backend.",
+        "Print storage statistics: your keys, all stored records, bytes, revisions, backend.",
         lambda p: None,
     ),
     "watch": (
