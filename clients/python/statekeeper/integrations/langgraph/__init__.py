@@ -8,5 +8,13 @@ from statekeeper.integrations.langgraph.saver import (
     StatekeeperSaver,
     ThreadForkedError,
 )
+from statekeeper.integrations.langgraph.store import DEFAULT_STORE_PREFIX, StatekeeperStore
 
-__all__ = ["DEFAULT_KEY_PREFIX", "HEAD_REVISION", "StatekeeperSaver", "ThreadForkedError"]
+__all__ = [
+    "DEFAULT_KEY_PREFIX",
+    "DEFAULT_STORE_PREFIX",
+    "HEAD_REVISION",
+    "StatekeeperSaver",
+    "StatekeeperStore",
+    "ThreadForkedError",
+]

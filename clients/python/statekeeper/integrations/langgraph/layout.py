@@ -26,8 +26,6 @@ from urllib.parse import unquote
 
 from statekeeper.integrations.storage import segment
 
-KINDS = ("head", "ckpt", "blob", "write")
-
 
 def escape_glob(text: str) -> str:
     """``text`` as a glob pattern that matches only itself."""
@@ -43,8 +41,8 @@ class Layout:
     def _key(self, kind: str, *parts: str) -> str:
         return self.prefix + kind + "/" + "/".join(segment(part) for part in parts)
 
-    def _pattern(self, kind: str, *parts: str) -> str:
-        return escape_glob(self._key(kind, *parts)) + "/*"
+    def _prefix(self, kind: str, *parts: str) -> str:
+        return self._key(kind, *parts) + "/"
 
     def head(self, thread: str, ns: str) -> str:
         """The head document of a thread's namespace."""
@@ -63,15 +61,15 @@ class Layout:
         return self._key("write", thread, ns, checkpoint_id, task, str(idx))
 
     def writes(self, thread: str, ns: str, checkpoint_id: str) -> str:
-        """The pattern of a checkpoint's pending writes."""
-        return self._pattern("write", thread, ns, checkpoint_id)
+        """The key prefix of a checkpoint's pending writes."""
+        return self._prefix("write", thread, ns, checkpoint_id)
 
     def thread(self, kind: str, thread: str | None = None, ns: str | None = None) -> str:
-        """The pattern of every ``kind`` key (of a thread, and of one of its namespaces)."""
+        """The key prefix of every ``kind`` key (of a thread, and of one of its namespaces)."""
         parts = [part for part in (thread, ns) if part is not None]
         if not parts:
-            return escape_glob(self.prefix + kind) + "/*"
-        return self._pattern(kind, *parts)
+            return self.prefix + kind + "/"
+        return self._prefix(kind, *parts)
 
     def parts(self, kind: str, key: str) -> list[str]:
         """The decoded segments of a ``kind`` key (thread, namespace, ...)."""

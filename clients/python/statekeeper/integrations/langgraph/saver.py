@@ -54,7 +54,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from statekeeper.errors import ConflictError
 from statekeeper.integrations.langgraph.bridge import LoopBridge
-from statekeeper.integrations.langgraph.layout import Layout
+from statekeeper.integrations.langgraph.layout import Layout, escape_glob
 from statekeeper.integrations.storage import DELETE_BATCH, delete_matching, get_entries
 from statekeeper.state import StateEntry, StateManager
 
@@ -124,11 +124,13 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def _read_all(self, pattern: str) -> list[tuple[str, Any]]:
-        """``(key, document)`` of every key matching ``pattern``, in key order."""
-        keys = await self.manager.list_keys(pattern)
-        entries = await get_entries(self.manager, keys)
-        return [(entry.key, entry.value) for entry in entries if entry is not None]
+    async def _read_all(self, prefix: str) -> list[tuple[str, Any]]:
+        """``(key, document)`` of every key that starts with ``prefix``, in key order."""
+        return [(entry.key, entry.value) async for entry in self.manager.range(prefix)]
+
+    async def _delete_all(self, prefix: str, keep: Callable[[str], bool] = lambda _: False) -> None:
+        """Delete every key that starts with ``prefix`` except those ``keep`` accepts."""
+        await delete_matching(self.manager, escape_glob(prefix) + "*", keep)
 
     async def _tuple(
         self, thread: str, ns: str, checkpoint_id: str, record: Mapping[str, Any], **extra: Any
@@ -198,35 +200,38 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
         ns = configurable.get("checkpoint_ns")
         only = configurable.get("checkpoint_id")
         before_id = get_checkpoint_id(before) if before else None
-        pattern = self.layout.thread(
-            "ckpt", None if thread is None else str(thread), None if thread is None else ns
-        )
-        found = []
-        for key in await self.manager.list_keys(pattern):
-            t, n, cid = self.layout.parts("ckpt", key)
-            if ns is not None and n != ns:
-                continue
-            if (only and cid != only) or (before_id and cid >= before_id):
-                continue
-            found.append((cid, t, n, key))
-        found.sort(reverse=True)
+        layout = self.layout
+        if thread is None:
+            prefix = layout.thread("ckpt")
+        else:
+            prefix = layout.thread("ckpt", str(thread), None if ns is None else str(ns))
+        # One namespace: its checkpoints are one key range, newest last; `before` ends it.
+        one_range = thread is not None and ns is not None
+        end = layout.checkpoint(str(thread), str(ns), before_id) if one_range and before_id else ""
+        exact = one_range and not filter and not only
         remaining = limit
-        page = 32 if limit is None else max(1, min(limit, 32))
-        for start in range(0, len(found), page):
-            chunk = found[start : start + page]
-            records = await get_entries(self.manager, [key for *_, key in chunk])
-            for (cid, t, n, _), entry in zip(chunk, records, strict=True):
-                if entry is None:
+        records = self.manager.range(
+            prefix,
+            end=end,
+            reverse=True,
+            limit=limit if exact else None,
+            page_size=min(limit or 100, 100),
+        )
+        async for entry in records:
+            t, n, cid = layout.parts("ckpt", entry.key)
+            if (ns is not None and n != ns) or (only and cid != only):
+                continue
+            if before_id and cid >= before_id:
+                continue
+            if filter:
+                metadata = self.serde.loads_typed(_untyped(entry.value["metadata"]))
+                if any(metadata.get(k) != v for k, v in filter.items()):
                     continue
-                if filter:
-                    metadata = self.serde.loads_typed(_untyped(entry.value["metadata"]))
-                    if any(metadata.get(k) != v for k, v in filter.items()):
-                        continue
-                yield await self._tuple(t, n, cid, entry.value)
-                if remaining is not None:
-                    remaining -= 1
-                    if remaining <= 0:
-                        return
+            yield await self._tuple(t, n, cid, entry.value)
+            if remaining is not None:
+                remaining -= 1
+                if remaining <= 0:
+                    return
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -370,7 +375,7 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
         finish)."""
         self._bridge.remember()
         for kind in ("head", "ckpt", "write", "blob"):
-            await delete_matching(self.manager, self.layout.thread(kind, str(thread_id)))
+            await self._delete_all(self.layout.thread(kind, str(thread_id)))
 
     async def _remove(self, thread: str, ns: str, doomed: set[str], ids: Iterable[str]) -> None:
         """Remove the checkpoints ``doomed`` of a namespace whose checkpoint ids are ``ids``,
@@ -392,7 +397,7 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
         for start in range(0, len(records), DELETE_BATCH):
             await self.manager.transaction(delete=records[start : start + DELETE_BATCH])
         for cid in doomed:
-            await delete_matching(self.manager, layout.writes(thread, ns, cid))
+            await self._delete_all(layout.writes(thread, ns, cid))
         kept_records = await get_entries(
             self.manager, [layout.checkpoint(thread, ns, cid) for cid in kept]
         )
@@ -402,15 +407,13 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
             if entry is not None
             for channel, version in entry.value["versions"].items()
         }
-        await delete_matching(
-            self.manager, layout.thread("blob", thread, ns), keep=referenced.__contains__
-        )
+        await self._delete_all(layout.thread("blob", thread, ns), keep=referenced.__contains__)
 
     async def _namespaces(self, thread: str) -> dict[str, list[str]]:
         """The checkpoint ids of each namespace of ``thread``."""
         found: dict[str, list[str]] = defaultdict(list)
-        for key in await self.manager.list_keys(self.layout.thread("ckpt", thread)):
-            _, ns, cid = self.layout.parts("ckpt", key)
+        async for entry in self.manager.range(self.layout.thread("ckpt", thread), keys_only=True):
+            _, ns, cid = self.layout.parts("ckpt", entry.key)
             found[ns].append(cid)
         return found
 
@@ -442,10 +445,10 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
             return
         ids: dict[tuple[str, str], list[str]] = defaultdict(list)
         doomed: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for key, record in await self._read_all(self.layout.thread("ckpt")):
-            thread, ns, cid = self.layout.parts("ckpt", key)
+        async for entry in self.manager.range(self.layout.thread("ckpt"), page_size=1000):
+            thread, ns, cid = self.layout.parts("ckpt", entry.key)
             ids[thread, ns].append(cid)
-            if record.get("run_id") in wanted:
+            if entry.value.get("run_id") in wanted:
                 doomed[thread, ns].add(cid)
         for (thread, ns), cids in doomed.items():
             await self._remove(thread, ns, cids, ids[thread, ns])
