@@ -16,6 +16,8 @@ from typing import Any
 
 import grpc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, ResourceExhaustedError
 from statekeeper.v1 import (
@@ -33,6 +35,7 @@ from statekeeper_server.engine.factory import BackendOptions, open_backend
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
+from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, pieces
 
 pb = state_service_pb2
 DEFAULT_LIMIT = Limits().max_message_bytes
@@ -375,3 +378,37 @@ def test_statekeeper_serve_exits_naming_both_settings(capsys: pytest.CaptureFixt
     line = capsys.readouterr().err.strip()
     assert "\n" not in line
     assert "--max-message-bytes" in line and "--max-value-bytes" in line
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(st.tuples(st.integers(1, 4), st.integers(1, 900)), min_size=1, max_size=60),
+    limit=st.integers(1000, 5000),
+)
+def test_pieces_keep_whole_revisions_within_the_limit_and_lose_nothing(
+    sizes: list[tuple[int, int]], limit: int
+) -> None:
+    """Any run of events: every piece fits, holds whole revisions unless it is a fragment (then
+    one revision, continued by the next piece), and the pieces hold the events in order."""
+    events, revision = [], 0
+    for step, size in sizes:
+        revision += step if step > 2 else 0  # several events share a revision
+        revision = max(revision, 1)
+        events.append((revision, (revision, len(events)), size))
+    last = events[-1][0] + 3
+    split = list(pieces(iter(events), last, limit, batch=limit // 2))
+    assert [item for piece in split for item in piece.items] == [e[1] for e in events]
+    sizes_of = {e[1]: e[2] for e in events}
+    for index, piece in enumerate(split):
+        assert sum(sizes_of[item] for item in piece.items) + RESPONSE_OVERHEAD <= limit
+        assert piece.size <= limit
+        revisions = [item[0] for item in piece.items]
+        if piece.fragment:
+            assert set(revisions) == {piece.revision}
+            assert split[index + 1].items[0][0] == piece.revision
+        else:
+            assert piece.revision >= revisions[-1]
+            previous = split[index - 1] if index else None
+            if previous is not None and not previous.fragment:
+                assert previous.items[-1][0] < revisions[0]  # no revision cut between pieces
+    assert split[-1].revision == last and not split[-1].fragment

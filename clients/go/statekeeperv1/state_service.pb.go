@@ -1825,7 +1825,11 @@ type GetStatsResponse struct {
 	// The oldest revision a watch can still start from; older history has been compacted away.
 	OldestRevision int64 `protobuf:"varint,4,opt,name=oldest_revision,json=oldestRevision,proto3" json:"oldest_revision,omitempty"`
 	// The name of the storage backend: "memory", "file" or "redis".
-	Backend       string `protobuf:"bytes,5,opt,name=backend,proto3" json:"backend,omitempty"`
+	Backend string `protobuf:"bytes,5,opt,name=backend,proto3" json:"backend,omitempty"`
+	// The number of live StateService keys of the caller's namespace: what ListKeys with the
+	// pattern "*" lists. `keys` also counts the records of the other managers (workflows,
+	// agents, tasks, ...), their indexes, and every other namespace.
+	UserKeys      int64 `protobuf:"varint,6,opt,name=user_keys,json=userKeys,proto3" json:"user_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1893,6 +1897,13 @@ func (x *GetStatsResponse) GetBackend() string {
 		return x.Backend
 	}
 	return ""
+}
+
+func (x *GetStatsResponse) GetUserKeys() int64 {
+	if x != nil {
+		return x.UserKeys
+	}
+	return 0
 }
 
 var File_statekeeper_v1_state_service_proto protoreflect.FileDescriptor
@@ -2013,13 +2024,14 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\x06copied\x18\x01 \x01(\x03R\x06copied\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12'\n" +
 	"\x0fsource_revision\x18\x03 \x01(\x03R\x0esourceRevision\"\x11\n" +
-	"\x0fGetStatsRequest\"\x9b\x01\n" +
+	"\x0fGetStatsRequest\"\xb8\x01\n" +
 	"\x10GetStatsResponse\x12\x12\n" +
 	"\x04keys\x18\x01 \x01(\x03R\x04keys\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12\x1a\n" +
 	"\brevision\x18\x03 \x01(\x03R\brevision\x12'\n" +
 	"\x0foldest_revision\x18\x04 \x01(\x03R\x0eoldestRevision\x12\x18\n" +
-	"\abackend\x18\x05 \x01(\tR\abackend*i\n" +
+	"\abackend\x18\x05 \x01(\tR\abackend\x12\x1b\n" +
+	"\tuser_keys\x18\x06 \x01(\x03R\buserKeys*i\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +

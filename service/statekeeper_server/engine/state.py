@@ -198,6 +198,19 @@ class StateEngine:
         token = _encode_page_token(glob.text, keys[-1]) if page.more and keys else ""
         return KeyPage(keys, token, page.revision)
 
+    async def count_keys(self) -> int:
+        """The number of live keys of the current tenant (what ``list_keys("*")`` lists),
+        counted page by page (keys only)."""
+        namespace = self._namespace()
+        span = KeyRange(namespace, namespace, prefix_end(namespace))
+        count, after = 0, None
+        while True:
+            page = await self.backend.scan(span, after=after, limit=1000, keys_only=True)
+            count += len(page.entries)
+            if not page.more:
+                return count
+            after = page.cursor
+
     async def range(
         self,
         *,

@@ -227,4 +227,5 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             revision=stats.revision,
             oldest_revision=stats.oldest_revision,
             backend=stats.backend,
+            user_keys=await self.engine.count_keys(),
         )

@@ -35,13 +35,16 @@ Callback = Callable[[str, Any, Any], Any]
 class StateStats:
     """Storage statistics of the store behind a StateManager (the reference's "Monitor State
     Size"): live keys, value bytes, the current revision, the oldest revision a watch can
-    start from, and the backend's name."""
+    start from, and the backend's name. ``keys`` counts every stored record (the managers'
+    records and every namespace included); ``user_keys`` only this namespace's keys, the ones
+    ``list_keys("*")`` lists."""
 
     keys: int
     bytes: int
     revision: int
     oldest_revision: int
     backend: str
+    user_keys: int = 0
 
 
 @dataclass
@@ -365,6 +368,7 @@ class StateManager:
             revision=int(response.revision),
             oldest_revision=int(response.oldest_revision),
             backend=str(response.backend),
+            user_keys=int(response.user_keys),
         )
 
     # -- watching -----------------------------------------------------------------------------

@@ -281,15 +281,17 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("keys", "bytes", "revision", "oldest_revision", "backend")
+    __slots__ = ("keys", "bytes", "revision", "oldest_revision", "backend", "user_keys")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     OLDEST_REVISION_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    USER_KEYS_FIELD_NUMBER: _ClassVar[int]
     keys: int
     bytes: int
     revision: int
     oldest_revision: int
     backend: str
-    def __init__(self, keys: _Optional[int] = ..., bytes: _Optional[int] = ..., revision: _Optional[int] = ..., oldest_revision: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
+    user_keys: int
+    def __init__(self, keys: _Optional[int] = ..., bytes: _Optional[int] = ..., revision: _Optional[int] = ..., oldest_revision: _Optional[int] = ..., backend: _Optional[str] = ..., user_keys: _Optional[int] = ...) -> None: ...
