@@ -20,7 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from statekeeper import values
 from statekeeper.console.command import add_ui_arguments, beside_server, run_ui
-from statekeeper.errors import StateKeeperError
+from statekeeper.errors import Reason, StateKeeperError
 from statekeeper.state import StateConfig, StateManager
 from statekeeper.transport import open_channel
 
@@ -258,7 +258,14 @@ async def _run_client(command: ClientCommand, args: argparse.Namespace) -> int:
         try:
             result = await command(manager, args)
         except StateKeeperError as error:
-            print(f"error: {error.code.name} {error.reason}: {error.message}", file=sys.stderr)
+            if error.reason == Reason.UNAVAILABLE:  # not BACKEND_UNAVAILABLE: no server there
+                print(
+                    f"error: no statekeeper server answered at {args.address} (start one with "
+                    f"'make run' or 'statekeeper serve', or pass --address): {error.message}",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"error: {error.code.name} {error.reason}: {error.message}", file=sys.stderr)
             return 1
     if result is not None:
         print(json.dumps(result, indent=2, default=values.json_text_default))
