@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, Reason
+from statekeeper.v1 import common_pb2, state_service_pb2_grpc
 from statekeeper.v1 import state_service_pb2 as pb
-from statekeeper.v1 import state_service_pb2_grpc
 
 from statekeeper_server.engine.backend import Compare, Delete, Event, Operation, Put, WatchUpdate
 from statekeeper_server.engine.state import StateEngine, expire_at_for
@@ -43,6 +43,13 @@ def _merged(responses: list[pb.WatchResponse]) -> pb.WatchResponse:
     if not events:
         return responses[-1]
     return pb.WatchResponse(revision=responses[-1].revision, events=events)
+
+
+def _guard(request: pb.DeleteRangeRequest | pb.CopyRangeRequest) -> Compare | None:
+    """The request's guard comparison, when it has one."""
+    if not request.HasField("guard"):
+        return None
+    return Compare(request.guard.key, request.guard.expected_revision)
 
 
 class StateServicer(state_service_pb2_grpc.StateServiceServicer):
@@ -168,6 +175,49 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
         responses = self._watch_groups.join(key, source, to_responses, request.start_revision)
         return revision_watch(self.runtime, responses, pb.WatchResponse)
 
+    async def Range(self, request: pb.RangeRequest, context: object) -> pb.RangeResponse:
+        """One page of the entries of a key range, now or at an earlier revision."""
+        encoding = request.value_encoding
+        page = await self.engine.range(
+            start_key=request.start_key,
+            end_key=request.end_key,
+            prefix=request.prefix,
+            pattern=request.pattern,
+            reverse=request.reverse,
+            keys_only=request.keys_only,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            revision=request.revision,
+            json_form=encoding != common_pb2.VALUE_ENCODING_MSGPACK,
+        )
+        kv_encoding = None if request.keys_only else encoding
+        return pb.RangeResponse(
+            kvs=[kv_to_proto(entry, kv_encoding) for entry in page.entries],
+            next_page_token=page.next_page_token,
+            revision=page.revision,
+        )
+
+    async def DeleteRange(
+        self, request: pb.DeleteRangeRequest, context: object
+    ) -> pb.DeleteRangeResponse:
+        """Remove every key of a key range or prefix, in atomic batches."""
+        deleted, revision = await self.engine.delete_range(
+            start_key=request.start_key,
+            end_key=request.end_key,
+            prefix=request.prefix,
+            guard=_guard(request),
+        )
+        return pb.DeleteRangeResponse(deleted=deleted, revision=revision)
+
+    async def CopyRange(
+        self, request: pb.CopyRangeRequest, context: object
+    ) -> pb.CopyRangeResponse:
+        """Copy the entries under one prefix to another, from one snapshot, in atomic batches."""
+        copied, revision, snapshot = await self.engine.copy_range(
+            request.source_prefix, request.target_prefix, guard=_guard(request)
+        )
+        return pb.CopyRangeResponse(copied=copied, revision=revision, source_revision=snapshot)
+
     async def GetStats(self, request: pb.GetStatsRequest, context: object) -> pb.GetStatsResponse:
         """Size and history figures of the whole backend."""
         stats = await self.engine.backend.stats()
@@ -177,4 +227,5 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             revision=stats.revision,
             oldest_revision=stats.oldest_revision,
             backend=stats.backend,
+            user_keys=await self.engine.count_keys(),
         )
