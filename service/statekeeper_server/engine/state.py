@@ -36,7 +36,7 @@ from statekeeper_server.engine.backend import (
 )
 from statekeeper_server.engine.glob import GlobPattern, parse_pattern
 from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
-from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.retry import MAX_ATTEMPTS, retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
 
 #: The backend namespace of StateManager's user keys.
@@ -317,14 +317,9 @@ class StateEngine:
     async def _commit_batch(
         self, guard: Compare | None, compares: list[Compare], operations: list[Operation]
     ) -> int:
-        """One transaction of a range change; a failed guard is reported on the user's key."""
-        try:
+        """One transaction of a range change; a conflict is reported on the user's key."""
+        with caller_keys(self._namespace()):
             result = await self.backend.txn(self._guard(guard) + compares, operations)
-        except ConflictError as error:
-            if guard is not None and error.metadata.get("key") == self._namespace() + guard.key:
-                actual = int(error.metadata["actual_revision"])
-                raise conflict(guard.key, guard.mod_revision, actual) from None
-            raise
         return result.revision
 
     async def delete_range(
