@@ -170,14 +170,21 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
         self._bridge.remember()
         thread, ns, checkpoint_id = _ids(config)
         extra: dict[str, Any] = {}
-        if checkpoint_id is None or self.fencing:
+        if self.fencing:
+            # The head first: the checkpoint loaded is the one at the revision noted.
             head = await self.manager.get_entry(self.layout.head(thread, ns))
-            if self.fencing:
-                extra[HEAD_REVISION] = head.mod_revision if head is not None else 0
+            extra[HEAD_REVISION] = head.mod_revision if head is not None else 0
             if checkpoint_id is None:
                 if head is None:
                     return None
                 checkpoint_id = str(head.value["id"])
+        if checkpoint_id is None:
+            # The newest checkpoint is the last key of the namespace: one reverse range read.
+            prefix = self.layout.thread("ckpt", thread, ns)
+            async for newest in self.manager.range(prefix, reverse=True, limit=1):
+                _, _, found = self.layout.parts("ckpt", newest.key)
+                return await self._tuple(thread, ns, found, newest.value)
+            return None
         record = await self.manager.get(self.layout.checkpoint(thread, ns, checkpoint_id))
         if record is None:
             return None
