@@ -318,6 +318,44 @@ class StateManager:
             if count == limit:
                 return
 
+    async def delete_range(
+        self,
+        prefix: str = "",
+        *,
+        start: str = "",
+        end: str = "",
+        guard: tuple[str, int] | None = None,
+    ) -> int:
+        """Remove every key starting with ``prefix`` in [``start``, ``end``) (at least one
+        given) on the server, in atomic batches (RPC ``DeleteRange``, docs/range.md); returns
+        how many went. ``guard=(key, revision)`` requires that key's mod_revision in every
+        batch (ConflictError otherwise)."""
+        own = self._prefix
+        request = pb.DeleteRangeRequest(
+            prefix=own + prefix,
+            start_key=own + start if start else "",
+            end_key=own + end if end else "",
+            guard=self._comparison(guard),
+        )
+        return int((await self._call("DeleteRange", request)).deleted)
+
+    async def copy_range(
+        self, source_prefix: str, target_prefix: str, *, guard: tuple[str, int] | None = None
+    ) -> int:
+        """Copy every entry under ``source_prefix`` (one snapshot) to the same key under
+        ``target_prefix``, in atomic batches (RPC ``CopyRange``); returns how many were copied."""
+        request = pb.CopyRangeRequest(
+            source_prefix=self._prefix + source_prefix,
+            target_prefix=self._prefix + target_prefix,
+            guard=self._comparison(guard),
+        )
+        return int((await self._call("CopyRange", request)).copied)
+
+    def _comparison(self, guard: tuple[str, int] | None) -> pb.Comparison | None:
+        if guard is None:
+            return None
+        return pb.Comparison(key=self._prefix + guard[0], expected_revision=guard[1])
+
     # -- statistics ---------------------------------------------------------------------------
 
     async def get_stats(self) -> StateStats:
