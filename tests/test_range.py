@@ -15,6 +15,7 @@ from statekeeper.errors import (
     InvalidArgumentError,
     PermissionDeniedError,
     Reason,
+    ResourceExhaustedError,
     from_rpc_error,
 )
 from statekeeper.state import StateConfig, StateEntry, StateManager
@@ -280,3 +281,36 @@ async def test_range_changes_stay_inside_the_tenant(auth_address: str) -> None:
         assert await alice.delete_range("s/") == 2
         assert await keys(alice) == ["c/1", "c/2"]
         assert await keys(bob) == ["s/1", "s/3"]
+
+
+async def test_the_value_limit_is_a_setting_and_range_pages_respect_it() -> None:
+    limit = 1536 * 1024
+    server = StatekeeperServer(
+        ServerConfig(backend="memory", port=0, shutdown_grace=1.0, max_value_bytes=limit)
+    )
+    await server.start()
+    try:
+        config = StateConfig(backend="grpc", address=f"127.0.0.1:{server.port}")
+        async with StateManager(config) as manager:
+            large = b"d" * (limit - 1024)
+            for number in range(5):
+                await manager.save(f"doc/{number}", {"blob": large})
+            assert (await manager.get("doc/3")) == {"blob": large}
+            got = [e async for e in manager.range("doc/", reverse=True)]
+            assert [e.key for e in got] == [f"doc/{n}" for n in (4, 3, 2, 1, 0)]
+            assert all(e.value == {"blob": large} for e in got)
+            with pytest.raises(ResourceExhaustedError) as caught:
+                await manager.save("doc/too-big", {"blob": b"d" * limit})
+            assert caught.value.reason == Reason.VALUE_TOO_LARGE
+    finally:
+        await server.stop(0)
+
+
+async def test_a_failed_guard_names_the_user_key_inside_a_tenant(auth_address: str) -> None:
+    config = StateConfig(backend="grpc", address=auth_address, token="token-a")
+    async with StateManager(config) as alice:
+        await alice.save("s/1", 1)
+        with pytest.raises(ConflictError) as caught:
+            await alice.delete_range("s/", guard=("lock", 7))
+        assert caught.value.metadata["key"] == "lock"
+        assert "tenants/" not in caught.value.message and "kv/" not in caught.value.message
