@@ -21,17 +21,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from statekeeper import values
-from statekeeper.errors import InvalidArgumentError, Reason, UnavailableError
+from statekeeper.errors import InvalidArgumentError, Reason
 from statekeeper.state.client import (
     FIRST_RECONNECT_DELAY,
     MSGPACK,
-    Backoff,
     ServiceClient,
     enum_maps,
     optional_document,
 )
+from statekeeper.state.live import LiveStream
 from statekeeper.timestamps import optional_datetime, to_duration
-from statekeeper.transport import Transport, stream
+from statekeeper.transport import Transport
 from statekeeper.v1 import orchestration_service_pb2 as pb
 from statekeeper.v1 import orchestration_service_pb2_grpc
 
@@ -497,39 +497,55 @@ class OrchestrationStateManager(ServiceClient):
         async for task in pages:
             yield QueuedTask._from_proto(task)
 
-    async def watch_team(self, team_id: str) -> AsyncIterator[TeamChange]:
+    def watch_team(self, team_id: str) -> LiveStream[TeamChange]:
         """A ``SNAPSHOT`` of the team, then every change of its agents and tasks, until the
         team is deleted. After a dropped connection the watch reconnects (waiting at most
-        ``sync_interval``) and starts again with a fresh snapshot."""
-        backoff = Backoff(max(self.sync_interval, FIRST_RECONNECT_DELAY))
-        while True:
-            request = pb.WatchTeamRequest(team_id=team_id, value_encoding=MSGPACK)
-            try:
-                async for message in stream(self._stub.WatchTeam, request):
-                    backoff.reset()
-                    if message.HasField("snapshot"):
-                        team = _team_from_proto(message.snapshot)
-                        team.task_queue = TaskQueueState._from_proto(message.snapshot.task_queue)
-                        yield TeamChange(TeamChangeType.SNAPSHOT, message.revision, team=team)
-                        continue
-                    for change in message.changes:
-                        kind = _CHANGE_TYPES[change.type]
-                        yield TeamChange(
-                            kind,
-                            message.revision,
-                            agent=AgentCoordinationState._from_proto(change.agent)
-                            if change.HasField("agent")
-                            else None,
-                            task=QueuedTask._from_proto(change.task)
-                            if change.HasField("task")
-                            else None,
-                            task_id=change.task_id or None,
-                        )
-                        if kind is TeamChangeType.TEAM_DELETED:
-                            return
-                return
-            except UnavailableError:
-                await backoff.wait()
+        ``sync_interval`` between attempts) and starts again with a fresh snapshot."""
+        changes = LiveStream(self, "WatchTeam", _TeamFeed(team_id), f"watch of team {team_id!r}")
+        changes.backoff_limit = max(self.sync_interval, FIRST_RECONNECT_DELAY)
+        return changes
+
+
+class _TeamFeed:
+    """The WatchTeam stream: resumed by a fresh snapshot, finished by TEAM_DELETED."""
+
+    def __init__(self, team_id: str) -> None:
+        self.team_id = team_id
+        self.finished = False
+        self.revision = 0
+
+    def request(self) -> pb.WatchTeamRequest:
+        """Ask for a snapshot and the changes after it."""
+        return pb.WatchTeamRequest(team_id=self.team_id, value_encoding=MSGPACK)
+
+    def receive(self, message: pb.WatchTeamResponse) -> list[TeamChange]:
+        """The snapshot, or the changes, of one message."""
+        self.revision = max(self.revision, message.revision)
+        if message.HasField("snapshot"):
+            team = _team_from_proto(message.snapshot)
+            team.task_queue = TaskQueueState._from_proto(message.snapshot.task_queue)
+            return [TeamChange(TeamChangeType.SNAPSHOT, message.revision, team=team)]
+        changes = []
+        for change in message.changes:
+            kind = _CHANGE_TYPES[change.type]
+            changes.append(
+                TeamChange(
+                    kind,
+                    message.revision,
+                    agent=AgentCoordinationState._from_proto(change.agent)
+                    if change.HasField("agent")
+                    else None,
+                    task=QueuedTask._from_proto(change.task) if change.HasField("task") else None,
+                    task_id=change.task_id or None,
+                )
+            )
+            if kind is TeamChangeType.TEAM_DELETED:
+                self.finished = True
+                break
+        return changes
+
+    def commit(self) -> None:
+        """Nothing to remember: a reconnect starts from a snapshot."""
 
 
 def _team_from_proto(message: pb.TeamState) -> TeamState:
