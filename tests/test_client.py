@@ -291,20 +291,21 @@ def test_a_revision_split_in_fragments_is_delivered_whole_and_resumed_whole() ->
     feed.receive(pb.WatchResponse(created=True, revision=4))
     feed.commit()
     assert feed.request().start_revision == 5
-    fragment = pb.WatchResponse(revision=5, events=[put_event("a", 5, 1)])
-    if "fragment" in pb.WatchResponse.DESCRIPTOR.fields_by_name:
-        fragment.fragment = True  # type: ignore[attr-defined]
-        assert feed.receive(fragment) == []
-        feed.commit()
-        # the stream breaks here: the partial revision is dropped and asked for again
-        assert feed.request().start_revision == 5
-        assert feed.receive(fragment) == []
-    last = pb.WatchResponse(revision=5, events=[put_event("b", 5, 2)])
-    changes = feed.receive(last)
+    fragment = pb.WatchResponse(revision=5, events=[put_event("a", 5, 1)], fragment=True)
+    assert feed.receive(fragment) == []
     feed.commit()
-    expected = ["a", "b"] if "fragment" in pb.WatchResponse.DESCRIPTOR.fields_by_name else ["b"]
-    assert [change.key for change in changes] == expected
+    # The stream breaks here: the partial revision is dropped and asked for again.
+    assert feed.request().start_revision == 5
+    assert feed.receive(fragment) == []
+    feed.commit()
+    changes = feed.receive(pb.WatchResponse(revision=5, events=[put_event("b", 5, 2)]))
+    assert [(change.key, change.new_value) for change in changes] == [("a", 1), ("b", 2)]
+    feed.commit()
     assert feed.request().start_revision == 6
+    # A progress notification moves the resume point without changes.
+    assert feed.receive(pb.WatchResponse(revision=9, progress_notify=True)) == []
+    feed.commit()
+    assert feed.request().start_revision == 10
 
 
 async def test_a_watch_resumes_after_the_server_goes_away_and_says_so(

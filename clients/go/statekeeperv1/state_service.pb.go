@@ -1205,7 +1205,12 @@ type WatchResponse struct {
 	// The oldest revision still available, when the watch was canceled because of compaction.
 	CompactRevision int64 `protobuf:"varint,6,opt,name=compact_revision,json=compactRevision,proto3" json:"compact_revision,omitempty"`
 	// A human-readable reason for cancellation.
-	CancelReason  string `protobuf:"bytes,7,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	CancelReason string `protobuf:"bytes,7,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	// True when this response holds only part of ONE revision's events because they did not
+	// fit one message; further responses of the same revision follow, the last of them with
+	// fragment=false. Every other response holds whole revisions only. A client treats a
+	// revision as delivered (for resuming) only after its response with fragment=false.
+	Fragment      bool `protobuf:"varint,8,opt,name=fragment,proto3" json:"fragment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1287,6 +1292,13 @@ func (x *WatchResponse) GetCancelReason() string {
 		return x.CancelReason
 	}
 	return ""
+}
+
+func (x *WatchResponse) GetFragment() bool {
+	if x != nil {
+		return x.Fragment
+	}
+	return false
 }
 
 // GetStatsRequest asks for the storage statistics; it has no parameters.
@@ -1483,7 +1495,7 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\x05Event\x12-\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x19.statekeeper.v1.EventTypeR\x04type\x12(\n" +
 	"\x02kv\x18\x02 \x01(\v2\x18.statekeeper.v1.KeyValueR\x02kv\x121\n" +
-	"\aprev_kv\x18\x03 \x01(\v2\x18.statekeeper.v1.KeyValueR\x06prevKv\"\x89\x02\n" +
+	"\aprev_kv\x18\x03 \x01(\v2\x18.statekeeper.v1.KeyValueR\x06prevKv\"\xa5\x02\n" +
 	"\rWatchResponse\x12\x18\n" +
 	"\acreated\x18\x01 \x01(\bR\acreated\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12-\n" +
@@ -1491,7 +1503,8 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\x0fprogress_notify\x18\x04 \x01(\bR\x0eprogressNotify\x12\x1a\n" +
 	"\bcanceled\x18\x05 \x01(\bR\bcanceled\x12)\n" +
 	"\x10compact_revision\x18\x06 \x01(\x03R\x0fcompactRevision\x12#\n" +
-	"\rcancel_reason\x18\a \x01(\tR\fcancelReason\"\x11\n" +
+	"\rcancel_reason\x18\a \x01(\tR\fcancelReason\x12\x1a\n" +
+	"\bfragment\x18\b \x01(\bR\bfragment\"\x11\n" +
 	"\x0fGetStatsRequest\"\x9b\x01\n" +
 	"\x10GetStatsResponse\x12\x12\n" +
 	"\x04keys\x18\x01 \x01(\x03R\x04keys\x12\x14\n" +

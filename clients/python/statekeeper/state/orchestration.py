@@ -56,13 +56,15 @@ _STATUS_TO_PROTO, _STATUS_FROM_PROTO = enum_maps(TaskStatus, pb.TaskState, "TASK
 @dataclass
 class AgentCoordinationState:
     """One agent of a team: ``status`` ``"idle"`` means available; ``current_task`` is the id
-    of the task it works on."""
+    of the task it works on. ``max_tasks`` is how many queue tasks (``assign_task``,
+    ``claim_next_task``) it may hold at once (default 1); ``"offline"`` agents get none."""
 
     agent_id: str
     status: str = "idle"
     capabilities: list[str] = field(default_factory=list)
     current_task: str | None = None
     updated_at: datetime | None = None
+    max_tasks: int = 1
 
     def _to_proto(self) -> pb.AgentCoordinationState:
         return pb.AgentCoordinationState(
@@ -70,6 +72,7 @@ class AgentCoordinationState:
             status=self.status,
             capabilities=list(self.capabilities),
             current_task=self.current_task,
+            max_tasks=self.max_tasks,
         )
 
     @classmethod
@@ -80,6 +83,7 @@ class AgentCoordinationState:
             capabilities=list(message.capabilities),
             current_task=message.current_task if message.HasField("current_task") else None,
             updated_at=optional_datetime(message, "update_time"),
+            max_tasks=message.max_tasks or 1,
         )
 
 
@@ -400,8 +404,12 @@ class OrchestrationStateManager(ServiceClient):
         lease: float | timedelta | None = None,
     ) -> QueuedTask:
         """Atomically move a pending task to in progress and mark the agent working on it.
-        FailedPreconditionError (nothing changed) when the task is not pending, the agent is
-        busy or lacks a required capability. ``lease`` (seconds) is optional here."""
+
+        This is the coordinator's decision: any agent of the team may get the task unless it
+        is ``"offline"`` (AGENT_OFFLINE), lacks a required capability (MISSING_CAPABILITY) or
+        already holds ``max_tasks`` queue tasks (AGENT_BUSY); its status and a current task set
+        with :meth:`update_agent_status` do not stop it. FailedPreconditionError (nothing
+        changed) also when the task is not pending. ``lease`` (seconds) is optional here."""
         request = pb.AssignTaskRequest(
             team_id=team_id,
             task_id=task_id,

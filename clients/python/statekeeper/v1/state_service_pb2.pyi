@@ -183,7 +183,7 @@ class Event(_message.Message):
     def __init__(self, type: _Optional[_Union[EventType, str]] = ..., kv: _Optional[_Union[_common_pb2.KeyValue, _Mapping]] = ..., prev_kv: _Optional[_Union[_common_pb2.KeyValue, _Mapping]] = ...) -> None: ...
 
 class WatchResponse(_message.Message):
-    __slots__ = ("created", "revision", "events", "progress_notify", "canceled", "compact_revision", "cancel_reason")
+    __slots__ = ("created", "revision", "events", "progress_notify", "canceled", "compact_revision", "cancel_reason", "fragment")
     CREATED_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
@@ -191,6 +191,7 @@ class WatchResponse(_message.Message):
     CANCELED_FIELD_NUMBER: _ClassVar[int]
     COMPACT_REVISION_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    FRAGMENT_FIELD_NUMBER: _ClassVar[int]
     created: bool
     revision: int
     events: _containers.RepeatedCompositeFieldContainer[Event]
@@ -198,7 +199,8 @@ class WatchResponse(_message.Message):
     canceled: bool
     compact_revision: int
     cancel_reason: str
-    def __init__(self, created: _Optional[bool] = ..., revision: _Optional[int] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., progress_notify: _Optional[bool] = ..., canceled: _Optional[bool] = ..., compact_revision: _Optional[int] = ..., cancel_reason: _Optional[str] = ...) -> None: ...
+    fragment: bool
+    def __init__(self, created: _Optional[bool] = ..., revision: _Optional[int] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., progress_notify: _Optional[bool] = ..., canceled: _Optional[bool] = ..., compact_revision: _Optional[int] = ..., cancel_reason: _Optional[str] = ..., fragment: _Optional[bool] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
     __slots__ = ()
