@@ -194,6 +194,36 @@ async def test_exact_64_bit_integers_between_python_and_go(
     same(await manager.get(key2), document)
 
 
+#: Binary data nested in a document, and the same document in the JSON form's {"$bytes"} shape.
+BINARY = {"raw": b"\x00\xff\x10", "list": [b"", {"deep": b"abc"}], "n": 1}
+BINARY_AS_JSON = {
+    "raw": {"$bytes": "AP8Q"},
+    "list": [{"$bytes": ""}, {"deep": {"$bytes": "YWJj"}}],
+    "n": 1,
+}
+
+
+@pytest.mark.parametrize("reader", [GO, GO_JSON, TS], ids=lambda r: r.language)
+async def test_bytes_written_in_python_are_read_as_bytes_in_go_and_ts(
+    address: str, manager: StateManager, reader: Runner
+) -> None:
+    key = unique("values/bytes-py")
+    await manager.save(key, BINARY)
+    # The runners print the bytes they decoded ([]byte, Uint8Array) as {"$bytes": base64}.
+    printed = await reader.one("get", address, "--key", key)
+    assert printed["value"] == BINARY_AS_JSON
+
+
+@pytest.mark.parametrize("writer", [GO, GO_JSON, TS], ids=lambda r: r.language)
+async def test_bytes_written_in_go_or_ts_read_as_bytes_in_python(
+    address: str, manager: StateManager, writer: Runner
+) -> None:
+    key = unique("values/bytes-other")
+    await writer.one("save", address, "--key", key, "--value", json.dumps(BINARY_AS_JSON))
+    value = await manager.get(key)
+    assert value == BINARY and type(value["raw"]) is bytes
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 async def test_invalid_documents_are_refused_by_the_client(address: str, language: str) -> None:
     with pytest.raises(AssertionError, match="exited 1"):

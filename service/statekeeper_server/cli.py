@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from statekeeper import values
 from statekeeper.errors import StateKeeperError
 from statekeeper.state import StateConfig, StateManager
 
@@ -36,7 +37,9 @@ async def _get(manager: StateManager, args: argparse.Namespace) -> Any:
 
 
 async def _put(manager: StateManager, args: argparse.Namespace) -> Any:
-    revision = await manager.save(args.key, json.loads(args.value), ttl=args.ttl)
+    revision = await manager.save(
+        args.key, json.loads(args.value, object_hook=values.json_text_object), ttl=args.ttl
+    )
     return {"key": args.key, "mod_revision": revision}
 
 
@@ -57,7 +60,8 @@ async def _watch(manager: StateManager, args: argparse.Namespace) -> Any:
                     "key": change.key,
                     "revision": change.revision,
                     "value": change.new_value,
-                }
+                },
+                default=values.json_text_default,
             ),
             flush=True,
         )
@@ -193,7 +197,7 @@ async def _run_client(command: ClientCommand, args: argparse.Namespace) -> int:
             print(f"error: {error.code.name} {error.reason}: {error.message}", file=sys.stderr)
             return 1
     if result is not None:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2, default=values.json_text_default))
     return 0
 
 

@@ -2,6 +2,7 @@ package statekeeper
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -18,8 +19,13 @@ import (
 // Encoding selects the wire form of the documents a Client sends and asks for.
 //
 // The statekeeper document model has maps with string keys, lists, strings, booleans, null,
-// 64-bit integers and 64-bit floats. Read back, a document is made of map[string]any, []any,
-// string, bool, nil, int64 (uint64 only above math.MaxInt64) and float64.
+// 64-bit integers, 64-bit floats and binary data. Read back, a document is made of
+// map[string]any, []any, string, bool, nil, int64 (uint64 only above math.MaxInt64), float64
+// and []byte.
+//
+// The JSON form has no bytes: it carries a []byte as the object {"$bytes": "<standard, padded
+// base64>"} (docs/values.md), which ToValue writes and FromValue reads back as a []byte. A map
+// whose only member is "$bytes" is therefore reserved for binary data and refused as a document.
 type Encoding int
 
 const (
@@ -40,9 +46,28 @@ const maxExactInt = 1 << 53
 // maxDepth is the deepest nesting of lists and maps that the server accepts.
 const maxDepth = 64
 
+// BytesMember is the only member of the JSON-form object that stands for binary data.
+const BytesMember = "$bytes"
+
+// isBytesObject reports whether a map has "$bytes" as its only member.
+func isBytesObject[V any](m map[string]V) bool {
+	_, ok := m[BytesMember]
+	return ok && len(m) == 1
+}
+
+// decodeBytes reads the base64 text of a {"$bytes": ...} object.
+func decodeBytes(text string) ([]byte, error) {
+	data, err := base64.StdEncoding.Strict().DecodeString(text)
+	if err != nil {
+		return nil, fmt.Errorf("statekeeper: %q must be a string of standard, padded base64: %w",
+			BytesMember, err)
+	}
+	return data, nil
+}
+
 // ToValue converts a Go document into the wire Value in the given encoding.
 //
-// Accepted Go types: nil, bool, string, every signed and unsigned integer type, float32,
+// Accepted Go types: nil, bool, string, []byte, every signed and unsigned integer type, float32,
 // float64, json.Number, and slices, arrays and string-keyed maps of those (map[string]any and
 // []any most commonly). NaN and infinities are refused, like the server refuses them.
 func ToValue(document any, encoding Encoding) (*pb.Value, error) {
@@ -95,7 +120,7 @@ func normalize(document any, depth int) (any, error) {
 	switch v := document.(type) {
 	case nil:
 		return nil, nil
-	case bool, string, int64:
+	case bool, string, int64, []byte:
 		return v, nil
 	case int:
 		return int64(v), nil
@@ -139,6 +164,10 @@ func normalize(document any, depth int) (any, error) {
 		}
 		return out, nil
 	case map[string]any:
+		if isBytesObject(v) {
+			return nil, fmt.Errorf("statekeeper: a map whose only member is %q is reserved for "+
+				"binary data", BytesMember)
+		}
 		out := make(map[string]any, len(v))
 		for key, item := range v {
 			n, err := normalize(item, depth+1)
@@ -177,7 +206,7 @@ func normalizeReflect(v reflect.Value, depth int) (any, error) {
 		return normalize(v.Elem().Interface(), depth)
 	case reflect.Slice, reflect.Array:
 		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8 {
-			return nil, fmt.Errorf("statekeeper: byte slices are not part of the document model")
+			return v.Bytes(), nil
 		}
 		out := make([]any, v.Len())
 		for i := range out {
@@ -235,6 +264,10 @@ func toJSONValue(normal any) (*structpb.Value, error) {
 			"cannot carry it exactly, use EncodingMsgpack", v)
 	case float64:
 		return structpb.NewNumberValue(v), nil
+	case []byte:
+		return structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			BytesMember: structpb.NewStringValue(base64.StdEncoding.EncodeToString(v)),
+		}}), nil
 	case []any:
 		values := make([]*structpb.Value, len(v))
 		for i, item := range v {
@@ -284,6 +317,13 @@ func fromJSONValue(value *structpb.Value) (any, error) {
 		}
 		return out, nil
 	case *structpb.Value_StructValue:
+		if fields := kind.StructValue.GetFields(); isBytesObject(fields) {
+			text, ok := fields[BytesMember].GetKind().(*structpb.Value_StringValue)
+			if !ok {
+				return nil, fmt.Errorf("statekeeper: %q must be a string of base64", BytesMember)
+			}
+			return decodeBytes(text.StringValue)
+		}
 		out := make(map[string]any, len(kind.StructValue.GetFields()))
 		for key, item := range kind.StructValue.GetFields() {
 			converted, err := fromJSONValue(item)
@@ -321,7 +361,7 @@ func fromMsgpack(decoded any) (any, error) {
 	case float32:
 		return float64(v), nil
 	case []byte:
-		return nil, fmt.Errorf("statekeeper: binary data is not part of the document model")
+		return v, nil
 	case []any, map[string]any:
 		return mapChildren(v, fromMsgpack)
 	}
@@ -354,7 +394,8 @@ func mapChildren(node any, convert func(any) (any, error)) (any, error) {
 
 // ParseDocument parses JSON text into a document, keeping the integer/float distinction of
 // the text: a number written without a fraction or exponent is an int64 (uint64 above
-// math.MaxInt64), every other number a float64. It is the inverse of FormatDocument.
+// math.MaxInt64), every other number a float64, and an object {"$bytes": "<base64>"} is a
+// []byte. It is the inverse of FormatDocument.
 func ParseDocument(text []byte) (any, error) {
 	decoder := json.NewDecoder(bytes.NewReader(text))
 	decoder.UseNumber()
@@ -383,13 +424,22 @@ func parseNumbers(raw any) (any, error) {
 			return nil, fmt.Errorf("statekeeper: invalid number %s", text)
 		}
 		return f, nil
+	case map[string]any:
+		if isBytesObject(v) {
+			text, ok := v[BytesMember].(string)
+			if !ok {
+				return nil, fmt.Errorf("statekeeper: %q must be a string of base64", BytesMember)
+			}
+			return decodeBytes(text)
+		}
 	}
 	return mapChildren(raw, parseNumbers)
 }
 
 // FormatDocument renders a document as JSON text with sorted keys in which every float has a
 // fraction or an exponent (3.0 is written "3.0"), so that the integer/float distinction
-// survives the text: Python's json.loads reads "3" as int and "3.0" as float.
+// survives the text: Python's json.loads reads "3" as int and "3.0" as float. A []byte is
+// written as {"$bytes": "<base64>"}.
 func FormatDocument(document any) ([]byte, error) {
 	var buffer bytes.Buffer
 	if err := formatInto(&buffer, document); err != nil {
@@ -411,6 +461,9 @@ func formatInto(buffer *bytes.Buffer, document any) error {
 	case string:
 		encoded, _ := json.Marshal(v)
 		buffer.Write(encoded)
+	case []byte:
+		encoded, _ := json.Marshal(base64.StdEncoding.EncodeToString(v))
+		fmt.Fprintf(buffer, "{%q:%s}", BytesMember, encoded)
 	case int64:
 		buffer.WriteString(strconv.FormatInt(v, 10))
 	case uint64:

@@ -96,7 +96,7 @@ func TestInvalidDocumentsAreRefused(t *testing.T) {
 	for name, document := range map[string]any{
 		"nan":       math.NaN(),
 		"inf":       math.Inf(1),
-		"bytes":     []byte("x"),
+		"reserved":  map[string]any{"$bytes": "AA=="},
 		"int keys":  map[int]string{1: "a"},
 		"func":      func() {},
 		"nested ch": map[string]any{"c": make(chan int)},
@@ -143,6 +143,51 @@ func TestParseAndFormatKeepTheNumberKinds(t *testing.T) {
 	const wantText = `{"count":3,"e":1000.0,"huge":18446744073709551615,"l":[null,true],` +
 		`"ratio":0.5,"s":"ü","whole":2.0}`
 	if string(text) != wantText {
+		t.Fatalf("got %s", text)
+	}
+}
+
+func TestBytesRoundTripInBothForms(t *testing.T) {
+	document := map[string]any{"blob": []byte{0, 255, 10}, "list": []any{[]byte{}}}
+	for _, encoding := range []Encoding{EncodingMsgpack, EncodingJSON} {
+		value, err := ToValue(document, encoding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := FromValue(value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{"blob": []byte{0, 255, 10}, "list": []any{[]byte{}}}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("encoding %d: got %#v", encoding, got)
+		}
+	}
+	value, err := ToValue([]byte{0, 255}, EncodingJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := value.GetJson().GetStructValue().GetFields()
+	if len(fields) != 1 || fields["$bytes"].GetStringValue() != "AP8=" {
+		t.Fatalf("want the {\"$bytes\": base64} object, got %v", value.GetJson())
+	}
+}
+
+func TestBadBase64IsRefused(t *testing.T) {
+	for _, text := range []string{`{"$bytes": "A"}`, `{"$bytes": 3}`, `{"$bytes": "AP8"}`} {
+		if _, err := ParseDocument([]byte(text)); err == nil {
+			t.Errorf("%s: want an error", text)
+		}
+	}
+	document, err := ParseDocument([]byte(`{"b": {"$bytes": "AP8="}, "o": {"$bytes": "x", "y": 1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := FormatDocument(document)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(text) != `{"b":{"$bytes":"AP8="},"o":{"$bytes":"x","y":1}}` {
 		t.Fatalf("got %s", text)
 	}
 }

@@ -79,16 +79,21 @@ func (ValueEncoding) EnumDescriptor() ([]byte, []int) {
 // Value is one JSON-like state document on the wire.
 //
 // Two forms carry the same document model (maps with string keys, lists, strings, booleans,
-// null, integers and floating-point numbers):
+// null, integers, floating-point numbers and binary data):
 //
 //   - `json` is a google.protobuf.Value, readable and writable as plain JSON from grpcurl, Go and
 //     TypeScript. JSON has a single number type, so the server applies one rule when it reads
 //     this form: a number whose value is integral and lies within +/-2^53 is stored as an
 //     integer; every other number is stored as a float. Read back in this form, integers and
-//     floats are both JSON numbers.
+//     floats are both JSON numbers. JSON has no binary type either: binary data is written and
+//     read as an object whose only member is `$bytes`, a string of standard base64 with padding
+//     (RFC 4648 section 4), e.g. `{"$bytes": "AP8="}` for the two bytes 0x00 0xFF. Because of that,
+//     a map whose only member is `$bytes` is reserved for binary data in both forms: any other
+//     such map is refused with INVALID_ARGUMENT (INVALID_VALUE).
 //   - `msgpack` is the exact form: a MessagePack encoding of the document, in which integers
-//     (64-bit signed) and floats (64-bit IEEE) stay distinct. The Python client uses it, so an
-//     `int` stays an `int` and a `float` stays a `float`.
+//     (64-bit signed) and floats (64-bit IEEE) stay distinct and binary data is the `bin` type.
+//     The Python client uses it, so an `int` stays an `int`, a `float` stays a `float` and
+//     `bytes` stay `bytes`.
 //
 // The server stores one canonical encoding (MessagePack) and forwards it unchanged when the
 // reader asks for the msgpack form, so no conversion happens on that path.

@@ -1,16 +1,21 @@
 """State documents on the wire: the exact MessagePack form and the JSON form.
 
-A document is ``None``, ``bool``, ``int`` (64-bit signed), ``float`` (finite), ``str``, a
-``list`` of documents or a ``dict`` with ``str`` keys and document values, nested at most
-:data:`MAX_DEPTH` deep. The canonical stored encoding is MessagePack; :func:`pack` and
-:func:`unpack` convert it, :func:`validate` rejects anything outside the model.
+A document is ``None``, ``bool``, ``int`` (64-bit signed), ``float`` (finite), ``str``,
+``bytes``, a ``list`` of documents or a ``dict`` with ``str`` keys and document values, nested at
+most :data:`MAX_DEPTH` deep. The canonical stored encoding is MessagePack (``bytes`` are its
+``bin`` type); :func:`pack` and :func:`unpack` convert it, :func:`validate` rejects anything
+outside the model.
 
 The JSON form (``google.protobuf.Value``) has one number type. Reading it, a number that is
-integral and within +/-2**53 becomes an ``int``; every other number stays a ``float``.
+integral and within +/-2**53 becomes an ``int``; every other number stays a ``float``. It has no
+bytes either: binary data is the object ``{"$bytes": "<standard base64, padded>"}``, so a map
+whose only member is ``$bytes`` is reserved for it in every form (see docs/values.md).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from typing import Any
 
@@ -25,6 +30,8 @@ MAX_DEPTH = 64
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 _EXACT_FLOAT_INT = 2**53
+#: The only member of the JSON-form object that stands for binary data.
+BYTES_MEMBER = "$bytes"
 
 Document = Any
 
@@ -77,7 +84,11 @@ def _find_problem(document: Document, depth: int) -> str | None:
         return None
     if kind is float:
         return None if math.isfinite(document) else "NaN and infinity are not allowed"
+    if kind is bytes or kind is bytearray:
+        return None
     if kind is dict:
+        if len(document) == 1 and BYTES_MEMBER in document:
+            return f'a map whose only member is "{BYTES_MEMBER}" is reserved for binary data'
         for key, item in document.items():
             if type(key) is not str:
                 return "map keys must be strings"
@@ -110,6 +121,8 @@ def _fill_json_value(target: struct_pb2.Value, document: Document) -> None:
         target.number_value = float(document)
     elif isinstance(document, str):
         target.string_value = document
+    elif isinstance(document, (bytes, bytearray)):
+        target.struct_value.fields[BYTES_MEMBER].string_value = base64.b64encode(document).decode()
     elif isinstance(document, dict):
         fields = target.struct_value.fields
         target.struct_value.SetInParent()
@@ -143,8 +156,27 @@ def from_json_value(value: struct_pb2.Value, field: str = "value") -> Document:
             return int(number)
         return number
     if kind == "struct_value":
-        return {k: from_json_value(v, field) for k, v in value.struct_value.fields.items()}
+        fields = value.struct_value.fields
+        if len(fields) == 1 and BYTES_MEMBER in fields:
+            return _bytes_from_json(fields[BYTES_MEMBER], field)
+        return {k: from_json_value(v, field) for k, v in fields.items()}
     return [from_json_value(v, field) for v in value.list_value.values]
+
+
+def _bytes_from_json(member: struct_pb2.Value, field: str) -> bytes:
+    """The binary data of a ``{"$bytes": "<base64>"}`` object of the JSON form."""
+    text = member.string_value if member.WhichOneof("kind") == "string_value" else None
+    try:
+        if text is None:
+            raise ValueError
+        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (ValueError, UnicodeEncodeError):
+        problem = f'"{BYTES_MEMBER}" must be a string of standard, padded base64'
+        raise InvalidArgumentError(
+            f"{field} holds binary data that is not valid: {problem}",
+            reason=Reason.INVALID_VALUE,
+            violations=[(field, problem)],
+        ) from None
 
 
 def wire_to_bytes(value: common_pb2.Value, field: str = "value") -> bytes:
@@ -195,3 +227,21 @@ def wire_to_python(value: common_pb2.Value) -> Document:
     if kind == "json":
         return from_json_value(value.json)
     return None
+
+
+def json_text_default(document: Any) -> Any:
+    """The ``default=`` of :func:`json.dumps` for documents: bytes in their JSON form."""
+    if isinstance(document, (bytes, bytearray)):
+        return {BYTES_MEMBER: base64.b64encode(document).decode()}
+    raise TypeError(f"{type(document).__name__} is not part of the document model")
+
+
+def json_text_object(members: dict[str, Any]) -> Any:
+    """The ``object_hook`` of :func:`json.loads` for documents: ``{"$bytes": ...}`` is bytes."""
+    if len(members) == 1 and BYTES_MEMBER in members:
+        member = members[BYTES_MEMBER]
+        text = struct_pb2.Value()
+        if isinstance(member, str):
+            text.string_value = member
+        return _bytes_from_json(text, "value")
+    return members

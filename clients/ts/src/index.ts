@@ -13,4 +13,13 @@ export {
   type WriteOptions,
 } from "./client.js";
 export * from "./errors.js";
-export { fromValue, toValue, validateDocument, MAX_DEPTH, type Document } from "./values.js";
+export {
+  documentFromJson,
+  documentToJson,
+  fromValue,
+  toValue,
+  validateDocument,
+  BYTES_MEMBER,
+  MAX_DEPTH,
+  type Document,
+} from "./values.js";

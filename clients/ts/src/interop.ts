@@ -17,11 +17,11 @@ import { connect, type ConnectOptions } from "./client.js";
 import { ConflictError, NotFoundError } from "./errors.js";
 import { describe, emit, expectFailure, type Case, type Json } from "./interop_common.js";
 import { serviceCases } from "./interop_services.js";
-import type { Document } from "./values.js";
+import { documentFromJson } from "./values.js";
 
 const cases: Record<string, Case> = {
   async save(client, values) {
-    const document = JSON.parse(String(values.value ?? "null")) as Document;
+    const document = documentFromJson(JSON.parse(String(values.value ?? "null")));
     emit({ revision: await client.save(String(values.key), document) });
   },
 

@@ -3,12 +3,23 @@
 
 import type { StatekeeperClient } from "./client.js";
 import { StatekeeperError } from "./errors.js";
+import { documentToJson } from "./values.js";
 
-export type Json = null | boolean | number | string | bigint | Json[] | { [key: string]: Json };
+export type Json =
+  | null
+  | boolean
+  | number
+  | string
+  | bigint
+  | Uint8Array
+  | Json[]
+  | { [key: string]: Json };
 
-/** JSON text with sorted object keys; bigints are written as plain integers. */
+/** JSON text with sorted object keys; bigints are written as plain integers and bytes in
+ * their documented JSON form {"$bytes": "<base64>"}. */
 export function formatJson(value: Json): string {
   if (typeof value === "bigint") return value.toString();
+  if (value instanceof Uint8Array) return formatJson(documentToJson(value) as Json);
   if (Array.isArray(value)) return `[${value.map(formatJson).join(",")}]`;
   if (value !== null && typeof value === "object") {
     const keys = Object.keys(value).sort();

@@ -31,6 +31,7 @@ never a prefix path of another (``a1`` never matches ``a10``).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -134,6 +135,8 @@ def _canonical(document: Any) -> Any:
         return {key: _canonical(item) for key, item in document.items()}
     if kind is list or kind is tuple:
         return [_canonical(item) for item in document]
+    if kind is bytes or kind is bytearray:
+        return {values.BYTES_MEMBER: base64.b64encode(document).decode()}
     return document
 
 
@@ -152,7 +155,8 @@ def parameters_hash(parameters: Any) -> str:
     """The parameters hash: lowercase hex SHA-256 of the UTF-8 canonical JSON.
 
     Canonical JSON: integral floats within +/-2**53 become integers (the rule by which the JSON
-    form of a Value is read, so every language gets the same hash), object members are sorted
+    form of a Value is read, so every language gets the same hash), bytes become their JSON form
+    ``{"$bytes": "<base64>"}``, object members are sorted
     by key in code point order, no whitespace, non-ASCII characters written as themselves,
     integers in decimal, other numbers in the shortest form that reads back to the same double.
     """

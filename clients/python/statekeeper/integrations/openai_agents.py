@@ -1,0 +1,203 @@
+"""OpenAI Agents SDK sessions kept in statekeeper: ``StatekeeperSession`` implements the SDK's
+``Session`` protocol (``get_items``, ``add_items``, ``pop_item``, ``clear_session``).
+
+Swap it in where ``SQLiteSession`` or ``RedisSession`` was::
+
+    session = StatekeeperSession("conversation-1", StateManager(StateConfig(backend="grpc",
+                                 address="localhost:50051")))
+    result = await Runner.run(agent, "Hello", session=session)
+
+Layout (every key under ``key_prefix``): one head document per session,
+``<session>`` = ``{"first": F, "next": N}``, and the items in numbered slots
+``<session>/<seq>`` = ``{"items": [...]}`` for ``F <= seq < N`` (one ``add_items`` call fills
+one slot, or several when it is large). Every change of a session (add, pop, clear) rewrites
+its head in the same transaction, guarded by the head's revision, so concurrent writers in any
+number of processes never lose or reorder items: a writer that lost the race reads again and
+retries. ``clear_session`` moves ``first`` to ``N`` in one transaction and then deletes the
+unreachable slots in batches; a clear that is interrupted leaves only slots nothing reads,
+removed by the next clear.
+
+``ttl`` (seconds) is a retention window: every slot expires ``ttl`` after it was written and
+the head ``ttl`` after the session's last change, so a long-running session keeps its latest
+items and an idle one disappears (``RedisSession`` instead expires a session as a whole).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+from agents.memory.session_settings import (
+    SessionSettings,
+    coerce_session_settings,
+    resolve_session_limit,
+)
+
+from statekeeper.errors import ConflictError
+from statekeeper.integrations.storage import READ_BATCH, delete_matching, get_entries, segment
+from statekeeper.state import StateEntry, StateManager
+
+if TYPE_CHECKING:
+    from agents.items import TResponseInputItem
+
+#: Items of one ``add_items`` call share a slot up to this many encoded bytes (well under the
+#: server's default 1 MiB value limit); a larger call spreads over several slots.
+SLOT_BYTES = 256 * 1024
+#: The key prefix of the sessions when none is given.
+DEFAULT_KEY_PREFIX = "openai-agents/"
+
+
+class StatekeeperSession:
+    """The conversation history of one OpenAI Agents SDK session, in statekeeper.
+
+    ``manager`` is any :class:`~statekeeper.state.StateManager` (embedded or remote; its
+    owner closes it). ``ttl`` is the optional retention in seconds (see the module docstring);
+    ``session_settings`` (or a dict of them) gives the default ``limit`` of ``get_items``."""
+
+    session_settings: SessionSettings | None = None
+
+    def __init__(
+        self,
+        session_id: str,
+        manager: StateManager,
+        *,
+        ttl: float | None = None,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+    ) -> None:
+        self.session_id = session_id
+        self.manager = manager
+        self.ttl = ttl
+        self.session_settings = coerce_session_settings(session_settings or SessionSettings())
+        self._head = key_prefix + segment(session_id)
+
+    def _slot(self, seq: int) -> str:
+        return f"{self._head}/{seq:012d}"
+
+    async def _read_head(self) -> tuple[int, int, int]:
+        """``(first, next, revision)`` of the head (revision 0: no session yet)."""
+        entry = await self.manager.get_entry(self._head)
+        if entry is None:
+            return 0, 0, 0
+        return int(entry.value["first"]), int(entry.value["next"]), entry.mod_revision
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        """The latest ``limit`` items (all when None; ``session_settings.limit`` when not
+        given) in the order they were added."""
+        limit = resolve_session_limit(limit, self.session_settings)
+        if limit is not None and limit <= 0:
+            return []
+        while True:
+            first, next_seq, revision = await self._read_head()
+            newest_first: list[list[Any]] = []
+            count = 0
+            seq = next_seq
+            torn = False
+            while seq > first and (limit is None or count < limit):
+                step = READ_BATCH if limit is None else min(READ_BATCH, max(1, limit - count))
+                keys = [self._slot(s) for s in range(seq - 1, max(first, seq - step) - 1, -1)]
+                entries = await get_entries(self.manager, keys)
+                missing = next((i for i, entry in enumerate(entries) if entry is None), None)
+                for entry in entries[:missing]:
+                    assert entry is not None
+                    newest_first.append(entry.value["items"])
+                    count += len(entry.value["items"])
+                if missing is not None:
+                    # A slot is gone: either the older ones expired (the head is unchanged),
+                    # or a pop or clear ran meanwhile (the head moved): then read again.
+                    torn = (await self._read_head())[2] != revision
+                    break
+                seq -= len(keys)
+            if not torn:
+                items = [item for slot in reversed(newest_first) for item in slot]
+                return items if limit is None else items[-limit:]
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        """Append ``items`` after every item already stored, in one transaction."""
+        if not items:
+            return
+        slots = _pack(list(items))
+        while True:
+            first, next_seq, revision = await self._read_head()
+            put: dict[str, Any] = {
+                self._slot(next_seq + i): {"items": slot} for i, slot in enumerate(slots)
+            }
+            put[self._head] = {"first": first, "next": next_seq + len(slots)}
+            try:
+                await self.manager.transaction(
+                    compare={self._head: revision}, put=put, ttl=self.ttl
+                )
+                return
+            except ConflictError:
+                continue
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        """Remove and return the most recent item (None when the session is empty), by
+        compare-and-set on the session's head."""
+        while True:
+            first, next_seq, revision = await self._read_head()
+            if next_seq <= first:
+                return None
+            slot_key = self._slot(next_seq - 1)
+            entry: StateEntry | None = await self.manager.get_entry(slot_key)
+            if entry is None:
+                if (await self._read_head())[2] == revision:
+                    return None  # every slot expired
+                continue
+            *rest, item = entry.value["items"]
+            put: dict[str, Any] = {}
+            delete: list[str] = []
+            if rest:
+                put[slot_key] = {"items": rest}
+                put[self._head] = {"first": first, "next": next_seq}
+            else:
+                delete.append(slot_key)
+                put[self._head] = {"first": first, "next": next_seq - 1}
+            try:
+                await self.manager.transaction(
+                    compare={self._head: revision}, put=put, delete=delete, ttl=self.ttl
+                )
+            except ConflictError:
+                continue
+            return item  # type: ignore[no-any-return]
+
+    async def clear_session(self) -> None:
+        """Remove every item: one guarded transaction empties the session, then the
+        unreachable slots are deleted in batches."""
+        while True:
+            first, next_seq, revision = await self._read_head()
+            if revision == 0:
+                return
+            if first == next_seq:
+                break
+            try:
+                await self.manager.transaction(
+                    compare={self._head: revision},
+                    put={self._head: {"first": next_seq, "next": next_seq}},
+                    ttl=self.ttl,
+                )
+                break
+            except ConflictError:
+                continue
+        prefix = f"{self._head}/"
+        await delete_matching(
+            self.manager, prefix + "*", keep=lambda key: int(key[len(prefix) :]) >= next_seq
+        )
+
+
+def _pack(items: list[Any]) -> list[list[Any]]:
+    """``items`` split, in order, into slots of at most :data:`SLOT_BYTES` encoded bytes
+    (an item larger than that gets a slot of its own)."""
+    slots: list[list[Any]] = [[]]
+    size = 0
+    for item in items:
+        item_size = len(msgpack.packb(item))
+        if slots[-1] and size + item_size > SLOT_BYTES:
+            slots.append([])
+            size = 0
+        slots[-1].append(item)
+        size += item_size
+    return slots
+
+
+__all__ = ["DEFAULT_KEY_PREFIX", "SLOT_BYTES", "StatekeeperSession"]
