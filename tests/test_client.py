@@ -31,29 +31,13 @@ from statekeeper_server.engine.memory import MemoryBackend
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
 
+from tests.programs import run_program
 from tests.servers import ServerProcess
 
 PROGRAM = Path(__file__).with_name("binding_program.py")
 ROOT = Path(__file__).parent.parent
 
 # -- managers built anywhere ----------------------------------------------------------------
-
-
-async def run_program(path: Path, *args: str, cwd: Path) -> str:
-    """Run a Python program in a subprocess while this test's loop keeps serving (the
-    in-process server fixture); returns its output, failing with it on a non-zero exit."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(path),
-        *args,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    text = output.decode()
-    assert process.returncode == 0, text
-    return text
 
 
 @pytest.mark.parametrize("persistence", ["memory", "file", "redis", "grpc"])

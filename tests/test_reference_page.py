@@ -4,13 +4,12 @@ the managers were built at module level (see tests/reference_page.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.programs import run_program
 from tests.reference_page import page_blocks, page_program
 
 #: What the page's log lines promise, in page order (regular expressions).
@@ -68,16 +67,7 @@ async def test_the_page_runs_as_one_program(
         program = page_program(mode)
     path = tmp_path / "page_program.py"
     path.write_text(program)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(path),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    text = output.decode()
-    assert process.returncode == 0, text
+    text = await run_program(path, cwd=tmp_path)
     for trouble in ("Traceback", "Task was destroyed", "RuntimeWarning", "Exception ignored"):
         assert trouble not in text, text
     lines = text.splitlines()
