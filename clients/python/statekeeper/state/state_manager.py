@@ -330,9 +330,10 @@ class StateManager(ServiceClient):
     async def _watch(
         self, feed: RevisionFeed[StateChange], pattern: str, started: asyncio.Future[None] | None
     ) -> AsyncIterator[StateChange]:
-        self._before_call()
-        if self._starting and started is None:
-            await self._wait_for_subscriptions()
+        if started is None:  # a watch of the caller (a subscription's own starts itself)
+            self._before_call()
+            if self._starting:
+                await self._wait_for_subscriptions()
         changes = LiveStream(self, "Watch", feed, f"watch of {pattern!r}")
         if started is not None:
             changes.on_started(lambda: None if started.done() else started.set_result(None))
