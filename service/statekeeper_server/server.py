@@ -49,6 +49,7 @@ def limits_of(config: ServerConfig) -> Limits:
         max_transaction_operations=config.max_transaction_operations,
         tool_history_per_tool=config.tool_history_per_tool,
         speech_session_idle_ttl=config.speech_session_idle_ttl,
+        max_message_bytes=config.max_message_bytes,
     )
 
 
@@ -84,9 +85,11 @@ class StatekeeperServer:
         self._owns_runtime = runtime is None
         #: The Prometheus series of this server (served when ``metrics_port`` >= 0).
         self.metrics = ServerMetrics()
+        limits = limits_of(config) if runtime is None else runtime.limits
+        limits.check_message_size()
         if runtime is None:
             backend = InstrumentedBackend(open_backend(backend_options(config)), self.metrics)
-            runtime = Runtime(backend, limits_of(config))
+            runtime = Runtime(backend, limits)
         self.runtime = runtime
         self.metrics_port: int | None = None
         self.health = health.aio.HealthServicer()
@@ -95,9 +98,11 @@ class StatekeeperServer:
 
     async def start(self) -> int:
         """Bind, start serving and report SERVING; returns the bound port."""
+        # The one message limit: what the server receives, and what its streams split to.
+        max_message_bytes = self.runtime.limits.max_message_bytes
         options = [
-            ("grpc.max_receive_message_length", self.config.max_message_bytes),
-            ("grpc.max_send_message_length", self.config.max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
             # Workers share the port; a lone server must not share it with a stray process.
             ("grpc.so_reuseport", 1 if self.config.workers > 1 else 0),
         ]

@@ -1190,6 +1190,18 @@ func (x *Event) GetPrevKv() *KeyValue {
 // the retained history, the stream sends one message with `canceled` true, `compact_revision`
 // set to the oldest revision it can still serve and a `cancel_reason`, then ends: resynchronise
 // (read the keys again) and watch from `compact_revision`.
+//
+// Every message fits the server's max message size (`--max-message-bytes`). A message holds
+// whole revisions only, except when one revision's events do not fit one message: then they
+// come in several consecutive messages with `fragment` true on all but the last. A client
+// treats a revision as delivered only once it has its message with `fragment` false, and on
+// reconnecting resumes from the revision after the last delivered one, dropping any part of a
+// revision it held.
+//
+// When the server ends a stream for another reason than compaction, the last message has
+// `canceled` true, `compact_revision` 0 and a `cancel_reason` that starts with a stable token
+// and a colon (`server_shutdown:` when the server is stopping): reconnect and resume from the
+// revision after the last delivered one.
 type WatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// True on the first message of the stream.
@@ -1204,12 +1216,9 @@ type WatchResponse struct {
 	Canceled bool `protobuf:"varint,5,opt,name=canceled,proto3" json:"canceled,omitempty"`
 	// The oldest revision still available, when the watch was canceled because of compaction.
 	CompactRevision int64 `protobuf:"varint,6,opt,name=compact_revision,json=compactRevision,proto3" json:"compact_revision,omitempty"`
-	// A human-readable reason for cancellation.
+	// A human-readable reason for cancellation, starting with a stable token and a colon.
 	CancelReason string `protobuf:"bytes,7,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
-	// True when this response holds only part of ONE revision's events because they did not
-	// fit one message; further responses of the same revision follow, the last of them with
-	// fragment=false. Every other response holds whole revisions only. A client treats a
-	// revision as delivered (for resuming) only after its response with fragment=false.
+	// True when this message holds part of one revision's events and more of them follow.
 	Fragment      bool `protobuf:"varint,8,opt,name=fragment,proto3" json:"fragment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

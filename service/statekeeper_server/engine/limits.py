@@ -27,6 +27,11 @@ def id_problem(value: str, max_length: int, empty: str) -> str | None:
     return None
 
 
+#: The bytes of a watch event and its response beside its two values and keys (revisions,
+#: version, expiry, type, field framing, the response's own fields), rounded up generously.
+EVENT_OVERHEAD = 1024
+
+
 @dataclass(frozen=True)
 class Limits:
     """Size and count limits enforced on every request (configurable on the server)."""
@@ -40,6 +45,28 @@ class Limits:
     tool_history_per_tool: int = 1000
     #: Seconds without a change after which a live speech session ends (0: never).
     speech_session_idle_ttl: float = 86400.0
+    #: The largest gRPC message the server sends or receives; every stream response fits it.
+    max_message_bytes: int = 4 * 1024 * 1024 + 65536
+
+    def largest_event_bytes(self) -> int:
+        """A bound on one watch event in a response: a value and its previous value (prev_kv)
+        at the value limit, two keys at the key limit, and their revisions and framing."""
+        return 2 * self.max_value_bytes + 2 * self.max_key_bytes + EVENT_OVERHEAD
+
+    def check_message_size(self) -> None:
+        """Refuse limits under which one watch event (or one record of a manager's stream)
+        could not be sent in one message: INVALID_ARGUMENT naming both settings."""
+        needed = self.largest_event_bytes()
+        if needed > self.max_message_bytes:
+            raise InvalidArgumentError(
+                f"--max-message-bytes {self.max_message_bytes} cannot hold one watch event "
+                f"({needed} bytes with --max-value-bytes {self.max_value_bytes}: a value and "
+                "its previous value, keys and overhead): raise --max-message-bytes to at least "
+                f"{needed} or lower --max-value-bytes (STATEKEEPER_MAX_MESSAGE_BYTES, "
+                "STATEKEEPER_MAX_VALUE_BYTES)",
+                reason=Reason.INVALID_ARGUMENT,
+                violations=[("max_message_bytes", f"less than {needed}")],
+            )
 
     def check_key(self, key: str, field: str = "key") -> str:
         """Return ``key`` when it is a valid key, else raise INVALID_KEY / KEY_TOO_LONG."""

@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: The cancel reason of a revision watch that the server ends because it is stopping.
-SHUTDOWN_CANCEL_REASON = "server shutting down: reconnect and resume from the next revision"
+#: The cancel reason of a revision watch that the server ends because it is stopping (its
+#: stable token is the part before the colon).
+SHUTDOWN_CANCEL_REASON = (
+    "server_shutdown: the server is stopping; reconnect and resume from the next revision"
+)
 
 _EVENT_TYPES = {
     EventType.PUT: state_service_pb2.EVENT_TYPE_PUT,

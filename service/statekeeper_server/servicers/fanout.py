@@ -7,25 +7,27 @@ watch from the current revision and appends each converted response to a window;
 stream yields the same response objects from its own position in that window, so a member's
 per-message work is a list lookup and a wake-up.
 
-A member that is behind by several responses is sent them merged into one (``merge``, up to
-:data:`MERGE_BYTES`): it catches up with fuller messages rather than one message per change,
-and members at the same position share the merged response.
+An engine update becomes one or more responses, each within the message limit (see
+:mod:`~statekeeper_server.servicers.batching`); the window keeps an update's responses as one
+item, so a member sends all of them (the fragments of a large revision included) even when the
+window moves on meanwhile. A member that is behind by several single-response items is sent
+them merged into one (``merge``, up to ``merge_bytes``): it catches up with fuller messages
+rather than one message per change, and members at the same position share the merged response.
 
-A member that falls further behind than the window holds is not dropped and loses nothing: it
-continues on a private engine watch from the revision after the last one it was sent, exactly as
-a stream that asked for that start revision would. A member therefore sees what a private watch
-would have shown it: a ``created`` response with the revision it starts after, then every change
-after that revision in order.
+A member that falls further behind than the window holds (``window`` items, ``window_bytes``
+bytes) is not dropped and loses nothing: it continues on a private engine watch from the
+revision after the last one it was sent, exactly as a stream that asked for that start revision
+would. A member therefore sees what a private watch would have shown it: a ``created`` response
+with the revision it starts after, then every change after that revision in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 from statekeeper_server.runtime import close_iterator
-from statekeeper_server.servicers.convert import converted
 
 U = TypeVar("U")
 R = TypeVar("R")
@@ -35,6 +37,12 @@ R = TypeVar("R")
 DEFAULT_WINDOW = 256
 #: The size up to which a member's pending responses are merged into one message.
 MERGE_BYTES = 1 << 20
+#: The most bytes of responses a group keeps (beyond its newest item); members behind that
+#: continue on their own engine watch, so a slow member never makes the server buffer more.
+WINDOW_BYTES = 64 << 20
+
+#: ``to_responses(update, first)``: the responses of an engine update with their sizes in bytes.
+ToResponses = Callable[[U, bool], Iterable[tuple[R, int]]]
 
 
 class WatchGroups(Generic[U, R]):
@@ -42,10 +50,10 @@ class WatchGroups(Generic[U, R]):
 
     ``source(start_revision)`` opens an engine watch whose first update is the created marker;
     ``revision_of(update)`` is the store revision an update is current to;
-    ``to_response(update, first)`` converts an update (None sends nothing); ``created(revision)``
-    is the first response of a stream that starts after ``revision``; ``merge(responses)`` is
-    one response that says what the consecutive ``responses`` say; ``size_of(response)`` is its
-    encoded size.
+    ``to_responses(update, first)`` converts an update into responses that each fit a message,
+    with their sizes (none sends nothing); ``created(revision)`` is the first response of a
+    stream that starts after ``revision``; ``merge(responses)`` is one response that says what
+    the consecutive ``responses`` say, used up to ``merge_bytes`` (at most the message limit).
     """
 
     def __init__(
@@ -53,15 +61,17 @@ class WatchGroups(Generic[U, R]):
         revision_of: Callable[[U], int],
         created: Callable[[int], R],
         merge: Callable[[list[R]], R],
-        size_of: Callable[[R], int],
+        merge_bytes: int = MERGE_BYTES,
         window: int = DEFAULT_WINDOW,
+        window_bytes: int = WINDOW_BYTES,
     ) -> None:
         self._groups: dict[Hashable, _Group[U, R]] = {}
         self._revision_of = revision_of
         self._created = created
         self._merge = merge
-        self._size_of = size_of
+        self.merge_bytes = merge_bytes
         self.window = window
+        self.window_bytes = window_bytes
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -70,7 +80,7 @@ class WatchGroups(Generic[U, R]):
         self,
         key: Hashable,
         source: Callable[[int], AsyncIterator[U]],
-        to_response: Callable[[U, bool], R | None],
+        to_responses: ToResponses[U, R],
         start_revision: int = 0,
     ) -> AsyncIterator[R]:
         """The responses of a stream of ``key``, shared with the other streams of that key.
@@ -82,7 +92,7 @@ class WatchGroups(Generic[U, R]):
         """
         group = self._groups.get(key)
         if group is None or group.finished:
-            group = _Group(self, key, source, to_response)
+            group = _Group(self, key, source, to_responses)
             self._groups[key] = group
         member = object()
         position: int | None = None
@@ -99,9 +109,10 @@ class WatchGroups(Generic[U, R]):
                     if position < group.first:
                         break
                     if position < group.next:
-                        revision, response, position = group.pending(position)
+                        revision, responses, position = group.pending(position)
                         group.positions[member] = position
-                        yield response
+                        for response in responses:
+                            yield response
                         continue
                     if group.error is not None:
                         raise group.error
@@ -114,7 +125,7 @@ class WatchGroups(Generic[U, R]):
         # its start revision; a member that fell further behind than the window goes on
         # privately from the revision after the last one it was sent.
         resumed = position is None
-        messages = converted(source(start_revision if resumed else revision + 1), to_response)
+        messages = _responses(source(start_revision if resumed else revision + 1), to_responses)
         try:
             created = await anext(messages, None)
             if created is None:
@@ -139,12 +150,14 @@ class _Group(Generic[U, R]):
         groups: WatchGroups[U, R],
         key: Hashable,
         source: Callable[[int], AsyncIterator[U]],
-        to_response: Callable[[U, bool], R | None],
+        to_responses: ToResponses[U, R],
     ) -> None:
         self.groups = groups
         self.key = key
-        #: Window of (revision, response, size) by sequence number, ``first`` to ``next - 1``.
-        self.items: dict[int, tuple[int, R, int]] = {}
+        #: Window of (revision, responses, size) by sequence number, ``first`` to ``next - 1``.
+        self.items: dict[int, tuple[int, tuple[R, ...], int]] = {}
+        #: The bytes of the responses in the window.
+        self.bytes = 0
         #: The latest merge of the responses from a position: (end position, revision, merged).
         self._merged: dict[int, tuple[int, int, R]] = {}
         self.first = 0
@@ -157,7 +170,7 @@ class _Group(Generic[U, R]):
         self.finished = False
         self._waiters: list[asyncio.Future[None]] = []
         self._started = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._run(source(0), to_response))
+        self._task = asyncio.create_task(self._run(source(0), to_responses))
 
     async def admit(self, member: object) -> int:
         """Register ``member`` (at the end of the window until it says otherwise); the
@@ -188,22 +201,27 @@ class _Group(Generic[U, R]):
             return low + 1
         return None
 
-    def pending(self, position: int) -> tuple[int, R, int]:
-        """What a member at ``position`` is sent next: (revision, response, next position);
-        several pending responses are merged, and the merge is shared."""
-        revision, response, size = self.items[position]
+    def pending(self, position: int) -> tuple[int, tuple[R, ...], int]:
+        """What a member at ``position`` is sent next: (revision, responses, next position);
+        several pending single-response items are merged, and the merge is shared."""
+        revision, responses, size = self.items[position]
         end = position + 1
-        while end < self.next and size + self.items[end][2] <= MERGE_BYTES:
-            size += self.items[end][2]
-            end += 1
+        if len(responses) == 1:
+            limit = self.groups.merge_bytes
+            while end < self.next:
+                _, following, following_size = self.items[end]
+                if len(following) != 1 or size + following_size > limit:
+                    break
+                size += following_size
+                end += 1
         if end == position + 1:
-            return revision, response, end
+            return revision, responses, end
         cached = self._merged.get(position)
         if cached is None or cached[0] != end:
-            merged = self.groups._merge([self.items[i][1] for i in range(position, end)])
+            merged = self.groups._merge([self.items[i][1][0] for i in range(position, end)])
             cached = (end, self.items[end - 1][0], merged)
             self._merged[position] = cached
-        return cached[1], cached[2], end
+        return cached[1], (cached[2],), end
 
     async def changed(self) -> None:
         """Wait until a response is appended or the group ends."""
@@ -219,18 +237,17 @@ class _Group(Generic[U, R]):
             self.groups._forget(self)
             self._task.cancel()
 
-    async def _run(
-        self, updates: AsyncIterator[U], to_response: Callable[[U, bool], R | None]
-    ) -> None:
+    async def _run(self, updates: AsyncIterator[U], to_responses: ToResponses[U, R]) -> None:
         revision_of = self.groups._revision_of
         try:
             self.revision = self.floor = revision_of(await anext(updates))
             self._started.set_result(None)
             async for update in updates:
-                response = to_response(update, False)
+                sized = tuple(to_responses(update, False))
                 self.revision = revision_of(update)
-                if response is not None:
-                    self._append(self.revision, response)
+                if sized:
+                    responses = tuple(response for response, _ in sized)
+                    self._append(self.revision, responses, sum(size for _, size in sized))
         except asyncio.CancelledError:
             raise
         except BaseException as error:
@@ -243,13 +260,17 @@ class _Group(Generic[U, R]):
             self._wake()
             await close_iterator(updates)
 
-    def _append(self, revision: int, response: R) -> None:
-        self.items[self.next] = (revision, response, self.groups._size_of(response))
+    def _append(self, revision: int, responses: tuple[R, ...], size: int) -> None:
+        self.items[self.next] = (revision, responses, size)
+        self.bytes += size
         self.next += 1
         keep_from = min(min(self.positions.values(), default=self.next), self.next)
         keep_from = max(keep_from, self.next - self.groups.window)
-        while self.first < keep_from:
-            self.floor = self.items.pop(self.first)[0]
+        while self.first < keep_from or (
+            self.bytes > self.groups.window_bytes and self.first < self.next - 1
+        ):
+            self.floor, _, dropped = self.items.pop(self.first)
+            self.bytes -= dropped
             self._merged.pop(self.first, None)
             self.first += 1
         self._wake()
@@ -259,3 +280,18 @@ class _Group(Generic[U, R]):
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+
+async def _responses(
+    updates: AsyncIterator[U], to_responses: ToResponses[U, R]
+) -> AsyncIterator[R]:
+    """The responses of each engine update, converted as they are sent; closing this closes
+    ``updates``."""
+    first = True
+    try:
+        async for update in updates:
+            for response, _ in to_responses(update, first):
+                yield response
+            first = False
+    finally:
+        await close_iterator(updates)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from statekeeper import values
@@ -13,6 +13,7 @@ from statekeeper.v1 import state_service_pb2_grpc
 from statekeeper_server.engine.backend import Compare, Delete, Event, Operation, Put, WatchUpdate
 from statekeeper_server.engine.state import StateEngine, expire_at_for
 from statekeeper_server.engine.tenancy import tenant_prefix
+from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, field_bytes, pieces
 from statekeeper_server.servicers.convert import (
     event_to_proto,
     kv_to_proto,
@@ -20,7 +21,7 @@ from statekeeper_server.servicers.convert import (
     revision_watch,
     ttl_seconds,
 )
-from statekeeper_server.servicers.fanout import WatchGroups
+from statekeeper_server.servicers.fanout import MERGE_BYTES, WatchGroups
 
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
@@ -50,22 +51,30 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.engine = StateEngine(runtime.backend, runtime.limits)
-        self._events: dict[tuple[str, int, str, int, bool], pb.Event] = {}
+        self.max_message_bytes = runtime.limits.max_message_bytes
+        self._events: dict[tuple[str, int, str, int, bool], tuple[int, pb.Event, int]] = {}
         self._watch_groups: WatchGroups[WatchUpdate, pb.WatchResponse] = WatchGroups(
-            lambda update: update.revision, _created, _merged, pb.WatchResponse.ByteSize
+            lambda update: update.revision,
+            _created,
+            _merged,
+            merge_bytes=min(MERGE_BYTES, self.max_message_bytes - RESPONSE_OVERHEAD),
         )
 
-    def _event_message(self, event: Event, encoding: int, with_prev: bool) -> pb.Event:
-        """The proto of a watch event, converted once for every watcher of the same change
-        (a change of a key at a revision is the same for all of them)."""
+    def _event_message(
+        self, event: Event, encoding: int, with_prev: bool
+    ) -> tuple[int, pb.Event, int]:
+        """(revision, proto, size in a response) of a watch event, converted and measured once
+        for every watcher of the same change (a change of a key at a revision is the same for
+        all of them)."""
         cache_key = (tenant_prefix(), event.revision, event.key, encoding, with_prev)
-        message = self._events.get(cache_key)
-        if message is None:
+        sized = self._events.get(cache_key)
+        if sized is None:
             message = event_to_proto(event, encoding, with_prev)
-            self._events[cache_key] = message
+            sized = (event.revision, message, field_bytes(message.ByteSize()))
+            self._events[cache_key] = sized
             if len(self._events) > EVENT_CACHE_SIZE:
                 del self._events[next(iter(self._events))]
-        return message
+        return sized
 
     async def Save(self, request: pb.SaveRequest, context: object) -> pb.SaveResponse:
         """Create or replace a document."""
@@ -139,18 +148,24 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
         def source(start_revision: int) -> AsyncIterator[WatchUpdate]:
             return self.engine.watch(request.pattern, start_revision, interval)
 
-        def to_response(update: WatchUpdate, first: bool) -> pb.WatchResponse:
+        def to_responses(
+            update: WatchUpdate, first: bool
+        ) -> Iterator[tuple[pb.WatchResponse, int]]:
             if first:
-                return _created(update.revision)
-            if not update.events:
-                return pb.WatchResponse(revision=update.revision, progress_notify=True)
-            return pb.WatchResponse(
-                revision=update.revision,
-                events=[self._event_message(e, encoding, with_prev) for e in update.events],
-            )
+                yield _created(update.revision), RESPONSE_OVERHEAD
+            elif not update.events:
+                progress = pb.WatchResponse(revision=update.revision, progress_notify=True)
+                yield progress, RESPONSE_OVERHEAD
+            else:
+                events = (self._event_message(e, encoding, with_prev) for e in update.events)
+                for piece in pieces(events, update.revision, self.max_message_bytes):
+                    response = pb.WatchResponse(
+                        revision=piece.revision, events=piece.items, fragment=piece.fragment
+                    )
+                    yield response, piece.size
 
         key = (tenant_prefix(), request.pattern, encoding, with_prev, interval)
-        responses = self._watch_groups.join(key, source, to_response, request.start_revision)
+        responses = self._watch_groups.join(key, source, to_responses, request.start_revision)
         return revision_watch(self.runtime, responses, pb.WatchResponse)
 
     async def GetStats(self, request: pb.GetStatsRequest, context: object) -> pb.GetStatsResponse:

@@ -604,6 +604,18 @@ export const EventSchema: GenMessage<Event> = /*@__PURE__*/
  * set to the oldest revision it can still serve and a `cancel_reason`, then ends: resynchronise
  * (read the keys again) and watch from `compact_revision`.
  *
+ * Every message fits the server's max message size (`--max-message-bytes`). A message holds
+ * whole revisions only, except when one revision's events do not fit one message: then they
+ * come in several consecutive messages with `fragment` true on all but the last. A client
+ * treats a revision as delivered only once it has its message with `fragment` false, and on
+ * reconnecting resumes from the revision after the last delivered one, dropping any part of a
+ * revision it held.
+ *
+ * When the server ends a stream for another reason than compaction, the last message has
+ * `canceled` true, `compact_revision` 0 and a `cancel_reason` that starts with a stable token
+ * and a colon (`server_shutdown:` when the server is stopping): reconnect and resume from the
+ * revision after the last delivered one.
+ *
  * @generated from message statekeeper.v1.WatchResponse
  */
 export type WatchResponse = Message<"statekeeper.v1.WatchResponse"> & {
@@ -650,17 +662,14 @@ export type WatchResponse = Message<"statekeeper.v1.WatchResponse"> & {
   compactRevision: bigint;
 
   /**
-   * A human-readable reason for cancellation.
+   * A human-readable reason for cancellation, starting with a stable token and a colon.
    *
    * @generated from field: string cancel_reason = 7;
    */
   cancelReason: string;
 
   /**
-   * True when this response holds only part of ONE revision's events because they did not
-   * fit one message; further responses of the same revision follow, the last of them with
-   * fragment=false. Every other response holds whole revisions only. A client treats a
-   * revision as delivered (for resuming) only after its response with fragment=false.
+   * True when this message holds part of one revision's events and more of them follow.
    *
    * @generated from field: bool fragment = 8;
    */
