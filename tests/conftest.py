@@ -1,9 +1,13 @@
-"""Shared fixtures: an in-process server on a free port, and the embedded/remote mode switch."""
+"""Shared fixtures: an in-process server on a free port, and the embedded/remote mode switch;
+and the guard that keeps tests out of the checkout (every server a test starts gets its own
+temporary data directory; nothing writes to ``./data``, which ``make run`` serves from)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 from statekeeper.transport import ConnectionOptions
@@ -12,6 +16,75 @@ from statekeeper_server.server import StatekeeperServer
 
 from tests.processes import RedisProcess, start_redis
 from tests.servers import ServerProcess, start_server_process
+
+#: The checkout the tests run from.
+CHECKOUT = Path(__file__).resolve().parent.parent
+#: The default data directories of ``statekeeper serve`` (``make run``) and of an embedded
+#: file-backend manager, relative to the checkout: no test may open a store in them.
+RUN_DATA_DIRS = (CHECKOUT / "data", CHECKOUT / "state")
+#: Where the session keeps the checkout's untracked files as they were at its start.
+_UNTRACKED = pytest.StashKey[set[str] | None]()
+
+
+def _data_dir_state(path: Path) -> tuple[tuple[str, int, int], ...] | None:
+    """Every file under ``path`` with its size and modification time (None: no such dir).
+
+    Opening a file-backend store rewrites its ``LOCK`` file, so even a test server that only
+    reads the store changes this."""
+    if not path.is_dir():
+        return None
+    files = []
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                info = os.stat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue
+            files.append((os.path.join(root, name), info.st_size, info.st_mtime_ns))
+    return tuple(sorted(files))
+
+
+@pytest.fixture(autouse=True)
+def _leaves_the_run_data_directories_alone() -> Iterator[None]:
+    """Fail a test that opened a store in ``./data`` or ``./state`` of the checkout (give its
+    server ``backend="memory"`` or a ``tmp_path`` data directory instead). A ``make run``
+    server in the same checkout is not disturbed by tests, so it may keep serving."""
+    before = [_data_dir_state(path) for path in RUN_DATA_DIRS]
+    yield
+    for path, state in zip(RUN_DATA_DIRS, before, strict=True):
+        if _data_dir_state(path) != state:
+            pytest.fail(f"this test wrote into {path}: give each server it starts its own data dir")
+
+
+def _untracked_files() -> set[str] | None:
+    """Files of the checkout that git neither tracks nor ignores (None: not a git checkout)."""
+    try:
+        listing = subprocess.run(
+            ["git", "-C", str(CHECKOUT), "ls-files", "--others", "--exclude-standard", "-z"],
+            capture_output=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return set(listing.stdout.decode().split("\0")) - {""}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Record the checkout's untracked files before any test runs."""
+    session.stash[_UNTRACKED] = _untracked_files()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when tests left new files in the checkout (outside ignored paths)."""
+    before, after = session.stash.get(_UNTRACKED, None), _untracked_files()
+    if before is None or after is None or not after - before:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"error: tests wrote into the checkout: {sorted(after - before)}", red=True
+        )
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from statekeeper import values
 from statekeeper.errors import ConflictError, FailedPreconditionError, NotFoundError
 from statekeeper.state import (
     AgentCoordinationState,
@@ -42,6 +44,7 @@ from statekeeper.state import (
     WorkflowStateManager,
     WorkflowStatus,
 )
+from statekeeper.v1 import state_service_pb2, state_service_pb2_grpc
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine.memory import MemoryBackend
 from statekeeper_server.runtime import Runtime
@@ -362,6 +365,36 @@ async def test_watch_replays_history_from_a_start_revision(
         (f"{base}/k1", revisions[1], {"i": 1}),
         (f"{base}/k2", revisions[2], {"i": 2}),
     ]
+
+
+@pytest.mark.parametrize("watcher", LANGUAGES)
+async def test_watch_reassembles_revisions_sent_in_fragments(watcher: str) -> None:
+    """Under a 512 KiB message limit, a transaction that replaces four 100 KB values (800 KB in
+    one revision with the previous values) reaches the Go and TypeScript watchers in fragments;
+    each change arrives once, in order."""
+    limits = {"max_value_bytes": 128 * 1024, "max_message_bytes": 512 * 1024}
+    server = StatekeeperServer(ServerConfig(backend="memory", port=0, **limits))
+    port = await server.start()
+    try:
+        address = f"127.0.0.1:{port}"
+        keys = [f"big/k{i}" for i in range(4)]
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = state_service_pb2_grpc.StateServiceStub(channel)
+            written = []
+            for round_ in range(2):
+                value = values.document_to_wire({"r": round_, "s": "x" * 100_000})
+                puts = [state_service_pb2.PutOperation(key=k, value=value) for k in keys]
+                operations = [state_service_pb2.Operation(put=put) for put in puts]
+                request = state_service_pb2.TransactRequest(operations=operations)
+                revision = (await stub.Transact(request)).revision
+                written += [(k, revision, round_) for k in keys]
+        events = await RUNNERS[watcher].run(
+            "watch", address, "--pattern", "big/*", "--count", "8", "--start-revision", "1"
+        )
+        assert [(e["key"], e["revision"], e["value"]["r"]) for e in events[1:]] == written
+        assert [e["prev_value"]["r"] for e in events[5:]] == [0, 0, 0, 0]
+    finally:
+        await server.stop(0)
 
 
 # -- workflows --------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 async def small_server() -> AsyncIterator[StatekeeperServer]:
     server = StatekeeperServer(
         ServerConfig(
+            backend="memory",
             port=0,
             max_message_bytes=64 * 1024,
             max_value_bytes=1024,
@@ -142,7 +143,7 @@ async def test_http2_concurrent_streams_setting_queues_extra_calls() -> None:
     """grpc.max_concurrent_streams bounds the calls of one connection at the transport level:
     with a limit of 1 and a watch open, a unary call on the same connection waits (here until
     its deadline), while other connections are served."""
-    server = StatekeeperServer(ServerConfig(port=0, max_concurrent_streams=1))
+    server = StatekeeperServer(ServerConfig(backend="memory", port=0, max_concurrent_streams=1))
     await server.start()
     address = f"127.0.0.1:{server.port}"
     try:

@@ -41,7 +41,7 @@ DOCUMENTED = [
 
 @pytest.fixture
 async def metrics_server() -> AsyncIterator[StatekeeperServer]:
-    server = StatekeeperServer(ServerConfig(port=0, metrics_port=0))
+    server = StatekeeperServer(ServerConfig(backend="memory", port=0, metrics_port=0))
     await server.start()
     yield server
     await server.stop(0)

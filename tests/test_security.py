@@ -64,7 +64,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture
 async def tls_server(pki: dict[str, Any]) -> AsyncIterator[StatekeeperServer]:
     server = await started(
-        ServerConfig(port=0, tls_cert=pki["server"].cert, tls_key=pki["server"].key)
+        ServerConfig(
+            backend="memory", port=0, tls_cert=pki["server"].cert, tls_key=pki["server"].key
+        )
     )
     yield server
     await server.stop(0)
@@ -74,6 +76,7 @@ async def tls_server(pki: dict[str, Any]) -> AsyncIterator[StatekeeperServer]:
 async def mtls_server(pki: dict[str, Any]) -> AsyncIterator[StatekeeperServer]:
     server = await started(
         ServerConfig(
+            backend="memory",
             port=0,
             tls_cert=pki["server"].cert,
             tls_key=pki["server"].key,

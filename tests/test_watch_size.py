@@ -11,13 +11,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, ResourceExhaustedError
-from statekeeper.v1 import common_pb2, state_service_pb2, state_service_pb2_grpc
+from statekeeper.v1 import (
+    common_pb2,
+    orchestration_service_pb2,
+    orchestration_service_pb2_grpc,
+    state_service_pb2,
+    state_service_pb2_grpc,
+    workflow_service_pb2,
+    workflow_service_pb2_grpc,
+)
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine.factory import BackendOptions, open_backend
 from statekeeper_server.engine.limits import Limits
@@ -84,14 +93,29 @@ class Watcher:
 Serve = Callable[..., Any]
 
 
+@dataclass
+class Served:
+    """A running test server: a channel whose receive limit is exactly the server's message
+    limit, and the runtime (whose servicers the tests call in process for fast bulk writes)."""
+
+    channel: grpc.aio.Channel
+    runtime: Runtime
+    limit: int
+
+    def servicer(self, service: str) -> Any:
+        """The in-process servicer of ``statekeeper.v1.<service>``."""
+        return self.runtime.servicers[f"statekeeper.v1.{service}"]
+
+
 @pytest.fixture(params=["memory", "file", "redis"])
 def serve(request: pytest.FixtureRequest, tmp_path: Any) -> Serve:
     """``async with serve(**limits) as (stub, servicer, limit)``: a server of the parametrized
-    backend with those limits, a raw stub whose receive limit is the server's message limit,
-    and the in-process StateService servicer (for fast bulk writes)."""
+    backend with those limits, a raw StateService stub whose receive limit is the server's
+    message limit, and the in-process StateService servicer; ``serve(..., served=True)`` yields
+    the :class:`Served` instead."""
 
     @asynccontextmanager
-    async def start(**limits: Any) -> AsyncIterator[tuple[Any, Any, int]]:
+    async def start(served: bool = False, **limits: Any) -> AsyncIterator[Any]:
         options = BackendOptions(kind=request.param, data_dir=str(tmp_path / "data"))
         if request.param == "redis":
             options = BackendOptions(kind="redis", redis_url=request.getfixturevalue("redis_url"))
@@ -104,8 +128,11 @@ def serve(request: pytest.FixtureRequest, tmp_path: Any) -> Serve:
             options=[("grpc.max_receive_message_length", limit)],
         )
         try:
-            servicer = runtime.servicers["statekeeper.v1.StateService"]
-            yield state_service_pb2_grpc.StateServiceStub(channel), servicer, limit
+            if served:
+                yield Served(channel, runtime, limit)
+            else:
+                servicer = runtime.servicers["statekeeper.v1.StateService"]
+                yield state_service_pb2_grpc.StateServiceStub(channel), servicer, limit
         finally:
             await channel.close()
             await server.stop(0)
@@ -237,3 +264,78 @@ def test_the_server_refuses_limits_under_which_one_event_cannot_fit_a_message():
     assert "--max-message-bytes" in refused.value.message
     assert "--max-value-bytes" in refused.value.message
     StatekeeperServer(ServerConfig(port=0, backend="memory", max_value_bytes=1 << 20))
+
+
+# -- the managers' streams --------------------------------------------------------------------
+
+SMALL = {"max_value_bytes": 64 * 1024, "max_message_bytes": 256 * 1024}
+
+
+async def read_within(call: Any, limit: int, done: Callable[[list[Any]], bool]) -> list[Any]:
+    """Responses of ``call``, each checked against ``limit``, until ``done(responses)``."""
+    responses: list[Any] = []
+    while not done(responses):
+        response = await call.read()
+        assert response is not grpc.aio.EOF, "the stream ended early"
+        assert response.ByteSize() <= limit
+        responses.append(response)
+    return responses
+
+
+async def test_a_workflow_replay_arrives_in_messages_within_the_limit(serve):
+    wf = workflow_service_pb2
+    async with serve(served=True, **SMALL) as served:
+        servicer = served.servicer("WorkflowService")
+        workflow = wf.WorkflowState(workflow_id="wf")
+        await servicer.CreateWorkflow(wf.CreateWorkflowRequest(workflow=workflow), None)
+        for number in range(1, 61):
+            step = wf.StepState(
+                step_number=number,
+                name=f"s{number}",
+                status=wf.STEP_STATUS_COMPLETED,
+                result=blob(20_000, number),
+            )
+            await servicer.UpdateStep(wf.UpdateStepRequest(workflow_id="wf", step=step), None)
+        stub = workflow_service_pb2_grpc.WorkflowServiceStub(served.channel)
+        call = stub.WatchWorkflow(wf.WatchWorkflowRequest(workflow_id="wf", start_revision=1))
+
+        def steps(responses: list[Any]) -> list[int]:
+            return [
+                e.step.step_number
+                for r in responses
+                for e in r.events
+                if e.type == wf.WORKFLOW_EVENT_TYPE_STEP_UPDATED
+            ]
+
+        responses = await read_within(call, served.limit, lambda rs: len(steps(rs)) >= 60)
+        assert steps(responses) == list(range(1, 61))
+        assert sum(1 for r in responses if r.events) > 4  # 1.2 MB under a 256 KiB limit
+        call.cancel()
+
+
+async def test_a_team_snapshot_too_large_for_one_message_sends_its_tasks_as_changes(serve):
+    orch = orchestration_service_pb2
+    async with serve(served=True, **SMALL) as served:
+        servicer = served.servicer("OrchestrationService")
+        await servicer.CreateTeam(orch.CreateTeamRequest(team_id="t"), None)
+        ids = [f"task{i:02}" for i in range(40)]
+        for task_id in ids:
+            task = orch.TaskSpec(task_id=task_id, type="work", data=blob(20_000))
+            await servicer.EnqueueTask(orch.EnqueueTaskRequest(team_id="t", task=task), None)
+        stub = orchestration_service_pb2_grpc.OrchestrationServiceStub(served.channel)
+        call = stub.WatchTeam(orch.WatchTeamRequest(team_id="t"))
+
+        def tasks(responses: list[Any]) -> list[str]:
+            return [c.task_id for r in responses for c in r.changes]
+
+        responses = await read_within(call, served.limit, lambda rs: len(tasks(rs)) >= 40)
+        snapshot = responses[0]
+        assert snapshot.HasField("snapshot") and snapshot.snapshot.queue_counts.pending == 40
+        assert not snapshot.snapshot.task_queue.pending  # 800 KB of tasks: sent as changes
+        assert sorted(tasks(responses)) == ids
+        assert {r.revision for r in responses} == {snapshot.revision}
+        extra = orch.TaskSpec(task_id="late", type="work", data=blob(10))
+        await servicer.EnqueueTask(orch.EnqueueTaskRequest(team_id="t", task=extra), None)
+        later = await read_within(call, served.limit, lambda rs: "late" in tasks(rs))
+        assert tasks(later)[-1] == "late"
+        call.cancel()

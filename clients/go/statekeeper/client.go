@@ -36,12 +36,17 @@ type TLSConfig struct {
 	ServerName string
 }
 
+// DefaultMaxReceiveMessageBytes is the client's default receive limit: twice the server's
+// default --max-message-bytes (4 MiB), so every response of a default server fits.
+const DefaultMaxReceiveMessageBytes = 8 << 20
+
 type dialSettings struct {
-	tls         *TLSConfig
-	tlsConfig   *tls.Config
-	encoding    Encoding
-	grpcOptions []grpc.DialOption
-	metadata    []string
+	tls             *TLSConfig
+	tlsConfig       *tls.Config
+	encoding        Encoding
+	grpcOptions     []grpc.DialOption
+	metadata        []string
+	maxReceiveBytes int
 }
 
 // Option configures Dial.
@@ -75,6 +80,13 @@ func WithNamespace(namespace string) Option {
 	return func(s *dialSettings) { s.metadata = append(s.metadata, "x-statekeeper-namespace", namespace) }
 }
 
+// WithMaxReceiveMessageBytes sets the largest message the client accepts
+// (DefaultMaxReceiveMessageBytes when not set); keep it at least the server's
+// --max-message-bytes, which bounds every response the server sends.
+func WithMaxReceiveMessageBytes(limit int) Option {
+	return func(s *dialSettings) { s.maxReceiveBytes = limit }
+}
+
 // WithGRPCOptions adds raw grpc dial options (interceptors, per-RPC credentials, ...).
 func WithGRPCOptions(options ...grpc.DialOption) Option {
 	return func(s *dialSettings) { s.grpcOptions = append(s.grpcOptions, options...) }
@@ -90,7 +102,7 @@ type Client struct {
 // Dial creates a client for the server at address ("host:port"). The connection is made
 // lazily, on the first call; Close releases it.
 func Dial(address string, options ...Option) (*Client, error) {
-	settings := dialSettings{}
+	settings := dialSettings{maxReceiveBytes: DefaultMaxReceiveMessageBytes}
 	for _, option := range options {
 		option(&settings)
 	}
@@ -105,7 +117,10 @@ func Dial(address string, options ...Option) (*Client, error) {
 		}
 		transport = credentials.NewTLS(config)
 	}
-	dialOptions := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
+	dialOptions := []grpc.DialOption{
+		grpc.WithTransportCredentials(transport),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(settings.maxReceiveBytes)),
+	}
 	if len(settings.metadata) > 0 {
 		pairs := settings.metadata
 		dialOptions = append(dialOptions,

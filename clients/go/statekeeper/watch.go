@@ -69,9 +69,11 @@ type WatchOptions struct {
 
 // Watch streams the changes of the keys matching the glob pattern, in revision order.
 //
-// When the stream breaks (server restart, network failure, graceful drain) Watch reconnects
-// with a growing pause and resumes after the last delivered revision, so no change is lost or
-// repeated. It ends when ctx is done (without an error) or with one error: one matching
+// When the stream breaks (server restart, network failure, graceful drain, or the server ending
+// the watch with a reason such as "server_shutdown: ...") Watch reconnects with a growing pause
+// and resumes after the last delivered revision, so no change is lost or repeated. A revision
+// the server sends in fragments (too large for one message) is delivered once all of it has
+// arrived; a part received before a break is dropped and read again. It ends when ctx is done (without an error) or with one error: one matching
 // ErrHistoryCompacted when the server no longer has the history to resume from (read the keys
 // again, then watch from err.(*Error).CompactRevision()), or any other non-transient failure.
 func (c *Client) Watch(ctx context.Context, pattern string, options WatchOptions) iter.Seq2[Change, error] {
@@ -143,6 +145,7 @@ func (c *Client) watchOnce(ctx context.Context, pattern string, options WatchOpt
 	if err != nil {
 		return true, FromError(err)
 	}
+	var partial []*pb.Event // the fragments of a revision whose last part is still to come
 	for {
 		message, err := stream.Recv()
 		if err == io.EOF {
@@ -175,7 +178,15 @@ func (c *Client) watchOnce(ctx context.Context, pattern string, options WatchOpt
 			}
 			return true, nil
 		}
-		for _, event := range message.GetEvents() {
+		events := message.GetEvents()
+		if message.GetFragment() {
+			partial = append(partial, events...)
+			continue
+		}
+		if partial != nil {
+			events, partial = append(partial, events...), nil
+		}
+		for _, event := range events {
 			change, err := changeFrom(event)
 			if err != nil {
 				yield(Change{}, err)

@@ -2772,7 +2772,9 @@ func (x *TeamChange) GetTaskId() string {
 // harmless. An idle stream sends progress messages (no changes).
 type WatchTeamResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The team with its whole queue, in the first message only.
+	// The team with its whole queue, in the first message only. When the queue does not fit one
+	// message (the server's --max-message-bytes), the snapshot's task lists are empty and every
+	// task follows as a TASK_UPDATED change in messages of the snapshot's revision.
 	Snapshot *TeamState `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	// The changes of one revision.
 	Changes []*TeamChange `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`

@@ -40,7 +40,15 @@ export interface ConnectOptions {
   interceptors?: Interceptor[];
   /** Default deadline of unary calls, in milliseconds. */
   timeoutMs?: number;
+  /**
+   * The largest message the client accepts, in bytes (DEFAULT_MAX_RECEIVE_MESSAGE_BYTES when
+   * absent); keep it at least the server's --max-message-bytes, which bounds every response.
+   */
+  maxReceiveMessageBytes?: number;
 }
+
+/** The default receive limit: twice the server's default --max-message-bytes (4 MiB). */
+export const DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 8 * 1024 * 1024;
 
 /** A stored document with its revision metadata. */
 export interface Entry {
@@ -164,6 +172,7 @@ export class StatekeeperClient {
     this.transport = createGrpcTransport({
       baseUrl,
       sessionManager: this.sessions,
+      readMaxBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
       interceptors: [...(headers.length > 0 ? [addHeaders] : []), ...(options.interceptors ?? [])],
     });
     this.timeoutMs = options.timeoutMs;
@@ -265,9 +274,11 @@ export class StatekeeperClient {
   /**
    * Every change of the keys matching `pattern`, in revision order.
    *
-   * When the stream breaks (server restart, network failure) the watch reconnects with a
-   * growing pause and resumes after the last delivered revision, so no change is lost or
-   * repeated. It ends when `signal` aborts, or throws HistoryCompactedError when the server no
+   * When the stream breaks (server restart, network failure, or the server ending the watch
+   * with a reason such as "server_shutdown: ...") the watch reconnects with a growing pause and
+   * resumes after the last delivered revision, so no change is lost or repeated. A revision the
+   * server sends in fragments (too large for one message) is delivered once all of it has
+   * arrived; a part received before a break is dropped and read again. It ends when `signal` aborts, or throws HistoryCompactedError when the server no
    * longer has the history to resume from (read the keys again, then watch from
    * `error.compactRevision`), or another StatekeeperError for a non-transient failure.
    */
@@ -283,6 +294,7 @@ export class StatekeeperClient {
         prevKv: options.prevValue ?? false,
         valueEncoding: ValueEncoding.JSON,
       };
+      let partial: Event[] = []; // the fragments of a revision whose last part is to come
       try {
         for await (const message of this.state.watch(request, { signal })) {
           delay = 50;
@@ -302,7 +314,13 @@ export class StatekeeperClient {
             }
             break;
           }
-          for (const event of message.events) {
+          if (message.fragment) {
+            partial.push(...message.events);
+            continue;
+          }
+          const events = partial.length > 0 ? [...partial, ...message.events] : message.events;
+          partial = [];
+          for (const event of events) {
             const change = changeFrom(event);
             yield change;
             next = change.revision + 1n;

@@ -3,6 +3,7 @@
 
 export {
   connect,
+  DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
   StatekeeperClient,
   type Change,
   type ChangeType,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from statekeeper.timestamps import timestamp_from_unix
@@ -10,8 +10,8 @@ from statekeeper.v1 import agent_service_pb2 as pb
 from statekeeper.v1 import agent_service_pb2_grpc
 
 from statekeeper_server.engine.agents import AgentEngine, CheckpointEvent
+from statekeeper_server.servicers.batching import responses_of
 from statekeeper_server.servicers.convert import (
-    converted,
     document_to_wire,
     optional_document,
     optional_unix,
@@ -165,18 +165,20 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         """Stream the agent's new checkpoints."""
         updates = self.engine.watch_checkpoints(request.agent_id, request.start_revision)
 
-        def to_response(update: CheckpointEvent, first: bool) -> pb.WatchCheckpointsResponse | None:
+        def to_responses(
+            update: CheckpointEvent, first: bool
+        ) -> Iterator[pb.WatchCheckpointsResponse]:
+            # One checkpoint per response: a record within the value limit fits one message.
             if first:
-                return pb.WatchCheckpointsResponse(created=True, revision=update.revision)
-            if update.checkpoint is None:
-                return None
-            return pb.WatchCheckpointsResponse(
-                revision=update.revision,
-                checkpoint=checkpoint_to_proto(update.checkpoint, request.value_encoding),
-            )
+                yield pb.WatchCheckpointsResponse(created=True, revision=update.revision)
+            elif update.checkpoint is not None:
+                yield pb.WatchCheckpointsResponse(
+                    revision=update.revision,
+                    checkpoint=checkpoint_to_proto(update.checkpoint, request.value_encoding),
+                )
 
         async for response in revision_watch(
-            self.runtime, converted(updates, to_response), pb.WatchCheckpointsResponse
+            self.runtime, responses_of(updates, to_responses), pb.WatchCheckpointsResponse
         ):
             yield response
 

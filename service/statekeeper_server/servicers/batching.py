@@ -8,13 +8,17 @@ its events' field sizes plus :data:`RESPONSE_OVERHEAD`, a bound on its other fie
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from statekeeper.errors import ResourceExhaustedError
 
+from statekeeper_server.runtime import close_iterator
+
 T = TypeVar("T")
+U = TypeVar("U")
+R = TypeVar("R")
 
 #: A bound on the bytes of a response's fields other than its events (created, revision, the
 #: flags; a canceled response's reason is short text); the events' own framing is counted.
@@ -42,15 +46,20 @@ class Piece(Generic[T]):
 
 
 def pieces(
-    events: Iterable[tuple[int, T, int]], revision: int, limit: int, batch: int = BATCH_BYTES
+    events: Iterable[tuple[int, T, int]],
+    revision: int,
+    limit: int,
+    batch: int = BATCH_BYTES,
+    fragments: bool = True,
 ) -> Iterator[Piece[T]]:
     """Split ``events`` ((revision, item, field size) in revision order, of an update current
     to ``revision``) into responses of at most ``limit`` bytes.
 
     Consecutive whole revisions share a response up to ``batch`` bytes; a revision larger than
     ``limit`` is split at event boundaries into fragments. The last piece is current to
-    ``revision``. One event larger than ``limit`` cannot be sent: RESOURCE_EXHAUSTED (the
-    server's startup check rules this out for msgpack values; a JSON form can be larger).
+    ``revision``. One event larger than ``limit`` cannot be sent, nor, with ``fragments`` False
+    (a stream without a fragment flag), one revision: RESOURCE_EXHAUSTED (the server's startup
+    check rules this out for msgpack values; a JSON form can be larger).
     Events are read lazily, one revision ahead of what has been yielded.
     """
     budget = limit - RESPONSE_OVERHEAD
@@ -69,8 +78,10 @@ def pieces(
             pending.extend(group)
             pending_size += group_size
             continue
-        *fragments, (pending, pending_size) = _fragments(group, sizes, budget)
-        for part, part_size in fragments:
+        if not fragments:
+            raise _too_large("one revision of a watch", group_size, limit)
+        *parts, (pending, pending_size) = _fragments(group, sizes, budget)
+        for part, part_size in parts:
             yield Piece(part, group_revision, True, part_size + RESPONSE_OVERHEAD)
     if pending:
         yield Piece(pending, revision, False, pending_size + RESPONSE_OVERHEAD)
@@ -99,11 +110,7 @@ def _fragments(items: list[T], sizes: list[int], budget: int) -> list[tuple[list
     part_size = 0
     for item, size in zip(items, sizes, strict=True):
         if size > budget:
-            raise ResourceExhaustedError(
-                f"a watch event is {size} bytes encoded, more than the server's max message "
-                f"size allows ({budget + RESPONSE_OVERHEAD}); watch with the msgpack encoding, "
-                "without prev_kv, or raise --max-message-bytes"
-            )
+            raise _too_large("a watch event", size, budget + RESPONSE_OVERHEAD)
         if part and part_size + size > budget:
             parts.append((part, part_size))
             part, part_size = [], 0
@@ -111,3 +118,26 @@ def _fragments(items: list[T], sizes: list[int], budget: int) -> list[tuple[list
         part_size += size
     parts.append((part, part_size))
     return parts
+
+
+def _too_large(what: str, size: int, limit: int) -> ResourceExhaustedError:
+    return ResourceExhaustedError(
+        f"{what} is {size} bytes encoded, more than the server's max message size allows "
+        f"({limit}); watch with the msgpack encoding, without prev_kv, or raise "
+        "--max-message-bytes"
+    )
+
+
+async def responses_of(
+    updates: AsyncIterator[U], to_responses: Callable[[U, bool], Iterable[R]]
+) -> AsyncIterator[R]:
+    """The responses ``to_responses(update, first)`` of each engine update, converted as they
+    are sent; closing this closes ``updates``."""
+    first = True
+    try:
+        async for update in updates:
+            for response in to_responses(update, first):
+                yield response
+            first = False
+    finally:
+        await close_iterator(updates)

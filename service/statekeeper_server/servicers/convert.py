@@ -18,7 +18,6 @@ from statekeeper_server.runtime import close_iterator
 if TYPE_CHECKING:
     from statekeeper_server.runtime import Runtime
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 #: The cancel reason of a revision watch that the server ends because it is stopping (its
@@ -120,22 +119,6 @@ def set_time(message: Any, field: str, seconds: float | None) -> None:
     """Set the Timestamp ``message.<field>`` to ``seconds`` (Unix), unless it is None."""
     if seconds is not None:
         getattr(message, field).CopyFrom(timestamp_from_unix(seconds))
-
-
-async def converted(
-    updates: AsyncIterator[T], to_response: Callable[[T, bool], R | None]
-) -> AsyncIterator[R]:
-    """``to_response(update, first)`` for each engine update, skipping None; closing this
-    closes ``updates``."""
-    first = True
-    try:
-        async for update in updates:
-            message = to_response(update, first)
-            first = False
-            if message is not None:
-                yield message
-    finally:
-        await close_iterator(updates)
 
 
 async def revision_watch(

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 from statekeeper_server.runtime import close_iterator
+from statekeeper_server.servicers.batching import responses_of
 
 U = TypeVar("U")
 R = TypeVar("R")
@@ -125,7 +126,10 @@ class WatchGroups(Generic[U, R]):
         # its start revision; a member that fell further behind than the window goes on
         # privately from the revision after the last one it was sent.
         resumed = position is None
-        messages = _responses(source(start_revision if resumed else revision + 1), to_responses)
+        messages = responses_of(
+            source(start_revision if resumed else revision + 1),
+            lambda update, first: (response for response, _ in to_responses(update, first)),
+        )
         try:
             created = await anext(messages, None)
             if created is None:
@@ -280,18 +284,3 @@ class _Group(Generic[U, R]):
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-
-
-async def _responses(
-    updates: AsyncIterator[U], to_responses: ToResponses[U, R]
-) -> AsyncIterator[R]:
-    """The responses of each engine update, converted as they are sent; closing this closes
-    ``updates``."""
-    first = True
-    try:
-        async for update in updates:
-            for response, _ in to_responses(update, first):
-                yield response
-            first = False
-    finally:
-        await close_iterator(updates)

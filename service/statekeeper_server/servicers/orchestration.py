@@ -26,6 +26,7 @@ from statekeeper_server.engine.orchestration import (
     TeamView,
     priority_level,
 )
+from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, field_bytes, pieces
 from statekeeper_server.servicers.convert import (
     document_to_wire,
     optional_document,
@@ -168,6 +169,18 @@ def _change_to_proto(change: TeamChange, encoding: int) -> pb.TeamChange:
     if change.kind == "task_removed":
         return pb.TeamChange(type=pb.TEAM_CHANGE_TYPE_TASK_REMOVED, task_id=change.task_id)
     return pb.TeamChange(type=pb.TEAM_CHANGE_TYPE_TEAM_DELETED)
+
+
+def _queued_tasks(snapshot: pb.TeamState) -> list[pb.TeamChange]:
+    """Empty the task lists of a snapshot too large for one message, and return its tasks as
+    TASK_UPDATED changes to send after it (at the snapshot's revision)."""
+    queue = snapshot.task_queue
+    tasks = [*queue.pending, *queue.in_progress, *queue.completed, *queue.dead_lettered]
+    snapshot.ClearField("task_queue")
+    return [
+        pb.TeamChange(type=pb.TEAM_CHANGE_TYPE_TASK_UPDATED, task=task, task_id=task.task_id)
+        for task in tasks
+    ]
 
 
 def _lease(request: Any, default: float | None) -> float | None:
@@ -342,13 +355,21 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
         """Stream a snapshot, then the team's changes."""
         interval = ttl_seconds(request, "progress_interval") or DEFAULT_PROGRESS_INTERVAL
         encoding = request.value_encoding
+        limit = self.runtime.limits.max_message_bytes
         updates = self.engine.watch_team(request.team_id, interval)
         async for revision, view, changes in self.runtime.until_stopping(updates):
+            messages = [_change_to_proto(c, encoding) for c in changes]
             if view is not None:
-                yield pb.WatchTeamResponse(
-                    snapshot=team_to_proto(view, encoding), revision=revision
-                )
-            else:
-                yield pb.WatchTeamResponse(
-                    changes=[_change_to_proto(c, encoding) for c in changes], revision=revision
-                )
+                snapshot = team_to_proto(view, encoding)
+                if snapshot.ByteSize() + RESPONSE_OVERHEAD > limit:
+                    messages = _queued_tasks(snapshot)
+                yield pb.WatchTeamResponse(snapshot=snapshot, revision=revision)
+                if not messages:
+                    continue
+            elif not messages:
+                yield pb.WatchTeamResponse(revision=revision)  # progress
+                continue
+            # Changes carry whole records, so one update's changes may be split anywhere.
+            sized = ((revision, m, field_bytes(m.ByteSize())) for m in messages)
+            for piece in pieces(sized, revision, limit):
+                yield pb.WatchTeamResponse(changes=piece.items, revision=revision)

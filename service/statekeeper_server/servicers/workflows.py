@@ -3,7 +3,7 @@ response."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from statekeeper.timestamps import timestamp_from_unix
@@ -11,8 +11,8 @@ from statekeeper.v1 import workflow_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2_grpc
 
 from statekeeper_server.engine.workflows import WatchBatch, WorkflowChange, WorkflowEngine
+from statekeeper_server.servicers.batching import field_bytes, pieces, responses_of
 from statekeeper_server.servicers.convert import (
-    converted,
     document_to_wire,
     enum_suffix,
     optional_document,
@@ -116,6 +116,12 @@ def checkpoint_to_proto(record: dict[str, Any], encoding: int) -> pb.WorkflowChe
         if record.get(name) is not None:
             getattr(message, name).CopyFrom(document_to_wire(record[name], encoding))
     return message
+
+
+def sized_event(change: WorkflowChange, encoding: int) -> tuple[int, pb.WorkflowEvent, int]:
+    """(revision, WorkflowEvent, size in a response) of one change."""
+    message = change_to_proto(change, encoding)
+    return change.revision, message, field_bytes(message.ByteSize())
 
 
 def change_to_proto(change: WorkflowChange, encoding: int) -> pb.WorkflowEvent:
@@ -312,11 +318,17 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         interval = ttl_seconds(request, "progress_interval") or DEFAULT_PROGRESS_INTERVAL
         updates = self.engine.watch(request.workflow_id, request.start_revision, interval)
 
-        def to_response(batch: WatchBatch, first: bool) -> pb.WatchWorkflowResponse:
-            events = [change_to_proto(c, request.value_encoding) for c in batch.changes]
-            return pb.WatchWorkflowResponse(created=first, revision=batch.revision, events=events)
+        limit = self.runtime.limits.max_message_bytes
+
+        def to_responses(batch: WatchBatch, first: bool) -> Iterator[pb.WatchWorkflowResponse]:
+            if first or not batch.changes:
+                yield pb.WatchWorkflowResponse(created=first, revision=batch.revision)
+                return
+            events = (sized_event(c, request.value_encoding) for c in batch.changes)
+            for piece in pieces(events, batch.revision, limit, fragments=False):
+                yield pb.WatchWorkflowResponse(revision=piece.revision, events=piece.items)
 
         async for response in revision_watch(
-            self.runtime, converted(updates, to_response), pb.WatchWorkflowResponse
+            self.runtime, responses_of(updates, to_responses), pb.WatchWorkflowResponse
         ):
             yield response

@@ -1475,7 +1475,9 @@ export const TeamChangeSchema: GenMessage<TeamChange> = /*@__PURE__*/
  */
 export type WatchTeamResponse = Message<"statekeeper.v1.WatchTeamResponse"> & {
   /**
-   * The team with its whole queue, in the first message only.
+   * The team with its whole queue, in the first message only. When the queue does not fit one
+   * message (the server's --max-message-bytes), the snapshot's task lists are empty and every
+   * task follows as a TASK_UPDATED change in messages of the snapshot's revision.
    *
    * @generated from field: statekeeper.v1.TeamState snapshot = 1;
    */
