@@ -1,7 +1,7 @@
-"""The README's grpcurl commands work as written against a live server.
+"""The grpcurl commands of docs/grpcurl.md work as written against a live server.
 
 The commands are read from the fenced block after the ``tested by tests/test_grpcurl.py``
-marker in README.md, the documented address ``localhost:50051`` is replaced by the test
+marker in docs/grpcurl.md, the documented address ``localhost:50051`` is replaced by the test
 server's, and each command runs with the pinned grpcurl that ``make tools`` installs.
 """
 
@@ -28,8 +28,8 @@ TIMEOUT = 120.0
 
 
 def readme_commands() -> list[str]:
-    """The commands of the README's tested grpcurl block, one per line."""
-    text = (REPO / "README.md").read_text()
+    """The commands of the tested grpcurl block of docs/grpcurl.md, one per line."""
+    text = (REPO / "docs" / "grpcurl.md").read_text()
     start = text.index(MARKER)
     block = re.search(r"```sh\n(.*?)```", text[start:], re.DOTALL)
     assert block is not None, "no ```sh block after the grpcurl marker"

@@ -22,7 +22,7 @@ from statekeeper_server.server import StatekeeperServer
 
 from tests.servers import start_server_process
 
-#: Every series the README documents.
+#: Every series docs/operations.md documents.
 DOCUMENTED = [
     "statekeeper_requests_total",
     "statekeeper_request_duration_seconds_bucket",

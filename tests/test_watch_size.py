@@ -27,6 +27,7 @@ from statekeeper.v1 import (
     workflow_service_pb2,
     workflow_service_pb2_grpc,
 )
+from statekeeper_server.cli import main
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine.factory import BackendOptions, open_backend
 from statekeeper_server.engine.limits import Limits
@@ -339,3 +340,13 @@ async def test_a_team_snapshot_too_large_for_one_message_sends_its_tasks_as_chan
         later = await read_within(call, served.limit, lambda rs: "late" in tasks(rs))
         assert tasks(later)[-1] == "late"
         call.cancel()
+
+
+def test_statekeeper_serve_exits_naming_both_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["serve", "--backend", "memory", "--port", "0", "--max-value-bytes", str(4 << 20)]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line
+    assert "--max-message-bytes" in line and "--max-value-bytes" in line

@@ -1,7 +1,7 @@
 """Server configuration: every setting is a CLI flag and a ``STATEKEEPER_*`` environment variable.
 
 A flag given on the command line wins over the environment variable, which wins over the
-default. The README's configuration table is this list.
+default. The table of docs/configuration.md is this list.
 """
 
 from __future__ import annotations

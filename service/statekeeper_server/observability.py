@@ -1,6 +1,6 @@
 """Metrics (Prometheus), structured logs with request ids, and an instrumented Backend.
 
-Series (every name starts with ``statekeeper_``; see the README's Operations section):
+Series (every name starts with ``statekeeper_``; see docs/operations.md):
 
 * ``statekeeper_requests_total{service,method,code}`` — finished calls by gRPC status code.
 * ``statekeeper_request_duration_seconds{service,method}`` — call latency (for a streaming

@@ -1,6 +1,6 @@
 """The file backend: durable single-node storage under one directory.
 
-Design (see also the README's "File backend" section):
+Design (see also docs/backends.md):
 
 * **In-memory index.** The live state, the retained watch history and the expiry heap live in
   a :class:`~statekeeper_server.engine.memory.MemoryBackend` (the index), which also serves

@@ -7,7 +7,7 @@ The reference's names and calls are kept::
     await tool_state.complete_execution(execution_id="exec_001", result={...}, duration_ms=1500)
 
 Parameters hash: the server computes it from the parameters (SHA-256 hex of the canonical JSON
-described in the README and in ``tool_service.proto``), so key order and whitespace never
+described in docs/managers.md and in ``tool_service.proto``), so key order and whitespace never
 matter and every language gets the same hash. A :class:`ToolCacheEntry` with ``parameters``
 is cached under that computed hash (a ``parameters_hash`` given as well must equal it); an
 entry with only ``parameters_hash`` is stored under that string as given, an opaque key that
