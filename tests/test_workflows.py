@@ -11,6 +11,7 @@ import textwrap
 from datetime import datetime
 from typing import Any
 
+import grpc
 import pytest
 from statekeeper.errors import (
     AlreadyExistsError,
@@ -27,6 +28,8 @@ from statekeeper.state import (
     WorkflowStateManager,
     WorkflowStatus,
 )
+from statekeeper.v1 import workflow_service_pb2 as wpb
+from statekeeper.v1 import workflow_service_pb2_grpc as wgrpc
 
 from tests.servers import ServerProcess
 
@@ -571,3 +574,48 @@ async def test_reference_constructor_with_redis(redis_url: str) -> None:
     await _pipeline(workflow_state)
     checkpoints = await workflow_state.list_checkpoints("research_pipeline")
     assert [(c.checkpoint_id, c.step) for c in checkpoints] == [("auto_5", 5)]
+
+
+async def test_status_changes_pinned_to_a_revision_refuse_a_stale_one(address: str) -> None:
+    """PauseWorkflow / ResumeWorkflow / CancelWorkflow with expected_revision (what the console
+    sends): the revision GetWorkflow returned changes the status; any other is ABORTED
+    (REVISION_CONFLICT) and changes nothing."""
+    manager = WorkflowStateManager(persistence="grpc", address=address)
+    await manager.create(WorkflowState(workflow_id="pinned", total_steps=3))
+    await manager.update_step("pinned", StepState(1, "a", "running"))
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = wgrpc.WorkflowServiceStub(channel)
+
+        async def revision() -> int:
+            response = await stub.GetWorkflow(wpb.GetWorkflowRequest(workflow_id="pinned"))
+            return response.workflow.revision
+
+        shown = await revision()
+        await manager.update_step("pinned", StepState(1, "a", "completed"))
+        for call in (
+            stub.PauseWorkflow(
+                wpb.PauseWorkflowRequest(workflow_id="pinned", expected_revision=shown)
+            ),
+            stub.CancelWorkflow(
+                wpb.CancelWorkflowRequest(workflow_id="pinned", reason="x", expected_revision=shown)
+            ),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() == grpc.StatusCode.ABORTED
+            assert "REVISION_CONFLICT" in str(refused.value.trailing_metadata())
+        assert await manager.get_status("pinned") is WorkflowStatus.RUNNING
+        pause = wpb.PauseWorkflowRequest(workflow_id="pinned", expected_revision=await revision())
+        assert (await stub.PauseWorkflow(pause)).status == wpb.WORKFLOW_STATUS_PAUSED
+        stale = wpb.ResumeWorkflowRequest(workflow_id="pinned", expected_revision=shown)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.ResumeWorkflow(stale)
+        assert refused.value.code() == grpc.StatusCode.ABORTED
+        resume = wpb.ResumeWorkflowRequest(workflow_id="pinned", expected_revision=await revision())
+        assert (await stub.ResumeWorkflow(resume)).status == wpb.WORKFLOW_STATUS_RUNNING
+        bad = wpb.PauseWorkflowRequest(workflow_id="pinned", expected_revision=-1)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.PauseWorkflow(bad)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert await manager.get_status("pinned") is WorkflowStatus.RUNNING
+    await manager.close()

@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 from statekeeper import values
+from statekeeper.console.command import add_ui_arguments, beside_server, run_ui
 from statekeeper.errors import StateKeeperError
 from statekeeper.state import StateConfig, StateManager
 
@@ -111,10 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="Run the statekeeper gRPC server.")
     ServerConfig.parser_arguments(serve_parser)
+    serve_parser.add_argument(
+        "--ui-listen", default=None, help="also serve the web console on HOST:PORT (see 'ui')"
+    )
     for name, (_, help_text, add_arguments) in CLIENT_COMMANDS.items():
         sub = commands.add_parser(name, help=help_text)
         _client_arguments(sub)
         add_arguments(sub)
+    ui_parser = commands.add_parser("ui", help="Serve the live web console of a server.")
+    _client_arguments(ui_parser)
+    add_ui_arguments(ui_parser)
     health_parser = commands.add_parser(
         "health", help="Exit 0 when the server (or --service) reports SERVING, else 1."
     )
@@ -207,12 +214,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         config = ServerConfig.from_namespace(args)
         configure_logging(config.log_level, config.log_format)
+        console = None
+        if args.ui_listen:
+            try:
+                console = beside_server(config, args.ui_listen)
+            except ValueError as error:
+                raise SystemExit(f"error: {error}") from None
+            console.start()
         try:
             asyncio.run(serve(config))
         except StateKeeperError as error:  # e.g. the data directory is held by another server
             print(f"error: {error.message}", file=sys.stderr)
             raise SystemExit(2) from None
+        finally:
+            if console is not None:
+                console.stop()
         return
+    if args.command == "ui":
+        raise SystemExit(run_ui(client_config(args).connection(), args))
     if args.command == "health":
         raise SystemExit(asyncio.run(_health(args)))
     command = CLIENT_COMMANDS[args.command][0]

@@ -1377,9 +1377,12 @@ func (x *StartWorkflowResponse) GetStatus() WorkflowStatus {
 type PauseWorkflowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The workflow to pause.
-	WorkflowId    string `protobuf:"bytes,1,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WorkflowId string `protobuf:"bytes,1,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	// When set, the change happens only if the workflow's `revision` (as returned by GetWorkflow)
+	// still equals this value; otherwise the call fails with ABORTED (REVISION_CONFLICT).
+	ExpectedRevision *int64 `protobuf:"varint,2,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PauseWorkflowRequest) Reset() {
@@ -1417,6 +1420,13 @@ func (x *PauseWorkflowRequest) GetWorkflowId() string {
 		return x.WorkflowId
 	}
 	return ""
+}
+
+func (x *PauseWorkflowRequest) GetExpectedRevision() int64 {
+	if x != nil && x.ExpectedRevision != nil {
+		return *x.ExpectedRevision
+	}
+	return 0
 }
 
 // PauseWorkflowResponse reports the new status.
@@ -1469,9 +1479,12 @@ func (x *PauseWorkflowResponse) GetStatus() WorkflowStatus {
 type ResumeWorkflowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The workflow to resume.
-	WorkflowId    string `protobuf:"bytes,1,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WorkflowId string `protobuf:"bytes,1,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	// When set, the change happens only if the workflow's `revision` (as returned by GetWorkflow)
+	// still equals this value; otherwise the call fails with ABORTED (REVISION_CONFLICT).
+	ExpectedRevision *int64 `protobuf:"varint,2,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ResumeWorkflowRequest) Reset() {
@@ -1509,6 +1522,13 @@ func (x *ResumeWorkflowRequest) GetWorkflowId() string {
 		return x.WorkflowId
 	}
 	return ""
+}
+
+func (x *ResumeWorkflowRequest) GetExpectedRevision() int64 {
+	if x != nil && x.ExpectedRevision != nil {
+		return *x.ExpectedRevision
+	}
+	return 0
 }
 
 // ResumeWorkflowResponse reports the new status.
@@ -1563,9 +1583,12 @@ type CancelWorkflowRequest struct {
 	// The workflow to cancel.
 	WorkflowId string `protobuf:"bytes,1,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
 	// Why the workflow was cancelled; stored in `cancel_reason`.
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When set, the change happens only if the workflow's `revision` (as returned by GetWorkflow)
+	// still equals this value; otherwise the call fails with ABORTED (REVISION_CONFLICT).
+	ExpectedRevision *int64 `protobuf:"varint,3,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CancelWorkflowRequest) Reset() {
@@ -1610,6 +1633,13 @@ func (x *CancelWorkflowRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *CancelWorkflowRequest) GetExpectedRevision() int64 {
+	if x != nil && x.ExpectedRevision != nil {
+		return *x.ExpectedRevision
+	}
+	return 0
 }
 
 // CancelWorkflowResponse reports the new status.
@@ -2788,21 +2818,27 @@ const file_statekeeper_v1_workflow_service_proto_rawDesc = "" +
 	"\vworkflow_id\x18\x01 \x01(\tR\n" +
 	"workflowId\"O\n" +
 	"\x15StartWorkflowResponse\x126\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x1e.statekeeper.v1.WorkflowStatusR\x06status\"7\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x1e.statekeeper.v1.WorkflowStatusR\x06status\"\x7f\n" +
 	"\x14PauseWorkflowRequest\x12\x1f\n" +
 	"\vworkflow_id\x18\x01 \x01(\tR\n" +
-	"workflowId\"O\n" +
+	"workflowId\x120\n" +
+	"\x11expected_revision\x18\x02 \x01(\x03H\x00R\x10expectedRevision\x88\x01\x01B\x14\n" +
+	"\x12_expected_revision\"O\n" +
 	"\x15PauseWorkflowResponse\x126\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x1e.statekeeper.v1.WorkflowStatusR\x06status\"8\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x1e.statekeeper.v1.WorkflowStatusR\x06status\"\x80\x01\n" +
 	"\x15ResumeWorkflowRequest\x12\x1f\n" +
 	"\vworkflow_id\x18\x01 \x01(\tR\n" +
-	"workflowId\"P\n" +
+	"workflowId\x120\n" +
+	"\x11expected_revision\x18\x02 \x01(\x03H\x00R\x10expectedRevision\x88\x01\x01B\x14\n" +
+	"\x12_expected_revision\"P\n" +
 	"\x16ResumeWorkflowResponse\x126\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x1e.statekeeper.v1.WorkflowStatusR\x06status\"P\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x1e.statekeeper.v1.WorkflowStatusR\x06status\"\x98\x01\n" +
 	"\x15CancelWorkflowRequest\x12\x1f\n" +
 	"\vworkflow_id\x18\x01 \x01(\tR\n" +
 	"workflowId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"P\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x120\n" +
+	"\x11expected_revision\x18\x03 \x01(\x03H\x00R\x10expectedRevision\x88\x01\x01B\x14\n" +
+	"\x12_expected_revision\"P\n" +
 	"\x16CancelWorkflowResponse\x126\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1e.statekeeper.v1.WorkflowStatusR\x06status\"r\n" +
 	"\x17CompleteWorkflowRequest\x12\x1f\n" +
@@ -3084,6 +3120,9 @@ func file_statekeeper_v1_workflow_service_proto_init() {
 		return
 	}
 	file_statekeeper_v1_common_proto_init()
+	file_statekeeper_v1_workflow_service_proto_msgTypes[16].OneofWrappers = []any{}
+	file_statekeeper_v1_workflow_service_proto_msgTypes[18].OneofWrappers = []any{}
+	file_statekeeper_v1_workflow_service_proto_msgTypes[20].OneofWrappers = []any{}
 	file_statekeeper_v1_workflow_service_proto_msgTypes[37].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,8 +92,11 @@ def _read(path: str | None) -> bytes | None:
         return file.read()
 
 
-def open_channel(options: ConnectionOptions) -> grpc.aio.Channel:
-    """A ``grpc.aio`` channel to ``options.address`` with its TLS and credential settings."""
+def open_channel(
+    options: ConnectionOptions, channel_options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """A ``grpc.aio`` channel to ``options.address`` with its TLS and credential settings, plus
+    any gRPC ``channel_options`` (channel arguments)."""
     assert options.address is not None
     interceptors = []
     metadata = options.call_metadata()
@@ -104,12 +107,13 @@ def open_channel(options: ConnectionOptions) -> grpc.aio.Channel:
             _MetadataStreamUnary(metadata),
             _MetadataStreamStream(metadata),
         ]
-    channel_options: list[tuple[str, Any]] = [
-        ("grpc.max_receive_message_length", options.max_receive_message_bytes)
+    arguments: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", options.max_receive_message_bytes),
+        *channel_options,
     ]
     if not options.secure:
         return grpc.aio.insecure_channel(
-            options.address, options=channel_options, interceptors=interceptors
+            options.address, options=arguments, interceptors=interceptors
         )
     if bool(options.tls_cert_file) != bool(options.tls_key_file):
         raise InvalidArgumentError("a client certificate needs both tls_cert_file and tls_key_file")
@@ -119,9 +123,9 @@ def open_channel(options: ConnectionOptions) -> grpc.aio.Channel:
         certificate_chain=_read(options.tls_cert_file),
     )
     if options.tls_server_name:
-        channel_options.append(("grpc.ssl_target_name_override", options.tls_server_name))
+        arguments.append(("grpc.ssl_target_name_override", options.tls_server_name))
     return grpc.aio.secure_channel(
-        options.address, credentials, options=channel_options, interceptors=interceptors
+        options.address, credentials, options=arguments, interceptors=interceptors
     )
 
 

@@ -379,14 +379,19 @@ class WorkflowEngine:
         reason: str = "",
         error: str = "",
         state_patch: Any = None,
+        expected_revision: int | None = None,
     ) -> dict[str, Any]:
         """Apply a status-changing ``operation`` of :data:`TRANSITIONS` (not update_step or
-        resume_from); returns the record after it."""
+        resume_from); returns the record after it. With ``expected_revision`` the change is made
+        only on that revision of the workflow (ABORTED, REVISION_CONFLICT, otherwise)."""
         check_id(workflow_id, "workflow_id")
+        check_revision(expected_revision)
         base = self._dir(workflow_id)
 
         async def attempt() -> dict[str, Any]:
             record, revision = await self._record(workflow_id)
+            if expected_revision is not None and expected_revision != revision:
+                raise conflict(base + "record", expected_revision, revision)
             previous = record["status"]
             record["status"] = self._check_transition(record, operation)
             if operation == "cancel":
@@ -401,7 +406,10 @@ class WorkflowEngine:
             record["revision"] = result.revision
             return record
 
-        return await retry_on_conflict(attempt)
+        # A caller that pinned the revision wants the conflict reported, not retried.
+        return await retry_on_conflict(
+            attempt, 1 if expected_revision is not None else MAX_ATTEMPTS
+        )
 
     # -- checkpoints --------------------------------------------------------------------------
 

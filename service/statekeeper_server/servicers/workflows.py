@@ -222,20 +222,30 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         self, request: pb.PauseWorkflowRequest, context: object
     ) -> pb.PauseWorkflowResponse:
         """RUNNING to PAUSED."""
-        return pb.PauseWorkflowResponse(status=await self._transition(request.workflow_id, "pause"))
+        status = await self._transition(
+            request.workflow_id, "pause", expected_revision=optional_revision(request)
+        )
+        return pb.PauseWorkflowResponse(status=status)
 
     async def ResumeWorkflow(
         self, request: pb.ResumeWorkflowRequest, context: object
     ) -> pb.ResumeWorkflowResponse:
         """PAUSED to RUNNING."""
-        status = await self._transition(request.workflow_id, "resume")
+        status = await self._transition(
+            request.workflow_id, "resume", expected_revision=optional_revision(request)
+        )
         return pb.ResumeWorkflowResponse(status=status)
 
     async def CancelWorkflow(
         self, request: pb.CancelWorkflowRequest, context: object
     ) -> pb.CancelWorkflowResponse:
         """To CANCELLED, with a reason."""
-        status = await self._transition(request.workflow_id, "cancel", reason=request.reason)
+        status = await self._transition(
+            request.workflow_id,
+            "cancel",
+            reason=request.reason,
+            expected_revision=optional_revision(request),
+        )
         return pb.CancelWorkflowResponse(status=status)
 
     async def CompleteWorkflow(

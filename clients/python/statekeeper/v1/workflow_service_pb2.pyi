@@ -248,10 +248,12 @@ class StartWorkflowResponse(_message.Message):
     def __init__(self, status: _Optional[_Union[WorkflowStatus, str]] = ...) -> None: ...
 
 class PauseWorkflowRequest(_message.Message):
-    __slots__ = ("workflow_id",)
+    __slots__ = ("workflow_id", "expected_revision")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
-    def __init__(self, workflow_id: _Optional[str] = ...) -> None: ...
+    expected_revision: int
+    def __init__(self, workflow_id: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class PauseWorkflowResponse(_message.Message):
     __slots__ = ("status",)
@@ -260,10 +262,12 @@ class PauseWorkflowResponse(_message.Message):
     def __init__(self, status: _Optional[_Union[WorkflowStatus, str]] = ...) -> None: ...
 
 class ResumeWorkflowRequest(_message.Message):
-    __slots__ = ("workflow_id",)
+    __slots__ = ("workflow_id", "expected_revision")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
-    def __init__(self, workflow_id: _Optional[str] = ...) -> None: ...
+    expected_revision: int
+    def __init__(self, workflow_id: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class ResumeWorkflowResponse(_message.Message):
     __slots__ = ("status",)
@@ -272,12 +276,14 @@ class ResumeWorkflowResponse(_message.Message):
     def __init__(self, status: _Optional[_Union[WorkflowStatus, str]] = ...) -> None: ...
 
 class CancelWorkflowRequest(_message.Message):
-    __slots__ = ("workflow_id", "reason")
+    __slots__ = ("workflow_id", "reason", "expected_revision")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     reason: str
-    def __init__(self, workflow_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    expected_revision: int
+    def __init__(self, workflow_id: _Optional[str] = ..., reason: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class CancelWorkflowResponse(_message.Message):
     __slots__ = ("status",)

@@ -1,0 +1,177 @@
+"""The console's ASGI app (Starlette) and how it is served (uvicorn).
+
+Routes: ``/`` the page, ``/static/*`` its assets (shipped in the package, no build step),
+``/api/info`` where the console connects, ``POST /api/call/<service>/<method>`` one allowed RPC
+with a JSON request, ``GET /api/watch/<service>/<method>?request=<json>&after=<position>`` one
+allowed watch as server-sent events (see :mod:`statekeeper.console.streams`). Every failure is a
+JSON ``{"error": {code, reason, message}}`` with a matching HTTP status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from statekeeper.console.api import Api, Failure, bad_request
+from statekeeper.console.streams import event_stream, resume_position
+from statekeeper.transport import ConnectionOptions
+
+log = logging.getLogger("statekeeper.console")
+
+STATIC = Path(__file__).parent / "static"
+
+#: Seconds one unary call of the page may take.
+CALL_TIMEOUT = 10.0
+
+
+def _failure_response(failure: Failure) -> JSONResponse:
+    return JSONResponse({"error": failure.to_json()}, status_code=failure.http_status)
+
+
+def create_app(options: ConnectionOptions, metrics_url: str | None = None) -> Starlette:
+    """The console app for the server that ``options`` reaches (remote options: ``address``,
+    TLS, ``token``, ``namespace``); ``metrics_url`` is linked from the server page."""
+    api = Api(options)
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
+
+    async def info(request: Request) -> Response:
+        return JSONResponse({**api.describe(), "metrics_url": metrics_url})
+
+    async def call(request: Request) -> Response:
+        try:
+            try:
+                body = json.loads(await request.body() or b"{}")
+            except ValueError:
+                raise bad_request("the request body is not JSON") from None
+            result = await api.call(
+                request.path_params["service"], request.path_params["method"], body, CALL_TIMEOUT
+            )
+        except Failure as failure:
+            return _failure_response(failure)
+        return JSONResponse(result)
+
+    async def watch(request: Request) -> Response:
+        try:
+            body = json.loads(request.query_params.get("request") or "{}")
+        except ValueError:
+            return _failure_response(bad_request("the request parameter is not JSON"))
+        after = resume_position(
+            request.headers.get("last-event-id"), request.query_params.get("after")
+        )
+        events = event_stream(
+            api, request.path_params["service"], request.path_params["method"], body, after
+        )
+        return StreamingResponse(
+            events,
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
+
+    async def failed(request: Request, error: Exception) -> Response:
+        log.exception("console request %s failed", request.url.path, exc_info=error)
+        return _failure_response(
+            Failure("INTERNAL", "INTERNAL", "The console failed to answer; see its log.", 500)
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await api.close()
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/info", info),
+            Route("/api/call/{service}/{method}", call, methods=["POST"]),
+            Route("/api/watch/{service}/{method}", watch),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ],
+        exception_handlers={Exception: failed},
+        lifespan=lifespan,
+    )
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` as a (host, port) pair; ValueError with a readable message otherwise."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"--listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def bind(listen: str) -> socket.socket:
+    """A listening socket on ``HOST:PORT`` (port 0: any free port); OSError when it is taken."""
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    return sock
+
+
+def console_server(app: Any) -> uvicorn.Server:
+    """A uvicorn server for ``app`` (open streams get 2 s at shutdown)."""
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+
+
+def _announce(sock: socket.socket) -> None:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"statekeeper console on http://{shown}:{port}/", flush=True)
+
+
+async def run_console(
+    options: ConnectionOptions, listen: str, metrics_url: str | None = None
+) -> None:
+    """Serve the console on ``listen`` (HOST:PORT) until interrupted; prints its URL once it
+    listens."""
+    sock = bind(listen)
+    server = console_server(create_app(options, metrics_url))
+    _announce(sock)
+    await server.serve(sockets=[sock])
+
+
+class ConsoleThread:
+    """The console served from a thread of its own (beside ``statekeeper serve``)."""
+
+    def __init__(
+        self, options: ConnectionOptions, listen: str, metrics_url: str | None = None
+    ) -> None:
+        self._sock = bind(listen)
+        self._server = console_server(create_app(options, metrics_url))
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])),
+            name="statekeeper-console",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        """Start serving and print the console's URL."""
+        self._thread.start()
+        _announce(self._sock)
+
+    def stop(self) -> None:
+        """Stop serving (open streams end) and wait for the thread."""
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
