@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_BACKEND ?= file
 
-.PHONY: install system-deps run test lint proto proto-check breaking breaking-baseline clean
+.PHONY: help install system-deps run test lint proto proto-check breaking breaking-baseline clean
 .PHONY: image image-test tools ts-deps go-deps clients \
   test-clients lint-clients
 
@@ -24,6 +24,11 @@ TS_BUILD := clients/ts/dist/.build-stamp
 GO_RUNNER := build/interop/interop-go
 GO_SOURCES := $(shell find clients/go -name '*.go' 2>/dev/null) clients/go/go.mod clients/go/go.sum
 TS_SOURCES := $(shell find clients/ts/src -name '*.ts' 2>/dev/null) clients/ts/tsconfig.json
+
+## help: list every target with one line each (the `## target: text` comments of this file)
+help:
+	@sed -n 's/^## \([a-z-]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | \
+	  awk -F '\t' '{ printf "  %-18s %s\n", $$1, $$2 }'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -133,6 +138,7 @@ lint: install proto-check lint-clients breaking
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code
 
+## clean: remove the virtualenv, caches, tools and client builds (./data is kept)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tools build/interop clients/ts/dist \
 	  clients/ts/node_modules

@@ -297,9 +297,50 @@ def markdown(results: dict[str, Any]) -> str:
         for item in targets:
             met = {True: "yes", False: "**no**", None: "n/a"}[item["met"]]
             lines.append(f"| {item['target']} | {item['measured']} | {met} |")
+    lines += agents_table(results.get("agents") or [])
     for note in results.get("skipped", []):
         lines.append(f"\nNot measured: {note}.")
     return "\n".join(lines) + "\n"
+
+
+#: The store each framework row is compared with: the framework's own SQLite store.
+AGENT_BASELINES = {"adk": "ADK DatabaseSessionService (SQLite)", "openai": "SDK SQLiteSession"}
+
+
+def agents_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The agent-framework rows (bench/agents.py) as markdown lines (none when not run)."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Agent-framework session stores: one turn = ADK get_session + append_event, or OpenAI "
+        "Agents SDK get_items + add_items (2 items); 4 tasks per process, a new conversation "
+        "every 20 turns; 4 processes share one store where the store can be shared:",
+        "",
+        "| framework | store | processes | turns/s | p50 / p99 ms | vs own SQLite store "
+        "| errors (first) | server CPU |",
+        "|---|---|--:|--:|--:|--:|---|--:|",
+    ]
+    for row in rows:
+        base = _find(
+            rows,
+            framework=row["framework"],
+            store=AGENT_BASELINES[row["framework"]],
+            processes=row["processes"],
+        )
+        ratio = (
+            f"{row['turns_per_s'] / base['turns_per_s']:.2f}x"
+            if base and base["turns_per_s"]
+            else ""
+        )
+        errors = f"{row['errors']} ({row['first_error']})" if row["errors"] else "0"
+        cpu = "" if row["server_cpu_cores"] is None else f"{row['server_cpu_cores']:.2f}"
+        lines.append(
+            f"| {row['framework']} | {row['store']} | {row['processes']} | "
+            f"{row['turns_per_s']:,.0f} | {row['p50_ms']:.2f} / {row['p99_ms']:.2f} | {ratio} | "
+            f"{errors.replace('|', '/')} | {cpu} |"
+        )
+    return lines
 
 
 def chart(results: dict[str, Any], path: str) -> bool:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import report
+from bench import agents, report
 from bench.servers import (
     Service,
     loadgen,
@@ -134,6 +134,7 @@ class Harness:
             "fanout": [],
             "speech": [],
             "soak": {},
+            "agents": [],
             "skipped": [],
         }
 
@@ -695,6 +696,11 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             harness.log("etcd (peer)")
             harness.loads("etcd", "etcd", "etcd", etcd.address, [etcd])
             etcd.stop()
+        if "agents" in parts:
+            harness.log("agent-framework session stores (ADK, OpenAI Agents SDK)")
+            if redis is None or redis.process.poll() is not None:
+                redis = harness.start(start_redis())
+            agents.measure(harness, redis)
         if "targets" in parts and settings.target_rounds:
             targets = _start_target_servers(harness, redis, scratch)
             harness.target_rounds(targets)
@@ -733,8 +739,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--parts",
-        default="load,fanout,speech,peers,targets,soak",
-        help="comma-separated parts to run: load, fanout, speech, peers, targets, soak",
+        default="load,fanout,speech,peers,agents,targets,soak",
+        help="comma-separated parts to run: load, fanout, speech, peers, agents, targets, soak",
     )
     parser.add_argument(
         "--out", default=os.path.join(os.path.dirname(__file__), "results"), help="output dir"

@@ -4,6 +4,7 @@ temporary data directory; nothing writes to ``./data``, which ``make run`` serve
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -94,6 +95,27 @@ async def server() -> AsyncIterator[StatekeeperServer]:
     await instance.start()
     yield instance
     await instance.stop(0)
+
+
+@pytest.fixture
+async def auth_address(tmp_path: Path) -> AsyncIterator[str]:
+    """A server that requires bearer tokens: two tenants, and a read-only token of team-a."""
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(
+        json.dumps(
+            {
+                "token-a": {"name": "alice", "namespaces": ["team-a"], "role": "write"},
+                "token-b": {"name": "bob", "namespaces": ["team-b"], "role": "write"},
+                "reader-a": {"name": "carol", "namespaces": ["team-a"], "role": "read"},
+            }
+        )
+    )
+    server = StatekeeperServer(
+        ServerConfig(backend="memory", port=0, shutdown_grace=1.0, auth_tokens_file=str(tokens))
+    )
+    await server.start()
+    yield f"127.0.0.1:{server.port}"
+    await server.stop(0)
 
 
 @pytest.fixture

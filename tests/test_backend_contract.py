@@ -6,13 +6,15 @@ Add a backend by adding its name to ``BACKENDS`` and a branch to :func:`open_bac
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import itertools
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from statekeeper.errors import ConflictError, HistoryCompactedError, Reason
+from statekeeper.errors import ConflictError, HistoryCompactedError, InvalidArgumentError, Reason
 from statekeeper_server.engine.backend import (
     Backend,
     Compare,
@@ -20,11 +22,13 @@ from statekeeper_server.engine.backend import (
     Entry,
     Event,
     EventType,
+    KeyRange,
     Put,
     WatchUpdate,
+    prefix_end,
 )
 from statekeeper_server.engine.file import FileBackend
-from statekeeper_server.engine.glob import GlobPattern
+from statekeeper_server.engine.glob import GlobPattern, parse_pattern
 from statekeeper_server.engine.memory import MemoryBackend
 from statekeeper_server.engine.redis import RedisBackend
 
@@ -366,6 +370,132 @@ async def test_range_pages_with_start_after_limit_and_more(backend: Backend) -> 
     assert len(exact.entries) == 25 and exact.more is False
     odd = await backend.range("p/", GlobPattern("*[13579]"), start_after="p/010", limit=3)
     assert [e.key for e in odd.entries] == ["p/011", "p/013", "p/015"] and odd.more
+
+
+# -- scan: key ranges, reverse, cursors, earlier revisions -------------------------------------
+
+
+async def _scan_all(
+    backend: Backend, span: KeyRange, *, reverse: bool = False, limit: int = 3, revision: int = 0
+) -> list[Entry]:
+    """Every entry of ``span``, page after page (each page at most ``limit``)."""
+    entries: list[Entry] = []
+    after = None
+    while True:
+        page = await backend.scan(
+            span, after=after, reverse=reverse, limit=limit, revision=revision
+        )
+        assert len(page.entries) <= limit
+        entries += page.entries
+        if not page.more:
+            return entries
+        after = page.cursor
+
+
+def _span(
+    prefix: str, low: str = "", high: str | None = None, pattern: str | None = None
+) -> KeyRange:
+    bound = prefix_end(prefix)
+    if high is None or (bound is not None and bound < high):
+        high = bound
+    glob = GlobPattern(pattern) if pattern is not None else None
+    return KeyRange(prefix, max(prefix, low), high, glob)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+async def test_scan_reads_a_key_range_in_both_directions_page_by_page(
+    backend: Backend, reverse: bool
+) -> None:
+    await _fill(backend)
+    under_a = sorted(k for k in KEYS if k.startswith("a/"))
+    for limit in (1, 2, 3, 100):
+        keys = [e.key for e in await _scan_all(backend, _span("a/"), reverse=reverse, limit=limit)]
+        assert keys == (under_a[::-1] if reverse else under_a)
+    span = _span("a/", low="a/b", high="a/x")
+    keys = [e.key for e in await _scan_all(backend, span, reverse=reverse)]
+    expected = ["a/b", "a/bb", "a/c"]
+    assert keys == (expected[::-1] if reverse else expected)
+    values = [e.value for e in await _scan_all(backend, span)]
+    assert values == [b"a/b", b"a/bb", b"a/c"]
+    keys = [e.key for e in await _scan_all(backend, _span("a/", pattern="[!b]"), reverse=reverse)]
+    expected = ["a/Z", "a/[", "a/c", "a/ä", "a/é"]
+    assert keys == (expected[::-1] if reverse else expected)
+    assert await _scan_all(backend, _span("nothing/")) == []
+
+
+async def test_scan_globs_mean_what_fnmatch_means(backend: Backend) -> None:
+    keys = ["k/" + "".join(chars) for chars in itertools.product("ab-!]é^", repeat=2)]
+    await backend.txn([], [Put(key, b"") for key in keys])
+    rng = random.Random(16)
+    for _ in range(60):
+        text = "".join(rng.choice("ab-!]é^*?[") for _ in range(rng.randint(1, 6)))
+        try:
+            pattern = parse_pattern(text)
+        except InvalidArgumentError:
+            continue
+        span = KeyRange("k/", "k/", prefix_end("k/"), pattern)
+        page = await backend.scan(span, limit=1000)
+        expected = [k for k in sorted(keys) if fnmatch.fnmatchcase(k[2:], text)]
+        assert [e.key for e in page.entries] == expected, text
+
+
+async def test_a_sparse_glob_over_many_keys_pages_completely(backend: Backend) -> None:
+    keys = [f"s/{number:05d}" for number in range(6000)]
+    for start in range(0, len(keys), 1000):
+        await backend.txn([], [Put(key, b"") for key in keys[start : start + 1000]])
+    entries = await _scan_all(backend, _span("s/", pattern="*7"), limit=1000)
+    assert [e.key for e in entries] == [k for k in keys if k.endswith("7")]
+    entries = await _scan_all(backend, _span("s/", pattern="*7"), limit=1000, reverse=True)
+    assert [e.key for e in entries] == [k for k in keys if k.endswith("7")][::-1]
+
+
+async def test_scan_at_an_earlier_revision_sees_the_store_as_it_was(backend: Backend) -> None:
+    first = await backend.put("h/a", b"a1")
+    await backend.put("h/b", b"b1")
+    await backend.put("h/gone", b"g1")
+    before = await backend.revision()
+    await backend.put("h/a", b"a2")
+    await backend.delete("h/gone")
+    await backend.put("h/new", b"n1")
+    await backend.put("other", b"x")
+    then = await _scan_all(backend, _span("h/"), revision=before, limit=1)
+    assert [(e.key, e.value) for e in then] == [("h/a", b"a1"), ("h/b", b"b1"), ("h/gone", b"g1")]
+    assert then[0].mod_revision == first.mod_revision and then[0].version == 1
+    reverse = await _scan_all(backend, _span("h/"), revision=before, reverse=True, limit=2)
+    assert [e.key for e in reverse] == ["h/gone", "h/b", "h/a"]
+    page = await backend.scan(_span("h/"), revision=before)
+    assert page.revision == before
+    now = await _scan_all(backend, _span("h/"))
+    assert [(e.key, e.value) for e in now] == [("h/a", b"a2"), ("h/b", b"b1"), ("h/new", b"n1")]
+    at_first = await _scan_all(backend, _span("h/", pattern="[ag]*"), revision=first.mod_revision)
+    assert [e.key for e in at_first] == ["h/a"]
+
+
+async def test_scan_stops_a_page_at_max_bytes_and_refuses_a_future_revision(
+    backend: Backend,
+) -> None:
+    for number in range(6):
+        await backend.put(f"m/{number}", b"x" * 100)
+    page = await backend.scan(_span("m/"), limit=100, max_bytes=250)
+    assert [e.key for e in page.entries] == ["m/0", "m/1", "m/2"] and page.more
+    assert page.cursor == "m/2"
+    with pytest.raises(InvalidArgumentError) as caught:
+        await backend.scan(_span("m/"), revision=await backend.revision() + 1)
+    assert caught.value.reason == Reason.INVALID_REVISION
+
+
+async def test_scan_of_a_compacted_revision_raises_with_the_oldest_revision(
+    make_backend: OpenBackend,
+) -> None:
+    backend = await make_backend(history_revisions=4)
+    for number in range(30):
+        await backend.put(f"k{number % 3}", b"%d" % number)
+    oldest = (await backend.stats()).oldest_revision
+    with pytest.raises(HistoryCompactedError) as caught:
+        await backend.scan(_span(""), revision=1)
+    assert caught.value.compact_revision == oldest
+    page = await backend.scan(_span(""), revision=oldest)
+    assert page.revision == oldest and len(page.entries) == 3
 
 
 # -- watch -------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 from agents import Agent, Model, ModelResponse, RunConfig, Runner, Usage
 from agents.memory import Session, SessionSettings
 from openai.types.responses import ResponseOutputMessage, ResponseOutputText
-from statekeeper.integrations.openai_agents import SLOT_BYTES, StatekeeperSession
+from statekeeper.integrations.openai_agents import SLOT_BYTES, TAIL_BYTES, StatekeeperSession
 from statekeeper.state import StateConfig, StateManager
 from statekeeper_server.server import StatekeeperServer
 
@@ -91,6 +91,25 @@ async def test_items_come_back_in_order_and_limit_gives_the_latest(manager: Stat
     assert texts(await StatekeeperSession("conv-1", manager).get_items()) == list("abcdef")
 
 
+async def test_order_holds_across_slots_and_the_head(manager: StateManager) -> None:
+    session = StatekeeperSession("conv-mixed", manager)
+    big = "y" * (TAIL_BYTES // 2)
+    expected: list[str] = []
+    for n in range(14):  # small and large items: some end in slots, the newest in the head
+        batch = [f"{n}a", f"{n}b{big}"] if n % 3 == 0 else [f"{n}c"]
+        expected += batch
+        await session.add_items([user(text) for text in batch])
+    assert len(await manager.list_keys("openai-agents/conv-mixed/*")) >= 2
+    assert texts(await session.get_items()) == expected
+    for limit in (1, 2, 3, 5, 8, len(expected)):
+        assert texts(await session.get_items(limit=limit)) == expected[-limit:]
+    popped = [texts([await session.pop_item()])[0] for _ in range(len(expected) - 2)]
+    assert popped == expected[2:][::-1]
+    assert texts(await session.get_items()) == expected[:2]
+    await session.add_items([user("after")])
+    assert texts(await session.get_items()) == [*expected[:2], "after"]
+
+
 async def test_pop_item_removes_the_most_recent_item(manager: StateManager) -> None:
     session = StatekeeperSession("conv-pop", manager)
     assert await session.pop_item() is None
@@ -110,9 +129,10 @@ async def test_clear_session_removes_every_item_and_key(manager: StateManager) -
     session = StatekeeperSession("conv-clear", manager)
     other = StatekeeperSession("conv-clear-2", manager)
     await other.add_items([user("kept")])
-    for n in range(250):  # more slots than one cleanup transaction deletes
-        await session.add_items([user(f"m{n}")])
-    assert len(await manager.list_keys("openai-agents/conv-clear/*")) == 250
+    filler = "x" * TAIL_BYTES
+    for n in range(120):  # each add moves the tail to a slot: more than one cleanup batch
+        await session.add_items([user(f"m{n}{filler}")])
+    assert len(await manager.list_keys("openai-agents/conv-clear/*")) == 120
     await session.clear_session()
     assert await session.get_items() == []
     assert await session.pop_item() is None
@@ -155,7 +175,7 @@ async def test_session_ids_never_share_keys(manager: StateManager) -> None:
 
 async def test_ttl_puts_an_expiry_on_the_session(manager: StateManager) -> None:
     session = StatekeeperSession("conv-ttl", manager, ttl=3600)
-    await session.add_items([user("a")])
+    await session.add_items([user("a" * TAIL_BYTES)])  # past the head: a slot too
     for key in ["openai-agents/conv-ttl", "openai-agents/conv-ttl/000000000000"]:
         entry = await manager.get_entry(key)
         assert entry is not None and entry.expires_at is not None

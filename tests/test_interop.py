@@ -227,6 +227,30 @@ async def test_bytes_written_in_go_or_ts_read_as_bytes_in_python(
     assert value == BINARY and type(value["raw"]) is bytes
 
 
+@pytest.mark.parametrize("reader", [GO, GO_JSON, TS], ids=lambda r: r.language)
+async def test_range_pages_reverse_and_earlier_revisions_from_go_and_ts(
+    address: str, manager: StateManager, reader: Runner
+) -> None:
+    base = unique("range")
+    await manager.transaction(put={f"{base}/{n}": {"n": n, "raw": b"\x01"} for n in range(5)})
+    before = (await manager.get_stats()).revision
+    await manager.delete(f"{base}/4")
+    await manager.save(f"{base}/0", {"n": 100, "raw": b"\x01"})
+    printed = await reader.one(
+        "range", address, "--prefix", f"{base}/", "--reverse", "--page-size", "2"
+    )
+    assert [(e["key"], e["value"]["n"]) for e in printed["entries"]] == [
+        (f"{base}/{n}", 100 if n == 0 else n) for n in (3, 2, 1, 0)
+    ]
+    assert printed["entries"][0]["value"]["raw"] == {"$bytes": "AQ=="}
+    then = await reader.one(
+        "range", address, "--prefix", f"{base}/", "--page-size", "3", "--revision", str(before)
+    )
+    assert [(e["key"], e["value"]["n"]) for e in then["entries"]] == [
+        (f"{base}/{n}", n) for n in range(5)
+    ]
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 async def test_invalid_documents_are_refused_by_the_client(address: str, language: str) -> None:
     with pytest.raises(AssertionError, match="exited 1"):
@@ -771,26 +795,6 @@ async def test_watch_resumes_across_a_server_restart(watcher: str) -> None:
 
 
 # -- authentication ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def auth_address(tmp_path: Path) -> AsyncIterator[str]:
-    """A server that requires bearer tokens (two tenants with their own namespaces)."""
-    tokens = tmp_path / "tokens.json"
-    tokens.write_text(
-        json.dumps(
-            {
-                "token-a": {"name": "alice", "namespaces": ["team-a"], "role": "write"},
-                "token-b": {"name": "bob", "namespaces": ["team-b"], "role": "write"},
-            }
-        )
-    )
-    instance = StatekeeperServer(
-        ServerConfig(backend="memory", port=0, shutdown_grace=1.0, auth_tokens_file=str(tokens))
-    )
-    await instance.start()
-    yield f"127.0.0.1:{instance.port}"
-    await instance.stop(0)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -16,6 +16,8 @@ from typing import Any
 
 import grpc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, ResourceExhaustedError
 from statekeeper.v1 import (
@@ -33,6 +35,7 @@ from statekeeper_server.engine.factory import BackendOptions, open_backend
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
+from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, pieces
 
 pb = state_service_pb2
 DEFAULT_LIMIT = Limits().max_message_bytes
@@ -49,6 +52,7 @@ class Watcher:
         #: Every event delivered, as (mod_revision, key), in the order delivered.
         self.events: list[tuple[int, str]] = []
         self.fragments = 0
+        self.responses = 0
         self.largest = 0
         self._partial: list[pb.Event] = []
         self._partial_revision = 0
@@ -70,6 +74,7 @@ class Watcher:
             assert not response.canceled, response.cancel_reason
             size = response.ByteSize()
             assert size <= self.limit
+            self.responses += 1
             self.largest = max(self.largest, size)
             if self._partial and response.revision != self._partial_revision:
                 raise AssertionError("a fragmented revision was interrupted by another")
@@ -102,6 +107,7 @@ class Served:
     channel: grpc.aio.Channel
     runtime: Runtime
     limit: int
+    address: str
 
     def servicer(self, service: str) -> Any:
         """The in-process servicer of ``statekeeper.v1.<service>``."""
@@ -130,7 +136,7 @@ def serve(request: pytest.FixtureRequest, tmp_path: Any) -> Serve:
         )
         try:
             if served:
-                yield Served(channel, runtime, limit)
+                yield Served(channel, runtime, limit, f"127.0.0.1:{port}")
             else:
                 servicer = runtime.servicers["statekeeper.v1.StateService"]
                 yield state_service_pb2_grpc.StateServiceStub(channel), servicer, limit
@@ -140,6 +146,10 @@ def serve(request: pytest.FixtureRequest, tmp_path: Any) -> Serve:
             await runtime.close()
 
     return start
+
+
+#: Limits small enough for CI-sized tests to need many messages.
+SMALL = {"max_value_bytes": 64 * 1024, "max_message_bytes": 256 * 1024}
 
 
 def blob(size: int, tag: int = 0) -> common_pb2.Value:
@@ -208,36 +218,56 @@ async def test_a_128_put_transaction_of_32_kb_values_is_delivered_whole(serve):
 
 
 async def test_a_slow_consumer_and_a_replay_get_every_change_exactly_once_in_order(serve):
-    """A writer at full speed, a fast and a slow consumer (2 ms per change) on the same watch,
-    then a replay of the whole history (several MB under a 256 KiB message limit)."""
-    async with serve(max_value_bytes=64 * 1024, max_message_bytes=256 * 1024) as (stub, _, limit):
-        count = 1500
+    """A writer at full speed (transactions of 20 puts), a fast and a slow consumer (3 ms per
+    change) on the same watch, then a replay of the whole history (about 4 MB with previous
+    values, under a 256 KiB message limit). The watch group keeps a window of 8 updates, so
+    the slow consumer falls behind it and goes on from history."""
+    async with serve(served=True, **SMALL) as served:
+        limit = served.limit
+        stub = state_service_pb2_grpc.StateServiceStub(served.channel)
+        served.servicer("StateService")._watch_groups.window = 8
+        # The slow consumer's connection buffers little (no BDP window growth), so what it has
+        # not read yet stays with the server.
+        options = [
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.http2.bdp_probe", 0),
+            ("grpc.http2.lookahead_bytes", 16 * 1024),
+        ]
+        slow_channel = grpc.aio.insecure_channel(served.address, options=options)
+        count = 1000
         fast = Watcher(stub, limit, msgpack_watch())
-        slow = Watcher(stub, limit, msgpack_watch())
+        slow = Watcher(
+            state_service_pb2_grpc.StateServiceStub(slow_channel), limit, msgpack_watch()
+        )
         await fast.created(), await slow.created()
 
         async def write() -> list[tuple[int, str]]:
             written = []
-            for i in range(count):
-                key = f"k{i % 50:02}"
-                request = pb.SaveRequest(key=key, value=blob(2000, i))
-                written.append(((await stub.Save(request)).kv.mod_revision, key))
+            for first in range(0, count, 20):
+                keys = [f"k{i % 50:02}" for i in range(first, first + 20)]
+                operations = [
+                    pb.Operation(put=pb.PutOperation(key=k, value=blob(2000, first))) for k in keys
+                ]
+                revision = (await stub.Transact(pb.TransactRequest(operations=operations))).revision
+                written += [(revision, k) for k in keys]
             return written
 
         async def work() -> None:
-            await asyncio.sleep(0.002)  # the consumer's own work on each change
+            await asyncio.sleep(0.003)  # the consumer's own work on each change
 
         written, fast_events, slow_events = await asyncio.gather(
             write(), fast.read_until(count), slow.read_until(count, work)
         )
         assert fast_events == written
         assert slow_events == written
+        assert slow.responses < fast.responses  # it was behind, and caught up in fuller messages
         replay = Watcher(stub, limit, msgpack_watch(start_revision=1))
         await replay.created()
         assert await replay.read_until(count) == written
         assert replay.largest > limit // 2  # the replay was batched up to the limit
         for watcher in (fast, slow, replay):
             watcher.close()
+        await slow_channel.close()
 
 
 async def test_a_json_event_too_large_for_a_message_ends_the_stream_with_resource_exhausted():
@@ -268,8 +298,6 @@ def test_the_server_refuses_limits_under_which_one_event_cannot_fit_a_message():
 
 
 # -- the managers' streams --------------------------------------------------------------------
-
-SMALL = {"max_value_bytes": 64 * 1024, "max_message_bytes": 256 * 1024}
 
 
 async def read_within(call: Any, limit: int, done: Callable[[list[Any]], bool]) -> list[Any]:
@@ -350,3 +378,37 @@ def test_statekeeper_serve_exits_naming_both_settings(capsys: pytest.CaptureFixt
     line = capsys.readouterr().err.strip()
     assert "\n" not in line
     assert "--max-message-bytes" in line and "--max-value-bytes" in line
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(st.tuples(st.integers(1, 4), st.integers(1, 900)), min_size=1, max_size=60),
+    limit=st.integers(1000, 5000),
+)
+def test_pieces_keep_whole_revisions_within_the_limit_and_lose_nothing(
+    sizes: list[tuple[int, int]], limit: int
+) -> None:
+    """Any run of events: every piece fits, holds whole revisions unless it is a fragment (then
+    one revision, continued by the next piece), and the pieces hold the events in order."""
+    events, revision = [], 0
+    for step, size in sizes:
+        revision += step if step > 2 else 0  # several events share a revision
+        revision = max(revision, 1)
+        events.append((revision, (revision, len(events)), size))
+    last = events[-1][0] + 3
+    split = list(pieces(iter(events), last, limit, batch=limit // 2))
+    assert [item for piece in split for item in piece.items] == [e[1] for e in events]
+    sizes_of = {e[1]: e[2] for e in events}
+    for index, piece in enumerate(split):
+        assert sum(sizes_of[item] for item in piece.items) + RESPONSE_OVERHEAD <= limit
+        assert piece.size <= limit
+        revisions = [item[0] for item in piece.items]
+        if piece.fragment:
+            assert set(revisions) == {piece.revision}
+            assert split[index + 1].items[0][0] == piece.revision
+        else:
+            assert piece.revision >= revisions[-1]
+            previous = split[index - 1] if index else None
+            if previous is not None and not previous.fragment:
+                assert previous.items[-1][0] < revisions[0]  # no revision cut between pieces
+    assert split[-1].revision == last and not split[-1].fragment

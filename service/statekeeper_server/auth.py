@@ -79,7 +79,7 @@ READ_PREFIXES = (
 #: RPC name prefixes that need the admin role.
 ADMIN_PREFIXES = ("Admin", "Compact", "Stats", "GetStats", "ServerStats", "Purge", "Backup")
 #: Explicit roles for full method names (wins over the name convention); services add theirs.
-METHOD_ROLES: dict[str, Role] = {}
+METHOD_ROLES: dict[str, Role] = {"/statekeeper.v1.StateService/Range": Role.READ}
 
 
 def required_role(method: str) -> Role:

@@ -18,12 +18,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from statekeeper import values
 from statekeeper.console.command import add_ui_arguments, beside_server, run_ui
 from statekeeper.errors import StateKeeperError
 from statekeeper.state import StateConfig, StateManager
+from statekeeper.transport import open_channel
 
-from statekeeper_server.config import ServerConfig
+from statekeeper_server.config import ConfigError, ServerConfig
 from statekeeper_server.observability import configure_logging
 from statekeeper_server.server import serve
 
@@ -38,9 +40,14 @@ async def _get(manager: StateManager, args: argparse.Namespace) -> Any:
 
 
 async def _put(manager: StateManager, args: argparse.Namespace) -> Any:
-    revision = await manager.save(
-        args.key, json.loads(args.value, object_hook=values.json_text_object), ttl=args.ttl
-    )
+    try:
+        document = json.loads(args.value, object_hook=values.json_text_object)
+    except json.JSONDecodeError as error:
+        raise SystemExit(
+            f"error: the value {args.value!r} is not valid JSON ({error}); quote it for the "
+            f"""shell, and a string needs JSON quotes too: '{{"a": 1}}', '"text"', '3'"""
+        ) from None
+    revision = await manager.save(args.key, document, ttl=args.ttl)
     return {"key": args.key, "mod_revision": revision}
 
 
@@ -53,6 +60,7 @@ async def _list(manager: StateManager, args: argparse.Namespace) -> Any:
 
 
 async def _watch(manager: StateManager, args: argparse.Namespace) -> Any:
+    await _wait_for_server(args)
     async for change in manager.watch(args.pattern, args.start_revision):
         print(
             json.dumps(
@@ -177,23 +185,65 @@ def client_config(args: argparse.Namespace) -> StateConfig:
     )
 
 
-async def _health(args: argparse.Namespace) -> int:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-    from statekeeper.transport import open_channel
-
+async def _check_health(args: argparse.Namespace, service: str, timeout: float) -> int:
+    """The server's health status of ``service`` (a ``HealthCheckResponse.ServingStatus``)."""
     channel = open_channel(client_config(args).connection())
     try:
         stub = health_pb2_grpc.HealthStub(channel)
-        response = await stub.Check(
-            health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
-        )
-    except grpc.RpcError as error:
-        print(f"unhealthy: {error.code().name} {error.details()}", file=sys.stderr)
-        return 1
+        request = health_pb2.HealthCheckRequest(service=service)
+        response = await stub.Check(request, timeout=timeout)
+        return int(response.status)
     finally:
         await channel.close()
-    print(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
-    return 0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+async def _health(args: argparse.Namespace) -> int:
+    try:
+        status = await _check_health(args, args.service, args.timeout)
+    except grpc.RpcError as error:
+        code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+        if code == grpc.StatusCode.NOT_FOUND:
+            print(
+                f"unhealthy: the server at {args.address} has no service {args.service!r} "
+                "(give a full service name such as statekeeper.v1.StateService, or leave "
+                "--service out for the server itself)",
+                file=sys.stderr,
+            )
+        else:
+            details = error.details()  # type: ignore[attr-defined]
+            print(f"unhealthy: {args.address}: {code.name} {details}", file=sys.stderr)
+        return 1
+    print(health_pb2.HealthCheckResponse.ServingStatus.Name(status))
+    return 0 if status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+#: Seconds between attempts to reach a server that is not up yet: first, then at most.
+FIRST_RETRY_DELAY, MAX_RETRY_DELAY = 0.2, 5.0
+
+
+async def _wait_for_server(args: argparse.Namespace) -> None:
+    """Return once the server at ``--address`` answers; until then say on stderr that this
+    command waits for it, and retry with exponential backoff (Ctrl-C ends the wait)."""
+    delay, waiting = FIRST_RETRY_DELAY, False
+    while True:
+        try:
+            await _check_health(args, "", timeout=max(delay, 1.0))
+            break
+        except grpc.RpcError as error:
+            code = error.code()  # type: ignore[attr-defined]
+            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                break  # it answered (e.g. health needs a token): the command itself reports
+        if not waiting:
+            print(
+                f"waiting for the statekeeper server at {args.address} (Ctrl-C to stop)",
+                file=sys.stderr,
+                flush=True,
+            )
+            waiting = True
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, MAX_RETRY_DELAY)
+    if waiting:
+        print(f"connected to {args.address}", file=sys.stderr, flush=True)
 
 
 async def _run_client(command: ClientCommand, args: argparse.Namespace) -> int:
@@ -212,7 +262,11 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``statekeeper`` console command."""
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        config = ServerConfig.from_namespace(args)
+        try:
+            config = ServerConfig.from_namespace(args)
+        except ConfigError as error:  # a STATEKEEPER_* variable that does not parse
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
         configure_logging(config.log_level, config.log_format)
         console = None
         if args.ui_listen:
@@ -223,9 +277,11 @@ def main(argv: list[str] | None = None) -> None:
             console.start()
         try:
             asyncio.run(serve(config))
-        except StateKeeperError as error:  # e.g. the data directory is held by another server
+        except StateKeeperError as error:  # the data directory is held, the port is in use, ...
             print(f"error: {error.message}", file=sys.stderr)
             raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            raise SystemExit(130) from None
         finally:
             if console is not None:
                 console.stop()

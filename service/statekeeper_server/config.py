@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,39 +83,78 @@ class ServerConfig:
 
     @classmethod
     def parser_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Add one ``--flag`` per setting (defaulting to the environment) to ``parser``."""
+        """Add one ``--flag`` per setting to ``parser``; a flag left out is absent from the
+        parsed namespace, so :meth:`from_namespace` can fall back to the environment."""
         for item in dataclasses.fields(cls):
             flag = "--" + item.name.replace("_", "-")
-            env = "STATEKEEPER_" + item.name.upper()
-            default = os.environ.get(env, item.default)
-            kind: Any = type(item.default)
-            help_text = f"{item.metadata['help']} [env {env}; default {item.default!r}]"
-            if kind is bool:
+            help_text = (
+                f"{item.metadata['help']} [env {_env_name(item.name)}; default {item.default!r}]"
+            )
+            if type(item.default) is bool:
                 parser.add_argument(
                     flag,
                     dest=item.name,
                     action=argparse.BooleanOptionalAction,
-                    default=_parse_bool(default),
+                    default=argparse.SUPPRESS,
                     help=help_text,
                 )
             else:
                 parser.add_argument(
                     flag,
                     dest=item.name,
-                    type=kind,
-                    default=kind(default),
+                    type=type(item.default),
+                    default=argparse.SUPPRESS,
                     choices=item.metadata["choices"],
                     help=help_text,
                 )
 
     @classmethod
-    def from_namespace(cls, namespace: argparse.Namespace) -> ServerConfig:
-        """Build the configuration from parsed arguments."""
-        names = {item.name for item in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in vars(namespace).items() if k in names})
+    def from_namespace(
+        cls, namespace: argparse.Namespace, environ: Mapping[str, str] = os.environ
+    ) -> ServerConfig:
+        """The configuration of parsed arguments: a flag given wins, then its ``STATEKEEPER_*``
+        variable, then the default. Raises :class:`ConfigError` for a variable that does not
+        parse (naming it and the form it needs)."""
+        given = vars(namespace)
+        values: dict[str, Any] = {}
+        for item in dataclasses.fields(cls):
+            if item.name in given:
+                values[item.name] = given[item.name]
+            elif _env_name(item.name) in environ:
+                values[item.name] = _from_env(item, environ[_env_name(item.name)])
+        return cls(**values)
 
 
-def _parse_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+class ConfigError(ValueError):
+    """A ``STATEKEEPER_*`` variable whose value is not of the setting's form."""
+
+
+def _env_name(name: str) -> str:
+    return "STATEKEEPER_" + name.upper()
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _from_env(item: dataclasses.Field[Any], text: str) -> Any:
+    """The value of setting ``item`` read from its environment variable's ``text``."""
+    default, choices = item.default, item.metadata["choices"]
+    if isinstance(default, bool):
+        word = text.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        expected = "a boolean (1, true, yes, on or 0, false, no, off)"
+    elif choices is not None:
+        if text in choices:
+            return text
+        expected = "one of " + ", ".join(choices)
+    elif isinstance(default, int | float):
+        try:
+            return type(default)(text)
+        except ValueError:
+            expected = "an integer" if isinstance(default, int) else "a number"
+            expected += f" such as {default}"
+    else:
+        return text
+    raise ConfigError(f"{_env_name(item.name)}={text!r} is not valid: expected {expected}")

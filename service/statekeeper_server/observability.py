@@ -34,8 +34,10 @@ from statekeeper_server.engine.backend import (
     BackendStats,
     Compare,
     Entry,
+    KeyRange,
     Operation,
     Page,
+    ScanPage,
     TxnResult,
     WatchUpdate,
 )
@@ -219,6 +221,29 @@ class InstrumentedBackend(Backend):
         """Timed :meth:`Backend.range`."""
         with self._timed("range"):
             return await self.inner.range(prefix, pattern, start_after=start_after, limit=limit)
+
+    async def scan(
+        self,
+        span: KeyRange,
+        *,
+        after: str | None = None,
+        reverse: bool = False,
+        limit: int = 100,
+        revision: int = 0,
+        keys_only: bool = False,
+        max_bytes: int | None = None,
+    ) -> ScanPage:
+        """Timed :meth:`Backend.scan`."""
+        with self._timed("scan"):
+            return await self.inner.scan(
+                span,
+                after=after,
+                reverse=reverse,
+                limit=limit,
+                revision=revision,
+                keys_only=keys_only,
+                max_bytes=max_bytes,
+            )
 
     def watch(
         self,

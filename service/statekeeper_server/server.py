@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 import sys
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from statekeeper.errors import InvalidArgumentError
+from statekeeper.errors import FailedPreconditionError, InvalidArgumentError
 
 from statekeeper_server.auth import Authenticator, TokenTable
 from statekeeper_server.config import ServerConfig
@@ -24,6 +26,31 @@ from statekeeper_server.services import SERVICES
 from statekeeper_server.workers import Supervisor, check_workers
 
 log = logging.getLogger("statekeeper.server")
+
+
+def cannot_listen(host: str, port: int, flag: str) -> FailedPreconditionError:
+    """The one-line error of a server that cannot listen on host:port, with the reason the
+    operating system gives (found by binding a plain socket there) and what to change."""
+    address = f"{host}:{port}"
+    try:
+        family, kind, _, _, sockaddr = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind) as probe:
+            probe.bind(sockaddr)
+        reason = "the address cannot be bound"
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            return FailedPreconditionError(
+                f"cannot listen on {address}: port {port} is already in use; stop the process "
+                f"using it or choose another port with {flag} (0 picks a free one)",
+                metadata={"address": address},
+            )
+        reason = error.strerror or str(error)
+    return FailedPreconditionError(
+        f"cannot listen on {address}: {reason}; check the host and {flag}",
+        metadata={"address": address},
+    )
 
 
 def backend_options(config: ServerConfig) -> BackendOptions:
@@ -124,18 +151,25 @@ class StatekeeperServer:
         )
         address = f"{self.config.host}:{self.config.port}"
         credentials = server_credentials(self.config)
-        if credentials is None:
-            self.port = server.add_insecure_port(address)
-        else:
-            self.port = server.add_secure_port(address, credentials)
+        try:
+            if credentials is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, credentials)
+        except RuntimeError:  # grpc says only "Failed to bind"; the OS says why
+            raise cannot_listen(self.config.host, self.config.port, "--port") from None
         self.runtime.stopping.clear()
         await server.start()
         self._server = server
         if self.config.metrics_port >= 0 and self.metrics_port is None:
             self.metrics.watch_store(self.runtime.backend, asyncio.get_running_loop())
-            self.metrics_port = self.metrics.serve_http(
-                self.config.metrics_host or self.config.host, self.config.metrics_port
-            )
+            host = self.config.metrics_host or self.config.host
+            try:
+                self.metrics_port = self.metrics.serve_http(host, self.config.metrics_port)
+            except OSError:
+                await server.stop(0)
+                self._server = None
+                raise cannot_listen(host, self.config.metrics_port, "--metrics-port") from None
         for name in ["", *names]:
             await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/statekeeper/statekeeper/clients/go/statekeeperv1"
@@ -334,6 +335,34 @@ func (c *Client) Keys(ctx context.Context, pattern string, pageSize int32) iter.
 				return
 			}
 			token = next
+		}
+	}
+}
+
+// Range yields the entries of a StateService.Range request page by page, until the last page
+// or the first error. The request's PageToken is managed here and ValueEncoding is set to the
+// client's encoding; every other field is sent as given (see docs/range.md).
+func (c *Client) Range(ctx context.Context, request *pb.RangeRequest) iter.Seq2[*Entry, error] {
+	return func(yield func(*Entry, error) bool) {
+		page := proto.Clone(request).(*pb.RangeRequest)
+		page.ValueEncoding = c.ValueEncoding()
+		page.PageToken = ""
+		for {
+			response, err := c.state.Range(ctx, page)
+			if err != nil {
+				yield(nil, FromError(err))
+				return
+			}
+			for _, kv := range response.GetKvs() {
+				entry, err := entryFrom(kv)
+				if !yield(entry, err) || err != nil {
+					return
+				}
+			}
+			if response.GetNextPageToken() == "" {
+				return
+			}
+			page.PageToken = response.GetNextPageToken()
 		}
 	}
 }

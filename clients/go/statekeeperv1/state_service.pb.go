@@ -1310,6 +1310,209 @@ func (x *WatchResponse) GetFragment() bool {
 	return false
 }
 
+// RangeRequest asks for one page of the entries whose keys satisfy every given condition.
+//
+// Keys are ordered by code point (ascending byte order of their UTF-8), as in ListKeys.
+type RangeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The least key of the range (inclusive); empty means no lower bound.
+	StartKey string `protobuf:"bytes,1,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
+	// The key at which the range ends (exclusive); empty means no upper bound. When both bounds
+	// are set, end_key must be after start_key (INVALID_ARGUMENT otherwise).
+	EndKey string `protobuf:"bytes,2,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
+	// Only keys that start with this literal text (no glob characters); empty means any key.
+	Prefix string `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// Only keys that match this glob pattern (ListKeysRequest.pattern rules); empty means any key.
+	Pattern string `protobuf:"bytes,4,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	// When true, entries come in descending key order, starting from the end of the range.
+	Reverse bool `protobuf:"varint,5,opt,name=reverse,proto3" json:"reverse,omitempty"`
+	// When true, entries carry no value, only their key and revision metadata.
+	KeysOnly bool `protobuf:"varint,6,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
+	// The maximum number of entries of this page: 1 to 1000; 0 means 100. A page may hold fewer
+	// entries, even none, and still have a next page: the server stops a page when its values
+	// reach the value size limit (so that it fits one message) or after looking at a bounded
+	// number of keys for a sparse pattern.
+	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The token from a previous response's `next_page_token`, with every other field unchanged
+	// (INVALID_ARGUMENT, INVALID_PAGE_TOKEN otherwise).
+	PageToken string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// When positive, the entries as they were at this store revision: it must not be after the
+	// current revision (INVALID_ARGUMENT, INVALID_REVISION) and must be at least the oldest
+	// retained revision (GetStatsResponse.oldest_revision), else the call fails with OUT_OF_RANGE
+	// (HISTORY_COMPACTED, metadata `compact_revision`). 0 means the current revision; every page
+	// then reads the store as it is, so pass the first page's `revision` to page through one
+	// consistent snapshot.
+	Revision int64 `protobuf:"varint,9,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The form in which to return values.
+	ValueEncoding ValueEncoding `protobuf:"varint,10,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RangeRequest) Reset() {
+	*x = RangeRequest{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RangeRequest) ProtoMessage() {}
+
+func (x *RangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RangeRequest.ProtoReflect.Descriptor instead.
+func (*RangeRequest) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RangeRequest) GetStartKey() string {
+	if x != nil {
+		return x.StartKey
+	}
+	return ""
+}
+
+func (x *RangeRequest) GetEndKey() string {
+	if x != nil {
+		return x.EndKey
+	}
+	return ""
+}
+
+func (x *RangeRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *RangeRequest) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *RangeRequest) GetReverse() bool {
+	if x != nil {
+		return x.Reverse
+	}
+	return false
+}
+
+func (x *RangeRequest) GetKeysOnly() bool {
+	if x != nil {
+		return x.KeysOnly
+	}
+	return false
+}
+
+func (x *RangeRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *RangeRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *RangeRequest) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *RangeRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
+}
+
+// RangeResponse is one page of entries.
+type RangeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries, in key order (descending when the request asked for reverse), with user keys.
+	Kvs []*KeyValue `protobuf:"bytes,1,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The store revision the entries are as of.
+	Revision      int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RangeResponse) Reset() {
+	*x = RangeResponse{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RangeResponse) ProtoMessage() {}
+
+func (x *RangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RangeResponse.ProtoReflect.Descriptor instead.
+func (*RangeResponse) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RangeResponse) GetKvs() []*KeyValue {
+	if x != nil {
+		return x.Kvs
+	}
+	return nil
+}
+
+func (x *RangeResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *RangeResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 // GetStatsRequest asks for the storage statistics; it has no parameters.
 type GetStatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1319,7 +1522,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_statekeeper_v1_state_service_proto_msgTypes[19]
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1534,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_state_service_proto_msgTypes[19]
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1547,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{19}
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{21}
 }
 
 // GetStatsResponse holds the size and history figures of the storage backend.
@@ -1366,7 +1569,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_statekeeper_v1_state_service_proto_msgTypes[20]
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1581,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_state_service_proto_msgTypes[20]
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1594,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{20}
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetStatsResponse) GetKeys() int64 {
@@ -1513,7 +1716,24 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\bcanceled\x18\x05 \x01(\bR\bcanceled\x12)\n" +
 	"\x10compact_revision\x18\x06 \x01(\x03R\x0fcompactRevision\x12#\n" +
 	"\rcancel_reason\x18\a \x01(\tR\fcancelReason\x12\x1a\n" +
-	"\bfragment\x18\b \x01(\bR\bfragment\"\x11\n" +
+	"\bfragment\x18\b \x01(\bR\bfragment\"\xcb\x02\n" +
+	"\fRangeRequest\x12\x1b\n" +
+	"\tstart_key\x18\x01 \x01(\tR\bstartKey\x12\x17\n" +
+	"\aend_key\x18\x02 \x01(\tR\x06endKey\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\tR\x06prefix\x12\x18\n" +
+	"\apattern\x18\x04 \x01(\tR\apattern\x12\x18\n" +
+	"\areverse\x18\x05 \x01(\bR\areverse\x12\x1b\n" +
+	"\tkeys_only\x18\x06 \x01(\bR\bkeysOnly\x12\x1b\n" +
+	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\x12\x1a\n" +
+	"\brevision\x18\t \x01(\x03R\brevision\x12D\n" +
+	"\x0evalue_encoding\x18\n" +
+	" \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"\x7f\n" +
+	"\rRangeResponse\x12*\n" +
+	"\x03kvs\x18\x01 \x03(\v2\x18.statekeeper.v1.KeyValueR\x03kvs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\x11\n" +
 	"\x0fGetStatsRequest\"\x9b\x01\n" +
 	"\x10GetStatsResponse\x12\x12\n" +
 	"\x04keys\x18\x01 \x01(\x03R\x04keys\x12\x14\n" +
@@ -1525,7 +1745,7 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
 	"\x11EVENT_TYPE_DELETE\x10\x02\x12\x15\n" +
-	"\x11EVENT_TYPE_EXPIRE\x10\x032\xd8\x04\n" +
+	"\x11EVENT_TYPE_EXPIRE\x10\x032\x9e\x05\n" +
 	"\fStateService\x12A\n" +
 	"\x04Save\x12\x1b.statekeeper.v1.SaveRequest\x1a\x1c.statekeeper.v1.SaveResponse\x12>\n" +
 	"\x03Get\x12\x1a.statekeeper.v1.GetRequest\x1a\x1b.statekeeper.v1.GetResponse\x12G\n" +
@@ -1534,7 +1754,8 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\bListKeys\x12\x1f.statekeeper.v1.ListKeysRequest\x1a .statekeeper.v1.ListKeysResponse\x12M\n" +
 	"\bTransact\x12\x1f.statekeeper.v1.TransactRequest\x1a .statekeeper.v1.TransactResponse\x12F\n" +
 	"\x05Watch\x12\x1c.statekeeper.v1.WatchRequest\x1a\x1d.statekeeper.v1.WatchResponse0\x01\x12M\n" +
-	"\bGetStats\x12\x1f.statekeeper.v1.GetStatsRequest\x1a .statekeeper.v1.GetStatsResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
+	"\bGetStats\x12\x1f.statekeeper.v1.GetStatsRequest\x1a .statekeeper.v1.GetStatsResponse\x12D\n" +
+	"\x05Range\x12\x1c.statekeeper.v1.RangeRequest\x1a\x1d.statekeeper.v1.RangeResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
 
 var (
 	file_statekeeper_v1_state_service_proto_rawDescOnce sync.Once
@@ -1549,7 +1770,7 @@ func file_statekeeper_v1_state_service_proto_rawDescGZIP() []byte {
 }
 
 var file_statekeeper_v1_state_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_statekeeper_v1_state_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_statekeeper_v1_state_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_statekeeper_v1_state_service_proto_goTypes = []any{
 	(EventType)(0),              // 0: statekeeper.v1.EventType
 	(*SaveRequest)(nil),         // 1: statekeeper.v1.SaveRequest
@@ -1571,56 +1792,62 @@ var file_statekeeper_v1_state_service_proto_goTypes = []any{
 	(*WatchRequest)(nil),        // 17: statekeeper.v1.WatchRequest
 	(*Event)(nil),               // 18: statekeeper.v1.Event
 	(*WatchResponse)(nil),       // 19: statekeeper.v1.WatchResponse
-	(*GetStatsRequest)(nil),     // 20: statekeeper.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),    // 21: statekeeper.v1.GetStatsResponse
-	(*Value)(nil),               // 22: statekeeper.v1.Value
-	(*durationpb.Duration)(nil), // 23: google.protobuf.Duration
-	(*KeyValue)(nil),            // 24: statekeeper.v1.KeyValue
-	(ValueEncoding)(0),          // 25: statekeeper.v1.ValueEncoding
+	(*RangeRequest)(nil),        // 20: statekeeper.v1.RangeRequest
+	(*RangeResponse)(nil),       // 21: statekeeper.v1.RangeResponse
+	(*GetStatsRequest)(nil),     // 22: statekeeper.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),    // 23: statekeeper.v1.GetStatsResponse
+	(*Value)(nil),               // 24: statekeeper.v1.Value
+	(*durationpb.Duration)(nil), // 25: google.protobuf.Duration
+	(*KeyValue)(nil),            // 26: statekeeper.v1.KeyValue
+	(ValueEncoding)(0),          // 27: statekeeper.v1.ValueEncoding
 }
 var file_statekeeper_v1_state_service_proto_depIdxs = []int32{
-	22, // 0: statekeeper.v1.SaveRequest.value:type_name -> statekeeper.v1.Value
-	23, // 1: statekeeper.v1.SaveRequest.ttl:type_name -> google.protobuf.Duration
-	24, // 2: statekeeper.v1.SaveResponse.kv:type_name -> statekeeper.v1.KeyValue
-	25, // 3: statekeeper.v1.GetRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	24, // 4: statekeeper.v1.GetResponse.kv:type_name -> statekeeper.v1.KeyValue
-	22, // 5: statekeeper.v1.UpdateRequest.patch:type_name -> statekeeper.v1.Value
-	23, // 6: statekeeper.v1.UpdateRequest.ttl:type_name -> google.protobuf.Duration
-	25, // 7: statekeeper.v1.UpdateRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	24, // 8: statekeeper.v1.UpdateResponse.kv:type_name -> statekeeper.v1.KeyValue
-	22, // 9: statekeeper.v1.PutOperation.value:type_name -> statekeeper.v1.Value
-	23, // 10: statekeeper.v1.PutOperation.ttl:type_name -> google.protobuf.Duration
+	24, // 0: statekeeper.v1.SaveRequest.value:type_name -> statekeeper.v1.Value
+	25, // 1: statekeeper.v1.SaveRequest.ttl:type_name -> google.protobuf.Duration
+	26, // 2: statekeeper.v1.SaveResponse.kv:type_name -> statekeeper.v1.KeyValue
+	27, // 3: statekeeper.v1.GetRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	26, // 4: statekeeper.v1.GetResponse.kv:type_name -> statekeeper.v1.KeyValue
+	24, // 5: statekeeper.v1.UpdateRequest.patch:type_name -> statekeeper.v1.Value
+	25, // 6: statekeeper.v1.UpdateRequest.ttl:type_name -> google.protobuf.Duration
+	27, // 7: statekeeper.v1.UpdateRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	26, // 8: statekeeper.v1.UpdateResponse.kv:type_name -> statekeeper.v1.KeyValue
+	24, // 9: statekeeper.v1.PutOperation.value:type_name -> statekeeper.v1.Value
+	25, // 10: statekeeper.v1.PutOperation.ttl:type_name -> google.protobuf.Duration
 	12, // 11: statekeeper.v1.Operation.put:type_name -> statekeeper.v1.PutOperation
 	13, // 12: statekeeper.v1.Operation.delete:type_name -> statekeeper.v1.DeleteOperation
 	11, // 13: statekeeper.v1.TransactRequest.comparisons:type_name -> statekeeper.v1.Comparison
 	14, // 14: statekeeper.v1.TransactRequest.operations:type_name -> statekeeper.v1.Operation
-	25, // 15: statekeeper.v1.WatchRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	23, // 16: statekeeper.v1.WatchRequest.progress_interval:type_name -> google.protobuf.Duration
+	27, // 15: statekeeper.v1.WatchRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	25, // 16: statekeeper.v1.WatchRequest.progress_interval:type_name -> google.protobuf.Duration
 	0,  // 17: statekeeper.v1.Event.type:type_name -> statekeeper.v1.EventType
-	24, // 18: statekeeper.v1.Event.kv:type_name -> statekeeper.v1.KeyValue
-	24, // 19: statekeeper.v1.Event.prev_kv:type_name -> statekeeper.v1.KeyValue
+	26, // 18: statekeeper.v1.Event.kv:type_name -> statekeeper.v1.KeyValue
+	26, // 19: statekeeper.v1.Event.prev_kv:type_name -> statekeeper.v1.KeyValue
 	18, // 20: statekeeper.v1.WatchResponse.events:type_name -> statekeeper.v1.Event
-	1,  // 21: statekeeper.v1.StateService.Save:input_type -> statekeeper.v1.SaveRequest
-	3,  // 22: statekeeper.v1.StateService.Get:input_type -> statekeeper.v1.GetRequest
-	5,  // 23: statekeeper.v1.StateService.Update:input_type -> statekeeper.v1.UpdateRequest
-	7,  // 24: statekeeper.v1.StateService.Delete:input_type -> statekeeper.v1.DeleteRequest
-	9,  // 25: statekeeper.v1.StateService.ListKeys:input_type -> statekeeper.v1.ListKeysRequest
-	15, // 26: statekeeper.v1.StateService.Transact:input_type -> statekeeper.v1.TransactRequest
-	17, // 27: statekeeper.v1.StateService.Watch:input_type -> statekeeper.v1.WatchRequest
-	20, // 28: statekeeper.v1.StateService.GetStats:input_type -> statekeeper.v1.GetStatsRequest
-	2,  // 29: statekeeper.v1.StateService.Save:output_type -> statekeeper.v1.SaveResponse
-	4,  // 30: statekeeper.v1.StateService.Get:output_type -> statekeeper.v1.GetResponse
-	6,  // 31: statekeeper.v1.StateService.Update:output_type -> statekeeper.v1.UpdateResponse
-	8,  // 32: statekeeper.v1.StateService.Delete:output_type -> statekeeper.v1.DeleteResponse
-	10, // 33: statekeeper.v1.StateService.ListKeys:output_type -> statekeeper.v1.ListKeysResponse
-	16, // 34: statekeeper.v1.StateService.Transact:output_type -> statekeeper.v1.TransactResponse
-	19, // 35: statekeeper.v1.StateService.Watch:output_type -> statekeeper.v1.WatchResponse
-	21, // 36: statekeeper.v1.StateService.GetStats:output_type -> statekeeper.v1.GetStatsResponse
-	29, // [29:37] is the sub-list for method output_type
-	21, // [21:29] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	27, // 21: statekeeper.v1.RangeRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	26, // 22: statekeeper.v1.RangeResponse.kvs:type_name -> statekeeper.v1.KeyValue
+	1,  // 23: statekeeper.v1.StateService.Save:input_type -> statekeeper.v1.SaveRequest
+	3,  // 24: statekeeper.v1.StateService.Get:input_type -> statekeeper.v1.GetRequest
+	5,  // 25: statekeeper.v1.StateService.Update:input_type -> statekeeper.v1.UpdateRequest
+	7,  // 26: statekeeper.v1.StateService.Delete:input_type -> statekeeper.v1.DeleteRequest
+	9,  // 27: statekeeper.v1.StateService.ListKeys:input_type -> statekeeper.v1.ListKeysRequest
+	15, // 28: statekeeper.v1.StateService.Transact:input_type -> statekeeper.v1.TransactRequest
+	17, // 29: statekeeper.v1.StateService.Watch:input_type -> statekeeper.v1.WatchRequest
+	22, // 30: statekeeper.v1.StateService.GetStats:input_type -> statekeeper.v1.GetStatsRequest
+	20, // 31: statekeeper.v1.StateService.Range:input_type -> statekeeper.v1.RangeRequest
+	2,  // 32: statekeeper.v1.StateService.Save:output_type -> statekeeper.v1.SaveResponse
+	4,  // 33: statekeeper.v1.StateService.Get:output_type -> statekeeper.v1.GetResponse
+	6,  // 34: statekeeper.v1.StateService.Update:output_type -> statekeeper.v1.UpdateResponse
+	8,  // 35: statekeeper.v1.StateService.Delete:output_type -> statekeeper.v1.DeleteResponse
+	10, // 36: statekeeper.v1.StateService.ListKeys:output_type -> statekeeper.v1.ListKeysResponse
+	16, // 37: statekeeper.v1.StateService.Transact:output_type -> statekeeper.v1.TransactResponse
+	19, // 38: statekeeper.v1.StateService.Watch:output_type -> statekeeper.v1.WatchResponse
+	23, // 39: statekeeper.v1.StateService.GetStats:output_type -> statekeeper.v1.GetStatsResponse
+	21, // 40: statekeeper.v1.StateService.Range:output_type -> statekeeper.v1.RangeResponse
+	32, // [32:41] is the sub-list for method output_type
+	23, // [23:32] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_statekeeper_v1_state_service_proto_init() }
@@ -1642,7 +1869,7 @@ func file_statekeeper_v1_state_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statekeeper_v1_state_service_proto_rawDesc), len(file_statekeeper_v1_state_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

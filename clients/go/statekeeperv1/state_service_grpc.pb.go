@@ -27,6 +27,7 @@ const (
 	StateService_Transact_FullMethodName = "/statekeeper.v1.StateService/Transact"
 	StateService_Watch_FullMethodName    = "/statekeeper.v1.StateService/Watch"
 	StateService_GetStats_FullMethodName = "/statekeeper.v1.StateService/GetStats"
+	StateService_Range_FullMethodName    = "/statekeeper.v1.StateService/Range"
 )
 
 // StateServiceClient is the client API for StateService service.
@@ -55,6 +56,10 @@ type StateServiceClient interface {
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	// GetStats reports the size and history figures of the storage backend behind this server.
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
+	// Range reads the entries of a key range, optionally narrowed by a prefix and a glob pattern,
+	// in key order or reversed, with their values or keys only, one page at a time, as the store
+	// is now or as it was at an earlier revision while that history is retained.
+	Range(ctx context.Context, in *RangeRequest, opts ...grpc.CallOption) (*RangeResponse, error)
 }
 
 type stateServiceClient struct {
@@ -154,6 +159,16 @@ func (c *stateServiceClient) GetStats(ctx context.Context, in *GetStatsRequest, 
 	return out, nil
 }
 
+func (c *stateServiceClient) Range(ctx context.Context, in *RangeRequest, opts ...grpc.CallOption) (*RangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RangeResponse)
+	err := c.cc.Invoke(ctx, StateService_Range_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StateServiceServer is the server API for StateService service.
 // All implementations must embed UnimplementedStateServiceServer
 // for forward compatibility.
@@ -180,6 +195,10 @@ type StateServiceServer interface {
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	// GetStats reports the size and history figures of the storage backend behind this server.
 	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
+	// Range reads the entries of a key range, optionally narrowed by a prefix and a glob pattern,
+	// in key order or reversed, with their values or keys only, one page at a time, as the store
+	// is now or as it was at an earlier revision while that history is retained.
+	Range(context.Context, *RangeRequest) (*RangeResponse, error)
 	mustEmbedUnimplementedStateServiceServer()
 }
 
@@ -213,6 +232,9 @@ func (UnimplementedStateServiceServer) Watch(*WatchRequest, grpc.ServerStreaming
 }
 func (UnimplementedStateServiceServer) GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStats not implemented")
+}
+func (UnimplementedStateServiceServer) Range(context.Context, *RangeRequest) (*RangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Range not implemented")
 }
 func (UnimplementedStateServiceServer) mustEmbedUnimplementedStateServiceServer() {}
 func (UnimplementedStateServiceServer) testEmbeddedByValue()                      {}
@@ -372,6 +394,24 @@ func _StateService_GetStats_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StateService_Range_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StateServiceServer).Range(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StateService_Range_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StateServiceServer).Range(ctx, req.(*RangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StateService_ServiceDesc is the grpc.ServiceDesc for StateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -406,6 +446,10 @@ var StateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetStats",
 			Handler:    _StateService_GetStats_Handler,
+		},
+		{
+			MethodName: "Range",
+			Handler:    _StateService_Range_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -9,12 +9,33 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ValueEncoding, type KeyValue } from "./gen/statekeeper/v1/common_pb.js";
 import {
   EventType,
+  RangeRequestSchema,
   StateService,
   type Event,
   WatchRequestSchema,
 } from "./gen/statekeeper/v1/state_service_pb.js";
 import { fromError, HistoryCompactedError, Reason, StatekeeperError } from "./errors.js";
 import { fromValue, toValue, type Document } from "./values.js";
+
+/** The conditions of a range read (StateService.Range, docs/range.md); all are optional. */
+export interface RangeOptions {
+  /** The least key (inclusive). */
+  startKey?: string;
+  /** The key at which the range ends (exclusive). */
+  endKey?: string;
+  /** Only keys starting with this literal text. */
+  prefix?: string;
+  /** Only keys matching this glob pattern. */
+  pattern?: string;
+  /** Descending key order. */
+  reverse?: boolean;
+  /** Entries without values. */
+  keysOnly?: boolean;
+  /** Entries per page (0: the server's default). */
+  pageSize?: number;
+  /** Read the store as it was at this revision (0: now). */
+  revision?: bigint | number;
+}
 
 /** TLS settings: PEM contents (not paths) of the CA, and of a client certificate for mTLS. */
 export interface TlsOptions {
@@ -269,6 +290,28 @@ export class StatekeeperClient {
       yield* page.keys;
       token = page.nextPageToken;
     } while (token !== "");
+  }
+
+  /**
+   * The entries of a StateService.Range request (docs/range.md: key range, prefix, glob,
+   * reverse, keys only, revision), in its order, fetched page by page; the page token is
+   * managed here.
+   */
+  async *range(options: RangeOptions = {}): AsyncGenerator<Entry> {
+    let pageToken = "";
+    do {
+      const request: MessageInitShape<typeof RangeRequestSchema> = {
+        ...options,
+        revision: BigInt(options.revision ?? 0),
+        pageToken,
+        valueEncoding: ValueEncoding.JSON,
+      };
+      const response = await this.call(() =>
+        this.state.range(request, { timeoutMs: this.timeoutMs }),
+      );
+      for (const kv of response.kvs) yield entryFrom(kv);
+      pageToken = response.nextPageToken;
+    } while (pageToken !== "");
   }
 
   /**

@@ -9,6 +9,7 @@ export {
   type ChangeType,
   type ConnectOptions,
   type Entry,
+  type RangeOptions,
   type TlsOptions,
   type WatchOptions,
   type WriteOptions,

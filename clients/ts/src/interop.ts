@@ -9,6 +9,7 @@
 //   node dist/interop.js not-found --address HOST:PORT --key K
 //   node dist/interop.js list --address HOST:PORT --pattern 'p/*' --page-size 2
 //   node dist/interop.js watch --address HOST:PORT --pattern 'p/*' --count 3 [--start-revision R]
+//   node dist/interop.js range --address HOST:PORT --prefix p/ [--reverse] [--page-size 2] [--revision R]
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -20,6 +21,20 @@ import { serviceCases } from "./interop_services.js";
 import { documentFromJson } from "./values.js";
 
 const cases: Record<string, Case> = {
+  async range(client, values) {
+    const entries: Json[] = [];
+    const options = {
+      prefix: String(values.prefix ?? ""),
+      reverse: values.reverse === true,
+      pageSize: Number(values["page-size"] ?? 0),
+      revision: BigInt(String(values.revision ?? "0")),
+    };
+    for await (const entry of client.range(options)) {
+      entries.push({ key: entry.key, value: entry.value, mod_revision: entry.modRevision });
+    }
+    emit({ entries });
+  },
+
   async save(client, values) {
     const document = documentFromJson(JSON.parse(String(values.value ?? "null")));
     emit({ revision: await client.save(String(values.key), document) });
@@ -121,6 +136,9 @@ async function main(argv: string[]): Promise<number> {
       "page-size": { type: "string" },
       count: { type: "string" },
       "start-revision": { type: "string" },
+      prefix: { type: "string" },
+      reverse: { type: "boolean" },
+      revision: { type: "string" },
       id: { type: "string" },
       team: { type: "string" },
       agent: { type: "string" },

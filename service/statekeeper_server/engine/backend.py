@@ -16,6 +16,10 @@ Every backend (memory, file, Redis) implements this class and passes the one con
 * **List.** :meth:`Backend.range` returns entries under a literal prefix whose remainder matches
   a :class:`~statekeeper_server.engine.glob.GlobPattern`, ordered by key (code point order),
   after an exclusive ``start_after`` key, at most ``limit`` of them.
+* **Scan.** :meth:`Backend.scan` reads the entries of a :class:`KeyRange` in key order or in
+  reverse, one page after a cursor, optionally as they were at an earlier ``revision`` (rebuilt
+  from the change history while it is retained, else
+  :class:`~statekeeper.errors.HistoryCompactedError`).
 * **Watch.** :meth:`Backend.watch` yields the changes under a prefix (optionally filtered by a
   pattern) from a start revision, in revision order, with no loss and no duplicates while the
   history is retained. The first update is the "created" marker; an idle watch yields progress
@@ -32,7 +36,7 @@ import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from statekeeper.errors import ConflictError, Reason
+from statekeeper.errors import ConflictError, InvalidArgumentError, Reason
 
 from statekeeper_server.engine.glob import GlobPattern
 
@@ -114,6 +118,43 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyRange:
+    """Backend keys ``k`` with ``low <= k`` and, when ``high`` is set, ``k < high``, whose
+    remainder after ``prefix`` (every such key starts with it) matches ``pattern``."""
+
+    prefix: str
+    low: str
+    high: str | None
+    pattern: GlobPattern | None = None
+
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` lies in the range (the pattern aside)."""
+        return self.low <= key and (self.high is None or key < self.high)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPage:
+    """One page of :meth:`Backend.scan`: the entries, the revision they are as of, and, when
+    ``more``, the ``cursor`` key after which the next page continues (in the scan's direction;
+    a page may hold fewer entries than asked for, even none, when the backend stopped early)."""
+
+    entries: list[Entry]
+    revision: int
+    more: bool
+    cursor: str
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The least string after every string that starts with ``prefix`` (None: no such bound,
+    ``prefix`` is empty or only U+10FFFF characters)."""
+    while prefix and prefix[-1] == "\U0010ffff":
+        prefix = prefix[:-1]
+    if not prefix:
+        return None
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+@dataclass(frozen=True, slots=True)
 class WatchUpdate:
     """One step of a watch: events in revision order, or none (created marker or progress).
 
@@ -133,6 +174,16 @@ class BackendStats:
     revision: int
     oldest_revision: int
     backend: str
+
+
+def future_revision(revision: int, current: int) -> InvalidArgumentError:
+    """The error for a read at a revision the store has not reached."""
+    return InvalidArgumentError(
+        f"revision {revision} is after the current revision {current}",
+        reason=Reason.INVALID_REVISION,
+        metadata={"revision": str(revision), "current_revision": str(current)},
+        violations=[("revision", "after the current revision")],
+    )
 
 
 def conflict(key: str, expected: int, actual: int) -> ConflictError:
@@ -187,6 +238,25 @@ class Backend(abc.ABC):
     ) -> Page:
         """Live entries whose key starts with ``prefix`` and whose remainder matches
         ``pattern``, in key order, strictly after ``start_after``, at most ``limit``."""
+
+    @abc.abstractmethod
+    async def scan(
+        self,
+        span: KeyRange,
+        *,
+        after: str | None = None,
+        reverse: bool = False,
+        limit: int = 100,
+        revision: int = 0,
+        keys_only: bool = False,
+        max_bytes: int | None = None,
+    ) -> ScanPage:
+        """Live entries of ``span`` in key order (descending when ``reverse``), strictly after
+        the cursor ``after`` in that direction, at most ``limit``, and no more after the one
+        that brings their values to ``max_bytes``; with ``revision`` set below the current one,
+        the entries as they were at that revision (a revision after the current one is
+        INVALID_REVISION). With ``keys_only`` a backend may leave the entries' values empty
+        (``b""``) rather than read them."""
 
     @abc.abstractmethod
     def watch(

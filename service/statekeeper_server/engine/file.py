@@ -83,8 +83,10 @@ from statekeeper_server.engine.backend import (
     Entry,
     Event,
     EventType,
+    KeyRange,
     Operation,
     Page,
+    ScanPage,
     TxnResult,
     WatchUpdate,
 )
@@ -772,6 +774,29 @@ class FileBackend(Backend):
         self._check_usable()
         return self._index.range_now(
             prefix, pattern, start_after=start_after, limit=limit, now=time.time()
+        )
+
+    async def scan(
+        self,
+        span: KeyRange,
+        *,
+        after: str | None = None,
+        reverse: bool = False,
+        limit: int = 100,
+        revision: int = 0,
+        keys_only: bool = False,
+        max_bytes: int | None = None,
+    ) -> ScanPage:
+        """Live, durable entries of ``span``, now or at an earlier revision (from the index)."""
+        self._check_usable()
+        return self._index.scan_now(
+            span,
+            after=after,
+            reverse=reverse,
+            limit=limit,
+            revision=revision,
+            max_bytes=max_bytes,
+            now=time.time(),
         )
 
     def watch(

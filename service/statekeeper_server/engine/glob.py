@@ -47,6 +47,79 @@ class GlobPattern:
         """True when ``key`` matches the whole pattern."""
         return self._regex.match(key) is not None
 
+    def tokens(self) -> list[list[int]]:
+        """The pattern as code-point tokens, for matchers outside Python (the Redis scripts):
+        ``[0, c]`` the character ``c``, ``[1]`` any one character, ``[2]`` any run, and
+        ``[3, negated, low1, high1, ...]`` a set of inclusive code-point ranges. The sets mean
+        what ``fnmatch.translate`` makes of them (ranges running backwards are dropped together
+        with their ends, an empty set matches nothing, ``[!]`` any character)."""
+        out: list[list[int]] = []
+        text, index = self.text, 0
+        while index < len(text):
+            char = text[index]
+            if char == "*":
+                if not out or out[-1] != [2]:
+                    out.append([2])
+            elif char == "?":
+                out.append([1])
+            elif char == "[":
+                end = _set_end(text, index + 1)
+                out.append(_set_token(text[index + 1 : end]))
+                index = end
+            else:
+                out.append([0, ord(char)])
+            index += 1
+        return out
+
+
+def _set_end(text: str, start: int) -> int:
+    """The index of the ``]`` that closes the set whose contents start at ``start``."""
+    end = start
+    if end < len(text) and text[end] == "!":
+        end += 1
+    if end < len(text) and text[end] == "]":
+        end += 1
+    while text[end] != "]":
+        end += 1
+    return end
+
+
+def _set_token(body: str) -> list[int]:
+    """The token of one set ``[body]``, with fnmatch's reading of ``!`` and ``-``."""
+    # Split at the hyphens that make ranges: the first one may not follow "[" or "[!" directly,
+    # and each later one needs two characters after the previous one.
+    chunks: list[str] = []
+    begin, search = 0, 2 if body.startswith("!") else 1
+    while (hyphen := body.find("-", search)) >= 0:
+        chunks.append(body[begin:hyphen])
+        begin, search = hyphen + 1, hyphen + 3
+    if begin < len(body):
+        chunks.append(body[begin:])
+    elif chunks:
+        chunks[-1] += "-"
+    else:
+        chunks.append(body)
+    for k in range(len(chunks) - 1, 0, -1):
+        if chunks[k - 1][-1] > chunks[k][0]:  # a backwards range: dropped with its ends
+            chunks[k - 1] = chunks[k - 1][:-1] + chunks[k][1:]
+            del chunks[k]
+    joined = "-".join(chunks)
+    if joined in ("", "!"):  # fnmatch: an empty set matches nothing, "[!]" any character
+        return [3, 1] if joined else [3, 0]
+    negated = joined.startswith("!")
+    if negated:
+        chunks[0] = chunks[0][1:]
+    if not chunks[0] and len(chunks) > 1:  # a hyphen first in the set is a literal hyphen
+        chunks[0:2] = ["-" + chunks[1]]
+    ranges: list[int] = []
+    for k, chunk in enumerate(chunks):
+        inner = chunk[1 if k > 0 else 0 : -1 if k < len(chunks) - 1 else len(chunk)]
+        for char in inner:
+            ranges += [ord(char), ord(char)]
+        if k < len(chunks) - 1:
+            ranges += [ord(chunk[-1]), ord(chunks[k + 1][0])]
+    return [3, int(negated), *ranges]
+
 
 def parse_pattern(text: str, field_name: str = "pattern") -> GlobPattern:
     """Validate ``text`` (empty means ``*``) and compile it, or raise INVALID_PATTERN."""

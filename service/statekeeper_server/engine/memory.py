@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import bisect
 import heapq
+import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 from statekeeper.errors import HistoryCompactedError
 
@@ -23,12 +24,15 @@ from statekeeper_server.engine.backend import (
     Entry,
     Event,
     EventType,
+    KeyRange,
     Operation,
     Page,
     Put,
+    ScanPage,
     TxnResult,
     WatchUpdate,
     conflict,
+    future_revision,
 )
 from statekeeper_server.engine.glob import GlobPattern
 
@@ -362,6 +366,103 @@ class MemoryBackend(Backend):
                 break
             entries.append(entry)
         return Page(entries, self._revision, more)
+
+    async def scan(
+        self,
+        span: KeyRange,
+        *,
+        after: str | None = None,
+        reverse: bool = False,
+        limit: int = 100,
+        revision: int = 0,
+        keys_only: bool = False,
+        max_bytes: int | None = None,
+    ) -> ScanPage:
+        """Entries of ``span`` in key order (or reversed), now or at an earlier revision."""
+        self.expire_due()
+        return self.scan_now(
+            span, after=after, reverse=reverse, limit=limit, revision=revision, max_bytes=max_bytes
+        )
+
+    def scan_now(
+        self,
+        span: KeyRange,
+        *,
+        after: str | None,
+        reverse: bool,
+        limit: int,
+        revision: int,
+        max_bytes: int | None = None,
+        now: float | None = None,
+    ) -> ScanPage:
+        """The synchronous body of :meth:`scan`; with ``now`` set, current entries whose expiry
+        time is not after ``now`` are left out (for backends that reap through a log).
+
+        An earlier revision is rebuilt from the history: a key changed since then reads as the
+        entry before its first later change (``prev``, None where it did not exist)."""
+        at = self._revision
+        if revision > at:
+            raise future_revision(revision, at)
+        then: dict[str, Entry | None] = {}
+        if 0 < revision < at:
+            if revision <= self._compacted_through:
+                raise compacted_error(self._compacted_through + 1, revision)
+            then = self._state_at(revision, span)
+            at = revision
+        changed = sorted(
+            (k for k in then if after is None or (k < after if reverse else k > after)),
+            reverse=reverse,
+        )
+        entries: list[Entry] = []
+        size = 0
+        previous = None
+        for key in heapq.merge(self._keys_in(span, after, reverse), changed, reverse=reverse):
+            if key == previous:
+                continue
+            previous = key
+            entry = then[key] if key in then else self._data[key]
+            if entry is None:
+                continue
+            if not then and now is not None and entry.expire_at is not None:
+                if entry.expire_at <= now:
+                    continue
+            if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
+                continue
+            if len(entries) == limit or (max_bytes is not None and size >= max_bytes):
+                return ScanPage(entries, at, True, entries[-1].key)
+            entries.append(entry)
+            size += len(entry.value)
+        return ScanPage(entries, at, False, "")
+
+    def _keys_in(self, span: KeyRange, after: str | None, reverse: bool) -> Iterator[str]:
+        """The current keys of ``span`` after the cursor, in the scan's direction."""
+        keys = self._keys
+        if not reverse:
+            index = bisect.bisect_left(keys, span.low)
+            if after is not None and after >= span.low:
+                index = bisect.bisect_right(keys, after)
+            while index < len(keys) and (span.high is None or keys[index] < span.high):
+                yield keys[index]
+                index += 1
+            return
+        bound = span.high
+        if after is not None and (bound is None or after < bound):
+            bound = after
+        index = len(keys) if bound is None else bisect.bisect_left(keys, bound)
+        while index > 0 and keys[index - 1] >= span.low:
+            index -= 1
+            yield keys[index]
+
+    def _state_at(self, revision: int, span: KeyRange) -> dict[str, Entry | None]:
+        """The entries (None: absent) at ``revision`` of the keys of ``span`` changed since."""
+        history = self._history
+        start = bisect.bisect_left(history, revision + 1, key=lambda item: item[0])
+        state: dict[str, Entry | None] = {}
+        for _, events in itertools.islice(history, start, None):
+            for event in events:
+                if event.key not in state and span.holds(event.key):
+                    state[event.key] = event.prev
+        return state
 
     async def watch(
         self,

@@ -54,12 +54,15 @@ from statekeeper_server.engine.backend import (
     Entry,
     Event,
     EventType,
+    KeyRange,
     Operation,
     Page,
     Put,
+    ScanPage,
     TxnResult,
     WatchUpdate,
     conflict,
+    future_revision,
 )
 from statekeeper_server.engine.glob import GlobPattern
 from statekeeper_server.engine.memory import (
@@ -80,6 +83,8 @@ COMMAND_TIMEOUT = 10.0
 REAPER_POLL = 1.0
 #: Keys one reaper step expires at most (one revision each step).
 REAP_BATCH = 256
+#: Index entries one scan page looks at, at most (a sparse glob may return a short page).
+SCAN_BUDGET = 4096
 #: Stream entries one read of the change log fetches at most.
 READ_BATCH = 512
 #: Revisions of decoded change log the stream reader keeps for local watchers.
@@ -108,6 +113,14 @@ end
 local function removed_event(kind, key, e)
   return {kind, key, '', 0, 0, '', e[1], tonumber(e[2]), tonumber(e[3]), tonumber(e[4]),
           e[5] or ''}
+end
+local function emit(out, key, e, v)
+  out[#out + 1] = key
+  out[#out + 1] = v
+  out[#out + 1] = e[2]
+  out[#out + 1] = e[3]
+  out[#out + 1] = e[4]
+  out[#out + 1] = e[5] or ''
 end
 local function append(rev, events, maxlen)
   redis.call('XADD', p .. 'log', 'MAXLEN', maxlen, rev .. '-0', 'e', cmsgpack.pack(events))
@@ -246,13 +259,155 @@ local keys = redis.call('ZRANGEBYLEX', p .. 'idx', ARGV[3], ARGV[4], 'LIMIT', 0,
 local out = {redis.call('GET', p .. 'rev') or '0', #keys, keys[#keys] or ''}
 for _, key in ipairs(keys) do
   local e = read(key)
-  if e and not (e[5] and tonumber(e[5]) <= now) then
-    out[#out + 1] = key
-    out[#out + 1] = e[1]
-    out[#out + 1] = e[2]
-    out[#out + 1] = e[3]
-    out[#out + 1] = e[4]
-    out[#out + 1] = e[5] or ''
+  if e and not (e[5] and tonumber(e[5]) <= now) then emit(out, key, e, e[1]) end
+end
+return out
+"""
+)
+
+
+# ARGV: prefix, now, low, low inclusive (1/0), high, high set (1/0), reverse (1/0), limit,
+# budget, revision (0: current), pattern cut (bytes of the key before the pattern applies),
+# pattern tokens (cmsgpack of GlobPattern.tokens(), '' for none), keys only (1/0), max bytes
+# (0: no limit). One page of Backend.scan, read at one instant. Returns {-1, oldest watchable
+# revision} when the revision's history is gone, {-2, current revision} for a future revision,
+# else {revision, more (1/0), cursor, (key, v, c, m, n, x)*}.
+_SCAN_SCRIPT = (
+    _LUA_COMMON
+    + """
+local now = tonumber(ARGV[2])
+local low, low_incl, high, high_set = ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6] == '1'
+local reverse = ARGV[7] == '1'
+local limit, budget, want = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local cut, keys_only, max_bytes = tonumber(ARGV[11]), ARGV[13] == '1', tonumber(ARGV[14])
+local tokens = nil
+if ARGV[12] ~= '' then tokens = cmsgpack.unpack(ARGV[12]) end
+
+-- Byte order (string comparison in Lua follows the locale).
+local function before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local function holds(k)
+  if low_incl then
+    if before(k, low) then return false end
+  elseif not before(low, k) then return false end
+  return not high_set or before(k, high)
+end
+-- The glob of GlobPattern.tokens() over the code points of the key after `cut` bytes.
+local function one(t, c)
+  if t[1] == 0 then return t[2] == c end
+  if t[1] == 1 then return true end
+  local hit = false
+  for j = 3, #t, 2 do
+    if c >= t[j] and c <= t[j + 1] then hit = true; break end
+  end
+  return hit ~= (t[2] == 1)
+end
+local function matches(k)
+  local s, i, n = {}, cut + 1, #k
+  while i <= n do
+    local c = string.byte(k, i)
+    local len = 1
+    if c >= 0xF0 then len = 4 elseif c >= 0xE0 then len = 3 elseif c >= 0xC0 then len = 2 end
+    if len > 1 then
+      c = c % (2 ^ (7 - len))
+      for j = i + 1, i + len - 1 do c = c * 64 + string.byte(k, j) % 64 end
+    end
+    s[#s + 1] = c
+    i = i + len
+  end
+  local ti, si, star, mark = 1, 1, 0, 0
+  while si <= #s do
+    local t = tokens[ti]
+    if t and t[1] == 2 then star = ti; mark = si; ti = ti + 1
+    elseif t and one(t, s[si]) then ti = ti + 1; si = si + 1
+    elseif star > 0 then ti = star + 1; mark = mark + 1; si = mark
+    else return false end
+  end
+  while tokens[ti] and tokens[ti][1] == 2 do ti = ti + 1 end
+  return ti > #tokens
+end
+
+local current = tonumber(redis.call('GET', p .. 'rev') or '0')
+local rev = current
+if want > current then return {-2, current} end
+local past, changed = {}, {}
+if want > 0 and want < current then
+  local first = redis.call('XRANGE', p .. 'log', '-', '+', 'COUNT', 1)
+  local oldest = current + 1
+  if first[1] then oldest = tonumber(string.match(first[1][1], '^(%d+)')) end
+  if want < oldest then return {-1, oldest} end
+  rev = want
+  for _, item in ipairs(redis.call('XRANGE', p .. 'log', (want + 1) .. '-0', '+')) do
+    for _, ev in ipairs(cmsgpack.unpack(item[2][2])) do
+      local k = ev[2]
+      if past[k] == nil and holds(k) then
+        if ev[9] ~= 0 then past[k] = {ev[7], ev[8], ev[9], ev[10], ev[11]} else past[k] = false end
+        changed[#changed + 1] = k
+      end
+    end
+  end
+  if reverse then
+    table.sort(changed, function(a, b) return before(b, a) end)
+  else
+    table.sort(changed, before)
+  end
+end
+
+local low_spec = (low_incl and '[' or '(') .. low
+local high_spec = '+'
+if high_set then high_spec = '(' .. high end
+local chunk = math.min(math.max(limit + 1, 64), budget)
+local batch, bi, done = {}, 1, false
+local function peek()
+  if bi > #batch and not done then
+    if reverse then
+      batch = redis.call('ZREVRANGEBYLEX', p .. 'idx', high_spec, low_spec, 'LIMIT', 0, chunk)
+    else
+      batch = redis.call('ZRANGEBYLEX', p .. 'idx', low_spec, high_spec, 'LIMIT', 0, chunk)
+    end
+    bi = 1
+    done = #batch < chunk
+    if #batch > 0 then
+      if reverse then high_spec = '(' .. batch[#batch] else low_spec = '(' .. batch[#batch] end
+    end
+  end
+  return batch[bi]
+end
+
+local out = {rev, 0, ''}
+local found, scanned, size, ci = 0, 0, 0, 1
+while true do
+  local a, b = peek(), changed[ci]
+  if a == nil and b == nil then break end
+  if found == limit or scanned == budget or (max_bytes > 0 and size >= max_bytes) then
+    out[2] = 1
+    break
+  end
+  local k = a
+  if b ~= nil and (a == nil or (reverse and before(a, b)) or (not reverse and before(b, a))) then
+    k = b
+    ci = ci + 1
+  else
+    bi = bi + 1
+    if a == b then ci = ci + 1 end
+  end
+  scanned = scanned + 1
+  out[3] = k
+  local e = past[k]
+  if e == nil then
+    e = read(k)
+    if e and rev == current and e[5] and tonumber(e[5]) <= now then e = nil end
+  end
+  if e and (not tokens or matches(k)) then
+    found = found + 1
+    size = size + #e[1]
+    emit(out, k, e, keys_only and '' or e[1])
   end
 end
 return out
@@ -375,6 +530,14 @@ def _entry_of(key: str, fields: list[Any]) -> Entry | None:
     return Entry(key, bytes(value), int(create), int(mod), int(version), expire_at)
 
 
+def _flat_entry(reply: list[Any], index: int) -> Entry:
+    """The entry a script wrote with ``emit`` at ``reply[index:index + 6]``."""
+    key, value, create, mod, version, expire = reply[index : index + 6]
+    return Entry(
+        _text(key), bytes(value), int(create), int(mod), int(version), _expire_value(expire)
+    )
+
+
 class RedisBackend(Backend):
     """Distributed storage on Redis: many server instances share one store and its watches.
 
@@ -452,6 +615,7 @@ class RedisBackend(Backend):
         self._txn: Any = self._redis.register_script(_TXN_SCRIPT)
         self._reap: Any = self._redis.register_script(_REAP_SCRIPT)
         self._range: Any = self._redis.register_script(_RANGE_SCRIPT)
+        self._scan: Any = self._redis.register_script(_SCAN_SCRIPT)
         self._read: Any = self._redis.register_script(_READ_SCRIPT)
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -620,20 +784,56 @@ class RedisBackend(Backend):
                     continue
                 if len(entries) == limit:
                     return Page(entries, revision, True)
-                value, create, mod, version, expire = reply[index + 1 : index + 6]
-                entries.append(
-                    Entry(
-                        key,
-                        bytes(value),
-                        int(create),
-                        int(mod),
-                        int(version),
-                        _expire_value(expire),
-                    )
-                )
+                entries.append(_flat_entry(reply, index))
             if scanned < batch:
                 return Page(entries, revision, False)
             low = b"(" + last
+
+    async def scan(
+        self,
+        span: KeyRange,
+        *,
+        after: str | None = None,
+        reverse: bool = False,
+        limit: int = 100,
+        revision: int = 0,
+        keys_only: bool = False,
+        max_bytes: int | None = None,
+    ) -> ScanPage:
+        """One page in one script call (one round trip, atomic): the key index merged with, for
+        an earlier revision, the keys changed since as the change log says they were; the glob
+        is matched in the script with :meth:`GlobPattern.tokens`. A page looks at no more than
+        :data:`SCAN_BUDGET` keys, so a sparse glob may return a short page with a cursor."""
+        low, low_incl, high = span.low, True, span.high
+        if after is not None and not reverse and after >= low:
+            low, low_incl = after, False
+        if after is not None and reverse and (high is None or after < high):
+            high = after
+        tokens = b"" if span.pattern is None else msgpack.packb(span.pattern.tokens())
+        args = [
+            self.key_prefix,
+            repr(time.time()),
+            low.encode("utf-8", "surrogatepass"),
+            int(low_incl),
+            (high or "").encode("utf-8", "surrogatepass"),
+            int(high is not None),
+            int(reverse),
+            limit,
+            SCAN_BUDGET,
+            revision,
+            len(span.prefix.encode()),
+            tokens,
+            int(keys_only),
+            max_bytes or 0,
+        ]
+        reply = await self._call(functools.partial(self._scan, args=args))
+        if int(reply[0]) == -1:
+            raise compacted_error(int(reply[1]), revision)
+        if int(reply[0]) == -2:
+            raise future_revision(revision, int(reply[1]))
+        entries = [_flat_entry(reply, index) for index in range(3, len(reply), 6)]
+        more = bool(int(reply[1]))
+        return ScanPage(entries, int(reply[0]), more, _text(reply[2]) if more else "")
 
     async def revision(self) -> int:
         """The current store revision."""

@@ -19,16 +19,19 @@ from typing import Any
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, NotFoundError, Reason
 
+from statekeeper_server.engine import tokens
 from statekeeper_server.engine.backend import (
     Backend,
     Compare,
     Delete,
     Entry,
     Event,
+    KeyRange,
     Operation,
     Put,
     WatchUpdate,
     conflict,
+    prefix_end,
 )
 from statekeeper_server.engine.glob import parse_pattern
 from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
@@ -44,6 +47,15 @@ class KeyPage:
     """One page of ListKeys."""
 
     keys: list[str]
+    next_page_token: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class RangePage:
+    """One page of Range: entries with user keys, the next page's token, the revision read."""
+
+    entries: list[Entry]
     next_page_token: str
     revision: int
 
@@ -181,6 +193,67 @@ class StateEngine:
         keys = [entry.key[len(namespace) :] for entry in page.entries]
         token = _encode_page_token(glob.text, keys[-1]) if page.more and keys else ""
         return KeyPage(keys, token, page.revision)
+
+    async def range(
+        self,
+        *,
+        start_key: str = "",
+        end_key: str = "",
+        prefix: str = "",
+        pattern: str = "",
+        reverse: bool = False,
+        keys_only: bool = False,
+        page_size: int = 0,
+        page_token: str = "",
+        revision: int = 0,
+        json_form: bool = False,
+    ) -> RangePage:
+        """One page of the entries in [start_key, end_key) under ``prefix`` matching
+        ``pattern`` (each optional), now or at ``revision``. A page's values stop at the value
+        size limit (half of it for the JSON form, which is larger), so a page fits a message."""
+        for name, bound in (("start_key", start_key), ("end_key", end_key), ("prefix", prefix)):
+            if bound:
+                self.limits.check_key(bound, name)
+        if start_key and end_key and end_key <= start_key:
+            raise InvalidArgumentError(
+                f"end_key {end_key!r} is not after start_key {start_key!r}",
+                reason=Reason.INVALID_ARGUMENT,
+                violations=[("end_key", "must be after start_key")],
+            )
+        glob = parse_pattern(pattern) if pattern else None
+        size = self.limits.check_page_size(page_size)
+        check_revision(revision, "revision")
+        namespace = self._namespace()
+        highs = [namespace + end_key] if end_key else []
+        under = prefix_end(namespace + prefix)
+        if under is not None:
+            highs.append(under)
+        span = KeyRange(
+            namespace, namespace + max(start_key, prefix), min(highs, default=None), glob
+        )
+        scope = tokens.digest(start_key, end_key, prefix, pattern, reverse, keys_only, revision)
+        cursor = tokens.decode_scoped(
+            page_token,
+            scope,
+            "page_token is not a token returned by Range for this request",
+            "not from this Range request",
+        )
+        max_bytes = None
+        if not keys_only:
+            max_bytes = self.limits.max_value_bytes // (2 if json_form else 1)
+        page = await self.backend.scan(
+            span,
+            after=namespace + cursor if page_token else None,
+            reverse=reverse,
+            limit=size,
+            revision=revision,
+            keys_only=keys_only,
+            max_bytes=max_bytes,
+        )
+        cut = len(namespace)
+        token = tokens.encode_scoped(scope, page.cursor[cut:]) if page.more else ""
+        entries = [self._user_entry(entry, cut) for entry in page.entries]
+        return RangePage(entries, token, page.revision)
 
     async def transact(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> int:
         """Apply ``operations`` atomically if every comparison holds; returns the revision."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 
 from statekeeper.errors import InvalidArgumentError, Reason
@@ -48,3 +49,8 @@ def decode_scoped(token: str, scope: str, message: str, problem: str) -> str:
         return str(data["k"])
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
         raise invalid_token(message, problem) from None
+
+
+def digest(*request: object) -> str:
+    """A short scope naming a request by the fields its pages share (for :func:`encode_scoped`)."""
+    return hashlib.sha256(json.dumps(request).encode()).hexdigest()[:16]

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, Reason
+from statekeeper.v1 import common_pb2, state_service_pb2_grpc
 from statekeeper.v1 import state_service_pb2 as pb
-from statekeeper.v1 import state_service_pb2_grpc
 
 from statekeeper_server.engine.backend import Compare, Delete, Event, Operation, Put, WatchUpdate
 from statekeeper_server.engine.state import StateEngine, expire_at_for
@@ -167,6 +167,28 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
         key = (tenant_prefix(), request.pattern, encoding, with_prev, interval)
         responses = self._watch_groups.join(key, source, to_responses, request.start_revision)
         return revision_watch(self.runtime, responses, pb.WatchResponse)
+
+    async def Range(self, request: pb.RangeRequest, context: object) -> pb.RangeResponse:
+        """One page of the entries of a key range, now or at an earlier revision."""
+        encoding = request.value_encoding
+        page = await self.engine.range(
+            start_key=request.start_key,
+            end_key=request.end_key,
+            prefix=request.prefix,
+            pattern=request.pattern,
+            reverse=request.reverse,
+            keys_only=request.keys_only,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            revision=request.revision,
+            json_form=encoding != common_pb2.VALUE_ENCODING_MSGPACK,
+        )
+        kv_encoding = None if request.keys_only else encoding
+        return pb.RangeResponse(
+            kvs=[kv_to_proto(entry, kv_encoding) for entry in page.entries],
+            next_page_token=page.next_page_token,
+            revision=page.revision,
+        )
 
     async def GetStats(self, request: pb.GetStatsRequest, context: object) -> pb.GetStatsResponse:
         """Size and history figures of the whole backend."""

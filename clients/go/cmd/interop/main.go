@@ -9,6 +9,7 @@
 //	interop not-found --address HOST:PORT --key K
 //	interop list --address HOST:PORT --pattern 'p/*' --page-size 2
 //	interop watch --address HOST:PORT --pattern 'p/*' --count 3 [--start-revision R]
+//	interop range --address HOST:PORT --prefix p/ [--reverse] [--page-size 2] [--revision R]
 //
 // Numbers in printed documents keep their kind: floats always have a fraction or exponent.
 package main
@@ -23,6 +24,7 @@ import (
 	"unicode"
 
 	"github.com/statekeeper/statekeeper/clients/go/statekeeper"
+	pb "github.com/statekeeper/statekeeper/clients/go/statekeeperv1"
 )
 
 type runner struct {
@@ -131,6 +133,30 @@ var cases = map[string]func(context.Context, *runner, []string){
 	"not-found":    runNotFound,
 	"list":         runList,
 	"watch":        runWatch,
+	"range":        runRange,
+}
+
+// runRange prints {"entries": [{"key", "value", "mod_revision"}...]} of a Range read (every
+// page of --page-size entries).
+func runRange(ctx context.Context, r *runner, args []string) {
+	prefix := r.flags.String("prefix", "", "only keys starting with this")
+	reverse := r.flags.Bool("reverse", false, "descending key order")
+	pageSize := r.flags.Int("page-size", 0, "entries per page")
+	revision := r.flags.Int64("revision", 0, "read at this revision (0: now)")
+	check(r.flags.Parse(args))
+	client := r.dial()
+	defer client.Close()
+	entries := []any{}
+	request := &pb.RangeRequest{
+		Prefix: *prefix, Reverse: *reverse, PageSize: int32(*pageSize), Revision: *revision,
+	}
+	for entry, err := range client.Range(ctx, request) {
+		check(err)
+		entries = append(entries, map[string]any{
+			"key": entry.Key, "value": entry.Value, "mod_revision": entry.ModRevision,
+		})
+	}
+	emit(map[string]any{"entries": entries})
 }
 
 func runSave(ctx context.Context, r *runner, args []string) {

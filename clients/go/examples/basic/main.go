@@ -10,10 +10,14 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"github.com/statekeeper/statekeeper/clients/go/statekeeper"
 )
+
+// deadline bounds the whole example, waiting for the server included.
+const deadline = 10 * time.Second
 
 func main() {
 	address := flag.String("address", "127.0.0.1:50051", "the statekeeper server (host:port)")
@@ -29,12 +33,15 @@ func main() {
 		log.Fatal(err)
 	}
 	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 
-	// Start a watch first, so that the writes below are seen.
+	// Start a watch first, so that the writes below are seen. The watch retries with backoff
+	// until the server answers; the deadline bounds the whole example.
+	fmt.Fprintf(os.Stderr, "waiting for the statekeeper server at %s (up to %s)\n", *address, deadline)
 	started := make(chan int64, 1)
 	changes := make(chan statekeeper.Change)
+	watchErr := make(chan error, 1)
 	go func() {
 		defer close(changes)
 		watch := client.Watch(ctx, "example/*", statekeeper.WatchOptions{
@@ -47,13 +54,22 @@ func main() {
 		})
 		for change, err := range watch {
 			if err != nil {
-				log.Printf("watch: %v", err)
+				watchErr <- err
 				return
 			}
 			changes <- change
 		}
 	}()
-	<-started
+	select {
+	case <-started:
+	case err := <-watchErr:
+		if ctx.Err() == nil {
+			log.Fatalf("watch: %v", err)
+		}
+		noServer(*address)
+	case <-ctx.Done():
+		noServer(*address)
+	}
 
 	revision, err := client.Save(ctx, "example/agent", map[string]any{"count": 3, "ratio": 0.5})
 	if err != nil {
@@ -81,9 +97,18 @@ func main() {
 		fmt.Println("key:", key)
 	}
 
-	change := <-changes
+	change, ok := <-changes
+	if !ok {
+		log.Fatalf("watch: %v", <-watchErr)
+	}
 	fmt.Printf("watched: %s %s at revision %d\n", change.Type, change.Key, change.Revision)
 	if _, err := client.Delete(ctx, "example/agent"); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// noServer ends the example when no server answered before the deadline.
+func noServer(address string) {
+	log.Fatalf("no statekeeper server answered at %s within %s (start one with `make run`, or pass --address)",
+		address, deadline)
 }

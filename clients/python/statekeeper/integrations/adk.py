@@ -352,6 +352,7 @@ class StatekeeperSessionService(BaseSessionService):
         app_delta, user_delta, own_delta = _split_scopes(_json_safe(delta or {}))
         document = event.model_dump(mode="json", exclude_none=True)
         keys = self._keys(session.app_name, session.user_id, session.id)
+        retry = False
         while True:
             head_entry, app_entry, user_entry = await asyncio.gather(
                 self.manager.get_entry(keys.head),
@@ -363,12 +364,16 @@ class StatekeeperSessionService(BaseSessionService):
             head = head_entry.value
             generation = str(head["generation"])
             id_key = keys.event_id(generation, event.id)
-            known = await self.manager.get_entry(id_key)
+            fresh = await self._is_fresh(session, keys, head_entry)
+            # The first attempt of a fresh session lets the transaction check that the event
+            # id is new (one round trip less); otherwise look it up before anything else.
+            known = await self.manager.get_entry(id_key) if retry or not fresh else None
             if known is not None:
                 stored = await self.manager.get(keys.event(generation, int(known.value["seq"])))
                 if stored == document:
                     return event  # already appended (a retried call)
-            await self._check_fresh(session, keys, head_entry)
+            if not fresh:
+                raise StaleSessionError(_STALE)
             seq = int(head["events"])
             new_head = {
                 **head,
@@ -391,31 +396,27 @@ class StatekeeperSessionService(BaseSessionService):
             try:
                 revision = await self.manager.transaction(compare=compare, put=put, delete=delete)
             except ConflictError:
-                continue  # re-read: a stale session fails the check above, else retry
+                retry = True  # re-read: a stale session fails the check above, else retry
+                continue
             break
         session.last_update_time = event.timestamp
         session._storage_update_marker = str(revision)
         return self._commit_event_to_session(session, event)
 
-    async def _check_fresh(self, session: Session, keys: _Keys, head: StateEntry) -> None:
-        """Raise StaleSessionError unless ``session`` is the stored revision. A session that
-        carries no revision marker (built by hand) passes when it has seen the last stored
-        event, as with ADK's database service."""
+    async def _is_fresh(self, session: Session, keys: _Keys, head: StateEntry) -> bool:
+        """Whether ``session`` is the stored revision. A session that carries no revision
+        marker (built by hand) is when it has seen the last stored event, as with ADK's
+        database service."""
         marker = session._storage_update_marker
         if marker is not None:
-            if marker != str(head.mod_revision):
-                raise StaleSessionError(_STALE)
-            return
+            return marker == str(head.mod_revision)
         if float(head.value["update_time"]) <= session.last_update_time:
-            return
+            return True
         count = int(head.value["events"])
         if count == 0:
-            if session.events:
-                raise StaleSessionError(_STALE)
-            return
+            return not session.events
         last = await self.manager.get(keys.event(str(head.value["generation"]), count - 1))
-        if not session.events or last is None or last.get("id") != session.events[-1].id:
-            raise StaleSessionError(_STALE)
+        return bool(session.events) and last is not None and last.get("id") == session.events[-1].id
 
 
 async def _none() -> None:

@@ -8,18 +8,20 @@ Swap it in where ``SQLiteSession`` or ``RedisSession`` was::
     result = await Runner.run(agent, "Hello", session=session)
 
 Layout (every key under ``key_prefix``): one head document per session,
-``<session>`` = ``{"first": F, "next": N}``, and the items in numbered slots
-``<session>/<seq>`` = ``{"items": [...]}`` for ``F <= seq < N`` (one ``add_items`` call fills
-one slot, or several when it is large). Every change of a session (add, pop, clear) rewrites
-its head in the same transaction, guarded by the head's revision, so concurrent writers in any
-number of processes never lose or reorder items: a writer that lost the race reads again and
-retries. ``clear_session`` moves ``first`` to ``N`` in one transaction and then deletes the
-unreachable slots in batches; a clear that is interrupted leaves only slots nothing reads,
-removed by the next clear.
+``<session>`` = ``{"first": F, "next": N, "tail": [...]}``, holding the newest items itself
+(up to :data:`TAIL_BYTES`, so a usual turn reads and writes one key), and the older items in
+numbered slots ``<session>/<seq>`` = ``{"items": [...]}`` for ``F <= seq < N``: when the tail
+grows past :data:`TAIL_BYTES`, the same transaction moves it into new slots. Every change of a
+session (add, pop, clear) rewrites its head in one transaction guarded by the head's revision,
+so concurrent writers in any number of processes never lose or reorder items: a writer that
+lost the race reads again and retries. ``clear_session`` empties the head (``first`` = ``N``)
+in one transaction and then deletes the unreachable slots in batches; a clear that is
+interrupted leaves only slots nothing reads, removed by the next clear.
 
 ``ttl`` (seconds) is a retention window: every slot expires ``ttl`` after it was written and
-the head ``ttl`` after the session's last change, so a long-running session keeps its latest
-items and an idle one disappears (``RedisSession`` instead expires a session as a whole).
+the head (with the newest items) ``ttl`` after the session's last change, so a long-running
+session keeps its latest items and an idle one disappears (``RedisSession`` instead expires a
+session as a whole).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ from statekeeper.state import StateEntry, StateManager
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
 
-#: Items of one ``add_items`` call share a slot up to this many encoded bytes (well under the
-#: server's default 1 MiB value limit); a larger call spreads over several slots.
+#: The newest items stay in the session's head up to this many encoded bytes.
+TAIL_BYTES = 32 * 1024
+#: A slot holds older items up to this many encoded bytes (well under the server's default
+#: 1 MiB value limit); an item larger than that gets a slot of its own.
 SLOT_BYTES = 256 * 1024
 #: The key prefix of the sessions when none is given.
 DEFAULT_KEY_PREFIX = "openai-agents/"
@@ -74,12 +78,16 @@ class StatekeeperSession:
     def _slot(self, seq: int) -> str:
         return f"{self._head}/{seq:012d}"
 
-    async def _read_head(self) -> tuple[int, int, int]:
-        """``(first, next, revision)`` of the head (revision 0: no session yet)."""
+    async def _read_head(self) -> tuple[int, int, list[Any], int]:
+        """``(first, next, tail, revision)`` of the head (revision 0: no session yet)."""
         entry = await self.manager.get_entry(self._head)
         if entry is None:
-            return 0, 0, 0
-        return int(entry.value["first"]), int(entry.value["next"]), entry.mod_revision
+            return 0, 0, [], 0
+        head = entry.value
+        return int(head["first"]), int(head["next"]), list(head["tail"]), entry.mod_revision
+
+    def _write_head(self, first: int, next_seq: int, tail: list[Any]) -> dict[str, Any]:
+        return {self._head: {"first": first, "next": next_seq, "tail": tail}}
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The latest ``limit`` items (all when None; ``session_settings.limit`` when not
@@ -88,9 +96,9 @@ class StatekeeperSession:
         if limit is not None and limit <= 0:
             return []
         while True:
-            first, next_seq, revision = await self._read_head()
-            newest_first: list[list[Any]] = []
-            count = 0
+            first, next_seq, tail, revision = await self._read_head()
+            newest_first: list[list[Any]] = [tail]
+            count = len(tail)
             seq = next_seq
             torn = False
             while seq > first and (limit is None or count < limit):
@@ -104,8 +112,8 @@ class StatekeeperSession:
                     count += len(entry.value["items"])
                 if missing is not None:
                     # A slot is gone: either the older ones expired (the head is unchanged),
-                    # or a pop or clear ran meanwhile (the head moved): then read again.
-                    torn = (await self._read_head())[2] != revision
+                    # or a clear ran meanwhile (the head moved): then read again.
+                    torn = (await self._read_head())[3] != revision
                     break
                 seq -= len(keys)
             if not torn:
@@ -116,13 +124,17 @@ class StatekeeperSession:
         """Append ``items`` after every item already stored, in one transaction."""
         if not items:
             return
-        slots = _pack(list(items))
+        added = list(items)
         while True:
-            first, next_seq, revision = await self._read_head()
-            put: dict[str, Any] = {
-                self._slot(next_seq + i): {"items": slot} for i, slot in enumerate(slots)
-            }
-            put[self._head] = {"first": first, "next": next_seq + len(slots)}
+            first, next_seq, tail, revision = await self._read_head()
+            tail += added
+            put: dict[str, Any] = {}
+            if len(msgpack.packb(tail)) > TAIL_BYTES:
+                slots = _pack(tail)
+                put = {self._slot(next_seq + i): {"items": slot} for i, slot in enumerate(slots)}
+                next_seq += len(slots)
+                tail = []
+            put.update(self._write_head(first, next_seq, tail))
             try:
                 await self.manager.transaction(
                     compare={self._head: revision}, put=put, ttl=self.ttl
@@ -135,24 +147,25 @@ class StatekeeperSession:
         """Remove and return the most recent item (None when the session is empty), by
         compare-and-set on the session's head."""
         while True:
-            first, next_seq, revision = await self._read_head()
-            if next_seq <= first:
-                return None
-            slot_key = self._slot(next_seq - 1)
-            entry: StateEntry | None = await self.manager.get_entry(slot_key)
-            if entry is None:
-                if (await self._read_head())[2] == revision:
-                    return None  # every slot expired
-                continue
-            *rest, item = entry.value["items"]
+            first, next_seq, tail, revision = await self._read_head()
             put: dict[str, Any] = {}
             delete: list[str] = []
-            if rest:
-                put[slot_key] = {"items": rest}
-                put[self._head] = {"first": first, "next": next_seq}
-            else:
+            if tail:
+                item = tail.pop()
+                put = self._write_head(first, next_seq, tail)
+            elif next_seq > first:
+                slot_key = self._slot(next_seq - 1)
+                entry: StateEntry | None = await self.manager.get_entry(slot_key)
+                if entry is None:
+                    if (await self._read_head())[3] == revision:
+                        return None  # every slot expired
+                    continue
+                *rest, item = entry.value["items"]
+                # The rest of the slot becomes the tail; the slot goes.
                 delete.append(slot_key)
-                put[self._head] = {"first": first, "next": next_seq - 1}
+                put = self._write_head(first, next_seq - 1, rest)
+            else:
+                return None
             try:
                 await self.manager.transaction(
                     compare={self._head: revision}, put=put, delete=delete, ttl=self.ttl
@@ -165,15 +178,15 @@ class StatekeeperSession:
         """Remove every item: one guarded transaction empties the session, then the
         unreachable slots are deleted in batches."""
         while True:
-            first, next_seq, revision = await self._read_head()
+            first, next_seq, tail, revision = await self._read_head()
             if revision == 0:
                 return
-            if first == next_seq:
+            if first == next_seq and not tail:
                 break
             try:
                 await self.manager.transaction(
                     compare={self._head: revision},
-                    put={self._head: {"first": next_seq, "next": next_seq}},
+                    put=self._write_head(next_seq, next_seq, []),
                     ttl=self.ttl,
                 )
                 break
@@ -200,4 +213,4 @@ def _pack(items: list[Any]) -> list[list[Any]]:
     return slots
 
 
-__all__ = ["DEFAULT_KEY_PREFIX", "SLOT_BYTES", "StatekeeperSession"]
+__all__ = ["DEFAULT_KEY_PREFIX", "SLOT_BYTES", "TAIL_BYTES", "StatekeeperSession"]

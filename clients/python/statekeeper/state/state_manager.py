@@ -293,6 +293,48 @@ class StateManager(ServiceClient):
         """All keys matching the glob ``pattern`` (``*``, ``?``, ``[...]``), in key order."""
         return [key async for key in self.iter_keys(pattern)]
 
+    async def range(
+        self,
+        prefix: str = "",
+        *,
+        start: str = "",
+        end: str = "",
+        pattern: str = "",
+        reverse: bool = False,
+        keys_only: bool = False,
+        limit: int | None = None,
+        revision: int = 0,
+        page_size: int = 0,
+    ) -> AsyncIterator[StateEntry]:
+        """Every entry whose key starts with ``prefix``, lies in [``start``, ``end``) and
+        matches the glob ``pattern`` (each optional), in key order (descending with
+        ``reverse``), fetched page by page (RPC ``Range``), at most ``limit`` of them.
+
+        ``keys_only`` leaves ``value`` None. ``revision`` reads the store as it was then (every
+        page at that revision; ``HistoryCompactedError`` once the history is gone); with 0 each
+        page reads the store as it is.
+        """
+        own = self._prefix
+        fields = {
+            "prefix": own + prefix,
+            "start_key": own + start if start else "",
+            "end_key": own + end if end else "",
+            "pattern": _escape_glob(own) + pattern if pattern else "",
+            "reverse": reverse,
+            "keys_only": keys_only,
+            "revision": revision,
+            "value_encoding": MSGPACK,
+            "page_size": min(page_size or 100, limit) if limit else page_size,
+        }
+        if limit is not None and limit <= 0:
+            return
+        count = 0
+        async for kv in paginate(self._call, "Range", pb.RangeRequest, "kvs", **fields):
+            yield _entry(kv, own)
+            count += 1
+            if count == limit:
+                return
+
     # -- statistics ---------------------------------------------------------------------------
 
     async def get_stats(self) -> StateStats:

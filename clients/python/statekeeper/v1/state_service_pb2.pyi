@@ -202,6 +202,40 @@ class WatchResponse(_message.Message):
     fragment: bool
     def __init__(self, created: _Optional[bool] = ..., revision: _Optional[int] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., progress_notify: _Optional[bool] = ..., canceled: _Optional[bool] = ..., compact_revision: _Optional[int] = ..., cancel_reason: _Optional[str] = ..., fragment: _Optional[bool] = ...) -> None: ...
 
+class RangeRequest(_message.Message):
+    __slots__ = ("start_key", "end_key", "prefix", "pattern", "reverse", "keys_only", "page_size", "page_token", "revision", "value_encoding")
+    START_KEY_FIELD_NUMBER: _ClassVar[int]
+    END_KEY_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    REVERSE_FIELD_NUMBER: _ClassVar[int]
+    KEYS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    start_key: str
+    end_key: str
+    prefix: str
+    pattern: str
+    reverse: bool
+    keys_only: bool
+    page_size: int
+    page_token: str
+    revision: int
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, start_key: _Optional[str] = ..., end_key: _Optional[str] = ..., prefix: _Optional[str] = ..., pattern: _Optional[str] = ..., reverse: _Optional[bool] = ..., keys_only: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., revision: _Optional[int] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
+
+class RangeResponse(_message.Message):
+    __slots__ = ("kvs", "next_page_token", "revision")
+    KVS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    kvs: _containers.RepeatedCompositeFieldContainer[_common_pb2.KeyValue]
+    next_page_token: str
+    revision: int
+    def __init__(self, kvs: _Optional[_Iterable[_Union[_common_pb2.KeyValue, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
 class GetStatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -79,6 +79,11 @@ class StateServiceStub:
                 request_serializer=statekeeper_dot_v1_dot_state__service__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=statekeeper_dot_v1_dot_state__service__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.Range = channel.unary_unary(
+                '/statekeeper.v1.StateService/Range',
+                request_serializer=statekeeper_dot_v1_dot_state__service__pb2.RangeRequest.SerializeToString,
+                response_deserializer=statekeeper_dot_v1_dot_state__service__pb2.RangeResponse.FromString,
+                _registered_method=True)
 
 
 class StateServiceServicer:
@@ -145,6 +150,15 @@ class StateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Range(self, request, context):
+        """Range reads the entries of a key range, optionally narrowed by a prefix and a glob pattern,
+        in key order or reversed, with their values or keys only, one page at a time, as the store
+        is now or as it was at an earlier revision while that history is retained.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -187,6 +201,11 @@ def add_StateServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=statekeeper_dot_v1_dot_state__service__pb2.GetStatsRequest.FromString,
                     response_serializer=statekeeper_dot_v1_dot_state__service__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'Range': grpc.unary_unary_rpc_method_handler(
+                    servicer.Range,
+                    request_deserializer=statekeeper_dot_v1_dot_state__service__pb2.RangeRequest.FromString,
+                    response_serializer=statekeeper_dot_v1_dot_state__service__pb2.RangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -410,6 +429,33 @@ class StateService:
             '/statekeeper.v1.StateService/GetStats',
             statekeeper_dot_v1_dot_state__service__pb2.GetStatsRequest.SerializeToString,
             statekeeper_dot_v1_dot_state__service__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Range(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statekeeper.v1.StateService/Range',
+            statekeeper_dot_v1_dot_state__service__pb2.RangeRequest.SerializeToString,
+            statekeeper_dot_v1_dot_state__service__pb2.RangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file statekeeper/v1/state_service.proto.
  */
 export const file_statekeeper_v1_state_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJzdGF0ZWtlZXBlci92MS9zdGF0ZV9zZXJ2aWNlLnByb3RvEg5zdGF0ZWtlZXBlci52MSKeAQoLU2F2ZVJlcXVlc3QSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuc3RhdGVrZWVwZXIudjEuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARImCgN0dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CFAoSX2V4cGVjdGVkX3JldmlzaW9uIjQKDFNhdmVSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlIlAKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJEjUKDnZhbHVlX2VuY29kaW5nGAIgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZyJFCgtHZXRSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEhAKCHJldmlzaW9uGAIgASgDItcBCg1VcGRhdGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIkCgVwYXRjaBgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgDSACIAQESJgoDdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKDnZhbHVlX2VuY29kaW5nGAUgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZ0IUChJfZXhwZWN0ZWRfcmV2aXNpb24iNgoOVXBkYXRlUmVzcG9uc2USJAoCa3YYASABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSJSCg1EZWxldGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgCIAEoA0gAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiIzCg5EZWxldGVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDIkkKD0xpc3RLZXlzUmVxdWVzdBIPCgdwYXR0ZXJuGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIksKEExpc3RLZXlzUmVzcG9uc2USDAoEa2V5cxgBIAMoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMiNAoKQ29tcGFyaXNvbhILCgNrZXkYASABKAkSGQoRZXhwZWN0ZWRfcmV2aXNpb24YAiABKAMiaQoMUHV0T3BlcmF0aW9uEgsKA2tleRgBIAEoCRIkCgV2YWx1ZRgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIeCg9EZWxldGVPcGVyYXRpb24SCwoDa2V5GAEgASgJInMKCU9wZXJhdGlvbhIrCgNwdXQYASABKAsyHC5zdGF0ZWtlZXBlci52MS5QdXRPcGVyYXRpb25IABIxCgZkZWxldGUYAiABKAsyHy5zdGF0ZWtlZXBlci52MS5EZWxldGVPcGVyYXRpb25IAEIGCgRraW5kInEKD1RyYW5zYWN0UmVxdWVzdBIvCgtjb21wYXJpc29ucxgBIAMoCzIaLnN0YXRla2VlcGVyLnYxLkNvbXBhcmlzb24SLQoKb3BlcmF0aW9ucxgCIAMoCzIZLnN0YXRla2VlcGVyLnYxLk9wZXJhdGlvbiIkChBUcmFuc2FjdFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIrUBCgxXYXRjaFJlcXVlc3QSDwoHcGF0dGVybhgBIAEoCRIWCg5zdGFydF9yZXZpc2lvbhgCIAEoAxIPCgdwcmV2X2t2GAMgASgIEjUKDnZhbHVlX2VuY29kaW5nGAQgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZxI0ChFwcm9ncmVzc19pbnRlcnZhbBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKBAQoFRXZlbnQSJwoEdHlwZRgBIAEoDjIZLnN0YXRla2VlcGVyLnYxLkV2ZW50VHlwZRIkCgJrdhgCIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEikKB3ByZXZfa3YYAyABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSLHAQoNV2F0Y2hSZXNwb25zZRIPCgdjcmVhdGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDEiUKBmV2ZW50cxgDIAMoCzIVLnN0YXRla2VlcGVyLnYxLkV2ZW50EhcKD3Byb2dyZXNzX25vdGlmeRgEIAEoCBIQCghjYW5jZWxlZBgFIAEoCBIYChBjb21wYWN0X3JldmlzaW9uGAYgASgDEhUKDWNhbmNlbF9yZWFzb24YByABKAkSEAoIZnJhZ21lbnQYCCABKAgiEQoPR2V0U3RhdHNSZXF1ZXN0ImsKEEdldFN0YXRzUmVzcG9uc2USDAoEa2V5cxgBIAEoAxINCgVieXRlcxgCIAEoAxIQCghyZXZpc2lvbhgDIAEoAxIXCg9vbGRlc3RfcmV2aXNpb24YBCABKAMSDwoHYmFja2VuZBgFIAEoCSppCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhIKDkVWRU5UX1RZUEVfUFVUEAESFQoRRVZFTlRfVFlQRV9ERUxFVEUQAhIVChFFVkVOVF9UWVBFX0VYUElSRRADMtgECgxTdGF0ZVNlcnZpY2USQQoEU2F2ZRIbLnN0YXRla2VlcGVyLnYxLlNhdmVSZXF1ZXN0Ghwuc3RhdGVrZWVwZXIudjEuU2F2ZVJlc3BvbnNlEj4KA0dldBIaLnN0YXRla2VlcGVyLnYxLkdldFJlcXVlc3QaGy5zdGF0ZWtlZXBlci52MS5HZXRSZXNwb25zZRJHCgZVcGRhdGUSHS5zdGF0ZWtlZXBlci52MS5VcGRhdGVSZXF1ZXN0Gh4uc3RhdGVrZWVwZXIudjEuVXBkYXRlUmVzcG9uc2USRwoGRGVsZXRlEh0uc3RhdGVrZWVwZXIudjEuRGVsZXRlUmVxdWVzdBoeLnN0YXRla2VlcGVyLnYxLkRlbGV0ZVJlc3BvbnNlEk0KCExpc3RLZXlzEh8uc3RhdGVrZWVwZXIudjEuTGlzdEtleXNSZXF1ZXN0GiAuc3RhdGVrZWVwZXIudjEuTGlzdEtleXNSZXNwb25zZRJNCghUcmFuc2FjdBIfLnN0YXRla2VlcGVyLnYxLlRyYW5zYWN0UmVxdWVzdBogLnN0YXRla2VlcGVyLnYxLlRyYW5zYWN0UmVzcG9uc2USRgoFV2F0Y2gSHC5zdGF0ZWtlZXBlci52MS5XYXRjaFJlcXVlc3QaHS5zdGF0ZWtlZXBlci52MS5XYXRjaFJlc3BvbnNlMAESTQoIR2V0U3RhdHMSHy5zdGF0ZWtlZXBlci52MS5HZXRTdGF0c1JlcXVlc3QaIC5zdGF0ZWtlZXBlci52MS5HZXRTdGF0c1Jlc3BvbnNlQktaSWdpdGh1Yi5jb20vc3RhdGVrZWVwZXIvc3RhdGVrZWVwZXIvY2xpZW50cy9nby9zdGF0ZWtlZXBlcnYxO3N0YXRla2VlcGVydjFiBnByb3RvMw", [file_google_protobuf_duration, file_statekeeper_v1_common]);
+  fileDesc("CiJzdGF0ZWtlZXBlci92MS9zdGF0ZV9zZXJ2aWNlLnByb3RvEg5zdGF0ZWtlZXBlci52MSKeAQoLU2F2ZVJlcXVlc3QSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuc3RhdGVrZWVwZXIudjEuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARImCgN0dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CFAoSX2V4cGVjdGVkX3JldmlzaW9uIjQKDFNhdmVSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlIlAKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJEjUKDnZhbHVlX2VuY29kaW5nGAIgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZyJFCgtHZXRSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEhAKCHJldmlzaW9uGAIgASgDItcBCg1VcGRhdGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIkCgVwYXRjaBgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgDSACIAQESJgoDdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKDnZhbHVlX2VuY29kaW5nGAUgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZ0IUChJfZXhwZWN0ZWRfcmV2aXNpb24iNgoOVXBkYXRlUmVzcG9uc2USJAoCa3YYASABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSJSCg1EZWxldGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgCIAEoA0gAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiIzCg5EZWxldGVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDIkkKD0xpc3RLZXlzUmVxdWVzdBIPCgdwYXR0ZXJuGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIksKEExpc3RLZXlzUmVzcG9uc2USDAoEa2V5cxgBIAMoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMiNAoKQ29tcGFyaXNvbhILCgNrZXkYASABKAkSGQoRZXhwZWN0ZWRfcmV2aXNpb24YAiABKAMiaQoMUHV0T3BlcmF0aW9uEgsKA2tleRgBIAEoCRIkCgV2YWx1ZRgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIeCg9EZWxldGVPcGVyYXRpb24SCwoDa2V5GAEgASgJInMKCU9wZXJhdGlvbhIrCgNwdXQYASABKAsyHC5zdGF0ZWtlZXBlci52MS5QdXRPcGVyYXRpb25IABIxCgZkZWxldGUYAiABKAsyHy5zdGF0ZWtlZXBlci52MS5EZWxldGVPcGVyYXRpb25IAEIGCgRraW5kInEKD1RyYW5zYWN0UmVxdWVzdBIvCgtjb21wYXJpc29ucxgBIAMoCzIaLnN0YXRla2VlcGVyLnYxLkNvbXBhcmlzb24SLQoKb3BlcmF0aW9ucxgCIAMoCzIZLnN0YXRla2VlcGVyLnYxLk9wZXJhdGlvbiIkChBUcmFuc2FjdFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIrUBCgxXYXRjaFJlcXVlc3QSDwoHcGF0dGVybhgBIAEoCRIWCg5zdGFydF9yZXZpc2lvbhgCIAEoAxIPCgdwcmV2X2t2GAMgASgIEjUKDnZhbHVlX2VuY29kaW5nGAQgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZxI0ChFwcm9ncmVzc19pbnRlcnZhbBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKBAQoFRXZlbnQSJwoEdHlwZRgBIAEoDjIZLnN0YXRla2VlcGVyLnYxLkV2ZW50VHlwZRIkCgJrdhgCIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEikKB3ByZXZfa3YYAyABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSLHAQoNV2F0Y2hSZXNwb25zZRIPCgdjcmVhdGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDEiUKBmV2ZW50cxgDIAMoCzIVLnN0YXRla2VlcGVyLnYxLkV2ZW50EhcKD3Byb2dyZXNzX25vdGlmeRgEIAEoCBIQCghjYW5jZWxlZBgFIAEoCBIYChBjb21wYWN0X3JldmlzaW9uGAYgASgDEhUKDWNhbmNlbF9yZWFzb24YByABKAkSEAoIZnJhZ21lbnQYCCABKAgi5wEKDFJhbmdlUmVxdWVzdBIRCglzdGFydF9rZXkYASABKAkSDwoHZW5kX2tleRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSDwoHcGF0dGVybhgEIAEoCRIPCgdyZXZlcnNlGAUgASgIEhEKCWtleXNfb25seRgGIAEoCBIRCglwYWdlX3NpemUYByABKAUSEgoKcGFnZV90b2tlbhgIIAEoCRIQCghyZXZpc2lvbhgJIAEoAxI1Cg52YWx1ZV9lbmNvZGluZxgKIAEoDjIdLnN0YXRla2VlcGVyLnYxLlZhbHVlRW5jb2RpbmciYQoNUmFuZ2VSZXNwb25zZRIlCgNrdnMYASADKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMiEQoPR2V0U3RhdHNSZXF1ZXN0ImsKEEdldFN0YXRzUmVzcG9uc2USDAoEa2V5cxgBIAEoAxINCgVieXRlcxgCIAEoAxIQCghyZXZpc2lvbhgDIAEoAxIXCg9vbGRlc3RfcmV2aXNpb24YBCABKAMSDwoHYmFja2VuZBgFIAEoCSppCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhIKDkVWRU5UX1RZUEVfUFVUEAESFQoRRVZFTlRfVFlQRV9ERUxFVEUQAhIVChFFVkVOVF9UWVBFX0VYUElSRRADMp4FCgxTdGF0ZVNlcnZpY2USQQoEU2F2ZRIbLnN0YXRla2VlcGVyLnYxLlNhdmVSZXF1ZXN0Ghwuc3RhdGVrZWVwZXIudjEuU2F2ZVJlc3BvbnNlEj4KA0dldBIaLnN0YXRla2VlcGVyLnYxLkdldFJlcXVlc3QaGy5zdGF0ZWtlZXBlci52MS5HZXRSZXNwb25zZRJHCgZVcGRhdGUSHS5zdGF0ZWtlZXBlci52MS5VcGRhdGVSZXF1ZXN0Gh4uc3RhdGVrZWVwZXIudjEuVXBkYXRlUmVzcG9uc2USRwoGRGVsZXRlEh0uc3RhdGVrZWVwZXIudjEuRGVsZXRlUmVxdWVzdBoeLnN0YXRla2VlcGVyLnYxLkRlbGV0ZVJlc3BvbnNlEk0KCExpc3RLZXlzEh8uc3RhdGVrZWVwZXIudjEuTGlzdEtleXNSZXF1ZXN0GiAuc3RhdGVrZWVwZXIudjEuTGlzdEtleXNSZXNwb25zZRJNCghUcmFuc2FjdBIfLnN0YXRla2VlcGVyLnYxLlRyYW5zYWN0UmVxdWVzdBogLnN0YXRla2VlcGVyLnYxLlRyYW5zYWN0UmVzcG9uc2USRgoFV2F0Y2gSHC5zdGF0ZWtlZXBlci52MS5XYXRjaFJlcXVlc3QaHS5zdGF0ZWtlZXBlci52MS5XYXRjaFJlc3BvbnNlMAESTQoIR2V0U3RhdHMSHy5zdGF0ZWtlZXBlci52MS5HZXRTdGF0c1JlcXVlc3QaIC5zdGF0ZWtlZXBlci52MS5HZXRTdGF0c1Jlc3BvbnNlEkQKBVJhbmdlEhwuc3RhdGVrZWVwZXIudjEuUmFuZ2VSZXF1ZXN0Gh0uc3RhdGVrZWVwZXIudjEuUmFuZ2VSZXNwb25zZUJLWklnaXRodWIuY29tL3N0YXRla2VlcGVyL3N0YXRla2VlcGVyL2NsaWVudHMvZ28vc3RhdGVrZWVwZXJ2MTtzdGF0ZWtlZXBlcnYxYgZwcm90bzM", [file_google_protobuf_duration, file_statekeeper_v1_common]);
 
 /**
  * SaveRequest creates or replaces one document.
@@ -684,6 +684,137 @@ export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
   messageDesc(file_statekeeper_v1_state_service, 18);
 
 /**
+ * RangeRequest asks for one page of the entries whose keys satisfy every given condition.
+ *
+ * Keys are ordered by code point (ascending byte order of their UTF-8), as in ListKeys.
+ *
+ * @generated from message statekeeper.v1.RangeRequest
+ */
+export type RangeRequest = Message<"statekeeper.v1.RangeRequest"> & {
+  /**
+   * The least key of the range (inclusive); empty means no lower bound.
+   *
+   * @generated from field: string start_key = 1;
+   */
+  startKey: string;
+
+  /**
+   * The key at which the range ends (exclusive); empty means no upper bound. When both bounds
+   * are set, end_key must be after start_key (INVALID_ARGUMENT otherwise).
+   *
+   * @generated from field: string end_key = 2;
+   */
+  endKey: string;
+
+  /**
+   * Only keys that start with this literal text (no glob characters); empty means any key.
+   *
+   * @generated from field: string prefix = 3;
+   */
+  prefix: string;
+
+  /**
+   * Only keys that match this glob pattern (ListKeysRequest.pattern rules); empty means any key.
+   *
+   * @generated from field: string pattern = 4;
+   */
+  pattern: string;
+
+  /**
+   * When true, entries come in descending key order, starting from the end of the range.
+   *
+   * @generated from field: bool reverse = 5;
+   */
+  reverse: boolean;
+
+  /**
+   * When true, entries carry no value, only their key and revision metadata.
+   *
+   * @generated from field: bool keys_only = 6;
+   */
+  keysOnly: boolean;
+
+  /**
+   * The maximum number of entries of this page: 1 to 1000; 0 means 100. A page may hold fewer
+   * entries, even none, and still have a next page: the server stops a page when its values
+   * reach the value size limit (so that it fits one message) or after looking at a bounded
+   * number of keys for a sparse pattern.
+   *
+   * @generated from field: int32 page_size = 7;
+   */
+  pageSize: number;
+
+  /**
+   * The token from a previous response's `next_page_token`, with every other field unchanged
+   * (INVALID_ARGUMENT, INVALID_PAGE_TOKEN otherwise).
+   *
+   * @generated from field: string page_token = 8;
+   */
+  pageToken: string;
+
+  /**
+   * When positive, the entries as they were at this store revision: it must not be after the
+   * current revision (INVALID_ARGUMENT, INVALID_REVISION) and must be at least the oldest
+   * retained revision (GetStatsResponse.oldest_revision), else the call fails with OUT_OF_RANGE
+   * (HISTORY_COMPACTED, metadata `compact_revision`). 0 means the current revision; every page
+   * then reads the store as it is, so pass the first page's `revision` to page through one
+   * consistent snapshot.
+   *
+   * @generated from field: int64 revision = 9;
+   */
+  revision: bigint;
+
+  /**
+   * The form in which to return values.
+   *
+   * @generated from field: statekeeper.v1.ValueEncoding value_encoding = 10;
+   */
+  valueEncoding: ValueEncoding;
+};
+
+/**
+ * Describes the message statekeeper.v1.RangeRequest.
+ * Use `create(RangeRequestSchema)` to create a new message.
+ */
+export const RangeRequestSchema: GenMessage<RangeRequest> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_state_service, 19);
+
+/**
+ * RangeResponse is one page of entries.
+ *
+ * @generated from message statekeeper.v1.RangeResponse
+ */
+export type RangeResponse = Message<"statekeeper.v1.RangeResponse"> & {
+  /**
+   * The entries, in key order (descending when the request asked for reverse), with user keys.
+   *
+   * @generated from field: repeated statekeeper.v1.KeyValue kvs = 1;
+   */
+  kvs: KeyValue[];
+
+  /**
+   * The token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * The store revision the entries are as of.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message statekeeper.v1.RangeResponse.
+ * Use `create(RangeResponseSchema)` to create a new message.
+ */
+export const RangeResponseSchema: GenMessage<RangeResponse> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_state_service, 20);
+
+/**
  * GetStatsRequest asks for the storage statistics; it has no parameters.
  *
  * @generated from message statekeeper.v1.GetStatsRequest
@@ -696,7 +827,7 @@ export type GetStatsRequest = Message<"statekeeper.v1.GetStatsRequest"> & {
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_state_service, 19);
+  messageDesc(file_statekeeper_v1_state_service, 21);
 
 /**
  * GetStatsResponse holds the size and history figures of the storage backend.
@@ -745,7 +876,7 @@ export type GetStatsResponse = Message<"statekeeper.v1.GetStatsResponse"> & {
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_state_service, 20);
+  messageDesc(file_statekeeper_v1_state_service, 22);
 
 /**
  * EventType says what happened to a key.
@@ -877,6 +1008,18 @@ export const StateService: GenService<{
     methodKind: "unary";
     input: typeof GetStatsRequestSchema;
     output: typeof GetStatsResponseSchema;
+  },
+  /**
+   * Range reads the entries of a key range, optionally narrowed by a prefix and a glob pattern,
+   * in key order or reversed, with their values or keys only, one page at a time, as the store
+   * is now or as it was at an earlier revision while that history is retained.
+   *
+   * @generated from rpc statekeeper.v1.StateService.Range
+   */
+  range: {
+    methodKind: "unary";
+    input: typeof RangeRequestSchema;
+    output: typeof RangeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_statekeeper_v1_state_service, 0);
