@@ -1,10 +1,12 @@
 """Agent-framework session stores side by side (``--parts agents``): a Google ADK turn
-(``get_session`` + ``append_event``) and an OpenAI Agents SDK turn (``get_items`` +
-``add_items`` of two items) on statekeeper (embedded, over gRPC, embedded on a shared Redis)
+(``get_session`` + ``append_event``), an OpenAI Agents SDK turn (``get_items`` + ``add_items``
+of two items) and a LangGraph super-step (``put`` + ``put_writes`` + ``get_tuple``, on a small
+state and on a 100 KB one) on statekeeper (embedded, over gRPC, embedded on a shared Redis)
 and on the frameworks' own stores (ADK's DatabaseSessionService on SQLite; the SDK's
-SQLiteSession and RedisSession), from one process and from 4 worker processes sharing one store.
+SQLiteSession and RedisSession; LangGraph's AsyncSqliteSaver), from one process and from 4
+worker processes sharing one store.
 
-Each client task holds its own conversation and starts a new one every
+Each client task holds its own conversation (thread) and starts a new one every
 :data:`TURNS_PER_SESSION` turns, so every store sees the same session lengths. A failed turn
 counts as an error (its first message is reported) and the task goes on.
 """
@@ -43,7 +45,17 @@ STORES = {
         "SDK RedisSession",
     ),
 }
+#: LangGraph rows: the framework name -> the bytes of the channel value each super-step changes.
+LANGGRAPH_STATE = {"langgraph": len(TEXT), "langgraph-100k": 100_000}
+LANGGRAPH_STORES = (
+    "statekeeper embedded (memory)",
+    "statekeeper gRPC (memory server)",
+    "statekeeper embedded (Redis backend)",
+    "LangGraph AsyncSqliteSaver",
+)
+STORES.update({framework: LANGGRAPH_STORES for framework in LANGGRAPH_STATE})
 SHARED = {
+    "LangGraph AsyncSqliteSaver",
     "statekeeper gRPC (memory server)",
     "statekeeper embedded (Redis backend)",
     "ADK DatabaseSessionService (SQLite)",
@@ -169,8 +181,64 @@ async def _openai(
     return turn_of, closing
 
 
+async def _langgraph(
+    job: dict[str, Any],
+) -> tuple[Callable[[int], Turn], Callable[[], Awaitable[None]]]:
+    """The LangGraph super-step of each task (put + put_writes + get_tuple), and the closing
+    of the saver."""
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.base.id import uuid6
+
+    closing: Callable[[], Awaitable[None]]
+    if job["store"] == "LangGraph AsyncSqliteSaver":
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        connection = await aiosqlite.connect(job["sqlite_path"])
+        saver: Any = AsyncSqliteSaver(connection)
+        await saver.setup()
+        closing = connection.close
+    else:
+        from statekeeper.integrations.langgraph import StatekeeperSaver
+
+        manager = _manager(job)
+        saver = StatekeeperSaver(manager)
+        closing = manager.close
+    run = uuid.uuid4().hex[:8]
+    size = LANGGRAPH_STATE[job["framework"]]
+
+    def turn_of(task: int) -> Turn:
+        current: dict[str, Any] = {}
+
+        async def turn(n: int) -> None:
+            if n % TURNS_PER_SESSION == 0 or "config" not in current:
+                thread = f"{run}-w{job['worker']}-t{task}-{n // TURNS_PER_SESSION}"
+                current.update(config={"configurable": {"thread_id": thread, "checkpoint_ns": ""}})
+                current["versions"] = {}
+            versions = current["versions"]
+            for channel in ("doc", "step"):
+                versions[channel] = saver.get_next_version(versions.get(channel), None)
+            checkpoint = empty_checkpoint()
+            checkpoint["id"] = str(uuid6(clock_seq=n))
+            checkpoint["channel_values"] = {"doc": f"{n:08d}" + "x" * (size - 8), "step": n}
+            checkpoint["channel_versions"] = dict(versions)
+            config = await saver.aput(
+                current["config"], checkpoint, {"source": "loop", "step": n}, dict(versions)
+            )
+            current["config"] = config
+            await saver.aput_writes(config, [("step", n + 1)], f"task-{n}")
+            latest = await saver.aget_tuple({"configurable": {**config["configurable"]}})
+            assert latest is not None and latest.checkpoint["channel_values"]["step"] == n
+
+        return turn
+
+    return turn_of, closing
+
+
 async def _run(job: dict[str, Any]) -> dict[str, Any]:
-    turn_of, closing = await (_adk(job) if job["framework"] == "adk" else _openai(job))
+    framework = job["framework"]
+    builder = _adk if framework == "adk" else _openai if framework == "openai" else _langgraph
+    turn_of, closing = await builder(job)
     turns = [turn_of(task) for task in range(TASKS)]
     errors: list[str] = []
     try:  # the first call opens connections and creates tables, before the window

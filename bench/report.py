@@ -304,7 +304,12 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 #: The store each framework row is compared with: the framework's own SQLite store.
-AGENT_BASELINES = {"adk": "ADK DatabaseSessionService (SQLite)", "openai": "SDK SQLiteSession"}
+AGENT_BASELINES = {
+    "adk": "ADK DatabaseSessionService (SQLite)",
+    "openai": "SDK SQLiteSession",
+    "langgraph": "LangGraph AsyncSqliteSaver",
+    "langgraph-100k": "LangGraph AsyncSqliteSaver",
+}
 
 
 def agents_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -313,8 +318,10 @@ def agents_table(rows: list[dict[str, Any]]) -> list[str]:
         return []
     lines = [
         "",
-        "Agent-framework session stores: one turn = ADK get_session + append_event, or OpenAI "
-        "Agents SDK get_items + add_items (2 items); 4 tasks per process, a new conversation "
+        "Agent-framework session stores: one turn = ADK get_session + append_event, OpenAI "
+        "Agents SDK get_items + add_items (2 items), or a LangGraph super-step (put + "
+        "put_writes + get_tuple; langgraph-100k: a 100 KB channel value changed every step); "
+        "4 tasks per process, a new conversation "
         "every 20 turns; 4 processes share one store where the store can be shared:",
         "",
         "| framework | store | processes | turns/s | p50 / p99 ms | vs own SQLite store "

@@ -71,6 +71,12 @@ def test_put_of_invalid_json_says_so_in_one_line() -> None:
     assert "'notjson' is not valid JSON" in line and "'\"text\"'" in line
 
 
+def test_a_command_without_a_server_names_the_address() -> None:
+    address = f"127.0.0.1:{free_port()}"
+    line = one_error_line(statekeeper("get", "k", "--address", address))
+    assert line.startswith(f"error: no statekeeper server answered at {address} (start one")
+
+
 def test_a_bad_environment_variable_is_named_with_the_form_it_needs() -> None:
     line = one_error_line(statekeeper("serve", STATEKEEPER_PORT="abc"))
     assert line == "error: STATEKEEPER_PORT='abc' is not valid: expected an integer such as 50051"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from grpc import aio
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -57,6 +58,8 @@ from statekeeper.state import (
     WorkflowStateManager,
     WorkflowStatus,
 )
+from statekeeper.v1 import orchestration_service_pb2 as opb
+from statekeeper.v1 import orchestration_service_pb2_grpc as ogrpc
 
 from tests.servers import ServerProcess, start_server_process
 
@@ -174,7 +177,34 @@ class Page:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
     def text(self, css: str) -> str:
-        return self.find(css).text
+        """The text of the first element at ``css`` (read in one step: no stale element)."""
+        text = self.driver.execute_script(
+            "const node = document.querySelector(arguments[0]); return node && node.innerText;",
+            css,
+        )
+        if text is None:
+            raise LookupError(f"nothing at {css}")
+        return str(text)
+
+    def attrs(self, css: str, name: str) -> list[str | None]:
+        """Attribute ``name`` of every element at ``css``, read in one step."""
+        return list(
+            self.driver.execute_script(
+                "return Array.from(document.querySelectorAll(arguments[0]),"
+                " (node) => node.getAttribute(arguments[1]));",
+                css,
+                name,
+            )
+        )
+
+    def tail(self) -> list[tuple[str | None, str | None]]:
+        """The Keys view's live tail, newest first: (event type, key) per row."""
+        rows = "#key-tail tr"
+        return list(zip(self.attrs(rows, "data-type"), self.attrs(rows, "data-key"), strict=True))
+
+    def click(self, css: str) -> None:
+        """Click the element at ``css``, again if the page re-rendered it meanwhile."""
+        self.until(lambda d: self.find(css).click() or True, f"a clickable {css}")
 
     def shows(self, css: str, text: str) -> Any:
         """Wait until the element at ``css`` contains ``text``."""
@@ -219,7 +249,7 @@ def test_keys_view_shows_documents_and_follows_changes(page: Page, server: Serve
     page.open("keys?pattern=view:*&key=view:doc")
     page.shows("#key-value", '"status": "running"')
     page.shows("#key-ttl", "in ")
-    assert [row.get_attribute("data-key") for row in page.all("#key-list tr[data-key]")] == [
+    assert page.attrs("#key-list tr[data-key]", "data-key") == [
         "view:0", "view:1", "view:2", "view:doc",
     ]  # fmt: skip
     page.screenshot("keys")
@@ -235,10 +265,7 @@ def test_keys_view_shows_documents_and_follows_changes(page: Page, server: Serve
     page.until(lambda d: page.all("#key-list tr[data-key='view:new']"), "the new key in the list")
     page.until(lambda d: not page.all("#key-list tr[data-key='view:0']"), "view:0 gone")
     page.until(lambda d: page.all("#key-tail tr[data-type='DELETE'][data-key='view:0']"), "DELETE")
-    tail = [
-        (r.get_attribute("data-type"), r.get_attribute("data-key"))
-        for r in page.all("#key-tail tr")
-    ]
+    tail = page.tail()
     assert tail == [("DELETE", "view:0"), ("PUT", "view:new"), ("PUT", "view:doc")]
     assert page.text("#key-ttl") == "never"  # the save without ttl cleared it
     page.screenshot("keys-live")
@@ -257,10 +284,10 @@ def test_delete_from_the_page_is_compare_and_set(page: Page, server: Server) -> 
     run(_save(server, "del:a", {"v": 1}))
     page.open("keys?pattern=del:*&key=del:a")
     page.shows("#key-value", '"v": 1')
-    page.find("#key-delete").click()
-    page.find("#confirm-no").click()  # kept: nothing happens
+    page.click("#key-delete")
+    page.click("#confirm-no")  # kept: nothing happens
     assert run(_get(server, "del:a")) == {"v": 1}
-    page.find("#key-delete").click()
+    page.click("#key-delete")
     page.until(lambda d: page.find("#confirm").get_attribute("open") is not None, "the dialog")
     run(_save(server, "del:a", {"v": 2}))  # the page is stale now
     page.confirm()
@@ -268,7 +295,7 @@ def test_delete_from_the_page_is_compare_and_set(page: Page, server: Server) -> 
     assert run(_get(server, "del:a")) == {"v": 2}
     page.screenshot("delete-conflict")
     page.shows("#key-value", '"v": 2')
-    page.find("#key-delete").click()
+    page.click("#key-delete")
     page.confirm()
     page.shows("#action-done", "Deleted del:a")
     assert run(_get(server, "del:a")) is None
@@ -303,7 +330,7 @@ def test_workflow_view_pause_resume_and_stale_conflict(page: Page, server: Serve
     page.screenshot("workflows")
     page.open("workflows?id=wf-ui")
     page.shows("#workflow-head", "step 2 of 5")
-    assert [r.get_attribute("data-status") for r in page.all("#workflow-steps tr[data-step]")] == [
+    assert page.attrs("#workflow-steps tr[data-step]", "data-status") == [
         "COMPLETED", "RUNNING",
     ]  # fmt: skip
 
@@ -318,13 +345,13 @@ def test_workflow_view_pause_resume_and_stale_conflict(page: Page, server: Serve
     page.until(lambda d: len(page.all("#workflow-steps tr[data-step]")) == 4, "four step rows")
     page.screenshot("workflow")
 
-    page.find("#workflow-pause").click()
+    page.click("#workflow-pause")
     page.confirm()
     page.shows("#action-done", "PAUSED")
     assert run(_status(server, "wf-ui")) == WorkflowStatus.PAUSED
     page.until(lambda d: page.find("#workflow-resume").is_enabled(), "the resume button")
 
-    page.find("#workflow-resume").click()
+    page.click("#workflow-resume")
     page.until(lambda d: page.find("#confirm").get_attribute("open") is not None, "the dialog")
 
     async def checkpoint() -> None:  # changes the workflow under the open dialog
@@ -339,7 +366,7 @@ def test_workflow_view_pause_resume_and_stale_conflict(page: Page, server: Serve
     page.until(lambda d: page.all("#workflow-checkpoints tr[data-checkpoint='manual-1']"), "ckpt")
     page.screenshot("workflow-conflict")
 
-    page.find("#workflow-cancel").click()
+    page.click("#workflow-cancel")
     page.confirm(reason="operator stopped it")
     page.shows("#workflow-cancel-reason", "operator stopped it")
     assert run(_status(server, "wf-ui")) == WorkflowStatus.CANCELLED
@@ -378,10 +405,7 @@ def test_agents_view(page: Page, server: Server) -> None:
 
     run(more())
     page.until(
-        lambda d: (
-            [r.get_attribute("data-checkpoint") for r in page.all("tr[data-checkpoint]")]
-            == ["c2", "c1"]
-        ),
+        lambda d: page.attrs("tr[data-checkpoint]", "data-checkpoint") == ["c2", "c1"],
         "the new checkpoint first",
     )
     page.screenshot("agents")
@@ -414,7 +438,47 @@ def test_teams_view(page: Page, server: Server) -> None:
 
     run(finish())
     page.until(lambda d: page.all("[data-queue='completed'] [data-task='t0']"), "t0 completed")
+
+    async def dead_letter(task_id: str, priority: int) -> None:  # claimed first, then failed
+        teams = OrchestrationStateManager(**grpc(server))
+        await teams.enqueue_task("team-ui", {"task_id": task_id, "priority": priority})
+        claimed = await teams.claim_next_task("team-ui", "w2", lease=300)
+        assert claimed is not None and claimed.id == task_id
+        await teams.fail_task("team-ui", task_id, "parser crashed", agent_id="w2", retry_limit=0)
+        await teams.close()
+
+    run(dead_letter("bad-1", 900))
+    dead = "[data-queue='dead_lettered'] [data-task='bad-1']"
+    page.shows(dead, "parser crashed")
     page.screenshot("teams")
+    page.click(f"{dead} button[data-requeue]")
+    page.confirm()
+    page.shows("#action-done", "Requeued bad-1")
+    page.until(lambda d: page.all("[data-queue='pending'] [data-task='bad-1']"), "bad-1 pending")
+    assert run(_task_state(server, "team-ui", "bad-1")) == opb.TASK_STATE_PENDING
+
+    run(dead_letter("bad-2", 1000))
+    page.shows("[data-queue='dead_lettered'] [data-task='bad-2']", "parser crashed")
+    page.click("[data-queue='dead_lettered'] [data-task='bad-2'] button")
+    page.until(lambda d: page.find("#confirm").get_attribute("open") is not None, "the dialog")
+    run(_requeue(server, "team-ui", "bad-2"))  # someone else requeues it first
+    page.confirm()
+    page.shows("#team-action .error[data-code='FAILED_PRECONDITION']", "not dead-lettered")
+    assert len(page.all("[data-queue='pending'] [data-task='bad-2']")) <= 1
+    assert run(_task_state(server, "team-ui", "bad-2")) == opb.TASK_STATE_PENDING
+
+
+async def _task_state(server: Server, team_id: str, task_id: str) -> int:
+    async with aio.insecure_channel(server.address) as channel:
+        stub = ogrpc.OrchestrationServiceStub(channel)
+        response = await stub.GetTask(opb.GetTaskRequest(team_id=team_id, task_id=task_id))
+        return int(response.task.state)
+
+
+async def _requeue(server: Server, team_id: str, task_id: str) -> None:
+    async with aio.insecure_channel(server.address) as channel:
+        stub = ogrpc.OrchestrationServiceStub(channel)
+        await stub.RequeueTask(opb.RequeueTaskRequest(team_id=team_id, task_id=task_id))
 
 
 def test_knowledge_view(page: Page, server: Server) -> None:
@@ -555,11 +619,8 @@ def test_a_reconnecting_page_shows_what_changed_while_away_once(page: Page, serv
     page.until(lambda d: page.all("#key-tail tr[data-key='rs:1'][data-type='DELETE']"), "rs:1 gone")
     run(_save(server, "rs:4", {"n": 4}))
     page.until(lambda d: page.all("#key-tail tr[data-key='rs:4']"), "rs:4 in the tail")
-    revisions = [int(r.get_attribute("data-revision")) for r in page.all("#key-tail tr")]
-    events = [
-        (r.get_attribute("data-type"), r.get_attribute("data-key"))
-        for r in page.all("#key-tail tr")
-    ]
+    revisions = [int(str(v)) for v in page.attrs("#key-tail tr", "data-revision")]
+    events = page.tail()
     assert events == [
         ("PUT", "rs:4"),
         ("DELETE", "rs:1"),

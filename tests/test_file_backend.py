@@ -21,7 +21,14 @@ from statekeeper.errors import (
     HistoryCompactedError,
     StateKeeperError,
 )
-from statekeeper.state import FileBackend, StateConfig, StateManager, StateStats
+from statekeeper.state import (
+    FileBackend,
+    StateConfig,
+    StateManager,
+    StateStats,
+    WorkflowState,
+    WorkflowStateManager,
+)
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine.backend import Backend, Entry, Event, EventType, WatchUpdate
 from statekeeper_server.engine.file import read_frames
@@ -368,7 +375,16 @@ async def test_stats_by_rpc_and_cli(tmp_path: Path) -> None:
             await manager.save("a", {"n": 2})
             await manager.delete("b")
             stats = await manager.get_stats()
-        assert stats == StateStats(keys=1, bytes=4, revision=4, oldest_revision=1, backend="file")
+            assert stats == StateStats(
+                keys=1, bytes=4, revision=4, oldest_revision=1, backend="file", user_keys=1
+            )
+            # A manager's records are stored too, but they are not the user's keys.
+            workflows = WorkflowStateManager(persistence="grpc", address=address)
+            await workflows.create(WorkflowState(workflow_id="w"))
+            await workflows.close()
+            stats = await manager.get_stats()
+            assert await manager.list_keys("*") == ["a"]
+            assert stats.user_keys == 1 and stats.keys > 1
         cli = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -381,9 +397,10 @@ async def test_stats_by_rpc_and_cli(tmp_path: Path) -> None:
         stdout, _ = await asyncio.wait_for(cli.communicate(), WAIT)
         assert cli.returncode == 0
         assert json.loads(stdout) == {
-            "keys": 1,
-            "bytes": 4,
-            "revision": 4,
+            "user_keys": 1,
+            "stored_records": stats.keys,
+            "bytes": stats.bytes,
+            "revision": stats.revision,
             "oldest_revision": 1,
             "backend": "file",
         }

@@ -10,10 +10,12 @@ from pathlib import Path
 import grpc
 import pytest
 from statekeeper.errors import (
+    ConflictError,
     HistoryCompactedError,
     InvalidArgumentError,
     PermissionDeniedError,
     Reason,
+    ResourceExhaustedError,
     from_rpc_error,
 )
 from statekeeper.state import StateConfig, StateEntry, StateManager
@@ -191,3 +193,114 @@ async def test_tenants_see_only_their_keys_without_the_tenant_prefix(auth_addres
         assert await keys(reader, "s/") == ["s/1", "s/2"]
         with pytest.raises(PermissionDeniedError):
             await reader.save("s/4", 4)
+        with pytest.raises(PermissionDeniedError):
+            await reader.delete_range("s/")
+
+
+# -- DeleteRange / CopyRange ------------------------------------------------------------------
+
+
+async def put_many(manager: StateManager, prefix: str, count: int) -> list[str]:
+    """Save ``count`` keys under ``prefix`` (in transactions under the operation limit)."""
+    names = [f"{prefix}{number:05d}" for number in range(count)]
+    for start in range(0, count, 100):
+        await manager.transaction(put={name: {"name": name} for name in names[start : start + 100]})
+    return names
+
+
+async def test_delete_range_removes_more_keys_than_a_transaction_may_hold(
+    manager: StateManager,
+) -> None:
+    await put_many(manager, "big/", 2500)
+    await manager.save("big", {"kept": True})
+    await manager.save("bigger/x", {"kept": True})
+    assert await manager.delete_range("big/") == 2500
+    assert await keys(manager, "big") == ["big", "bigger/x"]
+    assert await manager.delete_range("big/") == 0
+
+
+async def test_a_small_delete_range_is_one_transaction(manager: StateManager) -> None:
+    before = (await manager.get_stats()).revision
+    assert await manager.delete_range(start="t/1/b", end="t/2") == 3
+    assert (await manager.get_stats()).revision == before + 1
+    assert await keys(manager) == ["t/1/a", "t/2/a", "u/a"]
+
+
+async def test_a_guarded_range_change_needs_the_guard_revision(manager: StateManager) -> None:
+    lock = await manager.save("lock", {"owner": "me"})
+    with pytest.raises(ConflictError) as caught:
+        await manager.delete_range("t/", guard=("lock", lock + 5))
+    assert caught.value.reason == Reason.REVISION_CONFLICT
+    assert caught.value.metadata["key"] == "lock"
+    with pytest.raises(ConflictError):
+        await manager.copy_range("t/", "copy/", guard=("lock", 0))
+    assert await keys(manager, "t/") == KEYS[:5] and await keys(manager, "copy/") == []
+    assert await manager.delete_range("t/", guard=("lock", lock)) == 5
+
+
+async def test_copy_range_copies_a_snapshot_with_values_and_expiry(manager: StateManager) -> None:
+    names = await put_many(manager, "src/", 1500)
+    await manager.save("src/ttl", {"blob": b"\x00"}, ttl=3600)
+    await manager.save("dst/extra", {"stays": True})
+    assert await manager.copy_range("src/", "dst/") == 1501
+    copied = {e.key: e async for e in manager.range("dst/")}
+    assert list(copied) == [f"dst/{n[4:]}" for n in names] + ["dst/extra", "dst/ttl"]
+    assert copied["dst/00042"].value == {"name": "src/00042"}
+    assert copied["dst/ttl"].value == {"blob": b"\x00"}
+    source = await manager.get_entry("src/ttl")
+    assert source is not None and copied["dst/ttl"].expires_at == source.expires_at
+    assert len(await keys(manager, "src/")) == 1501
+    # A target inside the source copies the snapshot once, not its own copies again.
+    assert await manager.copy_range("t/", "t/1/again/") == 5
+    assert await keys(manager, "t/1/again/") == [f"t/1/again/{k[2:]}" for k in KEYS[:5]]
+
+
+async def test_bad_range_changes_are_refused_and_change_nothing(manager: StateManager) -> None:
+    before = (await manager.get_stats()).revision
+    with pytest.raises(InvalidArgumentError) as caught:
+        await manager.delete_range()
+    assert caught.value.reason == Reason.INVALID_ARGUMENT
+    with pytest.raises(InvalidArgumentError):
+        await manager.copy_range("t/", "t/")
+    with pytest.raises(InvalidArgumentError) as caught:
+        await manager.copy_range("t/", "x" * 510)
+    assert caught.value.reason == Reason.KEY_TOO_LONG
+    with pytest.raises(InvalidArgumentError):
+        await manager.delete_range("t/", guard=("bad\n", 1))
+    assert (await manager.get_stats()).revision == before
+
+
+async def test_range_changes_stay_inside_the_tenant(auth_address: str) -> None:
+    def config(token: str) -> StateConfig:
+        return StateConfig(backend="grpc", address=auth_address, token=token)
+
+    async with StateManager(config("token-a")) as alice, StateManager(config("token-b")) as bob:
+        await alice.transaction(put={"s/1": 1, "s/2": 2})
+        await bob.transaction(put={"s/1": 10, "s/3": 30})
+        assert await alice.copy_range("s/", "c/") == 2
+        assert await alice.delete_range("s/") == 2
+        assert await keys(alice) == ["c/1", "c/2"]
+        assert await keys(bob) == ["s/1", "s/3"]
+
+
+async def test_the_value_limit_is_a_setting_and_range_pages_respect_it() -> None:
+    limit = 1536 * 1024
+    server = StatekeeperServer(
+        ServerConfig(backend="memory", port=0, shutdown_grace=1.0, max_value_bytes=limit)
+    )
+    await server.start()
+    try:
+        config = StateConfig(backend="grpc", address=f"127.0.0.1:{server.port}")
+        async with StateManager(config) as manager:
+            large = b"d" * (limit - 1024)
+            for number in range(5):
+                await manager.save(f"doc/{number}", {"blob": large})
+            assert (await manager.get("doc/3")) == {"blob": large}
+            got = [e async for e in manager.range("doc/", reverse=True)]
+            assert [e.key for e in got] == [f"doc/{n}" for n in (4, 3, 2, 1, 0)]
+            assert all(e.value == {"blob": large} for e in got)
+            with pytest.raises(ResourceExhaustedError) as caught:
+                await manager.save("doc/too-big", {"blob": b"d" * limit})
+            assert caught.value.reason == Reason.VALUE_TOO_LARGE
+    finally:
+        await server.stop(0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from statekeeper import values
 from statekeeper.console.command import add_ui_arguments, beside_server, run_ui
-from statekeeper.errors import StateKeeperError
+from statekeeper.errors import Reason, StateKeeperError
 from statekeeper.state import StateConfig, StateManager
 from statekeeper.transport import open_channel
 
@@ -78,7 +77,15 @@ async def _watch(manager: StateManager, args: argparse.Namespace) -> Any:
 
 
 async def _stats(manager: StateManager, args: argparse.Namespace) -> Any:
-    return dataclasses.asdict(await manager.get_stats())
+    stats = await manager.get_stats()
+    return {
+        "user_keys": stats.user_keys,  # what `statekeeper list` shows
+        "stored_records": stats.keys,  # those plus every manager's records, all namespaces
+        "bytes": stats.bytes,
+        "revision": stats.revision,
+        "oldest_revision": stats.oldest_revision,
+        "backend": stats.backend,
+    }
 
 
 CLIENT_COMMANDS: dict[str, tuple[ClientCommand, str, Callable[[argparse.ArgumentParser], Any]]] = {
@@ -100,7 +107,7 @@ CLIENT_COMMANDS: dict[str, tuple[ClientCommand, str, Callable[[argparse.Argument
     ),
     "stats": (
         _stats,
-        "Print storage statistics: keys, bytes, revision, oldest revision, backend.",
+        "Print storage statistics: your keys, all stored records, bytes, revisions, backend.",
         lambda p: None,
     ),
     "watch": (
@@ -251,7 +258,14 @@ async def _run_client(command: ClientCommand, args: argparse.Namespace) -> int:
         try:
             result = await command(manager, args)
         except StateKeeperError as error:
-            print(f"error: {error.code.name} {error.reason}: {error.message}", file=sys.stderr)
+            if error.reason == Reason.UNAVAILABLE:  # not BACKEND_UNAVAILABLE: no server there
+                print(
+                    f"error: no statekeeper server answered at {args.address} (start one with "
+                    f"'make run' or 'statekeeper serve', or pass --address): {error.message}",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"error: {error.code.name} {error.reason}: {error.message}", file=sys.stderr)
             return 1
     if result is not None:
         print(json.dumps(result, indent=2, default=values.json_text_default))

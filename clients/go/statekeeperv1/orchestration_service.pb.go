@@ -2389,6 +2389,116 @@ func (x *FailTaskResponse) GetTask() *Task {
 	return nil
 }
 
+// RequeueTaskRequest returns one dead-lettered task to the queue.
+type RequeueTaskRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The team id.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// The dead-lettered task.
+	TaskId string `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The form in which to return task data and results (unspecified means JSON).
+	ValueEncoding ValueEncoding `protobuf:"varint,3,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequeueTaskRequest) Reset() {
+	*x = RequeueTaskRequest{}
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequeueTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequeueTaskRequest) ProtoMessage() {}
+
+func (x *RequeueTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequeueTaskRequest.ProtoReflect.Descriptor instead.
+func (*RequeueTaskRequest) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RequeueTaskRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *RequeueTaskRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *RequeueTaskRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
+}
+
+// RequeueTaskResponse carries the task as it is queued again.
+type RequeueTaskResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task, now pending.
+	Task          *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequeueTaskResponse) Reset() {
+	*x = RequeueTaskResponse{}
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequeueTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequeueTaskResponse) ProtoMessage() {}
+
+func (x *RequeueTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequeueTaskResponse.ProtoReflect.Descriptor instead.
+func (*RequeueTaskResponse) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RequeueTaskResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
 // GetQueueStatusRequest reads a team's queue.
 type GetQueueStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2402,7 +2512,7 @@ type GetQueueStatusRequest struct {
 
 func (x *GetQueueStatusRequest) Reset() {
 	*x = GetQueueStatusRequest{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[33]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2414,7 +2524,7 @@ func (x *GetQueueStatusRequest) String() string {
 func (*GetQueueStatusRequest) ProtoMessage() {}
 
 func (x *GetQueueStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[33]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2427,7 +2537,7 @@ func (x *GetQueueStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQueueStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetQueueStatusRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{33}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetQueueStatusRequest) GetTeamId() string {
@@ -2455,7 +2565,7 @@ type GetQueueStatusResponse struct {
 
 func (x *GetQueueStatusResponse) Reset() {
 	*x = GetQueueStatusResponse{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[34]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2577,7 @@ func (x *GetQueueStatusResponse) String() string {
 func (*GetQueueStatusResponse) ProtoMessage() {}
 
 func (x *GetQueueStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[34]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2590,7 @@ func (x *GetQueueStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQueueStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetQueueStatusResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{34}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetQueueStatusResponse) GetQueue() *TaskQueueState {
@@ -2509,7 +2619,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[35]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2521,7 +2631,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[35]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2534,7 +2644,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{35}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListTasksRequest) GetTeamId() string {
@@ -2585,7 +2695,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[36]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2707,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[36]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2720,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{36}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -2642,7 +2752,7 @@ type WatchTeamRequest struct {
 
 func (x *WatchTeamRequest) Reset() {
 	*x = WatchTeamRequest{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[37]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2654,7 +2764,7 @@ func (x *WatchTeamRequest) String() string {
 func (*WatchTeamRequest) ProtoMessage() {}
 
 func (x *WatchTeamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[37]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2667,7 +2777,7 @@ func (x *WatchTeamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchTeamRequest.ProtoReflect.Descriptor instead.
 func (*WatchTeamRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{37}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WatchTeamRequest) GetTeamId() string {
@@ -2708,7 +2818,7 @@ type TeamChange struct {
 
 func (x *TeamChange) Reset() {
 	*x = TeamChange{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[38]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2720,7 +2830,7 @@ func (x *TeamChange) String() string {
 func (*TeamChange) ProtoMessage() {}
 
 func (x *TeamChange) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[38]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2733,7 +2843,7 @@ func (x *TeamChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TeamChange.ProtoReflect.Descriptor instead.
 func (*TeamChange) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{38}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TeamChange) GetType() TeamChangeType {
@@ -2786,7 +2896,7 @@ type WatchTeamResponse struct {
 
 func (x *WatchTeamResponse) Reset() {
 	*x = WatchTeamResponse{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[39]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +2908,7 @@ func (x *WatchTeamResponse) String() string {
 func (*WatchTeamResponse) ProtoMessage() {}
 
 func (x *WatchTeamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[39]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +2921,7 @@ func (x *WatchTeamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchTeamResponse.ProtoReflect.Descriptor instead.
 func (*WatchTeamResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{39}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WatchTeamResponse) GetSnapshot() *TeamState {
@@ -3005,6 +3115,12 @@ const file_statekeeper_v1_orchestration_service_proto_rawDesc = "" +
 	"\x0evalue_encoding\x18\x06 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncodingB\x0e\n" +
 	"\f_retry_limit\"<\n" +
 	"\x10FailTaskResponse\x12(\n" +
+	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"\x8c\x01\n" +
+	"\x12RequeueTaskRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12D\n" +
+	"\x0evalue_encoding\x18\x03 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"?\n" +
+	"\x13RequeueTaskResponse\x12(\n" +
 	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"v\n" +
 	"\x15GetQueueStatusRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12D\n" +
@@ -3046,7 +3162,7 @@ const file_statekeeper_v1_orchestration_service_proto_rawDesc = "" +
 	"\x1eTEAM_CHANGE_TYPE_AGENT_UPDATED\x10\x01\x12!\n" +
 	"\x1dTEAM_CHANGE_TYPE_TASK_UPDATED\x10\x02\x12!\n" +
 	"\x1dTEAM_CHANGE_TYPE_TASK_REMOVED\x10\x03\x12!\n" +
-	"\x1dTEAM_CHANGE_TYPE_TEAM_DELETED\x10\x042\x8f\v\n" +
+	"\x1dTEAM_CHANGE_TYPE_TEAM_DELETED\x10\x042\xe7\v\n" +
 	"\x14OrchestrationService\x12S\n" +
 	"\n" +
 	"CreateTeam\x12!.statekeeper.v1.CreateTeamRequest\x1a\".statekeeper.v1.CreateTeamResponse\x12J\n" +
@@ -3064,7 +3180,8 @@ const file_statekeeper_v1_orchestration_service_proto_rawDesc = "" +
 	"\n" +
 	"RenewLease\x12!.statekeeper.v1.RenewLeaseRequest\x1a\".statekeeper.v1.RenewLeaseResponse\x12Y\n" +
 	"\fCompleteTask\x12#.statekeeper.v1.CompleteTaskRequest\x1a$.statekeeper.v1.CompleteTaskResponse\x12M\n" +
-	"\bFailTask\x12\x1f.statekeeper.v1.FailTaskRequest\x1a .statekeeper.v1.FailTaskResponse\x12_\n" +
+	"\bFailTask\x12\x1f.statekeeper.v1.FailTaskRequest\x1a .statekeeper.v1.FailTaskResponse\x12V\n" +
+	"\vRequeueTask\x12\".statekeeper.v1.RequeueTaskRequest\x1a#.statekeeper.v1.RequeueTaskResponse\x12_\n" +
 	"\x0eGetQueueStatus\x12%.statekeeper.v1.GetQueueStatusRequest\x1a&.statekeeper.v1.GetQueueStatusResponse\x12P\n" +
 	"\tListTasks\x12 .statekeeper.v1.ListTasksRequest\x1a!.statekeeper.v1.ListTasksResponse\x12R\n" +
 	"\tWatchTeam\x12 .statekeeper.v1.WatchTeamRequest\x1a!.statekeeper.v1.WatchTeamResponse0\x01BKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
@@ -3082,7 +3199,7 @@ func file_statekeeper_v1_orchestration_service_proto_rawDescGZIP() []byte {
 }
 
 var file_statekeeper_v1_orchestration_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_statekeeper_v1_orchestration_service_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_statekeeper_v1_orchestration_service_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_statekeeper_v1_orchestration_service_proto_goTypes = []any{
 	(TaskState)(0),                     // 0: statekeeper.v1.TaskState
 	(TeamChangeType)(0),                // 1: statekeeper.v1.TeamChangeType
@@ -3119,118 +3236,124 @@ var file_statekeeper_v1_orchestration_service_proto_goTypes = []any{
 	(*CompleteTaskResponse)(nil),       // 32: statekeeper.v1.CompleteTaskResponse
 	(*FailTaskRequest)(nil),            // 33: statekeeper.v1.FailTaskRequest
 	(*FailTaskResponse)(nil),           // 34: statekeeper.v1.FailTaskResponse
-	(*GetQueueStatusRequest)(nil),      // 35: statekeeper.v1.GetQueueStatusRequest
-	(*GetQueueStatusResponse)(nil),     // 36: statekeeper.v1.GetQueueStatusResponse
-	(*ListTasksRequest)(nil),           // 37: statekeeper.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),          // 38: statekeeper.v1.ListTasksResponse
-	(*WatchTeamRequest)(nil),           // 39: statekeeper.v1.WatchTeamRequest
-	(*TeamChange)(nil),                 // 40: statekeeper.v1.TeamChange
-	(*WatchTeamResponse)(nil),          // 41: statekeeper.v1.WatchTeamResponse
-	nil,                                // 42: statekeeper.v1.TeamState.AgentsEntry
-	(*timestamppb.Timestamp)(nil),      // 43: google.protobuf.Timestamp
-	(*Value)(nil),                      // 44: statekeeper.v1.Value
-	(ValueEncoding)(0),                 // 45: statekeeper.v1.ValueEncoding
-	(*durationpb.Duration)(nil),        // 46: google.protobuf.Duration
+	(*RequeueTaskRequest)(nil),         // 35: statekeeper.v1.RequeueTaskRequest
+	(*RequeueTaskResponse)(nil),        // 36: statekeeper.v1.RequeueTaskResponse
+	(*GetQueueStatusRequest)(nil),      // 37: statekeeper.v1.GetQueueStatusRequest
+	(*GetQueueStatusResponse)(nil),     // 38: statekeeper.v1.GetQueueStatusResponse
+	(*ListTasksRequest)(nil),           // 39: statekeeper.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),          // 40: statekeeper.v1.ListTasksResponse
+	(*WatchTeamRequest)(nil),           // 41: statekeeper.v1.WatchTeamRequest
+	(*TeamChange)(nil),                 // 42: statekeeper.v1.TeamChange
+	(*WatchTeamResponse)(nil),          // 43: statekeeper.v1.WatchTeamResponse
+	nil,                                // 44: statekeeper.v1.TeamState.AgentsEntry
+	(*timestamppb.Timestamp)(nil),      // 45: google.protobuf.Timestamp
+	(*Value)(nil),                      // 46: statekeeper.v1.Value
+	(ValueEncoding)(0),                 // 47: statekeeper.v1.ValueEncoding
+	(*durationpb.Duration)(nil),        // 48: google.protobuf.Duration
 }
 var file_statekeeper_v1_orchestration_service_proto_depIdxs = []int32{
-	43, // 0: statekeeper.v1.AgentCoordinationState.update_time:type_name -> google.protobuf.Timestamp
-	44, // 1: statekeeper.v1.TaskSpec.data:type_name -> statekeeper.v1.Value
-	44, // 2: statekeeper.v1.Task.data:type_name -> statekeeper.v1.Value
+	45, // 0: statekeeper.v1.AgentCoordinationState.update_time:type_name -> google.protobuf.Timestamp
+	46, // 1: statekeeper.v1.TaskSpec.data:type_name -> statekeeper.v1.Value
+	46, // 2: statekeeper.v1.Task.data:type_name -> statekeeper.v1.Value
 	0,  // 3: statekeeper.v1.Task.state:type_name -> statekeeper.v1.TaskState
-	44, // 4: statekeeper.v1.Task.result:type_name -> statekeeper.v1.Value
-	43, // 5: statekeeper.v1.Task.enqueue_time:type_name -> google.protobuf.Timestamp
-	43, // 6: statekeeper.v1.Task.start_time:type_name -> google.protobuf.Timestamp
-	43, // 7: statekeeper.v1.Task.lease_expire_time:type_name -> google.protobuf.Timestamp
-	43, // 8: statekeeper.v1.Task.finish_time:type_name -> google.protobuf.Timestamp
+	46, // 4: statekeeper.v1.Task.result:type_name -> statekeeper.v1.Value
+	45, // 5: statekeeper.v1.Task.enqueue_time:type_name -> google.protobuf.Timestamp
+	45, // 6: statekeeper.v1.Task.start_time:type_name -> google.protobuf.Timestamp
+	45, // 7: statekeeper.v1.Task.lease_expire_time:type_name -> google.protobuf.Timestamp
+	45, // 8: statekeeper.v1.Task.finish_time:type_name -> google.protobuf.Timestamp
 	4,  // 9: statekeeper.v1.TaskQueueState.pending:type_name -> statekeeper.v1.Task
 	4,  // 10: statekeeper.v1.TaskQueueState.in_progress:type_name -> statekeeper.v1.Task
 	4,  // 11: statekeeper.v1.TaskQueueState.completed:type_name -> statekeeper.v1.Task
 	4,  // 12: statekeeper.v1.TaskQueueState.dead_lettered:type_name -> statekeeper.v1.Task
-	42, // 13: statekeeper.v1.TeamState.agents:type_name -> statekeeper.v1.TeamState.AgentsEntry
+	44, // 13: statekeeper.v1.TeamState.agents:type_name -> statekeeper.v1.TeamState.AgentsEntry
 	5,  // 14: statekeeper.v1.TeamState.task_queue:type_name -> statekeeper.v1.TaskQueueState
 	7,  // 15: statekeeper.v1.TeamState.settings:type_name -> statekeeper.v1.TeamSettings
-	43, // 16: statekeeper.v1.TeamState.create_time:type_name -> google.protobuf.Timestamp
+	45, // 16: statekeeper.v1.TeamState.create_time:type_name -> google.protobuf.Timestamp
 	6,  // 17: statekeeper.v1.TeamState.queue_counts:type_name -> statekeeper.v1.QueueCounts
 	2,  // 18: statekeeper.v1.CreateTeamRequest.agents:type_name -> statekeeper.v1.AgentCoordinationState
 	3,  // 19: statekeeper.v1.CreateTeamRequest.initial_tasks:type_name -> statekeeper.v1.TaskSpec
 	7,  // 20: statekeeper.v1.CreateTeamRequest.settings:type_name -> statekeeper.v1.TeamSettings
-	45, // 21: statekeeper.v1.CreateTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	47, // 21: statekeeper.v1.CreateTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	8,  // 22: statekeeper.v1.CreateTeamResponse.team:type_name -> statekeeper.v1.TeamState
-	45, // 23: statekeeper.v1.GetTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	47, // 23: statekeeper.v1.GetTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	8,  // 24: statekeeper.v1.GetTeamResponse.team:type_name -> statekeeper.v1.TeamState
 	2,  // 25: statekeeper.v1.AddAgentRequest.agent:type_name -> statekeeper.v1.AgentCoordinationState
 	2,  // 26: statekeeper.v1.AddAgentResponse.agent:type_name -> statekeeper.v1.AgentCoordinationState
 	2,  // 27: statekeeper.v1.UpdateAgentStatusResponse.agent:type_name -> statekeeper.v1.AgentCoordinationState
 	2,  // 28: statekeeper.v1.GetAvailableAgentsResponse.agents:type_name -> statekeeper.v1.AgentCoordinationState
 	3,  // 29: statekeeper.v1.EnqueueTaskRequest.task:type_name -> statekeeper.v1.TaskSpec
-	45, // 30: statekeeper.v1.EnqueueTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	47, // 30: statekeeper.v1.EnqueueTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 31: statekeeper.v1.EnqueueTaskResponse.task:type_name -> statekeeper.v1.Task
-	45, // 32: statekeeper.v1.GetTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	47, // 32: statekeeper.v1.GetTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 33: statekeeper.v1.GetTaskResponse.task:type_name -> statekeeper.v1.Task
-	46, // 34: statekeeper.v1.AssignTaskRequest.lease:type_name -> google.protobuf.Duration
-	45, // 35: statekeeper.v1.AssignTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	48, // 34: statekeeper.v1.AssignTaskRequest.lease:type_name -> google.protobuf.Duration
+	47, // 35: statekeeper.v1.AssignTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 36: statekeeper.v1.AssignTaskResponse.task:type_name -> statekeeper.v1.Task
-	46, // 37: statekeeper.v1.ClaimNextTaskRequest.lease:type_name -> google.protobuf.Duration
-	45, // 38: statekeeper.v1.ClaimNextTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	48, // 37: statekeeper.v1.ClaimNextTaskRequest.lease:type_name -> google.protobuf.Duration
+	47, // 38: statekeeper.v1.ClaimNextTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 39: statekeeper.v1.ClaimNextTaskResponse.task:type_name -> statekeeper.v1.Task
-	46, // 40: statekeeper.v1.RenewLeaseRequest.lease:type_name -> google.protobuf.Duration
-	45, // 41: statekeeper.v1.RenewLeaseRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	48, // 40: statekeeper.v1.RenewLeaseRequest.lease:type_name -> google.protobuf.Duration
+	47, // 41: statekeeper.v1.RenewLeaseRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 42: statekeeper.v1.RenewLeaseResponse.task:type_name -> statekeeper.v1.Task
-	44, // 43: statekeeper.v1.CompleteTaskRequest.result:type_name -> statekeeper.v1.Value
-	45, // 44: statekeeper.v1.CompleteTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	46, // 43: statekeeper.v1.CompleteTaskRequest.result:type_name -> statekeeper.v1.Value
+	47, // 44: statekeeper.v1.CompleteTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 45: statekeeper.v1.CompleteTaskResponse.task:type_name -> statekeeper.v1.Task
-	45, // 46: statekeeper.v1.FailTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	47, // 46: statekeeper.v1.FailTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 47: statekeeper.v1.FailTaskResponse.task:type_name -> statekeeper.v1.Task
-	45, // 48: statekeeper.v1.GetQueueStatusRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	5,  // 49: statekeeper.v1.GetQueueStatusResponse.queue:type_name -> statekeeper.v1.TaskQueueState
-	0,  // 50: statekeeper.v1.ListTasksRequest.state:type_name -> statekeeper.v1.TaskState
-	45, // 51: statekeeper.v1.ListTasksRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	4,  // 52: statekeeper.v1.ListTasksResponse.tasks:type_name -> statekeeper.v1.Task
-	46, // 53: statekeeper.v1.WatchTeamRequest.progress_interval:type_name -> google.protobuf.Duration
-	45, // 54: statekeeper.v1.WatchTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	1,  // 55: statekeeper.v1.TeamChange.type:type_name -> statekeeper.v1.TeamChangeType
-	2,  // 56: statekeeper.v1.TeamChange.agent:type_name -> statekeeper.v1.AgentCoordinationState
-	4,  // 57: statekeeper.v1.TeamChange.task:type_name -> statekeeper.v1.Task
-	8,  // 58: statekeeper.v1.WatchTeamResponse.snapshot:type_name -> statekeeper.v1.TeamState
-	40, // 59: statekeeper.v1.WatchTeamResponse.changes:type_name -> statekeeper.v1.TeamChange
-	2,  // 60: statekeeper.v1.TeamState.AgentsEntry.value:type_name -> statekeeper.v1.AgentCoordinationState
-	9,  // 61: statekeeper.v1.OrchestrationService.CreateTeam:input_type -> statekeeper.v1.CreateTeamRequest
-	11, // 62: statekeeper.v1.OrchestrationService.GetTeam:input_type -> statekeeper.v1.GetTeamRequest
-	13, // 63: statekeeper.v1.OrchestrationService.DeleteTeam:input_type -> statekeeper.v1.DeleteTeamRequest
-	15, // 64: statekeeper.v1.OrchestrationService.AddAgent:input_type -> statekeeper.v1.AddAgentRequest
-	17, // 65: statekeeper.v1.OrchestrationService.UpdateAgentStatus:input_type -> statekeeper.v1.UpdateAgentStatusRequest
-	19, // 66: statekeeper.v1.OrchestrationService.GetAvailableAgents:input_type -> statekeeper.v1.GetAvailableAgentsRequest
-	21, // 67: statekeeper.v1.OrchestrationService.EnqueueTask:input_type -> statekeeper.v1.EnqueueTaskRequest
-	23, // 68: statekeeper.v1.OrchestrationService.GetTask:input_type -> statekeeper.v1.GetTaskRequest
-	25, // 69: statekeeper.v1.OrchestrationService.AssignTask:input_type -> statekeeper.v1.AssignTaskRequest
-	27, // 70: statekeeper.v1.OrchestrationService.ClaimNextTask:input_type -> statekeeper.v1.ClaimNextTaskRequest
-	29, // 71: statekeeper.v1.OrchestrationService.RenewLease:input_type -> statekeeper.v1.RenewLeaseRequest
-	31, // 72: statekeeper.v1.OrchestrationService.CompleteTask:input_type -> statekeeper.v1.CompleteTaskRequest
-	33, // 73: statekeeper.v1.OrchestrationService.FailTask:input_type -> statekeeper.v1.FailTaskRequest
-	35, // 74: statekeeper.v1.OrchestrationService.GetQueueStatus:input_type -> statekeeper.v1.GetQueueStatusRequest
-	37, // 75: statekeeper.v1.OrchestrationService.ListTasks:input_type -> statekeeper.v1.ListTasksRequest
-	39, // 76: statekeeper.v1.OrchestrationService.WatchTeam:input_type -> statekeeper.v1.WatchTeamRequest
-	10, // 77: statekeeper.v1.OrchestrationService.CreateTeam:output_type -> statekeeper.v1.CreateTeamResponse
-	12, // 78: statekeeper.v1.OrchestrationService.GetTeam:output_type -> statekeeper.v1.GetTeamResponse
-	14, // 79: statekeeper.v1.OrchestrationService.DeleteTeam:output_type -> statekeeper.v1.DeleteTeamResponse
-	16, // 80: statekeeper.v1.OrchestrationService.AddAgent:output_type -> statekeeper.v1.AddAgentResponse
-	18, // 81: statekeeper.v1.OrchestrationService.UpdateAgentStatus:output_type -> statekeeper.v1.UpdateAgentStatusResponse
-	20, // 82: statekeeper.v1.OrchestrationService.GetAvailableAgents:output_type -> statekeeper.v1.GetAvailableAgentsResponse
-	22, // 83: statekeeper.v1.OrchestrationService.EnqueueTask:output_type -> statekeeper.v1.EnqueueTaskResponse
-	24, // 84: statekeeper.v1.OrchestrationService.GetTask:output_type -> statekeeper.v1.GetTaskResponse
-	26, // 85: statekeeper.v1.OrchestrationService.AssignTask:output_type -> statekeeper.v1.AssignTaskResponse
-	28, // 86: statekeeper.v1.OrchestrationService.ClaimNextTask:output_type -> statekeeper.v1.ClaimNextTaskResponse
-	30, // 87: statekeeper.v1.OrchestrationService.RenewLease:output_type -> statekeeper.v1.RenewLeaseResponse
-	32, // 88: statekeeper.v1.OrchestrationService.CompleteTask:output_type -> statekeeper.v1.CompleteTaskResponse
-	34, // 89: statekeeper.v1.OrchestrationService.FailTask:output_type -> statekeeper.v1.FailTaskResponse
-	36, // 90: statekeeper.v1.OrchestrationService.GetQueueStatus:output_type -> statekeeper.v1.GetQueueStatusResponse
-	38, // 91: statekeeper.v1.OrchestrationService.ListTasks:output_type -> statekeeper.v1.ListTasksResponse
-	41, // 92: statekeeper.v1.OrchestrationService.WatchTeam:output_type -> statekeeper.v1.WatchTeamResponse
-	77, // [77:93] is the sub-list for method output_type
-	61, // [61:77] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	47, // 48: statekeeper.v1.RequeueTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	4,  // 49: statekeeper.v1.RequeueTaskResponse.task:type_name -> statekeeper.v1.Task
+	47, // 50: statekeeper.v1.GetQueueStatusRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	5,  // 51: statekeeper.v1.GetQueueStatusResponse.queue:type_name -> statekeeper.v1.TaskQueueState
+	0,  // 52: statekeeper.v1.ListTasksRequest.state:type_name -> statekeeper.v1.TaskState
+	47, // 53: statekeeper.v1.ListTasksRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	4,  // 54: statekeeper.v1.ListTasksResponse.tasks:type_name -> statekeeper.v1.Task
+	48, // 55: statekeeper.v1.WatchTeamRequest.progress_interval:type_name -> google.protobuf.Duration
+	47, // 56: statekeeper.v1.WatchTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	1,  // 57: statekeeper.v1.TeamChange.type:type_name -> statekeeper.v1.TeamChangeType
+	2,  // 58: statekeeper.v1.TeamChange.agent:type_name -> statekeeper.v1.AgentCoordinationState
+	4,  // 59: statekeeper.v1.TeamChange.task:type_name -> statekeeper.v1.Task
+	8,  // 60: statekeeper.v1.WatchTeamResponse.snapshot:type_name -> statekeeper.v1.TeamState
+	42, // 61: statekeeper.v1.WatchTeamResponse.changes:type_name -> statekeeper.v1.TeamChange
+	2,  // 62: statekeeper.v1.TeamState.AgentsEntry.value:type_name -> statekeeper.v1.AgentCoordinationState
+	9,  // 63: statekeeper.v1.OrchestrationService.CreateTeam:input_type -> statekeeper.v1.CreateTeamRequest
+	11, // 64: statekeeper.v1.OrchestrationService.GetTeam:input_type -> statekeeper.v1.GetTeamRequest
+	13, // 65: statekeeper.v1.OrchestrationService.DeleteTeam:input_type -> statekeeper.v1.DeleteTeamRequest
+	15, // 66: statekeeper.v1.OrchestrationService.AddAgent:input_type -> statekeeper.v1.AddAgentRequest
+	17, // 67: statekeeper.v1.OrchestrationService.UpdateAgentStatus:input_type -> statekeeper.v1.UpdateAgentStatusRequest
+	19, // 68: statekeeper.v1.OrchestrationService.GetAvailableAgents:input_type -> statekeeper.v1.GetAvailableAgentsRequest
+	21, // 69: statekeeper.v1.OrchestrationService.EnqueueTask:input_type -> statekeeper.v1.EnqueueTaskRequest
+	23, // 70: statekeeper.v1.OrchestrationService.GetTask:input_type -> statekeeper.v1.GetTaskRequest
+	25, // 71: statekeeper.v1.OrchestrationService.AssignTask:input_type -> statekeeper.v1.AssignTaskRequest
+	27, // 72: statekeeper.v1.OrchestrationService.ClaimNextTask:input_type -> statekeeper.v1.ClaimNextTaskRequest
+	29, // 73: statekeeper.v1.OrchestrationService.RenewLease:input_type -> statekeeper.v1.RenewLeaseRequest
+	31, // 74: statekeeper.v1.OrchestrationService.CompleteTask:input_type -> statekeeper.v1.CompleteTaskRequest
+	33, // 75: statekeeper.v1.OrchestrationService.FailTask:input_type -> statekeeper.v1.FailTaskRequest
+	35, // 76: statekeeper.v1.OrchestrationService.RequeueTask:input_type -> statekeeper.v1.RequeueTaskRequest
+	37, // 77: statekeeper.v1.OrchestrationService.GetQueueStatus:input_type -> statekeeper.v1.GetQueueStatusRequest
+	39, // 78: statekeeper.v1.OrchestrationService.ListTasks:input_type -> statekeeper.v1.ListTasksRequest
+	41, // 79: statekeeper.v1.OrchestrationService.WatchTeam:input_type -> statekeeper.v1.WatchTeamRequest
+	10, // 80: statekeeper.v1.OrchestrationService.CreateTeam:output_type -> statekeeper.v1.CreateTeamResponse
+	12, // 81: statekeeper.v1.OrchestrationService.GetTeam:output_type -> statekeeper.v1.GetTeamResponse
+	14, // 82: statekeeper.v1.OrchestrationService.DeleteTeam:output_type -> statekeeper.v1.DeleteTeamResponse
+	16, // 83: statekeeper.v1.OrchestrationService.AddAgent:output_type -> statekeeper.v1.AddAgentResponse
+	18, // 84: statekeeper.v1.OrchestrationService.UpdateAgentStatus:output_type -> statekeeper.v1.UpdateAgentStatusResponse
+	20, // 85: statekeeper.v1.OrchestrationService.GetAvailableAgents:output_type -> statekeeper.v1.GetAvailableAgentsResponse
+	22, // 86: statekeeper.v1.OrchestrationService.EnqueueTask:output_type -> statekeeper.v1.EnqueueTaskResponse
+	24, // 87: statekeeper.v1.OrchestrationService.GetTask:output_type -> statekeeper.v1.GetTaskResponse
+	26, // 88: statekeeper.v1.OrchestrationService.AssignTask:output_type -> statekeeper.v1.AssignTaskResponse
+	28, // 89: statekeeper.v1.OrchestrationService.ClaimNextTask:output_type -> statekeeper.v1.ClaimNextTaskResponse
+	30, // 90: statekeeper.v1.OrchestrationService.RenewLease:output_type -> statekeeper.v1.RenewLeaseResponse
+	32, // 91: statekeeper.v1.OrchestrationService.CompleteTask:output_type -> statekeeper.v1.CompleteTaskResponse
+	34, // 92: statekeeper.v1.OrchestrationService.FailTask:output_type -> statekeeper.v1.FailTaskResponse
+	36, // 93: statekeeper.v1.OrchestrationService.RequeueTask:output_type -> statekeeper.v1.RequeueTaskResponse
+	38, // 94: statekeeper.v1.OrchestrationService.GetQueueStatus:output_type -> statekeeper.v1.GetQueueStatusResponse
+	40, // 95: statekeeper.v1.OrchestrationService.ListTasks:output_type -> statekeeper.v1.ListTasksResponse
+	43, // 96: statekeeper.v1.OrchestrationService.WatchTeam:output_type -> statekeeper.v1.WatchTeamResponse
+	80, // [80:97] is the sub-list for method output_type
+	63, // [63:80] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_statekeeper_v1_orchestration_service_proto_init() }
@@ -3253,7 +3376,7 @@ func file_statekeeper_v1_orchestration_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statekeeper_v1_orchestration_service_proto_rawDesc), len(file_statekeeper_v1_orchestration_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,7 @@ const (
 	OrchestrationService_RenewLease_FullMethodName         = "/statekeeper.v1.OrchestrationService/RenewLease"
 	OrchestrationService_CompleteTask_FullMethodName       = "/statekeeper.v1.OrchestrationService/CompleteTask"
 	OrchestrationService_FailTask_FullMethodName           = "/statekeeper.v1.OrchestrationService/FailTask"
+	OrchestrationService_RequeueTask_FullMethodName        = "/statekeeper.v1.OrchestrationService/RequeueTask"
 	OrchestrationService_GetQueueStatus_FullMethodName     = "/statekeeper.v1.OrchestrationService/GetQueueStatus"
 	OrchestrationService_ListTasks_FullMethodName          = "/statekeeper.v1.OrchestrationService/ListTasks"
 	OrchestrationService_WatchTeam_FullMethodName          = "/statekeeper.v1.OrchestrationService/WatchTeam"
@@ -83,6 +84,10 @@ type OrchestrationServiceClient interface {
 	// FailTask records a failed attempt: the task returns to pending while retries remain, and is
 	// dead-lettered after that.
 	FailTask(ctx context.Context, in *FailTaskRequest, opts ...grpc.CallOption) (*FailTaskResponse, error)
+	// RequeueTask returns a dead-lettered task to the pending queue (at the head of its priority,
+	// with its failure and delivery counts reset); a task in any other state is FAILED_PRECONDITION,
+	// so a repeated or stale requeue never queues a task twice.
+	RequeueTask(ctx context.Context, in *RequeueTaskRequest, opts ...grpc.CallOption) (*RequeueTaskResponse, error)
 	// GetQueueStatus returns every task of a team's queue, grouped by state.
 	GetQueueStatus(ctx context.Context, in *GetQueueStatusRequest, opts ...grpc.CallOption) (*GetQueueStatusResponse, error)
 	// ListTasks returns one page of the tasks of a team in one state.
@@ -229,6 +234,16 @@ func (c *orchestrationServiceClient) FailTask(ctx context.Context, in *FailTaskR
 	return out, nil
 }
 
+func (c *orchestrationServiceClient) RequeueTask(ctx context.Context, in *RequeueTaskRequest, opts ...grpc.CallOption) (*RequeueTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequeueTaskResponse)
+	err := c.cc.Invoke(ctx, OrchestrationService_RequeueTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *orchestrationServiceClient) GetQueueStatus(ctx context.Context, in *GetQueueStatusRequest, opts ...grpc.CallOption) (*GetQueueStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetQueueStatusResponse)
@@ -314,6 +329,10 @@ type OrchestrationServiceServer interface {
 	// FailTask records a failed attempt: the task returns to pending while retries remain, and is
 	// dead-lettered after that.
 	FailTask(context.Context, *FailTaskRequest) (*FailTaskResponse, error)
+	// RequeueTask returns a dead-lettered task to the pending queue (at the head of its priority,
+	// with its failure and delivery counts reset); a task in any other state is FAILED_PRECONDITION,
+	// so a repeated or stale requeue never queues a task twice.
+	RequeueTask(context.Context, *RequeueTaskRequest) (*RequeueTaskResponse, error)
 	// GetQueueStatus returns every task of a team's queue, grouped by state.
 	GetQueueStatus(context.Context, *GetQueueStatusRequest) (*GetQueueStatusResponse, error)
 	// ListTasks returns one page of the tasks of a team in one state.
@@ -368,6 +387,9 @@ func (UnimplementedOrchestrationServiceServer) CompleteTask(context.Context, *Co
 }
 func (UnimplementedOrchestrationServiceServer) FailTask(context.Context, *FailTaskRequest) (*FailTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FailTask not implemented")
+}
+func (UnimplementedOrchestrationServiceServer) RequeueTask(context.Context, *RequeueTaskRequest) (*RequeueTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequeueTask not implemented")
 }
 func (UnimplementedOrchestrationServiceServer) GetQueueStatus(context.Context, *GetQueueStatusRequest) (*GetQueueStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetQueueStatus not implemented")
@@ -633,6 +655,24 @@ func _OrchestrationService_FailTask_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrchestrationService_RequeueTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequeueTaskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrchestrationServiceServer).RequeueTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrchestrationService_RequeueTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrchestrationServiceServer).RequeueTask(ctx, req.(*RequeueTaskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OrchestrationService_GetQueueStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetQueueStatusRequest)
 	if err := dec(in); err != nil {
@@ -738,6 +778,10 @@ var OrchestrationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FailTask",
 			Handler:    _OrchestrationService_FailTask_Handler,
+		},
+		{
+			MethodName: "RequeueTask",
+			Handler:    _OrchestrationService_RequeueTask_Handler,
 		},
 		{
 			MethodName: "GetQueueStatus",

@@ -1513,6 +1513,269 @@ func (x *RangeResponse) GetRevision() int64 {
 	return 0
 }
 
+// DeleteRangeRequest names the keys to remove: every key that satisfies all the given bounds.
+// At least one of them must be set, so that no call removes every key by accident.
+type DeleteRangeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The least key to remove (inclusive); empty means no lower bound.
+	StartKey string `protobuf:"bytes,1,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
+	// The key at which the range ends (exclusive); empty means no upper bound.
+	EndKey string `protobuf:"bytes,2,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
+	// Only keys that start with this literal text; empty means any key.
+	Prefix string `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// When set, every transaction of the call also requires this key's mod_revision to equal
+	// the expected revision (0: the key must not exist); otherwise the call fails with ABORTED
+	// (REVISION_CONFLICT), after the batches already committed when the range needed several.
+	Guard         *Comparison `protobuf:"bytes,4,opt,name=guard,proto3" json:"guard,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRangeRequest) Reset() {
+	*x = DeleteRangeRequest{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRangeRequest) ProtoMessage() {}
+
+func (x *DeleteRangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRangeRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRangeRequest) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeleteRangeRequest) GetStartKey() string {
+	if x != nil {
+		return x.StartKey
+	}
+	return ""
+}
+
+func (x *DeleteRangeRequest) GetEndKey() string {
+	if x != nil {
+		return x.EndKey
+	}
+	return ""
+}
+
+func (x *DeleteRangeRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *DeleteRangeRequest) GetGuard() *Comparison {
+	if x != nil {
+		return x.Guard
+	}
+	return nil
+}
+
+// DeleteRangeResponse reports what DeleteRange removed.
+type DeleteRangeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number of keys removed.
+	Deleted int64 `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// The store revision after the call (that of its last transaction).
+	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRangeResponse) Reset() {
+	*x = DeleteRangeResponse{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRangeResponse) ProtoMessage() {}
+
+func (x *DeleteRangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRangeResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRangeResponse) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DeleteRangeResponse) GetDeleted() int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+func (x *DeleteRangeResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// CopyRangeRequest copies the entries under `source_prefix` to `target_prefix`: the entry
+// under source_prefix + S is written under target_prefix + S with the same value and expiry
+// time, replacing what is there; other keys under target_prefix stay as they are.
+type CopyRangeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The prefix of the keys to copy; must not be empty.
+	SourcePrefix string `protobuf:"bytes,1,opt,name=source_prefix,json=sourcePrefix,proto3" json:"source_prefix,omitempty"`
+	// The prefix of the keys to write; must not be empty and must differ from source_prefix.
+	// Every target key must be a valid key (INVALID_ARGUMENT before anything is written).
+	TargetPrefix string `protobuf:"bytes,2,opt,name=target_prefix,json=targetPrefix,proto3" json:"target_prefix,omitempty"`
+	// When set, every transaction of the call also requires this comparison to hold, as in
+	// DeleteRangeRequest.guard.
+	Guard         *Comparison `protobuf:"bytes,3,opt,name=guard,proto3" json:"guard,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyRangeRequest) Reset() {
+	*x = CopyRangeRequest{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyRangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyRangeRequest) ProtoMessage() {}
+
+func (x *CopyRangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyRangeRequest.ProtoReflect.Descriptor instead.
+func (*CopyRangeRequest) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CopyRangeRequest) GetSourcePrefix() string {
+	if x != nil {
+		return x.SourcePrefix
+	}
+	return ""
+}
+
+func (x *CopyRangeRequest) GetTargetPrefix() string {
+	if x != nil {
+		return x.TargetPrefix
+	}
+	return ""
+}
+
+func (x *CopyRangeRequest) GetGuard() *Comparison {
+	if x != nil {
+		return x.Guard
+	}
+	return nil
+}
+
+// CopyRangeResponse reports what CopyRange wrote.
+type CopyRangeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number of entries copied.
+	Copied int64 `protobuf:"varint,1,opt,name=copied,proto3" json:"copied,omitempty"`
+	// The store revision after the call (that of its last transaction).
+	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The revision of the source snapshot that was copied.
+	SourceRevision int64 `protobuf:"varint,3,opt,name=source_revision,json=sourceRevision,proto3" json:"source_revision,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CopyRangeResponse) Reset() {
+	*x = CopyRangeResponse{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyRangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyRangeResponse) ProtoMessage() {}
+
+func (x *CopyRangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyRangeResponse.ProtoReflect.Descriptor instead.
+func (*CopyRangeResponse) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CopyRangeResponse) GetCopied() int64 {
+	if x != nil {
+		return x.Copied
+	}
+	return 0
+}
+
+func (x *CopyRangeResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *CopyRangeResponse) GetSourceRevision() int64 {
+	if x != nil {
+		return x.SourceRevision
+	}
+	return 0
+}
+
 // GetStatsRequest asks for the storage statistics; it has no parameters.
 type GetStatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1522,7 +1785,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_statekeeper_v1_state_service_proto_msgTypes[21]
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1797,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_state_service_proto_msgTypes[21]
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1810,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{21}
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{25}
 }
 
 // GetStatsResponse holds the size and history figures of the storage backend.
@@ -1562,14 +1825,18 @@ type GetStatsResponse struct {
 	// The oldest revision a watch can still start from; older history has been compacted away.
 	OldestRevision int64 `protobuf:"varint,4,opt,name=oldest_revision,json=oldestRevision,proto3" json:"oldest_revision,omitempty"`
 	// The name of the storage backend: "memory", "file" or "redis".
-	Backend       string `protobuf:"bytes,5,opt,name=backend,proto3" json:"backend,omitempty"`
+	Backend string `protobuf:"bytes,5,opt,name=backend,proto3" json:"backend,omitempty"`
+	// The number of live StateService keys of the caller's namespace: what ListKeys with the
+	// pattern "*" lists. `keys` also counts the records of the other managers (workflows,
+	// agents, tasks, ...), their indexes, and every other namespace.
+	UserKeys      int64 `protobuf:"varint,6,opt,name=user_keys,json=userKeys,proto3" json:"user_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_statekeeper_v1_state_service_proto_msgTypes[22]
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1848,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_state_service_proto_msgTypes[22]
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1861,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{22}
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetStatsResponse) GetKeys() int64 {
@@ -1630,6 +1897,13 @@ func (x *GetStatsResponse) GetBackend() string {
 		return x.Backend
 	}
 	return ""
+}
+
+func (x *GetStatsResponse) GetUserKeys() int64 {
+	if x != nil {
+		return x.UserKeys
+	}
+	return 0
 }
 
 var File_statekeeper_v1_state_service_proto protoreflect.FileDescriptor
@@ -1733,19 +2007,36 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\rRangeResponse\x12*\n" +
 	"\x03kvs\x18\x01 \x03(\v2\x18.statekeeper.v1.KeyValueR\x03kvs\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x03R\brevision\"\x11\n" +
-	"\x0fGetStatsRequest\"\x9b\x01\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\x94\x01\n" +
+	"\x12DeleteRangeRequest\x12\x1b\n" +
+	"\tstart_key\x18\x01 \x01(\tR\bstartKey\x12\x17\n" +
+	"\aend_key\x18\x02 \x01(\tR\x06endKey\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\tR\x06prefix\x120\n" +
+	"\x05guard\x18\x04 \x01(\v2\x1a.statekeeper.v1.ComparisonR\x05guard\"K\n" +
+	"\x13DeleteRangeResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\x03R\adeleted\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x8e\x01\n" +
+	"\x10CopyRangeRequest\x12#\n" +
+	"\rsource_prefix\x18\x01 \x01(\tR\fsourcePrefix\x12#\n" +
+	"\rtarget_prefix\x18\x02 \x01(\tR\ftargetPrefix\x120\n" +
+	"\x05guard\x18\x03 \x01(\v2\x1a.statekeeper.v1.ComparisonR\x05guard\"p\n" +
+	"\x11CopyRangeResponse\x12\x16\n" +
+	"\x06copied\x18\x01 \x01(\x03R\x06copied\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12'\n" +
+	"\x0fsource_revision\x18\x03 \x01(\x03R\x0esourceRevision\"\x11\n" +
+	"\x0fGetStatsRequest\"\xb8\x01\n" +
 	"\x10GetStatsResponse\x12\x12\n" +
 	"\x04keys\x18\x01 \x01(\x03R\x04keys\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12\x1a\n" +
 	"\brevision\x18\x03 \x01(\x03R\brevision\x12'\n" +
 	"\x0foldest_revision\x18\x04 \x01(\x03R\x0eoldestRevision\x12\x18\n" +
-	"\abackend\x18\x05 \x01(\tR\abackend*i\n" +
+	"\abackend\x18\x05 \x01(\tR\abackend\x12\x1b\n" +
+	"\tuser_keys\x18\x06 \x01(\x03R\buserKeys*i\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
 	"\x11EVENT_TYPE_DELETE\x10\x02\x12\x15\n" +
-	"\x11EVENT_TYPE_EXPIRE\x10\x032\x9e\x05\n" +
+	"\x11EVENT_TYPE_EXPIRE\x10\x032\xc8\x06\n" +
 	"\fStateService\x12A\n" +
 	"\x04Save\x12\x1b.statekeeper.v1.SaveRequest\x1a\x1c.statekeeper.v1.SaveResponse\x12>\n" +
 	"\x03Get\x12\x1a.statekeeper.v1.GetRequest\x1a\x1b.statekeeper.v1.GetResponse\x12G\n" +
@@ -1755,7 +2046,9 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\bTransact\x12\x1f.statekeeper.v1.TransactRequest\x1a .statekeeper.v1.TransactResponse\x12F\n" +
 	"\x05Watch\x12\x1c.statekeeper.v1.WatchRequest\x1a\x1d.statekeeper.v1.WatchResponse0\x01\x12M\n" +
 	"\bGetStats\x12\x1f.statekeeper.v1.GetStatsRequest\x1a .statekeeper.v1.GetStatsResponse\x12D\n" +
-	"\x05Range\x12\x1c.statekeeper.v1.RangeRequest\x1a\x1d.statekeeper.v1.RangeResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
+	"\x05Range\x12\x1c.statekeeper.v1.RangeRequest\x1a\x1d.statekeeper.v1.RangeResponse\x12V\n" +
+	"\vDeleteRange\x12\".statekeeper.v1.DeleteRangeRequest\x1a#.statekeeper.v1.DeleteRangeResponse\x12P\n" +
+	"\tCopyRange\x12 .statekeeper.v1.CopyRangeRequest\x1a!.statekeeper.v1.CopyRangeResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
 
 var (
 	file_statekeeper_v1_state_service_proto_rawDescOnce sync.Once
@@ -1770,7 +2063,7 @@ func file_statekeeper_v1_state_service_proto_rawDescGZIP() []byte {
 }
 
 var file_statekeeper_v1_state_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_statekeeper_v1_state_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_statekeeper_v1_state_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_statekeeper_v1_state_service_proto_goTypes = []any{
 	(EventType)(0),              // 0: statekeeper.v1.EventType
 	(*SaveRequest)(nil),         // 1: statekeeper.v1.SaveRequest
@@ -1794,60 +2087,70 @@ var file_statekeeper_v1_state_service_proto_goTypes = []any{
 	(*WatchResponse)(nil),       // 19: statekeeper.v1.WatchResponse
 	(*RangeRequest)(nil),        // 20: statekeeper.v1.RangeRequest
 	(*RangeResponse)(nil),       // 21: statekeeper.v1.RangeResponse
-	(*GetStatsRequest)(nil),     // 22: statekeeper.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),    // 23: statekeeper.v1.GetStatsResponse
-	(*Value)(nil),               // 24: statekeeper.v1.Value
-	(*durationpb.Duration)(nil), // 25: google.protobuf.Duration
-	(*KeyValue)(nil),            // 26: statekeeper.v1.KeyValue
-	(ValueEncoding)(0),          // 27: statekeeper.v1.ValueEncoding
+	(*DeleteRangeRequest)(nil),  // 22: statekeeper.v1.DeleteRangeRequest
+	(*DeleteRangeResponse)(nil), // 23: statekeeper.v1.DeleteRangeResponse
+	(*CopyRangeRequest)(nil),    // 24: statekeeper.v1.CopyRangeRequest
+	(*CopyRangeResponse)(nil),   // 25: statekeeper.v1.CopyRangeResponse
+	(*GetStatsRequest)(nil),     // 26: statekeeper.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),    // 27: statekeeper.v1.GetStatsResponse
+	(*Value)(nil),               // 28: statekeeper.v1.Value
+	(*durationpb.Duration)(nil), // 29: google.protobuf.Duration
+	(*KeyValue)(nil),            // 30: statekeeper.v1.KeyValue
+	(ValueEncoding)(0),          // 31: statekeeper.v1.ValueEncoding
 }
 var file_statekeeper_v1_state_service_proto_depIdxs = []int32{
-	24, // 0: statekeeper.v1.SaveRequest.value:type_name -> statekeeper.v1.Value
-	25, // 1: statekeeper.v1.SaveRequest.ttl:type_name -> google.protobuf.Duration
-	26, // 2: statekeeper.v1.SaveResponse.kv:type_name -> statekeeper.v1.KeyValue
-	27, // 3: statekeeper.v1.GetRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	26, // 4: statekeeper.v1.GetResponse.kv:type_name -> statekeeper.v1.KeyValue
-	24, // 5: statekeeper.v1.UpdateRequest.patch:type_name -> statekeeper.v1.Value
-	25, // 6: statekeeper.v1.UpdateRequest.ttl:type_name -> google.protobuf.Duration
-	27, // 7: statekeeper.v1.UpdateRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	26, // 8: statekeeper.v1.UpdateResponse.kv:type_name -> statekeeper.v1.KeyValue
-	24, // 9: statekeeper.v1.PutOperation.value:type_name -> statekeeper.v1.Value
-	25, // 10: statekeeper.v1.PutOperation.ttl:type_name -> google.protobuf.Duration
+	28, // 0: statekeeper.v1.SaveRequest.value:type_name -> statekeeper.v1.Value
+	29, // 1: statekeeper.v1.SaveRequest.ttl:type_name -> google.protobuf.Duration
+	30, // 2: statekeeper.v1.SaveResponse.kv:type_name -> statekeeper.v1.KeyValue
+	31, // 3: statekeeper.v1.GetRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	30, // 4: statekeeper.v1.GetResponse.kv:type_name -> statekeeper.v1.KeyValue
+	28, // 5: statekeeper.v1.UpdateRequest.patch:type_name -> statekeeper.v1.Value
+	29, // 6: statekeeper.v1.UpdateRequest.ttl:type_name -> google.protobuf.Duration
+	31, // 7: statekeeper.v1.UpdateRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	30, // 8: statekeeper.v1.UpdateResponse.kv:type_name -> statekeeper.v1.KeyValue
+	28, // 9: statekeeper.v1.PutOperation.value:type_name -> statekeeper.v1.Value
+	29, // 10: statekeeper.v1.PutOperation.ttl:type_name -> google.protobuf.Duration
 	12, // 11: statekeeper.v1.Operation.put:type_name -> statekeeper.v1.PutOperation
 	13, // 12: statekeeper.v1.Operation.delete:type_name -> statekeeper.v1.DeleteOperation
 	11, // 13: statekeeper.v1.TransactRequest.comparisons:type_name -> statekeeper.v1.Comparison
 	14, // 14: statekeeper.v1.TransactRequest.operations:type_name -> statekeeper.v1.Operation
-	27, // 15: statekeeper.v1.WatchRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	25, // 16: statekeeper.v1.WatchRequest.progress_interval:type_name -> google.protobuf.Duration
+	31, // 15: statekeeper.v1.WatchRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	29, // 16: statekeeper.v1.WatchRequest.progress_interval:type_name -> google.protobuf.Duration
 	0,  // 17: statekeeper.v1.Event.type:type_name -> statekeeper.v1.EventType
-	26, // 18: statekeeper.v1.Event.kv:type_name -> statekeeper.v1.KeyValue
-	26, // 19: statekeeper.v1.Event.prev_kv:type_name -> statekeeper.v1.KeyValue
+	30, // 18: statekeeper.v1.Event.kv:type_name -> statekeeper.v1.KeyValue
+	30, // 19: statekeeper.v1.Event.prev_kv:type_name -> statekeeper.v1.KeyValue
 	18, // 20: statekeeper.v1.WatchResponse.events:type_name -> statekeeper.v1.Event
-	27, // 21: statekeeper.v1.RangeRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	26, // 22: statekeeper.v1.RangeResponse.kvs:type_name -> statekeeper.v1.KeyValue
-	1,  // 23: statekeeper.v1.StateService.Save:input_type -> statekeeper.v1.SaveRequest
-	3,  // 24: statekeeper.v1.StateService.Get:input_type -> statekeeper.v1.GetRequest
-	5,  // 25: statekeeper.v1.StateService.Update:input_type -> statekeeper.v1.UpdateRequest
-	7,  // 26: statekeeper.v1.StateService.Delete:input_type -> statekeeper.v1.DeleteRequest
-	9,  // 27: statekeeper.v1.StateService.ListKeys:input_type -> statekeeper.v1.ListKeysRequest
-	15, // 28: statekeeper.v1.StateService.Transact:input_type -> statekeeper.v1.TransactRequest
-	17, // 29: statekeeper.v1.StateService.Watch:input_type -> statekeeper.v1.WatchRequest
-	22, // 30: statekeeper.v1.StateService.GetStats:input_type -> statekeeper.v1.GetStatsRequest
-	20, // 31: statekeeper.v1.StateService.Range:input_type -> statekeeper.v1.RangeRequest
-	2,  // 32: statekeeper.v1.StateService.Save:output_type -> statekeeper.v1.SaveResponse
-	4,  // 33: statekeeper.v1.StateService.Get:output_type -> statekeeper.v1.GetResponse
-	6,  // 34: statekeeper.v1.StateService.Update:output_type -> statekeeper.v1.UpdateResponse
-	8,  // 35: statekeeper.v1.StateService.Delete:output_type -> statekeeper.v1.DeleteResponse
-	10, // 36: statekeeper.v1.StateService.ListKeys:output_type -> statekeeper.v1.ListKeysResponse
-	16, // 37: statekeeper.v1.StateService.Transact:output_type -> statekeeper.v1.TransactResponse
-	19, // 38: statekeeper.v1.StateService.Watch:output_type -> statekeeper.v1.WatchResponse
-	23, // 39: statekeeper.v1.StateService.GetStats:output_type -> statekeeper.v1.GetStatsResponse
-	21, // 40: statekeeper.v1.StateService.Range:output_type -> statekeeper.v1.RangeResponse
-	32, // [32:41] is the sub-list for method output_type
-	23, // [23:32] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	31, // 21: statekeeper.v1.RangeRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	30, // 22: statekeeper.v1.RangeResponse.kvs:type_name -> statekeeper.v1.KeyValue
+	11, // 23: statekeeper.v1.DeleteRangeRequest.guard:type_name -> statekeeper.v1.Comparison
+	11, // 24: statekeeper.v1.CopyRangeRequest.guard:type_name -> statekeeper.v1.Comparison
+	1,  // 25: statekeeper.v1.StateService.Save:input_type -> statekeeper.v1.SaveRequest
+	3,  // 26: statekeeper.v1.StateService.Get:input_type -> statekeeper.v1.GetRequest
+	5,  // 27: statekeeper.v1.StateService.Update:input_type -> statekeeper.v1.UpdateRequest
+	7,  // 28: statekeeper.v1.StateService.Delete:input_type -> statekeeper.v1.DeleteRequest
+	9,  // 29: statekeeper.v1.StateService.ListKeys:input_type -> statekeeper.v1.ListKeysRequest
+	15, // 30: statekeeper.v1.StateService.Transact:input_type -> statekeeper.v1.TransactRequest
+	17, // 31: statekeeper.v1.StateService.Watch:input_type -> statekeeper.v1.WatchRequest
+	26, // 32: statekeeper.v1.StateService.GetStats:input_type -> statekeeper.v1.GetStatsRequest
+	20, // 33: statekeeper.v1.StateService.Range:input_type -> statekeeper.v1.RangeRequest
+	22, // 34: statekeeper.v1.StateService.DeleteRange:input_type -> statekeeper.v1.DeleteRangeRequest
+	24, // 35: statekeeper.v1.StateService.CopyRange:input_type -> statekeeper.v1.CopyRangeRequest
+	2,  // 36: statekeeper.v1.StateService.Save:output_type -> statekeeper.v1.SaveResponse
+	4,  // 37: statekeeper.v1.StateService.Get:output_type -> statekeeper.v1.GetResponse
+	6,  // 38: statekeeper.v1.StateService.Update:output_type -> statekeeper.v1.UpdateResponse
+	8,  // 39: statekeeper.v1.StateService.Delete:output_type -> statekeeper.v1.DeleteResponse
+	10, // 40: statekeeper.v1.StateService.ListKeys:output_type -> statekeeper.v1.ListKeysResponse
+	16, // 41: statekeeper.v1.StateService.Transact:output_type -> statekeeper.v1.TransactResponse
+	19, // 42: statekeeper.v1.StateService.Watch:output_type -> statekeeper.v1.WatchResponse
+	27, // 43: statekeeper.v1.StateService.GetStats:output_type -> statekeeper.v1.GetStatsResponse
+	21, // 44: statekeeper.v1.StateService.Range:output_type -> statekeeper.v1.RangeResponse
+	23, // 45: statekeeper.v1.StateService.DeleteRange:output_type -> statekeeper.v1.DeleteRangeResponse
+	25, // 46: statekeeper.v1.StateService.CopyRange:output_type -> statekeeper.v1.CopyRangeResponse
+	36, // [36:47] is the sub-list for method output_type
+	25, // [25:36] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_statekeeper_v1_state_service_proto_init() }
@@ -1869,7 +2172,7 @@ func file_statekeeper_v1_state_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statekeeper_v1_state_service_proto_rawDesc), len(file_statekeeper_v1_state_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

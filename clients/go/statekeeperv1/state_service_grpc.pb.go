@@ -19,15 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	StateService_Save_FullMethodName     = "/statekeeper.v1.StateService/Save"
-	StateService_Get_FullMethodName      = "/statekeeper.v1.StateService/Get"
-	StateService_Update_FullMethodName   = "/statekeeper.v1.StateService/Update"
-	StateService_Delete_FullMethodName   = "/statekeeper.v1.StateService/Delete"
-	StateService_ListKeys_FullMethodName = "/statekeeper.v1.StateService/ListKeys"
-	StateService_Transact_FullMethodName = "/statekeeper.v1.StateService/Transact"
-	StateService_Watch_FullMethodName    = "/statekeeper.v1.StateService/Watch"
-	StateService_GetStats_FullMethodName = "/statekeeper.v1.StateService/GetStats"
-	StateService_Range_FullMethodName    = "/statekeeper.v1.StateService/Range"
+	StateService_Save_FullMethodName        = "/statekeeper.v1.StateService/Save"
+	StateService_Get_FullMethodName         = "/statekeeper.v1.StateService/Get"
+	StateService_Update_FullMethodName      = "/statekeeper.v1.StateService/Update"
+	StateService_Delete_FullMethodName      = "/statekeeper.v1.StateService/Delete"
+	StateService_ListKeys_FullMethodName    = "/statekeeper.v1.StateService/ListKeys"
+	StateService_Transact_FullMethodName    = "/statekeeper.v1.StateService/Transact"
+	StateService_Watch_FullMethodName       = "/statekeeper.v1.StateService/Watch"
+	StateService_GetStats_FullMethodName    = "/statekeeper.v1.StateService/GetStats"
+	StateService_Range_FullMethodName       = "/statekeeper.v1.StateService/Range"
+	StateService_DeleteRange_FullMethodName = "/statekeeper.v1.StateService/DeleteRange"
+	StateService_CopyRange_FullMethodName   = "/statekeeper.v1.StateService/CopyRange"
 )
 
 // StateServiceClient is the client API for StateService service.
@@ -60,6 +62,14 @@ type StateServiceClient interface {
 	// in key order or reversed, with their values or keys only, one page at a time, as the store
 	// is now or as it was at an earlier revision while that history is retained.
 	Range(ctx context.Context, in *RangeRequest, opts ...grpc.CallOption) (*RangeResponse, error)
+	// DeleteRange removes every key of a key range or prefix on the server, in atomic
+	// transactions of up to 1000 keys each (one transaction for a smaller range), so that it is
+	// not bound by the transaction operation limit; repeating an interrupted call finishes it.
+	DeleteRange(ctx context.Context, in *DeleteRangeRequest, opts ...grpc.CallOption) (*DeleteRangeResponse, error)
+	// CopyRange writes every entry under one prefix to the same key under another prefix, from a
+	// consistent snapshot of the source, in atomic transactions of up to 1000 keys each (one
+	// transaction for a smaller range); repeating an interrupted call finishes it.
+	CopyRange(ctx context.Context, in *CopyRangeRequest, opts ...grpc.CallOption) (*CopyRangeResponse, error)
 }
 
 type stateServiceClient struct {
@@ -169,6 +179,26 @@ func (c *stateServiceClient) Range(ctx context.Context, in *RangeRequest, opts .
 	return out, nil
 }
 
+func (c *stateServiceClient) DeleteRange(ctx context.Context, in *DeleteRangeRequest, opts ...grpc.CallOption) (*DeleteRangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteRangeResponse)
+	err := c.cc.Invoke(ctx, StateService_DeleteRange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stateServiceClient) CopyRange(ctx context.Context, in *CopyRangeRequest, opts ...grpc.CallOption) (*CopyRangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CopyRangeResponse)
+	err := c.cc.Invoke(ctx, StateService_CopyRange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StateServiceServer is the server API for StateService service.
 // All implementations must embed UnimplementedStateServiceServer
 // for forward compatibility.
@@ -199,6 +229,14 @@ type StateServiceServer interface {
 	// in key order or reversed, with their values or keys only, one page at a time, as the store
 	// is now or as it was at an earlier revision while that history is retained.
 	Range(context.Context, *RangeRequest) (*RangeResponse, error)
+	// DeleteRange removes every key of a key range or prefix on the server, in atomic
+	// transactions of up to 1000 keys each (one transaction for a smaller range), so that it is
+	// not bound by the transaction operation limit; repeating an interrupted call finishes it.
+	DeleteRange(context.Context, *DeleteRangeRequest) (*DeleteRangeResponse, error)
+	// CopyRange writes every entry under one prefix to the same key under another prefix, from a
+	// consistent snapshot of the source, in atomic transactions of up to 1000 keys each (one
+	// transaction for a smaller range); repeating an interrupted call finishes it.
+	CopyRange(context.Context, *CopyRangeRequest) (*CopyRangeResponse, error)
 	mustEmbedUnimplementedStateServiceServer()
 }
 
@@ -235,6 +273,12 @@ func (UnimplementedStateServiceServer) GetStats(context.Context, *GetStatsReques
 }
 func (UnimplementedStateServiceServer) Range(context.Context, *RangeRequest) (*RangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Range not implemented")
+}
+func (UnimplementedStateServiceServer) DeleteRange(context.Context, *DeleteRangeRequest) (*DeleteRangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRange not implemented")
+}
+func (UnimplementedStateServiceServer) CopyRange(context.Context, *CopyRangeRequest) (*CopyRangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CopyRange not implemented")
 }
 func (UnimplementedStateServiceServer) mustEmbedUnimplementedStateServiceServer() {}
 func (UnimplementedStateServiceServer) testEmbeddedByValue()                      {}
@@ -412,6 +456,42 @@ func _StateService_Range_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StateService_DeleteRange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StateServiceServer).DeleteRange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StateService_DeleteRange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StateServiceServer).DeleteRange(ctx, req.(*DeleteRangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StateService_CopyRange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CopyRangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StateServiceServer).CopyRange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StateService_CopyRange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StateServiceServer).CopyRange(ctx, req.(*CopyRangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StateService_ServiceDesc is the grpc.ServiceDesc for StateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -450,6 +530,14 @@ var StateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Range",
 			Handler:    _StateService_Range_Handler,
+		},
+		{
+			MethodName: "DeleteRange",
+			Handler:    _StateService_DeleteRange_Handler,
+		},
+		{
+			MethodName: "CopyRange",
+			Handler:    _StateService_CopyRange_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

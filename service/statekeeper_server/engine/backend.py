@@ -253,9 +253,9 @@ class Backend(abc.ABC):
     ) -> ScanPage:
         """Live entries of ``span`` in key order (descending when ``reverse``), strictly after
         the cursor ``after`` in that direction, at most ``limit``, and no more after the one
-        that brings their values to ``max_bytes``; with ``revision`` set below the current one,
-        the entries as they were at that revision (a revision after the current one is
-        INVALID_REVISION). With ``keys_only`` a backend may leave the entries' values empty
+        that brings their values and keys to ``max_bytes``; with ``revision`` set below the
+        current one, the entries as they were at that revision (a revision after the current
+        one is INVALID_REVISION). With ``keys_only`` a backend may leave the entries' values empty
         (``b""``) rather than read them."""
 
     @abc.abstractmethod

@@ -431,7 +431,7 @@ class MemoryBackend(Backend):
             if len(entries) == limit or (max_bytes is not None and size >= max_bytes):
                 return ScanPage(entries, at, True, entries[-1].key)
             entries.append(entry)
-            size += len(entry.value)
+            size += len(entry.value) + len(entry.key)
         return ScanPage(entries, at, False, "")
 
     def _keys_in(self, span: KeyRange, after: str | None, reverse: bool) -> Iterator[str]:

@@ -813,6 +813,34 @@ class OrchestrationEngine:
 
         return await retry_on_conflict(attempt)
 
+    async def requeue(self, team_id: str, task_id: str) -> dict[str, Any]:
+        """Return a dead-lettered task to pending with its failures and deliveries reset (it
+        keeps its sequence number, so it goes to the head of its priority). NOT_FOUND for an
+        unknown task, FAILED_PRECONDITION for one that is not dead-lettered."""
+        check_id(team_id, "team_id")
+        check_id(task_id, "task_id")
+        keys = _Keys(team_id)
+        await self._team(keys, team_id)
+
+        async def attempt() -> dict[str, Any]:
+            found = await self._task(keys, task_id)
+            if found is None:
+                raise _not_found("task", task_id, Reason.TASK_NOT_FOUND)
+            pointer, record = found
+            task = _doc(record)
+            if task["state"] != DEAD_LETTERED:
+                raise _precondition(
+                    f"task {task_id!r} is {task['state']}, not dead-lettered",
+                    Reason.FAILED_PRECONDITION,
+                    state=task["state"],
+                )
+            after = dict(task, state=PENDING, failures=0, deliveries=0, agent="", finished=None)
+            compares, operations = self._move_ops(keys, task, after, record, pointer)
+            await self.backend.txn(compares, operations)
+            return after
+
+        return await retry_on_conflict(attempt)
+
     async def _requeue_expired(self, keys: _Keys, team: dict[str, Any]) -> None:
         """Return tasks whose lease has expired to pending (delivery count kept, so the next
         hand-out makes it +1), or dead-letter them after ``max_deliveries`` hand-outs; their

@@ -406,7 +406,7 @@ while true do
   end
   if e and (not tokens or matches(k)) then
     found = found + 1
-    size = size + #e[1]
+    size = size + #e[1] + #k
     emit(out, k, e, keys_only and '' or e[1])
   end
 end

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from statekeeper import values
-from statekeeper.errors import InvalidArgumentError, NotFoundError, Reason
+from statekeeper.errors import ConflictError, InvalidArgumentError, NotFoundError, Reason
 
 from statekeeper_server.engine import tokens
 from statekeeper_server.engine.backend import (
@@ -33,13 +33,17 @@ from statekeeper_server.engine.backend import (
     conflict,
     prefix_end,
 )
-from statekeeper_server.engine.glob import parse_pattern
+from statekeeper_server.engine.glob import GlobPattern, parse_pattern
 from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
 from statekeeper_server.engine.retry import MAX_ATTEMPTS, retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
 
 #: The backend namespace of StateManager's user keys.
 NAMESPACE = "kv/"
+#: Keys one transaction of DeleteRange / CopyRange writes at most.
+RANGE_BATCH = 1000
+#: Value bytes one transaction of CopyRange writes at most (past its first entry).
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +198,19 @@ class StateEngine:
         token = _encode_page_token(glob.text, keys[-1]) if page.more and keys else ""
         return KeyPage(keys, token, page.revision)
 
+    async def count_keys(self) -> int:
+        """The number of live keys of the current tenant (what ``list_keys("*")`` lists),
+        counted page by page (keys only)."""
+        namespace = self._namespace()
+        span = KeyRange(namespace, namespace, prefix_end(namespace))
+        count, after = 0, None
+        while True:
+            page = await self.backend.scan(span, after=after, limit=1000, keys_only=True)
+            count += len(page.entries)
+            if not page.more:
+                return count
+            after = page.cursor
+
     async def range(
         self,
         *,
@@ -211,26 +228,11 @@ class StateEngine:
         """One page of the entries in [start_key, end_key) under ``prefix`` matching
         ``pattern`` (each optional), now or at ``revision``. A page's values stop at the value
         size limit (half of it for the JSON form, which is larger), so a page fits a message."""
-        for name, bound in (("start_key", start_key), ("end_key", end_key), ("prefix", prefix)):
-            if bound:
-                self.limits.check_key(bound, name)
-        if start_key and end_key and end_key <= start_key:
-            raise InvalidArgumentError(
-                f"end_key {end_key!r} is not after start_key {start_key!r}",
-                reason=Reason.INVALID_ARGUMENT,
-                violations=[("end_key", "must be after start_key")],
-            )
         glob = parse_pattern(pattern) if pattern else None
+        span = self._span(start_key, end_key, prefix, glob)
         size = self.limits.check_page_size(page_size)
         check_revision(revision, "revision")
         namespace = self._namespace()
-        highs = [namespace + end_key] if end_key else []
-        under = prefix_end(namespace + prefix)
-        if under is not None:
-            highs.append(under)
-        span = KeyRange(
-            namespace, namespace + max(start_key, prefix), min(highs, default=None), glob
-        )
         scope = tokens.digest(start_key, end_key, prefix, pattern, reverse, keys_only, revision)
         cursor = tokens.decode_scoped(
             page_token,
@@ -254,6 +256,139 @@ class StateEngine:
         token = tokens.encode_scoped(scope, page.cursor[cut:]) if page.more else ""
         entries = [self._user_entry(entry, cut) for entry in page.entries]
         return RangePage(entries, token, page.revision)
+
+    def _span(
+        self, start_key: str, end_key: str, prefix: str, glob: GlobPattern | None
+    ) -> KeyRange:
+        """The backend range of the current tenant's keys in [start_key, end_key) (each
+        optional) that start with ``prefix`` and match ``glob``; validates the bounds."""
+        for name, bound in (("start_key", start_key), ("end_key", end_key), ("prefix", prefix)):
+            if bound:
+                self.limits.check_key(bound, name)
+        if start_key and end_key and end_key <= start_key:
+            raise InvalidArgumentError(
+                f"end_key {end_key!r} is not after start_key {start_key!r}",
+                reason=Reason.INVALID_ARGUMENT,
+                violations=[("end_key", "must be after start_key")],
+            )
+        namespace = self._namespace()
+        highs = [namespace + end_key] if end_key else []
+        under = prefix_end(namespace + prefix)
+        if under is not None:
+            highs.append(under)
+        return KeyRange(
+            namespace, namespace + max(start_key, prefix), min(highs, default=None), glob
+        )
+
+    def _guard(self, guard: Compare | None) -> list[Compare]:
+        """The validated guard comparison of a range change, on the backend key."""
+        if guard is None:
+            return []
+        self.limits.check_key(guard.key, "guard.key")
+        check_revision(guard.mod_revision, "guard.expected_revision")
+        return [Compare(self._namespace() + guard.key, guard.mod_revision)]
+
+    async def _commit_batch(
+        self, guard: Compare | None, compares: list[Compare], operations: list[Operation]
+    ) -> int:
+        """One transaction of a range change; a failed guard is reported on the user's key."""
+        try:
+            result = await self.backend.txn(self._guard(guard) + compares, operations)
+        except ConflictError as error:
+            if guard is not None and error.metadata.get("key") == self._namespace() + guard.key:
+                actual = int(error.metadata["actual_revision"])
+                raise conflict(guard.key, guard.mod_revision, actual) from None
+            raise
+        return result.revision
+
+    async def delete_range(
+        self,
+        *,
+        start_key: str = "",
+        end_key: str = "",
+        prefix: str = "",
+        guard: Compare | None = None,
+    ) -> tuple[int, int]:
+        """Remove every key of [start_key, end_key) under ``prefix`` (at least one given) in
+        transactions of :data:`RANGE_BATCH` keys, each guarded by the mod_revision read of
+        every key it removes (a key changed meanwhile is read again); returns the number
+        removed and the revision after the call."""
+        if not (start_key or end_key or prefix):
+            raise InvalidArgumentError(
+                "DeleteRange needs a prefix, a start_key or an end_key",
+                reason=Reason.INVALID_ARGUMENT,
+                violations=[("prefix", "give a prefix or a key range")],
+            )
+        span = self._span(start_key, end_key, prefix, None)
+        self._guard(guard)
+        deleted, revision, conflicts = 0, 0, 0
+        while True:
+            page = await self.backend.scan(span, limit=RANGE_BATCH, keys_only=True)
+            if not page.entries:
+                return deleted, max(revision, page.revision)
+            try:
+                revision = await self._commit_batch(
+                    guard,
+                    [Compare(entry.key, entry.mod_revision) for entry in page.entries],
+                    [Delete(entry.key) for entry in page.entries],
+                )
+            except ConflictError as error:
+                conflicts += 1
+                guard_failed = guard is not None and error.metadata.get("key") == guard.key
+                if guard_failed or conflicts >= MAX_ATTEMPTS:
+                    raise
+                continue  # a key of the batch changed since it was read: read again
+            deleted += len(page.entries)
+            conflicts = 0
+
+    async def copy_range(
+        self, source_prefix: str, target_prefix: str, *, guard: Compare | None = None
+    ) -> tuple[int, int, int]:
+        """Write every live entry under ``source_prefix``, as of one snapshot revision, under
+        ``target_prefix`` (same value and expiry), in transactions of :data:`RANGE_BATCH`
+        entries; returns the number copied, the revision after the call and the snapshot's."""
+        self.limits.check_key(source_prefix, "source_prefix")
+        self.limits.check_key(target_prefix, "target_prefix")
+        if source_prefix == target_prefix:
+            raise InvalidArgumentError(
+                "target_prefix must differ from source_prefix",
+                reason=Reason.INVALID_ARGUMENT,
+                violations=[("target_prefix", "same as source_prefix")],
+            )
+        self._guard(guard)
+        span = self._span("", "", source_prefix, None)
+        cut = len(span.low)
+        target = self._namespace() + target_prefix
+        snapshot = 0
+        # First the snapshot's keys, so that every target key is checked before any write.
+        after: str | None = None
+        while True:
+            page = await self.backend.scan(
+                span, after=after, limit=RANGE_BATCH, keys_only=True, revision=snapshot
+            )
+            snapshot = page.revision
+            for entry in page.entries:
+                self.limits.check_key(target_prefix + entry.key[cut:], "target_prefix")
+            if not page.more:
+                break
+            after = page.cursor
+        copied, revision, after = 0, snapshot, None
+        while True:
+            page = await self.backend.scan(
+                span, after=after, limit=RANGE_BATCH, revision=snapshot, max_bytes=BATCH_BYTES
+            )
+            now = time.time()
+            puts: list[Operation] = [
+                Put(target + entry.key[cut:], entry.value, entry.expire_at)
+                for entry in page.entries
+                if entry.expire_at is None or entry.expire_at > now
+            ]
+            if puts:
+                revision = await self._commit_batch(guard, [], puts)
+                copied += len(puts)
+            if not page.more:
+                return copied, revision, snapshot
+            after = page.cursor
 
     async def transact(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> int:
         """Apply ``operations`` atomically if every comparison holds; returns the revision."""

@@ -323,6 +323,13 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
         )
         return pb.FailTaskResponse(task=task_to_proto(task, request.value_encoding))
 
+    async def RequeueTask(
+        self, request: pb.RequeueTaskRequest, context: object
+    ) -> pb.RequeueTaskResponse:
+        """Queue a dead-lettered task again."""
+        task = await self.engine.requeue(request.team_id, request.task_id)
+        return pb.RequeueTaskResponse(task=task_to_proto(task, request.value_encoding))
+
     async def GetQueueStatus(
         self, request: pb.GetQueueStatusRequest, context: object
     ) -> pb.GetQueueStatusResponse:

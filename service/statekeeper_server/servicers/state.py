@@ -45,6 +45,13 @@ def _merged(responses: list[pb.WatchResponse]) -> pb.WatchResponse:
     return pb.WatchResponse(revision=responses[-1].revision, events=events)
 
 
+def _guard(request: pb.DeleteRangeRequest | pb.CopyRangeRequest) -> Compare | None:
+    """The request's guard comparison, when it has one."""
+    if not request.HasField("guard"):
+        return None
+    return Compare(request.guard.key, request.guard.expected_revision)
+
+
 class StateServicer(state_service_pb2_grpc.StateServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.state.StateEngine`."""
 
@@ -190,6 +197,27 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             revision=page.revision,
         )
 
+    async def DeleteRange(
+        self, request: pb.DeleteRangeRequest, context: object
+    ) -> pb.DeleteRangeResponse:
+        """Remove every key of a key range or prefix, in atomic batches."""
+        deleted, revision = await self.engine.delete_range(
+            start_key=request.start_key,
+            end_key=request.end_key,
+            prefix=request.prefix,
+            guard=_guard(request),
+        )
+        return pb.DeleteRangeResponse(deleted=deleted, revision=revision)
+
+    async def CopyRange(
+        self, request: pb.CopyRangeRequest, context: object
+    ) -> pb.CopyRangeResponse:
+        """Copy the entries under one prefix to another, from one snapshot, in atomic batches."""
+        copied, revision, snapshot = await self.engine.copy_range(
+            request.source_prefix, request.target_prefix, guard=_guard(request)
+        )
+        return pb.CopyRangeResponse(copied=copied, revision=revision, source_revision=snapshot)
+
     async def GetStats(self, request: pb.GetStatsRequest, context: object) -> pb.GetStatsResponse:
         """Size and history figures of the whole backend."""
         stats = await self.engine.backend.stats()
@@ -199,4 +227,5 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             revision=stats.revision,
             oldest_revision=stats.oldest_revision,
             backend=stats.backend,
+            user_keys=await self.engine.count_keys(),
         )

@@ -65,10 +65,12 @@ READS = {
     "Health": {"Check"},
 }
 
-#: The writes a person makes from the page; each is sent with the revision the page showed.
+#: The writes a person makes from the page; each is sent with the revision the page showed (a
+#: requeue holds only for a task that is still dead-lettered).
 WRITES = {
     "StateService": {"Delete"},
     "WorkflowService": {"PauseWorkflow", "ResumeWorkflow", "CancelWorkflow"},
+    "OrchestrationService": {"RequeueTask"},
 }
 
 

@@ -57,6 +57,7 @@ from pydantic_core import to_jsonable_python
 
 from statekeeper.errors import ConflictError
 from statekeeper.integrations.storage import (
+    RANGE_PAGE,
     READ_BATCH,
     delete_matching,
     get_entries,
@@ -248,18 +249,21 @@ class StatekeeperSessionService(BaseSessionService):
         count = int(head["events"])
         generation = str(head["generation"])
         newest_first: list[Event] = []
-        seq = count
-        while seq > count - limit:
-            low = max(count - limit, seq - READ_BATCH)
-            batch = [keys.event(generation, n) for n in range(seq - 1, low - 1, -1)]
-            for entry in await get_entries(self.manager, batch):
-                if entry is None:
-                    continue  # removed by a concurrent delete_session
-                event = Event.model_validate(entry.value)
-                if after is not None and event.timestamp < after:
-                    return newest_first[::-1]
-                newest_first.append(event)
-            seq = low
+        if limit <= 0:
+            return newest_first
+        # Newest first, one Range call per page; only the events the head counts (a later
+        # append is not part of this read).
+        entries = self.manager.range(
+            start=keys.event(generation, count - limit),
+            end=keys.event(generation, count),
+            reverse=True,
+            page_size=min(limit, RANGE_PAGE),
+        )
+        async for entry in entries:
+            event = Event.model_validate(entry.value)
+            if after is not None and event.timestamp < after:
+                break
+            newest_first.append(event)
         return newest_first[::-1]
 
     async def list_sessions(

@@ -36,7 +36,7 @@ from agents.memory.session_settings import (
 )
 
 from statekeeper.errors import ConflictError
-from statekeeper.integrations.storage import READ_BATCH, delete_matching, get_entries, segment
+from statekeeper.integrations.storage import RANGE_PAGE, delete_matching, segment
 from statekeeper.state import StateEntry, StateManager
 
 if TYPE_CHECKING:
@@ -99,23 +99,29 @@ class StatekeeperSession:
             first, next_seq, tail, revision = await self._read_head()
             newest_first: list[list[Any]] = [tail]
             count = len(tail)
-            seq = next_seq
+            expected = next_seq - 1
             torn = False
-            while seq > first and (limit is None or count < limit):
-                step = READ_BATCH if limit is None else min(READ_BATCH, max(1, limit - count))
-                keys = [self._slot(s) for s in range(seq - 1, max(first, seq - step) - 1, -1)]
-                entries = await get_entries(self.manager, keys)
-                missing = next((i for i, entry in enumerate(entries) if entry is None), None)
-                for entry in entries[:missing]:
-                    assert entry is not None
+            if next_seq > first and (limit is None or count < limit):
+                slots = self.manager.range(
+                    start=self._slot(first),
+                    end=self._slot(next_seq),
+                    reverse=True,
+                    page_size=RANGE_PAGE if limit is None else min(limit, RANGE_PAGE),
+                )
+                async for entry in slots:
+                    if entry.key != self._slot(expected):
+                        # A slot is gone: either the older ones expired (the head is
+                        # unchanged), or a clear ran meanwhile (the head moved): read again.
+                        torn = (await self._read_head())[3] != revision
+                        break
                     newest_first.append(entry.value["items"])
                     count += len(entry.value["items"])
-                if missing is not None:
-                    # A slot is gone: either the older ones expired (the head is unchanged),
-                    # or a clear ran meanwhile (the head moved): then read again.
-                    torn = (await self._read_head())[3] != revision
-                    break
-                seq -= len(keys)
+                    expected -= 1
+                    if limit is not None and count >= limit:
+                        break
+                else:
+                    if expected >= first:  # the oldest slots are gone
+                        torn = (await self._read_head())[3] != revision
             if not torn:
                 items = [item for slot in reversed(newest_first) for item in slot]
                 return items if limit is None else items[-limit:]

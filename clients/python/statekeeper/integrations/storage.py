@@ -14,6 +14,8 @@ from statekeeper.state import StateEntry, StateManager
 DELETE_BATCH = 100
 #: Most reads an adapter keeps in flight at once.
 READ_BATCH = 64
+#: Most entries one Range page of an adapter holds.
+RANGE_PAGE = 1000
 
 
 def segment(text: str) -> str:

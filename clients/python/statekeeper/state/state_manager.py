@@ -37,13 +37,16 @@ ErrorCallback = Callable[[StateKeeperError], Any]
 class StateStats:
     """Storage statistics of the store behind a StateManager (the reference's "Monitor State
     Size"): live keys, value bytes, the current revision, the oldest revision a watch can
-    start from, and the backend's name."""
+    start from, and the backend's name. ``keys`` counts every stored record (the managers'
+    records and every namespace included); ``user_keys`` only this namespace's keys, the ones
+    ``list_keys("*")`` lists."""
 
     keys: int
     bytes: int
     revision: int
     oldest_revision: int
     backend: str
+    user_keys: int = 0
 
 
 @dataclass
@@ -335,6 +338,44 @@ class StateManager(ServiceClient):
             if count == limit:
                 return
 
+    async def delete_range(
+        self,
+        prefix: str = "",
+        *,
+        start: str = "",
+        end: str = "",
+        guard: tuple[str, int] | None = None,
+    ) -> int:
+        """Remove every key starting with ``prefix`` in [``start``, ``end``) (at least one
+        given) on the server, in atomic batches (RPC ``DeleteRange``, docs/range.md); returns
+        how many went. ``guard=(key, revision)`` requires that key's mod_revision in every
+        batch (ConflictError otherwise)."""
+        own = self._prefix
+        request = pb.DeleteRangeRequest(
+            prefix=own + prefix,
+            start_key=own + start if start else "",
+            end_key=own + end if end else "",
+            guard=self._comparison(guard),
+        )
+        return int((await self._call("DeleteRange", request)).deleted)
+
+    async def copy_range(
+        self, source_prefix: str, target_prefix: str, *, guard: tuple[str, int] | None = None
+    ) -> int:
+        """Copy every entry under ``source_prefix`` (one snapshot) to the same key under
+        ``target_prefix``, in atomic batches (RPC ``CopyRange``); returns how many were copied."""
+        request = pb.CopyRangeRequest(
+            source_prefix=self._prefix + source_prefix,
+            target_prefix=self._prefix + target_prefix,
+            guard=self._comparison(guard),
+        )
+        return int((await self._call("CopyRange", request)).copied)
+
+    def _comparison(self, guard: tuple[str, int] | None) -> pb.Comparison | None:
+        if guard is None:
+            return None
+        return pb.Comparison(key=self._prefix + guard[0], expected_revision=guard[1])
+
     # -- statistics ---------------------------------------------------------------------------
 
     async def get_stats(self) -> StateStats:
@@ -347,6 +388,7 @@ class StateManager(ServiceClient):
             revision=int(response.revision),
             oldest_revision=int(response.oldest_revision),
             backend=str(response.backend),
+            user_keys=int(response.user_keys),
         )
 
     # -- watching -----------------------------------------------------------------------------

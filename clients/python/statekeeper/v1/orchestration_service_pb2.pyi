@@ -395,6 +395,22 @@ class FailTaskResponse(_message.Message):
     task: Task
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
+class RequeueTaskRequest(_message.Message):
+    __slots__ = ("team_id", "task_id", "value_encoding")
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    team_id: str
+    task_id: str
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, team_id: _Optional[str] = ..., task_id: _Optional[str] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
+
+class RequeueTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
+
 class GetQueueStatusRequest(_message.Message):
     __slots__ = ("team_id", "value_encoding")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]

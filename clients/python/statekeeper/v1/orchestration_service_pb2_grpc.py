@@ -108,6 +108,11 @@ class OrchestrationServiceStub:
                 request_serializer=statekeeper_dot_v1_dot_orchestration__service__pb2.FailTaskRequest.SerializeToString,
                 response_deserializer=statekeeper_dot_v1_dot_orchestration__service__pb2.FailTaskResponse.FromString,
                 _registered_method=True)
+        self.RequeueTask = channel.unary_unary(
+                '/statekeeper.v1.OrchestrationService/RequeueTask',
+                request_serializer=statekeeper_dot_v1_dot_orchestration__service__pb2.RequeueTaskRequest.SerializeToString,
+                response_deserializer=statekeeper_dot_v1_dot_orchestration__service__pb2.RequeueTaskResponse.FromString,
+                _registered_method=True)
         self.GetQueueStatus = channel.unary_unary(
                 '/statekeeper.v1.OrchestrationService/GetQueueStatus',
                 request_serializer=statekeeper_dot_v1_dot_orchestration__service__pb2.GetQueueStatusRequest.SerializeToString,
@@ -234,6 +239,15 @@ class OrchestrationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequeueTask(self, request, context):
+        """RequeueTask returns a dead-lettered task to the pending queue (at the head of its priority,
+        with its failure and delivery counts reset); a task in any other state is FAILED_PRECONDITION,
+        so a repeated or stale requeue never queues a task twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetQueueStatus(self, request, context):
         """GetQueueStatus returns every task of a team's queue, grouped by state.
         """
@@ -322,6 +336,11 @@ def add_OrchestrationServiceServicer_to_server(servicer, server):
                     servicer.FailTask,
                     request_deserializer=statekeeper_dot_v1_dot_orchestration__service__pb2.FailTaskRequest.FromString,
                     response_serializer=statekeeper_dot_v1_dot_orchestration__service__pb2.FailTaskResponse.SerializeToString,
+            ),
+            'RequeueTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequeueTask,
+                    request_deserializer=statekeeper_dot_v1_dot_orchestration__service__pb2.RequeueTaskRequest.FromString,
+                    response_serializer=statekeeper_dot_v1_dot_orchestration__service__pb2.RequeueTaskResponse.SerializeToString,
             ),
             'GetQueueStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetQueueStatus,
@@ -699,6 +718,33 @@ class OrchestrationService:
             '/statekeeper.v1.OrchestrationService/FailTask',
             statekeeper_dot_v1_dot_orchestration__service__pb2.FailTaskRequest.SerializeToString,
             statekeeper_dot_v1_dot_orchestration__service__pb2.FailTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequeueTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statekeeper.v1.OrchestrationService/RequeueTask',
+            statekeeper_dot_v1_dot_orchestration__service__pb2.RequeueTaskRequest.SerializeToString,
+            statekeeper_dot_v1_dot_orchestration__service__pb2.RequeueTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

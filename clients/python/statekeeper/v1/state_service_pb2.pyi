@@ -236,20 +236,62 @@ class RangeResponse(_message.Message):
     revision: int
     def __init__(self, kvs: _Optional[_Iterable[_Union[_common_pb2.KeyValue, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
+class DeleteRangeRequest(_message.Message):
+    __slots__ = ("start_key", "end_key", "prefix", "guard")
+    START_KEY_FIELD_NUMBER: _ClassVar[int]
+    END_KEY_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    GUARD_FIELD_NUMBER: _ClassVar[int]
+    start_key: str
+    end_key: str
+    prefix: str
+    guard: Comparison
+    def __init__(self, start_key: _Optional[str] = ..., end_key: _Optional[str] = ..., prefix: _Optional[str] = ..., guard: _Optional[_Union[Comparison, _Mapping]] = ...) -> None: ...
+
+class DeleteRangeResponse(_message.Message):
+    __slots__ = ("deleted", "revision")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    revision: int
+    def __init__(self, deleted: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class CopyRangeRequest(_message.Message):
+    __slots__ = ("source_prefix", "target_prefix", "guard")
+    SOURCE_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    TARGET_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    GUARD_FIELD_NUMBER: _ClassVar[int]
+    source_prefix: str
+    target_prefix: str
+    guard: Comparison
+    def __init__(self, source_prefix: _Optional[str] = ..., target_prefix: _Optional[str] = ..., guard: _Optional[_Union[Comparison, _Mapping]] = ...) -> None: ...
+
+class CopyRangeResponse(_message.Message):
+    __slots__ = ("copied", "revision", "source_revision")
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_REVISION_FIELD_NUMBER: _ClassVar[int]
+    copied: int
+    revision: int
+    source_revision: int
+    def __init__(self, copied: _Optional[int] = ..., revision: _Optional[int] = ..., source_revision: _Optional[int] = ...) -> None: ...
+
 class GetStatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("keys", "bytes", "revision", "oldest_revision", "backend")
+    __slots__ = ("keys", "bytes", "revision", "oldest_revision", "backend", "user_keys")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     OLDEST_REVISION_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    USER_KEYS_FIELD_NUMBER: _ClassVar[int]
     keys: int
     bytes: int
     revision: int
     oldest_revision: int
     backend: str
-    def __init__(self, keys: _Optional[int] = ..., bytes: _Optional[int] = ..., revision: _Optional[int] = ..., oldest_revision: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
+    user_keys: int
+    def __init__(self, keys: _Optional[int] = ..., bytes: _Optional[int] = ..., revision: _Optional[int] = ..., oldest_revision: _Optional[int] = ..., backend: _Optional[str] = ..., user_keys: _Optional[int] = ...) -> None: ...

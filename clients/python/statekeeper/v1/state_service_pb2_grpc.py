@@ -84,6 +84,16 @@ class StateServiceStub:
                 request_serializer=statekeeper_dot_v1_dot_state__service__pb2.RangeRequest.SerializeToString,
                 response_deserializer=statekeeper_dot_v1_dot_state__service__pb2.RangeResponse.FromString,
                 _registered_method=True)
+        self.DeleteRange = channel.unary_unary(
+                '/statekeeper.v1.StateService/DeleteRange',
+                request_serializer=statekeeper_dot_v1_dot_state__service__pb2.DeleteRangeRequest.SerializeToString,
+                response_deserializer=statekeeper_dot_v1_dot_state__service__pb2.DeleteRangeResponse.FromString,
+                _registered_method=True)
+        self.CopyRange = channel.unary_unary(
+                '/statekeeper.v1.StateService/CopyRange',
+                request_serializer=statekeeper_dot_v1_dot_state__service__pb2.CopyRangeRequest.SerializeToString,
+                response_deserializer=statekeeper_dot_v1_dot_state__service__pb2.CopyRangeResponse.FromString,
+                _registered_method=True)
 
 
 class StateServiceServicer:
@@ -159,6 +169,24 @@ class StateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteRange(self, request, context):
+        """DeleteRange removes every key of a key range or prefix on the server, in atomic
+        transactions of up to 1000 keys each (one transaction for a smaller range), so that it is
+        not bound by the transaction operation limit; repeating an interrupted call finishes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyRange(self, request, context):
+        """CopyRange writes every entry under one prefix to the same key under another prefix, from a
+        consistent snapshot of the source, in atomic transactions of up to 1000 keys each (one
+        transaction for a smaller range); repeating an interrupted call finishes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -206,6 +234,16 @@ def add_StateServiceServicer_to_server(servicer, server):
                     servicer.Range,
                     request_deserializer=statekeeper_dot_v1_dot_state__service__pb2.RangeRequest.FromString,
                     response_serializer=statekeeper_dot_v1_dot_state__service__pb2.RangeResponse.SerializeToString,
+            ),
+            'DeleteRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRange,
+                    request_deserializer=statekeeper_dot_v1_dot_state__service__pb2.DeleteRangeRequest.FromString,
+                    response_serializer=statekeeper_dot_v1_dot_state__service__pb2.DeleteRangeResponse.SerializeToString,
+            ),
+            'CopyRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyRange,
+                    request_deserializer=statekeeper_dot_v1_dot_state__service__pb2.CopyRangeRequest.FromString,
+                    response_serializer=statekeeper_dot_v1_dot_state__service__pb2.CopyRangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -456,6 +494,60 @@ class StateService:
             '/statekeeper.v1.StateService/Range',
             statekeeper_dot_v1_dot_state__service__pb2.RangeRequest.SerializeToString,
             statekeeper_dot_v1_dot_state__service__pb2.RangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statekeeper.v1.StateService/DeleteRange',
+            statekeeper_dot_v1_dot_state__service__pb2.DeleteRangeRequest.SerializeToString,
+            statekeeper_dot_v1_dot_state__service__pb2.DeleteRangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statekeeper.v1.StateService/CopyRange',
+            statekeeper_dot_v1_dot_state__service__pb2.CopyRangeRequest.SerializeToString,
+            statekeeper_dot_v1_dot_state__service__pb2.CopyRangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -534,6 +534,22 @@ function teamsView(root, query) {
     h("div", {}, h("span", { class: "id" }, task.task_id), " ", h("span", { class: "chip" }, task.priority_name || `p${num(task.priority)}`)),
     h("div", { class: "hint" }, task.type || ""), extra);
 
+  const actionBox = h("div", { id: "team-action" });
+  queueBox.before(actionBox);
+
+  async function requeue(task) {
+    const answer = await confirmAction(`Requeue task ${task.task_id}?`,
+      `It goes back to the head of the pending queue with its ${num(task.failure_count)} failures cleared, if it is still dead-lettered.`);
+    if (!answer) return;
+    try {
+      await api("OrchestrationService", "RequeueTask", { team_id: id, task_id: task.task_id });
+      fill(actionBox, h("div", { class: "notice", id: "action-done" }, `Requeued ${task.task_id}.`));
+    } catch (error) {
+      fill(actionBox, errorBox(error));
+    }
+    load();
+  }
+
   const load = scope.refresher(async () => {
     let team, queue;
     try {
@@ -561,8 +577,9 @@ function teamsView(root, query) {
       column("In progress", "in_progress", queue.in_progress || [], (t) => h("div", { class: "hint" },
         `${t.agent_id} · lease `, t.lease_expire_time ? countdown(t.lease_expire_time, "expired (requeue due)") : "—")),
       column("Completed", "completed", queue.completed || [], (t) => h("div", { class: "hint" }, `${t.agent_id || ""} · ${fmtTime(t.finish_time)}`)),
-      column("Dead letters", "dead_lettered", queue.dead_lettered || [], (t) => h("div", { class: "hint" },
-        `${num(t.failure_count)} failures · ${t.last_error || ""}`))));
+      column("Dead letters", "dead_lettered", queue.dead_lettered || [], (t) => [
+        h("div", { class: "hint" }, `${num(t.failure_count)} failures · ${t.last_error || ""}`),
+        h("button", { class: "secondary requeue", "data-requeue": t.task_id, onclick: () => requeue(t) }, "Requeue…")])));
     tickCountdowns();
   });
   load();

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file statekeeper/v1/state_service.proto.
  */
 export const file_statekeeper_v1_state_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJzdGF0ZWtlZXBlci92MS9zdGF0ZV9zZXJ2aWNlLnByb3RvEg5zdGF0ZWtlZXBlci52MSKeAQoLU2F2ZVJlcXVlc3QSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuc3RhdGVrZWVwZXIudjEuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARImCgN0dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CFAoSX2V4cGVjdGVkX3JldmlzaW9uIjQKDFNhdmVSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlIlAKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJEjUKDnZhbHVlX2VuY29kaW5nGAIgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZyJFCgtHZXRSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEhAKCHJldmlzaW9uGAIgASgDItcBCg1VcGRhdGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIkCgVwYXRjaBgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgDSACIAQESJgoDdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKDnZhbHVlX2VuY29kaW5nGAUgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZ0IUChJfZXhwZWN0ZWRfcmV2aXNpb24iNgoOVXBkYXRlUmVzcG9uc2USJAoCa3YYASABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSJSCg1EZWxldGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgCIAEoA0gAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiIzCg5EZWxldGVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDIkkKD0xpc3RLZXlzUmVxdWVzdBIPCgdwYXR0ZXJuGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIksKEExpc3RLZXlzUmVzcG9uc2USDAoEa2V5cxgBIAMoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMiNAoKQ29tcGFyaXNvbhILCgNrZXkYASABKAkSGQoRZXhwZWN0ZWRfcmV2aXNpb24YAiABKAMiaQoMUHV0T3BlcmF0aW9uEgsKA2tleRgBIAEoCRIkCgV2YWx1ZRgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIeCg9EZWxldGVPcGVyYXRpb24SCwoDa2V5GAEgASgJInMKCU9wZXJhdGlvbhIrCgNwdXQYASABKAsyHC5zdGF0ZWtlZXBlci52MS5QdXRPcGVyYXRpb25IABIxCgZkZWxldGUYAiABKAsyHy5zdGF0ZWtlZXBlci52MS5EZWxldGVPcGVyYXRpb25IAEIGCgRraW5kInEKD1RyYW5zYWN0UmVxdWVzdBIvCgtjb21wYXJpc29ucxgBIAMoCzIaLnN0YXRla2VlcGVyLnYxLkNvbXBhcmlzb24SLQoKb3BlcmF0aW9ucxgCIAMoCzIZLnN0YXRla2VlcGVyLnYxLk9wZXJhdGlvbiIkChBUcmFuc2FjdFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIrUBCgxXYXRjaFJlcXVlc3QSDwoHcGF0dGVybhgBIAEoCRIWCg5zdGFydF9yZXZpc2lvbhgCIAEoAxIPCgdwcmV2X2t2GAMgASgIEjUKDnZhbHVlX2VuY29kaW5nGAQgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZxI0ChFwcm9ncmVzc19pbnRlcnZhbBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKBAQoFRXZlbnQSJwoEdHlwZRgBIAEoDjIZLnN0YXRla2VlcGVyLnYxLkV2ZW50VHlwZRIkCgJrdhgCIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEikKB3ByZXZfa3YYAyABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSLHAQoNV2F0Y2hSZXNwb25zZRIPCgdjcmVhdGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDEiUKBmV2ZW50cxgDIAMoCzIVLnN0YXRla2VlcGVyLnYxLkV2ZW50EhcKD3Byb2dyZXNzX25vdGlmeRgEIAEoCBIQCghjYW5jZWxlZBgFIAEoCBIYChBjb21wYWN0X3JldmlzaW9uGAYgASgDEhUKDWNhbmNlbF9yZWFzb24YByABKAkSEAoIZnJhZ21lbnQYCCABKAgi5wEKDFJhbmdlUmVxdWVzdBIRCglzdGFydF9rZXkYASABKAkSDwoHZW5kX2tleRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSDwoHcGF0dGVybhgEIAEoCRIPCgdyZXZlcnNlGAUgASgIEhEKCWtleXNfb25seRgGIAEoCBIRCglwYWdlX3NpemUYByABKAUSEgoKcGFnZV90b2tlbhgIIAEoCRIQCghyZXZpc2lvbhgJIAEoAxI1Cg52YWx1ZV9lbmNvZGluZxgKIAEoDjIdLnN0YXRla2VlcGVyLnYxLlZhbHVlRW5jb2RpbmciYQoNUmFuZ2VSZXNwb25zZRIlCgNrdnMYASADKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMiEQoPR2V0U3RhdHNSZXF1ZXN0ImsKEEdldFN0YXRzUmVzcG9uc2USDAoEa2V5cxgBIAEoAxINCgVieXRlcxgCIAEoAxIQCghyZXZpc2lvbhgDIAEoAxIXCg9vbGRlc3RfcmV2aXNpb24YBCABKAMSDwoHYmFja2VuZBgFIAEoCSppCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhIKDkVWRU5UX1RZUEVfUFVUEAESFQoRRVZFTlRfVFlQRV9ERUxFVEUQAhIVChFFVkVOVF9UWVBFX0VYUElSRRADMp4FCgxTdGF0ZVNlcnZpY2USQQoEU2F2ZRIbLnN0YXRla2VlcGVyLnYxLlNhdmVSZXF1ZXN0Ghwuc3RhdGVrZWVwZXIudjEuU2F2ZVJlc3BvbnNlEj4KA0dldBIaLnN0YXRla2VlcGVyLnYxLkdldFJlcXVlc3QaGy5zdGF0ZWtlZXBlci52MS5HZXRSZXNwb25zZRJHCgZVcGRhdGUSHS5zdGF0ZWtlZXBlci52MS5VcGRhdGVSZXF1ZXN0Gh4uc3RhdGVrZWVwZXIudjEuVXBkYXRlUmVzcG9uc2USRwoGRGVsZXRlEh0uc3RhdGVrZWVwZXIudjEuRGVsZXRlUmVxdWVzdBoeLnN0YXRla2VlcGVyLnYxLkRlbGV0ZVJlc3BvbnNlEk0KCExpc3RLZXlzEh8uc3RhdGVrZWVwZXIudjEuTGlzdEtleXNSZXF1ZXN0GiAuc3RhdGVrZWVwZXIudjEuTGlzdEtleXNSZXNwb25zZRJNCghUcmFuc2FjdBIfLnN0YXRla2VlcGVyLnYxLlRyYW5zYWN0UmVxdWVzdBogLnN0YXRla2VlcGVyLnYxLlRyYW5zYWN0UmVzcG9uc2USRgoFV2F0Y2gSHC5zdGF0ZWtlZXBlci52MS5XYXRjaFJlcXVlc3QaHS5zdGF0ZWtlZXBlci52MS5XYXRjaFJlc3BvbnNlMAESTQoIR2V0U3RhdHMSHy5zdGF0ZWtlZXBlci52MS5HZXRTdGF0c1JlcXVlc3QaIC5zdGF0ZWtlZXBlci52MS5HZXRTdGF0c1Jlc3BvbnNlEkQKBVJhbmdlEhwuc3RhdGVrZWVwZXIudjEuUmFuZ2VSZXF1ZXN0Gh0uc3RhdGVrZWVwZXIudjEuUmFuZ2VSZXNwb25zZUJLWklnaXRodWIuY29tL3N0YXRla2VlcGVyL3N0YXRla2VlcGVyL2NsaWVudHMvZ28vc3RhdGVrZWVwZXJ2MTtzdGF0ZWtlZXBlcnYxYgZwcm90bzM", [file_google_protobuf_duration, file_statekeeper_v1_common]);
+  fileDesc("CiJzdGF0ZWtlZXBlci92MS9zdGF0ZV9zZXJ2aWNlLnByb3RvEg5zdGF0ZWtlZXBlci52MSKeAQoLU2F2ZVJlcXVlc3QSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuc3RhdGVrZWVwZXIudjEuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARImCgN0dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CFAoSX2V4cGVjdGVkX3JldmlzaW9uIjQKDFNhdmVSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlIlAKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJEjUKDnZhbHVlX2VuY29kaW5nGAIgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZyJFCgtHZXRSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEhAKCHJldmlzaW9uGAIgASgDItcBCg1VcGRhdGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIkCgVwYXRjaBgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgDSACIAQESJgoDdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKDnZhbHVlX2VuY29kaW5nGAUgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZ0IUChJfZXhwZWN0ZWRfcmV2aXNpb24iNgoOVXBkYXRlUmVzcG9uc2USJAoCa3YYASABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSJSCg1EZWxldGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgCIAEoA0gAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiIzCg5EZWxldGVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDIkkKD0xpc3RLZXlzUmVxdWVzdBIPCgdwYXR0ZXJuGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIksKEExpc3RLZXlzUmVzcG9uc2USDAoEa2V5cxgBIAMoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMiNAoKQ29tcGFyaXNvbhILCgNrZXkYASABKAkSGQoRZXhwZWN0ZWRfcmV2aXNpb24YAiABKAMiaQoMUHV0T3BlcmF0aW9uEgsKA2tleRgBIAEoCRIkCgV2YWx1ZRgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIeCg9EZWxldGVPcGVyYXRpb24SCwoDa2V5GAEgASgJInMKCU9wZXJhdGlvbhIrCgNwdXQYASABKAsyHC5zdGF0ZWtlZXBlci52MS5QdXRPcGVyYXRpb25IABIxCgZkZWxldGUYAiABKAsyHy5zdGF0ZWtlZXBlci52MS5EZWxldGVPcGVyYXRpb25IAEIGCgRraW5kInEKD1RyYW5zYWN0UmVxdWVzdBIvCgtjb21wYXJpc29ucxgBIAMoCzIaLnN0YXRla2VlcGVyLnYxLkNvbXBhcmlzb24SLQoKb3BlcmF0aW9ucxgCIAMoCzIZLnN0YXRla2VlcGVyLnYxLk9wZXJhdGlvbiIkChBUcmFuc2FjdFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIrUBCgxXYXRjaFJlcXVlc3QSDwoHcGF0dGVybhgBIAEoCRIWCg5zdGFydF9yZXZpc2lvbhgCIAEoAxIPCgdwcmV2X2t2GAMgASgIEjUKDnZhbHVlX2VuY29kaW5nGAQgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZxI0ChFwcm9ncmVzc19pbnRlcnZhbBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKBAQoFRXZlbnQSJwoEdHlwZRgBIAEoDjIZLnN0YXRla2VlcGVyLnYxLkV2ZW50VHlwZRIkCgJrdhgCIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEikKB3ByZXZfa3YYAyABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSLHAQoNV2F0Y2hSZXNwb25zZRIPCgdjcmVhdGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDEiUKBmV2ZW50cxgDIAMoCzIVLnN0YXRla2VlcGVyLnYxLkV2ZW50EhcKD3Byb2dyZXNzX25vdGlmeRgEIAEoCBIQCghjYW5jZWxlZBgFIAEoCBIYChBjb21wYWN0X3JldmlzaW9uGAYgASgDEhUKDWNhbmNlbF9yZWFzb24YByABKAkSEAoIZnJhZ21lbnQYCCABKAgi5wEKDFJhbmdlUmVxdWVzdBIRCglzdGFydF9rZXkYASABKAkSDwoHZW5kX2tleRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSDwoHcGF0dGVybhgEIAEoCRIPCgdyZXZlcnNlGAUgASgIEhEKCWtleXNfb25seRgGIAEoCBIRCglwYWdlX3NpemUYByABKAUSEgoKcGFnZV90b2tlbhgIIAEoCRIQCghyZXZpc2lvbhgJIAEoAxI1Cg52YWx1ZV9lbmNvZGluZxgKIAEoDjIdLnN0YXRla2VlcGVyLnYxLlZhbHVlRW5jb2RpbmciYQoNUmFuZ2VSZXNwb25zZRIlCgNrdnMYASADKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMicwoSRGVsZXRlUmFuZ2VSZXF1ZXN0EhEKCXN0YXJ0X2tleRgBIAEoCRIPCgdlbmRfa2V5GAIgASgJEg4KBnByZWZpeBgDIAEoCRIpCgVndWFyZBgEIAEoCzIaLnN0YXRla2VlcGVyLnYxLkNvbXBhcmlzb24iOAoTRGVsZXRlUmFuZ2VSZXNwb25zZRIPCgdkZWxldGVkGAEgASgDEhAKCHJldmlzaW9uGAIgASgDImsKEENvcHlSYW5nZVJlcXVlc3QSFQoNc291cmNlX3ByZWZpeBgBIAEoCRIVCg10YXJnZXRfcHJlZml4GAIgASgJEikKBWd1YXJkGAMgASgLMhouc3RhdGVrZWVwZXIudjEuQ29tcGFyaXNvbiJOChFDb3B5UmFuZ2VSZXNwb25zZRIOCgZjb3BpZWQYASABKAMSEAoIcmV2aXNpb24YAiABKAMSFwoPc291cmNlX3JldmlzaW9uGAMgASgDIhEKD0dldFN0YXRzUmVxdWVzdCJ+ChBHZXRTdGF0c1Jlc3BvbnNlEgwKBGtleXMYASABKAMSDQoFYnl0ZXMYAiABKAMSEAoIcmV2aXNpb24YAyABKAMSFwoPb2xkZXN0X3JldmlzaW9uGAQgASgDEg8KB2JhY2tlbmQYBSABKAkSEQoJdXNlcl9rZXlzGAYgASgDKmkKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASEgoORVZFTlRfVFlQRV9QVVQQARIVChFFVkVOVF9UWVBFX0RFTEVURRACEhUKEUVWRU5UX1RZUEVfRVhQSVJFEAMyyAYKDFN0YXRlU2VydmljZRJBCgRTYXZlEhsuc3RhdGVrZWVwZXIudjEuU2F2ZVJlcXVlc3QaHC5zdGF0ZWtlZXBlci52MS5TYXZlUmVzcG9uc2USPgoDR2V0Ehouc3RhdGVrZWVwZXIudjEuR2V0UmVxdWVzdBobLnN0YXRla2VlcGVyLnYxLkdldFJlc3BvbnNlEkcKBlVwZGF0ZRIdLnN0YXRla2VlcGVyLnYxLlVwZGF0ZVJlcXVlc3QaHi5zdGF0ZWtlZXBlci52MS5VcGRhdGVSZXNwb25zZRJHCgZEZWxldGUSHS5zdGF0ZWtlZXBlci52MS5EZWxldGVSZXF1ZXN0Gh4uc3RhdGVrZWVwZXIudjEuRGVsZXRlUmVzcG9uc2USTQoITGlzdEtleXMSHy5zdGF0ZWtlZXBlci52MS5MaXN0S2V5c1JlcXVlc3QaIC5zdGF0ZWtlZXBlci52MS5MaXN0S2V5c1Jlc3BvbnNlEk0KCFRyYW5zYWN0Eh8uc3RhdGVrZWVwZXIudjEuVHJhbnNhY3RSZXF1ZXN0GiAuc3RhdGVrZWVwZXIudjEuVHJhbnNhY3RSZXNwb25zZRJGCgVXYXRjaBIcLnN0YXRla2VlcGVyLnYxLldhdGNoUmVxdWVzdBodLnN0YXRla2VlcGVyLnYxLldhdGNoUmVzcG9uc2UwARJNCghHZXRTdGF0cxIfLnN0YXRla2VlcGVyLnYxLkdldFN0YXRzUmVxdWVzdBogLnN0YXRla2VlcGVyLnYxLkdldFN0YXRzUmVzcG9uc2USRAoFUmFuZ2USHC5zdGF0ZWtlZXBlci52MS5SYW5nZVJlcXVlc3QaHS5zdGF0ZWtlZXBlci52MS5SYW5nZVJlc3BvbnNlElYKC0RlbGV0ZVJhbmdlEiIuc3RhdGVrZWVwZXIudjEuRGVsZXRlUmFuZ2VSZXF1ZXN0GiMuc3RhdGVrZWVwZXIudjEuRGVsZXRlUmFuZ2VSZXNwb25zZRJQCglDb3B5UmFuZ2USIC5zdGF0ZWtlZXBlci52MS5Db3B5UmFuZ2VSZXF1ZXN0GiEuc3RhdGVrZWVwZXIudjEuQ29weVJhbmdlUmVzcG9uc2VCS1pJZ2l0aHViLmNvbS9zdGF0ZWtlZXBlci9zdGF0ZWtlZXBlci9jbGllbnRzL2dvL3N0YXRla2VlcGVydjE7c3RhdGVrZWVwZXJ2MWIGcHJvdG8z", [file_google_protobuf_duration, file_statekeeper_v1_common]);
 
 /**
  * SaveRequest creates or replaces one document.
@@ -815,6 +815,153 @@ export const RangeResponseSchema: GenMessage<RangeResponse> = /*@__PURE__*/
   messageDesc(file_statekeeper_v1_state_service, 20);
 
 /**
+ * DeleteRangeRequest names the keys to remove: every key that satisfies all the given bounds.
+ * At least one of them must be set, so that no call removes every key by accident.
+ *
+ * @generated from message statekeeper.v1.DeleteRangeRequest
+ */
+export type DeleteRangeRequest = Message<"statekeeper.v1.DeleteRangeRequest"> & {
+  /**
+   * The least key to remove (inclusive); empty means no lower bound.
+   *
+   * @generated from field: string start_key = 1;
+   */
+  startKey: string;
+
+  /**
+   * The key at which the range ends (exclusive); empty means no upper bound.
+   *
+   * @generated from field: string end_key = 2;
+   */
+  endKey: string;
+
+  /**
+   * Only keys that start with this literal text; empty means any key.
+   *
+   * @generated from field: string prefix = 3;
+   */
+  prefix: string;
+
+  /**
+   * When set, every transaction of the call also requires this key's mod_revision to equal
+   * the expected revision (0: the key must not exist); otherwise the call fails with ABORTED
+   * (REVISION_CONFLICT), after the batches already committed when the range needed several.
+   *
+   * @generated from field: statekeeper.v1.Comparison guard = 4;
+   */
+  guard?: Comparison | undefined;
+};
+
+/**
+ * Describes the message statekeeper.v1.DeleteRangeRequest.
+ * Use `create(DeleteRangeRequestSchema)` to create a new message.
+ */
+export const DeleteRangeRequestSchema: GenMessage<DeleteRangeRequest> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_state_service, 21);
+
+/**
+ * DeleteRangeResponse reports what DeleteRange removed.
+ *
+ * @generated from message statekeeper.v1.DeleteRangeResponse
+ */
+export type DeleteRangeResponse = Message<"statekeeper.v1.DeleteRangeResponse"> & {
+  /**
+   * The number of keys removed.
+   *
+   * @generated from field: int64 deleted = 1;
+   */
+  deleted: bigint;
+
+  /**
+   * The store revision after the call (that of its last transaction).
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message statekeeper.v1.DeleteRangeResponse.
+ * Use `create(DeleteRangeResponseSchema)` to create a new message.
+ */
+export const DeleteRangeResponseSchema: GenMessage<DeleteRangeResponse> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_state_service, 22);
+
+/**
+ * CopyRangeRequest copies the entries under `source_prefix` to `target_prefix`: the entry
+ * under source_prefix + S is written under target_prefix + S with the same value and expiry
+ * time, replacing what is there; other keys under target_prefix stay as they are.
+ *
+ * @generated from message statekeeper.v1.CopyRangeRequest
+ */
+export type CopyRangeRequest = Message<"statekeeper.v1.CopyRangeRequest"> & {
+  /**
+   * The prefix of the keys to copy; must not be empty.
+   *
+   * @generated from field: string source_prefix = 1;
+   */
+  sourcePrefix: string;
+
+  /**
+   * The prefix of the keys to write; must not be empty and must differ from source_prefix.
+   * Every target key must be a valid key (INVALID_ARGUMENT before anything is written).
+   *
+   * @generated from field: string target_prefix = 2;
+   */
+  targetPrefix: string;
+
+  /**
+   * When set, every transaction of the call also requires this comparison to hold, as in
+   * DeleteRangeRequest.guard.
+   *
+   * @generated from field: statekeeper.v1.Comparison guard = 3;
+   */
+  guard?: Comparison | undefined;
+};
+
+/**
+ * Describes the message statekeeper.v1.CopyRangeRequest.
+ * Use `create(CopyRangeRequestSchema)` to create a new message.
+ */
+export const CopyRangeRequestSchema: GenMessage<CopyRangeRequest> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_state_service, 23);
+
+/**
+ * CopyRangeResponse reports what CopyRange wrote.
+ *
+ * @generated from message statekeeper.v1.CopyRangeResponse
+ */
+export type CopyRangeResponse = Message<"statekeeper.v1.CopyRangeResponse"> & {
+  /**
+   * The number of entries copied.
+   *
+   * @generated from field: int64 copied = 1;
+   */
+  copied: bigint;
+
+  /**
+   * The store revision after the call (that of its last transaction).
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * The revision of the source snapshot that was copied.
+   *
+   * @generated from field: int64 source_revision = 3;
+   */
+  sourceRevision: bigint;
+};
+
+/**
+ * Describes the message statekeeper.v1.CopyRangeResponse.
+ * Use `create(CopyRangeResponseSchema)` to create a new message.
+ */
+export const CopyRangeResponseSchema: GenMessage<CopyRangeResponse> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_state_service, 24);
+
+/**
  * GetStatsRequest asks for the storage statistics; it has no parameters.
  *
  * @generated from message statekeeper.v1.GetStatsRequest
@@ -827,7 +974,7 @@ export type GetStatsRequest = Message<"statekeeper.v1.GetStatsRequest"> & {
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_state_service, 21);
+  messageDesc(file_statekeeper_v1_state_service, 25);
 
 /**
  * GetStatsResponse holds the size and history figures of the storage backend.
@@ -869,6 +1016,15 @@ export type GetStatsResponse = Message<"statekeeper.v1.GetStatsResponse"> & {
    * @generated from field: string backend = 5;
    */
   backend: string;
+
+  /**
+   * The number of live StateService keys of the caller's namespace: what ListKeys with the
+   * pattern "*" lists. `keys` also counts the records of the other managers (workflows,
+   * agents, tasks, ...), their indexes, and every other namespace.
+   *
+   * @generated from field: int64 user_keys = 6;
+   */
+  userKeys: bigint;
 };
 
 /**
@@ -876,7 +1032,7 @@ export type GetStatsResponse = Message<"statekeeper.v1.GetStatsResponse"> & {
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_state_service, 22);
+  messageDesc(file_statekeeper_v1_state_service, 26);
 
 /**
  * EventType says what happened to a key.
@@ -1020,6 +1176,30 @@ export const StateService: GenService<{
     methodKind: "unary";
     input: typeof RangeRequestSchema;
     output: typeof RangeResponseSchema;
+  },
+  /**
+   * DeleteRange removes every key of a key range or prefix on the server, in atomic
+   * transactions of up to 1000 keys each (one transaction for a smaller range), so that it is
+   * not bound by the transaction operation limit; repeating an interrupted call finishes it.
+   *
+   * @generated from rpc statekeeper.v1.StateService.DeleteRange
+   */
+  deleteRange: {
+    methodKind: "unary";
+    input: typeof DeleteRangeRequestSchema;
+    output: typeof DeleteRangeResponseSchema;
+  },
+  /**
+   * CopyRange writes every entry under one prefix to the same key under another prefix, from a
+   * consistent snapshot of the source, in atomic transactions of up to 1000 keys each (one
+   * transaction for a smaller range); repeating an interrupted call finishes it.
+   *
+   * @generated from rpc statekeeper.v1.StateService.CopyRange
+   */
+  copyRange: {
+    methodKind: "unary";
+    input: typeof CopyRangeRequestSchema;
+    output: typeof CopyRangeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_statekeeper_v1_state_service, 0);
