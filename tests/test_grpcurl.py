@@ -149,3 +149,31 @@ async def test_readme_grpcurl_commands(address: str, grpcurl_env: dict[str, str]
     assert "created" in events[0]
     assert events[1]["stt_state"]["interim_transcript"] == "hello"
     assert events[2]["ended"]["reason"] == "caller hung up"
+
+
+async def test_bytes_and_range_in_the_json_form(address: str, grpcurl_env: dict[str, str]) -> None:
+    """grpcurl writes bytes as {"$bytes": base64}, Python reads bytes, and Range (JSON form)
+    returns them in the same shape, page by page (docs/values.md, docs/range.md)."""
+
+    def call(method: str, body: dict[str, Any]) -> list[str]:
+        return ["grpcurl", "-plaintext", "-d", json.dumps(body), address, method]
+
+    for name in ("a", "b", "c"):
+        value = {"json": {"name": name, "raw": {"$bytes": "AP8="}}}
+        await run(
+            call("statekeeper.v1.StateService/Save", {"key": f"g/{name}", "value": value}),
+            grpcurl_env,
+        )
+    async with StateManager(StateConfig(backend="grpc", address=address)) as manager:
+        assert await manager.get("g/b") == {"name": "b", "raw": b"\x00\xff"}
+    request = {"prefix": "g/", "reverse": True, "page_size": 2}
+    (first,) = json_documents(
+        await run(call("statekeeper.v1.StateService/Range", request), grpcurl_env)
+    )
+    assert [kv["key"] for kv in first["kvs"]] == ["g/c", "g/b"]
+    assert first["kvs"][0]["value"] == {"json": {"name": "c", "raw": {"$bytes": "AP8="}}}
+    request["page_token"] = first["next_page_token"]
+    (second,) = json_documents(
+        await run(call("statekeeper.v1.StateService/Range", request), grpcurl_env)
+    )
+    assert [kv["key"] for kv in second["kvs"]] == ["g/a"] and "next_page_token" not in second

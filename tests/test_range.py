@@ -304,3 +304,13 @@ async def test_the_value_limit_is_a_setting_and_range_pages_respect_it() -> None
             assert caught.value.reason == Reason.VALUE_TOO_LARGE
     finally:
         await server.stop(0)
+
+
+async def test_a_failed_guard_names_the_user_key_inside_a_tenant(auth_address: str) -> None:
+    config = StateConfig(backend="grpc", address=auth_address, token="token-a")
+    async with StateManager(config) as alice:
+        await alice.save("s/1", 1)
+        with pytest.raises(ConflictError) as caught:
+            await alice.delete_range("s/", guard=("lock", 7))
+        assert caught.value.metadata["key"] == "lock"
+        assert "tenants/" not in caught.value.message and "kv/" not in caught.value.message

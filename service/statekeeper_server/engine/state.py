@@ -291,14 +291,14 @@ class StateEngine:
     async def _commit_batch(
         self, guard: Compare | None, compares: list[Compare], operations: list[Operation]
     ) -> int:
-        """One transaction of a range change; a failed guard is reported on the user's key."""
+        """One transaction of a range change; a conflict names the user's key (the namespace
+        and tenant prefix stripped)."""
         try:
             result = await self.backend.txn(self._guard(guard) + compares, operations)
         except ConflictError as error:
-            if guard is not None and error.metadata.get("key") == self._namespace() + guard.key:
-                actual = int(error.metadata["actual_revision"])
-                raise conflict(guard.key, guard.mod_revision, actual) from None
-            raise
+            key = error.metadata["key"][len(self._namespace()) :]
+            expected = int(error.metadata["expected_revision"])
+            raise conflict(key, expected, int(error.metadata["actual_revision"])) from None
         return result.revision
 
     async def delete_range(

@@ -74,8 +74,3 @@ class Layout:
     def parts(self, kind: str, key: str) -> list[str]:
         """The decoded segments of a ``kind`` key (thread, namespace, ...)."""
         return [unquote(part) for part in key[len(self.prefix) + len(kind) + 1 :].split("/")]
-
-    def renamed(self, kind: str, key: str, thread: str) -> str:
-        """``key`` of another thread moved to ``thread``."""
-        _, rest = key[len(self.prefix) + len(kind) + 1 :].split("/", 1)
-        return self.prefix + kind + "/" + segment(thread) + "/" + rest

@@ -128,9 +128,9 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
         """``(key, document)`` of every key that starts with ``prefix``, in key order."""
         return [(entry.key, entry.value) async for entry in self.manager.range(prefix)]
 
-    async def _delete_all(self, prefix: str, keep: Callable[[str], bool] = lambda _: False) -> None:
-        """Delete every key that starts with ``prefix`` except those ``keep`` accepts."""
-        await delete_matching(self.manager, escape_glob(prefix) + "*", keep)
+    async def _delete_unused(self, prefix: str, used: set[str]) -> None:
+        """Delete every key that starts with ``prefix`` except those in ``used``."""
+        await delete_matching(self.manager, escape_glob(prefix) + "*", used.__contains__)
 
     async def _tuple(
         self, thread: str, ns: str, checkpoint_id: str, record: Mapping[str, Any], **extra: Any
@@ -170,14 +170,21 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
         self._bridge.remember()
         thread, ns, checkpoint_id = _ids(config)
         extra: dict[str, Any] = {}
-        if checkpoint_id is None or self.fencing:
+        if self.fencing:
+            # The head first: the checkpoint loaded is the one at the revision noted.
             head = await self.manager.get_entry(self.layout.head(thread, ns))
-            if self.fencing:
-                extra[HEAD_REVISION] = head.mod_revision if head is not None else 0
+            extra[HEAD_REVISION] = head.mod_revision if head is not None else 0
             if checkpoint_id is None:
                 if head is None:
                     return None
                 checkpoint_id = str(head.value["id"])
+        if checkpoint_id is None:
+            # The newest checkpoint is the last key of the namespace: one reverse range read.
+            prefix = self.layout.thread("ckpt", thread, ns)
+            async for newest in self.manager.range(prefix, reverse=True, limit=1):
+                _, _, found = self.layout.parts("ckpt", newest.key)
+                return await self._tuple(thread, ns, found, newest.value)
+            return None
         record = await self.manager.get(self.layout.checkpoint(thread, ns, checkpoint_id))
         if record is None:
             return None
@@ -375,7 +382,7 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
         finish)."""
         self._bridge.remember()
         for kind in ("head", "ckpt", "write", "blob"):
-            await self._delete_all(self.layout.thread(kind, str(thread_id)))
+            await self.manager.delete_range(self.layout.thread(kind, str(thread_id)))
 
     async def _remove(self, thread: str, ns: str, doomed: set[str], ids: Iterable[str]) -> None:
         """Remove the checkpoints ``doomed`` of a namespace whose checkpoint ids are ``ids``,
@@ -397,7 +404,7 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
         for start in range(0, len(records), DELETE_BATCH):
             await self.manager.transaction(delete=records[start : start + DELETE_BATCH])
         for cid in doomed:
-            await self._delete_all(layout.writes(thread, ns, cid))
+            await self.manager.delete_range(layout.writes(thread, ns, cid))
         kept_records = await get_entries(
             self.manager, [layout.checkpoint(thread, ns, cid) for cid in kept]
         )
@@ -407,7 +414,7 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
             if entry is not None
             for channel, version in entry.value["versions"].items()
         }
-        await self._delete_all(layout.thread("blob", thread, ns), keep=referenced.__contains__)
+        await self._delete_unused(layout.thread("blob", thread, ns), referenced)
 
     async def _namespaces(self, thread: str) -> dict[str, list[str]]:
         """The checkpoint ids of each namespace of ``thread``."""
@@ -454,15 +461,15 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
             await self._remove(thread, ns, cids, ids[thread, ns])
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy every checkpoint, write and value of one thread to another (the heads last, so
-        the target's newest checkpoint is complete when get_tuple finds it)."""
+        """Copy every checkpoint, write and value of one thread to another on the server (one
+        range copy per kind of key; the heads last, so the target's newest checkpoint is
+        complete when a fenced get_tuple finds it)."""
         self._bridge.remember()
-        target = str(target_thread_id)
+        layout = self.layout
         for kind in ("blob", "write", "ckpt", "head"):
-            ttl = None if self.ttl is None else (2 * self.ttl if kind == "blob" else self.ttl)
-            documents = await self._read_all(self.layout.thread(kind, str(source_thread_id)))
-            await self._put_batches(
-                {self.layout.renamed(kind, key, target): doc for key, doc in documents}, ttl
+            await self.manager.copy_range(
+                layout.thread(kind, str(source_thread_id)),
+                layout.thread(kind, str(target_thread_id)),
             )
 
     # -- versions and the synchronous API ------------------------------------------------------
