@@ -259,7 +259,7 @@ PROPERTY_SETTINGS = settings(
 
 def _valid_key(key: str) -> bool:
     return len(key.encode("utf-8", "surrogatepass")) <= 512 and not any(
-        ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in key
+        ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in key
     )
 
 

@@ -29,12 +29,16 @@ class Runtime:
     """Servicers of every registered service over one backend."""
 
     def __init__(self, backend: Backend, limits: Limits | None = None) -> None:
+        from statekeeper_server.servicers.boundary import guard_servicer
         from statekeeper_server.services import SERVICES
 
         self.backend = backend
         self.limits = limits or Limits()
         self._stopping: asyncio.Event | None = None
-        self.servicers: dict[str, Any] = {spec.name: spec.servicer(self) for spec in SERVICES}
+        #: Each servicer with the boundary checks of its requests (servicers.boundary).
+        self.servicers: dict[str, Any] = {
+            spec.name: guard_servicer(spec.servicer(self), spec.name) for spec in SERVICES
+        }
 
     @property
     def stopping(self) -> asyncio.Event:

@@ -35,7 +35,6 @@ from statekeeper_server.engine.backend import (
 )
 from statekeeper_server.engine.checkpoints import (
     check_count,
-    check_id,
     check_step,
     checkpoint_not_found,
     newest_first,
@@ -51,6 +50,7 @@ from statekeeper_server.engine.deletion import (
     delete_all,
     delete_batch,
 )
+from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits, check_revision
 from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
@@ -139,6 +139,7 @@ class AgentEngine:
     async def get_snapshot(self, agent_id: str, snapshot_id: str = "") -> dict[str, Any]:
         """One snapshot by id, or the newest; NOT_FOUND (SNAPSHOT_NOT_FOUND) when missing."""
         check_id(agent_id, "agent_id")
+        check_id(snapshot_id, "snapshot_id", required=False)
         base = self._dir(agent_id)
         entry: Entry | None = None
         if snapshot_id:
@@ -210,6 +211,7 @@ class AgentEngine:
     ) -> dict[str, Any]:
         """One checkpoint by id, or the newest (recoverable) one; NOT_FOUND when missing."""
         check_id(agent_id, "agent_id")
+        check_id(checkpoint_id, "checkpoint_id", required=False)
         base = self._dir(agent_id)
         record = await find_checkpoint(self.backend, base, checkpoint_id, recoverable_only)
         if record is None:
@@ -253,6 +255,7 @@ class AgentEngine:
         (neither counts an attempt). NOT_FOUND for an unknown ``checkpoint_id``.
         """
         check_id(agent_id, "agent_id")
+        check_id(checkpoint_id, "checkpoint_id", required=False)
         if checkpoint_id == LATEST:
             checkpoint_id = ""
         check_count(max_attempts, "max_attempts")

@@ -19,7 +19,7 @@ from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, NotFoundError, Reason
 
 from statekeeper_server.engine.backend import Backend, Delete, Entry, Operation
-from statekeeper_server.engine.limits import Limits, has_control_characters
+from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
 
 #: The largest accepted step number (int64).
@@ -27,33 +27,6 @@ MAX_STEP = 2**63 - 1
 #: Numbers in ordered keys are subtracted from this so that key order is newest first.
 _INVERT = 10**20 - 1
 _ORDER = re.compile(r"^\d{20}/\d{20}$")
-#: The longest id (agent, workflow, checkpoint), in UTF-8 bytes.
-MAX_ID_BYTES = 256
-
-
-def check_id(value: str, field: str) -> str:
-    """Return ``value`` when it is a valid record id, else raise INVALID_ARGUMENT.
-
-    Ids are 1 to 256 UTF-8 bytes without ``/`` or control characters, so that one id can never
-    be a key prefix of another id's records (``a1/`` versus ``a10/``).
-    """
-    if not value:
-        raise InvalidArgumentError(
-            f"{field} is required", reason=Reason.INVALID_ARGUMENT, violations=[(field, "empty")]
-        )
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
-        raise InvalidArgumentError(
-            f"{field} is longer than {MAX_ID_BYTES} bytes",
-            reason=Reason.INVALID_ARGUMENT,
-            violations=[(field, f"longer than {MAX_ID_BYTES} bytes")],
-        )
-    if "/" in value or has_control_characters(value):
-        raise InvalidArgumentError(
-            f"{field} must not contain '/' or control characters",
-            reason=Reason.INVALID_ARGUMENT,
-            violations=[(field, "'/' and control characters are not allowed")],
-        )
-    return value
 
 
 def checkpoint_not_found(owner: str, owner_id: str, checkpoint_id: str) -> NotFoundError:

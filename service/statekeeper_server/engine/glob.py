@@ -3,9 +3,9 @@
 The syntax and matching are those of Python's ``fnmatch.fnmatchcase``: ``*`` matches any run of
 characters (``/`` and ``:`` included), ``?`` one character, ``[abc]`` / ``[a-z]`` a set and
 ``[!abc]`` its complement; matching is case-sensitive and covers the whole key. A pattern is
-invalid when it is empty, longer than :data:`MAX_PATTERN_LENGTH`, holds a control character, or
-opens a ``[`` set that never closes (``fnmatch`` would silently read that ``[`` as a literal,
-which hides typos).
+invalid when it is empty, longer than :data:`MAX_PATTERN_LENGTH`, holds a control character
+(C0 or C1, as no key can), or opens a ``[`` set that never closes (``fnmatch`` would silently
+read that ``[`` as a literal, which hides typos).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 
 from statekeeper.errors import InvalidArgumentError, Reason
+
+from statekeeper_server.engine.identifiers import has_control_characters
 
 #: The longest accepted pattern, in characters.
 MAX_PATTERN_LENGTH = 1024
@@ -138,7 +140,7 @@ def parse_pattern(text: str, field_name: str = "pattern") -> GlobPattern:
 def _find_problem(text: str) -> str | None:
     if len(text) > MAX_PATTERN_LENGTH:
         return f"longer than {MAX_PATTERN_LENGTH} characters"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if has_control_characters(text):
         return "contains a control character"
     index, length = 0, len(text)
     while index < length:

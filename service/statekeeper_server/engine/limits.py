@@ -7,25 +7,7 @@ from dataclasses import dataclass
 
 from statekeeper.errors import InvalidArgumentError, Reason, ResourceExhaustedError
 
-
-def has_control_characters(text: str) -> bool:
-    """Whether ``text`` holds a control character (C0 or DEL) or a lone surrogate."""
-    return any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in text)
-
-
-def id_problem(value: str, max_length: int, empty: str) -> str | None:
-    """What is wrong with an id or name that must be 1 to ``max_length`` characters without
-    ``/`` or control characters (``empty`` is the problem of an empty one), or None."""
-    if not value:
-        return empty
-    if len(value) > max_length:
-        return f"longer than {max_length} characters"
-    if "/" in value:
-        return "must not contain '/'"
-    if has_control_characters(value):
-        return "control characters are not allowed"
-    return None
-
+from statekeeper_server.engine import identifiers
 
 #: The bytes of a watch event and its response beside its two values and keys (revisions,
 #: version, expiry, type, field framing, the response's own fields), rounded up generously.
@@ -69,28 +51,10 @@ class Limits:
             )
 
     def check_key(self, key: str, field: str = "key") -> str:
-        """Return ``key`` when it is a valid key, else raise INVALID_KEY / KEY_TOO_LONG."""
-        if not key:
-            raise InvalidArgumentError(
-                f"{field} must not be empty",
-                reason=Reason.INVALID_KEY,
-                violations=[(field, "empty")],
-            )
-        size = len(key.encode("utf-8", "surrogatepass"))
-        if size > self.max_key_bytes:
-            raise InvalidArgumentError(
-                f"{field} is {size} bytes long; the limit is {self.max_key_bytes}",
-                reason=Reason.KEY_TOO_LONG,
-                metadata={"limit": str(self.max_key_bytes), "size": str(size)},
-                violations=[(field, f"longer than {self.max_key_bytes} bytes")],
-            )
-        if has_control_characters(key):
-            raise InvalidArgumentError(
-                f"{field} contains a control character or a lone surrogate",
-                reason=Reason.INVALID_KEY,
-                violations=[(field, "control characters are not allowed")],
-            )
-        return key
+        """Return ``key`` when it is a valid key (the rule of
+        :mod:`~statekeeper_server.engine.identifiers`, at most ``max_key_bytes``), else raise
+        INVALID_KEY / KEY_TOO_LONG."""
+        return identifiers.check_key(key, field, self.max_key_bytes)
 
     def check_value_size(self, data: bytes, field: str = "value") -> bytes:
         """Return ``data`` when it fits the value size limit, else raise VALUE_TOO_LARGE

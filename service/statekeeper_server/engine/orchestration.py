@@ -43,7 +43,8 @@ from statekeeper.errors import (
 )
 
 from statekeeper_server.engine.backend import Backend, Compare, Delete, Entry, EventType, Put
-from statekeeper_server.engine.limits import Limits, id_problem
+from statekeeper_server.engine.identifiers import check_id, has_control_characters
+from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
@@ -60,25 +61,14 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_DELIVERIES = 10
 #: The lease of a claim that does not name one, in seconds.
 DEFAULT_LEASE = 30.0
-#: The longest id of a team, agent or task, and the longest status.
-MAX_ID_LENGTH = 256
+#: The longest capability or task type, and the longest status, in characters.
+MAX_NAME_LENGTH = 256
 MAX_STATUS_LENGTH = 64
 #: Task states as stored, and the index prefix of each.
 PENDING, IN_PROGRESS, COMPLETED, DEAD_LETTERED = "pending", "in_progress", "completed", "dead"
 STATE_PREFIX = {PENDING: "q/p/", IN_PROGRESS: "q/r/", COMPLETED: "q/c/", DEAD_LETTERED: "q/d/"}
 #: How many pending tasks one range read of a claim looks at.
 CLAIM_PAGE = 32
-
-
-def check_id(value: str, field: str) -> str:
-    """Validate a team, agent, task or knowledge base id: 1-256 characters, no ``/``, no
-    control characters."""
-    problem = id_problem(value, MAX_ID_LENGTH, "must not be empty")
-    if problem is not None:
-        raise InvalidArgumentError(
-            f"{field} {problem}", reason=Reason.INVALID_ARGUMENT, violations=[(field, problem)]
-        )
-    return value
 
 
 def check_text(value: str, field: str, limit: int, *, required: bool = False) -> str:
@@ -88,7 +78,7 @@ def check_text(value: str, field: str, limit: int, *, required: bool = False) ->
         problem = "must not be empty"
     elif len(value) > limit:
         problem = f"longer than {limit} characters"
-    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    elif has_control_characters(value):
         problem = "control characters are not allowed"
     if problem is not None:
         raise InvalidArgumentError(
@@ -284,7 +274,7 @@ class OrchestrationEngine:
         check_id(agent["id"], f"{field}.agent_id")
         check_text(agent["status"] or "idle", f"{field}.status", MAX_STATUS_LENGTH)
         for index, cap in enumerate(agent["caps"]):
-            check_text(cap, f"{field}.capabilities[{index}]", MAX_ID_LENGTH, required=True)
+            check_text(cap, f"{field}.capabilities[{index}]", MAX_NAME_LENGTH, required=True)
         if agent.get("task") is not None:
             check_id(agent["task"], f"{field}.current_task")
         return {
@@ -422,7 +412,7 @@ class OrchestrationEngine:
     async def available_agents(self, team_id: str, capability: str) -> list[dict[str, Any]]:
         """Idle agents without a current task that have ``capability`` (empty: any)."""
         check_id(team_id, "team_id")
-        check_text(capability, "capability", MAX_ID_LENGTH)
+        check_text(capability, "capability", MAX_NAME_LENGTH)
         keys = _Keys(team_id)
         await self._team(keys, team_id)
         agents = [_doc(e) for e in await self._range_all(keys.agents)]
@@ -434,9 +424,11 @@ class OrchestrationEngine:
     def _check_task(task: TaskInput, field: str) -> None:
         if task.task_id:
             check_id(task.task_id, f"{field}.task_id")
-        check_text(task.type, f"{field}.type", MAX_ID_LENGTH)
+        check_text(task.type, f"{field}.type", MAX_NAME_LENGTH)
         for index, cap in enumerate(task.required_capabilities):
-            check_text(cap, f"{field}.required_capabilities[{index}]", MAX_ID_LENGTH, required=True)
+            check_text(
+                cap, f"{field}.required_capabilities[{index}]", MAX_NAME_LENGTH, required=True
+            )
         if task.max_retries is not None and task.max_retries < 0:
             raise InvalidArgumentError(
                 f"{field}.max_retries must not be negative",

@@ -56,10 +56,11 @@ from statekeeper.v1 import speech_service_pb2 as pb
 
 from statekeeper_server.engine.backend import Backend, Compare, Delete, EventType, Operation, Put
 from statekeeper_server.engine.glob import GlobPattern
+from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits, check_ttl
 from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
-from statekeeper_server.engine.tools import check_name, invalid
+from statekeeper_server.engine.tools import invalid
 
 #: The backend namespace of speech sessions (after the tenant prefix).
 NAMESPACE = "speech/s/"
@@ -200,7 +201,7 @@ class SpeechEngine:
     ) -> dict[str, Any]:
         """Create a session in status INITIALIZING; its creation is event 1."""
         if session_id:
-            check_name(session_id, "session_id")
+            check_id(session_id, "session_id")
         else:
             session_id = f"sess_{uuid.uuid4().hex}"
         _check_text(session_type, "session_type", MAX_TYPE_LENGTH)
@@ -265,7 +266,7 @@ class SpeechEngine:
 
     async def get_session(self, session_id: str) -> dict[str, Any]:
         """The session document, or SESSION_NOT_FOUND."""
-        check_name(session_id, "session_id")
+        check_id(session_id, "session_id")
         return await self._expire_idle(session_id)
 
     async def _expire_idle(self, session_id: str, lease_revision: int = 0) -> dict[str, Any]:
@@ -314,7 +315,7 @@ class SpeechEngine:
     ) -> tuple[dict[str, Any], int, dict[str, Any]]:
         """Apply ``change(meta, now) -> (event kind, payload)`` to a live session and append its
         event, atomically; returns the new session document, the sequence and the payload."""
-        check_name(session_id, "session_id")
+        check_id(session_id, "session_id")
         prefix = self._prefix(session_id)
 
         async def attempt() -> tuple[dict[str, Any], int, dict[str, Any]]:
@@ -457,7 +458,7 @@ class SpeechEngine:
         """A :class:`WatchStarted`, then every event document from ``from_sequence`` (0: after
         the current one; an ended session then yields only its end event), in consecutive
         sequence order, ending after the end event."""
-        check_name(session_id, "session_id")
+        check_id(session_id, "session_id")
         if from_sequence < 0:
             raise InvalidArgumentError(
                 "from_sequence must not be negative",

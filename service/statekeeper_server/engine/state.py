@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,27 @@ def expire_at_for(ttl: float | None) -> float | None:
     return None if ttl is None else time.time() + ttl
 
 
+@contextlib.contextmanager
+def caller_keys(namespace: str) -> Iterator[None]:
+    """Report a revision conflict on a stored key as one on the caller's key.
+
+    The backend names the key it stores (``tenants/<tenant>/kv/<key>``); this is the one place
+    that maps it back to the caller's ``<key>``, so neither the message nor ``ErrorInfo``
+    metadata of any StateService error shows a namespace or tenant prefix.
+    """
+    try:
+        yield
+    except ConflictError as error:
+        stored = error.metadata.get("key", "")
+        if not stored.startswith(namespace):
+            raise
+        raise conflict(
+            stored[len(namespace) :],
+            int(error.metadata["expected_revision"]),
+            int(error.metadata["actual_revision"]),
+        ) from None
+
+
 class StateEngine:
     """Save, get, update, delete, list, transact and watch user keys."""
 
@@ -122,12 +144,13 @@ class StateEngine:
         check_revision(expected_revision)
         ttl = check_ttl(ttl)
         namespace = self._namespace()
-        entry = await self.backend.put(
-            namespace + key,
-            value,
-            expected_revision=expected_revision,
-            expire_at=expire_at_for(ttl),
-        )
+        with caller_keys(namespace):
+            entry = await self.backend.put(
+                namespace + key,
+                value,
+                expected_revision=expected_revision,
+                expire_at=expire_at_for(ttl),
+            )
         return self._user_entry(entry, len(namespace))
 
     async def get(self, key: str) -> tuple[Entry, int]:
@@ -174,15 +197,18 @@ class StateEngine:
             )
 
         # A caller that pinned the revision wants the conflict reported, not retried.
-        attempts = 1 if expected_revision is not None else MAX_ATTEMPTS
-        return self._user_entry(await retry_on_conflict(attempt, attempts), len(namespace))
+        with caller_keys(namespace):
+            pinned = expected_revision is not None
+            entry = await (attempt() if pinned else retry_on_conflict(attempt))
+        return self._user_entry(entry, len(namespace))
 
     async def delete(self, key: str, *, expected_revision: int | None = None) -> tuple[bool, int]:
         """Remove ``key``; returns whether it existed and the store revision after the call."""
         self.limits.check_key(key)
         check_revision(expected_revision)
         namespace = self._namespace()
-        result = await self.backend.delete(namespace + key, expected_revision=expected_revision)
+        with caller_keys(namespace):
+            result = await self.backend.delete(namespace + key, expected_revision=expected_revision)
         return result.results[0] is not None, result.revision
 
     async def list_keys(self, pattern: str, page_size: int = 0, page_token: str = "") -> KeyPage:
@@ -291,14 +317,9 @@ class StateEngine:
     async def _commit_batch(
         self, guard: Compare | None, compares: list[Compare], operations: list[Operation]
     ) -> int:
-        """One transaction of a range change; a conflict names the user's key (the namespace
-        and tenant prefix stripped)."""
-        try:
+        """One transaction of a range change; a conflict is reported on the user's key."""
+        with caller_keys(self._namespace()):
             result = await self.backend.txn(self._guard(guard) + compares, operations)
-        except ConflictError as error:
-            key = error.metadata["key"][len(self._namespace()) :]
-            expected = int(error.metadata["expected_revision"])
-            raise conflict(key, expected, int(error.metadata["actual_revision"])) from None
         return result.revision
 
     async def delete_range(
@@ -409,15 +430,16 @@ class StateEngine:
                 )
             seen.add(operation.key)
         namespace = self._namespace()
-        result = await self.backend.txn(
-            [Compare(namespace + c.key, c.mod_revision) for c in compares],
-            [
-                Put(namespace + op.key, op.value, op.expire_at)
-                if isinstance(op, Put)
-                else Delete(namespace + op.key)
-                for op in operations
-            ],
-        )
+        with caller_keys(namespace):
+            result = await self.backend.txn(
+                [Compare(namespace + c.key, c.mod_revision) for c in compares],
+                [
+                    Put(namespace + op.key, op.value, op.expire_at)
+                    if isinstance(op, Put)
+                    else Delete(namespace + op.key)
+                    for op in operations
+                ],
+            )
         return result.revision
 
     async def watch(

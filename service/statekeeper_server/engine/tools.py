@@ -25,8 +25,9 @@ Records live under ``<tenant>tool/`` (see :mod:`~statekeeper_server.engine.tenan
 * ``tool/retry/<execution_id>`` — a retry state, and, while it has attempts left, a copy under
   ``tool/retryq/<next_retry_at µs>/<execution_id>`` so pending retries list soonest first.
 
-Ids and tool names are 1 to 256 characters without ``/`` or control characters, so one id is
-never a prefix path of another (``a1`` never matches ``a10``).
+Ids, tool names and explicit parameters hashes follow the one id rule of
+:mod:`~statekeeper_server.engine.identifiers` (1 to 256 UTF-8 bytes, no ``/``, no control
+characters), so one id is never a prefix path of another (``a1`` never matches ``a10``).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ from statekeeper.errors import (
 from statekeeper.v1 import tool_service_pb2 as pb
 
 from statekeeper_server.engine.backend import Backend, Compare, Delete, Entry, Operation, Put
-from statekeeper_server.engine.limits import Limits, check_ttl, id_problem
+from statekeeper_server.engine.identifiers import check_id
+from statekeeper_server.engine.limits import Limits, check_ttl
 from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
@@ -68,8 +70,6 @@ STATS_SHARDS = 8
 #: concurrent writers or by lowering ``tool_history_per_tool`` drains as a tool is used, and
 #: few enough that one transaction stays small.
 PRUNE_BATCH = 16
-#: The longest id, tool name or explicit parameters hash.
-MAX_NAME_LENGTH = 256
 #: Times are stored in sort keys as microseconds below this bound (the year 5138).
 _TIME_BOUND_US = 10**17
 _INT_FLOAT_BOUND = 2**53
@@ -89,19 +89,6 @@ ERROR_STATUSES = frozenset({FAILED, TIMEOUT, CANCELLED})
 DEFAULT_BACKOFF_FACTOR = 2.0
 DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 300.0
-
-
-def check_name(value: str, field: str) -> str:
-    """Return ``value`` when it is a valid id or name: 1 to 256 characters, no ``/``, no
-    control characters; otherwise raise INVALID_ARGUMENT with a field violation."""
-    problem = id_problem(value, MAX_NAME_LENGTH, "required")
-    if problem is not None:
-        raise InvalidArgumentError(
-            f"{field} is invalid: {problem}",
-            reason=Reason.INVALID_ARGUMENT,
-            violations=[(field, problem)],
-        )
-    return value
 
 
 def invalid(field: str, problem: str) -> InvalidArgumentError:
@@ -217,8 +204,8 @@ class ToolEngine:
         metadata: Any,
     ) -> dict[str, Any]:
         """Record a new execution (status PENDING or RUNNING; unspecified means RUNNING)."""
-        check_name(execution_id, "execution.execution_id")
-        check_name(tool_name, "execution.tool_name")
+        check_id(execution_id, "execution.execution_id")
+        check_id(tool_name, "execution.tool_name")
         if status == pb.TOOL_EXECUTION_STATUS_UNSPECIFIED:
             status = RUNNING
         if status not in (PENDING, RUNNING):
@@ -274,7 +261,7 @@ class ToolEngine:
 
     async def get_execution(self, execution_id: str) -> dict[str, Any]:
         """One execution record."""
-        check_name(execution_id, "execution_id")
+        check_id(execution_id, "execution_id")
         _, entry = await self._locate(execution_id)
         record: dict[str, Any] = values.unpack(entry.value)
         return record
@@ -399,7 +386,7 @@ class ToolEngine:
     ) -> dict[str, Any]:
         """Mark an execution COMPLETED with ``result`` (with ``cache``, also cache the result
         for ``cache_ttl`` seconds; None: the entry never expires)."""
-        check_name(execution_id, "execution_id")
+        check_id(execution_id, "execution_id")
         check_duration(duration, "duration")
         cache_ttl = check_ttl(cache_ttl, "cache_ttl")
         return await self._end(
@@ -416,7 +403,7 @@ class ToolEngine:
         self, execution_id: str, error: str, duration: float | None = None, status: int = FAILED
     ) -> dict[str, Any]:
         """Mark an execution FAILED, TIMEOUT or CANCELLED with an error message."""
-        check_name(execution_id, "execution_id")
+        check_id(execution_id, "execution_id")
         check_duration(duration, "duration")
         if status == pb.TOOL_EXECUTION_STATUS_UNSPECIFIED:
             status = FAILED
@@ -436,7 +423,7 @@ class ToolEngine:
         self, tool_name: str, page_size: int = 0, page_token: str = ""
     ) -> HistoryPage:
         """One page of a tool's executions, newest first."""
-        check_name(tool_name, "tool_name")
+        check_id(tool_name, "tool_name")
         size = self.limits.check_page_size(page_size)
         prefix = f"{self._ns()}hist/{tool_name}/"
         last = _decode_token(page_token)
@@ -464,7 +451,7 @@ class ToolEngine:
             return computed
         if not explicit:
             raise invalid(field, "set parameters or parameters_hash")
-        return check_name(explicit, field)
+        return check_id(explicit, field)
 
     async def cache_result(
         self,
@@ -477,7 +464,7 @@ class ToolEngine:
         ttl: float | None,
     ) -> dict[str, Any]:
         """Store a result under its tool and parameters hash; it expires after ``ttl``."""
-        check_name(tool_name, "entry.tool_name")
+        check_id(tool_name, "entry.tool_name")
         digest = self._cache_hash(parameters, parameters_hash, "entry.parameters_hash")
         ttl = check_ttl(ttl, "entry.ttl")
         now = time.time()
@@ -500,7 +487,7 @@ class ToolEngine:
         self, tool_name: str, parameters: Any, parameters_hash: str
     ) -> dict[str, Any] | None:
         """The cached entry (or None), counting a hit or a miss in the tool's statistics."""
-        check_name(tool_name, "tool_name")
+        check_id(tool_name, "tool_name")
         digest = self._cache_hash(parameters, parameters_hash, "parameters_hash")
         ns = self._ns()
         entry = await self.backend.get(f"{ns}cache/{tool_name}/{digest}")
@@ -528,7 +515,7 @@ class ToolEngine:
         self, tool_name: str, parameters: Any, parameters_hash: str
     ) -> bool:
         """Remove one cached result; True when it existed."""
-        check_name(tool_name, "tool_name")
+        check_id(tool_name, "tool_name")
         digest = self._cache_hash(parameters, parameters_hash, "parameters_hash")
         result = await self.backend.delete(f"{self._ns()}cache/{tool_name}/{digest}")
         return result.results[0] is not None
@@ -552,9 +539,9 @@ class ToolEngine:
         """Create or replace a retry state, computing ``next_retry_at`` from the backoff when it
         is not given: ``min(max_delay, base_delay * backoff_factor ** max(attempts - 1, 0))``,
         shortened by ``jitter * u`` of itself (``u`` uniform in [0, 1))."""
-        check_name(execution_id, "retry_state.execution_id")
+        check_id(execution_id, "retry_state.execution_id")
         if tool_name:
-            check_name(tool_name, "retry_state.tool_name")
+            check_id(tool_name, "retry_state.tool_name")
         if attempts < 0:
             raise invalid("retry_state.attempts", "must not be negative")
         if max_attempts < 1:
@@ -612,7 +599,7 @@ class ToolEngine:
 
     async def get_retry_state(self, execution_id: str) -> dict[str, Any]:
         """One retry state, or RETRY_NOT_FOUND."""
-        check_name(execution_id, "execution_id")
+        check_id(execution_id, "execution_id")
         entry = await self.backend.get(f"{self._ns()}retry/{execution_id}")
         if entry is None:
             raise NotFoundError(
@@ -625,7 +612,7 @@ class ToolEngine:
 
     async def delete_retry_state(self, execution_id: str) -> bool:
         """Remove a retry state (and its queue entry); True when it existed."""
-        check_name(execution_id, "execution_id")
+        check_id(execution_id, "execution_id")
         ns = self._ns()
         key = f"{ns}retry/{execution_id}"
 
@@ -673,7 +660,7 @@ class ToolEngine:
 
     async def tool_stats(self, tool_name: str) -> dict[str, Any]:
         """The sum of a tool's counter shards (all zero for a tool with no activity)."""
-        check_name(tool_name, "tool_name")
+        check_id(tool_name, "tool_name")
         prefix = f"{self._ns()}stats/{tool_name}/"
         page = await self.backend.range(prefix, limit=STATS_SHARDS * 2)
         total = _empty_stats()

@@ -21,9 +21,9 @@ FAILED_PRECONDITION (INVALID_WORKFLOW_TRANSITION) before anything is written.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from statekeeper import values
 from statekeeper.errors import (
@@ -42,11 +42,9 @@ from statekeeper_server.engine.backend import (
     EventType,
     Operation,
     Put,
-    conflict,
 )
 from statekeeper_server.engine.checkpoints import (
     check_count,
-    check_id,
     check_step,
     checkpoint_not_found,
     newest_first,
@@ -60,11 +58,14 @@ from statekeeper_server.engine.deletion import (
     delete_batch,
 )
 from statekeeper_server.engine.glob import parse_pattern
+from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits, check_revision
-from statekeeper_server.engine.retry import MAX_ATTEMPTS, retry_on_conflict
+from statekeeper_server.engine.retry import retry_on_conflict
 from statekeeper_server.engine.state import merge_patch
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
+
+T = TypeVar("T")
 
 #: The backend namespace of workflow records.
 NAMESPACE = "wf/"
@@ -124,6 +125,37 @@ def _not_found(workflow_id: str) -> NotFoundError:
         reason=Reason.WORKFLOW_NOT_FOUND,
         metadata={"workflow_id": workflow_id},
     )
+
+
+def _revision_conflict(workflow_id: str, expected: int, actual: int) -> ConflictError:
+    """REVISION_CONFLICT for a workflow whose record is not at the ``expected`` revision."""
+    return ConflictError(
+        f"workflow {workflow_id!r} has revision {actual}, expected {expected}",
+        reason=Reason.REVISION_CONFLICT,
+        metadata={
+            "workflow_id": workflow_id,
+            "expected_revision": str(expected),
+            "actual_revision": str(actual),
+        },
+    )
+
+
+async def _guarded(
+    workflow_id: str, expected_revision: int | None, attempt: Callable[[], Awaitable[T]]
+) -> T:
+    """Run a read-modify-write of the workflow: retried on conflict, or, when the caller
+    pinned ``expected_revision``, once, a conflict reported as the workflow's (never under the
+    stored key)."""
+    if expected_revision is None:
+        return await retry_on_conflict(attempt)
+    try:
+        return await attempt()
+    except ConflictError as error:
+        if "workflow_id" in error.metadata:
+            raise
+        # The record changed between the read and the guarded write.
+        actual = int(error.metadata.get("actual_revision", "0"))
+        raise _revision_conflict(workflow_id, expected_revision, actual) from None
 
 
 class WorkflowEngine:
@@ -391,7 +423,7 @@ class WorkflowEngine:
         async def attempt() -> dict[str, Any]:
             record, revision = await self._record(workflow_id)
             if expected_revision is not None and expected_revision != revision:
-                raise conflict(base + "record", expected_revision, revision)
+                raise _revision_conflict(workflow_id, expected_revision, revision)
             previous = record["status"]
             record["status"] = self._check_transition(record, operation)
             if operation == "cancel":
@@ -406,10 +438,7 @@ class WorkflowEngine:
             record["revision"] = result.revision
             return record
 
-        # A caller that pinned the revision wants the conflict reported, not retried.
-        return await retry_on_conflict(
-            attempt, 1 if expected_revision is not None else MAX_ATTEMPTS
-        )
+        return await _guarded(workflow_id, expected_revision, attempt)
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -462,6 +491,7 @@ class WorkflowEngine:
     async def get_checkpoint(self, workflow_id: str, checkpoint_id: str = "") -> dict[str, Any]:
         """One checkpoint by id, or the newest; NOT_FOUND when missing."""
         check_id(workflow_id, "workflow_id")
+        check_id(checkpoint_id, "checkpoint_id", required=False)
         await self._record(workflow_id)
         found = await find_checkpoint(self.backend, self._dir(workflow_id), checkpoint_id, False)
         if found is None:
@@ -550,7 +580,7 @@ class WorkflowEngine:
                 revision = entry.mod_revision
                 if not record.get("deleting"):
                     if expected_revision is not None and expected_revision != revision:
-                        raise conflict(base + "record", expected_revision, revision)
+                        raise _revision_conflict(workflow_id, expected_revision, revision)
                     if record["status"] in ACTIVE and not force:
                         raise FailedPreconditionError(
                             f"workflow {workflow_id!r} is {record['status']}; cancel it first, "
@@ -574,9 +604,7 @@ class WorkflowEngine:
                 result = await delete_batch(self.backend, batch)
                 removed += count_removed(base, batch, result, counted)
 
-        # A caller that pinned the revision wants the conflict reported, not retried.
-        attempts = 1 if expected_revision is not None else MAX_ATTEMPTS
-        return await retry_on_conflict(attempt, attempts)
+        return await _guarded(workflow_id, expected_revision, attempt)
 
     # -- watching -----------------------------------------------------------------------------
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from statekeeper import values
-from statekeeper.timestamps import from_duration, timestamp_from_unix, to_duration
+from statekeeper.timestamps import from_duration
 from statekeeper.v1 import common_pb2, tool_service_pb2_grpc
 from statekeeper.v1 import tool_service_pb2 as pb
 
 from statekeeper_server.engine.tools import ToolEngine
 from statekeeper_server.servicers.convert import (
     document_to_wire,
+    duration,
     optional_document,
     optional_unix,
+    timestamp,
     ttl_seconds,
 )
 
@@ -32,13 +34,13 @@ def execution_to_proto(record: dict[str, Any], encoding: int) -> pb.ToolExecutio
         execution_id=record["execution_id"],
         tool_name=record["tool_name"],
         status=record["status"],
-        started_at=timestamp_from_unix(record["started_at"]),
+        started_at=timestamp(record["started_at"]),
         parameters=document_to_wire(record["parameters"], encoding),
         parameters_hash=record["parameters_hash"],
         error=record["error"],
     )
     if record["completed_at"] is not None:
-        message.completed_at.CopyFrom(timestamp_from_unix(record["completed_at"]))
+        message.completed_at.CopyFrom(timestamp(record["completed_at"]))
         message.result.CopyFrom(document_to_wire(record["result"], encoding))
     if record["duration"] is not None:
         message.duration.FromNanoseconds(round(record["duration"] * 1e9))
@@ -53,12 +55,12 @@ def cache_to_proto(record: dict[str, Any], encoding: int) -> pb.ToolCacheEntry:
         tool_name=record["tool_name"],
         parameters_hash=record["parameters_hash"],
         result=document_to_wire(record["result"], encoding),
-        created_at=timestamp_from_unix(record["created_at"]),
+        created_at=timestamp(record["created_at"]),
     )
     if record["ttl"] is not None:
         message.ttl.FromNanoseconds(round(record["ttl"] * 1e9))
     if record.get("expire_at") is not None:
-        message.expire_time.CopyFrom(timestamp_from_unix(record["expire_at"]))
+        message.expire_time.CopyFrom(timestamp(record["expire_at"]))
     return message
 
 
@@ -70,12 +72,12 @@ def retry_to_proto(record: dict[str, Any]) -> pb.RetryState:
         attempts=record["attempts"],
         max_attempts=record["max_attempts"],
         last_error=record["last_error"],
-        next_retry_at=timestamp_from_unix(record["next_retry_at"]),
+        next_retry_at=timestamp(record["next_retry_at"]),
         backoff_factor=record["backoff_factor"],
-        base_delay=to_duration(record["base_delay"]),
-        max_delay=to_duration(record["max_delay"]),
+        base_delay=duration(record["base_delay"]),
+        max_delay=duration(record["max_delay"]),
         jitter=record["jitter"],
-        updated_at=timestamp_from_unix(record["updated_at"]),
+        updated_at=timestamp(record["updated_at"]),
     )
 
 
@@ -90,13 +92,13 @@ def stats_to_proto(tool_name: str, totals: dict[str, Any]) -> pb.ToolStats:
         failed_executions=totals["err"],
         success_rate=totals["ok"] / total if total else 0.0,
         error_rate=totals["err"] / total if total else 0.0,
-        average_duration=to_duration(totals["dur_us"] / total / 1e6 if total else 0.0),
+        average_duration=duration(totals["dur_us"] / total / 1e6 if total else 0.0),
         cache_hits=totals["hits"],
         cache_misses=totals["misses"],
         cache_hit_rate=totals["hits"] / lookups if lookups else 0.0,
     )
     if totals["last"] is not None:
-        message.last_execution_at.CopyFrom(timestamp_from_unix(totals["last"]))
+        message.last_execution_at.CopyFrom(timestamp(totals["last"]))
     return message
 
 
