@@ -332,7 +332,9 @@ async def test_ids_never_match_by_prefix(persistence_kwargs: dict[str, str]) -> 
     await tool_state.start_execution(ToolExecution(execution_id="a10", tool_name="tool1"))
     await tool_state.complete_execution("a10", 1, duration_ms=1)
     assert [e.execution_id for e in await tool_state.get_execution_history("tool")] == ["a1"]
-    assert (await tool_state.get_tool_stats("tool")).total_executions == 0
+    # "tool" counts its own running a1 only (issue 13: counted from the start), nothing of tool1.
+    stats = await tool_state.get_tool_stats("tool")
+    assert (stats.total_executions, stats.successful_executions) == (1, 0)
     assert (await tool_state.get_tool_stats("tool1")).total_executions == 1
 
 
@@ -652,7 +654,9 @@ async def test_bad_input_is_rejected_and_changes_nothing(
     assert await tool_state.get_retry_state("r") is None
     assert await tool_state.get_pending_retries() == []
     stats = await tool_state.get_tool_stats("t")
-    assert (stats.total_executions, stats.cache_hits, stats.cache_misses) == (0, 0, 0)
+    # Only "good" started (issue 13: counted from its start); no refused call counted.
+    assert (stats.total_executions, stats.running_executions) == (1, 1)
+    assert (stats.cache_hits, stats.cache_misses) == (0, 0)
 
 
 # -- exact statistics under concurrency ------------------------------------------------------

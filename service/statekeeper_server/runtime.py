@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from statekeeper_server.engine.backend import Backend
@@ -93,25 +93,51 @@ class Runtime:
         await self.backend.close()
 
 
-#: Embedded runtimes by storage identity, each with (a weak reference to) the loop it serves.
-_EMBEDDED: dict[tuple[Any, ...], tuple[weakref.ref[asyncio.AbstractEventLoop], Runtime]] = {}
+#: The embedded backend first used in an event loop, by storage identity, with (a weak
+#: reference to) that loop.
+_SHARED: dict[tuple[Any, ...], tuple[weakref.ref[asyncio.AbstractEventLoop], Backend]] = {}
+#: The runtime of each embedded backend in the loop it serves now.
+_RUNTIMES: weakref.WeakKeyDictionary[
+    Backend, tuple[weakref.ref[asyncio.AbstractEventLoop], Runtime]
+] = weakref.WeakKeyDictionary()
 
 
-def embedded_runtime(key: tuple[Any, ...], make_backend: Any) -> Runtime:
-    """The process's embedded runtime for ``key`` in the running event loop, made once.
+def shared_backend(key: tuple[Any, ...], make_backend: Callable[[], Backend]) -> Backend:
+    """The backend for storage ``key`` shared by the managers first used in the running loop.
 
-    Managers of one process that name the same storage share one runtime (one memory store,
-    one open file store), as they would share one server. A runtime made for an event loop
-    that is gone is discarded (its files released) and replaced, never handed to another loop.
+    Managers of one process that name the same storage in one event loop share one backend
+    (one memory store, one open file store), as they would share one server. A backend first
+    used in a loop that is gone is replaced, never handed to a new manager of another loop; it
+    is discarded (files released) unless it keeps its data in process (memory), because the
+    managers that used it keep it (see :func:`loop_runtime`).
     """
     loop = asyncio.get_running_loop()
-    for stale_key, (loop_ref, stale) in list(_EMBEDDED.items()):
+    for stale_key, (loop_ref, stale) in list(_SHARED.items()):
         if loop_ref() is not loop:
-            del _EMBEDDED[stale_key]
-            stale.backend.discard()
-    found = _EMBEDDED.get(key)
-    if found is not None and not found[1].stopping.is_set():
+            del _SHARED[stale_key]
+            if not stale.in_process:
+                stale.discard()
+    found = _SHARED.get(key)
+    if found is not None and not found[1].closed:
         return found[1]
-    runtime = Runtime(make_backend())
-    _EMBEDDED[key] = (weakref.ref(loop), runtime)
+    backend = make_backend()
+    _SHARED[key] = (weakref.ref(loop), backend)
+    return backend
+
+
+def loop_runtime(backend: Backend) -> Runtime:
+    """The runtime (servicers) over ``backend`` in the running event loop, made once per loop.
+
+    Servicers and backends hold loop-bound objects (tasks, futures, connections): when the
+    backend is used from a new loop, :meth:`Backend.rebind` lets go of the old loop's and
+    a new runtime is made; the data stays.
+    """
+    loop = asyncio.get_running_loop()
+    found = _RUNTIMES.get(backend)
+    if found is not None and found[0]() is loop and not found[1].stopping.is_set():
+        return found[1]
+    if found is not None:
+        backend.rebind()
+    runtime = Runtime(backend)
+    _RUNTIMES[backend] = (weakref.ref(loop), runtime)
     return runtime

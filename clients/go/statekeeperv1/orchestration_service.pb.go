@@ -159,7 +159,12 @@ type AgentCoordinationState struct {
 	// The id of the task the agent works on, when it works on one.
 	CurrentTask *string `protobuf:"bytes,4,opt,name=current_task,json=currentTask,proto3,oneof" json:"current_task,omitempty"`
 	// The instant of the agent's last change.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// How many queue tasks (AssignTask, ClaimNextTask) the agent may hold at once; 0 (unset)
+	// means the default, 1. AssignTask and ClaimNextTask refuse an agent that holds this many
+	// (AGENT_BUSY) or whose status is "offline" (AGENT_OFFLINE); any other status, and a
+	// current_task set by UpdateAgentStatus, do not stop them.
+	MaxTasks      int32 `protobuf:"varint,6,opt,name=max_tasks,json=maxTasks,proto3" json:"max_tasks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -227,6 +232,13 @@ func (x *AgentCoordinationState) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *AgentCoordinationState) GetMaxTasks() int32 {
+	if x != nil {
+		return x.MaxTasks
+	}
+	return 0
 }
 
 // TaskSpec describes a task to enqueue.
@@ -2937,14 +2949,15 @@ var File_statekeeper_v1_orchestration_service_proto protoreflect.FileDescriptor
 
 const file_statekeeper_v1_orchestration_service_proto_rawDesc = "" +
 	"\n" +
-	"*statekeeper/v1/orchestration_service.proto\x12\x0estatekeeper.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bstatekeeper/v1/common.proto\"\xe5\x01\n" +
+	"*statekeeper/v1/orchestration_service.proto\x12\x0estatekeeper.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bstatekeeper/v1/common.proto\"\x82\x02\n" +
 	"\x16AgentCoordinationState\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\"\n" +
 	"\fcapabilities\x18\x03 \x03(\tR\fcapabilities\x12&\n" +
 	"\fcurrent_task\x18\x04 \x01(\tH\x00R\vcurrentTask\x88\x01\x01\x12;\n" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTimeB\x0f\n" +
+	"updateTime\x12\x1b\n" +
+	"\tmax_tasks\x18\x06 \x01(\x05R\bmaxTasksB\x0f\n" +
 	"\r_current_task\"\xa9\x02\n" +
 	"\bTaskSpec\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x12\n" +

@@ -1802,15 +1802,17 @@ type ToolStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The tool.
 	ToolName string `protobuf:"bytes,1,opt,name=tool_name,json=toolName,proto3" json:"tool_name,omitempty"`
-	// The number of ended executions (completed plus errors).
+	// The number of executions started, counted from their start: running ones included
+	// (running_executions + successful_executions + failed_executions).
 	TotalExecutions int64 `protobuf:"varint,2,opt,name=total_executions,json=totalExecutions,proto3" json:"total_executions,omitempty"`
 	// The number of completed executions.
 	SuccessfulExecutions int64 `protobuf:"varint,3,opt,name=successful_executions,json=successfulExecutions,proto3" json:"successful_executions,omitempty"`
 	// The number of failed, timed-out and cancelled executions.
 	FailedExecutions int64 `protobuf:"varint,4,opt,name=failed_executions,json=failedExecutions,proto3" json:"failed_executions,omitempty"`
-	// successful_executions / total_executions (0 when there are none).
+	// successful_executions / (successful_executions + failed_executions): over the ended
+	// executions (0 when none has ended).
 	SuccessRate float64 `protobuf:"fixed64,5,opt,name=success_rate,json=successRate,proto3" json:"success_rate,omitempty"`
-	// failed_executions / total_executions (0 when there are none).
+	// failed_executions / (successful_executions + failed_executions) (0 when none has ended).
 	ErrorRate float64 `protobuf:"fixed64,6,opt,name=error_rate,json=errorRate,proto3" json:"error_rate,omitempty"`
 	// The mean duration of the ended executions.
 	AverageDuration *durationpb.Duration `protobuf:"bytes,7,opt,name=average_duration,json=averageDuration,proto3" json:"average_duration,omitempty"`
@@ -1822,8 +1824,10 @@ type ToolStats struct {
 	CacheHitRate float64 `protobuf:"fixed64,10,opt,name=cache_hit_rate,json=cacheHitRate,proto3" json:"cache_hit_rate,omitempty"`
 	// When the last execution ended; unset when none has.
 	LastExecutionAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_execution_at,json=lastExecutionAt,proto3" json:"last_execution_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The number of executions started and not ended yet (pending or running).
+	RunningExecutions int64 `protobuf:"varint,12,opt,name=running_executions,json=runningExecutions,proto3" json:"running_executions,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ToolStats) Reset() {
@@ -1931,6 +1935,13 @@ func (x *ToolStats) GetLastExecutionAt() *timestamppb.Timestamp {
 		return x.LastExecutionAt
 	}
 	return nil
+}
+
+func (x *ToolStats) GetRunningExecutions() int64 {
+	if x != nil {
+		return x.RunningExecutions
+	}
+	return 0
 }
 
 // GetToolStatsRequest reads the statistics of one tool.
@@ -2158,7 +2169,7 @@ const file_statekeeper_v1_tool_service_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"y\n" +
 	"\x19GetPendingRetriesResponse\x124\n" +
 	"\aretries\x18\x01 \x03(\v2\x1a.statekeeper.v1.RetryStateR\aretries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xed\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9c\x04\n" +
 	"\tToolStats\x12\x1b\n" +
 	"\ttool_name\x18\x01 \x01(\tR\btoolName\x12)\n" +
 	"\x10total_executions\x18\x02 \x01(\x03R\x0ftotalExecutions\x123\n" +
@@ -2173,7 +2184,8 @@ const file_statekeeper_v1_tool_service_proto_rawDesc = "" +
 	"\fcache_misses\x18\t \x01(\x03R\vcacheMisses\x12$\n" +
 	"\x0ecache_hit_rate\x18\n" +
 	" \x01(\x01R\fcacheHitRate\x12F\n" +
-	"\x11last_execution_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0flastExecutionAt\"2\n" +
+	"\x11last_execution_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0flastExecutionAt\x12-\n" +
+	"\x12running_executions\x18\f \x01(\x03R\x11runningExecutions\"2\n" +
 	"\x13GetToolStatsRequest\x12\x1b\n" +
 	"\ttool_name\x18\x01 \x01(\tR\btoolName\"G\n" +
 	"\x14GetToolStatsResponse\x12/\n" +

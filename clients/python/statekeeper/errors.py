@@ -63,6 +63,7 @@ class Reason(enum.StrEnum):
     TASK_NOT_FOUND = "TASK_NOT_FOUND"
     INVALID_PRIORITY = "INVALID_PRIORITY"
     AGENT_BUSY = "AGENT_BUSY"
+    AGENT_OFFLINE = "AGENT_OFFLINE"
     TASK_NOT_PENDING = "TASK_NOT_PENDING"
     TASK_NOT_IN_PROGRESS = "TASK_NOT_IN_PROGRESS"
     MISSING_CAPABILITY = "MISSING_CAPABILITY"
@@ -181,25 +182,88 @@ class PermissionDeniedError(StateKeeperError):
 
 
 class InternalError(StateKeeperError):
-    """The server failed unexpectedly (INTERNAL or UNKNOWN)."""
+    """The server failed unexpectedly (INTERNAL)."""
+
+
+class UnknownError(InternalError):
+    """The call failed without saying why (UNKNOWN); treated like an internal error."""
+
+    code = grpc.StatusCode.UNKNOWN
+    default_reason = "UNKNOWN"
+
+
+class DataLossError(InternalError):
+    """Stored data was lost or corrupted (DATA_LOSS)."""
+
+    code = grpc.StatusCode.DATA_LOSS
+    default_reason = "DATA_LOSS"
+
+
+class DeadlineExceededError(StateKeeperError, TimeoutError):
+    """The call did not finish within its ``timeout`` (DEADLINE_EXCEEDED); also a
+    :class:`TimeoutError`, so ``except TimeoutError`` catches it. The call may or may not have
+    taken effect: read before retrying a write that is not idempotent."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    default_reason = "DEADLINE_EXCEEDED"
+
+
+class CallCancelledError(StateKeeperError):
+    """The call was cancelled before it finished (CANCELLED), for example because the channel
+    was closed while it was in flight."""
+
+    code = grpc.StatusCode.CANCELLED
+    default_reason = "CANCELLED"
+
+
+class UnimplementedError(StateKeeperError, NotImplementedError):
+    """The server does not offer this RPC (UNIMPLEMENTED): it is older than this client."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+    default_reason = "UNIMPLEMENTED"
+
+
+class OutOfRangeError(StateKeeperError):
+    """A value lies outside the range the operation accepts (OUT_OF_RANGE)."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+    default_reason = "OUT_OF_RANGE"
 
 
 _CLASS_BY_CODE: dict[grpc.StatusCode, type[StateKeeperError]] = {
     cls.code: cls
     for cls in (
+        CallCancelledError,
+        UnknownError,
         InvalidArgumentError,
+        DeadlineExceededError,
         NotFoundError,
         AlreadyExistsError,
-        ConflictError,
-        FailedPreconditionError,
-        HistoryCompactedError,
-        ResourceExhaustedError,
-        UnavailableError,
-        UnauthenticatedError,
         PermissionDeniedError,
+        ResourceExhaustedError,
+        FailedPreconditionError,
+        ConflictError,
+        OutOfRangeError,
+        UnimplementedError,
         InternalError,
+        UnavailableError,
+        DataLossError,
+        UnauthenticatedError,
     )
 }
+
+
+def error_class(code: grpc.StatusCode, reason: str | None = None) -> type[StateKeeperError]:
+    """The typed error of a failed call with status ``code`` (and ErrorInfo ``reason``).
+
+    Every status code but OK has its own class; OUT_OF_RANGE with the reason
+    HISTORY_COMPACTED (or without a reason: the watch streams) is a
+    :class:`HistoryCompactedError`. A "failure" with OK breaks the protocol and is an
+    :class:`InternalError`.
+    """
+    if code == grpc.StatusCode.OUT_OF_RANGE and reason in (None, Reason.HISTORY_COMPACTED):
+        return HistoryCompactedError
+    return _CLASS_BY_CODE.get(code, InternalError)
 
 
 def to_grpc_status(error: StateKeeperError) -> grpc.Status:
@@ -251,7 +315,7 @@ def from_rpc_error(error: grpc.RpcError) -> StateKeeperError:
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
                 violations = [(v.field, v.description) for v in bad.field_violations]
-    cls = _CLASS_BY_CODE.get(code, InternalError)
+    cls = error_class(code, reason)
     if reason is None and code == grpc.StatusCode.UNAVAILABLE:
         reason = Reason.UNAVAILABLE
     return cls(message or code.name, reason=reason, metadata=metadata, violations=violations)

@@ -10,14 +10,20 @@ network, so both modes share validation, rules and errors.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from statekeeper.errors import InvalidArgumentError, from_rpc_error
+from statekeeper.errors import DeadlineExceededError, InvalidArgumentError, from_rpc_error
+
+#: The largest message a client accepts by default: the server's 4 MiB message limit with
+#: headroom (``max_receive_message_bytes`` changes it).
+DEFAULT_MAX_RECEIVE_BYTES = 8 * 1024 * 1024
 
 #: The persistence names the managers accept: three embedded backends and the remote server.
 PERSISTENCE_CHOICES = ("memory", "file", "redis", "grpc")
@@ -34,7 +40,9 @@ class ConnectionOptions:
     trusting ``tls_ca_file`` (default: the system roots); ``tls_cert_file`` + ``tls_key_file``
     present a client certificate (mutual TLS); ``tls_server_name`` overrides the name checked
     in the server certificate. ``token`` is sent as ``authorization: Bearer <token>`` and
-    ``namespace`` as ``x-statekeeper-namespace`` on every call.
+    ``namespace`` as ``x-statekeeper-namespace`` on every call. ``max_receive_message_bytes``
+    is the largest message the channel accepts (default 8 MiB: the server's default limit of
+    4 MiB with headroom; raise it with the server's ``--max-message-bytes``).
     """
 
     persistence: Any = "memory"
@@ -54,6 +62,7 @@ class ConnectionOptions:
     tls_server_name: str | None = None
     token: str | None = None
     namespace: str | None = None
+    max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_BYTES
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -98,9 +107,13 @@ def open_channel(
             _MetadataStreamUnary(metadata),
             _MetadataStreamStream(metadata),
         ]
+    arguments: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", options.max_receive_message_bytes),
+        *channel_options,
+    ]
     if not options.secure:
         return grpc.aio.insecure_channel(
-            options.address, options=list(channel_options), interceptors=interceptors
+            options.address, options=arguments, interceptors=interceptors
         )
     if bool(options.tls_cert_file) != bool(options.tls_key_file):
         raise InvalidArgumentError("a client certificate needs both tls_cert_file and tls_key_file")
@@ -109,7 +122,6 @@ def open_channel(
         private_key=_read(options.tls_key_file),
         certificate_chain=_read(options.tls_cert_file),
     )
-    arguments = list(channel_options)
     if options.tls_server_name:
         arguments.append(("grpc.ssl_target_name_override", options.tls_server_name))
     return grpc.aio.secure_channel(
@@ -167,23 +179,38 @@ class _LocalContext:
 _LOCAL_CONTEXT = _LocalContext()
 
 
+class _LocalMethod:
+    """One RPC of a servicer, called in process."""
+
+    __slots__ = ("_method",)
+
+    def __init__(self, method: Callable[..., Any]) -> None:
+        self._method = method
+
+    def __call__(self, request: Any, **_: Any) -> Any:
+        return self._method(request, _LOCAL_CONTEXT)
+
+
 class _LocalStub:
     """A stub whose methods call a servicer directly."""
 
     def __init__(self, servicer: Any) -> None:
         self._servicer = servicer
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._servicer, name)
-
-        def call(request: Any, **_: Any) -> Any:
-            return method(request, _LOCAL_CONTEXT)
-
-        return call
+    def __getattr__(self, name: str) -> _LocalMethod:
+        return _LocalMethod(getattr(self._servicer, name))
 
 
 class Transport:
-    """A connection to statekeeper, remote or embedded, shared by the managers made with it."""
+    """A connection to statekeeper, remote or embedded, shared by the managers made with it.
+
+    Making one opens nothing and needs no event loop: it binds on first use, to the running
+    loop, and binds again when it is used from another loop (a later ``asyncio.run``, the next
+    test's loop). Remote, each loop gets its own ``grpc.aio`` channel. Embedded, managers that
+    name the same storage and are first used in one loop share one backend; a manager keeps its
+    backend in later loops, so an embedded memory store keeps its data across ``asyncio.run``
+    calls (a file or Redis store is opened again and reads the same data).
+    """
 
     def __init__(self, options: ConnectionOptions) -> None:
         if isinstance(options.persistence, str) and options.persistence not in PERSISTENCE_CHOICES:
@@ -194,67 +221,105 @@ class Transport:
         if options.persistence == "grpc" and not options.address:
             raise InvalidArgumentError("persistence 'grpc' needs an address (host:port)")
         self.options = options
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._channel: grpc.aio.Channel | None = None
         self._runtime: Any = None
+        self._backend: Any = None
+        self._stubs: dict[str, Any] = {}
 
     @property
     def remote(self) -> bool:
         """True when calls go to a server over gRPC."""
         return self.options.persistence == "grpc"
 
-    def _embedded_runtime(self) -> Any:
-        if self._runtime is None or self._runtime.stopping.is_set():
-            from statekeeper_server.engine.factory import BackendOptions, open_backend
-            from statekeeper_server.runtime import embedded_runtime
+    def _bind(self) -> None:
+        """Bind to the running event loop, unless bound to it already."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop() is loop:
+            if self._runtime is None or not self._runtime.stopping.is_set():
+                return
+        self._stubs = {}
+        if self.remote:
+            self._channel = open_channel(self.options)
+        else:
+            self._runtime = self._embedded_runtime()
+        self._loop = weakref.ref(loop)
 
+    def _embedded_runtime(self) -> Any:
+        from statekeeper_server.runtime import loop_runtime, shared_backend
+
+        backend = self._backend
+        if backend is None or backend.closed or not backend.in_process:
             opts = self.options
             if not isinstance(opts.persistence, str):
-                from statekeeper_server.runtime import Runtime
+                backend = opts.persistence
+            else:
+                from statekeeper_server.engine.factory import BackendOptions, open_backend
 
-                self._runtime = Runtime(opts.persistence)
-                return self._runtime
-            backend = BackendOptions(
-                kind=opts.persistence,
-                data_dir=opts.file_path or "./state",
-                file_format=opts.file_format or "msgpack",
-                compression=opts.compression,
-                redis_url=opts.redis_url or "redis://127.0.0.1:6379",
-                redis_db=opts.redis_db,
-                redis_key_prefix=opts.redis_key_prefix,
-                redis_pool_size=opts.redis_pool_size,
-            )
-            self._runtime = embedded_runtime(backend.identity, lambda: open_backend(backend))
-        return self._runtime
+                named = BackendOptions(
+                    kind=opts.persistence,
+                    data_dir=opts.file_path or "./state",
+                    file_format=opts.file_format or "msgpack",
+                    compression=opts.compression,
+                    redis_url=opts.redis_url or "redis://127.0.0.1:6379",
+                    redis_db=opts.redis_db,
+                    redis_key_prefix=opts.redis_key_prefix,
+                    redis_pool_size=opts.redis_pool_size,
+                )
+                backend = shared_backend(named.identity, lambda: open_backend(named))
+            self._backend = backend
+        return loop_runtime(backend)
 
     def channel(self) -> grpc.aio.Channel:
-        """The gRPC channel of a remote transport, opened on first use."""
-        if self._channel is None:
-            self._channel = open_channel(self.options)
+        """The gRPC channel of a remote transport in the running loop, opened on first use."""
+        self._bind()
+        assert self._channel is not None
         return self._channel
 
     def stub(self, stub_class: type, service_name: str) -> Any:
-        """An object with one method per RPC of ``service_name``."""
-        if self.remote:
-            return stub_class(self.channel())
-        return _LocalStub(self._embedded_runtime().servicers[service_name])
+        """An object with one method per RPC of ``service_name``, for the running loop."""
+        self._bind()
+        found = self._stubs.get(service_name)
+        if found is None:
+            if self.remote:
+                found = stub_class(self._channel)
+            else:
+                found = _LocalStub(self._runtime.servicers[service_name])
+            self._stubs[service_name] = found
+        return found
 
     async def close(self) -> None:
-        """Close the channel (embedded stores stay open for other managers of the process)."""
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        """Close the channel (embedded stores stay open for other managers of the process).
+
+        A channel of another event loop (one that is gone) is only let go. The transport can
+        be used again afterwards: it then opens a new channel."""
+        channel, loop = self._channel, self._loop
+        self._channel = None
+        self._loop = None
+        self._stubs = {}
+        if channel is not None and loop is not None and loop() is asyncio.get_running_loop():
+            await channel.close()
 
 
 async def unary(
     method: Callable[..., Awaitable[Any]], request: Any, timeout: float | None = None
 ) -> Any:
-    """Call a unary RPC, raising the typed error of a failed call."""
+    """Call a unary RPC, raising the typed error of a failed call; a call that takes longer
+    than ``timeout`` seconds raises :class:`~statekeeper.errors.DeadlineExceededError`, remote
+    and embedded alike."""
     try:
         if timeout is None:
             return await method(request)
+        if isinstance(method, _LocalMethod):
+            async with asyncio.timeout(timeout):
+                return await method(request)
         return await method(request, timeout=timeout)
     except grpc.RpcError as error:
         raise from_rpc_error(error) from None
+    except TimeoutError:
+        raise DeadlineExceededError(
+            f"the call did not finish within its timeout of {timeout} s"
+        ) from None
 
 
 async def stream(method: Callable[..., Any], request: Any) -> AsyncIterator[Any]:

@@ -206,6 +206,14 @@ class Backend(abc.ABC):
 
     #: The backend's name as shown in statistics ("memory", "file", "redis").
     name: str = "backend"
+    #: True when the data lives only in this object (memory), so the managers that use it keep
+    #: it across event loops instead of opening the store again.
+    in_process: bool = False
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` (or :meth:`discard`) ran."""
+        return bool(getattr(self, "_closed", False))
 
     @abc.abstractmethod
     async def get(self, key: str) -> Entry | None:
@@ -283,6 +291,11 @@ class Backend(abc.ABC):
     def discard(self) -> None:
         """Release what can be released synchronously, when the event loop that used this
         backend is gone (embedded mode across loops) and :meth:`close` can no longer run."""
+
+    def rebind(self) -> None:
+        """Let go of the tasks, futures and connections of the event loop this backend was
+        used from until now (embedded mode: that loop is gone), keeping the data; the next
+        call binds to the running loop."""
 
     async def put(
         self,

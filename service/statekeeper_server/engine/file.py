@@ -837,6 +837,16 @@ class FileBackend(Backend):
         self._release()
         self._executor.shutdown(wait=False)
 
+    def rebind(self) -> None:
+        """Forget the old loop's writer, compaction, locks and futures (everything they wrote
+        is durable: a write is acknowledged only then); the log and its lock stay open."""
+        self._index.rebind()
+        self._writer = None
+        self._compaction = None
+        self._last_future = None
+        self._io_lock = asyncio.Lock()
+        self._compact_lock = asyncio.Lock()
+
     def discard(self) -> None:
         """Release the log and the directory lock synchronously (the loop is gone)."""
         self._closed = True

@@ -96,6 +96,7 @@ class MemoryBackend(Backend):
     """
 
     name = "memory"
+    in_process = True
 
     def __init__(self, history_revisions: int = DEFAULT_HISTORY_REVISIONS) -> None:
         if history_revisions < 1:
@@ -293,6 +294,13 @@ class MemoryBackend(Backend):
                     pass
                 continue
             await self.expire_now()
+
+    def rebind(self) -> None:
+        """Forget the old loop's commit waiter and expiry task; restart expiry in this one."""
+        self._commit_waiter = None
+        self._reaper = None
+        self._reaper_wakeup = None
+        self._wake_reaper()
 
     async def expire_now(self) -> None:
         """Commit the expiries that are due (persistent backends log them first)."""

@@ -69,6 +69,10 @@ PENDING, IN_PROGRESS, COMPLETED, DEAD_LETTERED = "pending", "in_progress", "comp
 STATE_PREFIX = {PENDING: "q/p/", IN_PROGRESS: "q/r/", COMPLETED: "q/c/", DEAD_LETTERED: "q/d/"}
 #: How many pending tasks one range read of a claim looks at.
 CLAIM_PAGE = 32
+#: How many queue tasks an agent may hold at once unless its ``max_tasks`` says otherwise.
+DEFAULT_MAX_TASKS = 1
+#: The status of an agent that takes no queue task.
+OFFLINE = "offline"
 
 
 def check_text(value: str, field: str, limit: int, *, required: bool = False) -> str:
@@ -209,7 +213,24 @@ def _pack(document: dict[str, Any]) -> bytes:
 
 
 def _is_free(agent: dict[str, Any]) -> bool:
+    """Idle and without a current task: what ``get_available_agents`` lists."""
     return agent["status"] == "idle" and agent.get("task") is None
+
+
+def _check_can_take(agent: dict[str, Any], agent_id: str) -> None:
+    """The rule of :meth:`OrchestrationEngine.assign` and ``claim``: a queue task goes to any
+    agent that is not ``offline`` and holds fewer queue tasks than its ``max_tasks``; its
+    free-form status and a current task set by ``update_agent_status`` do not stop it."""
+    if agent["status"] == OFFLINE:
+        raise _precondition(f"agent {agent_id!r} is offline", Reason.AGENT_OFFLINE)
+    held = agent.get("held", [])
+    capacity = agent.get("max_tasks", DEFAULT_MAX_TASKS)
+    if len(held) >= capacity:
+        raise _precondition(
+            f"agent {agent_id!r} is busy: it holds {len(held)} queue task(s) {held}, its"
+            f" max_tasks is {capacity}",
+            Reason.AGENT_BUSY,
+        )
 
 
 def _missing(task: dict[str, Any], agent: dict[str, Any]) -> list[str]:
@@ -277,11 +298,20 @@ class OrchestrationEngine:
             check_text(cap, f"{field}.capabilities[{index}]", MAX_NAME_LENGTH, required=True)
         if agent.get("task") is not None:
             check_id(agent["task"], f"{field}.current_task")
+        max_tasks = agent.get("max_tasks") or DEFAULT_MAX_TASKS
+        if max_tasks < 0:
+            raise InvalidArgumentError(
+                f"{field}.max_tasks must not be negative",
+                reason=Reason.INVALID_ARGUMENT,
+                violations=[(f"{field}.max_tasks", "negative")],
+            )
         return {
             "id": agent["id"],
             "status": agent["status"] or "idle",
             "caps": list(dict.fromkeys(agent["caps"])),
             "task": agent.get("task"),
+            "max_tasks": max_tasks,
+            "held": [],
             "updated": time.time(),
         }
 
@@ -526,13 +556,19 @@ class OrchestrationEngine:
     def _free_agent_ops(
         self, agent_entry: Entry | None, task_id: str
     ) -> tuple[list[Compare], list[Put | Delete]]:
-        """Set the agent idle when it is working on ``task_id``."""
+        """Release ``task_id`` from the agent's queue tasks; when it was the agent's current
+        task, the agent works on its last other queue task, or is idle."""
         if agent_entry is None:
             return [], []
         agent = _doc(agent_entry)
-        if agent.get("task") != task_id:
+        held = agent.get("held", [])
+        if task_id not in held and agent.get("task") != task_id:
             return [], []
-        agent.update(status="idle", task=None, updated=time.time())
+        agent["held"] = [held_id for held_id in held if held_id != task_id]
+        if agent.get("task") == task_id:
+            remaining = agent["held"]
+            agent.update(status="working" if remaining else "idle", task=(remaining or [None])[-1])
+        agent["updated"] = time.time()
         return (
             [Compare(agent_entry.key, agent_entry.mod_revision)],
             [Put(agent_entry.key, _pack(agent))],
@@ -563,7 +599,8 @@ class OrchestrationEngine:
                 raise ConflictError("task vanished", reason=Reason.REVISION_CONFLICT)
         compares, operations = self._move_ops(keys, task, after, record_entry, pointer_entry)
         agent = _doc(agent_entry)
-        agent.update(status="working", task=task["id"], updated=now)
+        held = [*agent.get("held", []), task["id"]]
+        agent.update(status="working", task=task["id"], held=held, updated=now)
         compares.append(Compare(agent_entry.key, agent_entry.mod_revision))
         operations.append(Put(agent_entry.key, _pack(agent)))
         await self.backend.txn(compares, operations)
@@ -572,7 +609,9 @@ class OrchestrationEngine:
     async def assign(
         self, team_id: str, task_id: str, agent_id: str, lease: float | None
     ) -> dict[str, Any]:
-        """Move a pending task to in progress for an idle agent that has its capabilities."""
+        """Move a pending task to in progress for ``agent_id``: the coordinator's explicit
+        decision, refused only for an offline agent, one that lacks a required capability, or
+        one that holds ``max_tasks`` queue tasks already (see :func:`_check_can_take`)."""
         check_id(team_id, "team_id")
         check_id(task_id, "task_id")
         check_id(agent_id, "agent_id")
@@ -593,12 +632,7 @@ class OrchestrationEngine:
                     Reason.TASK_NOT_PENDING,
                     state=task["state"],
                 )
-            if not _is_free(agent):
-                raise _precondition(
-                    f"agent {agent_id!r} is busy (status {agent['status']!r}, "
-                    f"current task {agent.get('task')!r})",
-                    Reason.AGENT_BUSY,
-                )
+            _check_can_take(agent, agent_id)
             missing = _missing(task, agent)
             if missing:
                 raise _precondition(
@@ -627,12 +661,7 @@ class OrchestrationEngine:
         async def attempt() -> dict[str, Any] | None:
             agent_entry = await self._agent(keys, agent_id)
             agent = _doc(agent_entry)
-            if not _is_free(agent):
-                raise _precondition(
-                    f"agent {agent_id!r} is busy (status {agent['status']!r}, "
-                    f"current task {agent.get('task')!r})",
-                    Reason.AGENT_BUSY,
-                )
+            _check_can_take(agent, agent_id)
             lost = False
             start_after = ""
             while True:

@@ -568,40 +568,7 @@ class RedisBackend(Backend):
         self.connection_pool_size = connection_pool_size
         self.history_revisions = history_revisions
         self._where = _redact(url)
-        common: dict[str, Any] = {
-            "db": db,
-            "socket_connect_timeout": CONNECT_TIMEOUT,
-            "retry": Retry(NoBackoff(), 0),
-            "decode_responses": False,
-            # RESP2 replies, and no maintenance push notifications: with them enabled, the
-            # pool skips its check for connections the server closed, so the first call after
-            # a Redis restart would fail on a stale connection instead of reconnecting.
-            "protocol": 2,
-            "maint_notifications_config": MaintNotificationsConfig(enabled=False),
-        }
-        self._pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=connection_pool_size,
-            timeout=COMMAND_TIMEOUT,
-            # No per-socket timeout: redis-py would wrap every send in asyncio.wait_for (a task
-            # per command). _call bounds each whole call with one asyncio.timeout instead.
-            socket_timeout=None,
-            **common,
-        )
-        self._redis: Any = aioredis.Redis(connection_pool=self._pool)
-        # The change-log reader blocks on its own connection, outside the shared pool.
-        self._tail_pool = aioredis.ConnectionPool.from_url(
-            url,
-            max_connections=2,
-            socket_timeout=COMMAND_TIMEOUT + TAIL_BLOCK_MS / 1000,
-            **common,
-        )
-        self._tail_redis: Any = aioredis.Redis(connection_pool=self._tail_pool)
-        self._txn: Any = self._redis.register_script(_TXN_SCRIPT)
-        self._reap: Any = self._redis.register_script(_REAP_SCRIPT)
-        self._range: Any = self._redis.register_script(_RANGE_SCRIPT)
-        self._scan: Any = self._redis.register_script(_SCAN_SCRIPT)
-        self._read: Any = self._redis.register_script(_READ_SCRIPT)
+        self._open_pools()
         p = key_prefix
         self._rev_key = p + "rev"
         self._idx_key = p + "idx"
@@ -613,6 +580,43 @@ class RedisBackend(Backend):
         self._reaper_wakeup: asyncio.Event | None = None
         self._next_local_expiry: float | None = None
         self._closed = False
+
+    def _open_pools(self) -> None:
+        """The connection pools and scripts (connections open on first use)."""
+        common: dict[str, Any] = {
+            "db": self.db,
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "retry": Retry(NoBackoff(), 0),
+            "decode_responses": False,
+            # RESP2 replies, and no maintenance push notifications: with them enabled, the
+            # pool skips its check for connections the server closed, so the first call after
+            # a Redis restart would fail on a stale connection instead of reconnecting.
+            "protocol": 2,
+            "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+        }
+        self._pool = aioredis.BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=self.connection_pool_size,
+            timeout=COMMAND_TIMEOUT,
+            # No per-socket timeout: redis-py would wrap every send in asyncio.wait_for (a task
+            # per command). _call bounds each whole call with one asyncio.timeout instead.
+            socket_timeout=None,
+            **common,
+        )
+        self._redis: Any = aioredis.Redis(connection_pool=self._pool)
+        # The change-log reader blocks on its own connection, outside the shared pool.
+        self._tail_pool = aioredis.ConnectionPool.from_url(
+            self.url,
+            max_connections=2,
+            socket_timeout=COMMAND_TIMEOUT + TAIL_BLOCK_MS / 1000,
+            **common,
+        )
+        self._tail_redis: Any = aioredis.Redis(connection_pool=self._tail_pool)
+        self._txn: Any = self._redis.register_script(_TXN_SCRIPT)
+        self._reap: Any = self._redis.register_script(_REAP_SCRIPT)
+        self._range: Any = self._redis.register_script(_RANGE_SCRIPT)
+        self._scan: Any = self._redis.register_script(_SCAN_SCRIPT)
+        self._read: Any = self._redis.register_script(_READ_SCRIPT)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -1032,6 +1036,12 @@ class RedisBackend(Backend):
             await self._pool.disconnect()
         with contextlib.suppress(Exception):
             await self._tail_pool.disconnect()
+
+    def rebind(self) -> None:
+        """Forget the old loop's tasks and connections; new ones open on the next call."""
+        self.discard()
+        self._open_pools()
+        self._closed = False
 
     def discard(self) -> None:
         """Forget tasks and connections of an event loop that is gone."""

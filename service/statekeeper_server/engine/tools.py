@@ -174,7 +174,9 @@ class HistoryPage:
 
 
 def _empty_stats() -> dict[str, Any]:
-    return {"ok": 0, "err": 0, "dur_us": 0, "hits": 0, "misses": 0, "last": None}
+    """A stats shard: executions started, ended ok / with an error, their summed duration,
+    cache hits and misses, the last end time."""
+    return {"started": 0, "ok": 0, "err": 0, "dur_us": 0, "hits": 0, "misses": 0, "last": None}
 
 
 class ToolEngine:
@@ -231,17 +233,35 @@ class ToolEngine:
         history_key = f"{ns}hist/{tool_name}/{_inverted_time_key(started)}/{execution_id}"
         pointer_key = f"{ns}exec/{execution_id}"
         data = self._pack(record, "execution")
-        try:
-            await self.backend.txn(
-                [Compare(pointer_key, 0)],
-                [Put(pointer_key, values.pack({"h": history_key})), Put(history_key, data)],
-            )
-        except ConflictError:
-            raise AlreadyExistsError(
-                f"execution {execution_id!r} already exists",
-                reason=Reason.ALREADY_EXISTS,
-                metadata={"execution_id": execution_id},
-            ) from None
+
+        async def attempt() -> None:
+            # The start is counted in one stats shard in the same transaction.
+            shard_key = f"{ns}stats/{tool_name}/{random.randrange(STATS_SHARDS)}"
+            shard_entry = await self.backend.get(shard_key)
+            stats = values.unpack(shard_entry.value) if shard_entry else _empty_stats()
+            stats["started"] = stats.get("started", 0) + 1
+            try:
+                await self.backend.txn(
+                    [
+                        Compare(pointer_key, 0),
+                        Compare(shard_key, shard_entry.mod_revision if shard_entry else 0),
+                    ],
+                    [
+                        Put(pointer_key, values.pack({"h": history_key})),
+                        Put(history_key, data),
+                        Put(shard_key, values.pack(stats)),
+                    ],
+                )
+            except ConflictError:
+                if await self.backend.get(pointer_key) is None:
+                    raise  # another start or end took the shard: try again
+                raise AlreadyExistsError(
+                    f"execution {execution_id!r} already exists",
+                    reason=Reason.ALREADY_EXISTS,
+                    metadata={"execution_id": execution_id},
+                ) from None
+
+        await retry_on_conflict(attempt)
         return record
 
     async def _locate(self, execution_id: str) -> tuple[str, Entry]:
@@ -659,17 +679,21 @@ class ToolEngine:
     # -- statistics -------------------------------------------------------------------------
 
     async def tool_stats(self, tool_name: str) -> dict[str, Any]:
-        """The sum of a tool's counter shards (all zero for a tool with no activity)."""
+        """The sum of a tool's counter shards (all zero for a tool with no activity).
+
+        ``started`` counts every execution from its start (shards written before starts were
+        counted hold none: then at least the ended ones count)."""
         check_id(tool_name, "tool_name")
         prefix = f"{self._ns()}stats/{tool_name}/"
         page = await self.backend.range(prefix, limit=STATS_SHARDS * 2)
         total = _empty_stats()
         for entry in page.entries:
             shard = values.unpack(entry.value)
-            for name in ("ok", "err", "dur_us", "hits", "misses"):
-                total[name] += shard[name]
+            for name in ("started", "ok", "err", "dur_us", "hits", "misses"):
+                total[name] += shard.get(name, 0)
             if shard["last"] is not None:
                 total["last"] = max(total["last"] or 0.0, shard["last"])
+        total["started"] = max(total["started"], total["ok"] + total["err"])
         return total
 
 

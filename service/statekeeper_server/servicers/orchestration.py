@@ -14,6 +14,7 @@ from statekeeper_server.engine.orchestration import (
     COMPLETED,
     DEAD_LETTERED,
     DEFAULT_LEASE,
+    DEFAULT_MAX_TASKS,
     IN_PROGRESS,
     PENDING,
     PRIORITY_NAMES,
@@ -55,6 +56,7 @@ def agent_to_proto(agent: dict[str, Any]) -> pb.AgentCoordinationState:
         status=agent["status"],
         capabilities=agent["caps"],
         current_task=agent.get("task"),
+        max_tasks=agent.get("max_tasks", DEFAULT_MAX_TASKS),
     )
     set_time(message, "update_time", agent.get("updated"))
     return message
@@ -67,6 +69,7 @@ def agent_from_proto(message: pb.AgentCoordinationState) -> dict[str, Any]:
         "status": message.status,
         "caps": list(message.capabilities),
         "task": message.current_task if message.HasField("current_task") else None,
+        "max_tasks": message.max_tasks,
     }
 
 

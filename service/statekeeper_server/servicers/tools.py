@@ -82,17 +82,19 @@ def retry_to_proto(record: dict[str, Any]) -> pb.RetryState:
 
 
 def stats_to_proto(tool_name: str, totals: dict[str, Any]) -> pb.ToolStats:
-    """A ToolStats message for summed counters."""
-    total = totals["ok"] + totals["err"]
+    """A ToolStats message for summed counters: every started execution counts in
+    ``total_executions``; the rates and the mean duration are over the ended ones."""
+    ended = totals["ok"] + totals["err"]
     lookups = totals["hits"] + totals["misses"]
     message = pb.ToolStats(
         tool_name=tool_name,
-        total_executions=total,
+        total_executions=totals["started"],
         successful_executions=totals["ok"],
         failed_executions=totals["err"],
-        success_rate=totals["ok"] / total if total else 0.0,
-        error_rate=totals["err"] / total if total else 0.0,
-        average_duration=duration(totals["dur_us"] / total / 1e6 if total else 0.0),
+        success_rate=totals["ok"] / ended if ended else 0.0,
+        error_rate=totals["err"] / ended if ended else 0.0,
+        average_duration=duration(totals["dur_us"] / ended / 1e6 if ended else 0.0),
+        running_executions=totals["started"] - ended,
         cache_hits=totals["hits"],
         cache_misses=totals["misses"],
         cache_hit_rate=totals["hits"] / lookups if lookups else 0.0,

@@ -5,6 +5,8 @@ Every class of the reference documentation is importable from here::
     from statekeeper.state import StateManager, StateConfig, MemoryBackend, ...
 """
 
+from typing import TYPE_CHECKING, Any
+
 from statekeeper.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -23,7 +25,7 @@ from statekeeper.state.agents import (
     AgentStateStore,
     RecoveryStatus,
 )
-from statekeeper.state.backends import FileBackend, MemoryBackend, RedisBackend
+from statekeeper.state.backends import BACKEND_MODULES, backend_class
 from statekeeper.state.changes import ChangeType, StateChange, StateEntry
 from statekeeper.state.knowledge import (
     IndexingProgress,
@@ -74,6 +76,19 @@ from statekeeper.state.workflows import (
     WorkflowStateManager,
     WorkflowStatus,
 )
+
+if TYPE_CHECKING:
+    from statekeeper_server.engine.file import FileBackend
+    from statekeeper_server.engine.memory import MemoryBackend
+    from statekeeper_server.engine.redis import RedisBackend
+
+
+def __getattr__(name: str) -> Any:
+    """The backend classes, imported on first access (see :mod:`statekeeper.state.backends`)."""
+    if name in BACKEND_MODULES:
+        return backend_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AgentCheckpoint",

@@ -18,7 +18,7 @@ from typing import Any
 
 from statekeeper.errors import FailedPreconditionError, NotFoundError
 from statekeeper.state.client import MSGPACK, ServiceClient, optional_document, optional_wire
-from statekeeper.state.live import LiveStream
+from statekeeper.state.live import LiveStream, RevisionFeed
 from statekeeper.timestamps import from_timestamp, optional_datetime, to_timestamp
 from statekeeper.transport import Transport
 from statekeeper.v1 import agent_service_pb2 as pb
@@ -302,9 +302,8 @@ class AgentStateStore(ServiceClient):
                 return []
             return [checkpoint_from_proto(message.checkpoint)]
 
-        return LiveStream(
-            self._stub.WatchCheckpoints, request, convert, start_revision, self.transport.remote
-        )
+        feed: RevisionFeed[Any] = RevisionFeed(request, convert, start_revision)
+        return LiveStream(self, "WatchCheckpoints", feed, f"checkpoint watch of agent {agent_id!r}")
 
     # -- deletion -----------------------------------------------------------------------------
 

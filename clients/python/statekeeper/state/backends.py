@@ -3,10 +3,32 @@
 These are the server's own backend classes: ``MemoryBackend()`` (no persistence),
 ``FileBackend(base_path, format, compression)`` (durable, single node) and
 ``RedisBackend(url, db, key_prefix, connection_pool_size)`` (shared by many instances).
+They are imported on first access (``statekeeper.state.FileBackend``), so a remote-only client
+never loads the server's storage code, ``redis`` or ``zstandard``.
 """
 
-from statekeeper_server.engine.file import FileBackend
-from statekeeper_server.engine.memory import MemoryBackend
-from statekeeper_server.engine.redis import RedisBackend
+from __future__ import annotations
 
-__all__ = ["FileBackend", "MemoryBackend", "RedisBackend"]
+import importlib
+from typing import Any
+
+#: Where each backend class lives.
+BACKEND_MODULES = {
+    "MemoryBackend": "statekeeper_server.engine.memory",
+    "FileBackend": "statekeeper_server.engine.file",
+    "RedisBackend": "statekeeper_server.engine.redis",
+}
+
+
+def backend_class(name: str) -> Any:
+    """The backend class ``name`` of :data:`BACKEND_MODULES`, imported now."""
+    return getattr(importlib.import_module(BACKEND_MODULES[name]), name)
+
+
+def __getattr__(name: str) -> Any:
+    if name in BACKEND_MODULES:
+        return backend_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["FileBackend", "MemoryBackend", "RedisBackend"]  # noqa: F822 - imported on access

@@ -93,12 +93,15 @@ async def paginate(
 
 
 class ServiceClient:
-    """The base of the managers: one stub of one service over a (possibly shared) transport.
+    """The base of the managers (StateManager included): one stub of one service over a
+    (possibly shared) transport.
 
     Subclasses set ``_STUB`` (the generated stub class) and ``_SERVICE`` (the full service
     name). ``persistence`` / ``address`` / ``redis_url`` / ``file_path`` / ``**options`` (TLS,
     token, namespace, ...) go to :func:`statekeeper.transport.connect`; an explicit
-    ``transport`` is shared as it is and left open by :meth:`close`.
+    ``transport`` is shared as it is and left open by :meth:`close`. Nothing is opened here:
+    the transport binds to the running event loop on the first call, so a manager can be made
+    anywhere (module level, one ``asyncio.run``, and used in the next).
     """
 
     _STUB: ClassVar[type]
@@ -115,22 +118,36 @@ class ServiceClient:
         timeout: float | None = None,
         **options: Any,
     ) -> None:
+        self._attach(
+            transport,
+            timeout,
+            lambda: connect(
+                persistence,
+                address=address,
+                redis_url=redis_url,
+                file_path=file_path,
+                **options,
+            ),
+        )
+
+    def _attach(
+        self, transport: Transport | None, timeout: float | None, make: Callable[[], Transport]
+    ) -> None:
+        """Use ``transport`` (shared, left open by :meth:`close`) or one of this manager's own,
+        made by ``make``, with ``timeout`` (seconds) on every unary call."""
         self.timeout = timeout
         self._owns_transport = transport is None
-        self._transport = connect(
-            persistence,
-            address=address,
-            redis_url=redis_url,
-            file_path=file_path,
-            transport=transport,
-            **options,
-        )
-        self._stub = self._transport.stub(self._STUB, self._SERVICE)
+        self._transport = transport if transport is not None else make()
 
     @property
     def transport(self) -> Transport:
         """The connection this manager uses (pass it as ``transport=`` to share it)."""
         return self._transport
+
+    @property
+    def _stub(self) -> Any:
+        """The service's stub in the running event loop."""
+        return self._transport.stub(self._STUB, self._SERVICE)
 
     async def _call(self, method: str, request: Any) -> Any:
         return await unary(getattr(self._stub, method), request, self.timeout)

@@ -21,17 +21,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from statekeeper import values
-from statekeeper.errors import InvalidArgumentError, Reason, UnavailableError
+from statekeeper.errors import InvalidArgumentError, Reason
 from statekeeper.state.client import (
     FIRST_RECONNECT_DELAY,
     MSGPACK,
-    Backoff,
     ServiceClient,
     enum_maps,
     optional_document,
 )
+from statekeeper.state.live import LiveStream
 from statekeeper.timestamps import optional_datetime, to_duration
-from statekeeper.transport import Transport, stream
+from statekeeper.transport import Transport
 from statekeeper.v1 import orchestration_service_pb2 as pb
 from statekeeper.v1 import orchestration_service_pb2_grpc
 
@@ -56,13 +56,15 @@ _STATUS_TO_PROTO, _STATUS_FROM_PROTO = enum_maps(TaskStatus, pb.TaskState, "TASK
 @dataclass
 class AgentCoordinationState:
     """One agent of a team: ``status`` ``"idle"`` means available; ``current_task`` is the id
-    of the task it works on."""
+    of the task it works on. ``max_tasks`` is how many queue tasks (``assign_task``,
+    ``claim_next_task``) it may hold at once (default 1); ``"offline"`` agents get none."""
 
     agent_id: str
     status: str = "idle"
     capabilities: list[str] = field(default_factory=list)
     current_task: str | None = None
     updated_at: datetime | None = None
+    max_tasks: int = 1
 
     def _to_proto(self) -> pb.AgentCoordinationState:
         return pb.AgentCoordinationState(
@@ -70,6 +72,7 @@ class AgentCoordinationState:
             status=self.status,
             capabilities=list(self.capabilities),
             current_task=self.current_task,
+            max_tasks=self.max_tasks,
         )
 
     @classmethod
@@ -80,6 +83,7 @@ class AgentCoordinationState:
             capabilities=list(message.capabilities),
             current_task=message.current_task if message.HasField("current_task") else None,
             updated_at=optional_datetime(message, "update_time"),
+            max_tasks=message.max_tasks or 1,
         )
 
 
@@ -400,8 +404,12 @@ class OrchestrationStateManager(ServiceClient):
         lease: float | timedelta | None = None,
     ) -> QueuedTask:
         """Atomically move a pending task to in progress and mark the agent working on it.
-        FailedPreconditionError (nothing changed) when the task is not pending, the agent is
-        busy or lacks a required capability. ``lease`` (seconds) is optional here."""
+
+        This is the coordinator's decision: any agent of the team may get the task unless it
+        is ``"offline"`` (AGENT_OFFLINE), lacks a required capability (MISSING_CAPABILITY) or
+        already holds ``max_tasks`` queue tasks (AGENT_BUSY); its status and a current task set
+        with :meth:`update_agent_status` do not stop it. FailedPreconditionError (nothing
+        changed) also when the task is not pending. ``lease`` (seconds) is optional here."""
         request = pb.AssignTaskRequest(
             team_id=team_id,
             task_id=task_id,
@@ -497,39 +505,55 @@ class OrchestrationStateManager(ServiceClient):
         async for task in pages:
             yield QueuedTask._from_proto(task)
 
-    async def watch_team(self, team_id: str) -> AsyncIterator[TeamChange]:
+    def watch_team(self, team_id: str) -> LiveStream[TeamChange]:
         """A ``SNAPSHOT`` of the team, then every change of its agents and tasks, until the
         team is deleted. After a dropped connection the watch reconnects (waiting at most
-        ``sync_interval``) and starts again with a fresh snapshot."""
-        backoff = Backoff(max(self.sync_interval, FIRST_RECONNECT_DELAY))
-        while True:
-            request = pb.WatchTeamRequest(team_id=team_id, value_encoding=MSGPACK)
-            try:
-                async for message in stream(self._stub.WatchTeam, request):
-                    backoff.reset()
-                    if message.HasField("snapshot"):
-                        team = _team_from_proto(message.snapshot)
-                        team.task_queue = TaskQueueState._from_proto(message.snapshot.task_queue)
-                        yield TeamChange(TeamChangeType.SNAPSHOT, message.revision, team=team)
-                        continue
-                    for change in message.changes:
-                        kind = _CHANGE_TYPES[change.type]
-                        yield TeamChange(
-                            kind,
-                            message.revision,
-                            agent=AgentCoordinationState._from_proto(change.agent)
-                            if change.HasField("agent")
-                            else None,
-                            task=QueuedTask._from_proto(change.task)
-                            if change.HasField("task")
-                            else None,
-                            task_id=change.task_id or None,
-                        )
-                        if kind is TeamChangeType.TEAM_DELETED:
-                            return
-                return
-            except UnavailableError:
-                await backoff.wait()
+        ``sync_interval`` between attempts) and starts again with a fresh snapshot."""
+        changes = LiveStream(self, "WatchTeam", _TeamFeed(team_id), f"watch of team {team_id!r}")
+        changes.backoff_limit = max(self.sync_interval, FIRST_RECONNECT_DELAY)
+        return changes
+
+
+class _TeamFeed:
+    """The WatchTeam stream: resumed by a fresh snapshot, finished by TEAM_DELETED."""
+
+    def __init__(self, team_id: str) -> None:
+        self.team_id = team_id
+        self.finished = False
+        self.revision = 0
+
+    def request(self) -> pb.WatchTeamRequest:
+        """Ask for a snapshot and the changes after it."""
+        return pb.WatchTeamRequest(team_id=self.team_id, value_encoding=MSGPACK)
+
+    def receive(self, message: pb.WatchTeamResponse) -> list[TeamChange]:
+        """The snapshot, or the changes, of one message."""
+        self.revision = max(self.revision, message.revision)
+        if message.HasField("snapshot"):
+            team = _team_from_proto(message.snapshot)
+            team.task_queue = TaskQueueState._from_proto(message.snapshot.task_queue)
+            return [TeamChange(TeamChangeType.SNAPSHOT, message.revision, team=team)]
+        changes = []
+        for change in message.changes:
+            kind = _CHANGE_TYPES[change.type]
+            changes.append(
+                TeamChange(
+                    kind,
+                    message.revision,
+                    agent=AgentCoordinationState._from_proto(change.agent)
+                    if change.HasField("agent")
+                    else None,
+                    task=QueuedTask._from_proto(change.task) if change.HasField("task") else None,
+                    task_id=change.task_id or None,
+                )
+            )
+            if kind is TeamChangeType.TEAM_DELETED:
+                self.finished = True
+                break
+        return changes
+
+    def commit(self) -> None:
+        """Nothing to remember: a reconnect starts from a snapshot."""
 
 
 def _team_from_proto(message: pb.TeamState) -> TeamState:

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from statekeeper import values
-from statekeeper.errors import NotFoundError, UnavailableError
+from statekeeper.errors import NotFoundError
 from statekeeper.state.client import MAX_RECONNECT_DELAY as MAX_RECONNECT_DELAY
-from statekeeper.state.client import MSGPACK, Backoff, ServiceClient, enum_maps
+from statekeeper.state.client import MSGPACK, ServiceClient, enum_maps
+from statekeeper.state.live import LiveStream
 from statekeeper.timestamps import from_duration, optional_datetime, to_duration
-from statekeeper.transport import Transport, stream
+from statekeeper.transport import Transport
 from statekeeper.v1 import speech_service_pb2 as pb
 from statekeeper.v1 import speech_service_pb2_grpc
 
@@ -429,40 +429,47 @@ class SpeechStateManager(ServiceClient):
         response = await self._call("EndSession", request)
         return int(response.sequence)
 
-    async def watch_session(
-        self, session_id: str, from_sequence: int = 0
-    ) -> AsyncIterator[SessionEvent]:
+    def watch_session(self, session_id: str, from_sequence: int = 0) -> LiveStream[SessionEvent]:
         """Every change of a session in sequence order, ending after its ENDED event.
 
         ``from_sequence``: 1 replays from the creation, N resumes after event N - 1, 0 starts
         with the changes after the subscription (an ended session then yields its ENDED event).
-        A broken remote stream is resumed from the next sequence, so nothing is lost or
-        repeated; a sequence no longer retained raises HistoryCompactedError.
+        A broken stream is resumed from the next sequence, so nothing is lost or repeated; a
+        sequence no longer retained raises HistoryCompactedError.
         """
-        next_sequence = from_sequence
-        backoff = Backoff()
-        while True:
-            request = pb.WatchSessionRequest(
-                session_id=session_id, from_sequence=next_sequence, value_encoding=MSGPACK
-            )
-            try:
-                async for message in stream(self._stub.WatchSession, request):
-                    backoff.reset()
-                    if message.WhichOneof("kind") == "started":
-                        if next_sequence == 0:
-                            next_sequence = message.started.last_sequence + 1
-                        continue
-                    event = _event(message.event)
-                    yield event
-                    if event.kind is SessionEventKind.ENDED:
-                        return
-                    next_sequence = event.sequence + 1
-                return
-            except UnavailableError as error:
-                if not self._transport.remote:
-                    raise
-                log.info("session stream %s interrupted (%s); resuming", session_id, error)
-            await backoff.wait()
+        feed = _SessionFeed(session_id, from_sequence)
+        return LiveStream(self, "WatchSession", feed, f"stream of session {session_id!r}")
+
+
+class _SessionFeed:
+    """The WatchSession stream: resumed by sequence number, finished by the ENDED event."""
+
+    def __init__(self, session_id: str, from_sequence: int) -> None:
+        self.session_id = session_id
+        self.next_sequence = from_sequence
+        self._after = from_sequence
+        self.finished = False
+        self.revision = 0
+
+    def request(self) -> pb.WatchSessionRequest:
+        """Ask for the events from the next sequence."""
+        return pb.WatchSessionRequest(
+            session_id=self.session_id, from_sequence=self.next_sequence, value_encoding=MSGPACK
+        )
+
+    def receive(self, message: pb.WatchSessionResponse) -> list[SessionEvent]:
+        """The event of one message (none for the start marker)."""
+        if message.WhichOneof("kind") == "started":
+            self._after = self.next_sequence or message.started.last_sequence + 1
+            return []
+        event = _event(message.event)
+        self._after = event.sequence + 1
+        self.finished = event.kind is SessionEventKind.ENDED
+        return [event]
+
+    def commit(self) -> None:
+        """Resume after the delivered event."""
+        self.next_sequence = self._after
 
 
 __all__ = [

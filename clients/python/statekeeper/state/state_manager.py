@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from statekeeper import values
-from statekeeper.errors import HistoryCompactedError, NotFoundError, UnavailableError
+from statekeeper.errors import InternalError, NotFoundError, StateKeeperError
 from statekeeper.state.changes import ChangeType, StateChange, StateEntry
 from statekeeper.state.client import MAX_RECONNECT_DELAY as MAX_RECONNECT_DELAY
-from statekeeper.state.client import MSGPACK, Backoff, history_compacted, paginate
+from statekeeper.state.client import MSGPACK, ServiceClient, paginate
+from statekeeper.state.live import LiveStream, RevisionFeed
 from statekeeper.timestamps import optional_datetime, to_duration
-from statekeeper.transport import ConnectionOptions, Transport, stream, unary
+from statekeeper.transport import ConnectionOptions, Transport
 from statekeeper.v1 import common_pb2, state_service_pb2_grpc
 from statekeeper.v1 import state_service_pb2 as pb
 
@@ -29,6 +30,7 @@ log = logging.getLogger("statekeeper.state")
 _SERVICE = "statekeeper.v1.StateService"
 
 Callback = Callable[[str, Any, Any], Any]
+ErrorCallback = Callable[[StateKeeperError], Any]
 
 
 @dataclass(frozen=True)
@@ -139,23 +141,41 @@ _CHANGE_TYPES = {
 }
 
 
-class StateManager:
-    """Save, read, merge, delete, list and watch JSON-like state under string keys."""
+class StateManager(ServiceClient):
+    """Save, read, merge, delete, list and watch JSON-like state under string keys.
+
+    Making one opens nothing: it binds to the running event loop on its first call (see
+    :class:`~statekeeper.transport.Transport`). A ``transport`` given here is shared and left
+    open by :meth:`close`; otherwise the manager opens its own from ``config``.
+    """
+
+    _STUB = state_service_pb2_grpc.StateServiceStub
+    _SERVICE = _SERVICE
 
     def __init__(
         self, config: StateConfig | None = None, *, transport: Transport | None = None
     ) -> None:
         self.config = config or StateConfig()
-        self._transport = transport or Transport(self.config.connection())
-        self._stub = self._transport.stub(state_service_pb2_grpc.StateServiceStub, _SERVICE)
+        self._attach(transport, self.config.timeout, lambda: Transport(self.config.connection()))
         self._prefix = self.config.key_prefix
-        self._subscriptions: dict[tuple[str, Callback], asyncio.Task[None]] = {}
+        self._subscriptions: dict[tuple[str, Callback], _Subscription] = {}
         self._starting: set[asyncio.Future[None]] = set()
+        self._failure: StateKeeperError | None = None
 
     async def _call(self, method: str, request: Any) -> Any:
+        self._before_call()
         if self._starting:
             await self._wait_for_subscriptions()
-        return await unary(getattr(self._stub, method), request, self.config.timeout)
+        return await super()._call(method, request)
+
+    def _before_call(self) -> None:
+        """Raise the failure of a subscription without an error callback (once), and start
+        the subscriptions made outside this event loop."""
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+        for subscription in self._subscriptions.values():
+            subscription.start(self)
 
     async def _wait_for_subscriptions(self) -> None:
         starting = list(self._starting)
@@ -373,7 +393,7 @@ class StateManager:
 
     # -- watching -----------------------------------------------------------------------------
 
-    async def watch(
+    def watch(
         self,
         pattern: str = "*",
         start_revision: int = 0,
@@ -383,46 +403,45 @@ class StateManager:
         """Every change of the keys matching ``pattern``, in revision order, from
         ``start_revision`` (0: changes after now).
 
-        When the stream breaks (server restart, network) it reconnects and resumes after the
-        last delivered revision, so no change is lost or repeated. If the server no longer has
-        that history it raises HistoryCompactedError (read the keys again, then watch from
-        ``error.compact_revision``).
+        When the stream breaks (server restart, network, an unavailable backend, the server
+        dropping a slow consumer) it reconnects with backoff and resumes after the last
+        delivered revision, so no change is lost or repeated (see :mod:`statekeeper.state.live`
+        for the rule and its log lines). If the server no longer has that history it raises
+        HistoryCompactedError (read the keys again, then watch from ``error.compact_revision``).
         """
-        next_revision = start_revision
-        backoff = Backoff()
-        full_pattern = _escape_glob(self._prefix) + pattern
-        while True:
-            if self._starting and _started is None:
+        return self._watch(self._feed(pattern, start_revision), pattern, _started)
+
+    async def _watch(
+        self, feed: RevisionFeed[StateChange], pattern: str, started: asyncio.Future[None] | None
+    ) -> AsyncIterator[StateChange]:
+        if started is None:  # a watch of the caller (a subscription's own starts itself)
+            self._before_call()
+            if self._starting:
                 await self._wait_for_subscriptions()
-            request = pb.WatchRequest(
+        changes = LiveStream(self, "Watch", feed, f"watch of {pattern!r}")
+        if started is not None:
+            changes.on_started(lambda: None if started.done() else started.set_result(None))
+        try:
+            async for change in changes:
+                yield change
+        finally:
+            await changes.aclose()
+
+    def _feed(self, pattern: str, start_revision: int) -> RevisionFeed[StateChange]:
+        full_pattern = _escape_glob(self._prefix) + pattern
+
+        def request(revision: int) -> pb.WatchRequest:
+            return pb.WatchRequest(
                 pattern=full_pattern,
-                start_revision=next_revision,
+                start_revision=revision,
                 prev_kv=True,
                 value_encoding=MSGPACK,
             )
-            try:
-                async for message in stream(self._stub.Watch, request):
-                    backoff.reset()
-                    if message.created:
-                        if next_revision == 0:
-                            next_revision = message.revision + 1
-                        if _started is not None and not _started.done():
-                            _started.set_result(None)
-                        continue
-                    if message.canceled:
-                        if message.compact_revision:
-                            raise history_compacted(message)
-                        break
-                    for event in message.events:
-                        yield self._change(event)
-                        next_revision = event.kv.mod_revision + 1
-                    if message.progress_notify:
-                        next_revision = max(next_revision, message.revision + 1)
-            except UnavailableError as error:
-                log.info("watch of %r interrupted (%s); reconnecting", pattern, error.message)
-            if not self._transport.remote:
-                return
-            await backoff.wait()
+
+        return RevisionFeed(request, self._changes, start_revision, _last_revision)
+
+    def _changes(self, message: pb.WatchResponse) -> list[StateChange]:
+        return [self._change(event) for event in message.events]
 
     def _change(self, event: pb.Event) -> StateChange:
         prefix_length = len(self._prefix)
@@ -438,67 +457,140 @@ class StateManager:
             else None,
         )
 
-    def subscribe(self, pattern: str, callback: Callback) -> None:
+    def subscribe(
+        self, pattern: str, callback: Callback, on_error: ErrorCallback | None = None
+    ) -> None:
         """Call ``callback(key, old_value, new_value)`` for every change of the keys matching
         ``pattern``, in revision order (``new_value`` is None after a delete or expiry).
 
         The callback may be a coroutine function. The subscription covers every write this
         manager makes after ``subscribe`` returns; it survives reconnects without losing or
-        repeating a change. A callback that raises is logged and the subscription goes on.
+        repeating a change (see :meth:`watch`), and follows the manager into a later event
+        loop, resuming where it stopped. Called outside a running loop, it starts with the
+        manager's next call. A callback that raises is logged and the subscription goes on.
+
+        A subscription never ends silently: when it ends with an error (its history was
+        compacted away, the pattern is refused, access is denied) the error is logged, then
+        passed to ``on_error(error)`` (which may be a coroutine function); without
+        ``on_error``, the manager's next call raises it.
         """
         if (pattern, callback) in self._subscriptions:
             return
-        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._starting.add(started)
-        task = asyncio.get_running_loop().create_task(
-            self._deliver(pattern, callback, started), name=f"statekeeper-subscribe-{pattern}"
-        )
-        self._subscriptions[(pattern, callback)] = task
-        task.add_done_callback(lambda _: None if started.done() else started.set_result(None))
-
-    async def _deliver(
-        self, pattern: str, callback: Callback, started: asyncio.Future[None]
-    ) -> None:
+        subscription = _Subscription(pattern, callback, on_error, self._feed(pattern, 0))
+        self._subscriptions[(pattern, callback)] = subscription
         try:
-            async for change in self.watch(pattern, _started=started):
-                await self._call_back(pattern, callback, change)
-        except HistoryCompactedError as error:
-            log.error(
-                "subscription to %r ended: %s (compact_revision %d)",
-                pattern,
-                error.message,
-                error.compact_revision,
-            )
-
-    @staticmethod
-    async def _call_back(pattern: str, callback: Callback, change: StateChange) -> None:
-        try:
-            result = callback(change.key, change.old_value, change.new_value)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            log.exception("subscriber callback for %r failed", pattern)
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        subscription.start(self)
 
     def unsubscribe(self, pattern: str, callback: Callback) -> None:
         """Stop calling ``callback`` for ``pattern``."""
-        task = self._subscriptions.pop((pattern, callback), None)
-        if task is not None:
-            task.cancel()
+        subscription = self._subscriptions.pop((pattern, callback), None)
+        if subscription is not None:
+            subscription.stop()
+
+    def _failed(self, subscription: _Subscription, error: StateKeeperError) -> None:
+        """A subscription ended with ``error``: report it (see :meth:`subscribe`)."""
+        self._subscriptions.pop((subscription.pattern, subscription.callback), None)
+        if subscription.on_error is None:
+            self._failure = error
 
     async def close(self) -> None:
-        """End every subscription and close the connection."""
-        tasks = list(self._subscriptions.values())
+        """End every subscription and close the connection this manager opened."""
+        subscriptions = list(self._subscriptions.values())
         self._subscriptions.clear()
-        for task in tasks:
-            task.cancel()
+        tasks = [task for s in subscriptions if (task := s.stop()) is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._transport.close()
+        await super().close()
 
-    async def __aenter__(self) -> StateManager:
-        return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+def _last_revision(message: pb.WatchResponse) -> int:
+    """The last revision a complete watch message delivers (its events', or the revision a
+    progress notification reports)."""
+    if message.events:
+        return int(message.events[-1].kv.mod_revision)
+    return int(message.revision)
+
+
+class _Subscription:
+    """One ``subscribe``: its callbacks, its resume position (the feed) and the task that
+    delivers its changes in the event loop the manager is used from."""
+
+    def __init__(
+        self,
+        pattern: str,
+        callback: Callback,
+        on_error: ErrorCallback | None,
+        feed: RevisionFeed[StateChange],
+    ) -> None:
+        self.pattern = pattern
+        self.callback = callback
+        self.on_error = on_error
+        self.feed = feed
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, manager: StateManager) -> None:
+        """Start delivering in the running loop, unless already delivering there."""
+        loop = asyncio.get_running_loop()
+        if self.task is not None and self.task.get_loop() is loop and not self.task.done():
+            return
+        started: asyncio.Future[None] = loop.create_future()
+        manager._starting.add(started)
+        self.task = loop.create_task(
+            self._deliver(manager, started), name=f"statekeeper-subscribe-{self.pattern}"
+        )
+        self.task.add_done_callback(lambda _: None if started.done() else started.set_result(None))
+
+    def stop(self) -> asyncio.Task[None] | None:
+        """Cancel the delivery task; returns it when it runs in the current loop."""
+        task, self.task = self.task, None
+        if task is None or task.done():
+            return None
+        try:
+            same_loop = task.get_loop() is asyncio.get_running_loop()
+        except RuntimeError:
+            same_loop = False
+        if not same_loop:
+            return None
+        task.cancel()
+        return task
+
+    async def _deliver(self, manager: StateManager, started: asyncio.Future[None]) -> None:
+        try:
+            async for change in manager._watch(self.feed, self.pattern, started):
+                await self._call_back(change)
+        except asyncio.CancelledError:
+            raise
+        except StateKeeperError as error:
+            await self._report(manager, error)
+        except Exception as error:
+            await self._report(manager, InternalError(f"{type(error).__name__}: {error}"))
+
+    async def _report(self, manager: StateManager, error: StateKeeperError) -> None:
+        failure = type(error)(
+            f"the subscription to {self.pattern!r} ended: {error.message}",
+            reason=error.reason,
+            metadata=error.metadata,
+            violations=error.violations,
+        )
+        log.error("%s", failure.message)
+        manager._failed(self, failure)
+        if self.on_error is not None:
+            try:
+                result = self.on_error(failure)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("the error callback of the subscription to %r failed", self.pattern)
+
+    async def _call_back(self, change: StateChange) -> None:
+        try:
+            result = self.callback(change.key, change.old_value, change.new_value)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("subscriber callback for %r failed", self.pattern)
 
 
 __all__ = ["StateConfig", "StateManager", "StateStats", "split_file_path"]

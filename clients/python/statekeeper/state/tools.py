@@ -118,7 +118,12 @@ class RetryState:
 
 @dataclass
 class ToolStats:
-    """The statistics of one tool, counted atomically as executions end."""
+    """The statistics of one tool, counted atomically as executions start and end.
+
+    ``total_executions`` counts every execution from its start (``running_executions`` of
+    them have not ended); ``success_rate``, ``error_rate`` and ``avg_duration_ms`` are over
+    the ended ones (``successful_executions + failed_executions``), 0 while none has ended.
+    """
 
     tool_name: str
     total_executions: int = 0
@@ -131,6 +136,7 @@ class ToolStats:
     cache_misses: int = 0
     cache_hit_rate: float = 0.0
     last_execution_at: datetime | None = None
+    running_executions: int = 0
 
 
 def _millis(message: Any, name: str) -> float | None:
@@ -442,6 +448,7 @@ class ToolStateManager(ServiceClient):
             cache_misses=stats.cache_misses,
             cache_hit_rate=stats.cache_hit_rate,
             last_execution_at=optional_datetime(stats, "last_execution_at"),
+            running_executions=stats.running_executions,
         )
 
 

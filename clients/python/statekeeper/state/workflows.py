@@ -25,7 +25,7 @@ from typing import Any
 
 from statekeeper.errors import InvalidArgumentError, NotFoundError
 from statekeeper.state.client import MSGPACK, ServiceClient, optional_document, optional_wire
-from statekeeper.state.live import LiveStream
+from statekeeper.state.live import LiveStream, RevisionFeed
 from statekeeper.timestamps import from_timestamp, optional_datetime, to_timestamp
 from statekeeper.transport import Transport
 from statekeeper.v1 import workflow_service_pb2 as pb
@@ -532,9 +532,8 @@ class WorkflowStateManager(ServiceClient):
                 for event in message.events
             ]
 
-        return LiveStream(
-            self._stub.WatchWorkflow, request, convert, start_revision, self.transport.remote
-        )
+        feed: RevisionFeed[Any] = RevisionFeed(request, convert, start_revision)
+        return LiveStream(self, "WatchWorkflow", feed, f"watch of workflow {workflow_id!r}")
 
 
 __all__ = [

@@ -39,18 +39,20 @@ TEAM_CHANGE_TYPE_TASK_REMOVED: TeamChangeType
 TEAM_CHANGE_TYPE_TEAM_DELETED: TeamChangeType
 
 class AgentCoordinationState(_message.Message):
-    __slots__ = ("agent_id", "status", "capabilities", "current_task", "update_time")
+    __slots__ = ("agent_id", "status", "capabilities", "current_task", "update_time", "max_tasks")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     CURRENT_TASK_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     status: str
     capabilities: _containers.RepeatedScalarFieldContainer[str]
     current_task: str
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, agent_id: _Optional[str] = ..., status: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., current_task: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    max_tasks: int
+    def __init__(self, agent_id: _Optional[str] = ..., status: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., current_task: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_tasks: _Optional[int] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
     __slots__ = ("task_id", "type", "priority_name", "priority_level", "data", "required_capabilities", "max_retries")

@@ -292,7 +292,7 @@ class GetPendingRetriesResponse(_message.Message):
     def __init__(self, retries: _Optional[_Iterable[_Union[RetryState, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ToolStats(_message.Message):
-    __slots__ = ("tool_name", "total_executions", "successful_executions", "failed_executions", "success_rate", "error_rate", "average_duration", "cache_hits", "cache_misses", "cache_hit_rate", "last_execution_at")
+    __slots__ = ("tool_name", "total_executions", "successful_executions", "failed_executions", "success_rate", "error_rate", "average_duration", "cache_hits", "cache_misses", "cache_hit_rate", "last_execution_at", "running_executions")
     TOOL_NAME_FIELD_NUMBER: _ClassVar[int]
     TOTAL_EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
     SUCCESSFUL_EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -304,6 +304,7 @@ class ToolStats(_message.Message):
     CACHE_MISSES_FIELD_NUMBER: _ClassVar[int]
     CACHE_HIT_RATE_FIELD_NUMBER: _ClassVar[int]
     LAST_EXECUTION_AT_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
     tool_name: str
     total_executions: int
     successful_executions: int
@@ -315,7 +316,8 @@ class ToolStats(_message.Message):
     cache_misses: int
     cache_hit_rate: float
     last_execution_at: _timestamp_pb2.Timestamp
-    def __init__(self, tool_name: _Optional[str] = ..., total_executions: _Optional[int] = ..., successful_executions: _Optional[int] = ..., failed_executions: _Optional[int] = ..., success_rate: _Optional[float] = ..., error_rate: _Optional[float] = ..., average_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., cache_hit_rate: _Optional[float] = ..., last_execution_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    running_executions: int
+    def __init__(self, tool_name: _Optional[str] = ..., total_executions: _Optional[int] = ..., successful_executions: _Optional[int] = ..., failed_executions: _Optional[int] = ..., success_rate: _Optional[float] = ..., error_rate: _Optional[float] = ..., average_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., cache_hit_rate: _Optional[float] = ..., last_execution_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_executions: _Optional[int] = ...) -> None: ...
 
 class GetToolStatsRequest(_message.Message):
     __slots__ = ("tool_name",)
