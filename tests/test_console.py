@@ -211,10 +211,11 @@ class Page:
         return self.until(lambda d: text in self.text(css), f"{text!r} in {css}")
 
     def confirm(self, reason: str | None = None) -> None:
+        """Answer the open confirmation dialog, with ``reason`` typed in when given."""
         self.until(lambda d: self.find("#confirm").get_attribute("open") is not None, "the dialog")
         if reason is not None:
-            self.find("#confirm-reason").send_keys(reason)
-        self.find("#confirm-yes").click()
+            self.until(lambda d: self.find("#confirm-reason").send_keys(reason) or True, "a reason")
+        self.click("#confirm-yes")
 
     def screenshot(self, name: str) -> Path:
         path = self.shots / f"{name}.png"
