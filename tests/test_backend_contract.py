@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 from statekeeper.errors import ConflictError, HistoryCompactedError, InvalidArgumentError, Reason
-from statekeeper_server.engine.backend import (
+from statekeeper_server.engine.storage.backend import (
     Backend,
     Compare,
     Delete,
@@ -27,10 +27,10 @@ from statekeeper_server.engine.backend import (
     WatchUpdate,
     prefix_end,
 )
-from statekeeper_server.engine.file import FileBackend
-from statekeeper_server.engine.glob import GlobPattern, parse_pattern
-from statekeeper_server.engine.memory import MemoryBackend
-from statekeeper_server.engine.redis import RedisBackend
+from statekeeper_server.engine.storage.file import FileBackend
+from statekeeper_server.engine.storage.glob import GlobPattern, parse_pattern
+from statekeeper_server.engine.storage.memory import MemoryBackend
+from statekeeper_server.engine.storage.redis import RedisBackend
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from statekeeper_server.engine.file import FileBackend
+from statekeeper_server.engine.storage.file import FileBackend
 
 from tests.conftest import _data_dir_state
 

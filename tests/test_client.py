@@ -27,7 +27,7 @@ from statekeeper.transport import ConnectionOptions, Transport
 from statekeeper.v1 import common_pb2
 from statekeeper.v1 import state_service_pb2 as pb
 from statekeeper_server.config import ServerConfig
-from statekeeper_server.engine.memory import MemoryBackend
+from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
 

@@ -34,11 +34,11 @@ from statekeeper.state import (
     WorkflowStatus,
 )
 from statekeeper_server.engine import deletion
-from statekeeper_server.engine.agents import AgentEngine
-from statekeeper_server.engine.backend import Backend
-from statekeeper_server.engine.factory import BackendOptions, open_backend
+from statekeeper_server.engine.domains.agents import AgentEngine
+from statekeeper_server.engine.domains.workflows import WorkflowEngine
 from statekeeper_server.engine.limits import Limits
-from statekeeper_server.engine.workflows import WorkflowEngine
+from statekeeper_server.engine.storage.backend import Backend
+from statekeeper_server.engine.storage.factory import BackendOptions, open_backend
 
 from tests.servers import ServerProcess
 

@@ -30,8 +30,8 @@ from statekeeper.state import (
     WorkflowStateManager,
 )
 from statekeeper_server.config import ServerConfig
-from statekeeper_server.engine.backend import Backend, Entry, Event, EventType, WatchUpdate
-from statekeeper_server.engine.file import read_frames
+from statekeeper_server.engine.storage.backend import Backend, Entry, Event, EventType, WatchUpdate
+from statekeeper_server.engine.storage.file import read_frames
 from statekeeper_server.server import StatekeeperServer
 
 from tests.servers import ServerProcess, start_server_process

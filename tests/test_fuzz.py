@@ -41,7 +41,7 @@ from statekeeper.v1 import common_pb2
 from statekeeper.v1 import state_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2 as wf_pb
 from statekeeper_server.config import ServerConfig
-from statekeeper_server.engine.memory import MemoryBackend
+from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.interceptors import Undecodable, check_decoded
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer

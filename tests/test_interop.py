@@ -46,7 +46,7 @@ from statekeeper.state import (
 )
 from statekeeper.v1 import state_service_pb2, state_service_pb2_grpc
 from statekeeper_server.config import ServerConfig
-from statekeeper_server.engine.memory import MemoryBackend
+from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
 

@@ -19,9 +19,7 @@ from statekeeper.state import (
     ToolExecutionStatus,
     ToolStateManager,
 )
-from statekeeper_server.engine.limits import Limits
-from statekeeper_server.engine.memory import MemoryBackend
-from statekeeper_server.engine.speech import (
+from statekeeper_server.engine.domains.speech import (
     ACTIVE,
     CREATED_EVENT,
     ENDED,
@@ -34,7 +32,9 @@ from statekeeper_server.engine.speech import (
     SpeechEngine,
     WatchStarted,
 )
-from statekeeper_server.engine.tools import COMPLETED, FAILED, RUNNING, ToolEngine
+from statekeeper_server.engine.domains.tools import COMPLETED, FAILED, RUNNING, ToolEngine
+from statekeeper_server.engine.limits import Limits
+from statekeeper_server.engine.storage.memory import MemoryBackend
 
 from tests.servers import ServerProcess
 

@@ -20,9 +20,9 @@ from statekeeper.state import StateConfig, StateManager
 from statekeeper.transport import connect
 from statekeeper_server.auth import Role, TokenTable, required_role
 from statekeeper_server.config import ServerConfig
-from statekeeper_server.engine.backend import Backend
-from statekeeper_server.engine.glob import GlobPattern
-from statekeeper_server.engine.memory import MemoryBackend
+from statekeeper_server.engine.storage.backend import Backend
+from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.observability import InstrumentedBackend, ServerMetrics
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer

@@ -18,7 +18,7 @@ from statekeeper.errors import ConflictError, HistoryCompactedError, Reason, fro
 from statekeeper.state import StateConfig, StateManager
 from statekeeper.v1 import common_pb2, state_service_pb2, state_service_pb2_grpc
 from statekeeper_server.config import ServerConfig
-from statekeeper_server.engine.memory import MemoryBackend
+from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
 

@@ -28,9 +28,9 @@ from statekeeper.state import (
     VoiceConversationState,
 )
 from statekeeper_server.config import ServerConfig
-from statekeeper_server.engine.backend import EventType
-from statekeeper_server.engine.memory import MemoryBackend
-from statekeeper_server.engine.speech import SpeechEngine, WatchStarted
+from statekeeper_server.engine.domains.speech import SpeechEngine, WatchStarted
+from statekeeper_server.engine.storage.backend import EventType
+from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
 

@@ -32,9 +32,9 @@ from statekeeper.state import (
     ToolStats,
 )
 from statekeeper.v1 import common_pb2, tool_service_pb2, tool_service_pb2_grpc
-from statekeeper_server.engine.backend import EventType
-from statekeeper_server.engine.memory import MemoryBackend
-from statekeeper_server.engine.tools import ToolEngine, canonical_json, parameters_hash
+from statekeeper_server.engine.domains.tools import ToolEngine, canonical_json, parameters_hash
+from statekeeper_server.engine.storage.backend import EventType
+from statekeeper_server.engine.storage.memory import MemoryBackend
 
 logger = logging.getLogger(__name__)
 

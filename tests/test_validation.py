@@ -28,7 +28,7 @@ from statekeeper.v1 import state_service_pb2_grpc as state_grpc
 from statekeeper.v1 import workflow_service_pb2 as wf_pb
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine import identifiers
-from statekeeper_server.engine.memory import MemoryBackend
+from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
 from statekeeper_server.servicers.boundary import (

@@ -9,7 +9,7 @@ import pytest
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError
 from statekeeper.v1 import state_service_pb2 as pb
-from statekeeper_server.engine.memory import MemoryBackend
+from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.servicers.state import StateServicer
 

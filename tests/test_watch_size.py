@@ -31,8 +31,8 @@ from statekeeper.v1 import (
 )
 from statekeeper_server.cli import main
 from statekeeper_server.config import ServerConfig
-from statekeeper_server.engine.factory import BackendOptions, open_backend
 from statekeeper_server.engine.limits import Limits
+from statekeeper_server.engine.storage.factory import BackendOptions, open_backend
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
 from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, pieces

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from statekeeper_server.engine.backend import (
+from statekeeper_server.engine.storage.backend import (
     Backend,
     BackendStats,
     Compare,
@@ -41,7 +41,7 @@ from statekeeper_server.engine.backend import (
     TxnResult,
     WatchUpdate,
 )
-from statekeeper_server.engine.glob import GlobPattern
+from statekeeper_server.engine.storage.glob import GlobPattern
 
 #: The request id of the call being served ("" outside calls).
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(

@@ -12,8 +12,8 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
-from statekeeper_server.engine.backend import Backend
 from statekeeper_server.engine.limits import Limits
+from statekeeper_server.engine.storage.backend import Backend
 
 T = TypeVar("T")
 

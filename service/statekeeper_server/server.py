@@ -16,8 +16,8 @@ from statekeeper.errors import FailedPreconditionError, InvalidArgumentError
 
 from statekeeper_server.auth import Authenticator, TokenTable
 from statekeeper_server.config import ServerConfig
-from statekeeper_server.engine.factory import BackendOptions, open_backend
 from statekeeper_server.engine.limits import Limits
+from statekeeper_server.engine.storage.factory import BackendOptions, open_backend
 from statekeeper_server.interceptors import CallInterceptor, StreamLimits
 from statekeeper_server.observability import InstrumentedBackend, ServerMetrics
 from statekeeper_server.reflection_pool import MethodAwarePool

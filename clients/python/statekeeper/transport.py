@@ -254,7 +254,7 @@ class Transport:
             if not isinstance(opts.persistence, str):
                 backend = opts.persistence
             else:
-                from statekeeper_server.engine.factory import BackendOptions, open_backend
+                from statekeeper_server.engine.storage.factory import BackendOptions, open_backend
 
                 named = BackendOptions(
                     kind=opts.persistence,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from statekeeper_server.engine.backend import Backend, Compare, Delete, TxnResult
+from statekeeper_server.engine.storage.backend import Backend, Compare, Delete, TxnResult
 
 
 def batch_size(max_transaction_operations: int) -> int:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from statekeeper.v1 import agent_service_pb2 as pb
 from statekeeper.v1 import agent_service_pb2_grpc
 
-from statekeeper_server.engine.agents import AgentEngine, CheckpointEvent
+from statekeeper_server.engine.domains.agents import AgentEngine, CheckpointEvent
 from statekeeper_server.servicers.batching import responses_of
 from statekeeper_server.servicers.convert import (
     document_to_wire,
@@ -68,7 +68,7 @@ def status_to_proto(agent_id: str, meta: dict[str, Any]) -> pb.RecoveryStatus:
 
 
 class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
-    """gRPC front of :class:`~statekeeper_server.engine.agents.AgentEngine`."""
+    """gRPC front of :class:`~statekeeper_server.engine.domains.agents.AgentEngine`."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -12,8 +12,8 @@ from statekeeper.errors import HistoryCompactedError, InvalidArgumentError, Reas
 from statekeeper.timestamps import from_duration, timestamp_from_unix, unix_from_timestamp
 from statekeeper.v1 import common_pb2, state_service_pb2
 
-from statekeeper_server.engine.backend import Entry, Event, EventType
 from statekeeper_server.engine.limits import check_ttl
+from statekeeper_server.engine.storage.backend import Entry, Event, EventType
 from statekeeper_server.runtime import close_iterator
 from statekeeper_server.servicers.boundary import (
     MAX_DURATION_SECONDS,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from statekeeper.v1 import knowledge_service_pb2 as pb
 from statekeeper.v1 import knowledge_service_pb2_grpc
 
-from statekeeper_server.engine.knowledge import KnowledgeEngine
+from statekeeper_server.engine.domains.knowledge import KnowledgeEngine
 from statekeeper_server.servicers.convert import optional_unix, set_time
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def source_to_proto(record: dict[str, Any]) -> pb.SourceState:
 
 
 class KnowledgeServicer(knowledge_service_pb2_grpc.KnowledgeServiceServicer):
-    """gRPC front of :class:`~statekeeper_server.engine.knowledge.KnowledgeEngine`."""
+    """gRPC front of :class:`~statekeeper_server.engine.domains.knowledge.KnowledgeEngine`."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -10,7 +10,7 @@ from statekeeper.errors import InvalidArgumentError, Reason
 from statekeeper.v1 import orchestration_service_pb2 as pb
 from statekeeper.v1 import orchestration_service_pb2_grpc
 
-from statekeeper_server.engine.orchestration import (
+from statekeeper_server.engine.domains.orchestration import (
     COMPLETED,
     DEAD_LETTERED,
     DEFAULT_LEASE,
@@ -189,7 +189,7 @@ def _lease(request: Any, default: float | None) -> float | None:
 
 
 class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceServicer):
-    """gRPC front of :class:`~statekeeper_server.engine.orchestration.OrchestrationEngine`."""
+    """gRPC front of the orchestration engine (task queue, teams, assignments)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

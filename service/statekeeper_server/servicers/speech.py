@@ -9,9 +9,9 @@ from statekeeper.errors import UnavailableError
 from statekeeper.v1 import speech_service_pb2 as pb
 from statekeeper.v1 import speech_service_pb2_grpc
 
-from statekeeper_server.engine import speech
-from statekeeper_server.engine.speech import SpeechEngine, WatchStarted
-from statekeeper_server.engine.tools import invalid
+from statekeeper_server.engine.domains import speech
+from statekeeper_server.engine.domains.speech import SpeechEngine, WatchStarted
+from statekeeper_server.engine.domains.tools import invalid
 from statekeeper_server.servicers.convert import (
     document_to_wire,
     duration,
@@ -184,7 +184,7 @@ def event_to_proto(session_id: str, event: dict[str, Any], encoding: int) -> pb.
 
 
 class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
-    """gRPC front of :class:`~statekeeper_server.engine.speech.SpeechEngine`."""
+    """gRPC front of :class:`~statekeeper_server.engine.domains.speech.SpeechEngine`."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -10,8 +10,15 @@ from statekeeper.errors import InvalidArgumentError, Reason
 from statekeeper.v1 import common_pb2, state_service_pb2_grpc
 from statekeeper.v1 import state_service_pb2 as pb
 
-from statekeeper_server.engine.backend import Compare, Delete, Event, Operation, Put, WatchUpdate
-from statekeeper_server.engine.state import StateEngine, expire_at_for
+from statekeeper_server.engine.domains.state import StateEngine, expire_at_for
+from statekeeper_server.engine.storage.backend import (
+    Compare,
+    Delete,
+    Event,
+    Operation,
+    Put,
+    WatchUpdate,
+)
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, field_bytes, pieces
 from statekeeper_server.servicers.convert import (
@@ -53,7 +60,7 @@ def _guard(request: pb.DeleteRangeRequest | pb.CopyRangeRequest) -> Compare | No
 
 
 class StateServicer(state_service_pb2_grpc.StateServiceServicer):
-    """gRPC front of :class:`~statekeeper_server.engine.state.StateEngine`."""
+    """gRPC front of :class:`~statekeeper_server.engine.domains.state.StateEngine`."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -9,7 +9,7 @@ from statekeeper.timestamps import from_duration
 from statekeeper.v1 import common_pb2, tool_service_pb2_grpc
 from statekeeper.v1 import tool_service_pb2 as pb
 
-from statekeeper_server.engine.tools import ToolEngine
+from statekeeper_server.engine.domains.tools import ToolEngine
 from statekeeper_server.servicers.convert import (
     document_to_wire,
     duration,
@@ -105,7 +105,7 @@ def stats_to_proto(tool_name: str, totals: dict[str, Any]) -> pb.ToolStats:
 
 
 class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
-    """gRPC front of :class:`~statekeeper_server.engine.tools.ToolEngine`."""
+    """gRPC front of :class:`~statekeeper_server.engine.domains.tools.ToolEngine`."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

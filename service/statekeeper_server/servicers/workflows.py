@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from statekeeper.v1 import workflow_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2_grpc
 
-from statekeeper_server.engine.workflows import WatchBatch, WorkflowChange, WorkflowEngine
+from statekeeper_server.engine.domains.workflows import WatchBatch, WorkflowChange, WorkflowEngine
 from statekeeper_server.servicers.batching import field_bytes, pieces, responses_of
 from statekeeper_server.servicers.convert import (
     document_to_wire,
@@ -139,7 +139,7 @@ def change_to_proto(change: WorkflowChange, encoding: int) -> pb.WorkflowEvent:
 
 
 class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
-    """gRPC front of :class:`~statekeeper_server.engine.workflows.WorkflowEngine`."""
+    """gRPC front of :class:`~statekeeper_server.engine.domains.workflows.WorkflowEngine`."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

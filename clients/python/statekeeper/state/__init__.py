@@ -78,9 +78,9 @@ from statekeeper.state.workflows import (
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.engine.file import FileBackend
-    from statekeeper_server.engine.memory import MemoryBackend
-    from statekeeper_server.engine.redis import RedisBackend
+    from statekeeper_server.engine.storage.file import FileBackend
+    from statekeeper_server.engine.storage.memory import MemoryBackend
+    from statekeeper_server.engine.storage.redis import RedisBackend
 
 
 def __getattr__(name: str) -> Any:

@@ -14,9 +14,9 @@ from typing import Any
 
 #: Where each backend class lives.
 BACKEND_MODULES = {
-    "MemoryBackend": "statekeeper_server.engine.memory",
-    "FileBackend": "statekeeper_server.engine.file",
-    "RedisBackend": "statekeeper_server.engine.redis",
+    "MemoryBackend": "statekeeper_server.engine.storage.memory",
+    "FileBackend": "statekeeper_server.engine.storage.file",
+    "RedisBackend": "statekeeper_server.engine.storage.redis",
 }
 
 

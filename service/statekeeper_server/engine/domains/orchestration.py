@@ -42,10 +42,17 @@ from statekeeper.errors import (
     Reason,
 )
 
-from statekeeper_server.engine.backend import Backend, Compare, Delete, Entry, EventType, Put
 from statekeeper_server.engine.identifiers import check_id, has_control_characters
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.storage.backend import (
+    Backend,
+    Compare,
+    Delete,
+    Entry,
+    EventType,
+    Put,
+)
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
 

@@ -35,15 +35,14 @@ from statekeeper.errors import (
     Reason,
 )
 
-from statekeeper_server.engine.agents import checkpoint_operations, find_checkpoint
-from statekeeper_server.engine.backend import (
-    Backend,
-    Compare,
-    EventType,
-    Operation,
-    Put,
+from statekeeper_server.engine.deletion import (
+    batch_size,
+    count_removed,
+    delete_all,
+    delete_batch,
 )
-from statekeeper_server.engine.checkpoints import (
+from statekeeper_server.engine.domains.agents import checkpoint_operations, find_checkpoint
+from statekeeper_server.engine.domains.checkpoints import (
     check_count,
     check_step,
     checkpoint_not_found,
@@ -51,17 +50,18 @@ from statekeeper_server.engine.checkpoints import (
     now,
     pack_record,
 )
-from statekeeper_server.engine.deletion import (
-    batch_size,
-    count_removed,
-    delete_all,
-    delete_batch,
-)
-from statekeeper_server.engine.glob import parse_pattern
+from statekeeper_server.engine.domains.state import merge_patch
 from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits, check_revision
 from statekeeper_server.engine.retry import retry_on_conflict
-from statekeeper_server.engine.state import merge_patch
+from statekeeper_server.engine.storage.backend import (
+    Backend,
+    Compare,
+    EventType,
+    Operation,
+    Put,
+)
+from statekeeper_server.engine.storage.glob import parse_pattern
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
 

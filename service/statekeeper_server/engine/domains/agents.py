@@ -24,16 +24,13 @@ from typing import Any
 from statekeeper import values
 from statekeeper.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, Reason
 
-from statekeeper_server.engine.backend import (
-    Backend,
-    Compare,
-    Delete,
-    Entry,
-    EventType,
-    Operation,
-    Put,
+from statekeeper_server.engine.deletion import (
+    batch_size,
+    count_removed,
+    delete_all,
+    delete_batch,
 )
-from statekeeper_server.engine.checkpoints import (
+from statekeeper_server.engine.domains.checkpoints import (
     check_count,
     check_step,
     checkpoint_not_found,
@@ -44,15 +41,18 @@ from statekeeper_server.engine.checkpoints import (
     prune_operations,
     sequence_key,
 )
-from statekeeper_server.engine.deletion import (
-    batch_size,
-    count_removed,
-    delete_all,
-    delete_batch,
-)
 from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits, check_revision
 from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.storage.backend import (
+    Backend,
+    Compare,
+    Delete,
+    Entry,
+    EventType,
+    Operation,
+    Put,
+)
 from statekeeper_server.engine.tenancy import tenant_prefix
 
 #: The backend namespace of agent records.

@@ -2,7 +2,7 @@
 
 All state changes happen synchronously inside one event loop step, so every transaction is
 atomic with respect to every other coroutine of the process. The file backend reuses this
-class as its in-memory index (see :mod:`statekeeper_server.engine.file`).
+class as its in-memory index (see :mod:`statekeeper_server.engine.storage.file`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 from statekeeper.errors import HistoryCompactedError
 
-from statekeeper_server.engine.backend import (
+from statekeeper_server.engine.storage.backend import (
     Backend,
     BackendStats,
     Compare,
@@ -34,7 +34,7 @@ from statekeeper_server.engine.backend import (
     conflict,
     future_revision,
 )
-from statekeeper_server.engine.glob import GlobPattern
+from statekeeper_server.engine.storage.glob import GlobPattern
 
 #: How many revisions of change history a memory store keeps for watchers by default.
 DEFAULT_HISTORY_REVISIONS = 100_000

@@ -14,7 +14,7 @@ Every backend (memory, file, Redis) implements this class and passes the one con
   returns an expired entry, a list never shows one, and the backend itself removes it in the
   background, emitting an ``EXPIRE`` event at a revision of its own.
 * **List.** :meth:`Backend.range` returns entries under a literal prefix whose remainder matches
-  a :class:`~statekeeper_server.engine.glob.GlobPattern`, ordered by key (code point order),
+  a :class:`~statekeeper_server.engine.storage.glob.GlobPattern`, ordered by key (code point order),
   after an exclusive ``start_after`` key, at most ``limit`` of them.
 * **Scan.** :meth:`Backend.scan` reads the entries of a :class:`KeyRange` in key order or in
   reverse, one page after a cursor, optionally as they were at an earlier ``revision`` (rebuilt
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from statekeeper.errors import ConflictError, InvalidArgumentError, Reason
 
-from statekeeper_server.engine.glob import GlobPattern
+from statekeeper_server.engine.storage.glob import GlobPattern
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 Design (see also docs/backends.md):
 
 * **In-memory index.** The live state, the retained watch history and the expiry heap live in
-  a :class:`~statekeeper_server.engine.memory.MemoryBackend` (the index), which also serves
+  a :class:`~statekeeper_server.engine.storage.memory.MemoryBackend` (the index), which also serves
   every read and every watch. The index only ever holds *durable* state: a transaction's
   changes reach it (and so readers and watchers) only after they are on disk.
 * **Append-only log with group commit.** A transaction is planned synchronously against the
@@ -76,7 +76,7 @@ from statekeeper.errors import (
     UnavailableError,
 )
 
-from statekeeper_server.engine.backend import (
+from statekeeper_server.engine.storage.backend import (
     Backend,
     BackendStats,
     Compare,
@@ -90,8 +90,8 @@ from statekeeper_server.engine.backend import (
     TxnResult,
     WatchUpdate,
 )
-from statekeeper_server.engine.glob import GlobPattern
-from statekeeper_server.engine.memory import (
+from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.storage.memory import (
     DEFAULT_HISTORY_REVISIONS,
     MemoryBackend,
     plan_events,

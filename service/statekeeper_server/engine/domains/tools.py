@@ -53,10 +53,17 @@ from statekeeper.errors import (
 )
 from statekeeper.v1 import tool_service_pb2 as pb
 
-from statekeeper_server.engine.backend import Backend, Compare, Delete, Entry, Operation, Put
 from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits, check_ttl
 from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.storage.backend import (
+    Backend,
+    Compare,
+    Delete,
+    Entry,
+    Operation,
+    Put,
+)
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
 

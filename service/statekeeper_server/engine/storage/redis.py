@@ -46,7 +46,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 from statekeeper.errors import HistoryCompactedError, Reason, UnavailableError
 
-from statekeeper_server.engine.backend import (
+from statekeeper_server.engine.storage.backend import (
     Backend,
     BackendStats,
     Compare,
@@ -64,8 +64,8 @@ from statekeeper_server.engine.backend import (
     conflict,
     future_revision,
 )
-from statekeeper_server.engine.glob import GlobPattern
-from statekeeper_server.engine.memory import (
+from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.storage.memory import (
     DEFAULT_HISTORY_REVISIONS,
     compacted_error,
     key_filter,

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from statekeeper.errors import InvalidArgumentError
 
-from statekeeper_server.engine.backend import Backend
-from statekeeper_server.engine.memory import DEFAULT_HISTORY_REVISIONS, MemoryBackend
+from statekeeper_server.engine.storage.backend import Backend
+from statekeeper_server.engine.storage.memory import DEFAULT_HISTORY_REVISIONS, MemoryBackend
 
 #: The names accepted by :func:`open_backend`.
 BACKEND_NAMES = ("memory", "file", "redis")
@@ -42,7 +42,7 @@ def open_backend(options: BackendOptions) -> Backend:
     if options.kind == "memory":
         return MemoryBackend(history_revisions=options.history_revisions)
     if options.kind == "file":
-        from statekeeper_server.engine.file import FileBackend
+        from statekeeper_server.engine.storage.file import FileBackend
 
         return FileBackend(
             options.data_dir,
@@ -51,7 +51,7 @@ def open_backend(options: BackendOptions) -> Backend:
             history_revisions=options.history_revisions,
         )
     if options.kind == "redis":
-        from statekeeper_server.engine.redis import RedisBackend
+        from statekeeper_server.engine.storage.redis import RedisBackend
 
         return RedisBackend(
             url=options.redis_url,

@@ -18,8 +18,8 @@ from typing import Any
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, NotFoundError, Reason
 
-from statekeeper_server.engine.backend import Backend, Delete, Entry, Operation
 from statekeeper_server.engine.limits import Limits
+from statekeeper_server.engine.storage.backend import Backend, Delete, Entry, Operation
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
 
 #: The largest accepted step number (int64).

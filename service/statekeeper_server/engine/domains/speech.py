@@ -54,13 +54,20 @@ from statekeeper.errors import (
 )
 from statekeeper.v1 import speech_service_pb2 as pb
 
-from statekeeper_server.engine.backend import Backend, Compare, Delete, EventType, Operation, Put
-from statekeeper_server.engine.glob import GlobPattern
+from statekeeper_server.engine.domains.tools import invalid
 from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits, check_ttl
 from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.storage.backend import (
+    Backend,
+    Compare,
+    Delete,
+    EventType,
+    Operation,
+    Put,
+)
+from statekeeper_server.engine.storage.glob import GlobPattern
 from statekeeper_server.engine.tenancy import tenant_prefix
-from statekeeper_server.engine.tools import invalid
 
 #: The backend namespace of speech sessions (after the tenant prefix).
 NAMESPACE = "speech/s/"

@@ -21,7 +21,9 @@ from statekeeper import values
 from statekeeper.errors import ConflictError, InvalidArgumentError, NotFoundError, Reason
 
 from statekeeper_server.engine import tokens
-from statekeeper_server.engine.backend import (
+from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
+from statekeeper_server.engine.retry import MAX_ATTEMPTS, retry_on_conflict
+from statekeeper_server.engine.storage.backend import (
     Backend,
     Compare,
     Delete,
@@ -34,9 +36,7 @@ from statekeeper_server.engine.backend import (
     conflict,
     prefix_end,
 )
-from statekeeper_server.engine.glob import GlobPattern, parse_pattern
-from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
-from statekeeper_server.engine.retry import MAX_ATTEMPTS, retry_on_conflict
+from statekeeper_server.engine.storage.glob import GlobPattern, parse_pattern
 from statekeeper_server.engine.tenancy import tenant_prefix
 
 #: The backend namespace of StateManager's user keys.

@@ -34,11 +34,11 @@ from statekeeper.errors import (
     Reason,
 )
 
-from statekeeper_server.engine.backend import Backend, Delete, Entry
+from statekeeper_server.engine.domains.orchestration import check_text
 from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits
-from statekeeper_server.engine.orchestration import check_text
 from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.storage.backend import Backend, Delete, Entry
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
 

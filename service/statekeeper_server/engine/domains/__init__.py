@@ -1,0 +1,1 @@
+"""Domains: the seven managers over the Backend contract, and the helpers they share."""

@@ -1,0 +1,1 @@
+"""Storage: the Backend contract and the memory, file and Redis backends."""
