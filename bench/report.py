@@ -297,6 +297,9 @@ def markdown(results: dict[str, Any]) -> str:
         for item in targets:
             met = {True: "yes", False: "**no**", None: "n/a"}[item["met"]]
             lines.append(f"| {item['target']} | {item['measured']} | {met} |")
+    from bench import watchcost  # its rows are measured with this module's helpers
+
+    lines += watchcost.markdown(results)
     lines += agents_table(results.get("agents") or [])
     for note in results.get("skipped", []):
         lines.append(f"\nNot measured: {note}.")

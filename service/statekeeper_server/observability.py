@@ -34,6 +34,7 @@ from statekeeper_server.engine.storage.backend import (
     BackendStats,
     Compare,
     Entry,
+    HistoryPage,
     KeyRange,
     Operation,
     Page,
@@ -257,6 +258,11 @@ class InstrumentedBackend(Backend):
         return self.inner.watch(
             prefix, pattern, start_revision=start_revision, progress_interval=progress_interval
         )
+
+    async def history(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
+        """Timed :meth:`Backend.history`."""
+        with self._timed("history"):
+            return await self.inner.history(span, first, last, limit)
 
     async def revision(self) -> int:
         """Timed :meth:`Backend.revision`."""

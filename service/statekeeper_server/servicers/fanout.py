@@ -14,6 +14,16 @@ window moves on meanwhile. A member that is behind by several single-response it
 them merged into one (``merge``, up to ``merge_bytes``): it catches up with fuller messages
 rather than one message per change, and members at the same position share the merged response.
 
+When a member falls behind is decided from its own backlog, not from the completion of its
+writes: ``grpc.aio`` completes a write as soon as the message is queued (until the peer's
+flow-control window is full), so a stream whose client reads fast never looks busy, and with
+every change sent as its own message the event loop spends its time on one message per change
+and subscriber, and admits new calls (the writes) only between them. So a member whose oldest
+pending change was appended more than ``behind_s`` ago (the loop was too busy to send it at
+once) waits for the group's next flush, ``hold_s`` later, and then sends everything pending as
+one merged message; the members that are behind flush together, so those at one position share
+it. At a rate the server keeps up with, no change waits: each goes out as it comes.
+
 A member that falls further behind than the window holds (``window`` items, ``window_bytes``
 bytes) is not dropped and loses nothing: it continues on a private engine watch from the
 revision after the last one it was sent, exactly as a stream that asked for that start revision
@@ -41,6 +51,10 @@ MERGE_BYTES = 1 << 20
 #: The most bytes of responses a group keeps (beyond its newest item); members behind that
 #: continue on their own engine watch, so a slow member never makes the server buffer more.
 WINDOW_BYTES = 64 << 20
+#: A member whose oldest pending change waits longer than this (seconds) is behind.
+BEHIND_S = 0.005
+#: How long (seconds) a member that is behind waits for more changes before it sends them all.
+HOLD_S = 0.025
 
 #: ``to_responses(update, first)``: the responses of an engine update with their sizes in bytes.
 ToResponses = Callable[[U, bool], Iterable[tuple[R, int]]]
@@ -54,7 +68,9 @@ class WatchGroups(Generic[U, R]):
     ``to_responses(update, first)`` converts an update into responses that each fit a message,
     with their sizes (none sends nothing); ``created(revision)`` is the first response of a
     stream that starts after ``revision``; ``merge(responses)`` is one response that says what
-    the consecutive ``responses`` say, used up to ``merge_bytes`` (at most the message limit).
+    the consecutive ``responses`` say, used up to ``merge_bytes`` (at most the message limit);
+    a member whose oldest pending change is older than ``behind_s`` waits ``hold_s`` for more
+    (see the module).
     """
 
     def __init__(
@@ -65,6 +81,8 @@ class WatchGroups(Generic[U, R]):
         merge_bytes: int = MERGE_BYTES,
         window: int = DEFAULT_WINDOW,
         window_bytes: int = WINDOW_BYTES,
+        behind_s: float = BEHIND_S,
+        hold_s: float = HOLD_S,
     ) -> None:
         self._groups: dict[Hashable, _Group[U, R]] = {}
         self._revision_of = revision_of
@@ -73,6 +91,8 @@ class WatchGroups(Generic[U, R]):
         self.merge_bytes = merge_bytes
         self.window = window
         self.window_bytes = window_bytes
+        self.behind_s = behind_s
+        self.hold_s = hold_s
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -106,10 +126,15 @@ class WatchGroups(Generic[U, R]):
             if position is not None:
                 group.positions[member] = position
                 yield self._created(revision)
+                held = False
                 while True:
                     if position < group.first:
                         break
                     if position < group.next:
+                        if not held and group.waited(position) > self.behind_s:
+                            held = True
+                            await group.flushed()
+                            continue
                         revision, responses, position = group.pending(position)
                         group.positions[member] = position
                         for response in responses:
@@ -119,6 +144,7 @@ class WatchGroups(Generic[U, R]):
                         raise group.error
                     if group.finished:
                         return
+                    held = False
                     await group.changed()
         finally:
             group.leave(member)
@@ -158,8 +184,9 @@ class _Group(Generic[U, R]):
     ) -> None:
         self.groups = groups
         self.key = key
-        #: Window of (revision, responses, size) by sequence number, ``first`` to ``next - 1``.
-        self.items: dict[int, tuple[int, tuple[R, ...], int]] = {}
+        #: Window of (revision, responses, size, loop time appended) by sequence number,
+        #: ``first`` to ``next - 1``.
+        self.items: dict[int, tuple[int, tuple[R, ...], int, float]] = {}
         #: The bytes of the responses in the window.
         self.bytes = 0
         #: The latest merge of the responses from a position: (end position, revision, merged).
@@ -173,6 +200,8 @@ class _Group(Generic[U, R]):
         self.error: BaseException | None = None
         self.finished = False
         self._waiters: list[asyncio.Future[None]] = []
+        self._flush_waiters: list[asyncio.Future[None]] = []
+        self._loop = asyncio.get_running_loop()
         self._started = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(source(0), to_responses))
 
@@ -208,12 +237,12 @@ class _Group(Generic[U, R]):
     def pending(self, position: int) -> tuple[int, tuple[R, ...], int]:
         """What a member at ``position`` is sent next: (revision, responses, next position);
         several pending single-response items are merged, and the merge is shared."""
-        revision, responses, size = self.items[position]
+        revision, responses, size, _ = self.items[position]
         end = position + 1
         if len(responses) == 1:
             limit = self.groups.merge_bytes
             while end < self.next:
-                _, following, following_size = self.items[end]
+                _, following, following_size, _ = self.items[end]
                 if len(following) != 1 or size + following_size > limit:
                     break
                 size += following_size
@@ -226,6 +255,25 @@ class _Group(Generic[U, R]):
             cached = (end, self.items[end - 1][0], merged)
             self._merged[position] = cached
         return cached[1], (cached[2],), end
+
+    def waited(self, position: int) -> float:
+        """Seconds since the item at ``position`` was appended."""
+        return self._loop.time() - self.items[position][3]
+
+    async def flushed(self) -> None:
+        """Wait for the group's next flush, ``hold_s`` after the first member began to wait
+        for it (or until the group ends)."""
+        waiter = self._loop.create_future()
+        if not self._flush_waiters:
+            self._loop.call_later(self.groups.hold_s, self._flush)
+        self._flush_waiters.append(waiter)
+        await waiter
+
+    def _flush(self) -> None:
+        waiters, self._flush_waiters = self._flush_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def changed(self) -> None:
         """Wait until a response is appended or the group ends."""
@@ -265,7 +313,7 @@ class _Group(Generic[U, R]):
             await close_iterator(updates)
 
     def _append(self, revision: int, responses: tuple[R, ...], size: int) -> None:
-        self.items[self.next] = (revision, responses, size)
+        self.items[self.next] = (revision, responses, size, self._loop.time())
         self.bytes += size
         self.next += 1
         keep_from = min(min(self.positions.values(), default=self.next), self.next)
@@ -273,7 +321,7 @@ class _Group(Generic[U, R]):
         while self.first < keep_from or (
             self.bytes > self.groups.window_bytes and self.first < self.next - 1
         ):
-            self.floor, _, dropped = self.items.pop(self.first)
+            self.floor, _, dropped, _ = self.items.pop(self.first)
             self.bytes -= dropped
             self._merged.pop(self.first, None)
             self.first += 1
@@ -284,3 +332,5 @@ class _Group(Generic[U, R]):
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        if self.finished:
+            self._flush()

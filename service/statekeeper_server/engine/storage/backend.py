@@ -24,7 +24,11 @@ Every backend (memory, file, Redis) implements this class and passes the one con
   pattern) from a start revision, in revision order, with no loss and no duplicates while the
   history is retained. The first update is the "created" marker; an idle watch yields progress
   updates; a start revision older than the retained history raises
-  :class:`~statekeeper.errors.HistoryCompactedError` with the oldest watchable revision.
+  :class:`~statekeeper.errors.HistoryCompactedError` with the oldest watchable revision. Every
+  backend serves it through one
+  :class:`~statekeeper_server.engine.storage.watchers.WatcherIndex` (a commit does work only
+  for the watches its keys match) and :meth:`Backend.history` (a replay reads the retained
+  history in bounded pages).
 * **Namespaces** are literal key prefixes chosen by the managers (``kv/``, ``wf/``, ...); the
   backend treats keys as opaque strings.
 """
@@ -131,6 +135,19 @@ class KeyRange:
         """Whether ``key`` lies in the range (the pattern aside)."""
         return self.low <= key and (self.high is None or key < self.high)
 
+    def matches(self, key: str) -> bool:
+        """Whether ``key`` lies in the range and its remainder after ``prefix`` matches."""
+        if not self.holds(key):
+            return False
+        return self.pattern is None or self.pattern.matches(key[len(self.prefix) :])
+
+
+def watch_span(prefix: str, pattern: GlobPattern | None) -> KeyRange:
+    """The keys a watch of ``prefix`` and ``pattern`` covers: those under ``prefix`` followed
+    by the pattern's literal prefix whose remainder after ``prefix`` matches the pattern."""
+    low = prefix + (pattern.literal_prefix if pattern is not None else "")
+    return KeyRange(prefix, low, prefix_end(low), pattern)
+
 
 @dataclass(frozen=True, slots=True)
 class ScanPage:
@@ -163,6 +180,16 @@ class WatchUpdate:
 
     revision: int
     events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of :meth:`Backend.history`: the matching events of the revisions it covered,
+    in revision order, and ``last``, the newest revision it covered (the next page starts
+    after it)."""
+
+    events: tuple[Event, ...]
+    last: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +297,17 @@ class Backend(abc.ABC):
         """Changes under ``prefix`` matching ``pattern`` from ``start_revision`` (0: after the
         current revision). The first update has no events and marks the watch as created;
         when ``progress_interval`` is set, an idle watch yields an empty update that often."""
+
+    @abc.abstractmethod
+    async def history(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
+        """The retained changes of the keys of ``span`` (pattern included) at revisions
+        ``first`` to ``last`` (at most the current revision), examining at most ``limit``
+        revisions and none after the one that brings the page to ``limit`` events (a page holds
+        whole revisions): it covers ``first`` to its ``last``, and the next page starts after.
+        A ``first`` older than the retained history raises
+        :class:`~statekeeper.errors.HistoryCompactedError` with the oldest watchable revision.
+        Watches replay through it one bounded page at a time (see
+        :mod:`~statekeeper_server.engine.storage.watchers`)."""
 
     async def read(self, key: str) -> tuple[Entry | None, int]:
         """The live entry under ``key`` and the store revision the read saw (at least the

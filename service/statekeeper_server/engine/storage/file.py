@@ -83,6 +83,7 @@ from statekeeper_server.engine.storage.backend import (
     Entry,
     Event,
     EventType,
+    HistoryPage,
     KeyRange,
     Operation,
     Page,
@@ -812,6 +813,11 @@ class FileBackend(Backend):
         return self._index.watch(
             prefix, pattern, start_revision=start_revision, progress_interval=progress_interval
         )
+
+    async def history(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
+        """Durable changes only, from the index's retained history."""
+        self._check_usable()
+        return self._index.history_now(span, first, last, limit)
 
     async def revision(self) -> int:
         """The newest durable revision."""

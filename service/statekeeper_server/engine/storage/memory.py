@@ -24,6 +24,7 @@ from statekeeper_server.engine.storage.backend import (
     Entry,
     Event,
     EventType,
+    HistoryPage,
     KeyRange,
     Operation,
     Page,
@@ -33,8 +34,10 @@ from statekeeper_server.engine.storage.backend import (
     WatchUpdate,
     conflict,
     future_revision,
+    watch_span,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.storage.watchers import WatcherIndex
 
 #: How many revisions of change history a memory store keeps for watchers by default.
 DEFAULT_HISTORY_REVISIONS = 100_000
@@ -47,13 +50,6 @@ def compacted_error(oldest_revision: int, requested: int) -> HistoryCompactedErr
         " read the current state again and watch from there",
         metadata={"compact_revision": str(oldest_revision)},
     )
-
-
-def key_filter(prefix: str, pattern: GlobPattern | None, key: str) -> bool:
-    """True when ``key`` lies under ``prefix`` and its remainder matches ``pattern``."""
-    if not key.startswith(prefix):
-        return False
-    return pattern is None or pattern.matches(key[len(prefix) :])
 
 
 def plan_events(
@@ -109,7 +105,7 @@ class MemoryBackend(Backend):
         self._compacted_through = 0
         self._history: list[tuple[int, tuple[Event, ...]]] = []
         self._expiry_heap: list[tuple[float, str, int]] = []
-        self._commit_waiter: asyncio.Future[None] | None = None
+        self._watchers = WatcherIndex()
         self._reaper: asyncio.Task[None] | None = None
         self._reaper_wakeup: asyncio.Event | None = None
         self._closed = False
@@ -143,7 +139,7 @@ class MemoryBackend(Backend):
         if events:
             self._history.append((revision, tuple(events)))
             self._trim_history()
-            self._notify()
+        self._watchers.publish(self._revision, events)
 
     def _trim_history(self) -> None:
         # Trim in batches (a quarter of the limit) so a commit does not shift the list each time.
@@ -172,6 +168,7 @@ class MemoryBackend(Backend):
         self._history = list(history)
         self._revision = revision
         self._compacted_through = compacted_through
+        self._watchers.publish(revision, ())
 
     def history_items(self) -> list[tuple[int, tuple[Event, ...]]]:
         """A copy of the retained change history, oldest first (for snapshots)."""
@@ -186,12 +183,12 @@ class MemoryBackend(Backend):
         """Record that history up to ``revision`` is gone (after loading a snapshot)."""
         self._compacted_through = max(self._compacted_through, revision)
         self._revision = max(self._revision, revision)
+        self._watchers.publish(self._revision, ())
 
-    def _notify(self) -> None:
-        waiter = self._commit_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        self._commit_waiter = None
+    @property
+    def watchers(self) -> WatcherIndex:
+        """The index of the open watches (see :mod:`.watchers`)."""
+        return self._watchers
 
     def plan(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> list[Event]:
         """Check ``compares`` and turn ``operations`` into the events they would commit at the
@@ -296,8 +293,8 @@ class MemoryBackend(Backend):
             await self.expire_now()
 
     def rebind(self) -> None:
-        """Forget the old loop's commit waiter and expiry task; restart expiry in this one."""
-        self._commit_waiter = None
+        """Forget the old loop's watches and expiry task; restart expiry in this one."""
+        self._watchers.clear()
         self._reaper = None
         self._reaper_wakeup = None
         self._wake_reaper()
@@ -464,7 +461,7 @@ class MemoryBackend(Backend):
                     state[event.key] = event.prev
         return state
 
-    async def watch(
+    def watch(
         self,
         prefix: str,
         pattern: GlobPattern | None = None,
@@ -472,54 +469,36 @@ class MemoryBackend(Backend):
         start_revision: int = 0,
         progress_interval: float | None = None,
     ) -> AsyncIterator[WatchUpdate]:
-        """Serve the watch from the retained history, waking on every commit."""
+        """Serve the watch through the watch index, replaying from the retained history."""
         self.expire_due()
-        if start_revision <= 0:
-            next_revision = self._revision + 1
-        elif start_revision <= self._compacted_through:
-            raise compacted_error(self._compacted_through + 1, start_revision)
-        else:
-            next_revision = start_revision
-        yield WatchUpdate(self._revision)
-        progress_due = False
-        while True:
-            if next_revision <= self._compacted_through:
-                raise compacted_error(self._compacted_through + 1, next_revision)
-            upto = self._revision
-            if upto >= next_revision:
-                events = self._events_between(next_revision, prefix, pattern)
-                next_revision = upto + 1
-                if events:
-                    progress_due = False
-                    yield WatchUpdate(upto, events)
-                    continue
-            if progress_due:
-                progress_due = False
-                yield WatchUpdate(upto)
-                continue
-            progress_due = not await self._wait_for_commit(progress_interval)
-
-    def _events_between(
-        self, first_revision: int, prefix: str, pattern: GlobPattern | None
-    ) -> tuple[Event, ...]:
-        history = self._history
-        index = bisect.bisect_left(history, first_revision, key=lambda item: item[0])
-        return tuple(
-            event
-            for _, events in history[index:]
-            for event in events
-            if key_filter(prefix, pattern, event.key)
+        return self._watchers.watch(
+            self.history,
+            watch_span(prefix, pattern),
+            self._revision,
+            start_revision,
+            progress_interval,
         )
 
-    async def _wait_for_commit(self, timeout: float | None) -> bool:
-        """Wait for the next commit; False when ``timeout`` passed first."""
-        if self._commit_waiter is None:
-            self._commit_waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._commit_waiter), timeout)
-        except TimeoutError:
-            return False
-        return True
+    async def history(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
+        """A page of the retained history (see Backend.history)."""
+        return self.history_now(span, first, last, limit)
+
+    def history_now(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
+        """The synchronous body of :meth:`history`."""
+        if first <= self._compacted_through:
+            raise compacted_error(self._compacted_through + 1, first)
+        last = min(last, self._revision)
+        history = self._history
+        start = position = bisect.bisect_left(history, first, key=lambda item: item[0])
+        stop = min(len(history), start + limit)
+        events: list[Event] = []
+        while position < stop and history[position][0] <= last and len(events) < limit:
+            events.extend(event for event in history[position][1] if span.matches(event.key))
+            position += 1
+        covered = last
+        if position < len(history) and history[position][0] <= last:  # stopped at a limit
+            covered = history[position - 1][0] if position > start else first - 1
+        return HistoryPage(tuple(events), covered)
 
     async def revision(self) -> int:
         """The current store revision."""
@@ -541,8 +520,9 @@ class MemoryBackend(Backend):
         return [self._data[key] for key in self._keys]
 
     async def close(self) -> None:
-        """Stop the expiry task and wake watchers so they can end."""
+        """Stop the expiry task and end the open watches."""
         self._closed = True
+        self._watchers.close()
         if self._reaper is not None:
             self._reaper.cancel()
             try:

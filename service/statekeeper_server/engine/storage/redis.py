@@ -54,6 +54,7 @@ from statekeeper_server.engine.storage.backend import (
     Entry,
     Event,
     EventType,
+    HistoryPage,
     KeyRange,
     Operation,
     Page,
@@ -63,13 +64,11 @@ from statekeeper_server.engine.storage.backend import (
     WatchUpdate,
     conflict,
     future_revision,
+    watch_span,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
-from statekeeper_server.engine.storage.memory import (
-    DEFAULT_HISTORY_REVISIONS,
-    compacted_error,
-    key_filter,
-)
+from statekeeper_server.engine.storage.memory import DEFAULT_HISTORY_REVISIONS, compacted_error
+from statekeeper_server.engine.storage.watchers import WatcherIndex
 
 log = logging.getLogger("statekeeper.redis")
 
@@ -87,8 +86,6 @@ REAP_BATCH = 256
 SCAN_BUDGET = 4096
 #: Stream entries one read of the change log fetches at most.
 READ_BATCH = 512
-#: Revisions of decoded change log the stream reader keeps for local watchers.
-TAIL_BUFFER = 1024
 #: Milliseconds one blocking stream read waits for new entries.
 TAIL_BLOCK_MS = 1000
 #: The longest pause (seconds) between two attempts to reach Redis again in background tasks.
@@ -441,13 +438,16 @@ def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def _decode_events(revision: int, packed: bytes) -> tuple[Event, ...]:
-    """The events of one change-log entry (see the scripts for the layout)."""
+def _decode_events(revision: int, packed: bytes, span: KeyRange | None = None) -> tuple[Event, ...]:
+    """The events of one change-log entry (see the scripts for the layout), only those of the
+    keys of ``span`` when it is given."""
     events: list[Event] = []
     for item in msgpack.unpackb(packed, raw=True):
         kind, raw_key, value, create, version, expire = item[:6]
-        prev_value, prev_create, prev_mod, prev_version, prev_expire = item[6:11]
         key = raw_key.decode()
+        if span is not None and not span.matches(key):
+            continue
+        prev_value, prev_create, prev_mod, prev_version, prev_expire = item[6:11]
         prev = None
         if prev_mod:
             prev = Entry(
@@ -470,49 +470,6 @@ def _decode_events(revision: int, packed: bytes) -> tuple[Event, ...]:
 
 def _stream_revision(entry_id: bytes | str) -> int:
     return int(_text(entry_id).split("-", 1)[0])
-
-
-class _Tail:
-    """The process's one reader of the change log, shared by every local watcher."""
-
-    def __init__(self, last: int) -> None:
-        self.last = last
-        self.first = last + 1
-        self.buffer: list[tuple[Event, ...]] = []
-        self.healthy = True
-        self.reset: HistoryCompactedError | None = None
-        self.watchers = 0
-        self.waiter: asyncio.Future[None] | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    def notify(self) -> None:
-        """Wake every watcher waiting for the next batch."""
-        waiter = self.waiter
-        self.waiter = None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait(self, timeout: float | None) -> bool:
-        """Wait for the next batch; False when ``timeout`` passed first."""
-        if self.waiter is None:
-            self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(self.waiter), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    def add(self, revision: int, events: tuple[Event, ...]) -> None:
-        """Append the events of ``revision`` (the next one read from the stream)."""
-        if revision != self.last + 1:
-            # The reader fell behind the retained stream (or started anew): restart the buffer.
-            self.buffer = []
-            self.first = revision
-        self.buffer.append(events)
-        self.last = revision
-        if len(self.buffer) > 2 * TAIL_BUFFER:
-            del self.buffer[:TAIL_BUFFER]
-            self.first += TAIL_BUFFER
 
 
 #: The hash fields of an entry: value, create revision, mod revision, version, expiry.
@@ -575,7 +532,8 @@ class RedisBackend(Backend):
         self._exp_key = p + "exp"
         self._bytes_key = p + "bytes"
         self._log_key = p + "log"
-        self._tail: _Tail | None = None
+        self._watchers = WatcherIndex()
+        self._reader: asyncio.Task[None] | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._reaper_wakeup: asyncio.Event | None = None
         self._next_local_expiry: float | None = None
@@ -882,64 +840,92 @@ class RedisBackend(Backend):
         revision = int(rev or 0)
         return revision, _stream_revision(first[0][0]) if first else revision + 1
 
-    def _join_tail(self, current: int) -> _Tail:
-        tail = self._tail
-        if tail is None or tail.task is None or tail.task.done():
-            tail = _Tail(current)
-            self._tail = tail
-            tail.task = asyncio.get_running_loop().create_task(
-                self._read_log(tail), name="statekeeper-redis-log-reader"
-            )
-        tail.watchers += 1
-        return tail
+    @property
+    def watchers(self) -> WatcherIndex:
+        """This process's index of its open watches (see :mod:`.watchers`)."""
+        return self._watchers
 
-    async def _read_log(self, tail: _Tail) -> None:
-        """Follow the change log and hand every entry to the local watchers."""
+    def _start_reader(self, current: int) -> None:
+        """Make sure the change-log reader runs; a new one starts at ``current`` when no watch
+        waits for changes before it."""
+        if self._reader is not None and not self._reader.done():
+            return
+        if not self._watchers:
+            self._watchers.reposition(current)
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read_log(), name="statekeeper-redis-log-reader"
+        )
+
+    async def _read_log(self) -> None:
+        """Follow the change log and publish every entry to this process's watch index."""
+        index = self._watchers
         backoff = 0.05
-        while not self._closed and tail.watchers > 0 and tail.reset is None:
-            try:
-                if not tail.healthy:
-                    current = int(await self._tail_redis.get(self._rev_key) or 0)
-                    if current < tail.last:
-                        tail.reset = HistoryCompactedError(
-                            f"the Redis store went back from revision {tail.last} to {current}"
-                            " (it lost its data): read the current state again and watch"
-                            " from there",
-                            metadata={"compact_revision": str(current + 1)},
-                        )
-                        tail.notify()
-                        return
-                    tail.healthy = True
-                    log.info("change log reader reconnected to Redis at %s", self._where)
-                reply = await self._tail_redis.xread(
-                    {self._log_key: f"{tail.last}-0"}, count=READ_BATCH, block=TAIL_BLOCK_MS
-                )
-                backoff = 0.05
-            except _ERRORS as error:
-                if tail.healthy:
-                    log.warning("change log reader lost Redis at %s: %s", self._where, error)
-                tail.healthy = False
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
-            if not reply:
-                continue
-            for _, entries in reply:
-                for entry_id, fields in entries:
-                    revision = _stream_revision(entry_id)
-                    tail.add(revision, _decode_events(revision, fields[b"e"]))
-            tail.notify()
-        if self._tail is tail:
-            self._tail = None
-        tail.notify()
+        try:
+            while not self._closed and index:
+                try:
+                    if not index.healthy:
+                        current = int(await self._tail_redis.get(self._rev_key) or 0)
+                        if current < index.revision:
+                            index.fail(
+                                HistoryCompactedError(
+                                    f"the Redis store went back from revision {index.revision}"
+                                    f" to {current} (it lost its data): read the current state"
+                                    " again and watch from there",
+                                    metadata={"compact_revision": str(current + 1)},
+                                )
+                            )
+                            return
+                        index.healthy = True
+                        log.info("change log reader reconnected to Redis at %s", self._where)
+                    reply = await self._tail_redis.xread(
+                        {self._log_key: f"{index.revision}-0"},
+                        count=READ_BATCH,
+                        block=TAIL_BLOCK_MS,
+                    )
+                    backoff = 0.05
+                except _ERRORS as error:
+                    if index.healthy:
+                        log.warning("change log reader lost Redis at %s: %s", self._where, error)
+                    index.healthy = False
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                    continue
+                for _, entries in reply or ():
+                    for entry_id, fields in entries:
+                        revision = _stream_revision(entry_id)
+                        index.publish(revision, _decode_events(revision, fields[b"e"]))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            index.fail(error)
+            raise
 
-    async def _read_range(self, first: int) -> list[tuple[int, tuple[Event, ...]]]:
-        """Change-log entries from revision ``first`` on (for watchers behind the reader)."""
-        reply = await self._tail_redis.xrange(self._log_key, min=f"{first}-0", count=READ_BATCH)
-        return [
-            (_stream_revision(entry_id), _decode_events(_stream_revision(entry_id), fields[b"e"]))
-            for entry_id, fields in reply
-        ]
+    async def history(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
+        """A page of the change log (see Backend.history); only the entries of ``span``'s keys
+        are decoded into entries."""
+        if first > last:
+            return HistoryPage((), last)
+
+        async def read() -> list[Any]:
+            return list(
+                await self._redis.xrange(
+                    self._log_key, min=f"{first}-0", max=f"{last}-0", count=limit
+                )
+            )
+
+        reply = await self._call(read)
+        if not reply or _stream_revision(reply[0][0]) != first:
+            _, oldest = await self._position()
+            raise compacted_error(max(oldest, first + 1), first)
+        events: list[Event] = []
+        covered = last
+        for number, (entry_id, fields) in enumerate(reply):
+            revision = _stream_revision(entry_id)
+            events.extend(_decode_events(revision, fields[b"e"], span))
+            if len(events) >= limit or number == limit - 1:
+                covered = revision
+                break
+        return HistoryPage(tuple(events), covered)
 
     async def watch(
         self,
@@ -949,76 +935,28 @@ class RedisBackend(Backend):
         start_revision: int = 0,
         progress_interval: float | None = None,
     ) -> AsyncIterator[WatchUpdate]:
-        """Serve the watch from the change-log stream, in revision order."""
+        """Serve the watch through this process's watch index, fed by one change-log reader,
+        replaying older revisions from the stream."""
         current, oldest = await self._position()
-        if start_revision <= 0:
-            next_revision = current + 1
-        elif start_revision < oldest:
+        if 0 < start_revision < oldest:
             raise compacted_error(oldest, start_revision)
-        else:
-            next_revision = start_revision
-        tail = self._join_tail(current)
+        self._start_reader(current)
+        updates = self._watchers.watch(
+            self.history, watch_span(prefix, pattern), current, start_revision, progress_interval
+        )
         try:
-            yield WatchUpdate(current)
-            loop = asyncio.get_running_loop()
-            last_yield = loop.time()
-            backoff = 0.05
-            while True:
-                if tail.reset is not None:
-                    raise tail.reset
-                if tail.task is None or tail.task.done():
-                    if self._closed:
-                        return
-                    if tail.task is not None and not tail.task.cancelled():
-                        failure = tail.task.exception()
-                        if failure is not None:
-                            raise failure
-                    tail.watchers -= 1
-                    tail = self._join_tail(next_revision - 1)
-                if next_revision <= tail.last:
-                    if next_revision >= tail.first:
-                        upto = tail.last
-                        batches = tail.buffer[next_revision - tail.first :]
-                    else:
-                        try:
-                            read = await self._read_range(next_revision)
-                        except _ERRORS:
-                            await asyncio.sleep(backoff)
-                            backoff = min(backoff * 2, MAX_BACKOFF)
-                            continue
-                        backoff = 0.05
-                        if not read or read[0][0] != next_revision:
-                            _, oldest = await self._position()
-                            raise compacted_error(max(oldest, next_revision + 1), next_revision)
-                        upto = read[-1][0]
-                        batches = [events for _, events in read]
-                    next_revision = upto + 1
-                    events = tuple(
-                        event
-                        for batch in batches
-                        for event in batch
-                        if key_filter(prefix, pattern, event.key)
-                    )
-                    if events:
-                        last_yield = loop.time()
-                        yield WatchUpdate(upto, events)
-                    continue
-                timeout = None
-                if progress_interval is not None:
-                    timeout = max(0.0, last_yield + progress_interval - loop.time())
-                if not await tail.wait(timeout):
-                    last_yield = loop.time()
-                    if tail.healthy:
-                        yield WatchUpdate(next_revision - 1)
+            async for update in updates:
+                yield update
         finally:
-            tail.watchers -= 1
+            await updates.aclose()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def close(self) -> None:
         """Stop the background tasks and close every connection."""
         self._closed = True
-        tasks = [self._reaper, self._tail.task if self._tail is not None else None]
+        self._watchers.close()
+        tasks = [self._reaper, self._reader]
         for task in tasks:
             if task is not None and not task.done():
                 task.cancel()
@@ -1027,7 +965,7 @@ class RedisBackend(Backend):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._reaper = None
-        self._tail = None
+        self._reader = None
         with contextlib.suppress(Exception):
             await self._redis.aclose()
         with contextlib.suppress(Exception):
@@ -1046,9 +984,10 @@ class RedisBackend(Backend):
     def discard(self) -> None:
         """Forget tasks and connections of an event loop that is gone."""
         self._closed = True
-        for task in (self._reaper, self._tail.task if self._tail is not None else None):
+        for task in (self._reaper, self._reader):
             if task is not None:
                 with contextlib.suppress(Exception):
                     task.cancel()
         self._reaper = None
-        self._tail = None
+        self._reader = None
+        self._watchers.clear()
