@@ -150,43 +150,35 @@ def start_postgres() -> Service | None:
     found = shutil.which("initdb") or max(glob.glob("/usr/lib/postgresql/*/bin/initdb"), default="")
     if not found:
         return None
+    bindir = os.path.dirname(os.path.realpath(found))  # postgres and pg_isready lie beside it
     datadir = tempfile.mkdtemp(prefix="bench-postgres-")
-    user: dict[str, int | str] = {}
+    uid = gid = None
     if os.geteuid() == 0:
         account = pwd.getpwnam("postgres")
-        os.chown(datadir, account.pw_uid, account.pw_gid)
-        user = {"user": account.pw_uid, "group": account.pw_gid}
-    subprocess.run(
-        [found, "-D", datadir, "--auth=trust", "--username=postgres", "--encoding=UTF8"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        **user,  # type: ignore[arg-type]
-    )
+        uid, gid = account.pw_uid, account.pw_gid
+        os.chown(datadir, uid, gid)
+    initdb = [found, "-D", datadir, "--auth=trust", "--username=postgres", "--encoding=UTF8"]
+    subprocess.run(initdb, check=True, stdout=subprocess.DEVNULL, user=uid, group=gid)
     port = free_port()
     settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": datadir}
     options = [item for name, value in settings.items() for item in ("-c", f"{name}={value}")]
     process = subprocess.Popen(
-        [
-            os.path.join(os.path.dirname(found), "postgres"),
-            "-D",
-            datadir,
-            "-p",
-            str(port),
-            *options,
-        ],
+        [os.path.join(bindir, "postgres"), "-D", datadir, "-p", str(port), *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        **user,  # type: ignore[arg-type]
+        user=uid,
+        group=gid,
     )
-    _wait_for_port(port, process)
-    ready = [os.path.join(os.path.dirname(found), "pg_isready"), "-q", "-h", "127.0.0.1"]
+    service = Service("postgres", process, f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    service.cleanup.append(datadir)
+    ready = [os.path.join(bindir, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]
     deadline = time.monotonic() + 30
-    while subprocess.run([*ready, "-p", str(port)], check=False).returncode != 0:
+    while subprocess.run(ready, check=False).returncode != 0:
         if time.monotonic() > deadline or process.poll() is not None:
+            service.stop()
             raise RuntimeError(f"PostgreSQL on port {port} did not accept connections")
         time.sleep(0.1)
-    address = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    return Service("postgres", process, address, [datadir])
+    return service
 
 
 def start_etcd() -> Service | None:
