@@ -36,7 +36,12 @@ import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from statekeeper.errors import ConflictError, InvalidArgumentError, Reason
+from statekeeper.errors import (
+    ConflictError,
+    HistoryCompactedError,
+    InvalidArgumentError,
+    Reason,
+)
 
 from statekeeper_server.engine.storage.glob import GlobPattern
 
@@ -316,3 +321,23 @@ class Backend(abc.ABC):
         """Remove one key, optionally guarded by its expected mod_revision."""
         compares = () if expected_revision is None else (Compare(key, expected_revision),)
         return await self.txn(compares, (Delete(key),))
+
+
+#: How many revisions of change history a memory store keeps for watchers by default.
+DEFAULT_HISTORY_REVISIONS = 100_000
+
+
+def compacted_error(oldest_revision: int, requested: int) -> HistoryCompactedError:
+    """The error for a watch whose start revision is older than the retained history."""
+    return HistoryCompactedError(
+        f"revision {requested} is compacted; the oldest watchable revision is {oldest_revision}:"
+        " read the current state again and watch from there",
+        metadata={"compact_revision": str(oldest_revision)},
+    )
+
+
+def key_filter(prefix: str, pattern: GlobPattern | None, key: str) -> bool:
+    """True when ``key`` lies under ``prefix`` and its remainder matches ``pattern``."""
+    if not key.startswith(prefix):
+        return False
+    return pattern is None or pattern.matches(key[len(prefix) :])

@@ -14,9 +14,8 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
-from statekeeper.errors import HistoryCompactedError
-
 from statekeeper_server.engine.storage.backend import (
+    DEFAULT_HISTORY_REVISIONS,
     Backend,
     BackendStats,
     Compare,
@@ -31,29 +30,12 @@ from statekeeper_server.engine.storage.backend import (
     ScanPage,
     TxnResult,
     WatchUpdate,
+    compacted_error,
     conflict,
     future_revision,
+    key_filter,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
-
-#: How many revisions of change history a memory store keeps for watchers by default.
-DEFAULT_HISTORY_REVISIONS = 100_000
-
-
-def compacted_error(oldest_revision: int, requested: int) -> HistoryCompactedError:
-    """The error for a watch whose start revision is older than the retained history."""
-    return HistoryCompactedError(
-        f"revision {requested} is compacted; the oldest watchable revision is {oldest_revision}:"
-        " read the current state again and watch from there",
-        metadata={"compact_revision": str(oldest_revision)},
-    )
-
-
-def key_filter(prefix: str, pattern: GlobPattern | None, key: str) -> bool:
-    """True when ``key`` lies under ``prefix`` and its remainder matches ``pattern``."""
-    if not key.startswith(prefix):
-        return False
-    return pattern is None or pattern.matches(key[len(prefix) :])
 
 
 def plan_events(

@@ -47,6 +47,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 from statekeeper.errors import HistoryCompactedError, Reason, UnavailableError
 
 from statekeeper_server.engine.storage.backend import (
+    DEFAULT_HISTORY_REVISIONS,
     Backend,
     BackendStats,
     Compare,
@@ -61,15 +62,12 @@ from statekeeper_server.engine.storage.backend import (
     ScanPage,
     TxnResult,
     WatchUpdate,
+    compacted_error,
     conflict,
     future_revision,
-)
-from statekeeper_server.engine.storage.glob import GlobPattern
-from statekeeper_server.engine.storage.memory import (
-    DEFAULT_HISTORY_REVISIONS,
-    compacted_error,
     key_filter,
 )
+from statekeeper_server.engine.storage.glob import GlobPattern
 
 log = logging.getLogger("statekeeper.redis")
 
