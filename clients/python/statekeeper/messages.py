@@ -30,6 +30,7 @@ from google.protobuf import json_format, struct_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from statekeeper.errors import InvalidArgumentError
 from statekeeper.timestamps import (
     clamped_duration,
     clamped_timestamp,
@@ -69,11 +70,22 @@ def enum_prefix(descriptor: EnumDescriptor) -> str:
     return ""
 
 
-def enum_to_number(value: enum.Enum | int, descriptor: EnumDescriptor) -> int:
-    """The proto number of a Python enum member (by name) or of a number."""
+def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> int:
+    """The proto number of a Python enum member (by name), of a member's name or string value
+    (``"in_progress"``), or of a number."""
     if isinstance(value, enum.Enum):
-        return int(descriptor.values_by_name[enum_prefix(descriptor) + value.name].number)
-    return int(value)
+        name = value.name
+    elif isinstance(value, str):
+        name = value.upper()
+    else:
+        return int(value)
+    number = descriptor.values_by_name.get(enum_prefix(descriptor) + name)
+    if number is None:
+        raise InvalidArgumentError(
+            f"{value!r} is not a {descriptor.name} value",
+            violations=[(descriptor.name, "unknown value")],
+        )
+    return int(number.number)
 
 
 def enum_from_number(number: int, descriptor: EnumDescriptor, cls: Any) -> Any:
