@@ -24,6 +24,10 @@ from statekeeper_server.engine.storage.backend import Entry
 Row = tuple[bytes, int, int, int, float | None]
 
 
+def _row(entry: Entry) -> Row:
+    return (entry.value, entry.create_revision, entry.mod_revision, entry.version, entry.expire_at)
+
+
 class KeyTable:
     """Live entries by key, with the keys in code point order."""
 
@@ -54,15 +58,8 @@ class KeyTable:
             self._keys.add(key)
         else:
             self.bytes -= len(old[0])
-        value = entry.value
-        self._rows[key] = (
-            value,
-            entry.create_revision,
-            entry.mod_revision,
-            entry.version,
-            entry.expire_at,
-        )
-        self.bytes += len(value)
+        self._rows[key] = _row(entry)
+        self.bytes += len(entry.value)
 
     def remove(self, key: str) -> None:
         """Drop the entry under ``key`` (which must exist)."""
@@ -74,13 +71,7 @@ class KeyTable:
         """Fill an empty table with ``entries`` (distinct keys, any order) in one step."""
         assert not self._rows, "load() needs an empty table"
         for entry in entries:
-            self._rows[entry.key] = (
-                entry.value,
-                entry.create_revision,
-                entry.mod_revision,
-                entry.version,
-                entry.expire_at,
-            )
+            self._rows[entry.key] = _row(entry)
             self.bytes += len(entry.value)
         self._keys = SortedList(self._rows)
 
