@@ -22,7 +22,7 @@ from statekeeper.errors import ConflictError, InvalidArgumentError, NotFoundErro
 
 from statekeeper_server.engine import tokens
 from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
-from statekeeper_server.engine.retry import MAX_ATTEMPTS, retry_on_conflict
+from statekeeper_server.engine.records import MAX_ATTEMPTS, retry_on_conflict
 from statekeeper_server.engine.storage.backend import (
     Backend,
     Compare,

@@ -35,12 +35,6 @@ from statekeeper.errors import (
     Reason,
 )
 
-from statekeeper_server.engine.deletion import (
-    batch_size,
-    count_removed,
-    delete_all,
-    delete_batch,
-)
 from statekeeper_server.engine.domains.agents import checkpoint_operations, find_checkpoint
 from statekeeper_server.engine.domains.checkpoints import (
     check_count,
@@ -53,7 +47,13 @@ from statekeeper_server.engine.domains.checkpoints import (
 from statekeeper_server.engine.domains.state import merge_patch
 from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits, check_revision
-from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.records import (
+    batch_size,
+    count_removed,
+    delete_all,
+    delete_batch,
+    retry_on_conflict,
+)
 from statekeeper_server.engine.storage.backend import (
     Backend,
     Compare,
