@@ -153,6 +153,15 @@ def encode_record(record: Any) -> dict[str, Any]:
     return _encode_record(type(record), record)
 
 
+def renamed(names: Mapping[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """An upgrade that renames stored keys (``names``: old name -> new name)."""
+
+    def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+        return {names.get(key, key): value for key, value in data.items()}
+
+    return upgrade
+
+
 class Schema(Generic[R]):
     """How one record type is stored: its dataclass, format version and upgrades."""
 

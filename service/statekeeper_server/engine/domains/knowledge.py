@@ -26,7 +26,6 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, replace
-from typing import Any
 
 from statekeeper.errors import (
     FailedPreconditionError,
@@ -37,7 +36,14 @@ from statekeeper.errors import (
 
 from statekeeper_server.engine.identifiers import check_id, check_text
 from statekeeper_server.engine.limits import Limits
-from statekeeper_server.engine.records import Schema, Txn, delete_prefix, scan, transact
+from statekeeper_server.engine.records import (
+    Schema,
+    Txn,
+    delete_prefix,
+    renamed,
+    scan,
+    transact,
+)
 from statekeeper_server.engine.storage.backend import Backend
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
@@ -117,20 +123,11 @@ class KnowledgeBaseState:
     documents_synced: int
 
 
-def _renamed(names: dict[str, str]) -> Any:
-    """An upgrade that renames the stored keys of the format before typed records."""
-
-    def upgrade(data: dict[str, Any]) -> dict[str, Any]:
-        return {names.get(key, key): value for key, value in data.items()}
-
-    return upgrade
-
-
 PROGRESS = Schema(
     IndexingProgress,
     field="progress",
     upgrades={
-        0: _renamed(
+        0: renamed(
             {
                 "kb": "knowledge_base_id",
                 "total": "total_documents",
@@ -149,7 +146,7 @@ SOURCE = Schema(
     SourceState,
     field="source",
     upgrades={
-        0: _renamed(
+        0: renamed(
             {
                 "id": "source_id",
                 "kb": "knowledge_base_id",
