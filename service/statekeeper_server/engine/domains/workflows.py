@@ -317,8 +317,8 @@ class WorkflowEngine:
                 record["revision"] = entry.mod_revision
                 record["steps"] = []
                 records.append(record)
-            if not page.entries:
-                break
+            if more and len(records) < size:
+                cursor = page.cursor  # past the keys examined (a page may end early)
         token = encode_text(cursor[len(prefix) : -len("/record")]) if more and cursor else ""
         return records, token
 

@@ -92,10 +92,7 @@ from statekeeper_server.engine.storage.backend import (
     WatchUpdate,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
-from statekeeper_server.engine.storage.memory import (
-    MemoryBackend,
-    plan_events,
-)
+from statekeeper_server.engine.storage.memory import MemoryBackend, plan_events
 
 log = logging.getLogger("statekeeper.file")
 
