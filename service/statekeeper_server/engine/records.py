@@ -46,6 +46,7 @@ from statekeeper_server.engine.storage.backend import (
     TxnResult,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -351,6 +352,20 @@ async def scan(
         if not result.more or not result.entries:
             return
         after = result.entries[-1].key
+
+
+async def scoped_page(
+    backend: Backend, prefix: str, scope: str, page_token: str, size: int, message: str
+) -> tuple[list[Entry], str]:
+    """One page of ``size`` entries under ``prefix`` after the key a page token of ``scope``
+    names, and the token of the next page ("" on the last); a token of another scope is
+    INVALID_PAGE_TOKEN with ``message``."""
+    after = decode_scoped(page_token, scope, message, "malformed or issued for another list")
+    page = await backend.range(prefix, start_after=prefix + after if after else "", limit=size)
+    token = ""
+    if page.more and page.entries:
+        token = encode_scoped(scope, page.entries[-1].key[len(prefix) :])
+    return page.entries, token
 
 
 def batch_size(max_transaction_operations: int) -> int:

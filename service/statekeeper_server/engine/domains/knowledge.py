@@ -42,11 +42,11 @@ from statekeeper_server.engine.records import (
     delete_prefix,
     renamed,
     scan,
+    scoped_page,
     transact,
 )
 from statekeeper_server.engine.storage.backend import Backend
 from statekeeper_server.engine.tenancy import tenant_prefix
-from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
 
 #: The backend namespace of knowledge-base records.
 NAMESPACE = "kb/"
@@ -278,20 +278,15 @@ class KnowledgeEngine:
         """One page of the knowledge base's sources, by source id."""
         check_id(kb_id, "knowledge_base_id")
         size = self.limits.check_page_size(page_size)
-        prefix = _base(kb_id) + "source/"
-        after = decode_scoped(
-            page_token,
+        entries, token = await scoped_page(
+            self.backend,
+            _base(kb_id) + "source/",
             kb_id,
+            page_token,
+            size,
             "page_token is not a token returned by ListSources for this knowledge base",
-            "malformed or issued for another knowledge base",
         )
-        page = await self.backend.range(
-            prefix, start_after=prefix + after if after else "", limit=size
-        )
-        token = ""
-        if page.more and page.entries:
-            token = encode_scoped(kb_id, page.entries[-1].key[len(prefix) :])
-        return [SOURCE.unpack(e.value) for e in page.entries], token
+        return [SOURCE.unpack(e.value) for e in entries], token
 
     async def overview(self, kb_id: str) -> KnowledgeBaseState:
         """The totals derived from the reports (see the module docstring for each formula)."""

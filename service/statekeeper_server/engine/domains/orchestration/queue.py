@@ -111,17 +111,24 @@ async def read_agent(txn: Txn, keys: Keys, agent_id: str) -> AgentCoordinationSt
     return agent
 
 
-async def in_progress(txn: Txn, keys: Keys, task_id: str, agent_id: str) -> Task:
-    """The in-progress task (held by ``agent_id`` when one is named), read through ``txn``."""
+async def task_in(txn: Txn, keys: Keys, task_id: str, state: TaskState, reason: Reason) -> Task:
+    """The task read through ``txn``: NOT_FOUND when unknown, FAILED_PRECONDITION with
+    ``reason`` when it is not in ``state``."""
     task = await read_task(txn, keys, task_id)
     if task is None:
         raise not_found("task", task_id, Reason.TASK_NOT_FOUND)
-    if task.state is not TaskState.IN_PROGRESS:
+    if task.state is not state:
         raise precondition(
-            f"task {task_id!r} is {task.state}, not in progress",
-            Reason.TASK_NOT_IN_PROGRESS,
+            f"task {task_id!r} is {task.state}, not {state.value.replace('_', ' ')}",
+            reason,
             state=task.state,
         )
+    return task
+
+
+async def in_progress(txn: Txn, keys: Keys, task_id: str, agent_id: str) -> Task:
+    """The in-progress task (held by ``agent_id`` when one is named), read through ``txn``."""
+    task = await task_in(txn, keys, task_id, TaskState.IN_PROGRESS, Reason.TASK_NOT_IN_PROGRESS)
     if agent_id and task.agent_id != agent_id:
         raise precondition(
             f"task {task_id!r} is held by agent {task.agent_id!r}, not {agent_id!r}",
@@ -182,15 +189,7 @@ class Queue(Base):
 
         async def body(txn: Txn) -> Task:
             agent = await read_agent(txn, keys, agent_id)
-            task = await read_task(txn, keys, task_id)
-            if task is None:
-                raise not_found("task", task_id, Reason.TASK_NOT_FOUND)
-            if task.state is not TaskState.PENDING:
-                raise precondition(
-                    f"task {task_id!r} is {task.state}, not pending",
-                    Reason.TASK_NOT_PENDING,
-                    state=task.state,
-                )
+            task = await task_in(txn, keys, task_id, TaskState.PENDING, Reason.TASK_NOT_PENDING)
             check_can_take(agent)
             lacking = missing(task, agent)
             if lacking:
@@ -333,15 +332,9 @@ class Queue(Base):
         await self._team(keys)
 
         async def body(txn: Txn) -> Task:
-            task = await read_task(txn, keys, task_id)
-            if task is None:
-                raise not_found("task", task_id, Reason.TASK_NOT_FOUND)
-            if task.state is not TaskState.DEAD_LETTERED:
-                raise precondition(
-                    f"task {task_id!r} is {task.state}, not dead-lettered",
-                    Reason.FAILED_PRECONDITION,
-                    state=task.state,
-                )
+            task = await task_in(
+                txn, keys, task_id, TaskState.DEAD_LETTERED, Reason.FAILED_PRECONDITION
+            )
             after = replace(
                 task,
                 state=TaskState.PENDING,

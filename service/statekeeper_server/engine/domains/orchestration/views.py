@@ -22,9 +22,8 @@ from statekeeper_server.engine.domains.orchestration.records import (
     not_found,
 )
 from statekeeper_server.engine.identifiers import check_id
-from statekeeper_server.engine.records import Txn, scan, transact
+from statekeeper_server.engine.records import Txn, scan, scoped_page, transact
 from statekeeper_server.engine.storage.backend import EventType, WatchUpdate
-from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
 
 
 @dataclass
@@ -146,21 +145,15 @@ class Views(Queue):
         size = self.limits.check_page_size(page_size)
         keys = Keys(team_id)
         await self._requeue_expired(keys, await self._team(keys))
-        prefix = keys.state(state)
-        scope = f"{team_id}/{state.value}"
-        after = decode_scoped(
+        entries, token = await scoped_page(
+            self.backend,
+            keys.state(state),
+            f"{team_id}/{state.value}",
             page_token,
-            scope,
+            size,
             "page_token is not a token returned by ListTasks for this team and state",
-            "malformed or issued for another list",
         )
-        page = await self.backend.range(
-            prefix, start_after=prefix + after if after else "", limit=size
-        )
-        token = ""
-        if page.more and page.entries:
-            token = encode_scoped(scope, page.entries[-1].key[len(prefix) :])
-        return [TASK.unpack(e.value) for e in page.entries], token
+        return [TASK.unpack(e.value) for e in entries], token
 
     async def watch_team(
         self, team_id: str, progress_interval: float | None
