@@ -19,7 +19,7 @@ from statekeeper_server.servicers.convert import (
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 
 def snapshot_to_proto(record: dict[str, Any], encoding: int) -> pb.AgentSnapshot:
@@ -70,7 +70,7 @@ def status_to_proto(agent_id: str, meta: dict[str, Any]) -> pb.RecoveryStatus:
 class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.agents.AgentEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = AgentEngine(runtime.backend, runtime.limits)
 

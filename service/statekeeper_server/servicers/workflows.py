@@ -23,7 +23,7 @@ from statekeeper_server.servicers.convert import (
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 #: How often an idle watch stream reports progress unless the request says otherwise.
 DEFAULT_PROGRESS_INTERVAL = 10.0
@@ -141,7 +141,7 @@ def change_to_proto(change: WorkflowChange, encoding: int) -> pb.WorkflowEvent:
 class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.workflows.WorkflowEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = WorkflowEngine(runtime.backend, runtime.limits)
 
