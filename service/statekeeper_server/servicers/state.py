@@ -31,7 +31,7 @@ from statekeeper_server.servicers.convert import (
 from statekeeper_server.servicers.fanout import MERGE_BYTES, WatchGroups
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 #: How often an idle watch stream reports progress unless the request says otherwise.
 DEFAULT_PROGRESS_INTERVAL = 10.0
@@ -62,7 +62,7 @@ def _guard(request: pb.DeleteRangeRequest | pb.CopyRangeRequest) -> Compare | No
 class StateServicer(state_service_pb2_grpc.StateServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.state.StateEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = StateEngine(runtime.backend, runtime.limits)
         self.max_message_bytes = runtime.limits.max_message_bytes

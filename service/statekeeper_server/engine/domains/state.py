@@ -22,7 +22,7 @@ from statekeeper.errors import ConflictError, InvalidArgumentError, NotFoundErro
 
 from statekeeper_server.engine import tokens
 from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
-from statekeeper_server.engine.retry import MAX_ATTEMPTS, retry_on_conflict
+from statekeeper_server.engine.records import MAX_ATTEMPTS, retry_on_conflict
 from statekeeper_server.engine.storage.backend import (
     Backend,
     Compare,
@@ -221,7 +221,8 @@ class StateEngine:
             namespace, glob, start_after=namespace + start_after if start_after else "", limit=size
         )
         keys = [entry.key[len(namespace) :] for entry in page.entries]
-        token = _encode_page_token(glob.text, keys[-1]) if page.more and keys else ""
+        # A sparse pattern may end a page early, even with no keys: continue after the cursor.
+        token = _encode_page_token(glob.text, page.cursor[len(namespace) :]) if page.more else ""
         return KeyPage(keys, token, page.revision)
 
     async def count_keys(self) -> int:

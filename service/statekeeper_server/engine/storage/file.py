@@ -56,6 +56,7 @@ from typing import Any
 from statekeeper.errors import ConflictError, InvalidArgumentError, UnavailableError
 
 from statekeeper_server.engine.storage.backend import (
+    DEFAULT_HISTORY_REVISIONS,
     Backend,
     BackendStats,
     Compare,
@@ -86,11 +87,7 @@ from statekeeper_server.engine.storage.file_migrate import migrate_snapshot, nee
 from statekeeper_server.engine.storage.file_reads import DurableReader, live
 from statekeeper_server.engine.storage.file_watch import Feed
 from statekeeper_server.engine.storage.glob import GlobPattern
-from statekeeper_server.engine.storage.memory import (
-    DEFAULT_HISTORY_REVISIONS,
-    MemoryBackend,
-    plan_events,
-)
+from statekeeper_server.engine.storage.memory import MemoryBackend, plan_events
 
 __all__ = ["FORMATS", "CorruptStoreError", "FileBackend", "read_frames"]
 
