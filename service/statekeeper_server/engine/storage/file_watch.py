@@ -13,15 +13,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Protocol
 
 from statekeeper_server.engine.storage.backend import Event, WatchUpdate, prefix_end
 from statekeeper_server.engine.storage.glob import GlobPattern
 from statekeeper_server.engine.storage.memory import compacted_error, key_filter
 
 if TYPE_CHECKING:
-    from statekeeper_server.engine.storage.file_index import FileIndex
     from statekeeper_server.engine.storage.file_memtable import Memtable
+
+
+class HistorySource(Protocol):
+    """Where older history is read from (the file backend's index)."""
+
+    def reading(self) -> AbstractContextManager[tuple[int, int]]:
+        """One read transaction, yielding (flushed revision, compacted_through)."""
+        ...
+
+    def history(
+        self, first: int, last: int, low: str, high: str | None
+    ) -> list[tuple[int, tuple[Event, ...]]]:
+        """The retained events of revisions ``first`` through ``last`` on keys in
+        ``[low, high)``, grouped by revision."""
+        ...
+
 
 #: Revisions read from the index per step of a replay.
 REPLAY_WINDOW = 1000
@@ -30,7 +46,7 @@ REPLAY_WINDOW = 1000
 class Feed:
     """Published revisions of one file store, for its watchers (see the module docstring)."""
 
-    def __init__(self, index: FileIndex, memtable: Memtable, revision: int) -> None:
+    def __init__(self, index: HistorySource, memtable: Memtable, revision: int) -> None:
         self._index = index
         self._memtable = memtable
         #: The newest published revision.
