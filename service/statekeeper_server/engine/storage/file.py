@@ -65,7 +65,6 @@ from statekeeper_server.engine.storage.backend import (
     EventType,
     KeyRange,
     Operation,
-    Page,
     ScanPage,
     TxnResult,
     WatchUpdate,
@@ -494,18 +493,6 @@ class FileBackend(Backend):
         revision = events[0].revision
         await asyncio.shield(self._submit(revision, events))
         return TxnResult(revision, MemoryBackend.results_of(operations, events))
-
-    async def range(
-        self,
-        prefix: str,
-        pattern: GlobPattern | None = None,
-        *,
-        start_after: str = "",
-        limit: int = 1000,
-    ) -> Page:
-        """Live, durable entries in key order under ``prefix`` matching ``pattern``."""
-        self._check_usable()
-        return self._reader.range(prefix, pattern, start_after, limit, self._durable_revision)
 
     async def scan(
         self,

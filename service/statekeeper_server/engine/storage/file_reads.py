@@ -1,10 +1,10 @@
 """Reads of a file store's durable state: the memtable over the index.
 
 A key the memtable holds (changed since the last flush) is read from it, ``None`` meaning
-deleted; any other key from the index. Listings merge the two in key order. Scans examine at
-most ``SCAN_EXAMINED`` entries per page (a sparse pattern over many keys gets a short page
-with a cursor), and a scan at an earlier revision rebuilds the changed keys from the retained
-history in the index and the memtable.
+deleted; any other key from the index. Scans merge the two in key order and examine at most
+:data:`~statekeeper_server.engine.storage.backend.SCAN_BUDGET` keys per page (a sparse pattern
+over many keys gets a short page with a cursor); a scan at an earlier revision rebuilds the
+keys changed since from the retained history in the index and the memtable.
 """
 
 from __future__ import annotations
@@ -13,14 +13,10 @@ import heapq
 import time
 from collections.abc import Iterator
 
-from statekeeper_server.engine.storage.backend import Entry, KeyRange, Page, ScanPage, prefix_end
+from statekeeper_server.engine.storage.backend import SCAN_BUDGET, Entry, KeyRange, ScanPage
 from statekeeper_server.engine.storage.file_index import FileIndex
 from statekeeper_server.engine.storage.file_memtable import Memtable
-from statekeeper_server.engine.storage.glob import GlobPattern
 from statekeeper_server.engine.storage.memory import compacted_error
-
-#: Entries one scan page examines at most (a sparse pattern returns a short page).
-SCAN_EXAMINED = 4096
 
 
 def live(entry: Entry | None, now: float) -> Entry | None:
@@ -61,29 +57,6 @@ class DurableReader:
             previous = key
             known, newer = memtable.lookup(key)
             yield key, newer if known else entry
-
-    def range(
-        self, prefix: str, pattern: GlobPattern | None, start_after: str, limit: int, revision: int
-    ) -> Page:
-        """Live entries in key order under ``prefix`` matching ``pattern``, after
-        ``start_after``, at most ``limit``, reported as of ``revision``."""
-        now = time.time()
-        low = prefix + (pattern.literal_prefix if pattern is not None else "")
-        after = start_after if start_after and start_after >= low else None
-        entries: list[Entry] = []
-        more = False
-        with self._index.reading():
-            for key, entry in self._merged(low, prefix_end(low), after, False, False):
-                found = live(entry, now)
-                if found is None:
-                    continue
-                if pattern is not None and not pattern.matches(key[len(prefix) :]):
-                    continue
-                if len(entries) == limit:
-                    more = True
-                    break
-                entries.append(found)
-        return Page(entries, revision, more)
 
     def scan(
         self,
@@ -137,19 +110,18 @@ def _page(
     now = time.time()
     merged = heapq.merge(current, ((key, None) for key in changed), key=_first, reverse=reverse)
     entries: list[Entry] = []
-    size = examined = 0
-    previous: str | None = None
+    size, budget, previous = 0, max(SCAN_BUDGET, limit), None
     for key, found in merged:
         if key == previous:
             continue
-        if examined == SCAN_EXAMINED and previous is not None:
-            return ScanPage(entries, at, True, previous)
+        if budget == 0:
+            return ScanPage(entries, at, True, previous or "")
+        budget -= 1
         previous = key
-        examined += 1
+        if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
+            continue
         entry = then[key] if key in then else found
         if entry is None or (not then and live(entry, now) is None):
-            continue
-        if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
             continue
         if len(entries) == limit or (max_bytes is not None and size >= max_bytes):
             return ScanPage(entries, at, True, entries[-1].key)
