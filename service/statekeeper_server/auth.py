@@ -29,6 +29,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,14 @@ READ_PREFIXES = (
 #: RPC name prefixes that need the admin role.
 ADMIN_PREFIXES = ("Admin", "Compact", "Stats", "GetStats", "ServerStats", "Purge", "Backup")
 #: Explicit roles for full method names (wins over the name convention); services add theirs.
-METHOD_ROLES: dict[str, Role] = {"/statekeeper.v1.StateService/Range": Role.READ}
+METHOD_ROLES: dict[str, Role] = {
+    "/statekeeper.v1.StateService/Range": Role.READ,
+    # A batch needs the read role; each of its writes is checked with check_role.
+    "/statekeeper.v1.StateService/Batch": Role.READ,
+}
+#: The role of the authenticated caller of the call being served (None: authentication is off,
+#: or the call is embedded), set by the server interceptor.
+current_role: ContextVar[Role | None] = ContextVar("statekeeper_role", default=None)
 
 
 def required_role(method: str) -> Role:
@@ -98,6 +106,28 @@ def required_role(method: str) -> Role:
     if rpc.startswith(READ_PREFIXES):
         return Role.READ
     return Role.WRITE
+
+
+def role_error(role: Role, method: str) -> PermissionDeniedError | None:
+    """The PERMISSION_DENIED error of a caller with ``role`` calling ``method``, or None."""
+    needed = required_role(method)
+    if role >= needed:
+        return None
+    return PermissionDeniedError(
+        f"role {role.name.lower()} may not call {method}; it needs role {needed.name.lower()}",
+        reason=Reason.PERMISSION_DENIED,
+        metadata={"required_role": needed.name.lower()},
+    )
+
+
+def check_role(method: str) -> None:
+    """Raise the error :meth:`Authenticator.authorize` would raise if the current caller called
+    ``method`` itself (for the operations of a batch)."""
+    role = current_role.get()
+    if role is not None:
+        error = role_error(role, method)
+        if error is not None:
+            raise error
 
 
 @dataclass(frozen=True)
@@ -230,14 +260,9 @@ class Authenticator:
         principal = self.tokens.lookup(token)
         if principal is None:
             raise UnauthenticatedError("invalid token", reason=Reason.UNAUTHENTICATED)
-        needed = required_role(method)
-        if principal.role < needed:
-            raise PermissionDeniedError(
-                f"role {principal.role.name.lower()} may not call {method}; "
-                f"it needs role {needed.name.lower()}",
-                reason=Reason.PERMISSION_DENIED,
-                metadata={"required_role": needed.name.lower()},
-            )
+        denied = role_error(principal.role, method)
+        if denied is not None:
+            raise denied
         namespace = metadata_value(metadata, NAMESPACE_METADATA)
         if namespace is None or namespace == "":
             namespace = principal.namespaces[0]

@@ -41,14 +41,16 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import NoScriptError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
-from statekeeper.errors import HistoryCompactedError, Reason, UnavailableError
+from statekeeper.errors import ConflictError, HistoryCompactedError, Reason, UnavailableError
 
 from statekeeper_server.engine.storage.backend import (
     Backend,
     BackendStats,
+    BatchItem,
+    BatchOutcome,
     Compare,
     Delete,
     Entry,
@@ -58,6 +60,7 @@ from statekeeper_server.engine.storage.backend import (
     Operation,
     Page,
     Put,
+    Read,
     ScanPage,
     TxnResult,
     WatchUpdate,
@@ -702,14 +705,11 @@ class RedisBackend(Backend):
         reply = await self._call(lambda: self._read(args=[self.key_prefix, key]))
         return _entry_of(key, reply[1:]), int(reply[0])
 
-    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
-        """Compare and write in one Lua script: one round trip, atomic across instances."""
-        args: list[Any] = [
-            self.key_prefix,
-            repr(time.time()),
-            self.history_revisions,
-            len(compares),
-        ]
+    def _txn_args(
+        self, compares: Sequence[Compare], operations: Sequence[Operation], now: str
+    ) -> list[Any]:
+        """The arguments of the transaction script."""
+        args: list[Any] = [self.key_prefix, now, self.history_revisions, len(compares)]
         for compare in compares:
             args += [compare.key, compare.mod_revision]
         args.append(len(operations))
@@ -718,7 +718,10 @@ class RedisBackend(Backend):
                 args += ["p", operation.key, operation.value, _expire_text(operation.expire_at)]
             else:
                 args += ["d", operation.key, b"", ""]
-        reply = await self._call(lambda: self._txn(args=args))
+        return args
+
+    def _txn_result(self, operations: Sequence[Operation], reply: list[Any]) -> TxnResult:
+        """The result of a transaction script's reply (ConflictError for a failed compare)."""
         if int(reply[0]) == 0:
             raise conflict(_text(reply[1]), int(reply[2]), int(reply[3]))
         revision = int(reply[1])
@@ -752,6 +755,52 @@ class RedisBackend(Backend):
             else:
                 results.append(None)
         return TxnResult(revision, tuple(results))
+
+    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
+        """Compare and write in one Lua script: one round trip, atomic across instances."""
+        args = self._txn_args(compares, operations, repr(time.time()))
+        reply = await self._call(lambda: self._txn(args=args))
+        return self._txn_result(operations, reply)
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+        """Every item as its own script call (a read, or a transaction at a revision of its
+        own, atomic alone), all in one pipeline: one round trip for the batch."""
+        now = repr(time.time())
+        calls = [
+            (self._read, [self.key_prefix, item.key])
+            if isinstance(item, Read)
+            else (self._txn, self._txn_args(item.compares, item.operations, now))
+            for item in items
+        ]
+        try:
+            replies = await self._call(lambda: self._pipeline(calls))
+        except UnavailableError as error:
+            return [error for _ in items]
+        outcomes: list[BatchOutcome] = []
+        for item, reply in zip(items, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(item, Read):
+                outcomes.append((_entry_of(item.key, reply[1:]), int(reply[0])))
+                continue
+            try:
+                outcomes.append(self._txn_result(item.operations, reply))
+            except ConflictError as error:
+                outcomes.append(error)
+        return outcomes
+
+    async def _pipeline(self, calls: list[tuple[Any, list[Any]]]) -> list[Any]:
+        """The replies of script calls sent in order in one pipeline (``EVALSHA``), after a
+        ``SCRIPT LOAD`` of each script they use: a script missing from Redis's cache (after a
+        restart) would otherwise fail some calls and not others, out of order."""
+        scripts = {id(script): script for script, _ in calls}
+        pipe = self._redis.pipeline(transaction=False)
+        for script in scripts.values():
+            pipe.script_load(script.script)
+        for script, args in calls:
+            pipe.evalsha(script.sha, 0, *args)
+        replies = await pipe.execute(raise_on_error=False)
+        return list(replies[len(scripts) :])
 
     async def range(
         self,
