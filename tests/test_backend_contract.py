@@ -25,7 +25,7 @@ from statekeeper_server.engine.storage.backend import (
     KeyRange,
     Put,
     Read,
-    Txn,
+    Transaction,
     TxnResult,
     WatchUpdate,
     prefix_end,
@@ -650,13 +650,13 @@ async def test_batch_runs_items_in_order_each_at_its_own_revision(backend: Backe
     first = await backend.put("b/x", b"\x01")
     outcomes = await backend.batch(
         [
-            Txn((), (Put("b/a", b"\x02"),)),
+            Transaction((), (Put("b/a", b"\x02"),)),
             Read("b/a"),
-            Txn((Compare("b/x", first.mod_revision),), (Put("b/x", b"\x03"),)),
-            Txn((Compare("b/x", first.mod_revision),), (Put("b/x", b"\x04"),)),
-            Txn((), (Delete("b/missing"),)),
+            Transaction((Compare("b/x", first.mod_revision),), (Put("b/x", b"\x03"),)),
+            Transaction((Compare("b/x", first.mod_revision),), (Put("b/x", b"\x04"),)),
+            Transaction((), (Delete("b/missing"),)),
             Read("b/missing"),
-            Txn((), (Delete("b/a"),)),
+            Transaction((), (Delete("b/a"),)),
         ]
     )
     saved, read, swapped, stale, no_op, missing, deleted = outcomes
@@ -688,7 +688,7 @@ async def test_batch_runs_items_in_order_each_at_its_own_revision(backend: Backe
 async def test_batch_writes_are_watched_one_revision_each(backend: Backend) -> None:
     updates, created = await started_watch(backend, "w/")
     outcomes = await backend.batch(
-        [Txn((), (Put(f"w/{n}", bytes([n])),)) for n in range(5)] + [Read("w/0")]
+        [Transaction((), (Put(f"w/{n}", bytes([n])),)) for n in range(5)] + [Read("w/0")]
     )
     revisions = [outcome.revision for outcome in outcomes[:5] if isinstance(outcome, TxnResult)]
     assert revisions == list(range(created.revision + 1, created.revision + 6))

@@ -29,7 +29,6 @@ import hmac
 import json
 import re
 from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,12 +81,9 @@ ADMIN_PREFIXES = ("Admin", "Compact", "Stats", "GetStats", "ServerStats", "Purge
 #: Explicit roles for full method names (wins over the name convention); services add theirs.
 METHOD_ROLES: dict[str, Role] = {
     "/statekeeper.v1.StateService/Range": Role.READ,
-    # A batch needs the read role; each of its writes is checked with check_role.
+    # A batch needs the read role; each of its writes needs the role of its own RPC.
     "/statekeeper.v1.StateService/Batch": Role.READ,
 }
-#: The role of the authenticated caller of the call being served (None: authentication is off,
-#: or the call is embedded), set by the server interceptor.
-current_role: ContextVar[Role | None] = ContextVar("statekeeper_role", default=None)
 
 
 def required_role(method: str) -> Role:
@@ -108,26 +104,15 @@ def required_role(method: str) -> Role:
     return Role.WRITE
 
 
-def role_error(role: Role, method: str) -> PermissionDeniedError | None:
-    """The PERMISSION_DENIED error of a caller with ``role`` calling ``method``, or None."""
+def require_role(role: Role, method: str) -> None:
+    """Raise PERMISSION_DENIED when a caller with ``role`` may not call ``method``."""
     needed = required_role(method)
-    if role >= needed:
-        return None
-    return PermissionDeniedError(
-        f"role {role.name.lower()} may not call {method}; it needs role {needed.name.lower()}",
-        reason=Reason.PERMISSION_DENIED,
-        metadata={"required_role": needed.name.lower()},
-    )
-
-
-def check_role(method: str) -> None:
-    """Raise the error :meth:`Authenticator.authorize` would raise if the current caller called
-    ``method`` itself (for the operations of a batch)."""
-    role = current_role.get()
-    if role is not None:
-        error = role_error(role, method)
-        if error is not None:
-            raise error
+    if role < needed:
+        raise PermissionDeniedError(
+            f"role {role.name.lower()} may not call {method}; it needs role {needed.name.lower()}",
+            reason=Reason.PERMISSION_DENIED,
+            metadata={"required_role": needed.name.lower()},
+        )
 
 
 @dataclass(frozen=True)
@@ -260,9 +245,7 @@ class Authenticator:
         principal = self.tokens.lookup(token)
         if principal is None:
             raise UnauthenticatedError("invalid token", reason=Reason.UNAUTHENTICATED)
-        denied = role_error(principal.role, method)
-        if denied is not None:
-            raise denied
+        require_role(principal.role, method)
         namespace = metadata_value(metadata, NAMESPACE_METADATA)
         if namespace is None or namespace == "":
             namespace = principal.namespaces[0]

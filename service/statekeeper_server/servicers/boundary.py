@@ -26,15 +26,15 @@ from typing import Any
 from google.protobuf import descriptor, descriptor_pool
 from google.protobuf.message import Message
 from statekeeper.errors import InvalidArgumentError, Reason
+from statekeeper.timestamps import (
+    MAX_DURATION_SECONDS,
+    MAX_TIMESTAMP_SECONDS,
+    MIN_TIMESTAMP_SECONDS,
+)
 
 #: The full names of the well-known types checked here.
 TIMESTAMP = "google.protobuf.Timestamp"
 DURATION = "google.protobuf.Duration"
-#: Unix seconds of 0001-01-01T00:00:00Z and of 9999-12-31T23:59:59Z.
-MIN_TIMESTAMP_SECONDS = -62_135_596_800
-MAX_TIMESTAMP_SECONDS = 253_402_300_799
-#: The longest Duration either way, in seconds.
-MAX_DURATION_SECONDS = 315_576_000_000
 _MAX_NANOS = 999_999_999
 
 

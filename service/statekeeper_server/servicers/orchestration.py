@@ -35,7 +35,7 @@ from statekeeper_server.servicers.convert import (
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 #: How often an idle team watch reports progress unless the request says otherwise.
 DEFAULT_PROGRESS_INTERVAL = 10.0
@@ -191,7 +191,7 @@ def _lease(request: Any, default: float | None) -> float | None:
 class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceServicer):
     """gRPC front of the orchestration engine (task queue, teams, assignments)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = OrchestrationEngine(runtime.backend, runtime.limits)
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from statekeeper.errors import UnavailableError
+from statekeeper.timestamps import clamped_duration, clamped_timestamp
 from statekeeper.v1 import speech_service_pb2 as pb
 from statekeeper.v1 import speech_service_pb2_grpc
 
@@ -14,14 +15,12 @@ from statekeeper_server.engine.domains.speech import SpeechEngine, WatchStarted
 from statekeeper_server.engine.domains.tools import invalid
 from statekeeper_server.servicers.convert import (
     document_to_wire,
-    duration,
     optional_document,
-    timestamp,
     ttl_seconds,
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 
 def _check_owner(session_id: str, message: Any, field: str) -> None:
@@ -51,7 +50,7 @@ def stt_to_proto(session_id: str, state: dict[str, Any]) -> pb.SttState:
         interim_transcript=state["interim_transcript"],
         final_transcript=state["final_transcript"],
         confidence=state["confidence"],
-        updated_at=timestamp(state["updated_at"]),
+        updated_at=clamped_timestamp(state["updated_at"]),
     )
 
 
@@ -75,7 +74,7 @@ def tts_to_proto(session_id: str, state: dict[str, Any]) -> pb.TtsState:
         audio_played_bytes=state["audio_played_bytes"],
         is_speaking=state["is_speaking"],
         current_text=state["current_text"],
-        updated_at=timestamp(state["updated_at"]),
+        updated_at=clamped_timestamp(state["updated_at"]),
     )
 
 
@@ -107,7 +106,7 @@ def conversation_to_proto(
         turn_count=state["turn_count"],
         current_speaker=state["current_speaker"],
         transcript=document_to_wire(state["transcript"], encoding),
-        updated_at=timestamp(state["updated_at"]),
+        updated_at=clamped_timestamp(state["updated_at"]),
     )
     if state.get("stt") is not None:
         message.stt_state.CopyFrom(stt_to_proto(session_id, state["stt"]))
@@ -125,15 +124,15 @@ def session_to_proto(meta: dict[str, Any], encoding: int) -> pb.AudioSession:
         streaming_mode=meta["streaming_mode"],
         config=document_to_wire(meta["config"], encoding),
         status=meta["status"],
-        created_at=timestamp(meta["created_at"]),
-        updated_at=timestamp(meta["updated_at"]),
+        created_at=clamped_timestamp(meta["created_at"]),
+        updated_at=clamped_timestamp(meta["updated_at"]),
         end_reason=meta["end_reason"],
         last_sequence=meta["seq"],
-        ended_retention=duration(meta["ended_retention"]),
-        event_retention=duration(meta["event_retention"]),
+        ended_retention=clamped_duration(meta["ended_retention"]),
+        event_retention=clamped_duration(meta["event_retention"]),
     )
     if meta["ended_at"] is not None:
-        message.ended_at.CopyFrom(timestamp(meta["ended_at"]))
+        message.ended_at.CopyFrom(clamped_timestamp(meta["ended_at"]))
     if meta["stt"] is not None:
         message.stt_state.CopyFrom(stt_to_proto(session_id, meta["stt"]))
     if meta["tts"] is not None:
@@ -152,7 +151,7 @@ def _current_conversation(meta: dict[str, Any], encoding: int) -> pb.VoiceConver
 def event_to_proto(session_id: str, event: dict[str, Any], encoding: int) -> pb.SessionEvent:
     """A SessionEvent message for a stored event document."""
     message = pb.SessionEvent(
-        session_id=session_id, sequence=event["seq"], event_time=timestamp(event["time"])
+        session_id=session_id, sequence=event["seq"], event_time=clamped_timestamp(event["time"])
     )
     kind = event["kind"]
     payload = event["payload"]
@@ -186,7 +185,7 @@ def event_to_proto(session_id: str, event: dict[str, Any], encoding: int) -> pb.
 class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.speech.SpeechEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = SpeechEngine(runtime.backend, runtime.limits)
 
@@ -302,7 +301,7 @@ class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
         _, sequence, expire_at = await self.engine.end_session(
             request.session_id, request.reason, ttl_seconds(request, "retention")
         )
-        return pb.EndSessionResponse(sequence=sequence, expire_time=timestamp(expire_at))
+        return pb.EndSessionResponse(sequence=sequence, expire_time=clamped_timestamp(expire_at))
 
     async def WatchSession(
         self, request: pb.WatchSessionRequest, context: object

@@ -17,7 +17,6 @@ from statekeeper.errors import (
 from statekeeper.v1 import common_pb2, state_service_pb2_grpc
 from statekeeper.v1 import state_service_pb2 as pb
 
-from statekeeper_server.auth import check_role
 from statekeeper_server.engine.domains.state import Planned, StateEngine, expire_at_for
 from statekeeper_server.engine.storage.backend import (
     Compare,
@@ -28,7 +27,7 @@ from statekeeper_server.engine.storage.backend import (
     Put,
     WatchUpdate,
 )
-from statekeeper_server.engine.tenancy import tenant_prefix
+from statekeeper_server.engine.tenancy import authorize, tenant_prefix
 from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, field_bytes, pieces
 from statekeeper_server.servicers.boundary import check_times
 from statekeeper_server.servicers.convert import (
@@ -41,7 +40,7 @@ from statekeeper_server.servicers.convert import (
 from statekeeper_server.servicers.fanout import MERGE_BYTES, WatchGroups
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 #: How often an idle watch stream reports progress unless the request says otherwise.
 DEFAULT_PROGRESS_INTERVAL = 10.0
@@ -92,7 +91,7 @@ def _guard(request: pb.DeleteRangeRequest | pb.CopyRangeRequest) -> Compare | No
 class StateServicer(state_service_pb2_grpc.StateServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.state.StateEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = StateEngine(runtime.backend, runtime.limits)
         method = "/statekeeper.v1.StateService/"
@@ -217,7 +216,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                 violations=[(f"operations[{index}]", "empty operation")],
             )
         method, plan = self._batch_kinds[kind]
-        check_role(method)
+        authorize(method)
         request = getattr(operation, kind)
         check_times(request)
         return plan(request)

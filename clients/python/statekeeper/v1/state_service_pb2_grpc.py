@@ -200,10 +200,11 @@ class StateServiceServicer:
         serves the batch in one backend round trip where the backend allows it (one Redis
         pipeline, one group commit of the file log). Clients use it to coalesce calls issued
         while another call is in flight. A request of more than 1000 operations fails as a whole
-        with INVALID_ARGUMENT (reason TOO_MANY_OPERATIONS). The call needs the read role, and each
-        write operation the write role (PERMISSION_DENIED in that operation's status otherwise).
-        When the results of the gets would not fit one response message, the gets that do not fit
-        fail with RESOURCE_EXHAUSTED (reason BATCH_RESPONSE_TOO_LARGE): send them again alone.
+        with RESOURCE_EXHAUSTED (reason TOO_MANY_OPERATIONS), as an oversized transaction does.
+        The call needs the read role, and each write operation the write role (PERMISSION_DENIED
+        in that operation's status otherwise). When the results of the gets would not fit one
+        response message, the gets that do not fit fail with RESOURCE_EXHAUSTED (reason
+        BATCH_RESPONSE_TOO_LARGE): send them again alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -42,9 +42,9 @@ from statekeeper.errors import (
     Reason,
 )
 
-from statekeeper_server.engine.identifiers import check_id, has_control_characters
+from statekeeper_server.engine.identifiers import check_id, check_text
 from statekeeper_server.engine.limits import Limits
-from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.records import retry_on_conflict
 from statekeeper_server.engine.storage.backend import (
     Backend,
     Compare,
@@ -80,22 +80,6 @@ CLAIM_PAGE = 32
 DEFAULT_MAX_TASKS = 1
 #: The status of an agent that takes no queue task.
 OFFLINE = "offline"
-
-
-def check_text(value: str, field: str, limit: int, *, required: bool = False) -> str:
-    """Validate a free-form string field (length, no control characters)."""
-    problem = None
-    if required and not value:
-        problem = "must not be empty"
-    elif len(value) > limit:
-        problem = f"longer than {limit} characters"
-    elif has_control_characters(value):
-        problem = "control characters are not allowed"
-    if problem is not None:
-        raise InvalidArgumentError(
-            f"{field} {problem}", reason=Reason.INVALID_ARGUMENT, violations=[(field, problem)]
-        )
-    return value
 
 
 def priority_level(name: str | None, level: int | None, field: str = "task.priority") -> int:

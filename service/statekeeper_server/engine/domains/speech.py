@@ -57,7 +57,7 @@ from statekeeper.v1 import speech_service_pb2 as pb
 from statekeeper_server.engine.domains.tools import invalid
 from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits, check_ttl
-from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.records import retry_on_conflict
 from statekeeper_server.engine.storage.backend import (
     Backend,
     Compare,

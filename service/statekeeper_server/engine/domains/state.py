@@ -26,7 +26,7 @@ from statekeeper.errors import (
 
 from statekeeper_server.engine import tokens
 from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
-from statekeeper_server.engine.retry import MAX_ATTEMPTS, retry_on_conflict
+from statekeeper_server.engine.records import MAX_ATTEMPTS, Txn, retry_on_conflict
 from statekeeper_server.engine.storage.backend import (
     Backend,
     BatchItem,
@@ -39,7 +39,7 @@ from statekeeper_server.engine.storage.backend import (
     Operation,
     Put,
     Read,
-    Txn,
+    Transaction,
     TxnResult,
     WatchUpdate,
     conflict,
@@ -182,7 +182,7 @@ class StateEngine:
         namespace = self._namespace()
         stored = namespace + key
         compares = () if expected_revision is None else (Compare(stored, expected_revision),)
-        item = Txn(compares, (Put(stored, value, expire_at_for(ttl)),))
+        item = Transaction(compares, (Put(stored, value, expire_at_for(ttl)),))
         cut = len(namespace)
 
         def finish(result: TxnResult) -> Entry:
@@ -239,7 +239,7 @@ class StateEngine:
         def finish(result: TxnResult) -> tuple[bool, int]:
             return result.results[0] is not None, result.revision
 
-        return Planned(Txn(compares, (Delete(stored),)), namespace, finish)
+        return Planned(Transaction(compares, (Delete(stored),)), namespace, finish)
 
     async def delete(self, key: str, *, expected_revision: int | None = None) -> tuple[bool, int]:
         """Remove ``key``; returns whether it existed and the store revision after the call."""
@@ -300,7 +300,8 @@ class StateEngine:
         stored_key = namespace + key
 
         async def attempt() -> Entry:
-            entry = await self.backend.get(stored_key)
+            txn = Txn(self.backend)  # the commit is guarded by the revision read here
+            entry = await txn.entry(stored_key)
             if entry is None:
                 raise NotFoundError(
                     f"key {key!r} not found", reason=Reason.KEY_NOT_FOUND, metadata={"key": key}
@@ -310,9 +311,10 @@ class StateEngine:
             merged = values.pack(merge_patch(values.unpack(entry.value), patch))
             self.limits.check_value_size(merged)
             expire_at = expire_at_for(ttl) if ttl is not None else entry.expire_at
-            return await self.backend.put(
-                stored_key, merged, expected_revision=entry.mod_revision, expire_at=expire_at
-            )
+            txn.put_raw(stored_key, merged, expire_at)
+            result = await txn.commit()
+            assert result is not None and result.results[0] is not None
+            return result.results[0]
 
         # A caller that pinned the revision wants the conflict reported, not retried.
         with caller_keys(namespace):
@@ -335,7 +337,8 @@ class StateEngine:
             namespace, glob, start_after=namespace + start_after if start_after else "", limit=size
         )
         keys = [entry.key[len(namespace) :] for entry in page.entries]
-        token = tokens.encode_scoped(glob.text, keys[-1]) if page.more and keys else ""
+        # A sparse pattern may end a page early, even with no keys: continue after the cursor.
+        token = tokens.encode_scoped(glob.text, page.cursor[len(namespace) :]) if page.more else ""
         return KeyPage(keys, token, page.revision)
 
     async def count_keys(self) -> int:
@@ -546,7 +549,7 @@ class StateEngine:
                 )
             seen.add(operation.key)
         namespace = self._namespace()
-        item = Txn(
+        item = Transaction(
             tuple(Compare(namespace + c.key, c.mod_revision) for c in compares),
             tuple(
                 Put(namespace + op.key, op.value, op.expire_at)

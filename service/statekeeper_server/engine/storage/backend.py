@@ -15,7 +15,8 @@ Every backend (memory, file, Redis) implements this class and passes the one con
   background, emitting an ``EXPIRE`` event at a revision of its own.
 * **List.** :meth:`Backend.range` returns entries under a literal prefix whose remainder matches
   a :class:`~statekeeper_server.engine.storage.glob.GlobPattern`, ordered by key (code point order),
-  after an exclusive ``start_after`` key, at most ``limit`` of them.
+  after an exclusive ``start_after`` key, at most ``limit`` of them. A page examines at most
+  :data:`SCAN_BUDGET` keys, so a sparse pattern may return a short page with a cursor.
 * **Scan.** :meth:`Backend.scan` reads the entries of a :class:`KeyRange` in key order or in
   reverse, one page after a cursor, optionally as they were at an earlier ``revision`` (rebuilt
   from the change history while it is retained, else
@@ -39,7 +40,13 @@ import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from statekeeper.errors import ConflictError, InvalidArgumentError, Reason, StateKeeperError
+from statekeeper.errors import (
+    ConflictError,
+    HistoryCompactedError,
+    InvalidArgumentError,
+    Reason,
+    StateKeeperError,
+)
 
 from statekeeper_server.engine.storage.glob import GlobPattern
 
@@ -119,14 +126,14 @@ class Read:
 
 
 @dataclass(frozen=True, slots=True)
-class Txn:
+class Transaction:
     """A batch item: one transaction, as :meth:`Backend.txn`."""
 
     compares: tuple[Compare, ...]
     operations: tuple[Operation, ...]
 
 
-BatchItem = Read | Txn
+BatchItem = Read | Transaction
 #: The outcome of one batch item: a read's (entry, revision), a transaction's result, or the
 #: error the item failed with alone (a conflict, an unavailable backend).
 BatchOutcome = tuple[Entry | None, int] | TxnResult | StateKeeperError
@@ -134,11 +141,14 @@ BatchOutcome = tuple[Entry | None, int] | TxnResult | StateKeeperError
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a range read."""
+    """One page of a range read; when ``more``, the next page starts after ``cursor`` (pass it
+    as ``start_after``). A page may hold fewer entries than asked for, even none, when the
+    backend stopped after examining :data:`SCAN_BUDGET` keys (a sparse pattern)."""
 
     entries: list[Entry]
     revision: int
     more: bool
+    cursor: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +178,11 @@ class ScanPage:
     cursor: str
 
 
+#: Keys one page of :meth:`Backend.range` or :meth:`Backend.scan` examines at most (or the page's
+#: limit, when larger), matching or not, so that no call walks the whole key space at once.
+SCAN_BUDGET = 4096
+
+
 def prefix_end(prefix: str) -> str | None:
     """The least string after every string that starts with ``prefix`` (None: no such bound,
     ``prefix`` is empty or only U+10FFFF characters)."""
@@ -176,6 +191,12 @@ def prefix_end(prefix: str) -> str | None:
     if not prefix:
         return None
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def range_span(prefix: str, pattern: GlobPattern | None) -> KeyRange:
+    """The keys :meth:`Backend.range` reads: under ``prefix`` plus the pattern's literal start."""
+    low = prefix + (pattern.literal_prefix if pattern is not None else "")
+    return KeyRange(prefix, low, prefix_end(low), pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +219,26 @@ class BackendStats:
     revision: int
     oldest_revision: int
     backend: str
+
+
+#: How many revisions of change history a store keeps for watchers by default.
+DEFAULT_HISTORY_REVISIONS = 100_000
+
+
+def compacted_error(oldest_revision: int, requested: int) -> HistoryCompactedError:
+    """The error for a watch whose start revision is older than the retained history."""
+    return HistoryCompactedError(
+        f"revision {requested} is compacted; the oldest watchable revision is {oldest_revision}:"
+        " read the current state again and watch from there",
+        metadata={"compact_revision": str(oldest_revision)},
+    )
+
+
+def key_filter(prefix: str, pattern: GlobPattern | None, key: str) -> bool:
+    """True when ``key`` lies under ``prefix`` and its remainder matches ``pattern``."""
+    if not key.startswith(prefix):
+        return False
+    return pattern is None or pattern.matches(key[len(prefix) :])
 
 
 def future_revision(revision: int, current: int) -> InvalidArgumentError:
@@ -251,7 +292,6 @@ class Backend(abc.ABC):
         missing keys, or no operations) the revision does not advance.
         """
 
-    @abc.abstractmethod
     async def range(
         self,
         prefix: str,
@@ -261,7 +301,10 @@ class Backend(abc.ABC):
         limit: int = 1000,
     ) -> Page:
         """Live entries whose key starts with ``prefix`` and whose remainder matches
-        ``pattern``, in key order, strictly after ``start_after``, at most ``limit``."""
+        ``pattern``, in key order, strictly after ``start_after``, at most ``limit`` (one
+        :meth:`scan` page, so fewer when it stopped at :data:`SCAN_BUDGET` keys examined)."""
+        page = await self.scan(range_span(prefix, pattern), after=start_after or None, limit=limit)
+        return Page(page.entries, page.revision, page.more, page.cursor)
 
     @abc.abstractmethod
     async def scan(

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from statekeeper.errors import InvalidArgumentError
 
-from statekeeper_server.engine.storage.backend import Backend
-from statekeeper_server.engine.storage.memory import DEFAULT_HISTORY_REVISIONS, MemoryBackend
+from statekeeper_server.engine.storage.backend import DEFAULT_HISTORY_REVISIONS, Backend
+from statekeeper_server.engine.storage.memory import MemoryBackend
 
 #: The names accepted by :func:`open_backend`.
 BACKEND_NAMES = ("memory", "file", "redis")

@@ -77,6 +77,7 @@ from statekeeper.errors import (
 )
 
 from statekeeper_server.engine.storage.backend import (
+    DEFAULT_HISTORY_REVISIONS,
     Backend,
     BackendStats,
     BatchItem,
@@ -94,11 +95,7 @@ from statekeeper_server.engine.storage.backend import (
     WatchUpdate,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
-from statekeeper_server.engine.storage.memory import (
-    DEFAULT_HISTORY_REVISIONS,
-    MemoryBackend,
-    plan_events,
-)
+from statekeeper_server.engine.storage.memory import MemoryBackend, plan_events
 
 log = logging.getLogger("statekeeper.file")
 
