@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import agents, batching, report
+from bench import agents, batching, report, scaling
 from bench.servers import (
     Service,
     loadgen,
@@ -696,6 +696,10 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             harness.log("etcd (peer)")
             harness.loads("etcd", "etcd", "etcd", etcd.address, [etcd])
             etcd.stop()
+        if "scaling" in parts:
+            if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
+                redis = harness.start(start_redis())
+            scaling.measure(harness, redis)
         if "agents" in parts:
             harness.log("agent-framework session stores (ADK, OpenAI Agents SDK)")
             if redis is None or redis.process.poll() is not None:
@@ -743,9 +747,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--parts",
-        default="load,fanout,speech,peers,agents,targets,batching,soak",
-        help="comma-separated parts to run: load, fanout, speech, peers, agents, targets, "
-        "batching, soak",
+        default="load,fanout,speech,peers,scaling,agents,targets,batching,soak",
+        help="comma-separated parts to run: load, fanout, speech, peers, scaling, agents, "
+        "targets, batching, soak",
     )
     parser.add_argument(
         "--out", default=os.path.join(os.path.dirname(__file__), "results"), help="output dir"

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 from statekeeper.errors import ConflictError, HistoryCompactedError, InvalidArgumentError, Reason
 from statekeeper_server.engine.storage.backend import (
+    SCAN_BUDGET,
     Backend,
     Compare,
     Delete,
@@ -440,6 +441,45 @@ async def test_scan_globs_mean_what_fnmatch_means(backend: Backend) -> None:
         page = await backend.scan(span, limit=1000)
         expected = [k for k in sorted(keys) if fnmatch.fnmatchcase(k[2:], text)]
         assert [e.key for e in page.entries] == expected, text
+
+
+async def test_globs_with_lua_magic_characters_mean_what_fnmatch_means(backend: Backend) -> None:
+    keys = ["p/" + "".join(chars) for chars in itertools.product("a%.(+$-^é", repeat=2)]
+    await backend.txn([], [Put(key, b"") for key in keys])
+    rng = random.Random(19)
+    for _ in range(80):
+        text = "".join(rng.choice("a%.(+$-^é*?[]!") for _ in range(rng.randint(1, 6)))
+        try:
+            pattern = parse_pattern(text)
+        except InvalidArgumentError:
+            continue
+        page = await backend.range("p/", pattern, limit=1000)
+        expected = [k for k in sorted(keys) if fnmatch.fnmatchcase(k[2:], text)]
+        assert [e.key for e in page.entries] == expected, text
+
+
+async def test_a_sparse_page_stops_after_a_bounded_number_of_keys(backend: Backend) -> None:
+    keys = [f"z/{number:05d}" for number in range(SCAN_BUDGET + 500)]
+    for start in range(0, len(keys), 1000):
+        await backend.txn([], [Put(key, b"") for key in keys[start : start + 1000]])
+    for reverse, wanted in ((False, keys[-1]), (True, keys[0])):
+        span = _span("z/", pattern="*" + wanted[2:])
+        page = await backend.scan(span, reverse=reverse, limit=10)
+        assert page.entries == [] and page.more  # stopped early, before the one match
+        found, pages = [], 1
+        while page.more:
+            page = await backend.scan(span, after=page.cursor, reverse=reverse, limit=10)
+            found += [e.key for e in page.entries]
+            pages += 1
+        assert found == [wanted] and pages >= 2
+    pattern = GlobPattern("*" + keys[-1][2:])
+    listed = await backend.range("z/", pattern, limit=10)
+    assert listed.entries == [] and listed.more and listed.cursor
+    found = []
+    while listed.more:
+        listed = await backend.range("z/", pattern, start_after=listed.cursor, limit=10)
+        found += [e.key for e in listed.entries]
+    assert found == [keys[-1]]
 
 
 async def test_a_sparse_glob_over_many_keys_pages_completely(backend: Backend) -> None:
