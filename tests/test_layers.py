@@ -249,9 +249,10 @@ def backend_of(name: str) -> str | None:
     return backend if backend in BACKENDS else None
 
 
-def domain_of(name: str) -> str:
-    """The domain a domains module belongs to (``speech`` for ``domains.speech_records``)."""
-    return name.removeprefix(DOMAINS + ".").partition(".")[0].partition("_")[0]
+def domain_of(module: str) -> str:
+    """The manager a domain module belongs to: a domain may be a package of modules, or
+    modules named after it (``speech`` for ``domains.speech_records``)."""
+    return module[len(DOMAINS) + 1 :].split(".")[0].partition("_")[0]
 
 
 def violations() -> set[tuple[str, str]]:
@@ -364,10 +365,8 @@ SIZE_REASON = "# size:"
 #: entry must still be over the limit: remove it here once its file is split.
 OVERSIZED: frozenset[str] = frozenset(
     {
-        "service/statekeeper_server/engine/domains/orchestration.py",
         "service/statekeeper_server/engine/domains/tools.py",
         "service/statekeeper_server/engine/domains/workflows.py",
-        "service/statekeeper_server/engine/storage/file.py",
         "service/statekeeper_server/engine/domains/tools.py::start_execution",
         "service/statekeeper_server/engine/domains/tools.py::_end",
         "service/statekeeper_server/engine/domains/tools.py::update_retry_state",
