@@ -365,7 +365,6 @@ OVERSIZED: frozenset[str] = frozenset(
         "service/statekeeper_server/engine/domains/orchestration.py",
         "service/statekeeper_server/engine/domains/tools.py",
         "service/statekeeper_server/engine/domains/workflows.py",
-        "service/statekeeper_server/engine/storage/file.py",
         "service/statekeeper_server/engine/domains/speech.py::create_session",
         "service/statekeeper_server/engine/domains/speech.py::watch_session",
         "service/statekeeper_server/engine/domains/tools.py::start_execution",
