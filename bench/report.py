@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from bench import scaling
+from bench import batching, scaling
 
 #: The issue's targets, checked against the run's figures.
 TARGETS = (
@@ -301,6 +301,7 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {item['target']} | {item['measured']} | {met} |")
     lines += scaling.table(results.get("scaling") or [])
     lines += agents_table(results.get("agents") or [])
+    lines += batching.markdown(results)
     for note in results.get("skipped", []):
         lines.append(f"\nNot measured: {note}.")
     return "\n".join(lines) + "\n"

@@ -45,13 +45,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
-from statekeeper.errors import HistoryCompactedError, Reason, UnavailableError
+from statekeeper.errors import ConflictError, HistoryCompactedError, Reason, UnavailableError
 
 from statekeeper_server.engine.storage.backend import (
     DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_REVISIONS,
     Backend,
     BackendStats,
+    BatchItem,
+    BatchOutcome,
     Compare,
     Delete,
     Entry,
@@ -59,6 +61,7 @@ from statekeeper_server.engine.storage.backend import (
     KeyRange,
     Operation,
     Put,
+    Read,
     ScanPage,
     TxnResult,
     WatchUpdate,
@@ -68,6 +71,7 @@ from statekeeper_server.engine.storage.backend import (
     key_filter,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.storage.redis_batch import run_scripts
 from statekeeper_server.engine.storage.redis_codec import (
     ENTRY_FIELDS,
     decode_events,
@@ -303,11 +307,13 @@ class RedisBackend(Backend):
         reply = await self._call(lambda: self._read(args=[self.key_prefix, key]))
         return entry_of(key, reply[1:]), int(reply[0])
 
-    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
-        """Compare and write in one Lua script: one round trip, atomic across instances."""
+    def _txn_args(
+        self, compares: Sequence[Compare], operations: Sequence[Operation], now: str
+    ) -> list[Any]:
+        """The arguments of the transaction script."""
         args: list[Any] = [
             self.key_prefix,
-            repr(time.time()),
+            now,
             self.history_revisions,
             self.history_bytes,
             len(compares),
@@ -320,40 +326,62 @@ class RedisBackend(Backend):
                 args += ["p", operation.key, operation.value, expire_text(operation.expire_at)]
             else:
                 args += ["d", operation.key, b"", ""]
-        reply = await self._call(lambda: self._txn(args=args))
+        return args
+
+    def _txn_result(self, operations: Sequence[Operation], reply: list[Any]) -> TxnResult:
+        """The result of a transaction script's reply (ConflictError for a failed compare)."""
         if int(reply[0]) == 0:
             raise conflict(text_of(reply[1]), int(reply[2]), int(reply[3]))
         revision = int(reply[1])
         results: list[Entry | None] = []
         for operation, result in zip(operations, reply[2], strict=True):
             if isinstance(operation, Put):
+                key, value, expire_at = operation.key, operation.value, operation.expire_at
                 results.append(
-                    Entry(
-                        operation.key,
-                        operation.value,
-                        int(result[0]),
-                        revision,
-                        int(result[1]),
-                        operation.expire_at,
-                    )
+                    Entry(key, value, int(result[0]), revision, int(result[1]), expire_at)
                 )
                 if operation.expire_at is not None:
                     self._wake_reaper(operation.expire_at)
             elif isinstance(operation, Delete) and result:
                 value, create, mod, version, expire = result
-                results.append(
-                    Entry(
-                        operation.key,
-                        bytes(value),
-                        int(create),
-                        int(mod),
-                        int(version),
-                        expire_value(expire),
-                    )
-                )
+                old = (bytes(value), int(create), int(mod), int(version), expire_value(expire))
+                results.append(Entry(operation.key, *old))
             else:
                 results.append(None)
         return TxnResult(revision, tuple(results))
+
+    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
+        """Compare and write in one Lua script: one round trip, atomic across instances."""
+        args = self._txn_args(compares, operations, repr(time.time()))
+        reply = await self._call(lambda: self._txn(args=args))
+        return self._txn_result(operations, reply)
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+        """Every item as its own script call (a read, or a transaction at a revision of its
+        own, atomic alone), all in one pipeline: one round trip for the batch."""
+        now = repr(time.time())
+        calls = [
+            (self._read, [self.key_prefix, item.key])
+            if isinstance(item, Read)
+            else (self._txn, self._txn_args(item.compares, item.operations, now))
+            for item in items
+        ]
+        try:
+            replies = await self._call(lambda: run_scripts(self._redis, calls))
+        except UnavailableError as error:
+            return [error for _ in items]
+        outcomes: list[BatchOutcome] = []
+        for item, reply in zip(items, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(item, Read):
+                outcomes.append((entry_of(item.key, reply[1:]), int(reply[0])))
+                continue
+            try:
+                outcomes.append(self._txn_result(item.operations, reply))
+            except ConflictError as error:
+                outcomes.append(error)
+        return outcomes
 
     async def scan(
         self,
