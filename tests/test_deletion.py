@@ -33,7 +33,7 @@ from statekeeper.state import (
     WorkflowStateManager,
     WorkflowStatus,
 )
-from statekeeper_server.engine import deletion
+from statekeeper_server.engine import records
 from statekeeper_server.engine.domains.agents import AgentEngine
 from statekeeper_server.engine.domains.workflows import WorkflowEngine
 from statekeeper_server.engine.limits import Limits
@@ -278,7 +278,7 @@ class _Stop(Exception):
 
 
 def _stop_after_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = deletion.delete_batch
+    real = records.delete_batch
     calls = 0
 
     async def flaky(backend: Backend, keys: Any) -> Any:
@@ -289,7 +289,7 @@ def _stop_after_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:
         return await real(backend, keys)
 
     for module in ("agents", "workflows"):
-        monkeypatch.setattr(f"statekeeper_server.engine.{module}.delete_batch", flaky)
+        monkeypatch.setattr(f"statekeeper_server.engine.domains.{module}.delete_batch", flaky)
 
 
 async def test_large_workflow_goes_in_batches_and_a_stopped_removal_finishes(

@@ -13,11 +13,20 @@ import pytest
 from google.protobuf import descriptor
 from google.protobuf.message import Message
 from statekeeper.errors import (
+    STATUS_CODES,
     ConflictError,
     InvalidArgumentError,
     Reason,
     StateKeeperError,
     from_rpc_error,
+    from_status,
+)
+from statekeeper.timestamps import (
+    MAX_DURATION_SECONDS,
+    MAX_TIMESTAMP_SECONDS,
+    MIN_TIMESTAMP_SECONDS,
+    clamped_duration,
+    clamped_timestamp,
 )
 from statekeeper.v1 import agent_service_pb2 as agent_pb
 from statekeeper.v1 import agent_service_pb2_grpc as agent_grpc
@@ -31,14 +40,7 @@ from statekeeper_server.engine import identifiers
 from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
-from statekeeper_server.servicers.boundary import (
-    MAX_DURATION_SECONDS,
-    MAX_TIMESTAMP_SECONDS,
-    MIN_TIMESTAMP_SECONDS,
-    duration_problem,
-    timestamp_problem,
-)
-from statekeeper_server.servicers.convert import duration, timestamp
+from statekeeper_server.servicers.boundary import duration_problem, timestamp_problem
 
 from tests.protofuzz import Rpc, all_rpcs
 
@@ -182,14 +184,24 @@ async def test_every_time_field_of_every_request_is_checked(
 ) -> None:
     request, path = _with_time(rpc, chain)
     before = await runtime.backend.revision()
-    with pytest.raises(InvalidArgumentError) as raised:
-        await call(runtime, rpc, request)
+    if rpc.name == "Batch":
+        # A batch fails the operation alone, naming the field of the operation's own request
+        # (operations[0].save.ttl -> ttl) as that operation's RPC does.
+        response = await call(runtime, rpc, request)
+        status = response.results[0].status
+        error = from_status(STATUS_CODES[status.code], status.message, status.details)
+        path = path.split(".", 2)[2]
+    else:
+        with pytest.raises(InvalidArgumentError) as raised:
+            await call(runtime, rpc, request)
+        error = raised.value
+    assert isinstance(error, InvalidArgumentError)
     kind = TIME_TYPES[chain[-1].message_type.full_name]
-    assert raised.value.reason == (
+    assert error.reason == (
         Reason.INVALID_TIMESTAMP if kind == "timestamp" else Reason.INVALID_DURATION
     )
-    assert raised.value.violations[0][0] == path
-    assert raised.value.metadata["field"] == path
+    assert error.violations[0][0] == path
+    assert error.metadata["field"] == path
     assert await runtime.backend.revision() == before
 
 
@@ -244,15 +256,18 @@ async def test_the_reported_timestamp_is_refused_over_grpc_with_a_field_violatio
 def test_stored_times_out_of_range_clamp_to_the_ends() -> None:
     top = (MAX_TIMESTAMP_SECONDS, 999_999_999)
     for seconds in (9.223372036854776e18, float("inf"), MAX_TIMESTAMP_SECONDS + 0.9999999999):
-        stamp = timestamp(seconds)
+        stamp = clamped_timestamp(seconds)
         assert (stamp.seconds, stamp.nanos) == top
     for seconds in (-9.2e18, float("-inf"), float("nan")):
-        stamp = timestamp(seconds)
+        stamp = clamped_timestamp(seconds)
         assert (stamp.seconds, stamp.nanos) == (MIN_TIMESTAMP_SECONDS, 0)
-    assert (timestamp(1.5).seconds, timestamp(1.5).nanos) == (1, 500_000_000)
-    assert duration(1e30).seconds == MAX_DURATION_SECONDS
-    assert duration(-1e30).seconds == -MAX_DURATION_SECONDS
-    assert (duration(float("nan")).seconds, duration(2.25).nanos) == (0, 250_000_000)
+    assert (clamped_timestamp(1.5).seconds, clamped_timestamp(1.5).nanos) == (1, 500_000_000)
+    assert clamped_duration(1e30).seconds == MAX_DURATION_SECONDS
+    assert clamped_duration(-1e30).seconds == -MAX_DURATION_SECONDS
+    assert (clamped_duration(float("nan")).seconds, clamped_duration(2.25).nanos) == (
+        0,
+        250_000_000,
+    )
 
 
 async def test_records_stored_with_an_edge_timestamp_by_the_old_code_read_back(

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from statekeeper import values
 from statekeeper.v1 import state_service_pb2 as pb
-from statekeeper_server.engine.storage.backend import Backend, Put, watch_span
+from statekeeper_server.engine.storage.backend import Backend, Put, range_span
+from statekeeper_server.engine.storage.file import FileBackend
 from statekeeper_server.engine.storage.glob import GlobPattern
 from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.engine.storage.watchers import (
@@ -38,19 +39,21 @@ async def store(make_backend: OpenBackend) -> Backend:  # noqa: F811
 
 
 def index_of(backend: Backend) -> WatcherIndex:
-    """The backend's watch index (the file backend's lives in its in-memory index)."""
-    inner = getattr(backend, "_index", backend)
-    index = inner.watchers
+    """The backend's watch index (the file backend's is its feed's)."""
+    if isinstance(backend, FileBackend):
+        assert backend.index.feed is not None
+        return backend.index.feed.watchers
+    index = backend.watchers
     assert isinstance(index, WatcherIndex)
     return index
 
 
 def test_the_index_finds_exact_keys_prefixes_and_glob_literals_only() -> None:
     index = WatcherIndex()
-    exact = index.add(watch_span("kv/", GlobPattern("agent-7")))
-    prefix = index.add(watch_span("wf/", None))
-    glob = index.add(watch_span("kv/", GlobPattern("a*/state")))
-    catch_all = index.add(watch_span("", None))
+    exact = index.add(range_span("kv/", GlobPattern("agent-7")))
+    prefix = index.add(range_span("wf/", None))
+    glob = index.add(range_span("kv/", GlobPattern("a*/state")))
+    catch_all = index.add(range_span("", None))
     assert len(index) == 4
     assert set(index._candidates("kv/agent-7")) == {exact, glob, catch_all}
     assert set(index._candidates("kv/agent-70")) == {glob, catch_all}

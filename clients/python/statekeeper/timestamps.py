@@ -48,6 +48,9 @@ def optional_datetime(message: object, field: str) -> datetime | None:
 
 #: The longest google.protobuf.Duration, in seconds (about 10,000 years).
 MAX_DURATION_SECONDS = 315_576_000_000
+#: Unix seconds of 0001-01-01T00:00:00Z and of 9999-12-31T23:59:59Z, the Timestamp range.
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
 
 
 def to_duration(seconds: float | timedelta | None) -> duration_pb2.Duration | None:
@@ -70,3 +73,35 @@ def to_duration(seconds: float | timedelta | None) -> duration_pb2.Duration | No
 def from_duration(duration: duration_pb2.Duration) -> float:
     """Seconds of ``duration``."""
     return duration.seconds + duration.nanos / 1e9
+
+
+def clamped_timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    """The Timestamp of a stored Unix time, clamped into the Timestamp range.
+
+    Requests can no longer carry a time outside 0001-01-01..9999-12-31 (see
+    the server's request checks), but a record stored before that check may
+    hold one (``seconds = 2**63 - 1``): such a time reads back as the nearest end of the range,
+    9999-12-31T23:59:59.999999999Z or 0001-01-01T00:00:00Z (NaN as the latter), so reading a
+    stored record never fails.
+    """
+    if not seconds < MAX_TIMESTAMP_SECONDS + 1:
+        if math.isnan(seconds):
+            return timestamp_pb2.Timestamp(seconds=MIN_TIMESTAMP_SECONDS)
+        return timestamp_pb2.Timestamp(seconds=MAX_TIMESTAMP_SECONDS, nanos=999_999_999)
+    if seconds < MIN_TIMESTAMP_SECONDS:
+        return timestamp_pb2.Timestamp(seconds=MIN_TIMESTAMP_SECONDS)
+    stamp = timestamp_from_unix(seconds)
+    if stamp.seconds > MAX_TIMESTAMP_SECONDS:  # rounded up past the end
+        return timestamp_pb2.Timestamp(seconds=MAX_TIMESTAMP_SECONDS, nanos=999_999_999)
+    return stamp
+
+
+def clamped_duration(seconds: float) -> duration_pb2.Duration:
+    """The Duration of a stored number of seconds, clamped into the Duration range (as
+    :func:`clamped_timestamp` clamps, so that reading a stored record never fails; NaN is 0)."""
+    if math.isnan(seconds):
+        seconds = 0.0
+    bound = float(MAX_DURATION_SECONDS)
+    message = duration_pb2.Duration()
+    message.FromNanoseconds(round(min(max(seconds, -bound), bound) * 1e9))
+    return message

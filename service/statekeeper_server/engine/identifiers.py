@@ -79,3 +79,28 @@ def check_id(value: str, field: str, *, required: bool = True) -> str:
             violations=[(field, problem)],
         )
     return value
+
+
+def check_text(value: str, field: str, limit: int, *, required: bool = False) -> str:
+    """Validate a free-form string field (length, no control characters)."""
+    problem = None
+    if required and not value:
+        problem = "must not be empty"
+    elif len(value) > limit:
+        problem = f"longer than {limit} characters"
+    elif has_control_characters(value):
+        problem = "control characters are not allowed"
+    if problem is not None:
+        raise InvalidArgumentError(
+            f"{field} {problem}", reason=Reason.INVALID_ARGUMENT, violations=[(field, problem)]
+        )
+    return value
+
+
+def invalid(field: str, problem: str) -> InvalidArgumentError:
+    """An INVALID_ARGUMENT error with one field violation."""
+    return InvalidArgumentError(
+        f"{field} is invalid: {problem}",
+        reason=Reason.INVALID_ARGUMENT,
+        violations=[(field, problem)],
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from statekeeper.timestamps import clamped_timestamp
 from statekeeper.v1 import agent_service_pb2 as pb
 from statekeeper.v1 import agent_service_pb2_grpc
 
@@ -15,11 +16,10 @@ from statekeeper_server.servicers.convert import (
     optional_document,
     optional_unix,
     revision_watch,
-    timestamp,
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 
 def snapshot_to_proto(record: dict[str, Any], encoding: int) -> pb.AgentSnapshot:
@@ -27,7 +27,7 @@ def snapshot_to_proto(record: dict[str, Any], encoding: int) -> pb.AgentSnapshot
     message = pb.AgentSnapshot(
         agent_id=record["agent_id"],
         snapshot_id=record["snapshot_id"],
-        timestamp=timestamp(record["timestamp"]),
+        timestamp=clamped_timestamp(record["timestamp"]),
         sequence=record["sequence"],
     )
     for name in ("memory_state", "tool_state", "conversation_history", "metadata"):
@@ -43,7 +43,7 @@ def checkpoint_to_proto(record: dict[str, Any], encoding: int) -> pb.AgentCheckp
         checkpoint_id=record["checkpoint_id"],
         step=record["step"],
         recoverable=bool(record.get("recoverable")),
-        timestamp=timestamp(record["timestamp"]),
+        timestamp=clamped_timestamp(record["timestamp"]),
         sequence=record["sequence"],
     )
     for name in ("state", "metadata"):
@@ -61,16 +61,16 @@ def status_to_proto(agent_id: str, meta: dict[str, Any]) -> pb.RecoveryStatus:
         recoveries=meta["recoveries"],
     )
     if meta["last_attempt"] is not None:
-        message.last_attempt_time.CopyFrom(timestamp(meta["last_attempt"]))
+        message.last_attempt_time.CopyFrom(clamped_timestamp(meta["last_attempt"]))
     if meta["last_success"] is not None:
-        message.last_success_time.CopyFrom(timestamp(meta["last_success"]))
+        message.last_success_time.CopyFrom(clamped_timestamp(meta["last_success"]))
     return message
 
 
 class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.agents.AgentEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = AgentEngine(runtime.backend, runtime.limits)
 
@@ -93,7 +93,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         return pb.SaveSnapshotResponse(
             snapshot_id=stored["snapshot_id"],
             sequence=stored["sequence"],
-            timestamp=timestamp(stored["timestamp"]),
+            timestamp=clamped_timestamp(stored["timestamp"]),
         )
 
     async def GetSnapshot(
@@ -132,7 +132,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         stored, pruned = await self.engine.save_checkpoint(record, request.keep_latest)
         return pb.SaveCheckpointResponse(
             sequence=stored["sequence"],
-            timestamp=timestamp(stored["timestamp"]),
+            timestamp=clamped_timestamp(stored["timestamp"]),
             pruned=pruned,
         )
 

@@ -13,7 +13,8 @@ well-known types define; otherwise the call is refused with INVALID_ARGUMENT, re
 
 :func:`guard_servicer` wraps the RPC methods of a servicer whose requests can hold such a field;
 the runtime applies it to every registered servicer, so the gRPC server and the embedded mode
-check alike and a new RPC or field is covered without editing anything here.
+check alike and a new RPC or field is covered without editing anything here. A method marked
+``checks_own_times`` (StateService's Batch) calls :func:`check_times` on each part itself.
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from typing import Any
 from google.protobuf import descriptor, descriptor_pool
 from google.protobuf.message import Message
 from statekeeper.errors import InvalidArgumentError, Reason
+from statekeeper.timestamps import (
+    MAX_DURATION_SECONDS,
+    MAX_TIMESTAMP_SECONDS,
+    MIN_TIMESTAMP_SECONDS,
+)
 
 #: The full names of the well-known types checked here.
 TIMESTAMP = "google.protobuf.Timestamp"
 DURATION = "google.protobuf.Duration"
-#: Unix seconds of 0001-01-01T00:00:00Z and of 9999-12-31T23:59:59Z.
-MIN_TIMESTAMP_SECONDS = -62_135_596_800
-MAX_TIMESTAMP_SECONDS = 253_402_300_799
-#: The longest Duration either way, in seconds.
-MAX_DURATION_SECONDS = 315_576_000_000
 _MAX_NANOS = 999_999_999
 
 
@@ -166,6 +167,8 @@ def guard_servicer(servicer: Any, service_name: str) -> Any:
     for method in service.methods:
         if method.client_streaming or not _holds_time(method.input_type):
             continue
+        if getattr(getattr(servicer, method.name), "checks_own_times", False):
+            continue  # the method checks the parts of its request itself
         guard = _guard_stream if method.server_streaming else _guard_unary
         setattr(servicer, method.name, guard(getattr(servicer, method.name)))
     return servicer

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2
 from statekeeper import values
 from statekeeper.errors import HistoryCompactedError, InvalidArgumentError, Reason
-from statekeeper.timestamps import from_duration, timestamp_from_unix, unix_from_timestamp
+from statekeeper.timestamps import (
+    clamped_timestamp,
+    from_duration,
+    unix_from_timestamp,
+)
 from statekeeper.v1 import common_pb2, state_service_pb2
 
+from statekeeper_server.core import close_iterator
 from statekeeper_server.engine.limits import check_ttl
 from statekeeper_server.engine.storage.backend import Entry, Event, EventType
-from statekeeper_server.runtime import close_iterator
-from statekeeper_server.servicers.boundary import (
-    MAX_DURATION_SECONDS,
-    MAX_TIMESTAMP_SECONDS,
-    MIN_TIMESTAMP_SECONDS,
-)
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 R = TypeVar("R")
 
@@ -47,38 +45,6 @@ def ttl_seconds(message: object, field: str = "ttl") -> float | None:
     return check_ttl(from_duration(duration), field)
 
 
-def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
-    """The Timestamp of a stored Unix time, clamped into the Timestamp range.
-
-    Requests can no longer carry a time outside 0001-01-01..9999-12-31 (see
-    :mod:`~statekeeper_server.servicers.boundary`), but a record stored before that check may
-    hold one (``seconds = 2**63 - 1``): such a time reads back as the nearest end of the range,
-    9999-12-31T23:59:59.999999999Z or 0001-01-01T00:00:00Z (NaN as the latter), so reading a
-    stored record never fails.
-    """
-    if not seconds < MAX_TIMESTAMP_SECONDS + 1:
-        if math.isnan(seconds):
-            return timestamp_pb2.Timestamp(seconds=MIN_TIMESTAMP_SECONDS)
-        return timestamp_pb2.Timestamp(seconds=MAX_TIMESTAMP_SECONDS, nanos=999_999_999)
-    if seconds < MIN_TIMESTAMP_SECONDS:
-        return timestamp_pb2.Timestamp(seconds=MIN_TIMESTAMP_SECONDS)
-    stamp = timestamp_from_unix(seconds)
-    if stamp.seconds > MAX_TIMESTAMP_SECONDS:  # rounded up past the end
-        return timestamp_pb2.Timestamp(seconds=MAX_TIMESTAMP_SECONDS, nanos=999_999_999)
-    return stamp
-
-
-def duration(seconds: float) -> duration_pb2.Duration:
-    """The Duration of a stored number of seconds, clamped into the Duration range (as
-    :func:`timestamp` clamps, so that reading a stored record never fails; NaN reads as 0)."""
-    if math.isnan(seconds):
-        seconds = 0.0
-    bound = float(MAX_DURATION_SECONDS)
-    message = duration_pb2.Duration()
-    message.FromNanoseconds(round(min(max(seconds, -bound), bound) * 1e9))
-    return message
-
-
 def kv_to_proto(entry: Entry, encoding: int | None) -> common_pb2.KeyValue:
     """A KeyValue for ``entry``; with ``encoding`` None the value is left out."""
     kv = common_pb2.KeyValue(
@@ -90,7 +56,7 @@ def kv_to_proto(entry: Entry, encoding: int | None) -> common_pb2.KeyValue:
     if encoding is not None:
         kv.value.CopyFrom(values.bytes_to_wire(entry.value, encoding))
     if entry.expire_at is not None:
-        kv.expire_time.CopyFrom(timestamp(entry.expire_at))
+        kv.expire_time.CopyFrom(clamped_timestamp(entry.expire_at))
     return kv
 
 
@@ -156,11 +122,11 @@ def document_to_wire(document: Any, encoding: int) -> common_pb2.Value:
 def set_time(message: Any, field: str, seconds: float | None) -> None:
     """Set the Timestamp ``message.<field>`` to ``seconds`` (Unix), unless it is None."""
     if seconds is not None:
-        getattr(message, field).CopyFrom(timestamp(seconds))
+        getattr(message, field).CopyFrom(clamped_timestamp(seconds))
 
 
 async def revision_watch(
-    runtime: Runtime, responses: AsyncIterator[R], response: Callable[..., R]
+    runtime: Core, responses: AsyncIterator[R], response: Callable[..., R]
 ) -> AsyncIterator[R]:
     """The responses of a revision-based watch stream until the server stops; a compacted
     start revision or a stopping server ends the stream with a ``response(canceled=True, ...)``

@@ -5,22 +5,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from statekeeper import values
-from statekeeper.timestamps import from_duration
+from statekeeper.timestamps import clamped_duration, clamped_timestamp, from_duration
 from statekeeper.v1 import common_pb2, tool_service_pb2_grpc
 from statekeeper.v1 import tool_service_pb2 as pb
 
 from statekeeper_server.engine.domains.tools import ToolEngine
 from statekeeper_server.servicers.convert import (
     document_to_wire,
-    duration,
     optional_document,
     optional_unix,
-    timestamp,
     ttl_seconds,
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 
 def optional_seconds(message: Any, field: str) -> float | None:
@@ -34,13 +32,13 @@ def execution_to_proto(record: dict[str, Any], encoding: int) -> pb.ToolExecutio
         execution_id=record["execution_id"],
         tool_name=record["tool_name"],
         status=record["status"],
-        started_at=timestamp(record["started_at"]),
+        started_at=clamped_timestamp(record["started_at"]),
         parameters=document_to_wire(record["parameters"], encoding),
         parameters_hash=record["parameters_hash"],
         error=record["error"],
     )
     if record["completed_at"] is not None:
-        message.completed_at.CopyFrom(timestamp(record["completed_at"]))
+        message.completed_at.CopyFrom(clamped_timestamp(record["completed_at"]))
         message.result.CopyFrom(document_to_wire(record["result"], encoding))
     if record["duration"] is not None:
         message.duration.FromNanoseconds(round(record["duration"] * 1e9))
@@ -55,12 +53,12 @@ def cache_to_proto(record: dict[str, Any], encoding: int) -> pb.ToolCacheEntry:
         tool_name=record["tool_name"],
         parameters_hash=record["parameters_hash"],
         result=document_to_wire(record["result"], encoding),
-        created_at=timestamp(record["created_at"]),
+        created_at=clamped_timestamp(record["created_at"]),
     )
     if record["ttl"] is not None:
         message.ttl.FromNanoseconds(round(record["ttl"] * 1e9))
     if record.get("expire_at") is not None:
-        message.expire_time.CopyFrom(timestamp(record["expire_at"]))
+        message.expire_time.CopyFrom(clamped_timestamp(record["expire_at"]))
     return message
 
 
@@ -72,12 +70,12 @@ def retry_to_proto(record: dict[str, Any]) -> pb.RetryState:
         attempts=record["attempts"],
         max_attempts=record["max_attempts"],
         last_error=record["last_error"],
-        next_retry_at=timestamp(record["next_retry_at"]),
+        next_retry_at=clamped_timestamp(record["next_retry_at"]),
         backoff_factor=record["backoff_factor"],
-        base_delay=duration(record["base_delay"]),
-        max_delay=duration(record["max_delay"]),
+        base_delay=clamped_duration(record["base_delay"]),
+        max_delay=clamped_duration(record["max_delay"]),
         jitter=record["jitter"],
-        updated_at=timestamp(record["updated_at"]),
+        updated_at=clamped_timestamp(record["updated_at"]),
     )
 
 
@@ -93,21 +91,21 @@ def stats_to_proto(tool_name: str, totals: dict[str, Any]) -> pb.ToolStats:
         failed_executions=totals["err"],
         success_rate=totals["ok"] / ended if ended else 0.0,
         error_rate=totals["err"] / ended if ended else 0.0,
-        average_duration=duration(totals["dur_us"] / ended / 1e6 if ended else 0.0),
+        average_duration=clamped_duration(totals["dur_us"] / ended / 1e6 if ended else 0.0),
         running_executions=totals["started"] - ended,
         cache_hits=totals["hits"],
         cache_misses=totals["misses"],
         cache_hit_rate=totals["hits"] / lookups if lookups else 0.0,
     )
     if totals["last"] is not None:
-        message.last_execution_at.CopyFrom(timestamp(totals["last"]))
+        message.last_execution_at.CopyFrom(clamped_timestamp(totals["last"]))
     return message
 
 
 class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.tools.ToolEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = ToolEngine(runtime.backend, runtime.limits)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from statekeeper.timestamps import clamped_timestamp
 from statekeeper.v1 import workflow_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2_grpc
 
@@ -18,12 +19,11 @@ from statekeeper_server.servicers.convert import (
     optional_revision,
     optional_unix,
     revision_watch,
-    timestamp,
     ttl_seconds,
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 #: How often an idle watch stream reports progress unless the request says otherwise.
 DEFAULT_PROGRESS_INTERVAL = 10.0
@@ -60,7 +60,7 @@ def step_to_proto(step: dict[str, Any], encoding: int) -> pb.StepState:
         status="STEP_STATUS_" + step["status"],
         duration_ms=step["duration_ms"],
         error=step["error"],
-        timestamp=timestamp(step["timestamp"]),
+        timestamp=clamped_timestamp(step["timestamp"]),
         sequence=step["sequence"],
         superseded=bool(step.get("superseded")),
     )
@@ -74,7 +74,7 @@ def resume_to_proto(resume: dict[str, Any]) -> pb.WorkflowResume:
     return pb.WorkflowResume(
         checkpoint_id=resume["checkpoint_id"],
         step=resume["step"],
-        timestamp=timestamp(resume["timestamp"]),
+        timestamp=clamped_timestamp(resume["timestamp"]),
         history_sequence=resume["history_sequence"],
     )
 
@@ -92,8 +92,8 @@ def workflow_to_proto(record: dict[str, Any], encoding: int) -> pb.WorkflowState
         error=record["error"],
         checkpoint_interval=record["checkpoint_interval"],
         keep_checkpoints=record["keep_checkpoints"],
-        create_time=timestamp(record["created"]),
-        update_time=timestamp(record["updated"]),
+        create_time=clamped_timestamp(record["created"]),
+        update_time=clamped_timestamp(record["updated"]),
         revision=record.get("revision", 0),
     )
     for name in ("context", "state", "metadata"):
@@ -108,7 +108,7 @@ def checkpoint_to_proto(record: dict[str, Any], encoding: int) -> pb.WorkflowChe
         workflow_id=record["workflow_id"],
         checkpoint_id=record["checkpoint_id"],
         step=record["step"],
-        timestamp=timestamp(record["timestamp"]),
+        timestamp=clamped_timestamp(record["timestamp"]),
         automatic=bool(record.get("automatic")),
         sequence=record["sequence"],
     )
@@ -141,7 +141,7 @@ def change_to_proto(change: WorkflowChange, encoding: int) -> pb.WorkflowEvent:
 class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.workflows.WorkflowEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = WorkflowEngine(runtime.backend, runtime.limits)
 
@@ -279,7 +279,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
             }
         )
         return pb.CreateCheckpointResponse(
-            sequence=stored["sequence"], timestamp=timestamp(stored["timestamp"])
+            sequence=stored["sequence"], timestamp=clamped_timestamp(stored["timestamp"])
         )
 
     async def GetWorkflowCheckpoint(

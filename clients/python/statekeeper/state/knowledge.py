@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from statekeeper.state.client import ServiceClient, enum_maps
-from statekeeper.timestamps import optional_datetime, to_timestamp
+from statekeeper.messages import from_message, to_message
+from statekeeper.state.client import ServiceClient
 from statekeeper.v1 import knowledge_service_pb2 as pb
 from statekeeper.v1 import knowledge_service_pb2_grpc
 
@@ -48,8 +48,14 @@ class SyncStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-_INDEXING, _INDEXING_BACK = enum_maps(IndexingStatus, pb.IndexingStatus, "INDEXING_STATUS")
-_SYNC, _SYNC_BACK = enum_maps(SyncStatus, pb.SyncStatus, "SYNC_STATUS")
+#: The API's field names that differ from the messages'.
+_PROGRESS_NAMES = {
+    "started_at": "start_time",
+    "completed_at": "completion_time",
+    "updated_at": "update_time",
+}
+_SOURCE_NAMES = {"last_sync": "last_sync_time", "updated_at": "update_time"}
+_STATE_NAMES = {"last_updated": "last_update_time"}
 
 
 @dataclass
@@ -76,38 +82,6 @@ class IndexingProgress:
             return 100.0
         return 100.0 * (self.processed_documents + self.failed_documents) / self.total_documents
 
-    def _to_proto(self) -> pb.IndexingProgress:
-        return pb.IndexingProgress(
-            knowledge_base_id=self.knowledge_base_id,
-            status=_INDEXING[IndexingStatus(self.status)],
-            total_documents=self.total_documents,
-            processed_documents=self.processed_documents,
-            failed_documents=self.failed_documents,
-            start_time=to_timestamp(self.started_at),
-            completion_time=to_timestamp(self.completed_at),
-            embedding_count=self.embedding_count,
-            storage_bytes=self.storage_bytes,
-            error_message=self.error_message,
-        )
-
-    @classmethod
-    def _from_proto(cls, message: pb.IndexingProgress) -> IndexingProgress:
-        return cls(
-            knowledge_base_id=message.knowledge_base_id,
-            status=_INDEXING_BACK[message.status],
-            total_documents=message.total_documents,
-            processed_documents=message.processed_documents,
-            failed_documents=message.failed_documents,
-            started_at=optional_datetime(message, "start_time"),
-            completed_at=optional_datetime(message, "completion_time"),
-            embedding_count=message.embedding_count
-            if message.HasField("embedding_count")
-            else None,
-            storage_bytes=message.storage_bytes if message.HasField("storage_bytes") else None,
-            error_message=message.error_message,
-            updated_at=optional_datetime(message, "update_time"),
-        )
-
 
 @dataclass
 class SourceState:
@@ -121,30 +95,6 @@ class SourceState:
     documents_pending: int = 0
     error_message: str = ""
     updated_at: datetime | None = None
-
-    def _to_proto(self) -> pb.SourceState:
-        return pb.SourceState(
-            source_id=self.source_id,
-            knowledge_base_id=self.knowledge_base_id,
-            sync_status=_SYNC[SyncStatus(self.sync_status)],
-            last_sync_time=to_timestamp(self.last_sync),
-            documents_synced=self.documents_synced,
-            documents_pending=self.documents_pending,
-            error_message=self.error_message,
-        )
-
-    @classmethod
-    def _from_proto(cls, message: pb.SourceState) -> SourceState:
-        return cls(
-            source_id=message.source_id,
-            knowledge_base_id=message.knowledge_base_id,
-            sync_status=_SYNC_BACK[message.sync_status],
-            last_sync=optional_datetime(message, "last_sync_time"),
-            documents_synced=message.documents_synced,
-            documents_pending=message.documents_pending,
-            error_message=message.error_message,
-            updated_at=optional_datetime(message, "update_time"),
-        )
 
 
 @dataclass
@@ -176,21 +126,25 @@ class KnowledgeStateManager(ServiceClient):
 
     async def update_indexing_progress(self, progress: IndexingProgress) -> IndexingProgress:
         """Store a progress report and return it as stored (with ``updated_at``)."""
-        request = pb.UpdateIndexingProgressRequest(progress=progress._to_proto())
+        request = pb.UpdateIndexingProgressRequest(
+            progress=to_message(progress, pb.IndexingProgress, _PROGRESS_NAMES)
+        )
         response = await self._call("UpdateIndexingProgress", request)
-        return IndexingProgress._from_proto(response.progress)
+        return from_message(response.progress, IndexingProgress, _PROGRESS_NAMES)
 
     async def get_indexing_progress(self, knowledge_base_id: str) -> IndexingProgress:
         """The last progress report; NotFoundError when none was stored."""
         request = pb.GetIndexingProgressRequest(knowledge_base_id=knowledge_base_id)
         response = await self._call("GetIndexingProgress", request)
-        return IndexingProgress._from_proto(response.progress)
+        return from_message(response.progress, IndexingProgress, _PROGRESS_NAMES)
 
     async def update_source_state(self, source_state: SourceState) -> SourceState:
         """Store a source report and return it as stored (with ``updated_at``)."""
-        request = pb.UpdateSourceStateRequest(source=source_state._to_proto())
+        request = pb.UpdateSourceStateRequest(
+            source=to_message(source_state, pb.SourceState, _SOURCE_NAMES)
+        )
         response = await self._call("UpdateSourceState", request)
-        return SourceState._from_proto(response.source)
+        return from_message(response.source, SourceState, _SOURCE_NAMES)
 
     async def iter_sources(
         self, knowledge_base_id: str, page_size: int = 0
@@ -204,7 +158,7 @@ class KnowledgeStateManager(ServiceClient):
             page_size=page_size,
         )
         async for source in pages:
-            yield SourceState._from_proto(source)
+            yield from_message(source, SourceState, _SOURCE_NAMES)
 
     async def get_sources(self, knowledge_base_id: str) -> list[SourceState]:
         """All sources of a knowledge base, by source id (empty when none was reported)."""
@@ -214,18 +168,7 @@ class KnowledgeStateManager(ServiceClient):
         """The derived overview; NotFoundError when nothing was reported."""
         request = pb.GetKnowledgeBaseStateRequest(knowledge_base_id=knowledge_base_id)
         state = (await self._call("GetKnowledgeBaseState", request)).state
-        return KnowledgeBaseState(
-            knowledge_base_id=state.knowledge_base_id,
-            total_documents=state.total_documents,
-            total_embeddings=state.total_embeddings,
-            last_updated=optional_datetime(state, "last_update_time"),
-            storage_size_mb=state.storage_size_mb,
-            indexing_status=_INDEXING_BACK.get(state.indexing_status),
-            source_count=state.source_count,
-            failed_documents=state.failed_documents,
-            documents_pending=state.documents_pending,
-            documents_synced=state.documents_synced,
-        )
+        return from_message(state, KnowledgeBaseState, _STATE_NAMES)
 
     async def delete_knowledge_base(self, knowledge_base_id: str) -> bool:
         """Remove a knowledge base's progress and sources; True when anything existed."""

@@ -24,12 +24,6 @@ from typing import Any
 from statekeeper import values
 from statekeeper.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, Reason
 
-from statekeeper_server.engine.deletion import (
-    batch_size,
-    count_removed,
-    delete_all,
-    delete_batch,
-)
 from statekeeper_server.engine.domains.checkpoints import (
     check_count,
     check_step,
@@ -43,7 +37,13 @@ from statekeeper_server.engine.domains.checkpoints import (
 )
 from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits, check_revision
-from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.records import (
+    batch_size,
+    count_removed,
+    delete_all,
+    delete_batch,
+    retry_on_conflict,
+)
 from statekeeper_server.engine.storage.backend import (
     Backend,
     Compare,

@@ -2,7 +2,8 @@
 
 Keys, under the tenant prefix and the ``kb/`` namespace: ``kb/<kb>/progress`` holds the last
 indexing progress report of a knowledge base and ``kb/<kb>/source/<source>`` the last report of
-each source. Reports are stored with the server's time of storage (``updated``).
+each source. Reports are stored as typed records (:class:`IndexingProgress`,
+:class:`SourceState`) with the server's time of storage (``update_time``).
 
 :meth:`KnowledgeEngine.overview` derives a knowledge base's totals from those reports:
 
@@ -11,7 +12,7 @@ each source. Reports are stored with the server's time of storage (``updated``).
 * ``total_embeddings`` = the progress's ``embedding_count`` when reported, else
   ``total_documents`` (one embedding per document);
 * ``storage_size_mb`` = the progress's ``storage_bytes`` / 1,048,576 (0 when not reported);
-* ``last_updated`` = the latest storage time among the progress and every source;
+* ``last_update_time`` = the latest storage time among the progress and every source;
 * ``documents_pending`` / ``documents_synced`` = sums over the sources; ``failed_documents`` and
   ``indexing_status`` come from the progress.
 
@@ -22,11 +23,10 @@ PROGRESS_REGRESSED), so a late out-of-order report cannot move progress backward
 
 from __future__ import annotations
 
+import enum
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
-from statekeeper import values
 from statekeeper.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -34,43 +34,136 @@ from statekeeper.errors import (
     Reason,
 )
 
-from statekeeper_server.engine.domains.orchestration import check_text
-from statekeeper_server.engine.identifiers import check_id
+from statekeeper_server.engine.identifiers import check_id, check_text
 from statekeeper_server.engine.limits import Limits
-from statekeeper_server.engine.retry import retry_on_conflict
-from statekeeper_server.engine.storage.backend import Backend, Delete, Entry
+from statekeeper_server.engine.records import (
+    Schema,
+    Txn,
+    delete_prefix,
+    renamed,
+    scan,
+    scoped_page,
+    transact,
+)
+from statekeeper_server.engine.storage.backend import Backend
 from statekeeper_server.engine.tenancy import tenant_prefix
-from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
 
 #: The backend namespace of knowledge-base records.
 NAMESPACE = "kb/"
 #: Bytes per mebibyte, for ``storage_size_mb``.
 MEBIBYTE = 1024 * 1024
+#: The longest error message a report may carry, in characters.
+MAX_ERROR_MESSAGE = 4096
 
 
-@dataclass
-class Overview:
+class IndexingStatus(enum.StrEnum):
+    """Where the indexing of a knowledge base stands."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+class SyncStatus(enum.StrEnum):
+    """Where the synchronisation of one source stands."""
+
+    PENDING = "pending"
+    SYNCING = "syncing"
+    SYNCED = "synced"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexingProgress:
+    """The last indexing progress report of a knowledge base."""
+
+    knowledge_base_id: str = ""
+    status: IndexingStatus | None = None
+    total_documents: int = 0
+    processed_documents: int = 0
+    failed_documents: int = 0
+    start_time: float | None = None
+    completion_time: float | None = None
+    embedding_count: int | None = None
+    storage_bytes: int | None = None
+    error_message: str = ""
+    update_time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """The last synchronisation report of one source."""
+
+    source_id: str = ""
+    knowledge_base_id: str = ""
+    sync_status: SyncStatus | None = None
+    last_sync_time: float | None = None
+    documents_synced: int = 0
+    documents_pending: int = 0
+    error_message: str = ""
+    update_time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeBaseState:
     """The derived totals of one knowledge base."""
 
     knowledge_base_id: str
     total_documents: int
     total_embeddings: int
-    last_updated: float
+    last_update_time: float
     storage_size_mb: float
-    indexing_status: str | None
+    indexing_status: IndexingStatus | None
     source_count: int
     failed_documents: int
     documents_pending: int
     documents_synced: int
 
 
+PROGRESS = Schema(
+    IndexingProgress,
+    field="progress",
+    upgrades={
+        0: renamed(
+            {
+                "kb": "knowledge_base_id",
+                "total": "total_documents",
+                "processed": "processed_documents",
+                "failed": "failed_documents",
+                "started": "start_time",
+                "completed": "completion_time",
+                "embeddings": "embedding_count",
+                "error": "error_message",
+                "updated": "update_time",
+            }
+        )
+    },
+)
+SOURCE = Schema(
+    SourceState,
+    field="source",
+    upgrades={
+        0: renamed(
+            {
+                "id": "source_id",
+                "kb": "knowledge_base_id",
+                "status": "sync_status",
+                "last_sync": "last_sync_time",
+                "synced": "documents_synced",
+                "pending": "documents_pending",
+                "error": "error_message",
+                "updated": "update_time",
+            }
+        )
+    },
+)
+
+
 def _base(kb_id: str) -> str:
     return tenant_prefix() + NAMESPACE + kb_id + "/"
-
-
-def _doc(entry: Entry) -> dict[str, Any]:
-    document: dict[str, Any] = values.unpack(entry.value)
-    return document
 
 
 def _non_negative(value: int | None, field: str) -> None:
@@ -82,6 +175,51 @@ def _non_negative(value: int | None, field: str) -> None:
         )
 
 
+def _check_progress(progress: IndexingProgress) -> str:
+    """Validate a progress report; its knowledge base id."""
+    kb_id = check_id(progress.knowledge_base_id, "progress.knowledge_base_id")
+    if progress.status is None:
+        raise InvalidArgumentError(
+            "progress.status is required",
+            reason=Reason.INVALID_ARGUMENT,
+            violations=[("progress.status", "required")],
+        )
+    for name in (
+        "total_documents",
+        "processed_documents",
+        "failed_documents",
+        "embedding_count",
+        "storage_bytes",
+    ):
+        _non_negative(getattr(progress, name), f"progress.{name}")
+    check_text(progress.error_message, "progress.error_message", MAX_ERROR_MESSAGE)
+    processed, failed = progress.processed_documents, progress.failed_documents
+    if processed + failed > progress.total_documents:
+        raise InvalidArgumentError(
+            f"processed ({processed}) + failed ({failed}) exceed total "
+            f"({progress.total_documents})",
+            reason=Reason.INVALID_ARGUMENT,
+            violations=[
+                ("progress.processed_documents", "processed + failed exceed total_documents")
+            ],
+        )
+    return kb_id
+
+
+def _check_no_regression(old: IndexingProgress, new: IndexingProgress) -> None:
+    """Within one run (same start time) processed and failed never go back."""
+    if old.start_time != new.start_time:
+        return
+    for name, short in (("processed_documents", "processed"), ("failed_documents", "failed")):
+        stored, given = getattr(old, name), getattr(new, name)
+        if given < stored:
+            raise FailedPreconditionError(
+                f"{short} documents would go back from {stored} to {given} within the same run",
+                reason=Reason.PROGRESS_REGRESSED,
+                metadata={"field": short, "stored": str(stored)},
+            )
+
+
 class KnowledgeEngine:
     """Indexing progress and source synchronisation per knowledge base."""
 
@@ -89,52 +227,21 @@ class KnowledgeEngine:
         self.backend = backend
         self.limits = limits or Limits()
 
-    async def update_progress(self, progress: dict[str, Any]) -> dict[str, Any]:
-        """Store a progress report (fields: kb, status, total, processed, failed, started,
-        completed, embeddings, storage_bytes, error)."""
-        kb_id = check_id(progress["kb"], "progress.knowledge_base_id")
-        if not progress.get("status"):
-            raise InvalidArgumentError(
-                "progress.status is required",
-                reason=Reason.INVALID_ARGUMENT,
-                violations=[("progress.status", "required")],
-            )
-        for name in ("total", "processed", "failed", "embeddings", "storage_bytes"):
-            _non_negative(progress.get(name), f"progress.{name}")
-        check_text(progress.get("error", ""), "progress.error_message", 4096)
-        if progress["processed"] + progress["failed"] > progress["total"]:
-            raise InvalidArgumentError(
-                f"processed ({progress['processed']}) + failed ({progress['failed']}) exceed "
-                f"total ({progress['total']})",
-                reason=Reason.INVALID_ARGUMENT,
-                violations=[
-                    ("progress.processed_documents", "processed + failed exceed total_documents")
-                ],
-            )
-        key = _base(kb_id) + "progress"
+    async def update_progress(self, progress: IndexingProgress) -> IndexingProgress:
+        """Store a progress report; returns it with the server's storage time."""
+        key = _base(_check_progress(progress)) + "progress"
 
-        async def attempt() -> dict[str, Any]:
-            entry = await self.backend.get(key)
-            if entry is not None:
-                old = _doc(entry)
-                if old.get("started") == progress.get("started"):
-                    for name in ("processed", "failed"):
-                        if progress[name] < old[name]:
-                            raise FailedPreconditionError(
-                                f"{name} documents would go back from {old[name]} to "
-                                f"{progress[name]} within the same run",
-                                reason=Reason.PROGRESS_REGRESSED,
-                                metadata={"field": name, "stored": str(old[name])},
-                            )
-            record = dict(progress, updated=time.time())
-            await self.backend.put(
-                key, values.pack(record), expected_revision=entry.mod_revision if entry else 0
-            )
+        async def body(txn: Txn) -> IndexingProgress:
+            old = await txn.get(key, PROGRESS)
+            if old is not None:
+                _check_no_regression(old, progress)
+            record = replace(progress, update_time=time.time())
+            txn.put(key, record, PROGRESS)
             return record
 
-        return await retry_on_conflict(attempt)
+        return await transact(self.backend, body, limits=self.limits)
 
-    async def get_progress(self, kb_id: str) -> dict[str, Any]:
+    async def get_progress(self, kb_id: str) -> IndexingProgress:
         """The last progress report; NOT_FOUND when none was stored."""
         check_id(kb_id, "knowledge_base_id")
         entry = await self.backend.get(_base(kb_id) + "progress")
@@ -144,97 +251,81 @@ class KnowledgeEngine:
                 reason=Reason.KNOWLEDGE_BASE_NOT_FOUND,
                 metadata={"id": kb_id},
             )
-        return _doc(entry)
+        return PROGRESS.unpack(entry.value)
 
-    async def update_source(self, source: dict[str, Any]) -> dict[str, Any]:
-        """Store a source report (fields: id, kb, status, last_sync, synced, pending, error)."""
-        kb_id = check_id(source["kb"], "source.knowledge_base_id")
-        source_id = check_id(source["id"], "source.source_id")
-        if not source.get("status"):
+    async def update_source(self, source: SourceState) -> SourceState:
+        """Store a source report; returns it with the server's storage time."""
+        kb_id = check_id(source.knowledge_base_id, "source.knowledge_base_id")
+        source_id = check_id(source.source_id, "source.source_id")
+        if source.sync_status is None:
             raise InvalidArgumentError(
                 "source.sync_status is required",
                 reason=Reason.INVALID_ARGUMENT,
                 violations=[("source.sync_status", "required")],
             )
-        _non_negative(source["synced"], "source.documents_synced")
-        _non_negative(source["pending"], "source.documents_pending")
-        check_text(source.get("error", ""), "source.error_message", 4096)
-        record = dict(source, updated=time.time())
-        await self.backend.put(_base(kb_id) + "source/" + source_id, values.pack(record))
+        _non_negative(source.documents_synced, "source.documents_synced")
+        _non_negative(source.documents_pending, "source.documents_pending")
+        check_text(source.error_message, "source.error_message", MAX_ERROR_MESSAGE)
+        record = replace(source, update_time=time.time())
+        await self.backend.put(
+            _base(kb_id) + "source/" + source_id, SOURCE.pack(record, self.limits)
+        )
         return record
 
     async def list_sources(
         self, kb_id: str, page_size: int = 0, page_token: str = ""
-    ) -> tuple[list[dict[str, Any]], str]:
+    ) -> tuple[list[SourceState], str]:
         """One page of the knowledge base's sources, by source id."""
         check_id(kb_id, "knowledge_base_id")
         size = self.limits.check_page_size(page_size)
-        prefix = _base(kb_id) + "source/"
-        after = decode_scoped(
-            page_token,
+        entries, token = await scoped_page(
+            self.backend,
+            _base(kb_id) + "source/",
             kb_id,
+            page_token,
+            size,
             "page_token is not a token returned by ListSources for this knowledge base",
-            "malformed or issued for another knowledge base",
         )
-        page = await self.backend.range(
-            prefix, start_after=prefix + after if after else "", limit=size
-        )
-        token = ""
-        if page.more and page.entries:
-            token = encode_scoped(kb_id, page.entries[-1].key[len(prefix) :])
-        return [_doc(e) for e in page.entries], token
+        return [SOURCE.unpack(e.value) for e in entries], token
 
-    async def overview(self, kb_id: str) -> Overview:
+    async def overview(self, kb_id: str) -> KnowledgeBaseState:
         """The totals derived from the reports (see the module docstring for each formula)."""
         check_id(kb_id, "knowledge_base_id")
-        progress_entry = await self.backend.get(_base(kb_id) + "progress")
-        progress = _doc(progress_entry) if progress_entry is not None else None
-        sources: list[dict[str, Any]] = []
-        token = ""
-        while True:
-            page, token = await self.list_sources(kb_id, 1000, token)
-            sources.extend(page)
-            if not token:
-                break
+        base = _base(kb_id)
+        progress_entry = await self.backend.get(base + "progress")
+        progress = PROGRESS.unpack(progress_entry.value) if progress_entry is not None else None
+        sources = [SOURCE.unpack(e.value) async for e in scan(self.backend, base + "source/")]
         if progress is None and not sources:
             raise NotFoundError(
                 f"nothing was reported for knowledge base {kb_id!r}",
                 reason=Reason.KNOWLEDGE_BASE_NOT_FOUND,
                 metadata={"id": kb_id},
             )
-        synced = sum(s["synced"] for s in sources)
-        pending = sum(s["pending"] for s in sources)
-        total = progress["processed"] if progress is not None else synced
+        synced = sum(s.documents_synced for s in sources)
+        total = progress.processed_documents if progress is not None else synced
         embeddings = total
         storage = 0
         if progress is not None:
-            if progress.get("embeddings") is not None:
-                embeddings = progress["embeddings"]
-            storage = progress.get("storage_bytes") or 0
-        stamps = [s["updated"] for s in sources]
+            if progress.embedding_count is not None:
+                embeddings = progress.embedding_count
+            storage = progress.storage_bytes or 0
+        stamps = [s.update_time or 0.0 for s in sources]
         if progress is not None:
-            stamps.append(progress["updated"])
-        return Overview(
+            stamps.append(progress.update_time or 0.0)
+        return KnowledgeBaseState(
             knowledge_base_id=kb_id,
             total_documents=total,
             total_embeddings=embeddings,
-            last_updated=max(stamps),
+            last_update_time=max(stamps),
             storage_size_mb=round(storage / MEBIBYTE, 3),
-            indexing_status=progress["status"] if progress is not None else None,
+            indexing_status=progress.status if progress is not None else None,
             source_count=len(sources),
-            failed_documents=progress["failed"] if progress is not None else 0,
-            documents_pending=pending,
+            failed_documents=progress.failed_documents if progress is not None else 0,
+            documents_pending=sum(s.documents_pending for s in sources),
             documents_synced=synced,
         )
 
     async def delete(self, kb_id: str) -> bool:
         """Remove the knowledge base's progress and sources."""
         check_id(kb_id, "knowledge_base_id")
-        base = _base(kb_id)
-        deleted = False
-        while True:
-            page = await self.backend.range(base, limit=100)
-            if not page.entries:
-                return deleted
-            await self.backend.txn([], [Delete(e.key) for e in page.entries])
-            deleted = True
+        return await delete_prefix(self.backend, _base(kb_id)) > 0

@@ -35,12 +35,6 @@ from statekeeper.errors import (
     Reason,
 )
 
-from statekeeper_server.engine.deletion import (
-    batch_size,
-    count_removed,
-    delete_all,
-    delete_batch,
-)
 from statekeeper_server.engine.domains.agents import checkpoint_operations, find_checkpoint
 from statekeeper_server.engine.domains.checkpoints import (
     check_count,
@@ -53,7 +47,13 @@ from statekeeper_server.engine.domains.checkpoints import (
 from statekeeper_server.engine.domains.state import merge_patch
 from statekeeper_server.engine.identifiers import check_id
 from statekeeper_server.engine.limits import Limits, check_revision
-from statekeeper_server.engine.retry import retry_on_conflict
+from statekeeper_server.engine.records import (
+    batch_size,
+    count_removed,
+    delete_all,
+    delete_batch,
+    retry_on_conflict,
+)
 from statekeeper_server.engine.storage.backend import (
     Backend,
     Compare,
@@ -317,8 +317,8 @@ class WorkflowEngine:
                 record["revision"] = entry.mod_revision
                 record["steps"] = []
                 records.append(record)
-            if not page.entries:
-                break
+            if more and len(records) < size:
+                cursor = page.cursor  # past the keys examined (a page may end early)
         token = encode_text(cursor[len(prefix) : -len("/record")]) if more and cursor else ""
         return records, token
 

@@ -15,7 +15,8 @@ Every backend (memory, file, Redis) implements this class and passes the one con
   background, emitting an ``EXPIRE`` event at a revision of its own.
 * **List.** :meth:`Backend.range` returns entries under a literal prefix whose remainder matches
   a :class:`~statekeeper_server.engine.storage.glob.GlobPattern`, ordered by key (code point order),
-  after an exclusive ``start_after`` key, at most ``limit`` of them.
+  after an exclusive ``start_after`` key, at most ``limit`` of them. A page examines at most
+  :data:`SCAN_BUDGET` keys, so a sparse pattern may return a short page with a cursor.
 * **Scan.** :meth:`Backend.scan` reads the entries of a :class:`KeyRange` in key order or in
   reverse, one page after a cursor, optionally as they were at an earlier ``revision`` (rebuilt
   from the change history while it is retained, else
@@ -29,6 +30,9 @@ Every backend (memory, file, Redis) implements this class and passes the one con
   :class:`~statekeeper_server.engine.storage.watchers.WatcherIndex` (a commit does work only
   for the watches its keys match) and :meth:`Backend.history` (a replay reads the retained
   history in bounded pages).
+* **Batch.** :meth:`Backend.batch` runs independent reads and transactions in order, each as
+  if called alone (its own revision, its own conflict), in as few round trips as the backend
+  allows; a failed item does not stop the others.
 * **Namespaces** are literal key prefixes chosen by the managers (``kv/``, ``wf/``, ...); the
   backend treats keys as opaque strings.
 """
@@ -40,7 +44,13 @@ import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from statekeeper.errors import ConflictError, InvalidArgumentError, Reason
+from statekeeper.errors import (
+    ConflictError,
+    HistoryCompactedError,
+    InvalidArgumentError,
+    Reason,
+    StateKeeperError,
+)
 
 from statekeeper_server.engine.storage.glob import GlobPattern
 
@@ -113,12 +123,36 @@ class TxnResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Read:
+    """A batch item: read ``key`` and the store revision, as :meth:`Backend.read`."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """A batch item: one transaction, as :meth:`Backend.txn`."""
+
+    compares: tuple[Compare, ...]
+    operations: tuple[Operation, ...]
+
+
+BatchItem = Read | Transaction
+#: The outcome of one batch item: a read's (entry, revision), a transaction's result, or the
+#: error the item failed with alone (a conflict, an unavailable backend).
+BatchOutcome = tuple[Entry | None, int] | TxnResult | StateKeeperError
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a range read."""
+    """One page of a range read; when ``more``, the next page starts after ``cursor`` (pass it
+    as ``start_after``). A page may hold fewer entries than asked for, even none, when the
+    backend stopped after examining :data:`SCAN_BUDGET` keys (a sparse pattern)."""
 
     entries: list[Entry]
     revision: int
     more: bool
+    cursor: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +176,6 @@ class KeyRange:
         return self.pattern is None or self.pattern.matches(key[len(self.prefix) :])
 
 
-def watch_span(prefix: str, pattern: GlobPattern | None) -> KeyRange:
-    """The keys a watch of ``prefix`` and ``pattern`` covers: those under ``prefix`` followed
-    by the pattern's literal prefix whose remainder after ``prefix`` matches the pattern."""
-    low = prefix + (pattern.literal_prefix if pattern is not None else "")
-    return KeyRange(prefix, low, prefix_end(low), pattern)
-
-
 @dataclass(frozen=True, slots=True)
 class ScanPage:
     """One page of :meth:`Backend.scan`: the entries, the revision they are as of, and, when
@@ -161,6 +188,11 @@ class ScanPage:
     cursor: str
 
 
+#: Keys one page of :meth:`Backend.range` or :meth:`Backend.scan` examines at most (or the page's
+#: limit, when larger), matching or not, so that no call walks the whole key space at once.
+SCAN_BUDGET = 4096
+
+
 def prefix_end(prefix: str) -> str | None:
     """The least string after every string that starts with ``prefix`` (None: no such bound,
     ``prefix`` is empty or only U+10FFFF characters)."""
@@ -169,6 +201,12 @@ def prefix_end(prefix: str) -> str | None:
     if not prefix:
         return None
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def range_span(prefix: str, pattern: GlobPattern | None) -> KeyRange:
+    """The keys :meth:`Backend.range` reads: under ``prefix`` plus the pattern's literal start."""
+    low = prefix + (pattern.literal_prefix if pattern is not None else "")
+    return KeyRange(prefix, low, prefix_end(low), pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +239,42 @@ class BackendStats:
     revision: int
     oldest_revision: int
     backend: str
+
+
+#: How many revisions of change history a store keeps for watchers by default.
+DEFAULT_HISTORY_REVISIONS = 100_000
+#: How many bytes of change history (the keys, values and previous values of its events) a
+#: store keeps for watchers by default, whatever the revision count: large transactions of
+#: large values otherwise make the history far larger than the data (0: no byte bound).
+DEFAULT_HISTORY_BYTES = 64 * 1024 * 1024
+
+
+def events_size(events: Sequence[Event]) -> int:
+    """The bytes of change history ``events`` hold (keys, values and previous values)."""
+    size = 0
+    for event in events:
+        size += len(event.key)
+        if event.entry is not None:
+            size += len(event.entry.value)
+        if event.prev is not None:
+            size += len(event.prev.value)
+    return size
+
+
+def compacted_error(oldest_revision: int, requested: int) -> HistoryCompactedError:
+    """The error for a watch whose start revision is older than the retained history."""
+    return HistoryCompactedError(
+        f"revision {requested} is compacted; the oldest watchable revision is {oldest_revision}:"
+        " read the current state again and watch from there",
+        metadata={"compact_revision": str(oldest_revision)},
+    )
+
+
+def key_filter(prefix: str, pattern: GlobPattern | None, key: str) -> bool:
+    """True when ``key`` lies under ``prefix`` and its remainder matches ``pattern``."""
+    if not key.startswith(prefix):
+        return False
+    return pattern is None or pattern.matches(key[len(prefix) :])
 
 
 def future_revision(revision: int, current: int) -> InvalidArgumentError:
@@ -254,7 +328,6 @@ class Backend(abc.ABC):
         missing keys, or no operations) the revision does not advance.
         """
 
-    @abc.abstractmethod
     async def range(
         self,
         prefix: str,
@@ -264,7 +337,10 @@ class Backend(abc.ABC):
         limit: int = 1000,
     ) -> Page:
         """Live entries whose key starts with ``prefix`` and whose remainder matches
-        ``pattern``, in key order, strictly after ``start_after``, at most ``limit``."""
+        ``pattern``, in key order, strictly after ``start_after``, at most ``limit`` (one
+        :meth:`scan` page, so fewer when it stopped at :data:`SCAN_BUDGET` keys examined)."""
+        page = await self.scan(range_span(prefix, pattern), after=start_after or None, limit=limit)
+        return Page(page.entries, page.revision, page.more, page.cursor)
 
     @abc.abstractmethod
     async def scan(
@@ -314,6 +390,23 @@ class Backend(abc.ABC):
         entry's mod_revision); backends that can do both in one round trip override it."""
         entry = await self.get(key)
         return entry, await self.revision()
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+        """Run independent items in order, each exactly as :meth:`read` or :meth:`txn` alone
+        would (a transaction commits at a revision of its own, its comparisons see the items
+        before it); an item that fails yields its error in its place and the others go on.
+        This default makes one call per item; backends that can serve the whole batch in one
+        round trip (or one group commit) override it."""
+        outcomes: list[BatchOutcome] = []
+        for item in items:
+            try:
+                if isinstance(item, Read):
+                    outcomes.append(await self.read(item.key))
+                else:
+                    outcomes.append(await self.txn(item.compares, item.operations))
+            except StateKeeperError as error:
+                outcomes.append(error)
+        return outcomes
 
     @abc.abstractmethod
     async def revision(self) -> int:

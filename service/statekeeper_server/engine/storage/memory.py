@@ -12,11 +12,12 @@ import bisect
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-
-from statekeeper.errors import HistoryCompactedError
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from statekeeper_server.engine.storage.backend import (
+    DEFAULT_HISTORY_BYTES,
+    DEFAULT_HISTORY_REVISIONS,
+    SCAN_BUDGET,
     Backend,
     BackendStats,
     Compare,
@@ -32,24 +33,15 @@ from statekeeper_server.engine.storage.backend import (
     ScanPage,
     TxnResult,
     WatchUpdate,
+    compacted_error,
     conflict,
+    events_size,
     future_revision,
-    watch_span,
+    range_span,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.storage.keytable import KeyTable
 from statekeeper_server.engine.storage.watchers import WatcherIndex
-
-#: How many revisions of change history a memory store keeps for watchers by default.
-DEFAULT_HISTORY_REVISIONS = 100_000
-
-
-def compacted_error(oldest_revision: int, requested: int) -> HistoryCompactedError:
-    """The error for a watch whose start revision is older than the retained history."""
-    return HistoryCompactedError(
-        f"revision {requested} is compacted; the oldest watchable revision is {oldest_revision}:"
-        " read the current state again and watch from there",
-        metadata={"compact_revision": str(oldest_revision)},
-    )
 
 
 def plan_events(
@@ -87,20 +79,30 @@ def plan_events(
 class MemoryBackend(Backend):
     """Fast, no persistence: data is lost on restart. Best for development and tests.
 
-    ``history_revisions`` bounds the change history kept for watchers: a watcher that falls
-    further behind gets :class:`~statekeeper.errors.HistoryCompactedError`.
+    ``history_revisions`` and ``history_bytes`` (see
+    :data:`~statekeeper_server.engine.storage.backend.DEFAULT_HISTORY_BYTES`; 0: none) bound the
+    change history kept for watchers: a watcher that falls further behind gets
+    :class:`~statekeeper.errors.HistoryCompactedError`.
     """
 
     name = "memory"
     in_process = True
 
-    def __init__(self, history_revisions: int = DEFAULT_HISTORY_REVISIONS) -> None:
+    def __init__(
+        self,
+        history_revisions: int = DEFAULT_HISTORY_REVISIONS,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
+    ) -> None:
         if history_revisions < 1:
             raise ValueError("history_revisions must be at least 1")
+        if history_bytes < 0:
+            raise ValueError("history_bytes must not be negative")
         self._history_revisions = history_revisions
-        self._data: dict[str, Entry] = {}
-        self._keys: list[str] = []
-        self._bytes = 0
+        self._history_bytes_limit = history_bytes
+        #: The events_size() of each retained history item, and their sum.
+        self._history_sizes: list[int] = []
+        self._history_bytes = 0
+        self._table = KeyTable()
         self._revision = 0
         self._compacted_through = 0
         self._history: list[tuple[int, tuple[Event, ...]]] = []
@@ -115,38 +117,47 @@ class MemoryBackend(Backend):
     def apply(self, revision: int, events: Sequence[Event]) -> None:
         """Apply already-decided events at ``revision`` (used by persistent backends on replay
         and after their own commit); keeps keys, sizes, expiry and history consistent."""
+        table = self._table
         for event in events:
-            prev = self._data.get(event.key)
-            if prev is not None:
-                self._bytes -= len(prev.value)
             if event.type is EventType.PUT:
                 entry = event.entry
                 assert entry is not None
-                if prev is None:
-                    bisect.insort(self._keys, event.key)
-                self._data[event.key] = entry
-                self._bytes += len(entry.value)
+                table.put(entry)
                 if entry.expire_at is not None:
                     heapq.heappush(
                         self._expiry_heap, (entry.expire_at, entry.key, entry.mod_revision)
                     )
                     self._wake_reaper()
-            elif prev is not None:
-                del self._data[event.key]
-                index = bisect.bisect_left(self._keys, event.key)
-                del self._keys[index]
+            elif event.key in table:
+                table.remove(event.key)
         self._revision = max(self._revision, revision)
         if events:
             self._history.append((revision, tuple(events)))
+            self._history_sizes.append(events_size(events))
+            self._history_bytes += self._history_sizes[-1]
             self._trim_history()
         self._watchers.publish(self._revision, events)
 
     def _trim_history(self) -> None:
-        # Trim in batches (a quarter of the limit) so a commit does not shift the list each time.
+        # Trim in batches (a quarter of a bound) so a commit does not shift the lists each time:
+        # down to the revision bound once a quarter over it, and to three quarters of the byte
+        # bound once over it; the newest revision always stays.
+        cut = 0
         excess = len(self._history) - self._history_revisions
         if excess > 0 and excess >= self._history_revisions // 4:
-            self._compacted_through = self._history[excess - 1][0]
-            del self._history[:excess]
+            cut = excess
+        limit = self._history_bytes_limit
+        if limit and self._history_bytes > limit:
+            goal = self._history_bytes - limit * 3 // 4
+            freed = sum(self._history_sizes[:cut])
+            while freed < goal and cut < len(self._history) - 1:
+                freed += self._history_sizes[cut]
+                cut += 1
+        if cut:
+            self._compacted_through = self._history[cut - 1][0]
+            self._history_bytes -= sum(self._history_sizes[:cut])
+            del self._history[:cut]
+            del self._history_sizes[:cut]
 
     def restore(
         self,
@@ -157,17 +168,18 @@ class MemoryBackend(Backend):
     ) -> None:
         """Load a persisted state (a snapshot) into an empty store: ``entries`` in key order
         as of ``revision``, plus the retained change history after ``compacted_through``."""
-        assert not self._data and not self._history, "restore() needs an empty store"
+        assert not self._table and not self._history, "restore() needs an empty store"
+        self._table.load(entries)
         for entry in entries:
-            self._data[entry.key] = entry
-            self._bytes += len(entry.value)
             if entry.expire_at is not None:
                 self._expiry_heap.append((entry.expire_at, entry.key, entry.mod_revision))
-        self._keys = sorted(self._data)
         heapq.heapify(self._expiry_heap)
         self._history = list(history)
+        self._history_sizes = [events_size(events) for _, events in self._history]
+        self._history_bytes = sum(self._history_sizes)
         self._revision = revision
         self._compacted_through = compacted_through
+        self._trim_history()
         self._watchers.publish(revision, ())
 
     def history_items(self) -> list[tuple[int, tuple[Event, ...]]]:
@@ -194,7 +206,7 @@ class MemoryBackend(Backend):
         """Check ``compares`` and turn ``operations`` into the events they would commit at the
         next revision, without applying them; raises ConflictError on a failed comparison."""
         self.expire_due()
-        return plan_events(compares, operations, self._data.get, self._revision + 1)
+        return plan_events(compares, operations, self._table.get, self._revision + 1)
 
     @staticmethod
     def results_of(
@@ -230,7 +242,7 @@ class MemoryBackend(Backend):
         seen: set[str] = set()
         while heap and heap[0][0] <= now:
             _, key, mod_revision = heapq.heappop(heap)
-            entry = self._data.get(key)
+            entry = self._table.get(key)
             if entry is None or entry.mod_revision != mod_revision or key in seen:
                 continue
             seen.add(key)
@@ -250,7 +262,7 @@ class MemoryBackend(Backend):
 
     def peek(self, key: str) -> Entry | None:
         """The stored entry under ``key`` even when its expiry time has passed."""
-        return self._data.get(key)
+        return self._table.get(key)
 
     def next_expiry(self) -> float | None:
         """The earliest pending expiry time, if any (stale heap items included)."""
@@ -308,7 +320,7 @@ class MemoryBackend(Backend):
     async def get(self, key: str) -> Entry | None:
         """The live entry under ``key``, or None."""
         self.expire_due()
-        return self._data.get(key)
+        return self._table.get(key)
 
     async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
         """Check, then apply, in one synchronous step."""
@@ -317,18 +329,6 @@ class MemoryBackend(Backend):
             return TxnResult(self._revision, tuple(None for _ in operations))
         self.apply(events[0].revision, events)
         return TxnResult(events[0].revision, self.results_of(operations, events))
-
-    async def range(
-        self,
-        prefix: str,
-        pattern: GlobPattern | None = None,
-        *,
-        start_after: str = "",
-        limit: int = 1000,
-    ) -> Page:
-        """Entries in key order under ``prefix`` matching ``pattern``."""
-        self.expire_due()
-        return self.range_now(prefix, pattern, start_after=start_after, limit=limit)
 
     def range_now(
         self,
@@ -339,30 +339,16 @@ class MemoryBackend(Backend):
         limit: int,
         now: float | None = None,
     ) -> Page:
-        """The synchronous body of :meth:`range`; with ``now`` set, entries whose expiry time
-        is not after ``now`` are left out (for backends that reap through a log)."""
-        scan_prefix = prefix + (pattern.literal_prefix if pattern is not None else "")
-        keys = self._keys
-        index = bisect.bisect_left(keys, scan_prefix)
-        if start_after and start_after >= scan_prefix:
-            index = bisect.bisect_right(keys, start_after)
-        entries: list[Entry] = []
-        more = False
-        while index < len(keys):
-            key = keys[index]
-            index += 1
-            if not key.startswith(scan_prefix):
-                break
-            if pattern is not None and not pattern.matches(key[len(prefix) :]):
-                continue
-            entry = self._data[key]
-            if now is not None and entry.expire_at is not None and entry.expire_at <= now:
-                continue
-            if len(entries) == limit:
-                more = True
-                break
-            entries.append(entry)
-        return Page(entries, self._revision, more)
+        """The synchronous body of :meth:`range` (see :meth:`scan_now` for ``now``)."""
+        page = self.scan_now(
+            range_span(prefix, pattern),
+            after=start_after or None,
+            reverse=False,
+            limit=limit,
+            revision=0,
+            now=now,
+        )
+        return Page(page.entries, page.revision, page.more, page.cursor)
 
     async def scan(
         self,
@@ -395,8 +381,11 @@ class MemoryBackend(Backend):
         """The synchronous body of :meth:`scan`; with ``now`` set, current entries whose expiry
         time is not after ``now`` are left out (for backends that reap through a log).
 
-        An earlier revision is rebuilt from the history: a key changed since then reads as the
-        entry before its first later change (``prev``, None where it did not exist)."""
+        A page examines at most :data:`SCAN_BUDGET` keys (or ``limit``, when larger), so a
+        pattern that matches few of them returns a short page, even an empty one, whose cursor
+        is the last key examined. An earlier revision is rebuilt from the history: a key
+        changed since then reads as the entry before its first later change (``prev``, None
+        where it did not exist)."""
         at = self._revision
         if revision > at:
             raise future_revision(revision, at)
@@ -410,45 +399,29 @@ class MemoryBackend(Backend):
             (k for k in then if after is None or (k < after if reverse else k > after)),
             reverse=reverse,
         )
+        current = self._table.keys(span.low, span.high, after=after, reverse=reverse)
         entries: list[Entry] = []
-        size = 0
-        previous = None
-        for key in heapq.merge(self._keys_in(span, after, reverse), changed, reverse=reverse):
+        size, budget, previous = 0, max(SCAN_BUDGET, limit), None
+        for key in heapq.merge(current, changed, reverse=reverse):
             if key == previous:
                 continue
+            if budget == 0:
+                return ScanPage(entries, at, True, previous or "")
+            budget -= 1
             previous = key
-            entry = then[key] if key in then else self._data[key]
+            if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
+                continue
+            entry = then[key] if key in then else self._table.get(key)
             if entry is None:
                 continue
             if not then and now is not None and entry.expire_at is not None:
                 if entry.expire_at <= now:
                     continue
-            if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
-                continue
             if len(entries) == limit or (max_bytes is not None and size >= max_bytes):
                 return ScanPage(entries, at, True, entries[-1].key)
             entries.append(entry)
             size += len(entry.value) + len(entry.key)
         return ScanPage(entries, at, False, "")
-
-    def _keys_in(self, span: KeyRange, after: str | None, reverse: bool) -> Iterator[str]:
-        """The current keys of ``span`` after the cursor, in the scan's direction."""
-        keys = self._keys
-        if not reverse:
-            index = bisect.bisect_left(keys, span.low)
-            if after is not None and after >= span.low:
-                index = bisect.bisect_right(keys, after)
-            while index < len(keys) and (span.high is None or keys[index] < span.high):
-                yield keys[index]
-                index += 1
-            return
-        bound = span.high
-        if after is not None and (bound is None or after < bound):
-            bound = after
-        index = len(keys) if bound is None else bisect.bisect_left(keys, bound)
-        while index > 0 and keys[index - 1] >= span.low:
-            index -= 1
-            yield keys[index]
 
     def _state_at(self, revision: int, span: KeyRange) -> dict[str, Entry | None]:
         """The entries (None: absent) at ``revision`` of the keys of ``span`` changed since."""
@@ -473,7 +446,7 @@ class MemoryBackend(Backend):
         self.expire_due()
         return self._watchers.watch(
             self.history,
-            watch_span(prefix, pattern),
+            range_span(prefix, pattern),
             self._revision,
             start_revision,
             progress_interval,
@@ -508,8 +481,8 @@ class MemoryBackend(Backend):
         """Sizes and revisions of the store."""
         self.expire_due()
         return BackendStats(
-            keys=len(self._data),
-            bytes=self._bytes,
+            keys=len(self._table),
+            bytes=self._table.bytes,
             revision=self._revision,
             oldest_revision=self._compacted_through + 1,
             backend=self.name,
@@ -517,7 +490,7 @@ class MemoryBackend(Backend):
 
     def snapshot_entries(self) -> list[Entry]:
         """Every live entry, in key order (for persistent backends' snapshots)."""
-        return [self._data[key] for key in self._keys]
+        return list(self._table.entries())
 
     async def close(self) -> None:
         """Stop the expiry task and end the open watches."""

@@ -1,0 +1,279 @@
+"""The one conversion between protobuf messages and dataclass records, by field name.
+
+Shared by the server (engine records <-> request and response messages) and the client (the
+API's dataclasses <-> messages), so no message needs a hand-written mapper. A dataclass field
+converts to the message field of the same name (or the name ``renames`` gives it); fields that
+exist on one side only are left alone. The type hint of the dataclass field chooses the form:
+
+* ``google.protobuf.Timestamp``: ``float`` (Unix seconds) or ``datetime`` (naive local time on
+  the way out, like ``datetime.now()``); times stored out of range read as the nearest end.
+* ``google.protobuf.Duration``: ``float`` seconds or ``timedelta``.
+* enums: a Python :class:`enum.Enum` whose member names are the proto value names without their
+  common prefix (``INDEXING_STATUS_IN_PROGRESS`` <-> ``IndexingStatus.IN_PROGRESS``); the
+  ``..._UNSPECIFIED`` value is ``None``. An ``int`` hint keeps the number.
+* nested messages: nested dataclasses; ``google.protobuf.Struct`` / ``Value``: plain documents.
+* ``statekeeper.v1.Value`` (a document): any document; written in ``encoding`` (a
+  ``ValueEncoding`` number; None: the exact MessagePack form), read (and validated) from either
+  form. An unset document field reads as ``None``.
+* repeated fields: lists; maps: dicts. A field with presence that is unset reads as ``None``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import types
+import typing
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from google.protobuf import json_format, struct_pb2
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from statekeeper import values
+from statekeeper.errors import InvalidArgumentError
+from statekeeper.timestamps import (
+    clamped_duration,
+    clamped_timestamp,
+    from_duration,
+    unix_from_timestamp,
+)
+
+R = TypeVar("R")
+M = TypeVar("M", bound=Message)
+
+TIMESTAMP = "google.protobuf.Timestamp"
+DURATION = "google.protobuf.Duration"
+_DOCUMENTS = ("google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue")
+DOCUMENT = "statekeeper.v1.Value"
+
+
+def _inner(hint: Any) -> Any:
+    """``X`` for ``X | None``, else the hint itself."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        arguments = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(arguments) == 1:
+            return arguments[0]
+    return hint
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: _inner(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+@functools.cache
+def enum_prefix(descriptor: EnumDescriptor) -> str:
+    """The common prefix of an enum's value names (``INDEXING_STATUS_`` for IndexingStatus)."""
+    for value in descriptor.values:
+        if value.number == 0 and value.name.endswith("UNSPECIFIED"):
+            return value.name[: -len("UNSPECIFIED")]
+    return ""
+
+
+def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> int:
+    """The proto number of a Python enum member (by name), of a member's name or string value
+    (``"in_progress"``), or of a number."""
+    if isinstance(value, enum.Enum):
+        name = value.name
+    elif isinstance(value, str):
+        name = value.upper()
+    else:
+        return int(value)
+    number = descriptor.values_by_name.get(enum_prefix(descriptor) + name)
+    if number is None:
+        raise InvalidArgumentError(
+            f"{value!r} is not a {descriptor.name} value",
+            violations=[(descriptor.name, "unknown value")],
+        )
+    return int(number.number)
+
+
+def enum_from_number(number: int, descriptor: EnumDescriptor, cls: Any) -> Any:
+    """The member of Python enum ``cls`` for a proto number (None for unspecified; an unknown
+    number is INVALID_ARGUMENT); an ``int`` hint keeps the number."""
+    if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
+        return number
+    if number == 0:
+        return None
+    value = descriptor.values_by_number.get(number)
+    if value is None:
+        raise InvalidArgumentError(
+            f"{number} is not a {descriptor.name} value",
+            violations=[(descriptor.name, "unknown value")],
+        )
+    return cls[value.name[len(enum_prefix(descriptor)) :]]
+
+
+# -- record -> message ------------------------------------------------------------------------
+
+
+def to_message(
+    record: Any,
+    message_class: type[M],
+    renames: Mapping[str, str] | None = None,
+    *,
+    encoding: int | None = None,
+) -> M:
+    """A ``message_class`` message holding ``record``'s fields (documents in ``encoding``)."""
+    message = message_class()
+    fill(message, record, renames, encoding=encoding)
+    return message
+
+
+def fill(
+    message: Message,
+    record: Any,
+    renames: Mapping[str, str] | None = None,
+    *,
+    encoding: int | None = None,
+) -> None:
+    """Set ``message``'s fields from the same-named fields of dataclass ``record``."""
+    fields = _fields(message)
+    for name in _hints(typing.cast(type, type(record))):
+        target = fields.get(renames.get(name, name) if renames else name)
+        value = getattr(record, name)
+        if target is not None and value is not None:
+            _set(message, target, value, encoding)
+
+
+def _set(message: Message, field: FieldDescriptor, value: Any, encoding: int | None) -> None:
+    if _is_map(field):
+        target = getattr(message, field.name)
+        value_field = _message_type(field).fields_by_name["value"]
+        for key, item in value.items():
+            if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                _fill_message(target[key], value_field, item, encoding)
+            else:
+                target[key] = _scalar_out(value_field, item)
+        return
+    if field.is_repeated:
+        target = getattr(message, field.name)
+        for item in value:
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                _fill_message(target.add(), field, item, encoding)
+            else:
+                target.append(_scalar_out(field, item))
+        return
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        _fill_message(getattr(message, field.name), field, value, encoding)
+    else:
+        setattr(message, field.name, _scalar_out(field, value))
+
+
+def _fill_message(target: Any, field: FieldDescriptor, value: Any, encoding: int | None) -> None:
+    name = _message_type(field).full_name
+    if name == TIMESTAMP:
+        if isinstance(value, datetime):
+            value = value.timestamp()
+        target.CopyFrom(clamped_timestamp(float(value)))
+    elif name == DURATION:
+        if isinstance(value, timedelta):
+            value = value.total_seconds()
+        target.CopyFrom(clamped_duration(float(value)))
+    elif name == DOCUMENT:
+        target.CopyFrom(_document_out(value, encoding))
+    elif name in _DOCUMENTS:
+        json_format.ParseDict(value, target)
+    elif isinstance(value, Message):
+        target.CopyFrom(value)
+    else:
+        fill(target, value, encoding=encoding)
+
+
+def _document_out(document: Any, encoding: int | None) -> Message:
+    if encoding is None:
+        return values.document_to_wire(document)
+    return values.bytes_to_wire(values.pack(document), encoding)
+
+
+def _scalar_out(field: FieldDescriptor, value: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return enum_to_number(value, _enum_type(field))
+    return value
+
+
+# -- message -> record ------------------------------------------------------------------------
+
+
+def from_message(message: Message, cls: type[R], renames: Mapping[str, str] | None = None) -> R:
+    """A ``cls`` record from ``message``'s same-named fields (dataclass defaults elsewhere)."""
+    fields = _fields(message)
+    known: dict[str, Any] = {}
+    for name, hint in _hints(typing.cast(type, cls)).items():
+        field = fields.get(renames.get(name, name) if renames else name)
+        if field is None:
+            continue
+        if field.has_presence and not message.HasField(field.name):
+            known[name] = None
+            continue
+        known[name] = _get(getattr(message, field.name), field, hint)
+    return cls(**known)
+
+
+def read_field(message: Message, name: str, hint: Any) -> Any:
+    """One field of ``message`` converted as a dataclass field with type ``hint`` would be."""
+    field = _fields(message)[name]
+    if field.has_presence and not message.HasField(name):
+        return None
+    return _get(getattr(message, name), field, _inner(hint))
+
+
+def _get(value: Any, field: FieldDescriptor, hint: Any) -> Any:
+    if _is_map(field):
+        value_field = _message_type(field).fields_by_name["value"]
+        item_hint = _inner(typing.get_args(hint)[1]) if typing.get_args(hint) else Any
+        return {k: _get_one(v, value_field, item_hint) for k, v in value.items()}
+    if field.is_repeated:
+        item_hint = _inner(typing.get_args(hint)[0]) if typing.get_args(hint) else Any
+        items = [_get_one(v, field, item_hint) for v in value]
+        return tuple(items) if typing.get_origin(hint) is tuple else items
+    return _get_one(value, field, hint)
+
+
+def _get_one(value: Any, field: FieldDescriptor, hint: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return enum_from_number(value, _enum_type(field), hint)
+    if field.type != FieldDescriptor.TYPE_MESSAGE:
+        return value
+    name = _message_type(field).full_name
+    if name == DOCUMENT:
+        return values.wire_to_document(value, field.name) if value.WhichOneof("kind") else None
+    if name == TIMESTAMP:
+        seconds = unix_from_timestamp(value)
+        return datetime.fromtimestamp(seconds) if hint is datetime else seconds
+    if name == DURATION:
+        seconds = from_duration(value)
+        return timedelta(seconds=seconds) if hint is timedelta else seconds
+    if name in _DOCUMENTS:
+        if isinstance(value, struct_pb2.Value) and value.WhichOneof("kind") is None:
+            return None
+        return json_format.MessageToDict(value)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return from_message(value, hint)
+    return value
+
+
+def _fields(message: Message) -> Mapping[str, FieldDescriptor]:
+    return typing.cast(Mapping[str, FieldDescriptor], message.DESCRIPTOR.fields_by_name)
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    message_type: Descriptor | None = field.message_type
+    return bool(message_type is not None and message_type.GetOptions().map_entry)
+
+
+def _message_type(field: FieldDescriptor) -> Descriptor:
+    message_type = field.message_type
+    assert message_type is not None
+    return message_type
+
+
+def _enum_type(field: FieldDescriptor) -> EnumDescriptor:
+    enum_type = field.enum_type
+    assert enum_type is not None
+    return enum_type
