@@ -371,7 +371,6 @@ OVERSIZED: frozenset[str] = frozenset(
         "service/statekeeper_server/engine/domains/tools.py::_end",
         "service/statekeeper_server/engine/domains/tools.py::update_retry_state",
         "service/statekeeper_server/engine/domains/workflows.py::update_step",
-        "service/statekeeper_server/engine/storage/redis.py::watch",
         "service/statekeeper_server/servicers/fanout.py::join",
         "clients/python/statekeeper/console/app.py::create_app",
         "clients/python/statekeeper/integrations/adk.py::append_event",

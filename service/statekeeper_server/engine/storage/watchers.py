@@ -256,19 +256,10 @@ class WatcherIndex:
             yield WatchUpdate(current)
             loop = asyncio.get_running_loop()
             idle_since = loop.time()
-            backoff = 0.05
             while True:
                 while next_revision < watcher.live_from:
                     if page is None:
-                        try:
-                            page = await history(
-                                span, next_revision, watcher.live_from - 1, REPLAY_PAGE
-                            )
-                        except UnavailableError:
-                            await asyncio.sleep(backoff)
-                            backoff = min(backoff * 2, MAX_BACKOFF)
-                            continue
-                        backoff = 0.05
+                        page = await _read_retrying(history, span, next_revision, watcher)
                     next_revision = page.last + 1
                     events, page = page.events, None
                     if events:
@@ -298,3 +289,17 @@ class WatcherIndex:
                         yield WatchUpdate(next_revision - 1)
         finally:
             self.remove(watcher)
+
+
+async def _read_retrying(
+    history: HistoryReader, span: KeyRange, first: int, watcher: Watcher
+) -> HistoryPage:
+    """The next history page of ``watcher`` from ``first``, read again (backing off) while the
+    store is unavailable: an open watch outlives an outage and loses nothing."""
+    backoff = 0.05
+    while True:
+        try:
+            return await history(span, first, watcher.live_from - 1, REPLAY_PAGE)
+        except UnavailableError:
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
