@@ -10,6 +10,7 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
+from bench import batching, scaling
 from bench.agents import best_own
 
 #: The issue's targets, checked against the run's figures.
@@ -299,7 +300,9 @@ def markdown(results: dict[str, Any]) -> str:
         for item in targets:
             met = {True: "yes", False: "**no**", None: "n/a"}[item["met"]]
             lines.append(f"| {item['target']} | {item['measured']} | {met} |")
+    lines += scaling.table(results.get("scaling") or [])
     lines += agents_table(results.get("agents") or [], results.get("agents_profile"))
+    lines += batching.markdown(results)
     for note in results.get("skipped", []):
         lines.append(f"\nNot measured: {note}.")
     return "\n".join(lines) + "\n"

@@ -253,6 +253,11 @@ def backend_of(name: str) -> str | None:
     return backend if backend in BACKENDS else None
 
 
+def domain_of(module: str) -> str:
+    """The manager a domain module belongs to (a domain may be a package of modules)."""
+    return module[len(DOMAINS) + 1 :].split(".")[0]
+
+
 def violations() -> set[tuple[str, str]]:
     """Every import that breaks one of the rules below (known or new)."""
     broken: set[tuple[str, str]] = set()
@@ -262,6 +267,7 @@ def violations() -> set[tuple[str, str]]:
             and imported.startswith(DOMAINS + ".")
             and imported not in SHARED_DOMAIN_HELPERS
             and importer not in SHARED_DOMAIN_HELPERS
+            and domain_of(importer) != domain_of(imported)
         )
         servicer_import = (
             importer.startswith("statekeeper_server.servicers.")
@@ -362,10 +368,8 @@ SIZE_REASON = "# size:"
 #: entry must still be over the limit: remove it here once its file is split.
 OVERSIZED: frozenset[str] = frozenset(
     {
-        "service/statekeeper_server/engine/domains/orchestration.py",
         "service/statekeeper_server/engine/domains/tools.py",
         "service/statekeeper_server/engine/domains/workflows.py",
-        "service/statekeeper_server/engine/storage/file.py",
         "service/statekeeper_server/engine/domains/speech.py::create_session",
         "service/statekeeper_server/engine/domains/speech.py::watch_session",
         "service/statekeeper_server/engine/domains/tools.py::start_execution",

@@ -374,14 +374,14 @@ class MemoryBackend(Backend):
                 return ScanPage(entries, at, True, previous or "")
             budget -= 1
             previous = key
+            if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
+                continue
             entry = then[key] if key in then else self._table.get(key)
             if entry is None:
                 continue
             if not then and now is not None and entry.expire_at is not None:
                 if entry.expire_at <= now:
                     continue
-            if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
-                continue
             if len(entries) == limit or (max_bytes is not None and size >= max_bytes):
                 return ScanPage(entries, at, True, entries[-1].key)
             entries.append(entry)

@@ -154,29 +154,13 @@ local f = redis.call('HMGET', p .. 'k:' .. ARGV[2], 'v', 'c', 'm', 'n', 'x')
 return {redis.call('GET', p .. 'rev') or '0', f[1], f[2], f[3], f[4], f[5]}
 """
 
-# ARGV: prefix, now, lex min, lex max, count. One consistent batch of the key index.
-# Returns {revision, keys scanned, last key scanned, (key, v, c, m, n, x)* of live entries}.
-RANGE_SCRIPT = (
-    _LUA_COMMON
-    + """
-local now = tonumber(ARGV[2])
-local keys = redis.call('ZRANGEBYLEX', p .. 'idx', ARGV[3], ARGV[4], 'LIMIT', 0, ARGV[5])
-local out = {redis.call('GET', p .. 'rev') or '0', #keys, keys[#keys] or ''}
-for _, key in ipairs(keys) do
-  local e = read(key)
-  if e and not (e[5] and tonumber(e[5]) <= now) then emit(out, key, e, e[1]) end
-end
-return out
-"""
-)
-
-
 # ARGV: prefix, now, low, low inclusive (1/0), high, high set (1/0), reverse (1/0), limit,
 # budget, revision (0: current), pattern cut (bytes of the key before the pattern applies),
 # pattern tokens (cmsgpack of GlobPattern.tokens(), '' for none), keys only (1/0), max bytes
-# (0: no limit). One page of Backend.scan, read at one instant. Returns {-1, oldest watchable
-# revision} when the revision's history is gone, {-2, current revision} for a future revision,
-# else {revision, more (1/0), cursor, (key, v, c, m, n, x)*}.
+# (0: no limit), the pattern as Lua patterns (cmsgpack of GlobPattern.lua_patterns(), '' for
+# none: the tokens are matched). One page of Backend.scan, read at one instant. Returns {-1,
+# oldest watchable revision} when the revision's history is gone, {-2, current revision} for a
+# future revision, else {revision, more (1/0), cursor, (key, v, c, m, n, x)*}.
 SCAN_SCRIPT = (
     _LUA_COMMON
     + """
@@ -185,8 +169,9 @@ local low, low_incl, high, high_set = ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6] 
 local reverse = ARGV[7] == '1'
 local limit, budget, want = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local cut, keys_only, max_bytes = tonumber(ARGV[11]), ARGV[13] == '1', tonumber(ARGV[14])
-local tokens = nil
+local tokens, pieces = nil, nil
 if ARGV[12] ~= '' then tokens = cmsgpack.unpack(ARGV[12]) end
+if ARGV[15] ~= '' then pieces = cmsgpack.unpack(ARGV[15]) end
 
 -- Byte order (string comparison in Lua follows the locale).
 local function before(a, b)
@@ -236,6 +221,21 @@ local function matches(k)
   end
   while tokens[ti] and tokens[ti][1] == 2 do ti = ti + 1 end
   return ti > #tokens
+end
+-- The glob as the Lua patterns of GlobPattern.lua_patterns(), found one after the other.
+local function found_in(k)
+  local at = cut + 1
+  for _, piece in ipairs(pieces) do
+    local first, last = string.find(k, piece, at)
+    if not first then return false end
+    at = last + 1
+  end
+  return true
+end
+local function wanted(k)
+  if not tokens then return true end
+  if pieces then return found_in(k) end
+  return matches(k)
 end
 
 local current = tonumber(redis.call('GET', p .. 'rev') or '0')
@@ -304,15 +304,17 @@ while true do
   end
   scanned = scanned + 1
   out[3] = k
-  local e = past[k]
-  if e == nil then
-    e = read(k)
-    if e and rev == current and e[5] and tonumber(e[5]) <= now then e = nil end
-  end
-  if e and (not tokens or matches(k)) then
-    found = found + 1
-    size = size + #e[1] + #k
-    emit(out, k, e, keys_only and '' or e[1])
+  if wanted(k) then
+    local e = past[k]
+    if e == nil then
+      e = read(k)
+      if e and rev == current and e[5] and tonumber(e[5]) <= now then e = nil end
+    end
+    if e then
+      found = found + 1
+      size = size + #e[1] + #k
+      emit(out, k, e, keys_only and '' or e[1])
+    end
   end
 end
 return out
