@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import itertools
 import logging
@@ -46,8 +47,8 @@ from statekeeper.errors import (
     to_grpc_status,
 )
 
-from statekeeper_server.auth import Authenticator, metadata_value
-from statekeeper_server.engine.tenancy import current_tenant
+from statekeeper_server.auth import Authenticator, metadata_value, require_role
+from statekeeper_server.engine.tenancy import current_authorization, current_tenant
 from statekeeper_server.observability import (
     CallSeries,
     ServerMetrics,
@@ -212,6 +213,7 @@ class _Call:
         if owner.auth is not None and not owner.auth.is_exempt(self.method):
             principal, self.tenant = owner.auth.authorize(self.method, self.metadata)
             self.principal = principal.name
+            current_authorization.set(functools.partial(require_role, principal.role))
         self.tenant_token = current_tenant.set(self.tenant)
         if self.streaming and owner.limits is not None:
             peer = str(self.context.peer())

@@ -62,6 +62,7 @@ def backend_options(config: ServerConfig) -> BackendOptions:
         redis_key_prefix=config.redis_key_prefix,
         redis_pool_size=config.redis_pool_size,
         history_revisions=config.history_revisions,
+        history_bytes=config.history_bytes,
     )
 
 

@@ -12,6 +12,9 @@ exist on one side only are left alone. The type hint of the dataclass field choo
   common prefix (``INDEXING_STATUS_IN_PROGRESS`` <-> ``IndexingStatus.IN_PROGRESS``); the
   ``..._UNSPECIFIED`` value is ``None``. An ``int`` hint keeps the number.
 * nested messages: nested dataclasses; ``google.protobuf.Struct`` / ``Value``: plain documents.
+* ``statekeeper.v1.Value`` (a document): any document; written in ``encoding`` (a
+  ``ValueEncoding`` number; None: the exact MessagePack form), read (and validated) from either
+  form. An unset document field reads as ``None``.
 * repeated fields: lists; maps: dicts. A field with presence that is unset reads as ``None``.
 """
 
@@ -30,6 +33,7 @@ from google.protobuf import json_format, struct_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from statekeeper import values
 from statekeeper.errors import InvalidArgumentError
 from statekeeper.timestamps import (
     clamped_duration,
@@ -44,6 +48,7 @@ M = TypeVar("M", bound=Message)
 TIMESTAMP = "google.protobuf.Timestamp"
 DURATION = "google.protobuf.Duration"
 _DOCUMENTS = ("google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue")
+DOCUMENT = "statekeeper.v1.Value"
 
 
 def _inner(hint: Any) -> Any:
@@ -89,43 +94,60 @@ def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> 
 
 
 def enum_from_number(number: int, descriptor: EnumDescriptor, cls: Any) -> Any:
-    """The member of Python enum ``cls`` for a proto number (None for unspecified/unknown); an
-    ``int`` hint keeps the number."""
+    """The member of Python enum ``cls`` for a proto number (None for unspecified; an unknown
+    number is INVALID_ARGUMENT); an ``int`` hint keeps the number."""
     if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
         return number
-    value = descriptor.values_by_number.get(number)
-    if value is None or number == 0:
+    if number == 0:
         return None
+    value = descriptor.values_by_number.get(number)
+    if value is None:
+        raise InvalidArgumentError(
+            f"{number} is not a {descriptor.name} value",
+            violations=[(descriptor.name, "unknown value")],
+        )
     return cls[value.name[len(enum_prefix(descriptor)) :]]
 
 
 # -- record -> message ------------------------------------------------------------------------
 
 
-def to_message(record: Any, message_class: type[M], renames: Mapping[str, str] | None = None) -> M:
-    """A ``message_class`` message holding ``record``'s fields."""
+def to_message(
+    record: Any,
+    message_class: type[M],
+    renames: Mapping[str, str] | None = None,
+    *,
+    encoding: int | None = None,
+) -> M:
+    """A ``message_class`` message holding ``record``'s fields (documents in ``encoding``)."""
     message = message_class()
-    fill(message, record, renames)
+    fill(message, record, renames, encoding=encoding)
     return message
 
 
-def fill(message: Message, record: Any, renames: Mapping[str, str] | None = None) -> None:
+def fill(
+    message: Message,
+    record: Any,
+    renames: Mapping[str, str] | None = None,
+    *,
+    encoding: int | None = None,
+) -> None:
     """Set ``message``'s fields from the same-named fields of dataclass ``record``."""
     fields = _fields(message)
     for name in _hints(typing.cast(type, type(record))):
         target = fields.get(renames.get(name, name) if renames else name)
         value = getattr(record, name)
         if target is not None and value is not None:
-            _set(message, target, value)
+            _set(message, target, value, encoding)
 
 
-def _set(message: Message, field: FieldDescriptor, value: Any) -> None:
+def _set(message: Message, field: FieldDescriptor, value: Any, encoding: int | None) -> None:
     if _is_map(field):
         target = getattr(message, field.name)
         value_field = _message_type(field).fields_by_name["value"]
         for key, item in value.items():
             if value_field.type == FieldDescriptor.TYPE_MESSAGE:
-                _fill_message(target[key], value_field, item)
+                _fill_message(target[key], value_field, item, encoding)
             else:
                 target[key] = _scalar_out(value_field, item)
         return
@@ -133,17 +155,17 @@ def _set(message: Message, field: FieldDescriptor, value: Any) -> None:
         target = getattr(message, field.name)
         for item in value:
             if field.type == FieldDescriptor.TYPE_MESSAGE:
-                _fill_message(target.add(), field, item)
+                _fill_message(target.add(), field, item, encoding)
             else:
                 target.append(_scalar_out(field, item))
         return
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        _fill_message(getattr(message, field.name), field, value)
+        _fill_message(getattr(message, field.name), field, value, encoding)
     else:
         setattr(message, field.name, _scalar_out(field, value))
 
 
-def _fill_message(target: Any, field: FieldDescriptor, value: Any) -> None:
+def _fill_message(target: Any, field: FieldDescriptor, value: Any, encoding: int | None) -> None:
     name = _message_type(field).full_name
     if name == TIMESTAMP:
         if isinstance(value, datetime):
@@ -153,12 +175,20 @@ def _fill_message(target: Any, field: FieldDescriptor, value: Any) -> None:
         if isinstance(value, timedelta):
             value = value.total_seconds()
         target.CopyFrom(clamped_duration(float(value)))
+    elif name == DOCUMENT:
+        target.CopyFrom(_document_out(value, encoding))
     elif name in _DOCUMENTS:
         json_format.ParseDict(value, target)
     elif isinstance(value, Message):
         target.CopyFrom(value)
     else:
-        fill(target, value)
+        fill(target, value, encoding=encoding)
+
+
+def _document_out(document: Any, encoding: int | None) -> Message:
+    if encoding is None:
+        return values.document_to_wire(document)
+    return values.bytes_to_wire(values.pack(document), encoding)
 
 
 def _scalar_out(field: FieldDescriptor, value: Any) -> Any:
@@ -185,6 +215,14 @@ def from_message(message: Message, cls: type[R], renames: Mapping[str, str] | No
     return cls(**known)
 
 
+def read_field(message: Message, name: str, hint: Any) -> Any:
+    """One field of ``message`` converted as a dataclass field with type ``hint`` would be."""
+    field = _fields(message)[name]
+    if field.has_presence and not message.HasField(name):
+        return None
+    return _get(getattr(message, name), field, _inner(hint))
+
+
 def _get(value: Any, field: FieldDescriptor, hint: Any) -> Any:
     if _is_map(field):
         value_field = _message_type(field).fields_by_name["value"]
@@ -203,6 +241,8 @@ def _get_one(value: Any, field: FieldDescriptor, hint: Any) -> Any:
     if field.type != FieldDescriptor.TYPE_MESSAGE:
         return value
     name = _message_type(field).full_name
+    if name == DOCUMENT:
+        return values.wire_to_document(value, field.name) if value.WhichOneof("kind") else None
     if name == TIMESTAMP:
         seconds = unix_from_timestamp(value)
         return datetime.fromtimestamp(seconds) if hint is datetime else seconds

@@ -27,20 +27,48 @@ local function emit(out, key, e, v)
   out[#out + 1] = e[4]
   out[#out + 1] = e[5] or ''
 end
-local function append(rev, events, maxlen)
-  redis.call('XADD', p .. 'log', 'MAXLEN', maxlen, rev .. '-0', 'e', cmsgpack.pack(events))
+-- Log the events of revision `rev`, then drop the oldest log entries while the log holds more
+-- than `maxlen` revisions or, once past `maxbytes` (0: no bound) of packed events, until it is
+-- back to three quarters of that (trimming is then not needed at every commit). The newest
+-- entry always stays; `P logbytes` is the log's size (0 for a log older than the counter).
+local function append(rev, events, maxlen, maxbytes)
+  local log, packed = p .. 'log', cmsgpack.pack(events)
+  redis.call('XADD', log, rev .. '-0', 'e', packed)
+  local size = redis.call('INCRBY', p .. 'logbytes', #packed)
+  local count = redis.call('XLEN', log)
+  maxlen, maxbytes = tonumber(maxlen), tonumber(maxbytes)
+  local goal = size
+  if maxbytes > 0 and size > maxbytes then goal = math.floor(maxbytes * 3 / 4) end
+  if count <= maxlen and size <= goal then return end
+  local from, last = '-', nil
+  while count > 1 and (count > maxlen or size > goal) do
+    local want = 64
+    if size <= goal then want = math.min(64, count - maxlen) end
+    local batch = redis.call('XRANGE', log, from, '+', 'COUNT', want)
+    if #batch == 0 then break end
+    for _, item in ipairs(batch) do
+      if count <= 1 or (count <= maxlen and size <= goal) then break end
+      size, count, last = size - #item[2][2], count - 1, tonumber(string.match(item[1], '^(%d+)'))
+    end
+    from = (tonumber(string.match(batch[#batch][1], '^(%d+)')) + 1) .. '-0'
+  end
+  if last then
+    redis.call('XTRIM', log, 'MINID', (last + 1) .. '-0')
+    redis.call('SET', p .. 'logbytes', math.max(size, 0))
+  end
 end
 """
 
-# ARGV: prefix, now, maxlen, n compares, (key, mod_revision)*, n ops, (kind, key, value, expire)*
+# ARGV: prefix, now, maxlen, maxbytes, n compares, (key, mod_revision)*, n ops,
+# (kind, key, value, expire)*
 # Returns {0, key, expected, actual} on a failed compare, else {1, revision, results} where a
 # put's result is {create_revision, version} and a delete's {} or the removed {v, c, m, n, x}.
 TXN_SCRIPT = (
     _LUA_COMMON
     + """
 local now = tonumber(ARGV[2])
-local maxlen = ARGV[3]
-local i = 4
+local maxlen, maxbytes = ARGV[3], ARGV[4]
+local i = 5
 local ncmp = tonumber(ARGV[i]); i = i + 1
 local cmps = {}
 for j = 1, ncmp do cmps[j] = {ARGV[i], tonumber(ARGV[i + 1])}; i = i + 2 end
@@ -67,7 +95,7 @@ if #expired > 0 then
     remove(item[1], item[2])
     events[#events + 1] = removed_event(3, item[1], item[2])
   end
-  append(rev, events, maxlen)
+  append(rev, events, maxlen, maxbytes)
 end
 for _, c in ipairs(cmps) do
   local e = live[c[1]]
@@ -114,12 +142,12 @@ for j, o in ipairs(ops) do
 end
 if #events == 0 then return {1, rev - 1, results} end
 redis.call('SET', p .. 'rev', rev)
-append(rev, events, maxlen)
+append(rev, events, maxlen, maxbytes)
 return {1, rev, results}
 """
 )
 
-# ARGV: prefix, now, maxlen, batch. Expires up to ``batch`` due keys at one new revision.
+# ARGV: prefix, now, maxlen, batch, maxbytes. Expires up to ``batch`` due keys at one new revision.
 # Returns {revision or 0, next expiry time or ''}.
 REAP_SCRIPT = (
     _LUA_COMMON
@@ -139,7 +167,7 @@ end
 local rev = 0
 if #events > 0 then
   rev = redis.call('INCR', p .. 'rev')
-  append(rev, events, ARGV[3])
+  append(rev, events, ARGV[3], ARGV[5])
 end
 local first = redis.call('ZRANGE', p .. 'exp', 0, 0, 'WITHSCORES')
 return {rev, first[2] or ''}
@@ -154,29 +182,13 @@ local f = redis.call('HMGET', p .. 'k:' .. ARGV[2], 'v', 'c', 'm', 'n', 'x')
 return {redis.call('GET', p .. 'rev') or '0', f[1], f[2], f[3], f[4], f[5]}
 """
 
-# ARGV: prefix, now, lex min, lex max, count. One consistent batch of the key index.
-# Returns {revision, keys scanned, last key scanned, (key, v, c, m, n, x)* of live entries}.
-RANGE_SCRIPT = (
-    _LUA_COMMON
-    + """
-local now = tonumber(ARGV[2])
-local keys = redis.call('ZRANGEBYLEX', p .. 'idx', ARGV[3], ARGV[4], 'LIMIT', 0, ARGV[5])
-local out = {redis.call('GET', p .. 'rev') or '0', #keys, keys[#keys] or ''}
-for _, key in ipairs(keys) do
-  local e = read(key)
-  if e and not (e[5] and tonumber(e[5]) <= now) then emit(out, key, e, e[1]) end
-end
-return out
-"""
-)
-
-
 # ARGV: prefix, now, low, low inclusive (1/0), high, high set (1/0), reverse (1/0), limit,
 # budget, revision (0: current), pattern cut (bytes of the key before the pattern applies),
 # pattern tokens (cmsgpack of GlobPattern.tokens(), '' for none), keys only (1/0), max bytes
-# (0: no limit). One page of Backend.scan, read at one instant. Returns {-1, oldest watchable
-# revision} when the revision's history is gone, {-2, current revision} for a future revision,
-# else {revision, more (1/0), cursor, (key, v, c, m, n, x)*}.
+# (0: no limit), the pattern as Lua patterns (cmsgpack of GlobPattern.lua_patterns(), '' for
+# none: the tokens are matched). One page of Backend.scan, read at one instant. Returns {-1,
+# oldest watchable revision} when the revision's history is gone, {-2, current revision} for a
+# future revision, else {revision, more (1/0), cursor, (key, v, c, m, n, x)*}.
 SCAN_SCRIPT = (
     _LUA_COMMON
     + """
@@ -185,8 +197,9 @@ local low, low_incl, high, high_set = ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6] 
 local reverse = ARGV[7] == '1'
 local limit, budget, want = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local cut, keys_only, max_bytes = tonumber(ARGV[11]), ARGV[13] == '1', tonumber(ARGV[14])
-local tokens = nil
+local tokens, pieces = nil, nil
 if ARGV[12] ~= '' then tokens = cmsgpack.unpack(ARGV[12]) end
+if ARGV[15] ~= '' then pieces = cmsgpack.unpack(ARGV[15]) end
 
 -- Byte order (string comparison in Lua follows the locale).
 local function before(a, b)
@@ -236,6 +249,21 @@ local function matches(k)
   end
   while tokens[ti] and tokens[ti][1] == 2 do ti = ti + 1 end
   return ti > #tokens
+end
+-- The glob as the Lua patterns of GlobPattern.lua_patterns(), found one after the other.
+local function found_in(k)
+  local at = cut + 1
+  for _, piece in ipairs(pieces) do
+    local first, last = string.find(k, piece, at)
+    if not first then return false end
+    at = last + 1
+  end
+  return true
+end
+local function wanted(k)
+  if not tokens then return true end
+  if pieces then return found_in(k) end
+  return matches(k)
 end
 
 local current = tonumber(redis.call('GET', p .. 'rev') or '0')
@@ -304,15 +332,17 @@ while true do
   end
   scanned = scanned + 1
   out[3] = k
-  local e = past[k]
-  if e == nil then
-    e = read(k)
-    if e and rev == current and e[5] and tonumber(e[5]) <= now then e = nil end
-  end
-  if e and (not tokens or matches(k)) then
-    found = found + 1
-    size = size + #e[1] + #k
-    emit(out, k, e, keys_only and '' or e[1])
+  if wanted(k) then
+    local e = past[k]
+    if e == nil then
+      e = read(k)
+      if e and rev == current and e[5] and tonumber(e[5]) <= now then e = nil end
+    end
+    if e then
+      found = found + 1
+      size = size + #e[1] + #k
+      emit(out, k, e, keys_only and '' or e[1])
+    end
   end
 end
 return out
