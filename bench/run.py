@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import agents, report, scaling
+from bench import agents, file_restart, report, scaling
 from bench.servers import (
     Service,
     loadgen,
@@ -700,6 +700,8 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
                 redis = harness.start(start_redis())
             scaling.measure(harness, redis)
+            if "file" in settings.backends:
+                file_restart.measure(harness)
         if "agents" in parts:
             harness.log("agent-framework session stores (ADK, OpenAI Agents SDK)")
             if redis is None or redis.process.poll() is not None:
