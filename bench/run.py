@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import agents, file_restart, report, scaling
+from bench import agents, batching, file_restart, report, scaling
 from bench.servers import (
     Service,
     loadgen,
@@ -703,7 +703,7 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             if "file" in settings.backends:
                 file_restart.measure(harness)
         if "agents" in parts:
-            harness.log("agent-framework session stores (ADK, OpenAI Agents SDK)")
+            harness.log("agent-framework session stores (ADK, OpenAI Agents SDK, LangGraph)")
             if redis is None or redis.process.poll() is not None:
                 redis = harness.start(start_redis())
             agents.measure(harness, redis)
@@ -711,6 +711,10 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             targets = _start_target_servers(harness, redis, scratch)
             harness.target_rounds(targets)
             stop_all([server for _, _, server, _ in targets.values()])
+        if "batching" in parts:
+            if redis is None and "redis" in settings.backends:
+                redis = harness.start(start_redis())
+            batching.measure(harness, redis)
         if "soak" in parts and settings.soak_seconds > 0:
             harness.log("sustained load, memory backend")
             soak_server = harness.start(
@@ -745,9 +749,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--parts",
-        default="load,fanout,speech,peers,scaling,agents,targets,soak",
+        default="load,fanout,speech,peers,scaling,agents,targets,batching,soak",
         help="comma-separated parts to run: load, fanout, speech, peers, scaling, agents, "
-        "targets, soak",
+        "targets, batching, soak",
     )
     parser.add_argument(
         "--out", default=os.path.join(os.path.dirname(__file__), "results"), help="output dir"

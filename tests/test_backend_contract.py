@@ -25,6 +25,9 @@ from statekeeper_server.engine.storage.backend import (
     EventType,
     KeyRange,
     Put,
+    Read,
+    Transaction,
+    TxnResult,
     WatchUpdate,
     prefix_end,
 )
@@ -678,3 +681,62 @@ async def test_entries_compare_equal_across_reads(backend: Backend) -> None:
     assert read == written
     assert listed == [written]
     assert isinstance(read, Entry)
+
+
+# -- batch -------------------------------------------------------------------------------------
+
+
+async def test_batch_runs_items_in_order_each_at_its_own_revision(backend: Backend) -> None:
+    first = await backend.put("b/x", b"\x01")
+    outcomes = await backend.batch(
+        [
+            Transaction((), (Put("b/a", b"\x02"),)),
+            Read("b/a"),
+            Transaction((Compare("b/x", first.mod_revision),), (Put("b/x", b"\x03"),)),
+            Transaction((Compare("b/x", first.mod_revision),), (Put("b/x", b"\x04"),)),
+            Transaction((), (Delete("b/missing"),)),
+            Read("b/missing"),
+            Transaction((), (Delete("b/a"),)),
+        ]
+    )
+    saved, read, swapped, stale, no_op, missing, deleted = outcomes
+    assert isinstance(saved, TxnResult) and isinstance(swapped, TxnResult)
+    assert isinstance(no_op, TxnResult) and isinstance(deleted, TxnResult)
+    assert saved.revision == first.mod_revision + 1
+    # A read sees the items before it, with a store revision at least theirs.
+    assert isinstance(read, tuple)
+    entry, revision = read
+    assert entry is not None and entry.value == b"\x02" and revision >= saved.revision
+    assert swapped.revision == saved.revision + 1
+    # A failed comparison fails that item alone, naming its key and both revisions.
+    assert isinstance(stale, ConflictError)
+    assert stale.metadata == {
+        "key": "b/x",
+        "expected_revision": str(first.mod_revision),
+        "actual_revision": str(swapped.revision),
+    }
+    assert no_op.revision == swapped.revision and no_op.results == (None,)
+    assert missing == (None, swapped.revision)
+    assert deleted.revision == swapped.revision + 1
+    assert deleted.results[0] is not None and deleted.results[0].value == b"\x02"
+    assert await backend.revision() == deleted.revision
+    stored = await backend.get("b/x")
+    assert stored is not None and stored.value == b"\x03"
+    assert await backend.get("b/a") is None
+
+
+async def test_batch_writes_are_watched_one_revision_each(backend: Backend) -> None:
+    updates, created = await started_watch(backend, "w/")
+    outcomes = await backend.batch(
+        [Transaction((), (Put(f"w/{n}", bytes([n])),)) for n in range(5)] + [Read("w/0")]
+    )
+    revisions = [outcome.revision for outcome in outcomes[:5] if isinstance(outcome, TxnResult)]
+    assert revisions == list(range(created.revision + 1, created.revision + 6))
+    events = await collect(updates, 5)
+    assert [(e.key, e.revision) for e in events] == [(f"w/{n}", r) for n, r in enumerate(revisions)]
+    await close(updates)
+
+
+async def test_an_empty_batch_returns_nothing(backend: Backend) -> None:
+    assert await backend.batch([]) == []
+    assert await backend.revision() == 0

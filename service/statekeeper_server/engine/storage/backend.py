@@ -26,6 +26,9 @@ Every backend (memory, file, Redis) implements this class and passes the one con
   history is retained. The first update is the "created" marker; an idle watch yields progress
   updates; a start revision older than the retained history raises
   :class:`~statekeeper.errors.HistoryCompactedError` with the oldest watchable revision.
+* **Batch.** :meth:`Backend.batch` runs independent reads and transactions in order, each as
+  if called alone (its own revision, its own conflict), in as few round trips as the backend
+  allows; a failed item does not stop the others.
 * **Namespaces** are literal key prefixes chosen by the managers (``kv/``, ``wf/``, ...); the
   backend treats keys as opaque strings.
 """
@@ -37,7 +40,13 @@ import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from statekeeper.errors import ConflictError, HistoryCompactedError, InvalidArgumentError, Reason
+from statekeeper.errors import (
+    ConflictError,
+    HistoryCompactedError,
+    InvalidArgumentError,
+    Reason,
+    StateKeeperError,
+)
 
 from statekeeper_server.engine.storage.glob import GlobPattern
 
@@ -107,6 +116,27 @@ class TxnResult:
 
     revision: int
     results: tuple[Entry | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A batch item: read ``key`` and the store revision, as :meth:`Backend.read`."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """A batch item: one transaction, as :meth:`Backend.txn`."""
+
+    compares: tuple[Compare, ...]
+    operations: tuple[Operation, ...]
+
+
+BatchItem = Read | Transaction
+#: The outcome of one batch item: a read's (entry, revision), a transaction's result, or the
+#: error the item failed with alone (a conflict, an unavailable backend).
+BatchOutcome = tuple[Entry | None, int] | TxnResult | StateKeeperError
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +223,22 @@ class BackendStats:
 
 #: How many revisions of change history a store keeps for watchers by default.
 DEFAULT_HISTORY_REVISIONS = 100_000
+#: How many bytes of change history (the keys, values and previous values of its events) a
+#: store keeps for watchers by default, whatever the revision count: large transactions of
+#: large values otherwise make the history far larger than the data (0: no byte bound).
+DEFAULT_HISTORY_BYTES = 64 * 1024 * 1024
+
+
+def events_size(events: Sequence[Event]) -> int:
+    """The bytes of change history ``events`` hold (keys, values and previous values)."""
+    size = 0
+    for event in events:
+        size += len(event.key)
+        if event.entry is not None:
+            size += len(event.entry.value)
+        if event.prev is not None:
+            size += len(event.prev.value)
+    return size
 
 
 def compacted_error(oldest_revision: int, requested: int) -> HistoryCompactedError:
@@ -313,6 +359,23 @@ class Backend(abc.ABC):
         entry's mod_revision); backends that can do both in one round trip override it."""
         entry = await self.get(key)
         return entry, await self.revision()
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+        """Run independent items in order, each exactly as :meth:`read` or :meth:`txn` alone
+        would (a transaction commits at a revision of its own, its comparisons see the items
+        before it); an item that fails yields its error in its place and the others go on.
+        This default makes one call per item; backends that can serve the whole batch in one
+        round trip (or one group commit) override it."""
+        outcomes: list[BatchOutcome] = []
+        for item in items:
+            try:
+                if isinstance(item, Read):
+                    outcomes.append(await self.read(item.key))
+                else:
+                    outcomes.append(await self.txn(item.compares, item.operations))
+            except StateKeeperError as error:
+                outcomes.append(error)
+        return outcomes
 
     @abc.abstractmethod
     async def revision(self) -> int:

@@ -59,12 +59,15 @@ from statekeeper_server.engine.storage.backend import (
     DEFAULT_HISTORY_REVISIONS,
     Backend,
     BackendStats,
+    BatchItem,
+    BatchOutcome,
     Compare,
     Entry,
     Event,
     EventType,
     KeyRange,
     Operation,
+    Read,
     ScanPage,
     TxnResult,
     WatchUpdate,
@@ -521,6 +524,37 @@ class FileBackend(Backend):
         if error is not None:
             raise error
         return TxnResult(self._durable_revision, results)
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+        """Plan every item in one synchronous step against durable plus pending state (a read
+        sees the items before it, each transaction gets a revision of its own), queue the
+        records together, and answer once they are on disk: one group commit for the batch."""
+        self._check_usable()
+        now = time.time()
+        outcomes: list[BatchOutcome] = []
+        for item in items:
+            if isinstance(item, Read):
+                entry = self._lookup(item.key)
+                if entry is not None and entry.expire_at is not None and entry.expire_at <= now:
+                    entry = None
+                outcomes.append((entry, self._pending_revision))
+                continue
+            try:
+                events = self._plan(item.compares, item.operations)
+            except ConflictError as error:
+                outcomes.append(error)
+                continue
+            if events:
+                self._submit(events[0].revision, events)
+                results = MemoryBackend.results_of(item.operations, events)
+            else:
+                results = tuple(None for _ in item.operations)
+            outcomes.append(TxnResult(self._pending_revision, results))
+        try:
+            await self._barrier()
+        except UnavailableError as error:
+            return [error for _ in items]
+        return outcomes
 
     async def scan(
         self,

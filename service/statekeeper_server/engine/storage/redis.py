@@ -11,7 +11,8 @@ Layout (``P`` is ``key_prefix``, ``statekeeper:`` by default; use a standalone R
 * ``P bytes`` - the total size of the stored values.
 * ``P log`` - the change log: a Redis Stream with one entry per revision, whose id is
   ``<revision>-0`` and whose field ``e`` holds that revision's events (MessagePack), trimmed to
-  the last ``history_revisions`` revisions.
+  the last ``history_revisions`` revisions and to ``history_bytes`` of packed events.
+* ``P logbytes`` - the size of the change log's packed events.
 
 Every transaction is one Lua script (``EVALSHA``: one round trip): it checks the comparisons,
 writes the entries and indexes, advances the revision and appends the change-log entry, all
@@ -44,12 +45,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
-from statekeeper.errors import HistoryCompactedError, Reason, UnavailableError
+from statekeeper.errors import ConflictError, HistoryCompactedError, Reason, UnavailableError
 
 from statekeeper_server.engine.storage.backend import (
+    DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_REVISIONS,
     Backend,
     BackendStats,
+    BatchItem,
+    BatchOutcome,
     Compare,
     Delete,
     Entry,
@@ -57,6 +61,7 @@ from statekeeper_server.engine.storage.backend import (
     KeyRange,
     Operation,
     Put,
+    Read,
     ScanPage,
     TxnResult,
     WatchUpdate,
@@ -66,6 +71,7 @@ from statekeeper_server.engine.storage.backend import (
     key_filter,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.storage.redis_batch import run_scripts
 from statekeeper_server.engine.storage.redis_codec import (
     ENTRY_FIELDS,
     decode_events,
@@ -138,7 +144,8 @@ class RedisBackend(Backend):
     ``key_prefix`` is put before every Redis key this store uses (stores with different
     prefixes or databases are independent; a prefix must not be a prefix of another store's),
     ``connection_pool_size`` bounds the connections of this process (calls wait for a free
-    one), and ``history_revisions`` bounds the change log kept for watchers.
+    one), and ``history_revisions`` and ``history_bytes`` (0: none) bound the change log kept
+    for watchers.
     """
 
     name = "redis"
@@ -150,9 +157,12 @@ class RedisBackend(Backend):
         key_prefix: str = "statekeeper:",
         connection_pool_size: int = 10,
         history_revisions: int = DEFAULT_HISTORY_REVISIONS,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
     ) -> None:
         if history_revisions < 1:
             raise ValueError("history_revisions must be at least 1")
+        if history_bytes < 0:
+            raise ValueError("history_bytes must not be negative")
         if connection_pool_size < 1:
             raise ValueError("connection_pool_size must be at least 1")
         self.url = url
@@ -160,6 +170,7 @@ class RedisBackend(Backend):
         self.key_prefix = key_prefix
         self.connection_pool_size = connection_pool_size
         self.history_revisions = history_revisions
+        self.history_bytes = history_bytes
         self._where = _redact(url)
         self._open_pools()
         p = key_prefix
@@ -251,9 +262,7 @@ class RedisBackend(Backend):
             delay = REAPER_POLL
             try:
                 now = time.time()
-                revision, first = await self._reap(
-                    args=[self.key_prefix, repr(now), self.history_revisions, REAP_BATCH]
-                )
+                revision, first = await self._reap(args=self._reap_args(now))
                 backoff = 0.05
                 if int(revision):
                     continue
@@ -280,6 +289,10 @@ class RedisBackend(Backend):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=max(delay, 0.0))
 
+    def _reap_args(self, now: float) -> list[Any]:
+        """The arguments of the reap script at ``now``."""
+        return [self.key_prefix, repr(now), self.history_revisions, REAP_BATCH, self.history_bytes]
+
     # -- Backend -------------------------------------------------------------------------------
 
     async def get(self, key: str) -> Entry | None:
@@ -294,12 +307,15 @@ class RedisBackend(Backend):
         reply = await self._call(lambda: self._read(args=[self.key_prefix, key]))
         return entry_of(key, reply[1:]), int(reply[0])
 
-    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
-        """Compare and write in one Lua script: one round trip, atomic across instances."""
+    def _txn_args(
+        self, compares: Sequence[Compare], operations: Sequence[Operation], now: str
+    ) -> list[Any]:
+        """The arguments of the transaction script."""
         args: list[Any] = [
             self.key_prefix,
-            repr(time.time()),
+            now,
             self.history_revisions,
+            self.history_bytes,
             len(compares),
         ]
         for compare in compares:
@@ -310,40 +326,62 @@ class RedisBackend(Backend):
                 args += ["p", operation.key, operation.value, expire_text(operation.expire_at)]
             else:
                 args += ["d", operation.key, b"", ""]
-        reply = await self._call(lambda: self._txn(args=args))
+        return args
+
+    def _txn_result(self, operations: Sequence[Operation], reply: list[Any]) -> TxnResult:
+        """The result of a transaction script's reply (ConflictError for a failed compare)."""
         if int(reply[0]) == 0:
             raise conflict(text_of(reply[1]), int(reply[2]), int(reply[3]))
         revision = int(reply[1])
         results: list[Entry | None] = []
         for operation, result in zip(operations, reply[2], strict=True):
             if isinstance(operation, Put):
+                key, value, expire_at = operation.key, operation.value, operation.expire_at
                 results.append(
-                    Entry(
-                        operation.key,
-                        operation.value,
-                        int(result[0]),
-                        revision,
-                        int(result[1]),
-                        operation.expire_at,
-                    )
+                    Entry(key, value, int(result[0]), revision, int(result[1]), expire_at)
                 )
                 if operation.expire_at is not None:
                     self._wake_reaper(operation.expire_at)
             elif isinstance(operation, Delete) and result:
                 value, create, mod, version, expire = result
-                results.append(
-                    Entry(
-                        operation.key,
-                        bytes(value),
-                        int(create),
-                        int(mod),
-                        int(version),
-                        expire_value(expire),
-                    )
-                )
+                old = (bytes(value), int(create), int(mod), int(version), expire_value(expire))
+                results.append(Entry(operation.key, *old))
             else:
                 results.append(None)
         return TxnResult(revision, tuple(results))
+
+    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
+        """Compare and write in one Lua script: one round trip, atomic across instances."""
+        args = self._txn_args(compares, operations, repr(time.time()))
+        reply = await self._call(lambda: self._txn(args=args))
+        return self._txn_result(operations, reply)
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+        """Every item as its own script call (a read, or a transaction at a revision of its
+        own, atomic alone), all in one pipeline: one round trip for the batch."""
+        now = repr(time.time())
+        calls = [
+            (self._read, [self.key_prefix, item.key])
+            if isinstance(item, Read)
+            else (self._txn, self._txn_args(item.compares, item.operations, now))
+            for item in items
+        ]
+        try:
+            replies = await self._call(lambda: run_scripts(self._redis, calls))
+        except UnavailableError as error:
+            return [error for _ in items]
+        outcomes: list[BatchOutcome] = []
+        for item, reply in zip(items, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(item, Read):
+                outcomes.append((entry_of(item.key, reply[1:]), int(reply[0])))
+                continue
+            try:
+                outcomes.append(self._txn_result(item.operations, reply))
+            except ConflictError as error:
+                outcomes.append(error)
+        return outcomes
 
     async def scan(
         self,
@@ -403,11 +441,7 @@ class RedisBackend(Backend):
     async def stats(self) -> BackendStats:
         """Key count, value bytes, current and oldest watchable revision (expires what is due
         first, so expired keys are not counted)."""
-        await self._call(
-            lambda: self._reap(
-                args=[self.key_prefix, repr(time.time()), self.history_revisions, REAP_BATCH]
-            )
-        )
+        await self._call(lambda: self._reap(args=self._reap_args(time.time())))
 
         async def read() -> list[Any]:
             pipe = self._redis.pipeline(transaction=True)
