@@ -116,7 +116,7 @@ async def task_in(txn: Txn, keys: Keys, task_id: str, state: TaskState, reason: 
         raise not_found("task", task_id, Reason.TASK_NOT_FOUND)
     if task.state is not state:
         raise precondition(
-            f"task {task_id!r} is {task.state}, not {state.value.replace('_', ' ')}",
+            f"task {task_id!r} is {task.state.phrase}, not {state.phrase}",
             reason,
             state=task.state,
         )

@@ -61,6 +61,11 @@ class TaskState(enum.StrEnum):
     COMPLETED = "completed"
     DEAD_LETTERED = "dead_lettered"
 
+    @property
+    def phrase(self) -> str:
+        """The state in an error message ("in progress", "dead-lettered")."""
+        return "dead-lettered" if self is TaskState.DEAD_LETTERED else self.value.replace("_", " ")
+
 
 #: The key prefix (after the team's base) of the tasks in each state.
 STATE_PREFIX = {
