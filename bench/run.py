@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import agents, batching, report, scaling, stack
+from bench import agents, batching, file_restart, queue_scaling, report, scaling, stack
 from bench.servers import (
     Service,
     loadgen,
@@ -700,6 +700,12 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
                 redis = harness.start(start_redis())
             scaling.measure(harness, redis)
+            if "file" in settings.backends:
+                file_restart.measure(harness)
+        if "queue" in parts:
+            if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
+                redis = harness.start(start_redis())
+            queue_scaling.measure(harness, redis)
         if "agents" in parts:
             harness.log("agent-framework session stores (ADK, OpenAI Agents SDK, LangGraph)")
             if redis is None or redis.process.poll() is not None:
@@ -749,8 +755,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--parts",
-        default="load,fanout,speech,peers,scaling,agents,targets,stack,batching,soak",
-        help="comma-separated parts to run: load, fanout, speech, peers, scaling, agents, "
+        default="load,fanout,speech,peers,scaling,queue,agents,targets,stack,batching,soak",
+        help="comma-separated parts to run: load, fanout, speech, peers, scaling, queue, agents, "
         "targets, stack, batching, soak",
     )
     parser.add_argument(
