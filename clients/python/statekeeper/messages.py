@@ -12,7 +12,12 @@ exist on one side only are left alone. The type hint of the dataclass field choo
   common prefix (``INDEXING_STATUS_IN_PROGRESS`` <-> ``IndexingStatus.IN_PROGRESS``); the
   ``..._UNSPECIFIED`` value is ``None``. An ``int`` hint keeps the number.
 * nested messages: nested dataclasses; ``google.protobuf.Struct`` / ``Value``: plain documents.
-* repeated fields: lists; maps: dicts. A field with presence that is unset reads as ``None``.
+* ``statekeeper.v1.Value`` (a document with an encoding): the document itself. Going out it is
+  written in the ``encoding`` given (MessagePack by default, the Python client's form); coming
+  in it is decoded as it is (a message from the server) or, when ``from_message`` is given the
+  request field's ``path``, validated, its errors naming ``path.field``.
+* repeated fields: lists; maps: dicts. A field with presence that is unset reads as ``None``,
+  and so does an empty string for a ``str | None`` field (proto3 strings have no presence).
 """
 
 from __future__ import annotations
@@ -30,13 +35,14 @@ from google.protobuf import json_format, struct_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from statekeeper.errors import InvalidArgumentError
+from statekeeper import values
 from statekeeper.timestamps import (
     clamped_duration,
     clamped_timestamp,
     from_duration,
     unix_from_timestamp,
 )
+from statekeeper.v1 import common_pb2
 
 R = TypeVar("R")
 M = TypeVar("M", bound=Message)
@@ -44,6 +50,9 @@ M = TypeVar("M", bound=Message)
 TIMESTAMP = "google.protobuf.Timestamp"
 DURATION = "google.protobuf.Duration"
 _DOCUMENTS = ("google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue")
+#: The document message with a choice of encoding (json or msgpack).
+DOCUMENT = "statekeeper.v1.Value"
+MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
 
 
 def _inner(hint: Any) -> Any:
@@ -62,6 +71,15 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 @functools.cache
+def _optional(cls: type) -> frozenset[str]:
+    """The fields of ``cls`` whose hint admits None."""
+    hints = typing.get_type_hints(cls)
+    return frozenset(
+        f.name for f in dataclasses.fields(cls) if _inner(hints[f.name]) is not hints[f.name]
+    )
+
+
+@functools.cache
 def enum_prefix(descriptor: EnumDescriptor) -> str:
     """The common prefix of an enum's value names (``INDEXING_STATUS_`` for IndexingStatus)."""
     for value in descriptor.values:
@@ -72,7 +90,9 @@ def enum_prefix(descriptor: EnumDescriptor) -> str:
 
 def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> int:
     """The proto number of a Python enum member (by name), of a member's name or string value
-    (``"in_progress"``), or of a number."""
+    (``"in_progress"``), or of a number. A string that names no value is sent as UNSPECIFIED
+    (0), so the receiver refuses it with its own error (a client does not re-check the
+    server's rules)."""
     if isinstance(value, enum.Enum):
         name = value.name
     elif isinstance(value, str):
@@ -80,12 +100,7 @@ def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> 
     else:
         return int(value)
     number = descriptor.values_by_name.get(enum_prefix(descriptor) + name)
-    if number is None:
-        raise InvalidArgumentError(
-            f"{value!r} is not a {descriptor.name} value",
-            violations=[(descriptor.name, "unknown value")],
-        )
-    return int(number.number)
+    return int(number.number) if number is not None else 0
 
 
 def enum_from_number(number: int, descriptor: EnumDescriptor, cls: Any) -> Any:
@@ -102,30 +117,42 @@ def enum_from_number(number: int, descriptor: EnumDescriptor, cls: Any) -> Any:
 # -- record -> message ------------------------------------------------------------------------
 
 
-def to_message(record: Any, message_class: type[M], renames: Mapping[str, str] | None = None) -> M:
-    """A ``message_class`` message holding ``record``'s fields."""
+def to_message(
+    record: Any,
+    message_class: type[M],
+    renames: Mapping[str, str] | None = None,
+    *,
+    encoding: int = MSGPACK,
+) -> M:
+    """A ``message_class`` message holding ``record``'s fields (documents in ``encoding``)."""
     message = message_class()
-    fill(message, record, renames)
+    fill(message, record, renames, encoding=encoding)
     return message
 
 
-def fill(message: Message, record: Any, renames: Mapping[str, str] | None = None) -> None:
+def fill(
+    message: Message,
+    record: Any,
+    renames: Mapping[str, str] | None = None,
+    *,
+    encoding: int = MSGPACK,
+) -> None:
     """Set ``message``'s fields from the same-named fields of dataclass ``record``."""
     fields = _fields(message)
     for name in _hints(typing.cast(type, type(record))):
         target = fields.get(renames.get(name, name) if renames else name)
         value = getattr(record, name)
         if target is not None and value is not None:
-            _set(message, target, value)
+            _set(message, target, value, encoding)
 
 
-def _set(message: Message, field: FieldDescriptor, value: Any) -> None:
+def _set(message: Message, field: FieldDescriptor, value: Any, encoding: int) -> None:
     if _is_map(field):
         target = getattr(message, field.name)
         value_field = _message_type(field).fields_by_name["value"]
         for key, item in value.items():
             if value_field.type == FieldDescriptor.TYPE_MESSAGE:
-                _fill_message(target[key], value_field, item)
+                _fill_message(target[key], value_field, item, encoding)
             else:
                 target[key] = _scalar_out(value_field, item)
         return
@@ -133,19 +160,24 @@ def _set(message: Message, field: FieldDescriptor, value: Any) -> None:
         target = getattr(message, field.name)
         for item in value:
             if field.type == FieldDescriptor.TYPE_MESSAGE:
-                _fill_message(target.add(), field, item)
+                _fill_message(target.add(), field, item, encoding)
             else:
                 target.append(_scalar_out(field, item))
         return
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        _fill_message(getattr(message, field.name), field, value)
+        _fill_message(getattr(message, field.name), field, value, encoding)
     else:
         setattr(message, field.name, _scalar_out(field, value))
 
 
-def _fill_message(target: Any, field: FieldDescriptor, value: Any) -> None:
+def _fill_message(target: Any, field: FieldDescriptor, value: Any, encoding: int) -> None:
     name = _message_type(field).full_name
-    if name == TIMESTAMP:
+    if name == DOCUMENT:
+        if encoding == MSGPACK:
+            target.msgpack = values.pack(value)
+        else:
+            target.json.CopyFrom(values.to_json_value(value))
+    elif name == TIMESTAMP:
         if isinstance(value, datetime):
             value = value.timestamp()
         target.CopyFrom(clamped_timestamp(float(value)))
@@ -158,7 +190,7 @@ def _fill_message(target: Any, field: FieldDescriptor, value: Any) -> None:
     elif isinstance(value, Message):
         target.CopyFrom(value)
     else:
-        fill(target, value)
+        fill(target, value, encoding=encoding)
 
 
 def _scalar_out(field: FieldDescriptor, value: Any) -> Any:
@@ -170,8 +202,17 @@ def _scalar_out(field: FieldDescriptor, value: Any) -> Any:
 # -- message -> record ------------------------------------------------------------------------
 
 
-def from_message(message: Message, cls: type[R], renames: Mapping[str, str] | None = None) -> R:
-    """A ``cls`` record from ``message``'s same-named fields (dataclass defaults elsewhere)."""
+def from_message(
+    message: Message,
+    cls: type[R],
+    renames: Mapping[str, str] | None = None,
+    *,
+    path: str | None = None,
+) -> R:
+    """A ``cls`` record from ``message``'s same-named fields (dataclass defaults elsewhere).
+
+    ``path`` (the request field holding ``message``, ``""`` for the request itself) marks a
+    message from a client: its documents are validated and their errors name the field."""
     fields = _fields(message)
     known: dict[str, Any] = {}
     for name, hint in _hints(typing.cast(type, cls)).items():
@@ -181,28 +222,34 @@ def from_message(message: Message, cls: type[R], renames: Mapping[str, str] | No
         if field.has_presence and not message.HasField(field.name):
             known[name] = None
             continue
-        known[name] = _get(getattr(message, field.name), field, hint)
+        inner = None if path is None else f"{path}.{field.name}" if path else field.name
+        value = _get(getattr(message, field.name), field, hint, inner)
+        known[name] = None if value == "" and name in _optional(typing.cast(type, cls)) else value
     return cls(**known)
 
 
-def _get(value: Any, field: FieldDescriptor, hint: Any) -> Any:
+def _get(value: Any, field: FieldDescriptor, hint: Any, path: str | None) -> Any:
     if _is_map(field):
         value_field = _message_type(field).fields_by_name["value"]
         item_hint = _inner(typing.get_args(hint)[1]) if typing.get_args(hint) else Any
-        return {k: _get_one(v, value_field, item_hint) for k, v in value.items()}
+        return {k: _get_one(v, value_field, item_hint, path) for k, v in value.items()}
     if field.is_repeated:
         item_hint = _inner(typing.get_args(hint)[0]) if typing.get_args(hint) else Any
-        items = [_get_one(v, field, item_hint) for v in value]
+        items = [_get_one(v, field, item_hint, path) for v in value]
         return tuple(items) if typing.get_origin(hint) is tuple else items
-    return _get_one(value, field, hint)
+    return _get_one(value, field, hint, path)
 
 
-def _get_one(value: Any, field: FieldDescriptor, hint: Any) -> Any:
+def _get_one(value: Any, field: FieldDescriptor, hint: Any, path: str | None) -> Any:
     if field.type == FieldDescriptor.TYPE_ENUM:
         return enum_from_number(value, _enum_type(field), hint)
     if field.type != FieldDescriptor.TYPE_MESSAGE:
         return value
     name = _message_type(field).full_name
+    if name == DOCUMENT:
+        return (
+            values.wire_to_python(value) if path is None else values.wire_to_document(value, path)
+        )
     if name == TIMESTAMP:
         seconds = unix_from_timestamp(value)
         return datetime.fromtimestamp(seconds) if hint is datetime else seconds
@@ -214,7 +261,7 @@ def _get_one(value: Any, field: FieldDescriptor, hint: Any) -> Any:
             return None
         return json_format.MessageToDict(value)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return from_message(value, hint)
+        return from_message(value, hint, path=path)
     return value
 
 
