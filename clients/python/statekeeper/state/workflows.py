@@ -317,25 +317,37 @@ class WorkflowStateManager(ServiceClient):
         )
         return _status(response.status) or WorkflowStatus.RUNNING
 
-    async def pause(self, workflow_id: str) -> WorkflowStatus:
-        """RUNNING to PAUSED."""
-        response = await self._call(
-            "PauseWorkflow", pb.PauseWorkflowRequest(workflow_id=workflow_id)
+    async def pause(
+        self, workflow_id: str, *, expected_revision: int | None = None
+    ) -> WorkflowStatus:
+        """RUNNING to PAUSED. With ``expected_revision`` (a ``WorkflowState.revision`` read
+        earlier) the workflow is paused only if it has not changed since (ConflictError,
+        reason REVISION_CONFLICT, otherwise; nothing is changed)."""
+        request = pb.PauseWorkflowRequest(
+            workflow_id=workflow_id, expected_revision=expected_revision
         )
+        response = await self._call("PauseWorkflow", request)
         return _status(response.status) or WorkflowStatus.PAUSED
 
-    async def resume(self, workflow_id: str) -> WorkflowStatus:
-        """PAUSED to RUNNING."""
-        response = await self._call(
-            "ResumeWorkflow", pb.ResumeWorkflowRequest(workflow_id=workflow_id)
+    async def resume(
+        self, workflow_id: str, *, expected_revision: int | None = None
+    ) -> WorkflowStatus:
+        """PAUSED to RUNNING (``expected_revision`` as for :meth:`pause`)."""
+        request = pb.ResumeWorkflowRequest(
+            workflow_id=workflow_id, expected_revision=expected_revision
         )
+        response = await self._call("ResumeWorkflow", request)
         return _status(response.status) or WorkflowStatus.RUNNING
 
-    async def cancel(self, workflow_id: str, reason: str = "") -> WorkflowStatus:
-        """PENDING, RUNNING or PAUSED to CANCELLED; ``reason`` is kept in ``cancel_reason``."""
-        response = await self._call(
-            "CancelWorkflow", pb.CancelWorkflowRequest(workflow_id=workflow_id, reason=reason)
+    async def cancel(
+        self, workflow_id: str, reason: str = "", *, expected_revision: int | None = None
+    ) -> WorkflowStatus:
+        """PENDING, RUNNING or PAUSED to CANCELLED; ``reason`` is kept in ``cancel_reason``
+        (``expected_revision`` as for :meth:`pause`)."""
+        request = pb.CancelWorkflowRequest(
+            workflow_id=workflow_id, reason=reason, expected_revision=expected_revision
         )
+        response = await self._call("CancelWorkflow", request)
         return _status(response.status) or WorkflowStatus.CANCELLED
 
     async def complete(

@@ -205,11 +205,12 @@ async def find_checkpoint(
         first = await txn.range(base + "ckpt/", schema, limit=1, guard=True)
         return first[0][1] if first else None
     elif newest is None:
-        found = await _newest_recoverable(txn, base, schema, recoverable, set())
-        order = found or ""
+        order = await _newest_recoverable(txn, base, schema, recoverable, set())
     else:
         order = newest
-    return await txn.get(base + "ckpt/" + order, schema) if order else None
+    if not order:
+        return None
+    return await txn.get(base + "ckpt/" + order, schema)
 
 
 async def _newest_recoverable(
