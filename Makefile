@@ -151,7 +151,7 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-## bench-deps: benchmark-only Python packages and the servers it drives (redis-server, etcd)
+## bench-deps: benchmark-only Python packages and the servers it drives (redis-server, etcd, PostgreSQL)
 bench-deps: $(BENCH_STAMP)
 	bash bench/install_system_deps.sh
 

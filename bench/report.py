@@ -10,6 +10,8 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
+from bench import batching, scaling, workflow_scaling
+
 #: The issue's targets, checked against the run's figures.
 TARGETS = (
     "memory save/get at concurrency 16 >= 80% of echo",
@@ -297,7 +299,10 @@ def markdown(results: dict[str, Any]) -> str:
         for item in targets:
             met = {True: "yes", False: "**no**", None: "n/a"}[item["met"]]
             lines.append(f"| {item['target']} | {item['measured']} | {met} |")
+    lines += scaling.table(results.get("scaling") or [])
+    lines += workflow_scaling.table(results.get("workflows") or [])
     lines += agents_table(results.get("agents") or [])
+    lines += batching.markdown(results)
     for note in results.get("skipped", []):
         lines.append(f"\nNot measured: {note}.")
     return "\n".join(lines) + "\n"

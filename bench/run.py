@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import agents, report
+from bench import agents, batching, report, scaling, workflow_scaling
 from bench.servers import (
     Service,
     loadgen,
@@ -696,6 +696,13 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             harness.log("etcd (peer)")
             harness.loads("etcd", "etcd", "etcd", etcd.address, [etcd])
             etcd.stop()
+        if "scaling" in parts:
+            if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
+                redis = harness.start(start_redis())
+            scaling.measure(harness, redis)
+        if "workflows" in parts:
+            harness.log("workflow and agent history (engine in-process)")
+            workflow_scaling.measure(harness)
         if "agents" in parts:
             harness.log("agent-framework session stores (ADK, OpenAI Agents SDK)")
             if redis is None or redis.process.poll() is not None:
@@ -705,6 +712,10 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             targets = _start_target_servers(harness, redis, scratch)
             harness.target_rounds(targets)
             stop_all([server for _, _, server, _ in targets.values()])
+        if "batching" in parts:
+            if redis is None and "redis" in settings.backends:
+                redis = harness.start(start_redis())
+            batching.measure(harness, redis)
         if "soak" in parts and settings.soak_seconds > 0:
             harness.log("sustained load, memory backend")
             soak_server = harness.start(
@@ -739,8 +750,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--parts",
-        default="load,fanout,speech,peers,agents,targets,soak",
-        help="comma-separated parts to run: load, fanout, speech, peers, agents, targets, soak",
+        default="load,fanout,speech,peers,scaling,workflows,agents,targets,batching,soak",
+        help="comma-separated parts to run: load, fanout, speech, peers, scaling, workflows, "
+        "agents, targets, batching, soak",
     )
     parser.add_argument(
         "--out", default=os.path.join(os.path.dirname(__file__), "results"), help="output dir"

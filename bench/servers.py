@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -137,6 +139,46 @@ def start_redis() -> Service:
     )
     _wait_for_port(port, process)
     return Service("redis-server", process, f"127.0.0.1:{port}", [workdir])
+
+
+def start_postgres() -> Service | None:
+    """A throw-away PostgreSQL server (Debian's, a temporary data directory made by ``initdb``,
+    trust authentication on 127.0.0.1 only, default durability) on a free port, or None when
+    PostgreSQL is not installed. The address is a connection URL of database ``postgres``. As
+    root, initdb and the server run as the ``postgres`` user: PostgreSQL refuses to run as root.
+    """
+    found = shutil.which("initdb") or max(glob.glob("/usr/lib/postgresql/*/bin/initdb"), default="")
+    if not found:
+        return None
+    bindir = os.path.dirname(os.path.realpath(found))  # postgres and pg_isready lie beside it
+    datadir = tempfile.mkdtemp(prefix="bench-postgres-")
+    uid = gid = None
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        uid, gid = account.pw_uid, account.pw_gid
+        os.chown(datadir, uid, gid)
+    initdb = [found, "-D", datadir, "--auth=trust", "--username=postgres", "--encoding=UTF8"]
+    subprocess.run(initdb, check=True, stdout=subprocess.DEVNULL, user=uid, group=gid)
+    port = free_port()
+    settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": datadir}
+    options = [item for name, value in settings.items() for item in ("-c", f"{name}={value}")]
+    process = subprocess.Popen(
+        [os.path.join(bindir, "postgres"), "-D", datadir, "-p", str(port), *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        user=uid,
+        group=gid,
+    )
+    service = Service("postgres", process, f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    service.cleanup.append(datadir)
+    ready = [os.path.join(bindir, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]
+    deadline = time.monotonic() + 30
+    while subprocess.run(ready, check=False).returncode != 0:
+        if time.monotonic() > deadline or process.poll() is not None:
+            service.stop()
+            raise RuntimeError(f"PostgreSQL on port {port} did not accept connections")
+        time.sleep(0.1)
+    return service
 
 
 def start_etcd() -> Service | None:

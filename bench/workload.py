@@ -61,12 +61,14 @@ class _Client:
 
 
 class _StatekeeperClient(_Client):
-    """The documented Python API (``StateManager`` in remote mode)."""
+    """The documented Python API (``StateManager`` in remote mode), coalescing concurrent calls
+    (its default) unless ``batching`` is False."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, batching: bool = True) -> None:
         from statekeeper.state import StateConfig, StateManager
 
-        self.manager = StateManager(StateConfig(backend="grpc", address=address))
+        config = StateConfig(backend="grpc", address=address, batching=batching)
+        self.manager = StateManager(config)
         self.revisions: dict[str, int] = {}
 
     async def setup(self, prefix: str, tasks: int, list_owner: bool) -> None:
@@ -262,6 +264,8 @@ class _RedisRawClient(_Client):
 def _client(target: str, address: str) -> _Client:
     if target == "statekeeper":
         return _StatekeeperClient(address)
+    if target == "statekeeper-alone":
+        return _StatekeeperClient(address, batching=False)
     if target == "echo":
         return _EchoClient(address)
     if target == "etcd":

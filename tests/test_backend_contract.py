@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 from statekeeper.errors import ConflictError, HistoryCompactedError, InvalidArgumentError, Reason
 from statekeeper_server.engine.storage.backend import (
+    SCAN_BUDGET,
     Backend,
     Compare,
     Delete,
@@ -24,6 +25,9 @@ from statekeeper_server.engine.storage.backend import (
     EventType,
     KeyRange,
     Put,
+    Read,
+    Transaction,
+    TxnResult,
     WatchUpdate,
     prefix_end,
 )
@@ -439,6 +443,45 @@ async def test_scan_globs_mean_what_fnmatch_means(backend: Backend) -> None:
         assert [e.key for e in page.entries] == expected, text
 
 
+async def test_globs_with_lua_magic_characters_mean_what_fnmatch_means(backend: Backend) -> None:
+    keys = ["p/" + "".join(chars) for chars in itertools.product("a%.(+$-^é", repeat=2)]
+    await backend.txn([], [Put(key, b"") for key in keys])
+    rng = random.Random(19)
+    for _ in range(80):
+        text = "".join(rng.choice("a%.(+$-^é*?[]!") for _ in range(rng.randint(1, 6)))
+        try:
+            pattern = parse_pattern(text)
+        except InvalidArgumentError:
+            continue
+        page = await backend.range("p/", pattern, limit=1000)
+        expected = [k for k in sorted(keys) if fnmatch.fnmatchcase(k[2:], text)]
+        assert [e.key for e in page.entries] == expected, text
+
+
+async def test_a_sparse_page_stops_after_a_bounded_number_of_keys(backend: Backend) -> None:
+    keys = [f"z/{number:05d}" for number in range(SCAN_BUDGET + 500)]
+    for start in range(0, len(keys), 1000):
+        await backend.txn([], [Put(key, b"") for key in keys[start : start + 1000]])
+    for reverse, wanted in ((False, keys[-1]), (True, keys[0])):
+        span = _span("z/", pattern="*" + wanted[2:])
+        page = await backend.scan(span, reverse=reverse, limit=10)
+        assert page.entries == [] and page.more  # stopped early, before the one match
+        found, pages = [], 1
+        while page.more:
+            page = await backend.scan(span, after=page.cursor, reverse=reverse, limit=10)
+            found += [e.key for e in page.entries]
+            pages += 1
+        assert found == [wanted] and pages >= 2
+    pattern = GlobPattern("*" + keys[-1][2:])
+    listed = await backend.range("z/", pattern, limit=10)
+    assert listed.entries == [] and listed.more and listed.cursor
+    found = []
+    while listed.more:
+        listed = await backend.range("z/", pattern, start_after=listed.cursor, limit=10)
+        found += [e.key for e in listed.entries]
+    assert found == [keys[-1]]
+
+
 async def test_a_sparse_glob_over_many_keys_pages_completely(backend: Backend) -> None:
     keys = [f"s/{number:05d}" for number in range(6000)]
     for start in range(0, len(keys), 1000):
@@ -638,3 +681,62 @@ async def test_entries_compare_equal_across_reads(backend: Backend) -> None:
     assert read == written
     assert listed == [written]
     assert isinstance(read, Entry)
+
+
+# -- batch -------------------------------------------------------------------------------------
+
+
+async def test_batch_runs_items_in_order_each_at_its_own_revision(backend: Backend) -> None:
+    first = await backend.put("b/x", b"\x01")
+    outcomes = await backend.batch(
+        [
+            Transaction((), (Put("b/a", b"\x02"),)),
+            Read("b/a"),
+            Transaction((Compare("b/x", first.mod_revision),), (Put("b/x", b"\x03"),)),
+            Transaction((Compare("b/x", first.mod_revision),), (Put("b/x", b"\x04"),)),
+            Transaction((), (Delete("b/missing"),)),
+            Read("b/missing"),
+            Transaction((), (Delete("b/a"),)),
+        ]
+    )
+    saved, read, swapped, stale, no_op, missing, deleted = outcomes
+    assert isinstance(saved, TxnResult) and isinstance(swapped, TxnResult)
+    assert isinstance(no_op, TxnResult) and isinstance(deleted, TxnResult)
+    assert saved.revision == first.mod_revision + 1
+    # A read sees the items before it, with a store revision at least theirs.
+    assert isinstance(read, tuple)
+    entry, revision = read
+    assert entry is not None and entry.value == b"\x02" and revision >= saved.revision
+    assert swapped.revision == saved.revision + 1
+    # A failed comparison fails that item alone, naming its key and both revisions.
+    assert isinstance(stale, ConflictError)
+    assert stale.metadata == {
+        "key": "b/x",
+        "expected_revision": str(first.mod_revision),
+        "actual_revision": str(swapped.revision),
+    }
+    assert no_op.revision == swapped.revision and no_op.results == (None,)
+    assert missing == (None, swapped.revision)
+    assert deleted.revision == swapped.revision + 1
+    assert deleted.results[0] is not None and deleted.results[0].value == b"\x02"
+    assert await backend.revision() == deleted.revision
+    stored = await backend.get("b/x")
+    assert stored is not None and stored.value == b"\x03"
+    assert await backend.get("b/a") is None
+
+
+async def test_batch_writes_are_watched_one_revision_each(backend: Backend) -> None:
+    updates, created = await started_watch(backend, "w/")
+    outcomes = await backend.batch(
+        [Transaction((), (Put(f"w/{n}", bytes([n])),)) for n in range(5)] + [Read("w/0")]
+    )
+    revisions = [outcome.revision for outcome in outcomes[:5] if isinstance(outcome, TxnResult)]
+    assert revisions == list(range(created.revision + 1, created.revision + 6))
+    events = await collect(updates, 5)
+    assert [(e.key, e.revision) for e in events] == [(f"w/{n}", r) for n, r in enumerate(revisions)]
+    await close(updates)
+
+
+async def test_an_empty_batch_returns_nothing(backend: Backend) -> None:
+    assert await backend.batch([]) == []
+    assert await backend.revision() == 0

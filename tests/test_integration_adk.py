@@ -6,6 +6,7 @@ with a scripted model (no network)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import textwrap
 import time
@@ -25,14 +26,18 @@ from google.adk.models.llm_response import LlmResponse
 from google.adk.runners import Runner
 from google.adk.sessions import BaseSessionService
 from google.adk.sessions.base_session_service import GetSessionConfig
+from google.adk.sessions.session import Session
 from google.adk.tools.tool_context import ToolContext
 from google.genai import types
 from statekeeper.integrations.adk import StatekeeperSessionService
+from statekeeper.integrations.storage import RANGE_PAGE
 from statekeeper.state import StateConfig, StateManager
+from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
 from tests.agent_stores import auth_server, manager, tenant_config
 from tests.servers import ServerProcess
+from tests.test_metrics import scrape
 
 __all__ = ["auth_server", "manager"]
 
@@ -383,6 +388,64 @@ async def test_listing_thousands_of_sessions(manager: StateManager) -> None:
     assert {s.state["n"] for s in listed} == set(range(count))
     of_one = (await service.list_sessions(app_name="big", user_id="user3")).sessions
     assert [s.state["n"] for s in of_one] == [n for n in range(count) if n % 7 == 3]
+
+
+def calls(metrics: str, method: str) -> float:
+    """How many calls of the StateService RPC ``method`` a server's metrics page counts."""
+    sample = re.compile(rf'^statekeeper_requests_total{{.*method="{method}".*}} (\S+)$', re.M)
+    return sum(float(count) for count in sample.findall(metrics))
+
+
+async def test_listing_reads_one_range_page_per_round_trip() -> None:
+    server = StatekeeperServer(ServerConfig(backend="memory", port=0, metrics_port=0))
+    await server.start()
+    try:
+        async with StateManager(
+            StateConfig(backend="grpc", address=f"127.0.0.1:{server.port}")
+        ) as manager:
+            service = StatekeeperSessionService(manager)
+            for n in range(RANGE_PAGE + 1):
+                await service.create_session(
+                    app_name="big", user_id="u", session_id=f"s{n:05d}", state={"n": n}
+                )
+            await service.create_session(app_name="big", user_id="v", session_id="x")
+            assert server.metrics_port is not None
+
+            async def calls_of(**listing: Any) -> tuple[list[Session], dict[str, float]]:
+                before = await asyncio.to_thread(scrape, server.metrics_port)
+                listed = (await service.list_sessions(app_name="big", **listing)).sessions
+                after = await asyncio.to_thread(scrape, server.metrics_port)
+                counts = {
+                    method: calls(after, method) - calls(before, method)
+                    for method in ("Range", "Get", "ListKeys")
+                }
+                return listed, counts
+
+            listed, counts = await calls_of(user_id="u")
+            assert [s.state["n"] for s in listed] == list(range(RANGE_PAGE + 1))
+            # Two index pages, the app state and the user state: no session head is read.
+            assert counts == {"Range": 2, "Get": 2, "ListKeys": 0}
+            listed, counts = await calls_of()
+            assert [(s.user_id, s.id) for s in listed][-2:] == [
+                ("u", f"s{RANGE_PAGE:05d}"),
+                ("v", "x"),
+            ]
+            # The users' states (one page), two index pages and the app state.
+            assert counts == {"Range": 3, "Get": 1, "ListKeys": 0}
+    finally:
+        await server.stop(0)
+
+
+async def test_a_listed_session_carries_its_revision(service: StatekeeperSessionService) -> None:
+    await service.create_session(app_name=APP, user_id="u", session_id="s")
+    (listed,) = (await service.list_sessions(app_name=APP, user_id="u")).sessions
+    await service.append_event(listed, event("inv1", {"n": 1}))  # the stored revision: fresh
+    (copy,) = (await service.list_sessions(app_name=APP)).sessions
+    assert copy.state == {"n": 1}
+    await service.append_event(await fetch(service, "u", "s"), event("inv2", {"n": 2}))
+    with pytest.raises(StaleSessionError):  # listed before the second append
+        await service.append_event(copy, event("inv3", {"n": 3}))
+    assert (await fetch(service, "u", "s")).state == {"n": 2}
 
 
 # -- large sessions ----------------------------------------------------------------------------

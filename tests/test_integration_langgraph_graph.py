@@ -158,3 +158,45 @@ async def test_without_fencing_the_same_race_forks_the_thread_silently(
     history = [s async for s in graph.aget_state_history(thread_config("counter-unfenced"))]
     parents = [s.parent_config["configurable"]["checkpoint_id"] for s in history if s.parent_config]
     assert len(parents) != len(set(parents))  # one checkpoint has two children: a fork
+
+
+SYNC_SCRIPT = Path(__file__).with_name("langgraph_sync_script.py")
+
+
+async def sync_script(thread: str, *target: str) -> Any:
+    """Run tests/langgraph_sync_script.py (``graph.invoke`` from a plain script with no event
+    loop) on ``thread``; what it printed, after checking it wrote nothing to stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(SYNC_SCRIPT), thread, *target,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert err.decode() == ""
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+async def test_sync_invoke_from_a_plain_script_against_a_server(
+    server: ServerProcess, manager: StateManager
+) -> None:
+    target = ("grpc", server.address, TOKEN, TENANT)
+    first = await sync_script("sync-1", *target)
+    assert first["result"] == {"count": 1, "log": ["start", "run 1"]}
+    assert first["values"] == first["result"] and first["next"] == []
+    second = await sync_script("sync-1", *target)  # another process continues the thread
+    assert second["result"] == {"count": 2, "log": ["start", "run 1", "start", "run 2"]}
+    assert second["history"] == 2 * first["history"]
+    # What the scripts stored is what the async API of this process reads.
+    stored = await StatekeeperSaver(manager).aget_tuple(thread_config("sync-1"))
+    assert stored is not None
+    assert stored.checkpoint["id"] == second["checkpoint_id"]
+    assert stored.checkpoint["channel_values"]["count"] == 2
+
+
+async def test_sync_invoke_from_a_plain_script_embedded(tmp_path: Path) -> None:
+    target = ("file", str(tmp_path / "store"))
+    first = await sync_script("sync-2", *target)
+    assert first["values"] == {"count": 1, "log": ["start", "run 1"]}
+    second = await sync_script("sync-2", *target)  # the thread survived the first process
+    assert second["values"] == {"count": 2, "log": ["start", "run 1", "start", "run 2"]}
+    assert second["history"] == 2 * first["history"]

@@ -110,6 +110,8 @@ async def test_go_client_live_tests(address: str) -> None:
     )
     assert "--- PASS: TestLiveDocumentLifecycle" in output
     assert "--- PASS: TestLiveKeysAndWatch" in output
+    assert "--- PASS: TestLiveBatchingCoalescesConcurrentCalls" in output
+    assert "--- PASS: TestLiveBatchingKeepsEachCallsOwnError" in output
     assert "SKIP" not in output
 
 

@@ -16,16 +16,38 @@ from statekeeper.errors import (
     StateKeeperError,
 )
 from statekeeper.state import ChangeType, StateConfig, StateManager
-from statekeeper.transport import ConnectionOptions
+from statekeeper.transport import Coalescer, ConnectionOptions
 
 EXACT_VALUE = {"n": 1, "x": 0.5, "big": 2**60, "none": None, "nested": {"l": [1, "a", True]}}
 
 
+def batched(manager: StateManager) -> Coalescer:
+    """Make every save, get, delete and transaction of a remote ``manager`` go through the
+    Batch RPC (even a lone call, as a batch of one); returns its channel's coalescer."""
+    coalescer = manager.transport.coalescer("statekeeper.v1.StateService", manager._coalescer)
+    assert coalescer is not None
+    coalescer.lone_in_batch = True
+    return coalescer
+
+
+@pytest.fixture(params=["embedded", "remote", "remote-batched"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """The modes of this suite: embedded, remote with every call sent alone, and remote with
+    every call sent through the Batch RPC (which must give the same results and errors)."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def manager(connection: ConnectionOptions) -> AsyncIterator[StateManager]:
+async def manager(connection: ConnectionOptions, mode: str) -> AsyncIterator[StateManager]:
     """A StateManager in the current mode."""
-    config = StateConfig(backend=connection.persistence, address=connection.address)
+    config = StateConfig(
+        backend=connection.persistence,
+        address=connection.address,
+        batching=mode == "remote-batched",
+    )
     async with StateManager(config) as instance:
+        if mode == "remote-batched":
+            batched(instance)
         yield instance
 
 

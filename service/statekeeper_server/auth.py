@@ -79,7 +79,11 @@ READ_PREFIXES = (
 #: RPC name prefixes that need the admin role.
 ADMIN_PREFIXES = ("Admin", "Compact", "Stats", "GetStats", "ServerStats", "Purge", "Backup")
 #: Explicit roles for full method names (wins over the name convention); services add theirs.
-METHOD_ROLES: dict[str, Role] = {"/statekeeper.v1.StateService/Range": Role.READ}
+METHOD_ROLES: dict[str, Role] = {
+    "/statekeeper.v1.StateService/Range": Role.READ,
+    # A batch needs the read role; each of its writes needs the role of its own RPC.
+    "/statekeeper.v1.StateService/Batch": Role.READ,
+}
 
 
 def required_role(method: str) -> Role:
@@ -98,6 +102,17 @@ def required_role(method: str) -> Role:
     if rpc.startswith(READ_PREFIXES):
         return Role.READ
     return Role.WRITE
+
+
+def require_role(role: Role, method: str) -> None:
+    """Raise PERMISSION_DENIED when a caller with ``role`` may not call ``method``."""
+    needed = required_role(method)
+    if role < needed:
+        raise PermissionDeniedError(
+            f"role {role.name.lower()} may not call {method}; it needs role {needed.name.lower()}",
+            reason=Reason.PERMISSION_DENIED,
+            metadata={"required_role": needed.name.lower()},
+        )
 
 
 @dataclass(frozen=True)
@@ -230,14 +245,7 @@ class Authenticator:
         principal = self.tokens.lookup(token)
         if principal is None:
             raise UnauthenticatedError("invalid token", reason=Reason.UNAUTHENTICATED)
-        needed = required_role(method)
-        if principal.role < needed:
-            raise PermissionDeniedError(
-                f"role {principal.role.name.lower()} may not call {method}; "
-                f"it needs role {needed.name.lower()}",
-                reason=Reason.PERMISSION_DENIED,
-                metadata={"required_role": needed.name.lower()},
-            )
+        require_role(principal.role, method)
         namespace = metadata_value(metadata, NAMESPACE_METADATA)
         if namespace is None or namespace == "":
             namespace = principal.namespaces[0]

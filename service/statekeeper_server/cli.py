@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,7 +28,10 @@ from statekeeper.transport import open_channel
 
 from statekeeper_server.config import ConfigError, ServerConfig
 from statekeeper_server.observability import configure_logging
-from statekeeper_server.server import serve
+from statekeeper_server.server import StatekeeperServer
+from statekeeper_server.workers import Supervisor, check_workers
+
+log = logging.getLogger("statekeeper.server")
 
 ClientCommand = Callable[[StateManager, argparse.Namespace], Awaitable[Any]]
 
@@ -270,6 +275,38 @@ async def _run_client(command: ClientCommand, args: argparse.Namespace) -> int:
     if result is not None:
         print(json.dumps(result, indent=2, default=values.json_text_default))
     return 0
+
+
+async def serve(config: ServerConfig) -> None:
+    """Run a server (and its ``--workers``) until SIGTERM or SIGINT, then shut down gracefully."""
+    check_workers(config)
+    server = StatekeeperServer(config)
+    port = await server.start()
+    reports = [{"metrics_port": server.metrics_port}]
+    supervisor = Supervisor(config, port) if config.workers > 1 else None
+    if supervisor is not None:
+        try:
+            reports += await supervisor.start()
+        except BaseException:
+            await asyncio.gather(supervisor.stop(), server.stop())
+            raise
+    workers = f", {config.workers} workers" if supervisor is not None else ""
+    print(f"statekeeper listening on {config.host}:{port} (backend {config.backend}{workers})")
+    for report in reports:
+        if report["metrics_port"] is not None:
+            host = config.metrics_host or config.host
+            print(f"statekeeper metrics on http://{host}:{report['metrics_port']}/metrics")
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    if supervisor is not None:
+        await asyncio.gather(supervisor.stop(), server.stop())
+    else:
+        await server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

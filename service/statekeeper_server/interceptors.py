@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import logging
 import os
@@ -41,8 +42,8 @@ from statekeeper.errors import (
     to_grpc_status,
 )
 
-from statekeeper_server.auth import Authenticator, metadata_value
-from statekeeper_server.engine.tenancy import current_tenant
+from statekeeper_server.auth import Authenticator, metadata_value, require_role
+from statekeeper_server.engine.tenancy import current_authorization, current_tenant
 from statekeeper_server.observability import ServerMetrics, current_request_id, split_method
 
 log = logging.getLogger("statekeeper.server")
@@ -161,6 +162,7 @@ class _Call:
         if owner.auth is not None and not owner.auth.is_exempt(self.method):
             principal, self.tenant = owner.auth.authorize(self.method, self.metadata)
             self.principal = principal.name
+            current_authorization.set(functools.partial(require_role, principal.role))
         self.tenant_token = current_tenant.set(self.tenant)
         if self.streaming and owner.limits is not None:
             owner.limits.acquire(self.peer)

@@ -1,4 +1,4 @@
-"""The runtime: one backend, the limits, and a servicer for every service over them.
+"""The runtime: a core (one backend, the limits) with a servicer for every registered service.
 
 The gRPC server registers the runtime's servicers; the Python client's embedded mode calls the
 very same servicers in process (see :mod:`statekeeper.transport`), so validation, business rules
@@ -9,88 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
+from statekeeper_server.core import Core
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.storage.backend import Backend
-
-T = TypeVar("T")
-
-
-async def close_iterator(iterator: AsyncIterator[Any]) -> None:
-    """Close an async generator (other async iterators have nothing to close)."""
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()
+from statekeeper_server.services import build_servicers
 
 
-class Runtime:
-    """Servicers of every registered service over one backend."""
+class Runtime(Core):
+    """A core with the servicer of every registered service over it."""
 
     def __init__(self, backend: Backend, limits: Limits | None = None) -> None:
-        from statekeeper_server.servicers.boundary import guard_servicer
-        from statekeeper_server.services import SERVICES
-
-        self.backend = backend
-        self.limits = limits or Limits()
-        self._stopping: asyncio.Event | None = None
-        #: Each servicer with the boundary checks of its requests (servicers.boundary).
-        self.servicers: dict[str, Any] = {
-            spec.name: guard_servicer(spec.servicer(self), spec.name) for spec in SERVICES
-        }
-
-    @property
-    def stopping(self) -> asyncio.Event:
-        """Set when the server begins a graceful shutdown; long streams end on it."""
-        if self._stopping is None:
-            self._stopping = asyncio.Event()
-        return self._stopping
-
-    async def until_stopping(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
-        """Yield from ``source`` until the runtime starts stopping, then close ``source``.
-
-        ``source`` runs in the caller's task (no task per item: this is the per-message path
-        of every stream). When stopping begins while the caller waits for the next item, the
-        caller's task is cancelled once and that cancellation is absorbed here; any other
-        cancellation propagates as usual.
-        """
-        stopping = self.stopping
-        task = asyncio.current_task()
-        waiting = False
-        interrupted = False
-
-        def interrupt(_: object) -> None:
-            nonlocal interrupted
-            if waiting and task is not None and not interrupted:
-                interrupted = True
-                task.cancel()
-
-        watcher = asyncio.ensure_future(stopping.wait())
-        watcher.add_done_callback(interrupt)
-        try:
-            while not stopping.is_set():
-                waiting = True
-                try:
-                    item = await anext(source)
-                except StopAsyncIteration:
-                    return
-                except asyncio.CancelledError:
-                    if interrupted and task is not None and task.uncancel() == 0:
-                        return
-                    raise
-                finally:
-                    waiting = False
-                yield item
-        finally:
-            watcher.remove_done_callback(interrupt)
-            watcher.cancel()
-            await close_iterator(source)
-
-    async def close(self) -> None:
-        """Stop streams and close the backend."""
-        self.stopping.set()
-        await self.backend.close()
+        super().__init__(backend, limits)
+        #: Each servicer by full service name, with the boundary checks of its requests.
+        self.servicers: dict[str, Any] = build_servicers(self)
 
 
 #: The embedded backend first used in an event loop, by storage identity, with (a weak

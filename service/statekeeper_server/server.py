@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import signal
 import socket
-import sys
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -23,7 +21,6 @@ from statekeeper_server.observability import InstrumentedBackend, ServerMetrics
 from statekeeper_server.reflection_pool import MethodAwarePool
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.services import SERVICES
-from statekeeper_server.workers import Supervisor, check_workers
 
 log = logging.getLogger("statekeeper.server")
 
@@ -213,35 +210,3 @@ class StatekeeperServer:
         """Wait until the server terminates."""
         if self._server is not None:
             await self._server.wait_for_termination()
-
-
-async def serve(config: ServerConfig) -> None:
-    """Run a server (and its ``--workers``) until SIGTERM or SIGINT, then shut down gracefully."""
-    check_workers(config)
-    server = StatekeeperServer(config)
-    port = await server.start()
-    reports = [{"metrics_port": server.metrics_port}]
-    supervisor = Supervisor(config, port) if config.workers > 1 else None
-    if supervisor is not None:
-        try:
-            reports += await supervisor.start()
-        except BaseException:
-            await asyncio.gather(supervisor.stop(), server.stop())
-            raise
-    workers = f", {config.workers} workers" if supervisor is not None else ""
-    print(f"statekeeper listening on {config.host}:{port} (backend {config.backend}{workers})")
-    for report in reports:
-        if report["metrics_port"] is not None:
-            host = config.metrics_host or config.host
-            print(f"statekeeper metrics on http://{host}:{report['metrics_port']}/metrics")
-    sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    log.info("shutting down")
-    if supervisor is not None:
-        await asyncio.gather(supervisor.stop(), server.stop())
-    else:
-        await server.stop()

@@ -27,7 +27,9 @@ from statekeeper.v1 import (
     workflow_service_pb2_grpc,
 )
 
+from statekeeper_server.core import Core
 from statekeeper_server.servicers.agents import AgentServicer
+from statekeeper_server.servicers.boundary import guard_servicer
 from statekeeper_server.servicers.knowledge import KnowledgeServicer
 from statekeeper_server.servicers.orchestration import OrchestrationServicer
 from statekeeper_server.servicers.speech import SpeechServicer
@@ -82,3 +84,9 @@ SERVICES: list[ServiceSpec] = [
         workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server,
     ),
 ]
+
+
+def build_servicers(core: Core) -> dict[str, Any]:
+    """A servicer of every registered service over ``core``, by full service name, each with
+    the boundary checks of its requests (:mod:`statekeeper_server.servicers.boundary`)."""
+    return {spec.name: guard_servicer(spec.servicer(core), spec.name) for spec in SERVICES}

@@ -26,6 +26,7 @@ from statekeeper.errors import InvalidArgumentError, Reason
 
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.observability import configure_logging
+from statekeeper_server.server import StatekeeperServer
 
 log = logging.getLogger("statekeeper.workers")
 
@@ -138,8 +139,6 @@ class Supervisor:
 
 def run_worker(config: ServerConfig, index: int, supervisor: Connection) -> None:
     """The body of a worker process: serve until SIGTERM, SIGINT or the supervisor's end."""
-    from statekeeper_server.server import StatekeeperServer
-
     configure_logging(config.log_level, config.log_format)
 
     async def main() -> None:

@@ -48,6 +48,7 @@ type dialSettings struct {
 	grpcOptions     []grpc.DialOption
 	metadata        []string
 	maxReceiveBytes int
+	noBatching      bool
 }
 
 // Option configures Dial.
@@ -88,6 +89,13 @@ func WithMaxReceiveMessageBytes(limit int) Option {
 	return func(s *dialSettings) { s.maxReceiveBytes = limit }
 }
 
+// WithoutBatching sends every call alone. By default the client coalesces the Save, Get, Delete
+// and Transact calls issued while another is in flight into one StateService.Batch call (see
+// docs/batching.md); each call keeps its own result, error, deadline and cancellation.
+func WithoutBatching() Option {
+	return func(s *dialSettings) { s.noBatching = true }
+}
+
 // WithGRPCOptions adds raw grpc dial options (interceptors, per-RPC credentials, ...).
 func WithGRPCOptions(options ...grpc.DialOption) Option {
 	return func(s *dialSettings) { s.grpcOptions = append(s.grpcOptions, options...) }
@@ -95,9 +103,10 @@ func WithGRPCOptions(options ...grpc.DialOption) Option {
 
 // Client is a connection to a statekeeper server with the StateService operations.
 type Client struct {
-	conn     *grpc.ClientConn
-	state    pb.StateServiceClient
-	encoding Encoding
+	conn      *grpc.ClientConn
+	state     pb.StateServiceClient
+	encoding  Encoding
+	coalescer *coalescer
 }
 
 // Dial creates a client for the server at address ("host:port"). The connection is made
@@ -122,6 +131,13 @@ func Dial(address string, options ...Option) (*Client, error) {
 		grpc.WithTransportCredentials(transport),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(settings.maxReceiveBytes)),
 	}
+	var batching *coalescer
+	if !settings.noBatching {
+		// Outermost, so that a Batch passes the interceptors below (token, namespace) as
+		// the calls it carries would have.
+		batching = &coalescer{}
+		dialOptions = append(dialOptions, grpc.WithChainUnaryInterceptor(batching.intercept))
+	}
 	if len(settings.metadata) > 0 {
 		pairs := settings.metadata
 		dialOptions = append(dialOptions,
@@ -139,7 +155,9 @@ func Dial(address string, options ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("statekeeper: dialing %s: %w", address, err)
 	}
-	return &Client{conn: conn, state: pb.NewStateServiceClient(conn), encoding: settings.encoding}, nil
+	return &Client{
+		conn: conn, state: pb.NewStateServiceClient(conn), encoding: settings.encoding, coalescer: batching,
+	}, nil
 }
 
 func (c TLSConfig) build() (*tls.Config, error) {
@@ -174,6 +192,15 @@ func (c *Client) State() pb.StateServiceClient { return c.state }
 
 // Encoding is the value form this client sends and asks for.
 func (c *Client) Encoding() Encoding { return c.encoding }
+
+// BatchStats reports how many Batch calls the client sent for coalesced calls and how many
+// calls they carried (both 0 WithoutBatching).
+func (c *Client) BatchStats() (batches, calls int64) {
+	if c.coalescer == nil {
+		return 0, 0
+	}
+	return c.coalescer.batches.Load(), c.coalescer.batchedCalls.Load()
+}
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }

@@ -34,6 +34,9 @@ const (
 	ReasonUnauthenticated    = "UNAUTHENTICATED"
 	ReasonPermissionDenied   = "PERMISSION_DENIED"
 	ReasonInternal           = "INTERNAL"
+	// ReasonBatchResponseTooLarge marks a get of a Batch whose value did not fit the response;
+	// the client sends such a call again alone, so callers do not see it.
+	ReasonBatchResponseTooLarge = "BATCH_RESPONSE_TOO_LARGE"
 )
 
 // FieldViolation is one problem with one request field (from google.rpc.BadRequest).

@@ -9,6 +9,7 @@ package statekeeperv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	anypb "google.golang.org/protobuf/types/known/anypb"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
@@ -1906,11 +1907,424 @@ func (x *GetStatsResponse) GetUserKeys() int64 {
 	return 0
 }
 
+// BatchRequest holds the independent operations of one Batch call.
+type BatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The operations, at most 1000, run in this order; several may name the same key.
+	Operations    []*BatchOperation `protobuf:"bytes,1,rep,name=operations,proto3" json:"operations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchRequest) Reset() {
+	*x = BatchRequest{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRequest) ProtoMessage() {}
+
+func (x *BatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
+func (*BatchRequest) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *BatchRequest) GetOperations() []*BatchOperation {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+// BatchOperation is one operation of a batch: the request of the RPC of the same name, with
+// the same fields, rules and errors. A save or delete with `expected_revision` set is a
+// compare-and-set.
+type BatchOperation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The operation.
+	//
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*BatchOperation_Save
+	//	*BatchOperation_Get
+	//	*BatchOperation_Delete
+	//	*BatchOperation_Transact
+	Kind          isBatchOperation_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchOperation) Reset() {
+	*x = BatchOperation{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchOperation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchOperation) ProtoMessage() {}
+
+func (x *BatchOperation) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchOperation.ProtoReflect.Descriptor instead.
+func (*BatchOperation) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *BatchOperation) GetKind() isBatchOperation_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *BatchOperation) GetSave() *SaveRequest {
+	if x != nil {
+		if x, ok := x.Kind.(*BatchOperation_Save); ok {
+			return x.Save
+		}
+	}
+	return nil
+}
+
+func (x *BatchOperation) GetGet() *GetRequest {
+	if x != nil {
+		if x, ok := x.Kind.(*BatchOperation_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *BatchOperation) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Kind.(*BatchOperation_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *BatchOperation) GetTransact() *TransactRequest {
+	if x != nil {
+		if x, ok := x.Kind.(*BatchOperation_Transact); ok {
+			return x.Transact
+		}
+	}
+	return nil
+}
+
+type isBatchOperation_Kind interface {
+	isBatchOperation_Kind()
+}
+
+type BatchOperation_Save struct {
+	// Save a document, as the Save RPC.
+	Save *SaveRequest `protobuf:"bytes,1,opt,name=save,proto3,oneof"`
+}
+
+type BatchOperation_Get struct {
+	// Read a document, as the Get RPC.
+	Get *GetRequest `protobuf:"bytes,2,opt,name=get,proto3,oneof"`
+}
+
+type BatchOperation_Delete struct {
+	// Delete a key, as the Delete RPC.
+	Delete *DeleteRequest `protobuf:"bytes,3,opt,name=delete,proto3,oneof"`
+}
+
+type BatchOperation_Transact struct {
+	// Apply a multi-key transaction, as the Transact RPC.
+	Transact *TransactRequest `protobuf:"bytes,4,opt,name=transact,proto3,oneof"`
+}
+
+func (*BatchOperation_Save) isBatchOperation_Kind() {}
+
+func (*BatchOperation_Get) isBatchOperation_Kind() {}
+
+func (*BatchOperation_Delete) isBatchOperation_Kind() {}
+
+func (*BatchOperation_Transact) isBatchOperation_Kind() {}
+
+// BatchStatus is the status of one batch operation, with the fields (and field numbers) of
+// google.rpc.Status: the gRPC status code (0 OK), the message, and the details the same
+// operation sent alone would carry (a google.rpc.ErrorInfo with the stable reason, and a
+// google.rpc.BadRequest for INVALID_ARGUMENT).
+type BatchStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gRPC status code: 0 (OK) when the operation succeeded.
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// The error message; empty when the operation succeeded.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The error details (google.rpc.ErrorInfo, google.rpc.BadRequest).
+	Details       []*anypb.Any `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchStatus) Reset() {
+	*x = BatchStatus{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchStatus) ProtoMessage() {}
+
+func (x *BatchStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchStatus.ProtoReflect.Descriptor instead.
+func (*BatchStatus) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *BatchStatus) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *BatchStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *BatchStatus) GetDetails() []*anypb.Any {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+// BatchResult is the outcome of one operation of a batch.
+type BatchResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The operation's status; when its code is not 0 no response field is set and the
+	// operation changed nothing.
+	Status *BatchStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// The response of a successful operation: the response of the RPC of the same name.
+	//
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*BatchResult_Save
+	//	*BatchResult_Get
+	//	*BatchResult_Delete
+	//	*BatchResult_Transact
+	Kind          isBatchResult_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResult) Reset() {
+	*x = BatchResult{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResult) ProtoMessage() {}
+
+func (x *BatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
+func (*BatchResult) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *BatchResult) GetStatus() *BatchStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *BatchResult) GetKind() isBatchResult_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *BatchResult) GetSave() *SaveResponse {
+	if x != nil {
+		if x, ok := x.Kind.(*BatchResult_Save); ok {
+			return x.Save
+		}
+	}
+	return nil
+}
+
+func (x *BatchResult) GetGet() *GetResponse {
+	if x != nil {
+		if x, ok := x.Kind.(*BatchResult_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *BatchResult) GetDelete() *DeleteResponse {
+	if x != nil {
+		if x, ok := x.Kind.(*BatchResult_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *BatchResult) GetTransact() *TransactResponse {
+	if x != nil {
+		if x, ok := x.Kind.(*BatchResult_Transact); ok {
+			return x.Transact
+		}
+	}
+	return nil
+}
+
+type isBatchResult_Kind interface {
+	isBatchResult_Kind()
+}
+
+type BatchResult_Save struct {
+	// The response of a save.
+	Save *SaveResponse `protobuf:"bytes,2,opt,name=save,proto3,oneof"`
+}
+
+type BatchResult_Get struct {
+	// The response of a get.
+	Get *GetResponse `protobuf:"bytes,3,opt,name=get,proto3,oneof"`
+}
+
+type BatchResult_Delete struct {
+	// The response of a delete.
+	Delete *DeleteResponse `protobuf:"bytes,4,opt,name=delete,proto3,oneof"`
+}
+
+type BatchResult_Transact struct {
+	// The response of a transaction.
+	Transact *TransactResponse `protobuf:"bytes,5,opt,name=transact,proto3,oneof"`
+}
+
+func (*BatchResult_Save) isBatchResult_Kind() {}
+
+func (*BatchResult_Get) isBatchResult_Kind() {}
+
+func (*BatchResult_Delete) isBatchResult_Kind() {}
+
+func (*BatchResult_Transact) isBatchResult_Kind() {}
+
+// BatchResponse holds one result per operation, in the order of the request.
+type BatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The results, one per operation of the request, in its order.
+	Results       []*BatchResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResponse) Reset() {
+	*x = BatchResponse{}
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResponse) ProtoMessage() {}
+
+func (x *BatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_state_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
+func (*BatchResponse) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_state_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *BatchResponse) GetResults() []*BatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 var File_statekeeper_v1_state_service_proto protoreflect.FileDescriptor
 
 const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\n" +
-	"\"statekeeper/v1/state_service.proto\x12\x0estatekeeper.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bstatekeeper/v1/common.proto\"\xc1\x01\n" +
+	"\"statekeeper/v1/state_service.proto\x12\x0estatekeeper.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bstatekeeper/v1/common.proto\"\xc1\x01\n" +
 	"\vSaveRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12+\n" +
 	"\x05value\x18\x02 \x01(\v2\x15.statekeeper.v1.ValueR\x05value\x120\n" +
@@ -2031,12 +2445,35 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\brevision\x18\x03 \x01(\x03R\brevision\x12'\n" +
 	"\x0foldest_revision\x18\x04 \x01(\x03R\x0eoldestRevision\x12\x18\n" +
 	"\abackend\x18\x05 \x01(\tR\abackend\x12\x1b\n" +
-	"\tuser_keys\x18\x06 \x01(\x03R\buserKeys*i\n" +
+	"\tuser_keys\x18\x06 \x01(\x03R\buserKeys\"N\n" +
+	"\fBatchRequest\x12>\n" +
+	"\n" +
+	"operations\x18\x01 \x03(\v2\x1e.statekeeper.v1.BatchOperationR\n" +
+	"operations\"\xf3\x01\n" +
+	"\x0eBatchOperation\x121\n" +
+	"\x04save\x18\x01 \x01(\v2\x1b.statekeeper.v1.SaveRequestH\x00R\x04save\x12.\n" +
+	"\x03get\x18\x02 \x01(\v2\x1a.statekeeper.v1.GetRequestH\x00R\x03get\x127\n" +
+	"\x06delete\x18\x03 \x01(\v2\x1d.statekeeper.v1.DeleteRequestH\x00R\x06delete\x12=\n" +
+	"\btransact\x18\x04 \x01(\v2\x1f.statekeeper.v1.TransactRequestH\x00R\btransactB\x06\n" +
+	"\x04kind\"k\n" +
+	"\vBatchStatus\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails\"\xa9\x02\n" +
+	"\vBatchResult\x123\n" +
+	"\x06status\x18\x01 \x01(\v2\x1b.statekeeper.v1.BatchStatusR\x06status\x122\n" +
+	"\x04save\x18\x02 \x01(\v2\x1c.statekeeper.v1.SaveResponseH\x00R\x04save\x12/\n" +
+	"\x03get\x18\x03 \x01(\v2\x1b.statekeeper.v1.GetResponseH\x00R\x03get\x128\n" +
+	"\x06delete\x18\x04 \x01(\v2\x1e.statekeeper.v1.DeleteResponseH\x00R\x06delete\x12>\n" +
+	"\btransact\x18\x05 \x01(\v2 .statekeeper.v1.TransactResponseH\x00R\btransactB\x06\n" +
+	"\x04kind\"F\n" +
+	"\rBatchResponse\x125\n" +
+	"\aresults\x18\x01 \x03(\v2\x1b.statekeeper.v1.BatchResultR\aresults*i\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
 	"\x11EVENT_TYPE_DELETE\x10\x02\x12\x15\n" +
-	"\x11EVENT_TYPE_EXPIRE\x10\x032\xc8\x06\n" +
+	"\x11EVENT_TYPE_EXPIRE\x10\x032\x8e\a\n" +
 	"\fStateService\x12A\n" +
 	"\x04Save\x12\x1b.statekeeper.v1.SaveRequest\x1a\x1c.statekeeper.v1.SaveResponse\x12>\n" +
 	"\x03Get\x12\x1a.statekeeper.v1.GetRequest\x1a\x1b.statekeeper.v1.GetResponse\x12G\n" +
@@ -2048,7 +2485,8 @@ const file_statekeeper_v1_state_service_proto_rawDesc = "" +
 	"\bGetStats\x12\x1f.statekeeper.v1.GetStatsRequest\x1a .statekeeper.v1.GetStatsResponse\x12D\n" +
 	"\x05Range\x12\x1c.statekeeper.v1.RangeRequest\x1a\x1d.statekeeper.v1.RangeResponse\x12V\n" +
 	"\vDeleteRange\x12\".statekeeper.v1.DeleteRangeRequest\x1a#.statekeeper.v1.DeleteRangeResponse\x12P\n" +
-	"\tCopyRange\x12 .statekeeper.v1.CopyRangeRequest\x1a!.statekeeper.v1.CopyRangeResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
+	"\tCopyRange\x12 .statekeeper.v1.CopyRangeRequest\x1a!.statekeeper.v1.CopyRangeResponse\x12D\n" +
+	"\x05Batch\x12\x1c.statekeeper.v1.BatchRequest\x1a\x1d.statekeeper.v1.BatchResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3"
 
 var (
 	file_statekeeper_v1_state_service_proto_rawDescOnce sync.Once
@@ -2063,7 +2501,7 @@ func file_statekeeper_v1_state_service_proto_rawDescGZIP() []byte {
 }
 
 var file_statekeeper_v1_state_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_statekeeper_v1_state_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_statekeeper_v1_state_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_statekeeper_v1_state_service_proto_goTypes = []any{
 	(EventType)(0),              // 0: statekeeper.v1.EventType
 	(*SaveRequest)(nil),         // 1: statekeeper.v1.SaveRequest
@@ -2093,64 +2531,84 @@ var file_statekeeper_v1_state_service_proto_goTypes = []any{
 	(*CopyRangeResponse)(nil),   // 25: statekeeper.v1.CopyRangeResponse
 	(*GetStatsRequest)(nil),     // 26: statekeeper.v1.GetStatsRequest
 	(*GetStatsResponse)(nil),    // 27: statekeeper.v1.GetStatsResponse
-	(*Value)(nil),               // 28: statekeeper.v1.Value
-	(*durationpb.Duration)(nil), // 29: google.protobuf.Duration
-	(*KeyValue)(nil),            // 30: statekeeper.v1.KeyValue
-	(ValueEncoding)(0),          // 31: statekeeper.v1.ValueEncoding
+	(*BatchRequest)(nil),        // 28: statekeeper.v1.BatchRequest
+	(*BatchOperation)(nil),      // 29: statekeeper.v1.BatchOperation
+	(*BatchStatus)(nil),         // 30: statekeeper.v1.BatchStatus
+	(*BatchResult)(nil),         // 31: statekeeper.v1.BatchResult
+	(*BatchResponse)(nil),       // 32: statekeeper.v1.BatchResponse
+	(*Value)(nil),               // 33: statekeeper.v1.Value
+	(*durationpb.Duration)(nil), // 34: google.protobuf.Duration
+	(*KeyValue)(nil),            // 35: statekeeper.v1.KeyValue
+	(ValueEncoding)(0),          // 36: statekeeper.v1.ValueEncoding
+	(*anypb.Any)(nil),           // 37: google.protobuf.Any
 }
 var file_statekeeper_v1_state_service_proto_depIdxs = []int32{
-	28, // 0: statekeeper.v1.SaveRequest.value:type_name -> statekeeper.v1.Value
-	29, // 1: statekeeper.v1.SaveRequest.ttl:type_name -> google.protobuf.Duration
-	30, // 2: statekeeper.v1.SaveResponse.kv:type_name -> statekeeper.v1.KeyValue
-	31, // 3: statekeeper.v1.GetRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	30, // 4: statekeeper.v1.GetResponse.kv:type_name -> statekeeper.v1.KeyValue
-	28, // 5: statekeeper.v1.UpdateRequest.patch:type_name -> statekeeper.v1.Value
-	29, // 6: statekeeper.v1.UpdateRequest.ttl:type_name -> google.protobuf.Duration
-	31, // 7: statekeeper.v1.UpdateRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	30, // 8: statekeeper.v1.UpdateResponse.kv:type_name -> statekeeper.v1.KeyValue
-	28, // 9: statekeeper.v1.PutOperation.value:type_name -> statekeeper.v1.Value
-	29, // 10: statekeeper.v1.PutOperation.ttl:type_name -> google.protobuf.Duration
+	33, // 0: statekeeper.v1.SaveRequest.value:type_name -> statekeeper.v1.Value
+	34, // 1: statekeeper.v1.SaveRequest.ttl:type_name -> google.protobuf.Duration
+	35, // 2: statekeeper.v1.SaveResponse.kv:type_name -> statekeeper.v1.KeyValue
+	36, // 3: statekeeper.v1.GetRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	35, // 4: statekeeper.v1.GetResponse.kv:type_name -> statekeeper.v1.KeyValue
+	33, // 5: statekeeper.v1.UpdateRequest.patch:type_name -> statekeeper.v1.Value
+	34, // 6: statekeeper.v1.UpdateRequest.ttl:type_name -> google.protobuf.Duration
+	36, // 7: statekeeper.v1.UpdateRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	35, // 8: statekeeper.v1.UpdateResponse.kv:type_name -> statekeeper.v1.KeyValue
+	33, // 9: statekeeper.v1.PutOperation.value:type_name -> statekeeper.v1.Value
+	34, // 10: statekeeper.v1.PutOperation.ttl:type_name -> google.protobuf.Duration
 	12, // 11: statekeeper.v1.Operation.put:type_name -> statekeeper.v1.PutOperation
 	13, // 12: statekeeper.v1.Operation.delete:type_name -> statekeeper.v1.DeleteOperation
 	11, // 13: statekeeper.v1.TransactRequest.comparisons:type_name -> statekeeper.v1.Comparison
 	14, // 14: statekeeper.v1.TransactRequest.operations:type_name -> statekeeper.v1.Operation
-	31, // 15: statekeeper.v1.WatchRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	29, // 16: statekeeper.v1.WatchRequest.progress_interval:type_name -> google.protobuf.Duration
+	36, // 15: statekeeper.v1.WatchRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	34, // 16: statekeeper.v1.WatchRequest.progress_interval:type_name -> google.protobuf.Duration
 	0,  // 17: statekeeper.v1.Event.type:type_name -> statekeeper.v1.EventType
-	30, // 18: statekeeper.v1.Event.kv:type_name -> statekeeper.v1.KeyValue
-	30, // 19: statekeeper.v1.Event.prev_kv:type_name -> statekeeper.v1.KeyValue
+	35, // 18: statekeeper.v1.Event.kv:type_name -> statekeeper.v1.KeyValue
+	35, // 19: statekeeper.v1.Event.prev_kv:type_name -> statekeeper.v1.KeyValue
 	18, // 20: statekeeper.v1.WatchResponse.events:type_name -> statekeeper.v1.Event
-	31, // 21: statekeeper.v1.RangeRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	30, // 22: statekeeper.v1.RangeResponse.kvs:type_name -> statekeeper.v1.KeyValue
+	36, // 21: statekeeper.v1.RangeRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	35, // 22: statekeeper.v1.RangeResponse.kvs:type_name -> statekeeper.v1.KeyValue
 	11, // 23: statekeeper.v1.DeleteRangeRequest.guard:type_name -> statekeeper.v1.Comparison
 	11, // 24: statekeeper.v1.CopyRangeRequest.guard:type_name -> statekeeper.v1.Comparison
-	1,  // 25: statekeeper.v1.StateService.Save:input_type -> statekeeper.v1.SaveRequest
-	3,  // 26: statekeeper.v1.StateService.Get:input_type -> statekeeper.v1.GetRequest
-	5,  // 27: statekeeper.v1.StateService.Update:input_type -> statekeeper.v1.UpdateRequest
-	7,  // 28: statekeeper.v1.StateService.Delete:input_type -> statekeeper.v1.DeleteRequest
-	9,  // 29: statekeeper.v1.StateService.ListKeys:input_type -> statekeeper.v1.ListKeysRequest
-	15, // 30: statekeeper.v1.StateService.Transact:input_type -> statekeeper.v1.TransactRequest
-	17, // 31: statekeeper.v1.StateService.Watch:input_type -> statekeeper.v1.WatchRequest
-	26, // 32: statekeeper.v1.StateService.GetStats:input_type -> statekeeper.v1.GetStatsRequest
-	20, // 33: statekeeper.v1.StateService.Range:input_type -> statekeeper.v1.RangeRequest
-	22, // 34: statekeeper.v1.StateService.DeleteRange:input_type -> statekeeper.v1.DeleteRangeRequest
-	24, // 35: statekeeper.v1.StateService.CopyRange:input_type -> statekeeper.v1.CopyRangeRequest
-	2,  // 36: statekeeper.v1.StateService.Save:output_type -> statekeeper.v1.SaveResponse
-	4,  // 37: statekeeper.v1.StateService.Get:output_type -> statekeeper.v1.GetResponse
-	6,  // 38: statekeeper.v1.StateService.Update:output_type -> statekeeper.v1.UpdateResponse
-	8,  // 39: statekeeper.v1.StateService.Delete:output_type -> statekeeper.v1.DeleteResponse
-	10, // 40: statekeeper.v1.StateService.ListKeys:output_type -> statekeeper.v1.ListKeysResponse
-	16, // 41: statekeeper.v1.StateService.Transact:output_type -> statekeeper.v1.TransactResponse
-	19, // 42: statekeeper.v1.StateService.Watch:output_type -> statekeeper.v1.WatchResponse
-	27, // 43: statekeeper.v1.StateService.GetStats:output_type -> statekeeper.v1.GetStatsResponse
-	21, // 44: statekeeper.v1.StateService.Range:output_type -> statekeeper.v1.RangeResponse
-	23, // 45: statekeeper.v1.StateService.DeleteRange:output_type -> statekeeper.v1.DeleteRangeResponse
-	25, // 46: statekeeper.v1.StateService.CopyRange:output_type -> statekeeper.v1.CopyRangeResponse
-	36, // [36:47] is the sub-list for method output_type
-	25, // [25:36] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	29, // 25: statekeeper.v1.BatchRequest.operations:type_name -> statekeeper.v1.BatchOperation
+	1,  // 26: statekeeper.v1.BatchOperation.save:type_name -> statekeeper.v1.SaveRequest
+	3,  // 27: statekeeper.v1.BatchOperation.get:type_name -> statekeeper.v1.GetRequest
+	7,  // 28: statekeeper.v1.BatchOperation.delete:type_name -> statekeeper.v1.DeleteRequest
+	15, // 29: statekeeper.v1.BatchOperation.transact:type_name -> statekeeper.v1.TransactRequest
+	37, // 30: statekeeper.v1.BatchStatus.details:type_name -> google.protobuf.Any
+	30, // 31: statekeeper.v1.BatchResult.status:type_name -> statekeeper.v1.BatchStatus
+	2,  // 32: statekeeper.v1.BatchResult.save:type_name -> statekeeper.v1.SaveResponse
+	4,  // 33: statekeeper.v1.BatchResult.get:type_name -> statekeeper.v1.GetResponse
+	8,  // 34: statekeeper.v1.BatchResult.delete:type_name -> statekeeper.v1.DeleteResponse
+	16, // 35: statekeeper.v1.BatchResult.transact:type_name -> statekeeper.v1.TransactResponse
+	31, // 36: statekeeper.v1.BatchResponse.results:type_name -> statekeeper.v1.BatchResult
+	1,  // 37: statekeeper.v1.StateService.Save:input_type -> statekeeper.v1.SaveRequest
+	3,  // 38: statekeeper.v1.StateService.Get:input_type -> statekeeper.v1.GetRequest
+	5,  // 39: statekeeper.v1.StateService.Update:input_type -> statekeeper.v1.UpdateRequest
+	7,  // 40: statekeeper.v1.StateService.Delete:input_type -> statekeeper.v1.DeleteRequest
+	9,  // 41: statekeeper.v1.StateService.ListKeys:input_type -> statekeeper.v1.ListKeysRequest
+	15, // 42: statekeeper.v1.StateService.Transact:input_type -> statekeeper.v1.TransactRequest
+	17, // 43: statekeeper.v1.StateService.Watch:input_type -> statekeeper.v1.WatchRequest
+	26, // 44: statekeeper.v1.StateService.GetStats:input_type -> statekeeper.v1.GetStatsRequest
+	20, // 45: statekeeper.v1.StateService.Range:input_type -> statekeeper.v1.RangeRequest
+	22, // 46: statekeeper.v1.StateService.DeleteRange:input_type -> statekeeper.v1.DeleteRangeRequest
+	24, // 47: statekeeper.v1.StateService.CopyRange:input_type -> statekeeper.v1.CopyRangeRequest
+	28, // 48: statekeeper.v1.StateService.Batch:input_type -> statekeeper.v1.BatchRequest
+	2,  // 49: statekeeper.v1.StateService.Save:output_type -> statekeeper.v1.SaveResponse
+	4,  // 50: statekeeper.v1.StateService.Get:output_type -> statekeeper.v1.GetResponse
+	6,  // 51: statekeeper.v1.StateService.Update:output_type -> statekeeper.v1.UpdateResponse
+	8,  // 52: statekeeper.v1.StateService.Delete:output_type -> statekeeper.v1.DeleteResponse
+	10, // 53: statekeeper.v1.StateService.ListKeys:output_type -> statekeeper.v1.ListKeysResponse
+	16, // 54: statekeeper.v1.StateService.Transact:output_type -> statekeeper.v1.TransactResponse
+	19, // 55: statekeeper.v1.StateService.Watch:output_type -> statekeeper.v1.WatchResponse
+	27, // 56: statekeeper.v1.StateService.GetStats:output_type -> statekeeper.v1.GetStatsResponse
+	21, // 57: statekeeper.v1.StateService.Range:output_type -> statekeeper.v1.RangeResponse
+	23, // 58: statekeeper.v1.StateService.DeleteRange:output_type -> statekeeper.v1.DeleteRangeResponse
+	25, // 59: statekeeper.v1.StateService.CopyRange:output_type -> statekeeper.v1.CopyRangeResponse
+	32, // 60: statekeeper.v1.StateService.Batch:output_type -> statekeeper.v1.BatchResponse
+	49, // [49:61] is the sub-list for method output_type
+	37, // [37:49] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_statekeeper_v1_state_service_proto_init() }
@@ -2166,13 +2624,25 @@ func file_statekeeper_v1_state_service_proto_init() {
 		(*Operation_Put)(nil),
 		(*Operation_Delete)(nil),
 	}
+	file_statekeeper_v1_state_service_proto_msgTypes[28].OneofWrappers = []any{
+		(*BatchOperation_Save)(nil),
+		(*BatchOperation_Get)(nil),
+		(*BatchOperation_Delete)(nil),
+		(*BatchOperation_Transact)(nil),
+	}
+	file_statekeeper_v1_state_service_proto_msgTypes[30].OneofWrappers = []any{
+		(*BatchResult_Save)(nil),
+		(*BatchResult_Get)(nil),
+		(*BatchResult_Delete)(nil),
+		(*BatchResult_Transact)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statekeeper_v1_state_service_proto_rawDesc), len(file_statekeeper_v1_state_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	StateService_Range_FullMethodName       = "/statekeeper.v1.StateService/Range"
 	StateService_DeleteRange_FullMethodName = "/statekeeper.v1.StateService/DeleteRange"
 	StateService_CopyRange_FullMethodName   = "/statekeeper.v1.StateService/CopyRange"
+	StateService_Batch_FullMethodName       = "/statekeeper.v1.StateService/Batch"
 )
 
 // StateServiceClient is the client API for StateService service.
@@ -70,6 +71,19 @@ type StateServiceClient interface {
 	// consistent snapshot of the source, in atomic transactions of up to 1000 keys each (one
 	// transaction for a smaller range); repeating an interrupted call finishes it.
 	CopyRange(ctx context.Context, in *CopyRangeRequest, opts ...grpc.CallOption) (*CopyRangeResponse, error)
+	// Batch runs independent operations (saves, gets, deletes, compare-and-set writes and
+	// transactions) in one call. It is not a transaction: each operation has its own result or
+	// its own error status, exactly as if it had been sent alone as its own RPC, after the
+	// operations before it in the list; each write commits at a revision of its own. The server
+	// serves the batch in one backend round trip where the backend allows it (one Redis
+	// pipeline, one group commit of the file log). Clients use it to coalesce calls issued
+	// while another call is in flight. A request of more than 1000 operations fails as a whole
+	// with RESOURCE_EXHAUSTED (reason TOO_MANY_OPERATIONS), as an oversized transaction does.
+	// The call needs the read role, and each write operation the write role (PERMISSION_DENIED
+	// in that operation's status otherwise). When the results of the gets would not fit one
+	// response message, the gets that do not fit fail with RESOURCE_EXHAUSTED (reason
+	// BATCH_RESPONSE_TOO_LARGE): send them again alone.
+	Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error)
 }
 
 type stateServiceClient struct {
@@ -199,6 +213,16 @@ func (c *stateServiceClient) CopyRange(ctx context.Context, in *CopyRangeRequest
 	return out, nil
 }
 
+func (c *stateServiceClient) Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchResponse)
+	err := c.cc.Invoke(ctx, StateService_Batch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StateServiceServer is the server API for StateService service.
 // All implementations must embed UnimplementedStateServiceServer
 // for forward compatibility.
@@ -237,6 +261,19 @@ type StateServiceServer interface {
 	// consistent snapshot of the source, in atomic transactions of up to 1000 keys each (one
 	// transaction for a smaller range); repeating an interrupted call finishes it.
 	CopyRange(context.Context, *CopyRangeRequest) (*CopyRangeResponse, error)
+	// Batch runs independent operations (saves, gets, deletes, compare-and-set writes and
+	// transactions) in one call. It is not a transaction: each operation has its own result or
+	// its own error status, exactly as if it had been sent alone as its own RPC, after the
+	// operations before it in the list; each write commits at a revision of its own. The server
+	// serves the batch in one backend round trip where the backend allows it (one Redis
+	// pipeline, one group commit of the file log). Clients use it to coalesce calls issued
+	// while another call is in flight. A request of more than 1000 operations fails as a whole
+	// with RESOURCE_EXHAUSTED (reason TOO_MANY_OPERATIONS), as an oversized transaction does.
+	// The call needs the read role, and each write operation the write role (PERMISSION_DENIED
+	// in that operation's status otherwise). When the results of the gets would not fit one
+	// response message, the gets that do not fit fail with RESOURCE_EXHAUSTED (reason
+	// BATCH_RESPONSE_TOO_LARGE): send them again alone.
+	Batch(context.Context, *BatchRequest) (*BatchResponse, error)
 	mustEmbedUnimplementedStateServiceServer()
 }
 
@@ -279,6 +316,9 @@ func (UnimplementedStateServiceServer) DeleteRange(context.Context, *DeleteRange
 }
 func (UnimplementedStateServiceServer) CopyRange(context.Context, *CopyRangeRequest) (*CopyRangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CopyRange not implemented")
+}
+func (UnimplementedStateServiceServer) Batch(context.Context, *BatchRequest) (*BatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Batch not implemented")
 }
 func (UnimplementedStateServiceServer) mustEmbedUnimplementedStateServiceServer() {}
 func (UnimplementedStateServiceServer) testEmbeddedByValue()                      {}
@@ -492,6 +532,24 @@ func _StateService_CopyRange_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StateService_Batch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StateServiceServer).Batch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StateService_Batch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StateServiceServer).Batch(ctx, req.(*BatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StateService_ServiceDesc is the grpc.ServiceDesc for StateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -538,6 +596,10 @@ var StateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CopyRange",
 			Handler:    _StateService_CopyRange_Handler,
+		},
+		{
+			MethodName: "Batch",
+			Handler:    _StateService_Batch_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -38,6 +38,7 @@ class Reason(enum.StrEnum):
     INVALID_REVISION = "INVALID_REVISION"
     INVALID_TRANSACTION = "INVALID_TRANSACTION"
     TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
+    BATCH_RESPONSE_TOO_LARGE = "BATCH_RESPONSE_TOO_LARGE"
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     KEY_NOT_FOUND = "KEY_NOT_FOUND"
     NOT_FOUND = "NOT_FOUND"
@@ -266,8 +267,9 @@ def error_class(code: grpc.StatusCode, reason: str | None = None) -> type[StateK
     return _CLASS_BY_CODE.get(code, InternalError)
 
 
-def to_grpc_status(error: StateKeeperError) -> grpc.Status:
-    """Build the rich gRPC status (ErrorInfo, and BadRequest when there are violations)."""
+def status_details(error: StateKeeperError) -> list[any_pb2.Any]:
+    """The ``google.rpc.Status`` details of an error: its ErrorInfo, and a BadRequest when it
+    names field violations."""
     details = []
     info = error_details_pb2.ErrorInfo(
         reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
@@ -285,37 +287,52 @@ def to_grpc_status(error: StateKeeperError) -> grpc.Status:
         packed_bad = any_pb2.Any()
         packed_bad.Pack(bad)
         details.append(packed_bad)
+    return details
+
+
+def to_grpc_status(error: StateKeeperError) -> grpc.Status:
+    """Build the rich gRPC status (ErrorInfo, and BadRequest when there are violations)."""
     status = status_pb2.Status(
-        code=getattr(code_pb2, error.code.name), message=error.message, details=details
+        code=getattr(code_pb2, error.code.name),
+        message=error.message,
+        details=status_details(error),
     )
     return rpc_status.to_status(status)
+
+
+def from_status(code: grpc.StatusCode, message: str, details: Sequence[Any]) -> StateKeeperError:
+    """The typed error of a status: its code, message and ``google.rpc.Status`` details."""
+    reason: str | None = None
+    metadata: dict[str, str] = {}
+    violations: list[tuple[str, str]] = []
+    for detail in details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+            metadata = dict(info.metadata)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [(v.field, v.description) for v in bad.field_violations]
+    cls = error_class(code, reason)
+    if reason is None and code == grpc.StatusCode.UNAVAILABLE:
+        reason = Reason.UNAVAILABLE
+    return cls(message or code.name, reason=reason, metadata=metadata, violations=violations)
+
+
+#: gRPC status codes by number (the ``code`` of a ``google.rpc.Status``).
+STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def from_rpc_error(error: grpc.RpcError) -> StateKeeperError:
     """Turn a failed gRPC call into the typed error it stands for."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     message = error.details() if hasattr(error, "details") else str(error)
-    reason: str | None = None
-    metadata: dict[str, str] = {}
-    violations: list[tuple[str, str]] = []
     status = None
     if hasattr(error, "trailing_metadata"):
         try:
             status = rpc_status.from_call(error)  # type: ignore[arg-type]
         except ValueError:
             status = None
-    if status is not None:
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                reason = info.reason
-                metadata = dict(info.metadata)
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                detail.Unpack(bad)
-                violations = [(v.field, v.description) for v in bad.field_violations]
-    cls = error_class(code, reason)
-    if reason is None and code == grpc.StatusCode.UNAVAILABLE:
-        reason = Reason.UNAVAILABLE
-    return cls(message or code.name, reason=reason, metadata=metadata, violations=violations)
+    return from_status(code, message, status.details if status is not None else ())

@@ -12,10 +12,9 @@ exist on one side only are left alone. The type hint of the dataclass field choo
   common prefix (``INDEXING_STATUS_IN_PROGRESS`` <-> ``IndexingStatus.IN_PROGRESS``); the
   ``..._UNSPECIFIED`` value is ``None``. An ``int`` hint keeps the number.
 * nested messages: nested dataclasses; ``google.protobuf.Struct`` / ``Value``: plain documents.
-* ``statekeeper.v1.Value`` (a document with an encoding): the document itself. Going out it is
-  written in the ``encoding`` given (MessagePack by default, the Python client's form); coming
-  in it is decoded as it is (a message from the server) or, when ``from_message`` is given the
-  request field's ``path``, validated, its errors naming ``path.field``.
+* ``statekeeper.v1.Value`` (a document): any document; written in ``encoding`` (a
+  ``ValueEncoding`` number; None: the exact MessagePack form), read (and validated) from either
+  form. An unset document field reads as ``None``.
 * repeated fields: lists; maps: dicts. A field with presence that is unset reads as ``None``,
   and so does an empty string for a ``str | None`` field (proto3 strings have no presence).
 """
@@ -42,7 +41,6 @@ from statekeeper.timestamps import (
     from_duration,
     unix_from_timestamp,
 )
-from statekeeper.v1 import common_pb2
 
 R = TypeVar("R")
 M = TypeVar("M", bound=Message)
@@ -50,9 +48,7 @@ M = TypeVar("M", bound=Message)
 TIMESTAMP = "google.protobuf.Timestamp"
 DURATION = "google.protobuf.Duration"
 _DOCUMENTS = ("google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue")
-#: The document message with a choice of encoding (json or msgpack).
 DOCUMENT = "statekeeper.v1.Value"
-MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
 
 
 def _inner(hint: Any) -> Any:
@@ -74,9 +70,8 @@ def _hints(cls: type) -> dict[str, Any]:
 def _optional(cls: type) -> frozenset[str]:
     """The fields of ``cls`` whose hint admits None."""
     hints = typing.get_type_hints(cls)
-    return frozenset(
-        f.name for f in dataclasses.fields(cls) if _inner(hints[f.name]) is not hints[f.name]
-    )
+    fields = dataclasses.fields(cls)
+    return frozenset(f.name for f in fields if _inner(hints[f.name]) is not hints[f.name])
 
 
 @functools.cache
@@ -122,7 +117,7 @@ def to_message(
     message_class: type[M],
     renames: Mapping[str, str] | None = None,
     *,
-    encoding: int = MSGPACK,
+    encoding: int | None = None,
 ) -> M:
     """A ``message_class`` message holding ``record``'s fields (documents in ``encoding``)."""
     message = message_class()
@@ -135,7 +130,7 @@ def fill(
     record: Any,
     renames: Mapping[str, str] | None = None,
     *,
-    encoding: int = MSGPACK,
+    encoding: int | None = None,
 ) -> None:
     """Set ``message``'s fields from the same-named fields of dataclass ``record``."""
     fields = _fields(message)
@@ -146,7 +141,7 @@ def fill(
             _set(message, target, value, encoding)
 
 
-def _set(message: Message, field: FieldDescriptor, value: Any, encoding: int) -> None:
+def _set(message: Message, field: FieldDescriptor, value: Any, encoding: int | None) -> None:
     if _is_map(field):
         target = getattr(message, field.name)
         value_field = _message_type(field).fields_by_name["value"]
@@ -170,14 +165,9 @@ def _set(message: Message, field: FieldDescriptor, value: Any, encoding: int) ->
         setattr(message, field.name, _scalar_out(field, value))
 
 
-def _fill_message(target: Any, field: FieldDescriptor, value: Any, encoding: int) -> None:
+def _fill_message(target: Any, field: FieldDescriptor, value: Any, encoding: int | None) -> None:
     name = _message_type(field).full_name
-    if name == DOCUMENT:
-        if encoding == MSGPACK:
-            target.msgpack = values.pack(value)
-        else:
-            target.json.CopyFrom(values.to_json_value(value))
-    elif name == TIMESTAMP:
+    if name == TIMESTAMP:
         if isinstance(value, datetime):
             value = value.timestamp()
         target.CopyFrom(clamped_timestamp(float(value)))
@@ -185,12 +175,20 @@ def _fill_message(target: Any, field: FieldDescriptor, value: Any, encoding: int
         if isinstance(value, timedelta):
             value = value.total_seconds()
         target.CopyFrom(clamped_duration(float(value)))
+    elif name == DOCUMENT:
+        target.CopyFrom(_document_out(value, encoding))
     elif name in _DOCUMENTS:
         json_format.ParseDict(value, target)
     elif isinstance(value, Message):
         target.CopyFrom(value)
     else:
         fill(target, value, encoding=encoding)
+
+
+def _document_out(document: Any, encoding: int | None) -> Message:
+    if encoding is None:
+        return values.document_to_wire(document)
+    return values.bytes_to_wire(values.pack(document), encoding)
 
 
 def _scalar_out(field: FieldDescriptor, value: Any) -> Any:
@@ -202,17 +200,8 @@ def _scalar_out(field: FieldDescriptor, value: Any) -> Any:
 # -- message -> record ------------------------------------------------------------------------
 
 
-def from_message(
-    message: Message,
-    cls: type[R],
-    renames: Mapping[str, str] | None = None,
-    *,
-    path: str | None = None,
-) -> R:
-    """A ``cls`` record from ``message``'s same-named fields (dataclass defaults elsewhere).
-
-    ``path`` (the request field holding ``message``, ``""`` for the request itself) marks a
-    message from a client: its documents are validated and their errors name the field."""
+def from_message(message: Message, cls: type[R], renames: Mapping[str, str] | None = None) -> R:
+    """A ``cls`` record from ``message``'s same-named fields (dataclass defaults elsewhere)."""
     fields = _fields(message)
     known: dict[str, Any] = {}
     for name, hint in _hints(typing.cast(type, cls)).items():
@@ -222,34 +211,31 @@ def from_message(
         if field.has_presence and not message.HasField(field.name):
             known[name] = None
             continue
-        inner = None if path is None else f"{path}.{field.name}" if path else field.name
-        value = _get(getattr(message, field.name), field, hint, inner)
+        value = _get(getattr(message, field.name), field, hint)
         known[name] = None if value == "" and name in _optional(typing.cast(type, cls)) else value
     return cls(**known)
 
 
-def _get(value: Any, field: FieldDescriptor, hint: Any, path: str | None) -> Any:
+def _get(value: Any, field: FieldDescriptor, hint: Any) -> Any:
     if _is_map(field):
         value_field = _message_type(field).fields_by_name["value"]
         item_hint = _inner(typing.get_args(hint)[1]) if typing.get_args(hint) else Any
-        return {k: _get_one(v, value_field, item_hint, path) for k, v in value.items()}
+        return {k: _get_one(v, value_field, item_hint) for k, v in value.items()}
     if field.is_repeated:
         item_hint = _inner(typing.get_args(hint)[0]) if typing.get_args(hint) else Any
-        items = [_get_one(v, field, item_hint, path) for v in value]
+        items = [_get_one(v, field, item_hint) for v in value]
         return tuple(items) if typing.get_origin(hint) is tuple else items
-    return _get_one(value, field, hint, path)
+    return _get_one(value, field, hint)
 
 
-def _get_one(value: Any, field: FieldDescriptor, hint: Any, path: str | None) -> Any:
+def _get_one(value: Any, field: FieldDescriptor, hint: Any) -> Any:
     if field.type == FieldDescriptor.TYPE_ENUM:
         return enum_from_number(value, _enum_type(field), hint)
     if field.type != FieldDescriptor.TYPE_MESSAGE:
         return value
     name = _message_type(field).full_name
     if name == DOCUMENT:
-        return (
-            values.wire_to_python(value) if path is None else values.wire_to_document(value, path)
-        )
+        return values.wire_to_document(value, field.name) if value.WhichOneof("kind") else None
     if name == TIMESTAMP:
         seconds = unix_from_timestamp(value)
         return datetime.fromtimestamp(seconds) if hint is datetime else seconds
@@ -261,7 +247,7 @@ def _get_one(value: Any, field: FieldDescriptor, hint: Any, path: str | None) ->
             return None
         return json_format.MessageToDict(value)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return from_message(value, hint, path=path)
+        return from_message(value, hint)
     return value
 
 

@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
-from statekeeper.errors import DeadlineExceededError, InvalidArgumentError, from_rpc_error
+from statekeeper.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    Reason,
+    StateKeeperError,
+    UnimplementedError,
+    from_rpc_error,
+)
 
 #: The largest message a client accepts by default: the server's 4 MiB message limit with
 #: headroom (``max_receive_message_bytes`` changes it).
@@ -27,6 +36,10 @@ DEFAULT_MAX_RECEIVE_BYTES = 8 * 1024 * 1024
 
 #: The persistence names the managers accept: three embedded backends and the remote server.
 PERSISTENCE_CHOICES = ("memory", "file", "redis", "grpc")
+#: Calls one coalesced batch carries at most.
+MAX_BATCH_CALLS = 128
+#: Request bytes one coalesced batch carries at most; a larger call is always sent alone.
+MAX_BATCH_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,10 @@ class ConnectionOptions:
     ``namespace`` as ``x-statekeeper-namespace`` on every call. ``max_receive_message_bytes``
     is the largest message the channel accepts (default 8 MiB: the server's default limit of
     4 MiB with headroom; raise it with the server's ``--max-message-bytes``).
+
+    ``batching`` (remote only, on by default) coalesces the calls that can travel in one
+    ``Batch`` RPC: while one is in flight on the channel, those issued meanwhile are sent
+    together when it returns (see docs/batching.md); ``batching=False`` sends every call alone.
     """
 
     persistence: Any = "memory"
@@ -63,6 +80,7 @@ class ConnectionOptions:
     token: str | None = None
     namespace: str | None = None
     max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_BYTES
+    batching: bool = True
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -226,6 +244,7 @@ class Transport:
         self._runtime: Any = None
         self._backend: Any = None
         self._stubs: dict[str, Any] = {}
+        self._coalescers: dict[str, Coalescer] = {}
 
     @property
     def remote(self) -> bool:
@@ -239,6 +258,7 @@ class Transport:
             if self._runtime is None or not self._runtime.stopping.is_set():
                 return
         self._stubs = {}
+        self._coalescers = {}
         if self.remote:
             self._channel = open_channel(self.options)
         else:
@@ -288,6 +308,17 @@ class Transport:
             self._stubs[service_name] = found
         return found
 
+    def coalescer(self, name: str, make: Callable[[], Coalescer]) -> Coalescer | None:
+        """The :class:`Coalescer` ``name`` of the channel in the running loop (made by
+        ``make`` on first use), or None when calls go alone: embedded, or ``batching`` off."""
+        if not (self.remote and self.options.batching):
+            return None
+        self._bind()
+        found = self._coalescers.get(name)
+        if found is None:
+            found = self._coalescers[name] = make()
+        return found
+
     async def close(self) -> None:
         """Close the channel (embedded stores stay open for other managers of the process).
 
@@ -297,6 +328,7 @@ class Transport:
         self._channel = None
         self._loop = None
         self._stubs = {}
+        self._coalescers = {}
         if channel is not None and loop is not None and loop() is asyncio.get_running_loop():
             await channel.close()
 
@@ -317,9 +349,176 @@ async def unary(
     except grpc.RpcError as error:
         raise from_rpc_error(error) from None
     except TimeoutError:
-        raise DeadlineExceededError(
-            f"the call did not finish within its timeout of {timeout} s"
-        ) from None
+        raise _timed_out(timeout) from None
+
+
+def _timed_out(timeout: float | None) -> DeadlineExceededError:
+    return DeadlineExceededError(f"the call did not finish within its timeout of {timeout} s")
+
+
+@dataclass(eq=False)
+class Queued:
+    """One call waiting in a :class:`Coalescer`: its method, request, timeout and future."""
+
+    method: str
+    request: Any
+    timeout: float | None
+    future: asyncio.Future[Any]
+    deadline: float | None = None
+    sent: bool = field(default=False)
+
+    def remaining(self) -> float | None:
+        """Seconds left of its timeout (None: no timeout)."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+
+#: Sends one call alone: (method, request, timeout) -> response, raising its typed error.
+SendOne = Callable[[str, Any, float | None], Awaitable[Any]]
+#: Sends calls as one batch: (calls, timeout) -> per call its response or its typed error.
+SendBatch = Callable[[list[Queued], float | None], Awaitable[list[Any]]]
+
+
+class Coalescer:
+    """Coalesces the unary calls of one channel, without a timer.
+
+    A call issued while none is in flight goes at once, alone, as its own RPC (so a lone call
+    is never delayed). A call issued while one is in flight waits in a queue; when the call in
+    flight returns (and the callers it answered have had one turn of the event loop to issue
+    their next calls), everything queued goes as one batch (at most ``max_calls`` calls and
+    ``max_bytes`` of requests; one queued call goes alone). Each call keeps its own result, its
+    own error, its own timeout, and its own cancellation: a call cancelled or timed out while
+    queued is never sent. A request larger than ``max_bytes`` always goes alone, at once.
+    A server without the batch RPC (UNIMPLEMENTED) turns coalescing off for the channel.
+    """
+
+    def __init__(
+        self,
+        send_one: SendOne,
+        send_batch: SendBatch,
+        *,
+        max_calls: int = MAX_BATCH_CALLS,
+        max_bytes: int = MAX_BATCH_BYTES,
+    ) -> None:
+        self._send_one = send_one
+        self._send_batch = send_batch
+        self.max_calls = max_calls
+        self.max_bytes = max_bytes
+        self._busy = False
+        self._off = False
+        self._queue: deque[Queued] = deque()
+        #: When True, even a lone call goes through the batch RPC (a batch of one): the test
+        #: suite runs the core tests this way to hold batched results to unbatched ones.
+        self.lone_in_batch = False
+        #: How many calls went in batches and how many batches carried them (for tests and
+        #: the benchmark's report).
+        self.batched_calls = 0
+        self.batches = 0
+
+    async def call(self, method: str, request: Any, timeout: float | None) -> Any:
+        """The response of ``method`` for ``request`` (or its typed error), coalesced."""
+        if self._off or request.ByteSize() > self.max_bytes:
+            return await self._send_one(method, request, timeout)
+        if not self._busy and not self.lone_in_batch:
+            self._busy = True
+            try:
+                return await self._send_one(method, request, timeout)
+            finally:
+                self._release()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        queued = Queued(method, request, timeout, loop.create_future(), deadline)
+        self._queue.append(queued)
+        if not self._busy:
+            self._busy = True
+            self._release()
+        try:
+            if timeout is None:
+                return await queued.future
+            async with asyncio.timeout(timeout):
+                return await queued.future
+        except TimeoutError:
+            raise _timed_out(timeout) from None
+        finally:
+            if not queued.sent:
+                self._queue.remove(queued)
+
+    def _release(self) -> None:
+        """The call in flight returned: send what queued meanwhile after one loop turn."""
+        asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if not self._queue:
+            self._busy = False
+            return
+        calls: list[Queued] = []
+        size = 0
+        while self._queue and len(calls) < self.max_calls:
+            next_size = self._queue[0].request.ByteSize()
+            if calls and size + next_size > self.max_bytes:
+                break
+            queued = self._queue.popleft()
+            queued.sent = True
+            calls.append(queued)
+            size += next_size
+        asyncio.get_running_loop().create_task(self._run(calls))
+
+    async def _run(self, calls: list[Queued]) -> None:
+        try:
+            if len(calls) == 1 and not self.lone_in_batch:
+                await self._deliver(calls[0], self._one(calls[0]))
+                return
+            timeouts = [call.remaining() for call in calls]
+            timeout = None if None in timeouts else max(t for t in timeouts if t is not None)
+            try:
+                outcomes = await self._send_batch(calls, timeout)
+            except UnimplementedError:
+                self._off = True
+                await asyncio.gather(*(self._deliver(call, self._one(call)) for call in calls))
+                return
+            except StateKeeperError as error:
+                outcomes = [error for _ in calls]
+            self.batches += 1
+            self.batched_calls += len(calls)
+            again = []
+            for call, outcome in zip(calls, outcomes, strict=True):
+                too_large = isinstance(outcome, StateKeeperError) and (
+                    outcome.reason == Reason.BATCH_RESPONSE_TOO_LARGE
+                )
+                if too_large:
+                    again.append(self._deliver(call, self._one(call)))
+                elif not call.future.done():
+                    if isinstance(outcome, StateKeeperError):
+                        call.future.set_exception(outcome)
+                    else:
+                        call.future.set_result(outcome)
+            await asyncio.gather(*again)
+        except BaseException as error:
+            for call in calls:  # never leave a caller waiting
+                if call.future.done():
+                    continue
+                if isinstance(error, Exception):
+                    call.future.set_exception(error)
+                else:
+                    call.future.cancel()
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            self._release()
+
+    def _one(self, call: Queued) -> Awaitable[Any]:
+        return self._send_one(call.method, call.request, call.remaining())
+
+    @staticmethod
+    async def _deliver(call: Queued, response: Awaitable[Any]) -> None:
+        """Send one call alone and pass its outcome to its caller (unless it gave up)."""
+        try:
+            result = await response
+        except Exception as error:
+            if not call.future.done():
+                call.future.set_exception(error)
+            return
+        if not call.future.done():
+            call.future.set_result(result)
 
 
 async def stream(method: Callable[..., Any], request: Any) -> AsyncIterator[Any]:

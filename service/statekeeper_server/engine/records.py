@@ -46,6 +46,7 @@ from statekeeper_server.engine.storage.backend import (
     TxnResult,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -151,6 +152,15 @@ def decode_record(cls: type[R], data: Mapping[str, Any]) -> R:
 def encode_record(record: Any) -> dict[str, Any]:
     """The plain form (MessagePack-ready dict) of a dataclass record."""
     return _encode_record(type(record), record)
+
+
+def renamed(names: Mapping[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """An upgrade that renames stored keys (``names``: old name -> new name)."""
+
+    def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+        return {names.get(key, key): value for key, value in data.items()}
+
+    return upgrade
 
 
 class Schema(Generic[R]):
@@ -342,6 +352,20 @@ async def scan(
         if not result.more or not result.entries:
             return
         after = result.entries[-1].key
+
+
+async def scoped_page(
+    backend: Backend, prefix: str, scope: str, page_token: str, size: int, message: str
+) -> tuple[list[Entry], str]:
+    """One page of ``size`` entries under ``prefix`` after the key a page token of ``scope``
+    names, and the token of the next page ("" on the last); a token of another scope is
+    INVALID_PAGE_TOKEN with ``message``."""
+    after = decode_scoped(page_token, scope, message, "malformed or issued for another list")
+    page = await backend.range(prefix, start_after=prefix + after if after else "", limit=size)
+    token = ""
+    if page.more and page.entries:
+        token = encode_scoped(scope, page.entries[-1].key[len(prefix) :])
+    return page.entries, token
 
 
 def batch_size(max_transaction_operations: int) -> int:

@@ -8,10 +8,25 @@ keys through :func:`tenant_prefix`, tenant A can neither read, list nor watch te
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 
 #: The tenant (namespace) of the call being served; "" is the default tenant.
 current_tenant: ContextVar[str] = ContextVar("statekeeper_tenant", default="")
+#: For an authenticated call, the check of whether its caller may call a method (a full
+#: ``/package.Service/Rpc`` name), raising PERMISSION_DENIED when not; None when the server
+#: checks no tokens (and in embedded mode). Set by the server's interceptor.
+current_authorization: ContextVar[Callable[[str], None] | None] = ContextVar(
+    "statekeeper_authorization", default=None
+)
+
+
+def authorize(method: str) -> None:
+    """Raise the error the current caller would get calling ``method`` itself (the operations
+    of a batch are each authorized as their own RPC)."""
+    check = current_authorization.get()
+    if check is not None:
+        check(method)
 
 
 def tenant_prefix() -> str:

@@ -22,13 +22,13 @@ from statekeeper_server.servicers.batching import responses_of
 from statekeeper_server.servicers.convert import revision_watch
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 
 class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.agents.AgentEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = AgentEngine(runtime.backend, runtime.limits)
 
@@ -36,7 +36,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         self, request: pb.SaveSnapshotRequest, context: object
     ) -> pb.SaveSnapshotResponse:
         """Store a snapshot."""
-        record = from_message(request.snapshot, AgentSnapshot, path="snapshot")
+        record = from_message(request.snapshot, AgentSnapshot)
         stored = await self.engine.save_snapshot(record, request.keep_latest)
         return pb.SaveSnapshotResponse(
             snapshot_id=stored.snapshot_id,
@@ -71,7 +71,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         self, request: pb.SaveCheckpointRequest, context: object
     ) -> pb.SaveCheckpointResponse:
         """Store a checkpoint."""
-        record = from_message(request.checkpoint, AgentCheckpoint, path="checkpoint")
+        record = from_message(request.checkpoint, AgentCheckpoint)
         stored, pruned = await self.engine.save_checkpoint(record, request.keep_latest)
         return pb.SaveCheckpointResponse(
             sequence=stored.sequence,

@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 from statekeeper.errors import ResourceExhaustedError
 
-from statekeeper_server.runtime import close_iterator
+from statekeeper_server.core import close_iterator
 
 T = TypeVar("T")
 U = TypeVar("U")

@@ -13,7 +13,8 @@ well-known types define; otherwise the call is refused with INVALID_ARGUMENT, re
 
 :func:`guard_servicer` wraps the RPC methods of a servicer whose requests can hold such a field;
 the runtime applies it to every registered servicer, so the gRPC server and the embedded mode
-check alike and a new RPC or field is covered without editing anything here.
+check alike and a new RPC or field is covered without editing anything here. A method marked
+``checks_own_times`` (StateService's Batch) calls :func:`check_times` on each part itself.
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ def guard_servicer(servicer: Any, service_name: str) -> Any:
     for method in service.methods:
         if method.client_streaming or not _holds_time(method.input_type):
             continue
+        if getattr(getattr(servicer, method.name), "checks_own_times", False):
+            continue  # the method checks the parts of its request itself
         guard = _guard_stream if method.server_streaming else _guard_unary
         setattr(servicer, method.name, guard(getattr(servicer, method.name)))
     return servicer

@@ -15,12 +15,12 @@ from statekeeper.timestamps import (
 )
 from statekeeper.v1 import common_pb2, state_service_pb2
 
+from statekeeper_server.core import close_iterator
 from statekeeper_server.engine.limits import check_ttl
 from statekeeper_server.engine.storage.backend import Entry, Event, EventType
-from statekeeper_server.runtime import close_iterator
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 R = TypeVar("R")
 
@@ -110,7 +110,7 @@ def set_time(message: Any, field: str, seconds: float | None) -> None:
 
 
 async def revision_watch(
-    runtime: Runtime, responses: AsyncIterator[R], response: Callable[..., R]
+    runtime: Core, responses: AsyncIterator[R], response: Callable[..., R]
 ) -> AsyncIterator[R]:
     """The responses of a revision-based watch stream until the server stops; a compacted
     start revision or a stopping server ends the stream with a ``response(canceled=True, ...)``

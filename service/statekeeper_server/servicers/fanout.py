@@ -27,7 +27,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
-from statekeeper_server.runtime import close_iterator
+from statekeeper_server.core import close_iterator
 from statekeeper_server.servicers.batching import responses_of
 
 U = TypeVar("U")

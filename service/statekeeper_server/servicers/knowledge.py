@@ -15,13 +15,13 @@ from statekeeper_server.engine.domains.knowledge import (
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 
 class KnowledgeServicer(knowledge_service_pb2_grpc.KnowledgeServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.knowledge.KnowledgeEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = KnowledgeEngine(runtime.backend, runtime.limits)
 

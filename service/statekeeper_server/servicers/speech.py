@@ -20,7 +20,7 @@ from statekeeper_server.servicers.convert import (
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 
 def _check_owner(session_id: str, message: Any, field: str) -> None:
@@ -185,7 +185,7 @@ def event_to_proto(session_id: str, event: dict[str, Any], encoding: int) -> pb.
 class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.speech.SpeechEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = SpeechEngine(runtime.backend, runtime.limits)
 

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
+from google.protobuf.message import Message
 from statekeeper import values
-from statekeeper.errors import InvalidArgumentError, Reason
+from statekeeper.errors import (
+    InvalidArgumentError,
+    Reason,
+    ResourceExhaustedError,
+    StateKeeperError,
+    status_details,
+)
 from statekeeper.v1 import common_pb2, state_service_pb2_grpc
 from statekeeper.v1 import state_service_pb2 as pb
 
-from statekeeper_server.engine.domains.state import StateEngine, expire_at_for
+from statekeeper_server.engine.domains.state import Planned, StateEngine, expire_at_for
 from statekeeper_server.engine.storage.backend import (
     Compare,
     Delete,
+    Entry,
     Event,
     Operation,
     Put,
     WatchUpdate,
 )
-from statekeeper_server.engine.tenancy import tenant_prefix
+from statekeeper_server.engine.tenancy import authorize, tenant_prefix
 from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, field_bytes, pieces
+from statekeeper_server.servicers.boundary import check_times
 from statekeeper_server.servicers.convert import (
     event_to_proto,
     kv_to_proto,
@@ -31,10 +40,13 @@ from statekeeper_server.servicers.convert import (
 from statekeeper_server.servicers.fanout import MERGE_BYTES, WatchGroups
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 #: How often an idle watch stream reports progress unless the request says otherwise.
 DEFAULT_PROGRESS_INTERVAL = 10.0
+#: Response bytes set aside per get of a batch for the status it carries when its value does
+#: not fit the response.
+GET_ERROR_RESERVE = 512
 #: How many converted watch events are kept for other watchers of the same change.
 EVENT_CACHE_SIZE = 4096
 
@@ -52,6 +64,23 @@ def _merged(responses: list[pb.WatchResponse]) -> pb.WatchResponse:
     return pb.WatchResponse(revision=responses[-1].revision, events=events)
 
 
+def _batch_status(error: StateKeeperError) -> pb.BatchStatus:
+    """The status of a failed batch operation: what the same call alone would fail with."""
+    return pb.BatchStatus(
+        code=error.code.value[0], message=error.message, details=status_details(error)
+    )
+
+
+def _too_large(index: int) -> ResourceExhaustedError:
+    """The error of a get whose result does not fit the batch's response message."""
+    return ResourceExhaustedError(
+        f"operations[{index}]: the batch's results do not fit one response message; "
+        "send this get alone",
+        reason=Reason.BATCH_RESPONSE_TOO_LARGE,
+        metadata={"operation": str(index)},
+    )
+
+
 def _guard(request: pb.DeleteRangeRequest | pb.CopyRangeRequest) -> Compare | None:
     """The request's guard comparison, when it has one."""
     if not request.HasField("guard"):
@@ -62,9 +91,16 @@ def _guard(request: pb.DeleteRangeRequest | pb.CopyRangeRequest) -> Compare | No
 class StateServicer(state_service_pb2_grpc.StateServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.state.StateEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = StateEngine(runtime.backend, runtime.limits)
+        method = "/statekeeper.v1.StateService/"
+        self._batch_kinds: dict[str, tuple[str, Callable[[Any], Planned[Any]]]] = {
+            "save": (method + "Save", self._plan_save),
+            "get": (method + "Get", self._plan_get),
+            "delete": (method + "Delete", self._plan_delete),
+            "transact": (method + "Transact", self._plan_transact),
+        }
         self.max_message_bytes = runtime.limits.max_message_bytes
         self._events: dict[tuple[str, int, str, int, bool], tuple[int, pb.Event, int]] = {}
         self._watch_groups: WatchGroups[WatchUpdate, pb.WatchResponse] = WatchGroups(
@@ -90,22 +126,37 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                 del self._events[next(iter(self._events))]
         return sized
 
-    async def Save(self, request: pb.SaveRequest, context: object) -> pb.SaveResponse:
-        """Create or replace a document."""
+    def _plan_save(self, request: pb.SaveRequest) -> Planned[pb.SaveResponse]:
         self.engine.limits.check_value_size(request.value.msgpack)
         data = values.wire_to_bytes(request.value)
-        entry = await self.engine.save(
+        return self.engine.plan_save(
             request.key,
             data,
             expected_revision=optional_revision(request),
             ttl=ttl_seconds(request),
-        )
-        return pb.SaveResponse(kv=kv_to_proto(entry, None))
+        ).then(lambda entry: pb.SaveResponse(kv=kv_to_proto(entry, None)))
+
+    def _plan_get(self, request: pb.GetRequest) -> Planned[pb.GetResponse]:
+        def response(read: tuple[Entry, int]) -> pb.GetResponse:
+            entry, revision = read
+            return pb.GetResponse(kv=kv_to_proto(entry, request.value_encoding), revision=revision)
+
+        return self.engine.plan_get(request.key).then(response)
+
+    def _plan_delete(self, request: pb.DeleteRequest) -> Planned[pb.DeleteResponse]:
+        def response(outcome: tuple[bool, int]) -> pb.DeleteResponse:
+            return pb.DeleteResponse(deleted=outcome[0], revision=outcome[1])
+
+        planned = self.engine.plan_delete(request.key, expected_revision=optional_revision(request))
+        return planned.then(response)
+
+    async def Save(self, request: pb.SaveRequest, context: object) -> pb.SaveResponse:
+        """Create or replace a document."""
+        return await self.engine.run(self._plan_save(request))
 
     async def Get(self, request: pb.GetRequest, context: object) -> pb.GetResponse:
         """Read a document."""
-        entry, revision = await self.engine.get(request.key)
-        return pb.GetResponse(kv=kv_to_proto(entry, request.value_encoding), revision=revision)
+        return await self.engine.run(self._plan_get(request))
 
     async def Update(self, request: pb.UpdateRequest, context: object) -> pb.UpdateResponse:
         """Merge a partial document."""
@@ -120,10 +171,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
 
     async def Delete(self, request: pb.DeleteRequest, context: object) -> pb.DeleteResponse:
         """Remove a key."""
-        deleted, revision = await self.engine.delete(
-            request.key, expected_revision=optional_revision(request)
-        )
-        return pb.DeleteResponse(deleted=deleted, revision=revision)
+        return await self.engine.run(self._plan_delete(request))
 
     async def ListKeys(self, request: pb.ListKeysRequest, context: object) -> pb.ListKeysResponse:
         """One page of matching keys."""
@@ -132,8 +180,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             keys=page.keys, next_page_token=page.next_page_token, revision=page.revision
         )
 
-    async def Transact(self, request: pb.TransactRequest, context: object) -> pb.TransactResponse:
-        """All-or-nothing multi-key write."""
+    def _plan_transact(self, request: pb.TransactRequest) -> Planned[pb.TransactResponse]:
         compares = [Compare(c.key, c.expected_revision) for c in request.comparisons]
         operations: list[Operation] = []
         for index, operation in enumerate(request.operations):
@@ -151,8 +198,65 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                     reason=Reason.INVALID_TRANSACTION,
                     violations=[(f"operations[{index}]", "empty operation")],
                 )
-        revision = await self.engine.transact(compares, operations)
-        return pb.TransactResponse(revision=revision)
+        planned = self.engine.plan_transact(compares, operations)
+        return planned.then(lambda revision: pb.TransactResponse(revision=revision))
+
+    async def Transact(self, request: pb.TransactRequest, context: object) -> pb.TransactResponse:
+        """All-or-nothing multi-key write."""
+        return await self.engine.run(self._plan_transact(request))
+
+    def _plan_operation(self, index: int, operation: pb.BatchOperation) -> Planned[Message]:
+        """The planned operation of one batch entry, checked as its own RPC would be (the
+        caller's role, times, every rule of the engine)."""
+        kind = operation.WhichOneof("kind")
+        if kind is None:
+            raise InvalidArgumentError(
+                f"operations[{index}] sets no operation",
+                reason=Reason.INVALID_ARGUMENT,
+                violations=[(f"operations[{index}]", "empty operation")],
+            )
+        method, plan = self._batch_kinds[kind]
+        authorize(method)
+        request = getattr(operation, kind)
+        check_times(request)
+        return plan(request)
+
+    async def Batch(self, request: pb.BatchRequest, context: object) -> pb.BatchResponse:
+        """Independent operations in one call, each with its own result or status."""
+        plans: list[Planned[Message] | StateKeeperError] = []
+        for index, operation in enumerate(request.operations):
+            try:
+                plans.append(self._plan_operation(index, operation))
+            except StateKeeperError as error:
+                plans.append(error)
+        outcomes = await self.engine.batch(plans)
+        kinds = [operation.WhichOneof("kind") for operation in request.operations]
+        results = [
+            pb.BatchResult(status=_batch_status(outcome))
+            if isinstance(outcome, StateKeeperError)
+            else pb.BatchResult(**{kind: outcome})
+            for kind, outcome in zip(kinds, outcomes, strict=True)
+        ]
+        # The gets' values may not all fit one message: those past the limit fail alone
+        # (the writes' results always stay: they were applied).
+        budget = self.max_message_bytes - RESPONSE_OVERHEAD
+        budget -= sum(
+            field_bytes(result.ByteSize()) if kind != "get" else GET_ERROR_RESERVE
+            for kind, result in zip(kinds, results, strict=True)
+        )
+        for index, (kind, result) in enumerate(zip(kinds, results, strict=True)):
+            if kind != "get" or result.HasField("status"):
+                continue
+            size = field_bytes(result.ByteSize())
+            if size > budget and index > 0:
+                results[index] = pb.BatchResult(status=_batch_status(_too_large(index)))
+            else:
+                budget -= size
+        return pb.BatchResponse(results=results)
+
+    #: Keeps the boundary's whole-request time check off Batch: each operation is checked
+    #: alone (see _plan_operation), so its error names its own field as the RPC's would.
+    Batch.checks_own_times = True  # type: ignore[attr-defined]
 
     def Watch(self, request: pb.WatchRequest, context: object) -> AsyncIterator[pb.WatchResponse]:
         """Stream changes; see WatchResponse in the proto for the contract."""

@@ -18,7 +18,7 @@ from statekeeper_server.servicers.convert import (
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 
 def optional_seconds(message: Any, field: str) -> float | None:
@@ -105,7 +105,7 @@ def stats_to_proto(tool_name: str, totals: dict[str, Any]) -> pb.ToolStats:
 class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.tools.ToolEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = ToolEngine(runtime.backend, runtime.limits)
 

@@ -30,7 +30,7 @@ from statekeeper_server.servicers.convert import (
 )
 
 if TYPE_CHECKING:
-    from statekeeper_server.runtime import Runtime
+    from statekeeper_server.core import Core
 
 #: How often an idle watch stream reports progress unless the request says otherwise.
 DEFAULT_PROGRESS_INTERVAL = 10.0
@@ -51,7 +51,7 @@ def sized_event(change: WorkflowEvent, encoding: int) -> tuple[int, pb.WorkflowE
 class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.workflows.WorkflowEngine`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Core) -> None:
         self.runtime = runtime
         self.engine = WorkflowEngine(runtime.backend, runtime.limits)
 
@@ -59,7 +59,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         self, request: pb.CreateWorkflowRequest, context: object
     ) -> pb.CreateWorkflowResponse:
         """Create a workflow."""
-        workflow = from_message(request.workflow, WorkflowState, path="workflow")
+        workflow = from_message(request.workflow, WorkflowState)
         record = await self.engine.create(workflow)
         return pb.CreateWorkflowResponse(workflow=to_message(record, pb.WorkflowState, encoding=0))
 
@@ -101,7 +101,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         """Record a step update."""
         update = await self.engine.update_step(
             request.workflow_id,
-            from_message(request.step, StepState, path="step"),
+            from_message(request.step, StepState),
             optional_document(request, "state_patch", "state_patch"),
             optional_document(request, "context_patch", "context_patch"),
         )
@@ -166,7 +166,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         self, request: pb.CreateCheckpointRequest, context: object
     ) -> pb.CreateCheckpointResponse:
         """Store a checkpoint."""
-        wanted = from_message(request.checkpoint, WorkflowCheckpoint, path="checkpoint")
+        wanted = from_message(request.checkpoint, WorkflowCheckpoint)
         stored = await self.engine.checkpoint(wanted)
         return pb.CreateCheckpointResponse(
             sequence=stored.sequence, timestamp=clamped_timestamp(stored.timestamp or 0.0)

@@ -16,7 +16,10 @@ Layout (every key under ``key_prefix``, each id percent-encoded into one key seg
 - ``event/<app>/<user>/<session>/<generation>/n/<seq>``: the events, one key each, in append
   order; ``.../i/<event id>`` maps an event id to its number (appends are idempotent on it).
 - ``recent/<app>/<user>/<update time>/<session>`` and ``recent-app/<app>/<update time>/<user>/
-  <session>``: the listing indexes, in last-update order, read page by page.
+  <session>``: the listing indexes, in last-update order. Each entry holds what a listed
+  session shows (its ids, own state and update time) and is written in the head's
+  transaction, so it carries the head's revision: ``list_sessions`` is one Range call per
+  page and reads no head.
 
 ``append_event`` is one transaction guarded by the head's revision (the session's
 ``_storage_update_marker``, which ADK keeps for exactly this): a writer holding an older copy of
@@ -58,9 +61,7 @@ from pydantic_core import to_jsonable_python
 from statekeeper.errors import ConflictError
 from statekeeper.integrations.storage import (
     RANGE_PAGE,
-    READ_BATCH,
     delete_matching,
-    get_entries,
     segment,
 )
 from statekeeper.state import StateEntry, StateManager
@@ -190,8 +191,8 @@ class StatekeeperSessionService(BaseSessionService):
             put: dict[str, Any] = {keys.head: head}
             app_state = _apply(app_entry, app_delta, keys.app_state, compare, put)
             user_state = _apply(user_entry, user_delta, keys.user_state, compare, put)
-            for index in keys.indexes(now):
-                put[index] = {"user_id": user_id, "session_id": session_id}
+            listed = _listed_form(user_id, session_id, head)
+            put.update({index: listed for index in keys.indexes(now)})
             try:
                 revision = await self.manager.transaction(compare=compare, put=put)
             except ConflictError:
@@ -270,48 +271,48 @@ class StatekeeperSessionService(BaseSessionService):
         self, *, app_name: str, user_id: str | None = None
     ) -> ListSessionsResponse:
         """The sessions of ``user_id`` (every user's when None), oldest update first, with
-        their merged state and no events. Reads the update-time index page by page and the
-        sessions a batch at a time, so memory and calls grow with the result only."""
+        their merged state and no events: one Range call per page of the update-time index
+        (whose entries hold the listed form of each session), plus the app state and the user
+        states (one Get, or one Range page per page of the app's users)."""
         app = segment(app_name)
+        app_key = f"{self.key_prefix}app/{app}"
         if user_id is None:
-            pattern = f"{self.key_prefix}recent-app/{app}/*"
+            index = f"{self.key_prefix}recent-app/{app}/"
+            users_prefix = f"{self.key_prefix}user/{app}/"
+            app_entry, user_states = await asyncio.gather(
+                self.manager.get_entry(app_key), self._user_states(users_prefix)
+            )
         else:
-            pattern = f"{self.key_prefix}recent/{app}/{segment(user_id)}/*"
-        app_state = _value(await self.manager.get_entry(f"{self.key_prefix}app/{app}"))
-        user_states: dict[str, dict[str, Any]] = {}
-        sessions: list[Session] = []
-        ids: list[tuple[str, str]] = []
-        async for key in self.manager.iter_keys(pattern, page_size=1000):
-            *_, user, sid = key.split("/")
-            ids.append((unquote(user) if user_id is None else user_id, unquote(sid)))
-            if len(ids) == READ_BATCH:
-                sessions += await self._listed(app_name, ids, app_state, user_states)
-                ids = []
-        sessions += await self._listed(app_name, ids, app_state, user_states)
+            index = f"{self.key_prefix}recent/{app}/{segment(user_id)}/"
+            user_key = self._keys(app_name, user_id, "").user_state
+            app_entry, user_entry = await asyncio.gather(
+                self.manager.get_entry(app_key), self.manager.get_entry(user_key)
+            )
+            user_states = {user_id: _value(user_entry)}
+        app_state = _value(app_entry)
+        sessions = []
+        async for entry in self.manager.range(index, page_size=RANGE_PAGE):
+            listed = entry.value
+            user = str(listed["user_id"])
+            sessions.append(
+                _session(
+                    app_name,
+                    user,
+                    str(listed["session_id"]),
+                    listed,
+                    entry.mod_revision,
+                    app_state,
+                    user_states.get(user, {}),
+                )
+            )
         return ListSessionsResponse(sessions=sessions)
 
-    async def _listed(
-        self,
-        app_name: str,
-        ids: list[tuple[str, str]],
-        app_state: dict[str, Any],
-        user_states: dict[str, dict[str, Any]],
-    ) -> list[Session]:
-        """The listed sessions of ``ids`` ((user, session) pairs), without events."""
-        missing = sorted({user for user, _ in ids} - user_states.keys())
-        user_keys = [self._keys(app_name, user, "").user_state for user in missing]
-        for user, entry in zip(missing, await get_entries(self.manager, user_keys), strict=True):
-            user_states[user] = _value(entry)
-        heads = await get_entries(
-            self.manager, [self._keys(app_name, user, sid).head for user, sid in ids]
-        )
-        return [
-            _session(
-                app_name, user, sid, entry.value, entry.mod_revision, app_state, user_states[user]
-            )
-            for (user, sid), entry in zip(ids, heads, strict=True)
-            if entry is not None
-        ]
+    async def _user_states(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every user state of one app (``prefix``: its user-state keys), by user id."""
+        return {
+            unquote(entry.key.removeprefix(prefix)): dict(entry.value)
+            async for entry in self.manager.range(prefix, page_size=RANGE_PAGE)
+        }
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Delete the session and its events (nothing happens for an unknown session)."""
@@ -394,8 +395,8 @@ class StatekeeperSessionService(BaseSessionService):
             _apply(user_entry, user_delta, keys.user_state, compare, put)
             old_indexes = keys.indexes(float(head["update_time"]))
             new_indexes = keys.indexes(event.timestamp)
-            ref = {"user_id": session.user_id, "session_id": session.id}
-            put.update({index: ref for index in new_indexes})
+            listed = _listed_form(session.user_id, session.id, new_head)
+            put.update({index: listed for index in new_indexes})
             delete = [index for index in old_indexes if index not in new_indexes]
             try:
                 revision = await self.manager.transaction(compare=compare, put=put, delete=delete)
@@ -429,6 +430,16 @@ async def _none() -> None:
 
 def _value(entry: StateEntry | None) -> dict[str, Any]:
     return {} if entry is None else dict(entry.value)
+
+
+def _listed_form(user_id: str, session_id: str, head: Mapping[str, Any]) -> dict[str, Any]:
+    """The value of a session's listing-index entries: what ``list_sessions`` shows of it."""
+    return {
+        "user_id": user_id,
+        "session_id": session_id,
+        "state": head["state"],
+        "update_time": head["update_time"],
+    }
 
 
 def _apply(

@@ -22,11 +22,11 @@ from typing import Any
 
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError, Reason
+from statekeeper.messages import enum_from_number, enum_to_number, from_message, to_message
 from statekeeper.state.client import (
     FIRST_RECONNECT_DELAY,
     MSGPACK,
     ServiceClient,
-    enum_maps,
     optional_document,
 )
 from statekeeper.state.live import LiveStream
@@ -35,6 +35,8 @@ from statekeeper.transport import Transport
 from statekeeper.v1 import orchestration_service_pb2 as pb
 from statekeeper.v1 import orchestration_service_pb2_grpc
 
+#: The range of the wire's priority level.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _TASK_KEYS = frozenset(
     {"id", "task_id", "type", "priority", "data", "capability", "required_capabilities"}
     | {"max_retries"}
@@ -50,9 +52,6 @@ class TaskStatus(enum.StrEnum):
     DEAD_LETTERED = "dead_lettered"
 
 
-_STATUS_TO_PROTO, _STATUS_FROM_PROTO = enum_maps(TaskStatus, pb.TaskState, "TASK_STATE")
-
-
 @dataclass
 class AgentCoordinationState:
     """One agent of a team: ``status`` ``"idle"`` means available; ``current_task`` is the id
@@ -65,26 +64,6 @@ class AgentCoordinationState:
     current_task: str | None = None
     updated_at: datetime | None = None
     max_tasks: int = 1
-
-    def _to_proto(self) -> pb.AgentCoordinationState:
-        return pb.AgentCoordinationState(
-            agent_id=self.agent_id,
-            status=self.status,
-            capabilities=list(self.capabilities),
-            current_task=self.current_task,
-            max_tasks=self.max_tasks,
-        )
-
-    @classmethod
-    def _from_proto(cls, message: pb.AgentCoordinationState) -> AgentCoordinationState:
-        return cls(
-            agent_id=message.agent_id,
-            status=message.status,
-            capabilities=list(message.capabilities),
-            current_task=message.current_task if message.HasField("current_task") else None,
-            updated_at=optional_datetime(message, "update_time"),
-            max_tasks=message.max_tasks or 1,
-        )
 
 
 @dataclass
@@ -114,28 +93,6 @@ class QueuedTask:
     lease_expires_at: datetime | None = None
     finished_at: datetime | None = None
 
-    @classmethod
-    def _from_proto(cls, message: pb.Task) -> QueuedTask:
-        return cls(
-            id=message.task_id,
-            type=message.type,
-            priority=message.priority_name or message.priority,
-            data=values.wire_to_python(message.data),
-            status=_STATUS_FROM_PROTO[message.state],
-            agent_id=message.agent_id or None,
-            delivery_count=message.delivery_count,
-            failure_count=message.failure_count,
-            max_retries=message.max_retries,
-            last_error=message.last_error,
-            result=optional_document(message, "result"),
-            sequence=message.sequence,
-            required_capabilities=list(message.required_capabilities),
-            enqueued_at=optional_datetime(message, "enqueue_time"),
-            started_at=optional_datetime(message, "start_time"),
-            lease_expires_at=optional_datetime(message, "lease_expire_time"),
-            finished_at=optional_datetime(message, "finish_time"),
-        )
-
 
 @dataclass
 class TaskQueueState:
@@ -146,15 +103,6 @@ class TaskQueueState:
     in_progress: list[Any] = field(default_factory=list)
     completed: list[Any] = field(default_factory=list)
     dead_lettered: list[Any] = field(default_factory=list)
-
-    @classmethod
-    def _from_proto(cls, message: pb.TaskQueueState) -> TaskQueueState:
-        return cls(
-            pending=[QueuedTask._from_proto(t) for t in message.pending],
-            in_progress=[QueuedTask._from_proto(t) for t in message.in_progress],
-            completed=[QueuedTask._from_proto(t) for t in message.completed],
-            dead_lettered=[QueuedTask._from_proto(t) for t in message.dead_lettered],
-        )
 
 
 @dataclass
@@ -179,14 +127,6 @@ class TeamChangeType(enum.StrEnum):
     TEAM_DELETED = "team_deleted"
 
 
-_CHANGE_TYPES = {
-    pb.TEAM_CHANGE_TYPE_AGENT_UPDATED: TeamChangeType.AGENT_UPDATED,
-    pb.TEAM_CHANGE_TYPE_TASK_UPDATED: TeamChangeType.TASK_UPDATED,
-    pb.TEAM_CHANGE_TYPE_TASK_REMOVED: TeamChangeType.TASK_REMOVED,
-    pb.TEAM_CHANGE_TYPE_TEAM_DELETED: TeamChangeType.TEAM_DELETED,
-}
-
-
 @dataclass
 class TeamChange:
     """One item of :meth:`OrchestrationStateManager.watch_team`: first a ``SNAPSHOT`` with
@@ -200,13 +140,51 @@ class TeamChange:
     task_id: str | None = None
 
 
+#: The API's field names that differ from the messages'.
+_AGENT_NAMES = {"updated_at": "update_time"}
+_TASK_NAMES = {
+    "id": "task_id",
+    "status": "state",
+    "enqueued_at": "enqueue_time",
+    "started_at": "start_time",
+    "lease_expires_at": "lease_expire_time",
+    "finished_at": "finish_time",
+}
+
+
+def _agent(message: pb.AgentCoordinationState) -> AgentCoordinationState:
+    return from_message(message, AgentCoordinationState, _AGENT_NAMES)
+
+
+def _task(message: pb.Task) -> QueuedTask:
+    """A QueuedTask: the fields by name; the priority as its name when it has one, the
+    documents decoded, no agent as None."""
+    task = from_message(message, QueuedTask, _TASK_NAMES)
+    task.priority = message.priority_name or message.priority
+    task.data = values.wire_to_python(message.data)
+    task.result = optional_document(message, "result")
+    task.agent_id = message.agent_id or None
+    return task
+
+
+def _queue(message: pb.TaskQueueState) -> TaskQueueState:
+    return TaskQueueState(
+        pending=[_task(t) for t in message.pending],
+        in_progress=[_task(t) for t in message.in_progress],
+        completed=[_task(t) for t in message.completed],
+        dead_lettered=[_task(t) for t in message.dead_lettered],
+    )
+
+
 def _seconds(value: float | timedelta | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else value
 
 
 def task_spec(task: Mapping[str, Any] | QueuedTask) -> pb.TaskSpec:
     """The TaskSpec of a task dict (``id``, ``type``, ``priority``, ``data``,
-    ``required_capabilities`` or ``capability``, ``max_retries``)."""
+    ``required_capabilities`` or ``capability``, ``max_retries``). Only the dict's shape is
+    checked here (known keys, a priority that is a name or an integer); the server checks the
+    values."""
     if isinstance(task, QueuedTask):
         task = {
             "id": task.id,
@@ -243,13 +221,9 @@ def task_spec(task: Mapping[str, Any] | QueuedTask) -> pb.TaskSpec:
     if isinstance(priority, str):
         spec.priority_name = priority
     elif isinstance(priority, int):
-        if not -(2**31) <= priority < 2**31:
-            raise InvalidArgumentError(
-                f"task priority {priority} is outside 0..1000",
-                reason=Reason.INVALID_PRIORITY,
-                violations=[("task.priority", "must be between 0 and 1000")],
-            )
-        spec.priority_level = priority
+        # The server checks the range; a level beyond the wire's int32 is sent as the nearest
+        # int32, which is outside the range too, so the server's error is the one raised.
+        spec.priority_level = min(max(priority, INT32_MIN), INT32_MAX)
     return spec
 
 
@@ -322,7 +296,10 @@ class OrchestrationStateManager(ServiceClient):
                 )
         request = pb.CreateTeamRequest(
             team_id=team_state.team_id,
-            agents=[a._to_proto() for a in team_state.agents.values()],
+            agents=[
+                to_message(a, pb.AgentCoordinationState, _AGENT_NAMES)
+                for a in team_state.agents.values()
+            ],
             initial_tasks=[task_spec(t) for t in queue.pending],
             settings=pb.TeamSettings(
                 completed_retention=self.completed_retention,
@@ -335,7 +312,7 @@ class OrchestrationStateManager(ServiceClient):
         return await self._team_with_queue(response.team)
 
     async def _team_with_queue(self, message: pb.TeamState) -> TeamState:
-        team = _team_from_proto(message)
+        team = _team(message)
         team.task_queue = await self.get_queue_status(team.team_id)
         return team
 
@@ -357,9 +334,12 @@ class OrchestrationStateManager(ServiceClient):
     ) -> AgentCoordinationState:
         """Add an agent to a team; AlreadyExistsError when the id is taken."""
         response = await self._call(
-            "AddAgent", pb.AddAgentRequest(team_id=team_id, agent=agent._to_proto())
+            "AddAgent",
+            pb.AddAgentRequest(
+                team_id=team_id, agent=to_message(agent, pb.AgentCoordinationState, _AGENT_NAMES)
+            ),
         )
-        return AgentCoordinationState._from_proto(response.agent)
+        return _agent(response.agent)
 
     async def update_agent_status(
         self, team_id: str, agent_id: str, status: str, current_task: str | None = None
@@ -369,7 +349,7 @@ class OrchestrationStateManager(ServiceClient):
             team_id=team_id, agent_id=agent_id, status=status, current_task=current_task
         )
         response = await self._call("UpdateAgentStatus", request)
-        return AgentCoordinationState._from_proto(response.agent)
+        return _agent(response.agent)
 
     async def get_available_agents(
         self, team_id: str, capability: str | None = None
@@ -377,7 +357,7 @@ class OrchestrationStateManager(ServiceClient):
         """Idle agents without a current task that have ``capability`` (None: any)."""
         request = pb.GetAvailableAgentsRequest(team_id=team_id, capability=capability or "")
         response = await self._call("GetAvailableAgents", request)
-        return [AgentCoordinationState._from_proto(a) for a in response.agents]
+        return [_agent(a) for a in response.agents]
 
     # -- the queue ------------------------------------------------------------------------------
 
@@ -389,12 +369,12 @@ class OrchestrationStateManager(ServiceClient):
             team_id=team_id, task=task_spec(task), value_encoding=MSGPACK
         )
         response = await self._call("EnqueueTask", request)
-        return QueuedTask._from_proto(response.task)
+        return _task(response.task)
 
     async def get_task(self, team_id: str, task_id: str) -> QueuedTask:
         """One task; NotFoundError when unknown (or trimmed by completed-task retention)."""
         request = pb.GetTaskRequest(team_id=team_id, task_id=task_id, value_encoding=MSGPACK)
-        return QueuedTask._from_proto((await self._call("GetTask", request)).task)
+        return _task((await self._call("GetTask", request)).task)
 
     async def assign_task(
         self,
@@ -417,7 +397,7 @@ class OrchestrationStateManager(ServiceClient):
             lease=to_duration(_seconds(lease)),
             value_encoding=MSGPACK,
         )
-        return QueuedTask._from_proto((await self._call("AssignTask", request)).task)
+        return _task((await self._call("AssignTask", request)).task)
 
     async def claim_next_task(
         self, team_id: str, agent_id: str, lease: float | timedelta | None = None
@@ -432,7 +412,7 @@ class OrchestrationStateManager(ServiceClient):
             value_encoding=MSGPACK,
         )
         response = await self._call("ClaimNextTask", request)
-        return QueuedTask._from_proto(response.task) if response.HasField("task") else None
+        return _task(response.task) if response.HasField("task") else None
 
     async def renew_lease(
         self, team_id: str, task_id: str, agent_id: str, lease: float | timedelta
@@ -445,7 +425,7 @@ class OrchestrationStateManager(ServiceClient):
             lease=to_duration(_seconds(lease)),
             value_encoding=MSGPACK,
         )
-        return QueuedTask._from_proto((await self._call("RenewLease", request)).task)
+        return _task((await self._call("RenewLease", request)).task)
 
     async def complete_task(
         self, team_id: str, task_id: str, result: Any = None, agent_id: str | None = None
@@ -460,7 +440,7 @@ class OrchestrationStateManager(ServiceClient):
             agent_id=agent_id or "",
             value_encoding=MSGPACK,
         )
-        return QueuedTask._from_proto((await self._call("CompleteTask", request)).task)
+        return _task((await self._call("CompleteTask", request)).task)
 
     async def fail_task(
         self,
@@ -481,13 +461,13 @@ class OrchestrationStateManager(ServiceClient):
             retry_limit=retry_limit,
             value_encoding=MSGPACK,
         )
-        return QueuedTask._from_proto((await self._call("FailTask", request)).task)
+        return _task((await self._call("FailTask", request)).task)
 
     async def get_queue_status(self, team_id: str) -> TaskQueueState:
         """The team's queue: ``pending``, ``in_progress``, ``completed`` and
         ``dead_lettered`` lists of :class:`QueuedTask`."""
         request = pb.GetQueueStatusRequest(team_id=team_id, value_encoding=MSGPACK)
-        return TaskQueueState._from_proto((await self._call("GetQueueStatus", request)).queue)
+        return _queue((await self._call("GetQueueStatus", request)).queue)
 
     async def iter_tasks(
         self, team_id: str, status: TaskStatus | str, page_size: int = 0
@@ -498,12 +478,12 @@ class OrchestrationStateManager(ServiceClient):
             pb.ListTasksRequest,
             "tasks",
             team_id=team_id,
-            state=_STATUS_TO_PROTO[TaskStatus(status)],
+            state=enum_to_number(TaskStatus(status), pb.TaskState.DESCRIPTOR),
             page_size=page_size,
             value_encoding=MSGPACK,
         )
         async for task in pages:
-            yield QueuedTask._from_proto(task)
+            yield _task(task)
 
     def watch_team(self, team_id: str) -> LiveStream[TeamChange]:
         """A ``SNAPSHOT`` of the team, then every change of its agents and tasks, until the
@@ -530,20 +510,18 @@ class _TeamFeed:
         """The snapshot, or the changes, of one message."""
         self.revision = max(self.revision, message.revision)
         if message.HasField("snapshot"):
-            team = _team_from_proto(message.snapshot)
-            team.task_queue = TaskQueueState._from_proto(message.snapshot.task_queue)
+            team = _team(message.snapshot)
+            team.task_queue = _queue(message.snapshot.task_queue)
             return [TeamChange(TeamChangeType.SNAPSHOT, message.revision, team=team)]
         changes = []
         for change in message.changes:
-            kind = _CHANGE_TYPES[change.type]
+            kind = enum_from_number(change.type, pb.TeamChangeType.DESCRIPTOR, TeamChangeType)
             changes.append(
                 TeamChange(
                     kind,
                     message.revision,
-                    agent=AgentCoordinationState._from_proto(change.agent)
-                    if change.HasField("agent")
-                    else None,
-                    task=QueuedTask._from_proto(change.task) if change.HasField("task") else None,
+                    agent=_agent(change.agent) if change.HasField("agent") else None,
+                    task=_task(change.task) if change.HasField("task") else None,
                     task_id=change.task_id or None,
                 )
             )
@@ -556,12 +534,10 @@ class _TeamFeed:
         """Nothing to remember: a reconnect starts from a snapshot."""
 
 
-def _team_from_proto(message: pb.TeamState) -> TeamState:
+def _team(message: pb.TeamState) -> TeamState:
+    """A TeamState without its queue (the agents converted one by one for their renames)."""
     return TeamState(
         team_id=message.team_id,
-        agents={
-            agent_id: AgentCoordinationState._from_proto(agent)
-            for agent_id, agent in sorted(message.agents.items())
-        },
+        agents={agent_id: _agent(agent) for agent_id, agent in sorted(message.agents.items())},
         created_at=optional_datetime(message, "create_time"),
     )

@@ -14,20 +14,31 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
+
 from statekeeper import values
-from statekeeper.errors import InternalError, NotFoundError, StateKeeperError
+from statekeeper.errors import (
+    STATUS_CODES,
+    InternalError,
+    NotFoundError,
+    StateKeeperError,
+    from_status,
+)
 from statekeeper.state.changes import ChangeType, StateChange, StateEntry
 from statekeeper.state.client import MAX_RECONNECT_DELAY as MAX_RECONNECT_DELAY
 from statekeeper.state.client import MSGPACK, ServiceClient, paginate
 from statekeeper.state.live import LiveStream, RevisionFeed
 from statekeeper.timestamps import optional_datetime, to_duration
-from statekeeper.transport import ConnectionOptions, Transport
+from statekeeper.transport import Coalescer, ConnectionOptions, Queued, Transport, unary
 from statekeeper.v1 import common_pb2, state_service_pb2_grpc
 from statekeeper.v1 import state_service_pb2 as pb
 
 log = logging.getLogger("statekeeper.state")
 
 _SERVICE = "statekeeper.v1.StateService"
+
+#: The field of a BatchOperation (and BatchResult) for each RPC a batch can carry.
+BATCH_FIELDS = {"Save": "save", "Get": "get", "Delete": "delete", "Transact": "transact"}
 
 Callback = Callable[[str, Any, Any], Any]
 ErrorCallback = Callable[[StateKeeperError], Any]
@@ -65,7 +76,9 @@ class StateConfig:
     Remote (``backend="grpc"``) security: ``tls`` / ``tls_ca_file`` (trusted CA of the server
     certificate), ``tls_cert_file`` + ``tls_key_file`` (client certificate for mutual TLS),
     ``tls_server_name`` (name to check in the server certificate), ``token`` (bearer token) and
-    ``namespace`` (which of the token's namespaces to use).
+    ``namespace`` (which of the token's namespaces to use). ``batching`` (remote, on by
+    default) sends the saves, gets, deletes and transactions issued while another is in flight
+    together, in one ``Batch`` call (docs/batching.md); False sends each alone.
     """
 
     backend: str = "memory"
@@ -85,6 +98,7 @@ class StateConfig:
     tls_server_name: str | None = None
     token: str | None = field(default=None, repr=False)
     namespace: str | None = None
+    batching: bool = True
     options: dict[str, Any] = field(default_factory=dict)
 
     def connection(self) -> ConnectionOptions:
@@ -105,6 +119,7 @@ class StateConfig:
             tls_server_name=self.tls_server_name,
             token=self.token,
             namespace=self.namespace,
+            batching=self.batching,
             **self.options,
         )
 
@@ -166,7 +181,32 @@ class StateManager(ServiceClient):
         self._before_call()
         if self._starting:
             await self._wait_for_subscriptions()
+        if method in BATCH_FIELDS:
+            coalescer = self._transport.coalescer(_SERVICE, self._coalescer)
+            if coalescer is not None:
+                return await coalescer.call(method, request, self.timeout)
         return await super()._call(method, request)
+
+    def _coalescer(self) -> Coalescer:
+        """The coalescer of this manager's channel: single calls and Batch calls of its stub."""
+        stub = self._stub
+
+        async def send_one(method: str, request: Any, timeout: float | None) -> Any:
+            return await unary(getattr(stub, method), request, timeout)
+
+        async def send_batch(calls: list[Queued], timeout: float | None) -> list[Any]:
+            request = pb.BatchRequest(
+                operations=[
+                    pb.BatchOperation(**{BATCH_FIELDS[call.method]: call.request}) for call in calls
+                ]
+            )
+            response = await unary(stub.Batch, request, timeout)
+            return [
+                _batch_outcome(result, BATCH_FIELDS[call.method])
+                for call, result in zip(calls, response.results, strict=True)
+            ]
+
+        return Coalescer(send_one, send_batch)
 
     def _before_call(self) -> None:
         """Raise the failure of a subscription without an error callback (once), and start
@@ -503,6 +543,15 @@ class StateManager(ServiceClient):
         tasks = [task for s in subscriptions if (task := s.stop()) is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         await super().close()
+
+
+def _batch_outcome(result: pb.BatchResult, name: str) -> Any:
+    """The response of one batch operation, or the typed error its status stands for."""
+    status = result.status
+    if status.code:
+        code = STATUS_CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+        return from_status(code, status.message, status.details)
+    return getattr(result, name)
 
 
 def _last_revision(message: pb.WatchResponse) -> int:

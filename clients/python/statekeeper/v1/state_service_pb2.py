@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from statekeeper.v1 import common_pb2 as statekeeper_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"statekeeper/v1/state_service.proto\x12\x0estatekeeper.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bstatekeeper/v1/common.proto\"\x9e\x01\n\x0bSaveRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.statekeeper.v1.Value\x12\x1e\n\x11\x65xpected_revision\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x14\n\x12_expected_revision\"4\n\x0cSaveResponse\x12$\n\x02kv\x18\x01 \x01(\x0b\x32\x18.statekeeper.v1.KeyValue\"P\n\nGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x35\n\x0evalue_encoding\x18\x02 \x01(\x0e\x32\x1d.statekeeper.v1.ValueEncoding\"E\n\x0bGetResponse\x12$\n\x02kv\x18\x01 \x01(\x0b\x32\x18.statekeeper.v1.KeyValue\x12\x10\n\x08revision\x18\x02 \x01(\x03\"\xd7\x01\n\rUpdateRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05patch\x18\x02 \x01(\x0b\x32\x15.statekeeper.v1.Value\x12\x1e\n\x11\x65xpected_revision\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x0evalue_encoding\x18\x05 \x01(\x0e\x32\x1d.statekeeper.v1.ValueEncodingB\x14\n\x12_expected_revision\"6\n\x0eUpdateResponse\x12$\n\x02kv\x18\x01 \x01(\x0b\x32\x18.statekeeper.v1.KeyValue\"R\n\rDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x11\x65xpected_revision\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x14\n\x12_expected_revision\"3\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\x03\"I\n\x0fListKeysRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"K\n\x10ListKeysResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\"4\n\nComparison\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x03\"i\n\x0cPutOperation\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.statekeeper.v1.Value\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x1e\n\x0f\x44\x65leteOperation\x12\x0b\n\x03key\x18\x01 \x01(\t\"s\n\tOperation\x12+\n\x03put\x18\x01 \x01(\x0b\x32\x1c.statekeeper.v1.PutOperationH\x00\x12\x31\n\x06\x64\x65lete\x18\x02 \x01(\x0b\x32\x1f.statekeeper.v1.DeleteOperationH\x00\x42\x06\n\x04kind\"q\n\x0fTransactRequest\x12/\n\x0b\x63omparisons\x18\x01 \x03(\x0b\x32\x1a.statekeeper.v1.Comparison\x12-\n\noperations\x18\x02 \x03(\x0b\x32\x19.statekeeper.v1.Operation\"$\n\x10TransactResponse\x12\x10\n\x08revision\x18\x01 \x01(\x03\"\xb5\x01\n\x0cWatchRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x16\n\x0estart_revision\x18\x02 \x01(\x03\x12\x0f\n\x07prev_kv\x18\x03 \x01(\x08\x12\x35\n\x0evalue_encoding\x18\x04 \x01(\x0e\x32\x1d.statekeeper.v1.ValueEncoding\x12\x34\n\x11progress_interval\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x81\x01\n\x05\x45vent\x12\'\n\x04type\x18\x01 \x01(\x0e\x32\x19.statekeeper.v1.EventType\x12$\n\x02kv\x18\x02 \x01(\x0b\x32\x18.statekeeper.v1.KeyValue\x12)\n\x07prev_kv\x18\x03 \x01(\x0b\x32\x18.statekeeper.v1.KeyValue\"\xc7\x01\n\rWatchResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\x03\x12%\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x15.statekeeper.v1.Event\x12\x17\n\x0fprogress_notify\x18\x04 \x01(\x08\x12\x10\n\x08\x63\x61nceled\x18\x05 \x01(\x08\x12\x18\n\x10\x63ompact_revision\x18\x06 \x01(\x03\x12\x15\n\rcancel_reason\x18\x07 \x01(\t\x12\x10\n\x08\x66ragment\x18\x08 \x01(\x08\"\xe7\x01\n\x0cRangeRequest\x12\x11\n\tstart_key\x18\x01 \x01(\t\x12\x0f\n\x07\x65nd_key\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x0f\n\x07pattern\x18\x04 \x01(\t\x12\x0f\n\x07reverse\x18\x05 \x01(\x08\x12\x11\n\tkeys_only\x18\x06 \x01(\x08\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\x12\x10\n\x08revision\x18\t \x01(\x03\x12\x35\n\x0evalue_encoding\x18\n \x01(\x0e\x32\x1d.statekeeper.v1.ValueEncoding\"a\n\rRangeResponse\x12%\n\x03kvs\x18\x01 \x03(\x0b\x32\x18.statekeeper.v1.KeyValue\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\"s\n\x12\x44\x65leteRangeRequest\x12\x11\n\tstart_key\x18\x01 \x01(\t\x12\x0f\n\x07\x65nd_key\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12)\n\x05guard\x18\x04 \x01(\x0b\x32\x1a.statekeeper.v1.Comparison\"8\n\x13\x44\x65leteRangeResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x03\x12\x10\n\x08revision\x18\x02 \x01(\x03\"k\n\x10\x43opyRangeRequest\x12\x15\n\rsource_prefix\x18\x01 \x01(\t\x12\x15\n\rtarget_prefix\x18\x02 \x01(\t\x12)\n\x05guard\x18\x03 \x01(\x0b\x32\x1a.statekeeper.v1.Comparison\"N\n\x11\x43opyRangeResponse\x12\x0e\n\x06\x63opied\x18\x01 \x01(\x03\x12\x10\n\x08revision\x18\x02 \x01(\x03\x12\x17\n\x0fsource_revision\x18\x03 \x01(\x03\"\x11\n\x0fGetStatsRequest\"~\n\x10GetStatsResponse\x12\x0c\n\x04keys\x18\x01 \x01(\x03\x12\r\n\x05\x62ytes\x18\x02 \x01(\x03\x12\x10\n\x08revision\x18\x03 \x01(\x03\x12\x17\n\x0foldest_revision\x18\x04 \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x11\n\tuser_keys\x18\x06 \x01(\x03*i\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x45VENT_TYPE_PUT\x10\x01\x12\x15\n\x11\x45VENT_TYPE_DELETE\x10\x02\x12\x15\n\x11\x45VENT_TYPE_EXPIRE\x10\x03\x32\xc8\x06\n\x0cStateService\x12\x41\n\x04Save\x12\x1b.statekeeper.v1.SaveRequest\x1a\x1c.statekeeper.v1.SaveResponse\x12>\n\x03Get\x12\x1a.statekeeper.v1.GetRequest\x1a\x1b.statekeeper.v1.GetResponse\x12G\n\x06Update\x12\x1d.statekeeper.v1.UpdateRequest\x1a\x1e.statekeeper.v1.UpdateResponse\x12G\n\x06\x44\x65lete\x12\x1d.statekeeper.v1.DeleteRequest\x1a\x1e.statekeeper.v1.DeleteResponse\x12M\n\x08ListKeys\x12\x1f.statekeeper.v1.ListKeysRequest\x1a .statekeeper.v1.ListKeysResponse\x12M\n\x08Transact\x12\x1f.statekeeper.v1.TransactRequest\x1a .statekeeper.v1.TransactResponse\x12\x46\n\x05Watch\x12\x1c.statekeeper.v1.WatchRequest\x1a\x1d.statekeeper.v1.WatchResponse0\x01\x12M\n\x08GetStats\x12\x1f.statekeeper.v1.GetStatsRequest\x1a .statekeeper.v1.GetStatsResponse\x12\x44\n\x05Range\x12\x1c.statekeeper.v1.RangeRequest\x1a\x1d.statekeeper.v1.RangeResponse\x12V\n\x0b\x44\x65leteRange\x12\".statekeeper.v1.DeleteRangeRequest\x1a#.statekeeper.v1.DeleteRangeResponse\x12P\n\tCopyRange\x12 .statekeeper.v1.CopyRangeRequest\x1a!.statekeeper.v1.CopyRangeResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"statekeeper/v1/state_service.proto\x12\x0estatekeeper.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bstatekeeper/v1/common.proto\"\x9e\x01\n\x0bSaveRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.statekeeper.v1.Value\x12\x1e\n\x11\x65xpected_revision\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x14\n\x12_expected_revision\"4\n\x0cSaveResponse\x12$\n\x02kv\x18\x01 \x01(\x0b\x32\x18.statekeeper.v1.KeyValue\"P\n\nGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x35\n\x0evalue_encoding\x18\x02 \x01(\x0e\x32\x1d.statekeeper.v1.ValueEncoding\"E\n\x0bGetResponse\x12$\n\x02kv\x18\x01 \x01(\x0b\x32\x18.statekeeper.v1.KeyValue\x12\x10\n\x08revision\x18\x02 \x01(\x03\"\xd7\x01\n\rUpdateRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05patch\x18\x02 \x01(\x0b\x32\x15.statekeeper.v1.Value\x12\x1e\n\x11\x65xpected_revision\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x0evalue_encoding\x18\x05 \x01(\x0e\x32\x1d.statekeeper.v1.ValueEncodingB\x14\n\x12_expected_revision\"6\n\x0eUpdateResponse\x12$\n\x02kv\x18\x01 \x01(\x0b\x32\x18.statekeeper.v1.KeyValue\"R\n\rDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x11\x65xpected_revision\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x14\n\x12_expected_revision\"3\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\x03\"I\n\x0fListKeysRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"K\n\x10ListKeysResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\"4\n\nComparison\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x03\"i\n\x0cPutOperation\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.statekeeper.v1.Value\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x1e\n\x0f\x44\x65leteOperation\x12\x0b\n\x03key\x18\x01 \x01(\t\"s\n\tOperation\x12+\n\x03put\x18\x01 \x01(\x0b\x32\x1c.statekeeper.v1.PutOperationH\x00\x12\x31\n\x06\x64\x65lete\x18\x02 \x01(\x0b\x32\x1f.statekeeper.v1.DeleteOperationH\x00\x42\x06\n\x04kind\"q\n\x0fTransactRequest\x12/\n\x0b\x63omparisons\x18\x01 \x03(\x0b\x32\x1a.statekeeper.v1.Comparison\x12-\n\noperations\x18\x02 \x03(\x0b\x32\x19.statekeeper.v1.Operation\"$\n\x10TransactResponse\x12\x10\n\x08revision\x18\x01 \x01(\x03\"\xb5\x01\n\x0cWatchRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x16\n\x0estart_revision\x18\x02 \x01(\x03\x12\x0f\n\x07prev_kv\x18\x03 \x01(\x08\x12\x35\n\x0evalue_encoding\x18\x04 \x01(\x0e\x32\x1d.statekeeper.v1.ValueEncoding\x12\x34\n\x11progress_interval\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x81\x01\n\x05\x45vent\x12\'\n\x04type\x18\x01 \x01(\x0e\x32\x19.statekeeper.v1.EventType\x12$\n\x02kv\x18\x02 \x01(\x0b\x32\x18.statekeeper.v1.KeyValue\x12)\n\x07prev_kv\x18\x03 \x01(\x0b\x32\x18.statekeeper.v1.KeyValue\"\xc7\x01\n\rWatchResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\x03\x12%\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x15.statekeeper.v1.Event\x12\x17\n\x0fprogress_notify\x18\x04 \x01(\x08\x12\x10\n\x08\x63\x61nceled\x18\x05 \x01(\x08\x12\x18\n\x10\x63ompact_revision\x18\x06 \x01(\x03\x12\x15\n\rcancel_reason\x18\x07 \x01(\t\x12\x10\n\x08\x66ragment\x18\x08 \x01(\x08\"\xe7\x01\n\x0cRangeRequest\x12\x11\n\tstart_key\x18\x01 \x01(\t\x12\x0f\n\x07\x65nd_key\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x0f\n\x07pattern\x18\x04 \x01(\t\x12\x0f\n\x07reverse\x18\x05 \x01(\x08\x12\x11\n\tkeys_only\x18\x06 \x01(\x08\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\x12\x10\n\x08revision\x18\t \x01(\x03\x12\x35\n\x0evalue_encoding\x18\n \x01(\x0e\x32\x1d.statekeeper.v1.ValueEncoding\"a\n\rRangeResponse\x12%\n\x03kvs\x18\x01 \x03(\x0b\x32\x18.statekeeper.v1.KeyValue\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\"s\n\x12\x44\x65leteRangeRequest\x12\x11\n\tstart_key\x18\x01 \x01(\t\x12\x0f\n\x07\x65nd_key\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12)\n\x05guard\x18\x04 \x01(\x0b\x32\x1a.statekeeper.v1.Comparison\"8\n\x13\x44\x65leteRangeResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x03\x12\x10\n\x08revision\x18\x02 \x01(\x03\"k\n\x10\x43opyRangeRequest\x12\x15\n\rsource_prefix\x18\x01 \x01(\t\x12\x15\n\rtarget_prefix\x18\x02 \x01(\t\x12)\n\x05guard\x18\x03 \x01(\x0b\x32\x1a.statekeeper.v1.Comparison\"N\n\x11\x43opyRangeResponse\x12\x0e\n\x06\x63opied\x18\x01 \x01(\x03\x12\x10\n\x08revision\x18\x02 \x01(\x03\x12\x17\n\x0fsource_revision\x18\x03 \x01(\x03\"\x11\n\x0fGetStatsRequest\"~\n\x10GetStatsResponse\x12\x0c\n\x04keys\x18\x01 \x01(\x03\x12\r\n\x05\x62ytes\x18\x02 \x01(\x03\x12\x10\n\x08revision\x18\x03 \x01(\x03\x12\x17\n\x0foldest_revision\x18\x04 \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x11\n\tuser_keys\x18\x06 \x01(\x03\"B\n\x0c\x42\x61tchRequest\x12\x32\n\noperations\x18\x01 \x03(\x0b\x32\x1e.statekeeper.v1.BatchOperation\"\xd6\x01\n\x0e\x42\x61tchOperation\x12+\n\x04save\x18\x01 \x01(\x0b\x32\x1b.statekeeper.v1.SaveRequestH\x00\x12)\n\x03get\x18\x02 \x01(\x0b\x32\x1a.statekeeper.v1.GetRequestH\x00\x12/\n\x06\x64\x65lete\x18\x03 \x01(\x0b\x32\x1d.statekeeper.v1.DeleteRequestH\x00\x12\x33\n\x08transact\x18\x04 \x01(\x0b\x32\x1f.statekeeper.v1.TransactRequestH\x00\x42\x06\n\x04kind\"S\n\x0b\x42\x61tchStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12%\n\x07\x64\x65tails\x18\x03 \x03(\x0b\x32\x14.google.protobuf.Any\"\x84\x02\n\x0b\x42\x61tchResult\x12+\n\x06status\x18\x01 \x01(\x0b\x32\x1b.statekeeper.v1.BatchStatus\x12,\n\x04save\x18\x02 \x01(\x0b\x32\x1c.statekeeper.v1.SaveResponseH\x00\x12*\n\x03get\x18\x03 \x01(\x0b\x32\x1b.statekeeper.v1.GetResponseH\x00\x12\x30\n\x06\x64\x65lete\x18\x04 \x01(\x0b\x32\x1e.statekeeper.v1.DeleteResponseH\x00\x12\x34\n\x08transact\x18\x05 \x01(\x0b\x32 .statekeeper.v1.TransactResponseH\x00\x42\x06\n\x04kind\"=\n\rBatchResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.statekeeper.v1.BatchResult*i\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x45VENT_TYPE_PUT\x10\x01\x12\x15\n\x11\x45VENT_TYPE_DELETE\x10\x02\x12\x15\n\x11\x45VENT_TYPE_EXPIRE\x10\x03\x32\x8e\x07\n\x0cStateService\x12\x41\n\x04Save\x12\x1b.statekeeper.v1.SaveRequest\x1a\x1c.statekeeper.v1.SaveResponse\x12>\n\x03Get\x12\x1a.statekeeper.v1.GetRequest\x1a\x1b.statekeeper.v1.GetResponse\x12G\n\x06Update\x12\x1d.statekeeper.v1.UpdateRequest\x1a\x1e.statekeeper.v1.UpdateResponse\x12G\n\x06\x44\x65lete\x12\x1d.statekeeper.v1.DeleteRequest\x1a\x1e.statekeeper.v1.DeleteResponse\x12M\n\x08ListKeys\x12\x1f.statekeeper.v1.ListKeysRequest\x1a .statekeeper.v1.ListKeysResponse\x12M\n\x08Transact\x12\x1f.statekeeper.v1.TransactRequest\x1a .statekeeper.v1.TransactResponse\x12\x46\n\x05Watch\x12\x1c.statekeeper.v1.WatchRequest\x1a\x1d.statekeeper.v1.WatchResponse0\x01\x12M\n\x08GetStats\x12\x1f.statekeeper.v1.GetStatsRequest\x1a .statekeeper.v1.GetStatsResponse\x12\x44\n\x05Range\x12\x1c.statekeeper.v1.RangeRequest\x1a\x1d.statekeeper.v1.RangeResponse\x12V\n\x0b\x44\x65leteRange\x12\".statekeeper.v1.DeleteRangeRequest\x1a#.statekeeper.v1.DeleteRangeResponse\x12P\n\tCopyRange\x12 .statekeeper.v1.CopyRangeRequest\x1a!.statekeeper.v1.CopyRangeResponse\x12\x44\n\x05\x42\x61tch\x12\x1c.statekeeper.v1.BatchRequest\x1a\x1d.statekeeper.v1.BatchResponseBKZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,62 +35,72 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'statekeeper.v1.state_servic
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZIgithub.com/statekeeper/statekeeper/clients/go/statekeeperv1;statekeeperv1'
-  _globals['_EVENTTYPE']._serialized_start=2871
-  _globals['_EVENTTYPE']._serialized_end=2976
-  _globals['_SAVEREQUEST']._serialized_start=116
-  _globals['_SAVEREQUEST']._serialized_end=274
-  _globals['_SAVERESPONSE']._serialized_start=276
-  _globals['_SAVERESPONSE']._serialized_end=328
-  _globals['_GETREQUEST']._serialized_start=330
-  _globals['_GETREQUEST']._serialized_end=410
-  _globals['_GETRESPONSE']._serialized_start=412
-  _globals['_GETRESPONSE']._serialized_end=481
-  _globals['_UPDATEREQUEST']._serialized_start=484
-  _globals['_UPDATEREQUEST']._serialized_end=699
-  _globals['_UPDATERESPONSE']._serialized_start=701
-  _globals['_UPDATERESPONSE']._serialized_end=755
-  _globals['_DELETEREQUEST']._serialized_start=757
-  _globals['_DELETEREQUEST']._serialized_end=839
-  _globals['_DELETERESPONSE']._serialized_start=841
-  _globals['_DELETERESPONSE']._serialized_end=892
-  _globals['_LISTKEYSREQUEST']._serialized_start=894
-  _globals['_LISTKEYSREQUEST']._serialized_end=967
-  _globals['_LISTKEYSRESPONSE']._serialized_start=969
-  _globals['_LISTKEYSRESPONSE']._serialized_end=1044
-  _globals['_COMPARISON']._serialized_start=1046
-  _globals['_COMPARISON']._serialized_end=1098
-  _globals['_PUTOPERATION']._serialized_start=1100
-  _globals['_PUTOPERATION']._serialized_end=1205
-  _globals['_DELETEOPERATION']._serialized_start=1207
-  _globals['_DELETEOPERATION']._serialized_end=1237
-  _globals['_OPERATION']._serialized_start=1239
-  _globals['_OPERATION']._serialized_end=1354
-  _globals['_TRANSACTREQUEST']._serialized_start=1356
-  _globals['_TRANSACTREQUEST']._serialized_end=1469
-  _globals['_TRANSACTRESPONSE']._serialized_start=1471
-  _globals['_TRANSACTRESPONSE']._serialized_end=1507
-  _globals['_WATCHREQUEST']._serialized_start=1510
-  _globals['_WATCHREQUEST']._serialized_end=1691
-  _globals['_EVENT']._serialized_start=1694
-  _globals['_EVENT']._serialized_end=1823
-  _globals['_WATCHRESPONSE']._serialized_start=1826
-  _globals['_WATCHRESPONSE']._serialized_end=2025
-  _globals['_RANGEREQUEST']._serialized_start=2028
-  _globals['_RANGEREQUEST']._serialized_end=2259
-  _globals['_RANGERESPONSE']._serialized_start=2261
-  _globals['_RANGERESPONSE']._serialized_end=2358
-  _globals['_DELETERANGEREQUEST']._serialized_start=2360
-  _globals['_DELETERANGEREQUEST']._serialized_end=2475
-  _globals['_DELETERANGERESPONSE']._serialized_start=2477
-  _globals['_DELETERANGERESPONSE']._serialized_end=2533
-  _globals['_COPYRANGEREQUEST']._serialized_start=2535
-  _globals['_COPYRANGEREQUEST']._serialized_end=2642
-  _globals['_COPYRANGERESPONSE']._serialized_start=2644
-  _globals['_COPYRANGERESPONSE']._serialized_end=2722
-  _globals['_GETSTATSREQUEST']._serialized_start=2724
-  _globals['_GETSTATSREQUEST']._serialized_end=2741
-  _globals['_GETSTATSRESPONSE']._serialized_start=2743
-  _globals['_GETSTATSRESPONSE']._serialized_end=2869
-  _globals['_STATESERVICE']._serialized_start=2979
-  _globals['_STATESERVICE']._serialized_end=3819
+  _globals['_EVENTTYPE']._serialized_start=3594
+  _globals['_EVENTTYPE']._serialized_end=3699
+  _globals['_SAVEREQUEST']._serialized_start=143
+  _globals['_SAVEREQUEST']._serialized_end=301
+  _globals['_SAVERESPONSE']._serialized_start=303
+  _globals['_SAVERESPONSE']._serialized_end=355
+  _globals['_GETREQUEST']._serialized_start=357
+  _globals['_GETREQUEST']._serialized_end=437
+  _globals['_GETRESPONSE']._serialized_start=439
+  _globals['_GETRESPONSE']._serialized_end=508
+  _globals['_UPDATEREQUEST']._serialized_start=511
+  _globals['_UPDATEREQUEST']._serialized_end=726
+  _globals['_UPDATERESPONSE']._serialized_start=728
+  _globals['_UPDATERESPONSE']._serialized_end=782
+  _globals['_DELETEREQUEST']._serialized_start=784
+  _globals['_DELETEREQUEST']._serialized_end=866
+  _globals['_DELETERESPONSE']._serialized_start=868
+  _globals['_DELETERESPONSE']._serialized_end=919
+  _globals['_LISTKEYSREQUEST']._serialized_start=921
+  _globals['_LISTKEYSREQUEST']._serialized_end=994
+  _globals['_LISTKEYSRESPONSE']._serialized_start=996
+  _globals['_LISTKEYSRESPONSE']._serialized_end=1071
+  _globals['_COMPARISON']._serialized_start=1073
+  _globals['_COMPARISON']._serialized_end=1125
+  _globals['_PUTOPERATION']._serialized_start=1127
+  _globals['_PUTOPERATION']._serialized_end=1232
+  _globals['_DELETEOPERATION']._serialized_start=1234
+  _globals['_DELETEOPERATION']._serialized_end=1264
+  _globals['_OPERATION']._serialized_start=1266
+  _globals['_OPERATION']._serialized_end=1381
+  _globals['_TRANSACTREQUEST']._serialized_start=1383
+  _globals['_TRANSACTREQUEST']._serialized_end=1496
+  _globals['_TRANSACTRESPONSE']._serialized_start=1498
+  _globals['_TRANSACTRESPONSE']._serialized_end=1534
+  _globals['_WATCHREQUEST']._serialized_start=1537
+  _globals['_WATCHREQUEST']._serialized_end=1718
+  _globals['_EVENT']._serialized_start=1721
+  _globals['_EVENT']._serialized_end=1850
+  _globals['_WATCHRESPONSE']._serialized_start=1853
+  _globals['_WATCHRESPONSE']._serialized_end=2052
+  _globals['_RANGEREQUEST']._serialized_start=2055
+  _globals['_RANGEREQUEST']._serialized_end=2286
+  _globals['_RANGERESPONSE']._serialized_start=2288
+  _globals['_RANGERESPONSE']._serialized_end=2385
+  _globals['_DELETERANGEREQUEST']._serialized_start=2387
+  _globals['_DELETERANGEREQUEST']._serialized_end=2502
+  _globals['_DELETERANGERESPONSE']._serialized_start=2504
+  _globals['_DELETERANGERESPONSE']._serialized_end=2560
+  _globals['_COPYRANGEREQUEST']._serialized_start=2562
+  _globals['_COPYRANGEREQUEST']._serialized_end=2669
+  _globals['_COPYRANGERESPONSE']._serialized_start=2671
+  _globals['_COPYRANGERESPONSE']._serialized_end=2749
+  _globals['_GETSTATSREQUEST']._serialized_start=2751
+  _globals['_GETSTATSREQUEST']._serialized_end=2768
+  _globals['_GETSTATSRESPONSE']._serialized_start=2770
+  _globals['_GETSTATSRESPONSE']._serialized_end=2896
+  _globals['_BATCHREQUEST']._serialized_start=2898
+  _globals['_BATCHREQUEST']._serialized_end=2964
+  _globals['_BATCHOPERATION']._serialized_start=2967
+  _globals['_BATCHOPERATION']._serialized_end=3181
+  _globals['_BATCHSTATUS']._serialized_start=3183
+  _globals['_BATCHSTATUS']._serialized_end=3266
+  _globals['_BATCHRESULT']._serialized_start=3269
+  _globals['_BATCHRESULT']._serialized_end=3529
+  _globals['_BATCHRESPONSE']._serialized_start=3531
+  _globals['_BATCHRESPONSE']._serialized_end=3592
+  _globals['_STATESERVICE']._serialized_start=3702
+  _globals['_STATESERVICE']._serialized_end=4612
 # @@protoc_insertion_point(module_scope)

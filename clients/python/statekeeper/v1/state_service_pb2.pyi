@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from statekeeper.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
@@ -295,3 +296,51 @@ class GetStatsResponse(_message.Message):
     backend: str
     user_keys: int
     def __init__(self, keys: _Optional[int] = ..., bytes: _Optional[int] = ..., revision: _Optional[int] = ..., oldest_revision: _Optional[int] = ..., backend: _Optional[str] = ..., user_keys: _Optional[int] = ...) -> None: ...
+
+class BatchRequest(_message.Message):
+    __slots__ = ("operations",)
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    operations: _containers.RepeatedCompositeFieldContainer[BatchOperation]
+    def __init__(self, operations: _Optional[_Iterable[_Union[BatchOperation, _Mapping]]] = ...) -> None: ...
+
+class BatchOperation(_message.Message):
+    __slots__ = ("save", "get", "delete", "transact")
+    SAVE_FIELD_NUMBER: _ClassVar[int]
+    GET_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACT_FIELD_NUMBER: _ClassVar[int]
+    save: SaveRequest
+    get: GetRequest
+    delete: DeleteRequest
+    transact: TransactRequest
+    def __init__(self, save: _Optional[_Union[SaveRequest, _Mapping]] = ..., get: _Optional[_Union[GetRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., transact: _Optional[_Union[TransactRequest, _Mapping]] = ...) -> None: ...
+
+class BatchStatus(_message.Message):
+    __slots__ = ("code", "message", "details")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    details: _containers.RepeatedCompositeFieldContainer[_any_pb2.Any]
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., details: _Optional[_Iterable[_Union[_any_pb2.Any, _Mapping]]] = ...) -> None: ...
+
+class BatchResult(_message.Message):
+    __slots__ = ("status", "save", "get", "delete", "transact")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SAVE_FIELD_NUMBER: _ClassVar[int]
+    GET_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACT_FIELD_NUMBER: _ClassVar[int]
+    status: BatchStatus
+    save: SaveResponse
+    get: GetResponse
+    delete: DeleteResponse
+    transact: TransactResponse
+    def __init__(self, status: _Optional[_Union[BatchStatus, _Mapping]] = ..., save: _Optional[_Union[SaveResponse, _Mapping]] = ..., get: _Optional[_Union[GetResponse, _Mapping]] = ..., delete: _Optional[_Union[DeleteResponse, _Mapping]] = ..., transact: _Optional[_Union[TransactResponse, _Mapping]] = ...) -> None: ...
+
+class BatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchResult, _Mapping]]] = ...) -> None: ...

@@ -94,6 +94,11 @@ class StateServiceStub:
                 request_serializer=statekeeper_dot_v1_dot_state__service__pb2.CopyRangeRequest.SerializeToString,
                 response_deserializer=statekeeper_dot_v1_dot_state__service__pb2.CopyRangeResponse.FromString,
                 _registered_method=True)
+        self.Batch = channel.unary_unary(
+                '/statekeeper.v1.StateService/Batch',
+                request_serializer=statekeeper_dot_v1_dot_state__service__pb2.BatchRequest.SerializeToString,
+                response_deserializer=statekeeper_dot_v1_dot_state__service__pb2.BatchResponse.FromString,
+                _registered_method=True)
 
 
 class StateServiceServicer:
@@ -187,6 +192,24 @@ class StateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Batch(self, request, context):
+        """Batch runs independent operations (saves, gets, deletes, compare-and-set writes and
+        transactions) in one call. It is not a transaction: each operation has its own result or
+        its own error status, exactly as if it had been sent alone as its own RPC, after the
+        operations before it in the list; each write commits at a revision of its own. The server
+        serves the batch in one backend round trip where the backend allows it (one Redis
+        pipeline, one group commit of the file log). Clients use it to coalesce calls issued
+        while another call is in flight. A request of more than 1000 operations fails as a whole
+        with RESOURCE_EXHAUSTED (reason TOO_MANY_OPERATIONS), as an oversized transaction does.
+        The call needs the read role, and each write operation the write role (PERMISSION_DENIED
+        in that operation's status otherwise). When the results of the gets would not fit one
+        response message, the gets that do not fit fail with RESOURCE_EXHAUSTED (reason
+        BATCH_RESPONSE_TOO_LARGE): send them again alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -244,6 +267,11 @@ def add_StateServiceServicer_to_server(servicer, server):
                     servicer.CopyRange,
                     request_deserializer=statekeeper_dot_v1_dot_state__service__pb2.CopyRangeRequest.FromString,
                     response_serializer=statekeeper_dot_v1_dot_state__service__pb2.CopyRangeResponse.SerializeToString,
+            ),
+            'Batch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Batch,
+                    request_deserializer=statekeeper_dot_v1_dot_state__service__pb2.BatchRequest.FromString,
+                    response_serializer=statekeeper_dot_v1_dot_state__service__pb2.BatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -548,6 +576,33 @@ class StateService:
             '/statekeeper.v1.StateService/CopyRange',
             statekeeper_dot_v1_dot_state__service__pb2.CopyRangeRequest.SerializeToString,
             statekeeper_dot_v1_dot_state__service__pb2.CopyRangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Batch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statekeeper.v1.StateService/Batch',
+            statekeeper_dot_v1_dot_state__service__pb2.BatchRequest.SerializeToString,
+            statekeeper_dot_v1_dot_state__service__pb2.BatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, replace
-from typing import Any
 
 from statekeeper.errors import (
     FailedPreconditionError,
@@ -37,10 +36,17 @@ from statekeeper.errors import (
 
 from statekeeper_server.engine.identifiers import check_id, check_text
 from statekeeper_server.engine.limits import Limits
-from statekeeper_server.engine.records import Schema, Txn, delete_prefix, scan, transact
+from statekeeper_server.engine.records import (
+    Schema,
+    Txn,
+    delete_prefix,
+    renamed,
+    scan,
+    scoped_page,
+    transact,
+)
 from statekeeper_server.engine.storage.backend import Backend
 from statekeeper_server.engine.tenancy import tenant_prefix
-from statekeeper_server.engine.tokens import decode_scoped, encode_scoped
 
 #: The backend namespace of knowledge-base records.
 NAMESPACE = "kb/"
@@ -117,20 +123,11 @@ class KnowledgeBaseState:
     documents_synced: int
 
 
-def _renamed(names: dict[str, str]) -> Any:
-    """An upgrade that renames the stored keys of the format before typed records."""
-
-    def upgrade(data: dict[str, Any]) -> dict[str, Any]:
-        return {names.get(key, key): value for key, value in data.items()}
-
-    return upgrade
-
-
 PROGRESS = Schema(
     IndexingProgress,
     field="progress",
     upgrades={
-        0: _renamed(
+        0: renamed(
             {
                 "kb": "knowledge_base_id",
                 "total": "total_documents",
@@ -149,7 +146,7 @@ SOURCE = Schema(
     SourceState,
     field="source",
     upgrades={
-        0: _renamed(
+        0: renamed(
             {
                 "id": "source_id",
                 "kb": "knowledge_base_id",
@@ -281,20 +278,15 @@ class KnowledgeEngine:
         """One page of the knowledge base's sources, by source id."""
         check_id(kb_id, "knowledge_base_id")
         size = self.limits.check_page_size(page_size)
-        prefix = _base(kb_id) + "source/"
-        after = decode_scoped(
-            page_token,
+        entries, token = await scoped_page(
+            self.backend,
+            _base(kb_id) + "source/",
             kb_id,
+            page_token,
+            size,
             "page_token is not a token returned by ListSources for this knowledge base",
-            "malformed or issued for another knowledge base",
         )
-        page = await self.backend.range(
-            prefix, start_after=prefix + after if after else "", limit=size
-        )
-        token = ""
-        if page.more and page.entries:
-            token = encode_scoped(kb_id, page.entries[-1].key[len(prefix) :])
-        return [SOURCE.unpack(e.value) for e in page.entries], token
+        return [SOURCE.unpack(e.value) for e in entries], token
 
     async def overview(self, kb_id: str) -> KnowledgeBaseState:
         """The totals derived from the reports (see the module docstring for each formula)."""

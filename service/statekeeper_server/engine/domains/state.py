@@ -7,25 +7,31 @@ another manager or tenant. Results carry user keys (the namespace is stripped).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import dataclasses
-import json
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from statekeeper import values
-from statekeeper.errors import ConflictError, InvalidArgumentError, NotFoundError, Reason
+from statekeeper.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    Reason,
+    ResourceExhaustedError,
+    StateKeeperError,
+)
 
 from statekeeper_server.engine import tokens
 from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
 from statekeeper_server.engine.patches import merge_patch
-from statekeeper_server.engine.records import MAX_ATTEMPTS, retry_on_conflict
+from statekeeper_server.engine.records import MAX_ATTEMPTS, Txn, retry_on_conflict
 from statekeeper_server.engine.storage.backend import (
     Backend,
+    BatchItem,
+    BatchOutcome,
     Compare,
     Delete,
     Entry,
@@ -33,6 +39,9 @@ from statekeeper_server.engine.storage.backend import (
     KeyRange,
     Operation,
     Put,
+    Read,
+    Transaction,
+    TxnResult,
     WatchUpdate,
     conflict,
     prefix_end,
@@ -46,6 +55,33 @@ NAMESPACE = "kv/"
 RANGE_BATCH = 1000
 #: Value bytes one transaction of CopyRange writes at most (past its first entry).
 BATCH_BYTES = 16 * 1024 * 1024
+#: Operations one Batch call holds at most.
+MAX_BATCH_OPERATIONS = 1000
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+@dataclass(frozen=True, slots=True)
+class Planned(Generic[T]):
+    """One validated operation, ready for the backend: its batch item, the namespace of its
+    keys, and how the item's outcome becomes the operation's result (with user keys)."""
+
+    item: BatchItem
+    namespace: str
+    finish: Callable[[Any], T]
+
+    def settle(self, outcome: BatchOutcome) -> T:
+        """The operation's result, or its error (a conflict named by the caller's key)."""
+        if isinstance(outcome, StateKeeperError):
+            with caller_keys(self.namespace):
+                raise outcome
+        return self.finish(outcome)
+
+    def then(self, convert: Callable[[T], U]) -> Planned[U]:
+        """The same operation with ``convert`` applied to its result."""
+        finish = self.finish
+        return Planned(self.item, self.namespace, lambda outcome: convert(finish(outcome)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +153,32 @@ class StateEngine:
             prev=cls._user_entry(event.prev, cut) if event.prev is not None else None,
         )
 
+    def plan_save(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expected_revision: int | None = None,
+        ttl: float | None = None,
+    ) -> Planned[Entry]:
+        """Validate a save of ``key`` (guarded by ``expected_revision`` when given)."""
+        self.limits.check_key(key)
+        self.limits.check_value_size(value)
+        check_revision(expected_revision)
+        ttl = check_ttl(ttl)
+        namespace = self._namespace()
+        stored = namespace + key
+        compares = () if expected_revision is None else (Compare(stored, expected_revision),)
+        item = Transaction(compares, (Put(stored, value, expire_at_for(ttl)),))
+        cut = len(namespace)
+
+        def finish(result: TxnResult) -> Entry:
+            entry = result.results[0]
+            assert entry is not None
+            return self._user_entry(entry, cut)
+
+        return Planned(item, namespace, finish)
+
     async def save(
         self,
         key: str,
@@ -126,31 +188,87 @@ class StateEngine:
         ttl: float | None = None,
     ) -> Entry:
         """Create or replace ``key`` (guarded by ``expected_revision`` when given)."""
+        return await self.run(
+            self.plan_save(key, value, expected_revision=expected_revision, ttl=ttl)
+        )
+
+    def plan_get(self, key: str) -> Planned[tuple[Entry, int]]:
+        """Validate a read of ``key``."""
         self.limits.check_key(key)
-        self.limits.check_value_size(value)
-        check_revision(expected_revision)
-        ttl = check_ttl(ttl)
         namespace = self._namespace()
-        with caller_keys(namespace):
-            entry = await self.backend.put(
-                namespace + key,
-                value,
-                expected_revision=expected_revision,
-                expire_at=expire_at_for(ttl),
-            )
-        return self._user_entry(entry, len(namespace))
+        cut = len(namespace)
+
+        def finish(outcome: tuple[Entry | None, int]) -> tuple[Entry, int]:
+            entry, revision = outcome
+            if entry is None:
+                raise NotFoundError(
+                    f"key {key!r} not found", reason=Reason.KEY_NOT_FOUND, metadata={"key": key}
+                )
+            return self._user_entry(entry, cut), revision
+
+        return Planned(Read(namespace + key), namespace, finish)
 
     async def get(self, key: str) -> tuple[Entry, int]:
         """The live entry under ``key`` and the store revision of the read; NOT_FOUND
         (KEY_NOT_FOUND) when missing or expired."""
+        return await self.run(self.plan_get(key))
+
+    def plan_delete(
+        self, key: str, *, expected_revision: int | None = None
+    ) -> Planned[tuple[bool, int]]:
+        """Validate a delete of ``key`` (guarded by ``expected_revision`` when given)."""
         self.limits.check_key(key)
+        check_revision(expected_revision)
         namespace = self._namespace()
-        entry, revision = await self.backend.read(namespace + key)
-        if entry is None:
-            raise NotFoundError(
-                f"key {key!r} not found", reason=Reason.KEY_NOT_FOUND, metadata={"key": key}
+        stored = namespace + key
+        compares = () if expected_revision is None else (Compare(stored, expected_revision),)
+
+        def finish(result: TxnResult) -> tuple[bool, int]:
+            return result.results[0] is not None, result.revision
+
+        return Planned(Transaction(compares, (Delete(stored),)), namespace, finish)
+
+    async def delete(self, key: str, *, expected_revision: int | None = None) -> tuple[bool, int]:
+        """Remove ``key``; returns whether it existed and the store revision after the call."""
+        return await self.run(self.plan_delete(key, expected_revision=expected_revision))
+
+    async def run(self, planned: Planned[T]) -> T:
+        """Run one planned operation alone."""
+        item = planned.item
+        try:
+            if isinstance(item, Read):
+                outcome: BatchOutcome = await self.backend.read(item.key)
+            else:
+                outcome = await self.backend.txn(item.compares, item.operations)
+        except StateKeeperError as error:
+            outcome = error
+        return planned.settle(outcome)
+
+    async def batch(
+        self, plans: Sequence[Planned[Any] | StateKeeperError]
+    ) -> list[Any | StateKeeperError]:
+        """Run independent planned operations (an error stands for one that failed its
+        validation) as one backend batch, in order: per operation its result or its error.
+        More than :data:`MAX_BATCH_OPERATIONS` is RESOURCE_EXHAUSTED (TOO_MANY_OPERATIONS, as
+        for a transaction), and nothing runs."""
+        if len(plans) > MAX_BATCH_OPERATIONS:
+            raise ResourceExhaustedError(
+                f"batch has {len(plans)} operations; the limit is {MAX_BATCH_OPERATIONS}",
+                reason=Reason.TOO_MANY_OPERATIONS,
+                metadata={"limit": str(MAX_BATCH_OPERATIONS)},
             )
-        return self._user_entry(entry, len(namespace)), revision
+        valid = [plan for plan in plans if isinstance(plan, Planned)]
+        outcomes = iter(await self.backend.batch([plan.item for plan in valid]) if valid else ())
+        results: list[Any | StateKeeperError] = []
+        for plan in plans:
+            if not isinstance(plan, Planned):
+                results.append(plan)
+                continue
+            try:
+                results.append(plan.settle(next(outcomes)))
+            except StateKeeperError as error:
+                results.append(error)
+        return results
 
     async def update(
         self,
@@ -169,7 +287,8 @@ class StateEngine:
         stored_key = namespace + key
 
         async def attempt() -> Entry:
-            entry = await self.backend.get(stored_key)
+            txn = Txn(self.backend)  # the commit is guarded by the revision read here
+            entry = await txn.entry(stored_key)
             if entry is None:
                 raise NotFoundError(
                     f"key {key!r} not found", reason=Reason.KEY_NOT_FOUND, metadata={"key": key}
@@ -179,9 +298,10 @@ class StateEngine:
             merged = values.pack(merge_patch(values.unpack(entry.value), patch))
             self.limits.check_value_size(merged)
             expire_at = expire_at_for(ttl) if ttl is not None else entry.expire_at
-            return await self.backend.put(
-                stored_key, merged, expected_revision=entry.mod_revision, expire_at=expire_at
-            )
+            txn.put_raw(stored_key, merged, expire_at)
+            result = await txn.commit()
+            assert result is not None and result.results[0] is not None
+            return result.results[0]
 
         # A caller that pinned the revision wants the conflict reported, not retried.
         with caller_keys(namespace):
@@ -189,26 +309,23 @@ class StateEngine:
             entry = await (attempt() if pinned else retry_on_conflict(attempt))
         return self._user_entry(entry, len(namespace))
 
-    async def delete(self, key: str, *, expected_revision: int | None = None) -> tuple[bool, int]:
-        """Remove ``key``; returns whether it existed and the store revision after the call."""
-        self.limits.check_key(key)
-        check_revision(expected_revision)
-        namespace = self._namespace()
-        with caller_keys(namespace):
-            result = await self.backend.delete(namespace + key, expected_revision=expected_revision)
-        return result.results[0] is not None, result.revision
-
     async def list_keys(self, pattern: str, page_size: int = 0, page_token: str = "") -> KeyPage:
         """One page of the keys matching ``pattern``, in key order."""
         glob = parse_pattern(pattern)
         size = self.limits.check_page_size(page_size)
-        start_after = _decode_page_token(page_token, glob.text)
+        start_after = tokens.decode_scoped(
+            page_token,
+            glob.text,
+            "page_token is not a token returned by ListKeys for this pattern",
+            "not from this ListKeys pattern",
+        )
         namespace = self._namespace()
         page = await self.backend.range(
             namespace, glob, start_after=namespace + start_after if start_after else "", limit=size
         )
         keys = [entry.key[len(namespace) :] for entry in page.entries]
-        token = _encode_page_token(glob.text, keys[-1]) if page.more and keys else ""
+        # A sparse pattern may end a page early, even with no keys: continue after the cursor.
+        token = tokens.encode_scoped(glob.text, page.cursor[len(namespace) :]) if page.more else ""
         return KeyPage(keys, token, page.revision)
 
     async def count_keys(self) -> int:
@@ -398,8 +515,10 @@ class StateEngine:
                 return copied, revision, snapshot
             after = page.cursor
 
-    async def transact(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> int:
-        """Apply ``operations`` atomically if every comparison holds; returns the revision."""
+    def plan_transact(
+        self, compares: Sequence[Compare], operations: Sequence[Operation]
+    ) -> Planned[int]:
+        """Validate a transaction: ``operations`` applied atomically if every comparison holds."""
         self.limits.check_operation_count(len(compares) + len(operations))
         seen: set[str] = set()
         for index, compare in enumerate(compares):
@@ -417,17 +536,20 @@ class StateEngine:
                 )
             seen.add(operation.key)
         namespace = self._namespace()
-        with caller_keys(namespace):
-            result = await self.backend.txn(
-                [Compare(namespace + c.key, c.mod_revision) for c in compares],
-                [
-                    Put(namespace + op.key, op.value, op.expire_at)
-                    if isinstance(op, Put)
-                    else Delete(namespace + op.key)
-                    for op in operations
-                ],
-            )
-        return result.revision
+        item = Transaction(
+            tuple(Compare(namespace + c.key, c.mod_revision) for c in compares),
+            tuple(
+                Put(namespace + op.key, op.value, op.expire_at)
+                if isinstance(op, Put)
+                else Delete(namespace + op.key)
+                for op in operations
+            ),
+        )
+        return Planned(item, namespace, lambda result: int(result.revision))
+
+    async def transact(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> int:
+        """Apply ``operations`` atomically if every comparison holds; returns the revision."""
+        return await self.run(self.plan_transact(compares, operations))
 
     async def watch(
         self, pattern: str, start_revision: int = 0, progress_interval: float | None = None
@@ -445,34 +567,3 @@ class StateEngine:
             yield WatchUpdate(
                 update.revision, tuple(self._user_event(e, len(namespace)) for e in update.events)
             )
-
-
-def _encode_page_token(pattern: str, last_key: str) -> str:
-    raw = json.dumps({"p": pattern, "k": last_key}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_page_token(token: str, pattern: str) -> str:
-    """The last key of the previous page, or "" for the first page."""
-    if not token:
-        return ""
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        last_key = data["k"]
-        token_pattern = data["p"]
-        if not isinstance(last_key, str) or not isinstance(token_pattern, str):
-            raise ValueError
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgumentError(
-            "page_token is not a token returned by ListKeys",
-            reason=Reason.INVALID_PAGE_TOKEN,
-            violations=[("page_token", "malformed")],
-        ) from None
-    if token_pattern != pattern:
-        raise InvalidArgumentError(
-            "page_token was issued for another pattern",
-            reason=Reason.INVALID_PAGE_TOKEN,
-            violations=[("page_token", "pattern mismatch")],
-        )
-    return last_key

@@ -15,7 +15,8 @@ Every backend (memory, file, Redis) implements this class and passes the one con
   background, emitting an ``EXPIRE`` event at a revision of its own.
 * **List.** :meth:`Backend.range` returns entries under a literal prefix whose remainder matches
   a :class:`~statekeeper_server.engine.storage.glob.GlobPattern`, ordered by key (code point order),
-  after an exclusive ``start_after`` key, at most ``limit`` of them.
+  after an exclusive ``start_after`` key, at most ``limit`` of them. A page examines at most
+  :data:`SCAN_BUDGET` keys, so a sparse pattern may return a short page with a cursor.
 * **Scan.** :meth:`Backend.scan` reads the entries of a :class:`KeyRange` in key order or in
   reverse, one page after a cursor, optionally as they were at an earlier ``revision`` (rebuilt
   from the change history while it is retained, else
@@ -25,6 +26,9 @@ Every backend (memory, file, Redis) implements this class and passes the one con
   history is retained. The first update is the "created" marker; an idle watch yields progress
   updates; a start revision older than the retained history raises
   :class:`~statekeeper.errors.HistoryCompactedError` with the oldest watchable revision.
+* **Batch.** :meth:`Backend.batch` runs independent reads and transactions in order, each as
+  if called alone (its own revision, its own conflict), in as few round trips as the backend
+  allows; a failed item does not stop the others.
 * **Namespaces** are literal key prefixes chosen by the managers (``kv/``, ``wf/``, ...); the
   backend treats keys as opaque strings.
 """
@@ -41,6 +45,7 @@ from statekeeper.errors import (
     HistoryCompactedError,
     InvalidArgumentError,
     Reason,
+    StateKeeperError,
 )
 
 from statekeeper_server.engine.storage.glob import GlobPattern
@@ -114,12 +119,36 @@ class TxnResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Read:
+    """A batch item: read ``key`` and the store revision, as :meth:`Backend.read`."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """A batch item: one transaction, as :meth:`Backend.txn`."""
+
+    compares: tuple[Compare, ...]
+    operations: tuple[Operation, ...]
+
+
+BatchItem = Read | Transaction
+#: The outcome of one batch item: a read's (entry, revision), a transaction's result, or the
+#: error the item failed with alone (a conflict, an unavailable backend).
+BatchOutcome = tuple[Entry | None, int] | TxnResult | StateKeeperError
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a range read."""
+    """One page of a range read; when ``more``, the next page starts after ``cursor`` (pass it
+    as ``start_after``). A page may hold fewer entries than asked for, even none, when the
+    backend stopped after examining :data:`SCAN_BUDGET` keys (a sparse pattern)."""
 
     entries: list[Entry]
     revision: int
     more: bool
+    cursor: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +178,11 @@ class ScanPage:
     cursor: str
 
 
+#: Keys one page of :meth:`Backend.range` or :meth:`Backend.scan` examines at most (or the page's
+#: limit, when larger), matching or not, so that no call walks the whole key space at once.
+SCAN_BUDGET = 4096
+
+
 def prefix_end(prefix: str) -> str | None:
     """The least string after every string that starts with ``prefix`` (None: no such bound,
     ``prefix`` is empty or only U+10FFFF characters)."""
@@ -157,6 +191,12 @@ def prefix_end(prefix: str) -> str | None:
     if not prefix:
         return None
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def range_span(prefix: str, pattern: GlobPattern | None) -> KeyRange:
+    """The keys :meth:`Backend.range` reads: under ``prefix`` plus the pattern's literal start."""
+    low = prefix + (pattern.literal_prefix if pattern is not None else "")
+    return KeyRange(prefix, low, prefix_end(low), pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +219,26 @@ class BackendStats:
     revision: int
     oldest_revision: int
     backend: str
+
+
+#: How many revisions of change history a store keeps for watchers by default.
+DEFAULT_HISTORY_REVISIONS = 100_000
+
+
+def compacted_error(oldest_revision: int, requested: int) -> HistoryCompactedError:
+    """The error for a watch whose start revision is older than the retained history."""
+    return HistoryCompactedError(
+        f"revision {requested} is compacted; the oldest watchable revision is {oldest_revision}:"
+        " read the current state again and watch from there",
+        metadata={"compact_revision": str(oldest_revision)},
+    )
+
+
+def key_filter(prefix: str, pattern: GlobPattern | None, key: str) -> bool:
+    """True when ``key`` lies under ``prefix`` and its remainder matches ``pattern``."""
+    if not key.startswith(prefix):
+        return False
+    return pattern is None or pattern.matches(key[len(prefix) :])
 
 
 def future_revision(revision: int, current: int) -> InvalidArgumentError:
@@ -232,7 +292,6 @@ class Backend(abc.ABC):
         missing keys, or no operations) the revision does not advance.
         """
 
-    @abc.abstractmethod
     async def range(
         self,
         prefix: str,
@@ -242,7 +301,10 @@ class Backend(abc.ABC):
         limit: int = 1000,
     ) -> Page:
         """Live entries whose key starts with ``prefix`` and whose remainder matches
-        ``pattern``, in key order, strictly after ``start_after``, at most ``limit``."""
+        ``pattern``, in key order, strictly after ``start_after``, at most ``limit`` (one
+        :meth:`scan` page, so fewer when it stopped at :data:`SCAN_BUDGET` keys examined)."""
+        page = await self.scan(range_span(prefix, pattern), after=start_after or None, limit=limit)
+        return Page(page.entries, page.revision, page.more, page.cursor)
 
     @abc.abstractmethod
     async def scan(
@@ -281,6 +343,23 @@ class Backend(abc.ABC):
         entry's mod_revision); backends that can do both in one round trip override it."""
         entry = await self.get(key)
         return entry, await self.revision()
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+        """Run independent items in order, each exactly as :meth:`read` or :meth:`txn` alone
+        would (a transaction commits at a revision of its own, its comparisons see the items
+        before it); an item that fails yields its error in its place and the others go on.
+        This default makes one call per item; backends that can serve the whole batch in one
+        round trip (or one group commit) override it."""
+        outcomes: list[BatchOutcome] = []
+        for item in items:
+            try:
+                if isinstance(item, Read):
+                    outcomes.append(await self.read(item.key))
+                else:
+                    outcomes.append(await self.txn(item.compares, item.operations))
+            except StateKeeperError as error:
+                outcomes.append(error)
+        return outcomes
 
     @abc.abstractmethod
     async def revision(self) -> int:
@@ -321,23 +400,3 @@ class Backend(abc.ABC):
         """Remove one key, optionally guarded by its expected mod_revision."""
         compares = () if expected_revision is None else (Compare(key, expected_revision),)
         return await self.txn(compares, (Delete(key),))
-
-
-#: How many revisions of change history a memory store keeps for watchers by default.
-DEFAULT_HISTORY_REVISIONS = 100_000
-
-
-def compacted_error(oldest_revision: int, requested: int) -> HistoryCompactedError:
-    """The error for a watch whose start revision is older than the retained history."""
-    return HistoryCompactedError(
-        f"revision {requested} is compacted; the oldest watchable revision is {oldest_revision}:"
-        " read the current state again and watch from there",
-        metadata={"compact_revision": str(oldest_revision)},
-    )
-
-
-def key_filter(prefix: str, pattern: GlobPattern | None, key: str) -> bool:
-    """True when ``key`` lies under ``prefix`` and its remainder matches ``pattern``."""
-    if not key.startswith(prefix):
-        return False
-    return pattern is None or pattern.matches(key[len(prefix) :])

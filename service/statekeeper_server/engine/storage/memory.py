@@ -12,10 +12,11 @@ import bisect
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from statekeeper_server.engine.storage.backend import (
     DEFAULT_HISTORY_REVISIONS,
+    SCAN_BUDGET,
     Backend,
     BackendStats,
     Compare,
@@ -34,8 +35,10 @@ from statekeeper_server.engine.storage.backend import (
     conflict,
     future_revision,
     key_filter,
+    range_span,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.storage.keytable import KeyTable
 
 
 def plan_events(
@@ -84,9 +87,7 @@ class MemoryBackend(Backend):
         if history_revisions < 1:
             raise ValueError("history_revisions must be at least 1")
         self._history_revisions = history_revisions
-        self._data: dict[str, Entry] = {}
-        self._keys: list[str] = []
-        self._bytes = 0
+        self._table = KeyTable()
         self._revision = 0
         self._compacted_through = 0
         self._history: list[tuple[int, tuple[Event, ...]]] = []
@@ -101,26 +102,19 @@ class MemoryBackend(Backend):
     def apply(self, revision: int, events: Sequence[Event]) -> None:
         """Apply already-decided events at ``revision`` (used by persistent backends on replay
         and after their own commit); keeps keys, sizes, expiry and history consistent."""
+        table = self._table
         for event in events:
-            prev = self._data.get(event.key)
-            if prev is not None:
-                self._bytes -= len(prev.value)
             if event.type is EventType.PUT:
                 entry = event.entry
                 assert entry is not None
-                if prev is None:
-                    bisect.insort(self._keys, event.key)
-                self._data[event.key] = entry
-                self._bytes += len(entry.value)
+                table.put(entry)
                 if entry.expire_at is not None:
                     heapq.heappush(
                         self._expiry_heap, (entry.expire_at, entry.key, entry.mod_revision)
                     )
                     self._wake_reaper()
-            elif prev is not None:
-                del self._data[event.key]
-                index = bisect.bisect_left(self._keys, event.key)
-                del self._keys[index]
+            elif event.key in table:
+                table.remove(event.key)
         self._revision = max(self._revision, revision)
         if events:
             self._history.append((revision, tuple(events)))
@@ -143,13 +137,11 @@ class MemoryBackend(Backend):
     ) -> None:
         """Load a persisted state (a snapshot) into an empty store: ``entries`` in key order
         as of ``revision``, plus the retained change history after ``compacted_through``."""
-        assert not self._data and not self._history, "restore() needs an empty store"
+        assert not self._table and not self._history, "restore() needs an empty store"
+        self._table.load(entries)
         for entry in entries:
-            self._data[entry.key] = entry
-            self._bytes += len(entry.value)
             if entry.expire_at is not None:
                 self._expiry_heap.append((entry.expire_at, entry.key, entry.mod_revision))
-        self._keys = sorted(self._data)
         heapq.heapify(self._expiry_heap)
         self._history = list(history)
         self._revision = revision
@@ -179,7 +171,7 @@ class MemoryBackend(Backend):
         """Check ``compares`` and turn ``operations`` into the events they would commit at the
         next revision, without applying them; raises ConflictError on a failed comparison."""
         self.expire_due()
-        return plan_events(compares, operations, self._data.get, self._revision + 1)
+        return plan_events(compares, operations, self._table.get, self._revision + 1)
 
     @staticmethod
     def results_of(
@@ -215,7 +207,7 @@ class MemoryBackend(Backend):
         seen: set[str] = set()
         while heap and heap[0][0] <= now:
             _, key, mod_revision = heapq.heappop(heap)
-            entry = self._data.get(key)
+            entry = self._table.get(key)
             if entry is None or entry.mod_revision != mod_revision or key in seen:
                 continue
             seen.add(key)
@@ -235,7 +227,7 @@ class MemoryBackend(Backend):
 
     def peek(self, key: str) -> Entry | None:
         """The stored entry under ``key`` even when its expiry time has passed."""
-        return self._data.get(key)
+        return self._table.get(key)
 
     def next_expiry(self) -> float | None:
         """The earliest pending expiry time, if any (stale heap items included)."""
@@ -293,7 +285,7 @@ class MemoryBackend(Backend):
     async def get(self, key: str) -> Entry | None:
         """The live entry under ``key``, or None."""
         self.expire_due()
-        return self._data.get(key)
+        return self._table.get(key)
 
     async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
         """Check, then apply, in one synchronous step."""
@@ -302,18 +294,6 @@ class MemoryBackend(Backend):
             return TxnResult(self._revision, tuple(None for _ in operations))
         self.apply(events[0].revision, events)
         return TxnResult(events[0].revision, self.results_of(operations, events))
-
-    async def range(
-        self,
-        prefix: str,
-        pattern: GlobPattern | None = None,
-        *,
-        start_after: str = "",
-        limit: int = 1000,
-    ) -> Page:
-        """Entries in key order under ``prefix`` matching ``pattern``."""
-        self.expire_due()
-        return self.range_now(prefix, pattern, start_after=start_after, limit=limit)
 
     def range_now(
         self,
@@ -324,30 +304,16 @@ class MemoryBackend(Backend):
         limit: int,
         now: float | None = None,
     ) -> Page:
-        """The synchronous body of :meth:`range`; with ``now`` set, entries whose expiry time
-        is not after ``now`` are left out (for backends that reap through a log)."""
-        scan_prefix = prefix + (pattern.literal_prefix if pattern is not None else "")
-        keys = self._keys
-        index = bisect.bisect_left(keys, scan_prefix)
-        if start_after and start_after >= scan_prefix:
-            index = bisect.bisect_right(keys, start_after)
-        entries: list[Entry] = []
-        more = False
-        while index < len(keys):
-            key = keys[index]
-            index += 1
-            if not key.startswith(scan_prefix):
-                break
-            if pattern is not None and not pattern.matches(key[len(prefix) :]):
-                continue
-            entry = self._data[key]
-            if now is not None and entry.expire_at is not None and entry.expire_at <= now:
-                continue
-            if len(entries) == limit:
-                more = True
-                break
-            entries.append(entry)
-        return Page(entries, self._revision, more)
+        """The synchronous body of :meth:`range` (see :meth:`scan_now` for ``now``)."""
+        page = self.scan_now(
+            range_span(prefix, pattern),
+            after=start_after or None,
+            reverse=False,
+            limit=limit,
+            revision=0,
+            now=now,
+        )
+        return Page(page.entries, page.revision, page.more, page.cursor)
 
     async def scan(
         self,
@@ -380,8 +346,11 @@ class MemoryBackend(Backend):
         """The synchronous body of :meth:`scan`; with ``now`` set, current entries whose expiry
         time is not after ``now`` are left out (for backends that reap through a log).
 
-        An earlier revision is rebuilt from the history: a key changed since then reads as the
-        entry before its first later change (``prev``, None where it did not exist)."""
+        A page examines at most :data:`SCAN_BUDGET` keys (or ``limit``, when larger), so a
+        pattern that matches few of them returns a short page, even an empty one, whose cursor
+        is the last key examined. An earlier revision is rebuilt from the history: a key
+        changed since then reads as the entry before its first later change (``prev``, None
+        where it did not exist)."""
         at = self._revision
         if revision > at:
             raise future_revision(revision, at)
@@ -395,45 +364,29 @@ class MemoryBackend(Backend):
             (k for k in then if after is None or (k < after if reverse else k > after)),
             reverse=reverse,
         )
+        current = self._table.keys(span.low, span.high, after=after, reverse=reverse)
         entries: list[Entry] = []
-        size = 0
-        previous = None
-        for key in heapq.merge(self._keys_in(span, after, reverse), changed, reverse=reverse):
+        size, budget, previous = 0, max(SCAN_BUDGET, limit), None
+        for key in heapq.merge(current, changed, reverse=reverse):
             if key == previous:
                 continue
+            if budget == 0:
+                return ScanPage(entries, at, True, previous or "")
+            budget -= 1
             previous = key
-            entry = then[key] if key in then else self._data[key]
+            if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
+                continue
+            entry = then[key] if key in then else self._table.get(key)
             if entry is None:
                 continue
             if not then and now is not None and entry.expire_at is not None:
                 if entry.expire_at <= now:
                     continue
-            if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
-                continue
             if len(entries) == limit or (max_bytes is not None and size >= max_bytes):
                 return ScanPage(entries, at, True, entries[-1].key)
             entries.append(entry)
             size += len(entry.value) + len(entry.key)
         return ScanPage(entries, at, False, "")
-
-    def _keys_in(self, span: KeyRange, after: str | None, reverse: bool) -> Iterator[str]:
-        """The current keys of ``span`` after the cursor, in the scan's direction."""
-        keys = self._keys
-        if not reverse:
-            index = bisect.bisect_left(keys, span.low)
-            if after is not None and after >= span.low:
-                index = bisect.bisect_right(keys, after)
-            while index < len(keys) and (span.high is None or keys[index] < span.high):
-                yield keys[index]
-                index += 1
-            return
-        bound = span.high
-        if after is not None and (bound is None or after < bound):
-            bound = after
-        index = len(keys) if bound is None else bisect.bisect_left(keys, bound)
-        while index > 0 and keys[index - 1] >= span.low:
-            index -= 1
-            yield keys[index]
 
     def _state_at(self, revision: int, span: KeyRange) -> dict[str, Entry | None]:
         """The entries (None: absent) at ``revision`` of the keys of ``span`` changed since."""
@@ -511,8 +464,8 @@ class MemoryBackend(Backend):
         """Sizes and revisions of the store."""
         self.expire_due()
         return BackendStats(
-            keys=len(self._data),
-            bytes=self._bytes,
+            keys=len(self._table),
+            bytes=self._table.bytes,
             revision=self._revision,
             oldest_revision=self._compacted_through + 1,
             backend=self.name,
@@ -520,7 +473,7 @@ class MemoryBackend(Backend):
 
     def snapshot_entries(self) -> list[Entry]:
         """Every live entry, in key order (for persistent backends' snapshots)."""
-        return [self._data[key] for key in self._keys]
+        return list(self._table.entries())
 
     async def close(self) -> None:
         """Stop the expiry task and wake watchers so they can end."""

@@ -44,21 +44,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
-from statekeeper.errors import HistoryCompactedError, Reason, UnavailableError
+from statekeeper.errors import ConflictError, HistoryCompactedError, Reason, UnavailableError
 
 from statekeeper_server.engine.storage.backend import (
     DEFAULT_HISTORY_REVISIONS,
     Backend,
     BackendStats,
+    BatchItem,
+    BatchOutcome,
     Compare,
     Delete,
     Entry,
     Event,
-    EventType,
     KeyRange,
     Operation,
-    Page,
     Put,
+    Read,
     ScanPage,
     TxnResult,
     WatchUpdate,
@@ -68,6 +69,24 @@ from statekeeper_server.engine.storage.backend import (
     key_filter,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.storage.redis_batch import run_scripts
+from statekeeper_server.engine.storage.redis_codec import (
+    ENTRY_FIELDS,
+    decode_events,
+    entry_of,
+    expire_text,
+    expire_value,
+    flat_entry,
+    stream_revision,
+    text_of,
+)
+from statekeeper_server.engine.storage.redis_log import ChangeLogTail
+from statekeeper_server.engine.storage.redis_scripts import (
+    READ_SCRIPT,
+    REAP_SCRIPT,
+    SCAN_SCRIPT,
+    TXN_SCRIPT,
+)
 
 log = logging.getLogger("statekeeper.redis")
 
@@ -81,336 +100,20 @@ COMMAND_TIMEOUT = 10.0
 REAPER_POLL = 1.0
 #: Keys one reaper step expires at most (one revision each step).
 REAP_BATCH = 256
-#: Index entries one scan page looks at, at most (a sparse glob may return a short page).
-SCAN_BUDGET = 4096
+#: Index entries one scan script looks at, at most (a sparse glob may return a short page):
+#: small enough that a script holds Redis for a few milliseconds only, whatever the pattern.
+SCRIPT_BUDGET = 1024
+#: The same for a glob the script matches in Lua code (a set with a non-ASCII character), about
+#: ten times slower per key than the Lua patterns of the other globs.
+SLOW_MATCH_BUDGET = 128
 #: Stream entries one read of the change log fetches at most.
 READ_BATCH = 512
-#: Revisions of decoded change log the stream reader keeps for local watchers.
-TAIL_BUFFER = 1024
 #: Milliseconds one blocking stream read waits for new entries.
 TAIL_BLOCK_MS = 1000
 #: The longest pause (seconds) between two attempts to reach Redis again in background tasks.
 MAX_BACKOFF = 1.0
 
 _ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError, TimeoutError)
-
-# Shared Lua helpers. Values of an entry hash, as HMGET returns them: {v, c, m, n, x}.
-_LUA_COMMON = """
-local p = ARGV[1]
-local function read(key)
-  local f = redis.call('HMGET', p .. 'k:' .. key, 'v', 'c', 'm', 'n', 'x')
-  if not f[1] then return nil end
-  return f
-end
-local function remove(key, e)
-  redis.call('DEL', p .. 'k:' .. key)
-  redis.call('ZREM', p .. 'idx', key)
-  if e[5] then redis.call('ZREM', p .. 'exp', key) end
-  redis.call('DECRBY', p .. 'bytes', #e[1])
-end
-local function removed_event(kind, key, e)
-  return {kind, key, '', 0, 0, '', e[1], tonumber(e[2]), tonumber(e[3]), tonumber(e[4]),
-          e[5] or ''}
-end
-local function emit(out, key, e, v)
-  out[#out + 1] = key
-  out[#out + 1] = v
-  out[#out + 1] = e[2]
-  out[#out + 1] = e[3]
-  out[#out + 1] = e[4]
-  out[#out + 1] = e[5] or ''
-end
-local function append(rev, events, maxlen)
-  redis.call('XADD', p .. 'log', 'MAXLEN', maxlen, rev .. '-0', 'e', cmsgpack.pack(events))
-end
-"""
-
-# ARGV: prefix, now, maxlen, n compares, (key, mod_revision)*, n ops, (kind, key, value, expire)*
-# Returns {0, key, expected, actual} on a failed compare, else {1, revision, results} where a
-# put's result is {create_revision, version} and a delete's {} or the removed {v, c, m, n, x}.
-_TXN_SCRIPT = (
-    _LUA_COMMON
-    + """
-local now = tonumber(ARGV[2])
-local maxlen = ARGV[3]
-local i = 4
-local ncmp = tonumber(ARGV[i]); i = i + 1
-local cmps = {}
-for j = 1, ncmp do cmps[j] = {ARGV[i], tonumber(ARGV[i + 1])}; i = i + 2 end
-local nops = tonumber(ARGV[i]); i = i + 1
-local ops = {}
-for j = 1, nops do ops[j] = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]}; i = i + 4 end
-
-local live, expired = {}, {}
-local function touch(key)
-  if live[key] ~= nil then return end
-  local e = read(key)
-  if e and e[5] and tonumber(e[5]) <= now then
-    expired[#expired + 1] = {key, e}
-    e = nil
-  end
-  live[key] = e or false
-end
-for _, c in ipairs(cmps) do touch(c[1]) end
-for _, o in ipairs(ops) do touch(o[2]) end
-if #expired > 0 then
-  local rev = redis.call('INCR', p .. 'rev')
-  local events = {}
-  for _, item in ipairs(expired) do
-    remove(item[1], item[2])
-    events[#events + 1] = removed_event(3, item[1], item[2])
-  end
-  append(rev, events, maxlen)
-end
-for _, c in ipairs(cmps) do
-  local e = live[c[1]]
-  local actual = 0
-  if e then actual = tonumber(e[3]) end
-  if actual ~= c[2] then return {0, c[1], c[2], actual} end
-end
-
-local rev = tonumber(redis.call('GET', p .. 'rev') or '0') + 1
-local events, results = {}, {}
-for j, o in ipairs(ops) do
-  local key = o[2]
-  local e = live[key]
-  if o[1] == 'p' then
-    local create, version, old = rev, 1, 0
-    if e then create = tonumber(e[2]); version = tonumber(e[4]) + 1; old = #e[1] end
-    local hk = p .. 'k:' .. key
-    if o[4] ~= '' then
-      redis.call('HSET', hk, 'v', o[3], 'c', create, 'm', rev, 'n', version, 'x', o[4])
-      redis.call('ZADD', p .. 'exp', o[4], key)
-    else
-      redis.call('HSET', hk, 'v', o[3], 'c', create, 'm', rev, 'n', version)
-      if e and e[5] then
-        redis.call('HDEL', hk, 'x')
-        redis.call('ZREM', p .. 'exp', key)
-      end
-    end
-    if not e then redis.call('ZADD', p .. 'idx', 0, key) end
-    redis.call('INCRBY', p .. 'bytes', #o[3] - old)
-    if e then
-      events[#events + 1] = {1, key, o[3], create, version, o[4], e[1], tonumber(e[2]),
-                             tonumber(e[3]), tonumber(e[4]), e[5] or ''}
-    else
-      events[#events + 1] = {1, key, o[3], create, version, o[4], '', 0, 0, 0, ''}
-    end
-    results[j] = {create, version}
-  elseif e then
-    remove(key, e)
-    events[#events + 1] = removed_event(2, key, e)
-    results[j] = {e[1], e[2], e[3], e[4], e[5] or ''}
-  else
-    results[j] = {}
-  end
-end
-if #events == 0 then return {1, rev - 1, results} end
-redis.call('SET', p .. 'rev', rev)
-append(rev, events, maxlen)
-return {1, rev, results}
-"""
-)
-
-# ARGV: prefix, now, maxlen, batch. Expires up to ``batch`` due keys at one new revision.
-# Returns {revision or 0, next expiry time or ''}.
-_REAP_SCRIPT = (
-    _LUA_COMMON
-    + """
-local now = tonumber(ARGV[2])
-local due = redis.call('ZRANGEBYSCORE', p .. 'exp', '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
-local events = {}
-for _, key in ipairs(due) do
-  local e = read(key)
-  if e and e[5] and tonumber(e[5]) <= now then
-    remove(key, e)
-    events[#events + 1] = removed_event(3, key, e)
-  else
-    redis.call('ZREM', p .. 'exp', key)
-  end
-end
-local rev = 0
-if #events > 0 then
-  rev = redis.call('INCR', p .. 'rev')
-  append(rev, events, ARGV[3])
-end
-local first = redis.call('ZRANGE', p .. 'exp', 0, 0, 'WITHSCORES')
-return {rev, first[2] or ''}
-"""
-)
-
-# ARGV: prefix, key. Returns {revision, v, c, m, n, x}: the store revision and the entry's hash
-# fields (false where missing), read at one instant.
-_READ_SCRIPT = """
-local p = ARGV[1]
-local f = redis.call('HMGET', p .. 'k:' .. ARGV[2], 'v', 'c', 'm', 'n', 'x')
-return {redis.call('GET', p .. 'rev') or '0', f[1], f[2], f[3], f[4], f[5]}
-"""
-
-# ARGV: prefix, now, lex min, lex max, count. One consistent batch of the key index.
-# Returns {revision, keys scanned, last key scanned, (key, v, c, m, n, x)* of live entries}.
-_RANGE_SCRIPT = (
-    _LUA_COMMON
-    + """
-local now = tonumber(ARGV[2])
-local keys = redis.call('ZRANGEBYLEX', p .. 'idx', ARGV[3], ARGV[4], 'LIMIT', 0, ARGV[5])
-local out = {redis.call('GET', p .. 'rev') or '0', #keys, keys[#keys] or ''}
-for _, key in ipairs(keys) do
-  local e = read(key)
-  if e and not (e[5] and tonumber(e[5]) <= now) then emit(out, key, e, e[1]) end
-end
-return out
-"""
-)
-
-
-# ARGV: prefix, now, low, low inclusive (1/0), high, high set (1/0), reverse (1/0), limit,
-# budget, revision (0: current), pattern cut (bytes of the key before the pattern applies),
-# pattern tokens (cmsgpack of GlobPattern.tokens(), '' for none), keys only (1/0), max bytes
-# (0: no limit). One page of Backend.scan, read at one instant. Returns {-1, oldest watchable
-# revision} when the revision's history is gone, {-2, current revision} for a future revision,
-# else {revision, more (1/0), cursor, (key, v, c, m, n, x)*}.
-_SCAN_SCRIPT = (
-    _LUA_COMMON
-    + """
-local now = tonumber(ARGV[2])
-local low, low_incl, high, high_set = ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6] == '1'
-local reverse = ARGV[7] == '1'
-local limit, budget, want = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local cut, keys_only, max_bytes = tonumber(ARGV[11]), ARGV[13] == '1', tonumber(ARGV[14])
-local tokens = nil
-if ARGV[12] ~= '' then tokens = cmsgpack.unpack(ARGV[12]) end
-
--- Byte order (string comparison in Lua follows the locale).
-local function before(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
-local function holds(k)
-  if low_incl then
-    if before(k, low) then return false end
-  elseif not before(low, k) then return false end
-  return not high_set or before(k, high)
-end
--- The glob of GlobPattern.tokens() over the code points of the key after `cut` bytes.
-local function one(t, c)
-  if t[1] == 0 then return t[2] == c end
-  if t[1] == 1 then return true end
-  local hit = false
-  for j = 3, #t, 2 do
-    if c >= t[j] and c <= t[j + 1] then hit = true; break end
-  end
-  return hit ~= (t[2] == 1)
-end
-local function matches(k)
-  local s, i, n = {}, cut + 1, #k
-  while i <= n do
-    local c = string.byte(k, i)
-    local len = 1
-    if c >= 0xF0 then len = 4 elseif c >= 0xE0 then len = 3 elseif c >= 0xC0 then len = 2 end
-    if len > 1 then
-      c = c % (2 ^ (7 - len))
-      for j = i + 1, i + len - 1 do c = c * 64 + string.byte(k, j) % 64 end
-    end
-    s[#s + 1] = c
-    i = i + len
-  end
-  local ti, si, star, mark = 1, 1, 0, 0
-  while si <= #s do
-    local t = tokens[ti]
-    if t and t[1] == 2 then star = ti; mark = si; ti = ti + 1
-    elseif t and one(t, s[si]) then ti = ti + 1; si = si + 1
-    elseif star > 0 then ti = star + 1; mark = mark + 1; si = mark
-    else return false end
-  end
-  while tokens[ti] and tokens[ti][1] == 2 do ti = ti + 1 end
-  return ti > #tokens
-end
-
-local current = tonumber(redis.call('GET', p .. 'rev') or '0')
-local rev = current
-if want > current then return {-2, current} end
-local past, changed = {}, {}
-if want > 0 and want < current then
-  local first = redis.call('XRANGE', p .. 'log', '-', '+', 'COUNT', 1)
-  local oldest = current + 1
-  if first[1] then oldest = tonumber(string.match(first[1][1], '^(%d+)')) end
-  if want < oldest then return {-1, oldest} end
-  rev = want
-  for _, item in ipairs(redis.call('XRANGE', p .. 'log', (want + 1) .. '-0', '+')) do
-    for _, ev in ipairs(cmsgpack.unpack(item[2][2])) do
-      local k = ev[2]
-      if past[k] == nil and holds(k) then
-        if ev[9] ~= 0 then past[k] = {ev[7], ev[8], ev[9], ev[10], ev[11]} else past[k] = false end
-        changed[#changed + 1] = k
-      end
-    end
-  end
-  if reverse then
-    table.sort(changed, function(a, b) return before(b, a) end)
-  else
-    table.sort(changed, before)
-  end
-end
-
-local low_spec = (low_incl and '[' or '(') .. low
-local high_spec = '+'
-if high_set then high_spec = '(' .. high end
-local chunk = math.min(math.max(limit + 1, 64), budget)
-local batch, bi, done = {}, 1, false
-local function peek()
-  if bi > #batch and not done then
-    if reverse then
-      batch = redis.call('ZREVRANGEBYLEX', p .. 'idx', high_spec, low_spec, 'LIMIT', 0, chunk)
-    else
-      batch = redis.call('ZRANGEBYLEX', p .. 'idx', low_spec, high_spec, 'LIMIT', 0, chunk)
-    end
-    bi = 1
-    done = #batch < chunk
-    if #batch > 0 then
-      if reverse then high_spec = '(' .. batch[#batch] else low_spec = '(' .. batch[#batch] end
-    end
-  end
-  return batch[bi]
-end
-
-local out = {rev, 0, ''}
-local found, scanned, size, ci = 0, 0, 0, 1
-while true do
-  local a, b = peek(), changed[ci]
-  if a == nil and b == nil then break end
-  if found == limit or scanned == budget or (max_bytes > 0 and size >= max_bytes) then
-    out[2] = 1
-    break
-  end
-  local k = a
-  if b ~= nil and (a == nil or (reverse and before(a, b)) or (not reverse and before(b, a))) then
-    k = b
-    ci = ci + 1
-  else
-    bi = bi + 1
-    if a == b then ci = ci + 1 end
-  end
-  scanned = scanned + 1
-  out[3] = k
-  local e = past[k]
-  if e == nil then
-    e = read(k)
-    if e and rev == current and e[5] and tonumber(e[5]) <= now then e = nil end
-  end
-  if e and (not tokens or matches(k)) then
-    found = found + 1
-    size = size + #e[1] + #k
-    emit(out, k, e, keys_only and '' or e[1])
-  end
-end
-return out
-"""
-)
 
 
 def _redact(url: str) -> str:
@@ -425,115 +128,11 @@ def _redact(url: str) -> str:
     return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
-def _expire_text(expire_at: float | None) -> str:
-    return "" if expire_at is None else repr(float(expire_at))
-
-
-def _expire_value(raw: bytes | str | None) -> float | None:
-    if not raw:
-        return None
-    return float(raw)
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
-def _decode_events(revision: int, packed: bytes) -> tuple[Event, ...]:
-    """The events of one change-log entry (see the scripts for the layout)."""
-    events: list[Event] = []
-    for item in msgpack.unpackb(packed, raw=True):
-        kind, raw_key, value, create, version, expire = item[:6]
-        prev_value, prev_create, prev_mod, prev_version, prev_expire = item[6:11]
-        key = raw_key.decode()
-        prev = None
-        if prev_mod:
-            prev = Entry(
-                key,
-                bytes(prev_value),
-                int(prev_create),
-                int(prev_mod),
-                int(prev_version),
-                _expire_value(prev_expire),
-            )
-        entry = None
-        event_type = EventType(int(kind))
-        if event_type is EventType.PUT:
-            entry = Entry(
-                key, bytes(value), int(create), revision, int(version), _expire_value(expire)
-            )
-        events.append(Event(event_type, key, revision, entry, prev))
-    return tuple(events)
-
-
-def _stream_revision(entry_id: bytes | str) -> int:
-    return int(_text(entry_id).split("-", 1)[0])
-
-
-class _Tail:
-    """The process's one reader of the change log, shared by every local watcher."""
-
-    def __init__(self, last: int) -> None:
-        self.last = last
-        self.first = last + 1
-        self.buffer: list[tuple[Event, ...]] = []
-        self.healthy = True
-        self.reset: HistoryCompactedError | None = None
-        self.watchers = 0
-        self.waiter: asyncio.Future[None] | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    def notify(self) -> None:
-        """Wake every watcher waiting for the next batch."""
-        waiter = self.waiter
-        self.waiter = None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait(self, timeout: float | None) -> bool:
-        """Wait for the next batch; False when ``timeout`` passed first."""
-        if self.waiter is None:
-            self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(self.waiter), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    def add(self, revision: int, events: tuple[Event, ...]) -> None:
-        """Append the events of ``revision`` (the next one read from the stream)."""
-        if revision != self.last + 1:
-            # The reader fell behind the retained stream (or started anew): restart the buffer.
-            self.buffer = []
-            self.first = revision
-        self.buffer.append(events)
-        self.last = revision
-        if len(self.buffer) > 2 * TAIL_BUFFER:
-            del self.buffer[:TAIL_BUFFER]
-            self.first += TAIL_BUFFER
-
-
-#: The hash fields of an entry: value, create revision, mod revision, version, expiry.
-_ENTRY_FIELDS = ("v", "c", "m", "n", "x")
-
-
-def _entry_of(key: str, fields: list[Any]) -> Entry | None:
-    """The live entry for the HMGET reply ``fields``, or None when missing or expired."""
-    value, create, mod, version, expire = fields
-    if value is None:
-        return None
-    expire_at = _expire_value(expire)
-    if expire_at is not None and expire_at <= time.time():
-        return None
-    return Entry(key, bytes(value), int(create), int(mod), int(version), expire_at)
-
-
-def _flat_entry(reply: list[Any], index: int) -> Entry:
-    """The entry a script wrote with ``emit`` at ``reply[index:index + 6]``."""
-    key, value, create, mod, version, expire = reply[index : index + 6]
-    return Entry(
-        _text(key), bytes(value), int(create), int(mod), int(version), _expire_value(expire)
-    )
+def _lua_patterns(pattern: GlobPattern | None) -> bytes:
+    """The scan script's argument for ``pattern``'s Lua patterns ('' when it has none)."""
+    patterns = pattern.lua_patterns() if pattern is not None else None
+    # As msgpack strings (not bin), which is what the scripts' cmsgpack reads as Lua strings.
+    return b"" if patterns is None else msgpack.packb(patterns, use_bin_type=False)
 
 
 class RedisBackend(Backend):
@@ -573,7 +172,7 @@ class RedisBackend(Backend):
         self._exp_key = p + "exp"
         self._bytes_key = p + "bytes"
         self._log_key = p + "log"
-        self._tail: _Tail | None = None
+        self._tail: ChangeLogTail | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._reaper_wakeup: asyncio.Event | None = None
         self._next_local_expiry: float | None = None
@@ -610,11 +209,10 @@ class RedisBackend(Backend):
             **common,
         )
         self._tail_redis: Any = aioredis.Redis(connection_pool=self._tail_pool)
-        self._txn: Any = self._redis.register_script(_TXN_SCRIPT)
-        self._reap: Any = self._redis.register_script(_REAP_SCRIPT)
-        self._range: Any = self._redis.register_script(_RANGE_SCRIPT)
-        self._scan: Any = self._redis.register_script(_SCAN_SCRIPT)
-        self._read: Any = self._redis.register_script(_READ_SCRIPT)
+        self._txn: Any = self._redis.register_script(TXN_SCRIPT)
+        self._reap: Any = self._redis.register_script(REAP_SCRIPT)
+        self._scan: Any = self._redis.register_script(SCAN_SCRIPT)
+        self._read: Any = self._redis.register_script(READ_SCRIPT)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -691,101 +289,84 @@ class RedisBackend(Backend):
     async def get(self, key: str) -> Entry | None:
         """The live entry under ``key`` (one HMGET), or None when missing or expired."""
         fields = await self._call(
-            lambda: self._redis.hmget(self.key_prefix + "k:" + key, *_ENTRY_FIELDS)
+            lambda: self._redis.hmget(self.key_prefix + "k:" + key, *ENTRY_FIELDS)
         )
-        return _entry_of(key, fields)
+        return entry_of(key, fields)
 
     async def read(self, key: str) -> tuple[Entry | None, int]:
         """The entry and the store revision in one script call (one round trip, atomic)."""
         reply = await self._call(lambda: self._read(args=[self.key_prefix, key]))
-        return _entry_of(key, reply[1:]), int(reply[0])
+        return entry_of(key, reply[1:]), int(reply[0])
 
-    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
-        """Compare and write in one Lua script: one round trip, atomic across instances."""
-        args: list[Any] = [
-            self.key_prefix,
-            repr(time.time()),
-            self.history_revisions,
-            len(compares),
-        ]
+    def _txn_args(
+        self, compares: Sequence[Compare], operations: Sequence[Operation], now: str
+    ) -> list[Any]:
+        """The arguments of the transaction script."""
+        args: list[Any] = [self.key_prefix, now, self.history_revisions, len(compares)]
         for compare in compares:
             args += [compare.key, compare.mod_revision]
         args.append(len(operations))
         for operation in operations:
             if isinstance(operation, Put):
-                args += ["p", operation.key, operation.value, _expire_text(operation.expire_at)]
+                args += ["p", operation.key, operation.value, expire_text(operation.expire_at)]
             else:
                 args += ["d", operation.key, b"", ""]
-        reply = await self._call(lambda: self._txn(args=args))
+        return args
+
+    def _txn_result(self, operations: Sequence[Operation], reply: list[Any]) -> TxnResult:
+        """The result of a transaction script's reply (ConflictError for a failed compare)."""
         if int(reply[0]) == 0:
-            raise conflict(_text(reply[1]), int(reply[2]), int(reply[3]))
+            raise conflict(text_of(reply[1]), int(reply[2]), int(reply[3]))
         revision = int(reply[1])
         results: list[Entry | None] = []
         for operation, result in zip(operations, reply[2], strict=True):
             if isinstance(operation, Put):
+                key, value, expire_at = operation.key, operation.value, operation.expire_at
                 results.append(
-                    Entry(
-                        operation.key,
-                        operation.value,
-                        int(result[0]),
-                        revision,
-                        int(result[1]),
-                        operation.expire_at,
-                    )
+                    Entry(key, value, int(result[0]), revision, int(result[1]), expire_at)
                 )
                 if operation.expire_at is not None:
                     self._wake_reaper(operation.expire_at)
             elif isinstance(operation, Delete) and result:
                 value, create, mod, version, expire = result
-                results.append(
-                    Entry(
-                        operation.key,
-                        bytes(value),
-                        int(create),
-                        int(mod),
-                        int(version),
-                        _expire_value(expire),
-                    )
-                )
+                old = (bytes(value), int(create), int(mod), int(version), expire_value(expire))
+                results.append(Entry(operation.key, *old))
             else:
                 results.append(None)
         return TxnResult(revision, tuple(results))
 
-    async def range(
-        self,
-        prefix: str,
-        pattern: GlobPattern | None = None,
-        *,
-        start_after: str = "",
-        limit: int = 1000,
-    ) -> Page:
-        """Entries in key order, read from the lexicographic key index in batches; the glob
-        is matched here, with the same :class:`GlobPattern` as every backend."""
-        scan_prefix = prefix + (pattern.literal_prefix if pattern is not None else "")
-        encoded = scan_prefix.encode()
-        if start_after and start_after >= scan_prefix:
-            low = b"(" + start_after.encode()
-        else:
-            low = b"[" + encoded
-        high = b"[" + encoded + b"\xff" if encoded else b"+"
-        batch = limit + 1 if pattern is None else min(max(limit + 1, 256), 4096)
-        entries: list[Entry] = []
-        revision = 0
-        while True:
-            args = [self.key_prefix, repr(time.time()), low, high, batch]
-            reply = await self._call(functools.partial(self._range, args=args))
-            revision = max(revision, int(reply[0]))
-            scanned, last = int(reply[1]), bytes(reply[2])
-            for index in range(3, len(reply), 6):
-                key = _text(reply[index])
-                if pattern is not None and not pattern.matches(key[len(prefix) :]):
-                    continue
-                if len(entries) == limit:
-                    return Page(entries, revision, True)
-                entries.append(_flat_entry(reply, index))
-            if scanned < batch:
-                return Page(entries, revision, False)
-            low = b"(" + last
+    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
+        """Compare and write in one Lua script: one round trip, atomic across instances."""
+        args = self._txn_args(compares, operations, repr(time.time()))
+        reply = await self._call(lambda: self._txn(args=args))
+        return self._txn_result(operations, reply)
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+        """Every item as its own script call (a read, or a transaction at a revision of its
+        own, atomic alone), all in one pipeline: one round trip for the batch."""
+        now = repr(time.time())
+        calls = [
+            (self._read, [self.key_prefix, item.key])
+            if isinstance(item, Read)
+            else (self._txn, self._txn_args(item.compares, item.operations, now))
+            for item in items
+        ]
+        try:
+            replies = await self._call(lambda: run_scripts(self._redis, calls))
+        except UnavailableError as error:
+            return [error for _ in items]
+        outcomes: list[BatchOutcome] = []
+        for item, reply in zip(items, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(item, Read):
+                outcomes.append((entry_of(item.key, reply[1:]), int(reply[0])))
+                continue
+            try:
+                outcomes.append(self._txn_result(item.operations, reply))
+            except ConflictError as error:
+                outcomes.append(error)
+        return outcomes
 
     async def scan(
         self,
@@ -801,13 +382,16 @@ class RedisBackend(Backend):
         """One page in one script call (one round trip, atomic): the key index merged with, for
         an earlier revision, the keys changed since as the change log says they were; the glob
         is matched in the script with :meth:`GlobPattern.tokens`. A page looks at no more than
-        :data:`SCAN_BUDGET` keys, so a sparse glob may return a short page with a cursor."""
+        :data:`SCRIPT_BUDGET` keys (:data:`SLOW_MATCH_BUDGET` for a glob with a non-ASCII set),
+        so a sparse glob may return a short page, even an empty one, with a cursor."""
         low, low_incl, high = span.low, True, span.high
         if after is not None and not reverse and after >= low:
             low, low_incl = after, False
         if after is not None and reverse and (high is None or after < high):
             high = after
         tokens = b"" if span.pattern is None else msgpack.packb(span.pattern.tokens())
+        patterns = _lua_patterns(span.pattern)
+        budget = max(SCRIPT_BUDGET, limit) if patterns or not tokens else SLOW_MATCH_BUDGET
         args = [
             self.key_prefix,
             repr(time.time()),
@@ -817,21 +401,22 @@ class RedisBackend(Backend):
             int(high is not None),
             int(reverse),
             limit,
-            SCAN_BUDGET,
+            budget,
             revision,
             len(span.prefix.encode()),
             tokens,
             int(keys_only),
             max_bytes or 0,
+            patterns,
         ]
         reply = await self._call(functools.partial(self._scan, args=args))
         if int(reply[0]) == -1:
             raise compacted_error(int(reply[1]), revision)
         if int(reply[0]) == -2:
             raise future_revision(revision, int(reply[1]))
-        entries = [_flat_entry(reply, index) for index in range(3, len(reply), 6)]
+        entries = [flat_entry(reply, index) for index in range(3, len(reply), 6)]
         more = bool(int(reply[1]))
-        return ScanPage(entries, int(reply[0]), more, _text(reply[2]) if more else "")
+        return ScanPage(entries, int(reply[0]), more, text_of(reply[2]) if more else "")
 
     async def revision(self) -> int:
         """The current store revision."""
@@ -861,7 +446,7 @@ class RedisBackend(Backend):
             keys=int(keys),
             bytes=int(size or 0),
             revision=revision,
-            oldest_revision=_stream_revision(first[0][0]) if first else revision + 1,
+            oldest_revision=stream_revision(first[0][0]) if first else revision + 1,
             backend=self.name,
         )
 
@@ -878,12 +463,12 @@ class RedisBackend(Backend):
 
         rev, first = await self._call(read)
         revision = int(rev or 0)
-        return revision, _stream_revision(first[0][0]) if first else revision + 1
+        return revision, stream_revision(first[0][0]) if first else revision + 1
 
-    def _join_tail(self, current: int) -> _Tail:
+    def _join_tail(self, current: int) -> ChangeLogTail:
         tail = self._tail
         if tail is None or tail.task is None or tail.task.done():
-            tail = _Tail(current)
+            tail = ChangeLogTail(current)
             self._tail = tail
             tail.task = asyncio.get_running_loop().create_task(
                 self._read_log(tail), name="statekeeper-redis-log-reader"
@@ -891,7 +476,7 @@ class RedisBackend(Backend):
         tail.watchers += 1
         return tail
 
-    async def _read_log(self, tail: _Tail) -> None:
+    async def _read_log(self, tail: ChangeLogTail) -> None:
         """Follow the change log and hand every entry to the local watchers."""
         backoff = 0.05
         while not self._closed and tail.watchers > 0 and tail.reset is None:
@@ -924,8 +509,8 @@ class RedisBackend(Backend):
                 continue
             for _, entries in reply:
                 for entry_id, fields in entries:
-                    revision = _stream_revision(entry_id)
-                    tail.add(revision, _decode_events(revision, fields[b"e"]))
+                    revision = stream_revision(entry_id)
+                    tail.add(revision, decode_events(revision, fields[b"e"]))
             tail.notify()
         if self._tail is tail:
             self._tail = None
@@ -935,7 +520,7 @@ class RedisBackend(Backend):
         """Change-log entries from revision ``first`` on (for watchers behind the reader)."""
         reply = await self._tail_redis.xrange(self._log_key, min=f"{first}-0", count=READ_BATCH)
         return [
-            (_stream_revision(entry_id), _decode_events(_stream_revision(entry_id), fields[b"e"]))
+            (stream_revision(entry_id), decode_events(stream_revision(entry_id), fields[b"e"]))
             for entry_id, fields in reply
         ]
 

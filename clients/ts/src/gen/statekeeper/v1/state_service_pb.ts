@@ -4,8 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { Any, Duration } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_any, file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { KeyValue, Value, ValueEncoding } from "./common_pb.js";
 import { file_statekeeper_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file statekeeper/v1/state_service.proto.
  */
 export const file_statekeeper_v1_state_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJzdGF0ZWtlZXBlci92MS9zdGF0ZV9zZXJ2aWNlLnByb3RvEg5zdGF0ZWtlZXBlci52MSKeAQoLU2F2ZVJlcXVlc3QSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuc3RhdGVrZWVwZXIudjEuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARImCgN0dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CFAoSX2V4cGVjdGVkX3JldmlzaW9uIjQKDFNhdmVSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlIlAKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJEjUKDnZhbHVlX2VuY29kaW5nGAIgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZyJFCgtHZXRSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEhAKCHJldmlzaW9uGAIgASgDItcBCg1VcGRhdGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIkCgVwYXRjaBgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgDSACIAQESJgoDdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKDnZhbHVlX2VuY29kaW5nGAUgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZ0IUChJfZXhwZWN0ZWRfcmV2aXNpb24iNgoOVXBkYXRlUmVzcG9uc2USJAoCa3YYASABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSJSCg1EZWxldGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgCIAEoA0gAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiIzCg5EZWxldGVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDIkkKD0xpc3RLZXlzUmVxdWVzdBIPCgdwYXR0ZXJuGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIksKEExpc3RLZXlzUmVzcG9uc2USDAoEa2V5cxgBIAMoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMiNAoKQ29tcGFyaXNvbhILCgNrZXkYASABKAkSGQoRZXhwZWN0ZWRfcmV2aXNpb24YAiABKAMiaQoMUHV0T3BlcmF0aW9uEgsKA2tleRgBIAEoCRIkCgV2YWx1ZRgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIeCg9EZWxldGVPcGVyYXRpb24SCwoDa2V5GAEgASgJInMKCU9wZXJhdGlvbhIrCgNwdXQYASABKAsyHC5zdGF0ZWtlZXBlci52MS5QdXRPcGVyYXRpb25IABIxCgZkZWxldGUYAiABKAsyHy5zdGF0ZWtlZXBlci52MS5EZWxldGVPcGVyYXRpb25IAEIGCgRraW5kInEKD1RyYW5zYWN0UmVxdWVzdBIvCgtjb21wYXJpc29ucxgBIAMoCzIaLnN0YXRla2VlcGVyLnYxLkNvbXBhcmlzb24SLQoKb3BlcmF0aW9ucxgCIAMoCzIZLnN0YXRla2VlcGVyLnYxLk9wZXJhdGlvbiIkChBUcmFuc2FjdFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIrUBCgxXYXRjaFJlcXVlc3QSDwoHcGF0dGVybhgBIAEoCRIWCg5zdGFydF9yZXZpc2lvbhgCIAEoAxIPCgdwcmV2X2t2GAMgASgIEjUKDnZhbHVlX2VuY29kaW5nGAQgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZxI0ChFwcm9ncmVzc19pbnRlcnZhbBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKBAQoFRXZlbnQSJwoEdHlwZRgBIAEoDjIZLnN0YXRla2VlcGVyLnYxLkV2ZW50VHlwZRIkCgJrdhgCIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEikKB3ByZXZfa3YYAyABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSLHAQoNV2F0Y2hSZXNwb25zZRIPCgdjcmVhdGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDEiUKBmV2ZW50cxgDIAMoCzIVLnN0YXRla2VlcGVyLnYxLkV2ZW50EhcKD3Byb2dyZXNzX25vdGlmeRgEIAEoCBIQCghjYW5jZWxlZBgFIAEoCBIYChBjb21wYWN0X3JldmlzaW9uGAYgASgDEhUKDWNhbmNlbF9yZWFzb24YByABKAkSEAoIZnJhZ21lbnQYCCABKAgi5wEKDFJhbmdlUmVxdWVzdBIRCglzdGFydF9rZXkYASABKAkSDwoHZW5kX2tleRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSDwoHcGF0dGVybhgEIAEoCRIPCgdyZXZlcnNlGAUgASgIEhEKCWtleXNfb25seRgGIAEoCBIRCglwYWdlX3NpemUYByABKAUSEgoKcGFnZV90b2tlbhgIIAEoCRIQCghyZXZpc2lvbhgJIAEoAxI1Cg52YWx1ZV9lbmNvZGluZxgKIAEoDjIdLnN0YXRla2VlcGVyLnYxLlZhbHVlRW5jb2RpbmciYQoNUmFuZ2VSZXNwb25zZRIlCgNrdnMYASADKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMicwoSRGVsZXRlUmFuZ2VSZXF1ZXN0EhEKCXN0YXJ0X2tleRgBIAEoCRIPCgdlbmRfa2V5GAIgASgJEg4KBnByZWZpeBgDIAEoCRIpCgVndWFyZBgEIAEoCzIaLnN0YXRla2VlcGVyLnYxLkNvbXBhcmlzb24iOAoTRGVsZXRlUmFuZ2VSZXNwb25zZRIPCgdkZWxldGVkGAEgASgDEhAKCHJldmlzaW9uGAIgASgDImsKEENvcHlSYW5nZVJlcXVlc3QSFQoNc291cmNlX3ByZWZpeBgBIAEoCRIVCg10YXJnZXRfcHJlZml4GAIgASgJEikKBWd1YXJkGAMgASgLMhouc3RhdGVrZWVwZXIudjEuQ29tcGFyaXNvbiJOChFDb3B5UmFuZ2VSZXNwb25zZRIOCgZjb3BpZWQYASABKAMSEAoIcmV2aXNpb24YAiABKAMSFwoPc291cmNlX3JldmlzaW9uGAMgASgDIhEKD0dldFN0YXRzUmVxdWVzdCJ+ChBHZXRTdGF0c1Jlc3BvbnNlEgwKBGtleXMYASABKAMSDQoFYnl0ZXMYAiABKAMSEAoIcmV2aXNpb24YAyABKAMSFwoPb2xkZXN0X3JldmlzaW9uGAQgASgDEg8KB2JhY2tlbmQYBSABKAkSEQoJdXNlcl9rZXlzGAYgASgDKmkKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASEgoORVZFTlRfVFlQRV9QVVQQARIVChFFVkVOVF9UWVBFX0RFTEVURRACEhUKEUVWRU5UX1RZUEVfRVhQSVJFEAMyyAYKDFN0YXRlU2VydmljZRJBCgRTYXZlEhsuc3RhdGVrZWVwZXIudjEuU2F2ZVJlcXVlc3QaHC5zdGF0ZWtlZXBlci52MS5TYXZlUmVzcG9uc2USPgoDR2V0Ehouc3RhdGVrZWVwZXIudjEuR2V0UmVxdWVzdBobLnN0YXRla2VlcGVyLnYxLkdldFJlc3BvbnNlEkcKBlVwZGF0ZRIdLnN0YXRla2VlcGVyLnYxLlVwZGF0ZVJlcXVlc3QaHi5zdGF0ZWtlZXBlci52MS5VcGRhdGVSZXNwb25zZRJHCgZEZWxldGUSHS5zdGF0ZWtlZXBlci52MS5EZWxldGVSZXF1ZXN0Gh4uc3RhdGVrZWVwZXIudjEuRGVsZXRlUmVzcG9uc2USTQoITGlzdEtleXMSHy5zdGF0ZWtlZXBlci52MS5MaXN0S2V5c1JlcXVlc3QaIC5zdGF0ZWtlZXBlci52MS5MaXN0S2V5c1Jlc3BvbnNlEk0KCFRyYW5zYWN0Eh8uc3RhdGVrZWVwZXIudjEuVHJhbnNhY3RSZXF1ZXN0GiAuc3RhdGVrZWVwZXIudjEuVHJhbnNhY3RSZXNwb25zZRJGCgVXYXRjaBIcLnN0YXRla2VlcGVyLnYxLldhdGNoUmVxdWVzdBodLnN0YXRla2VlcGVyLnYxLldhdGNoUmVzcG9uc2UwARJNCghHZXRTdGF0cxIfLnN0YXRla2VlcGVyLnYxLkdldFN0YXRzUmVxdWVzdBogLnN0YXRla2VlcGVyLnYxLkdldFN0YXRzUmVzcG9uc2USRAoFUmFuZ2USHC5zdGF0ZWtlZXBlci52MS5SYW5nZVJlcXVlc3QaHS5zdGF0ZWtlZXBlci52MS5SYW5nZVJlc3BvbnNlElYKC0RlbGV0ZVJhbmdlEiIuc3RhdGVrZWVwZXIudjEuRGVsZXRlUmFuZ2VSZXF1ZXN0GiMuc3RhdGVrZWVwZXIudjEuRGVsZXRlUmFuZ2VSZXNwb25zZRJQCglDb3B5UmFuZ2USIC5zdGF0ZWtlZXBlci52MS5Db3B5UmFuZ2VSZXF1ZXN0GiEuc3RhdGVrZWVwZXIudjEuQ29weVJhbmdlUmVzcG9uc2VCS1pJZ2l0aHViLmNvbS9zdGF0ZWtlZXBlci9zdGF0ZWtlZXBlci9jbGllbnRzL2dvL3N0YXRla2VlcGVydjE7c3RhdGVrZWVwZXJ2MWIGcHJvdG8z", [file_google_protobuf_duration, file_statekeeper_v1_common]);
+  fileDesc("CiJzdGF0ZWtlZXBlci92MS9zdGF0ZV9zZXJ2aWNlLnByb3RvEg5zdGF0ZWtlZXBlci52MSKeAQoLU2F2ZVJlcXVlc3QSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuc3RhdGVrZWVwZXIudjEuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARImCgN0dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CFAoSX2V4cGVjdGVkX3JldmlzaW9uIjQKDFNhdmVSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlIlAKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJEjUKDnZhbHVlX2VuY29kaW5nGAIgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZyJFCgtHZXRSZXNwb25zZRIkCgJrdhgBIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEhAKCHJldmlzaW9uGAIgASgDItcBCg1VcGRhdGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIkCgVwYXRjaBgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgDSACIAQESJgoDdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKDnZhbHVlX2VuY29kaW5nGAUgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZ0IUChJfZXhwZWN0ZWRfcmV2aXNpb24iNgoOVXBkYXRlUmVzcG9uc2USJAoCa3YYASABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSJSCg1EZWxldGVSZXF1ZXN0EgsKA2tleRgBIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgCIAEoA0gAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiIzCg5EZWxldGVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDIkkKD0xpc3RLZXlzUmVxdWVzdBIPCgdwYXR0ZXJuGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIksKEExpc3RLZXlzUmVzcG9uc2USDAoEa2V5cxgBIAMoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMiNAoKQ29tcGFyaXNvbhILCgNrZXkYASABKAkSGQoRZXhwZWN0ZWRfcmV2aXNpb24YAiABKAMiaQoMUHV0T3BlcmF0aW9uEgsKA2tleRgBIAEoCRIkCgV2YWx1ZRgCIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIeCg9EZWxldGVPcGVyYXRpb24SCwoDa2V5GAEgASgJInMKCU9wZXJhdGlvbhIrCgNwdXQYASABKAsyHC5zdGF0ZWtlZXBlci52MS5QdXRPcGVyYXRpb25IABIxCgZkZWxldGUYAiABKAsyHy5zdGF0ZWtlZXBlci52MS5EZWxldGVPcGVyYXRpb25IAEIGCgRraW5kInEKD1RyYW5zYWN0UmVxdWVzdBIvCgtjb21wYXJpc29ucxgBIAMoCzIaLnN0YXRla2VlcGVyLnYxLkNvbXBhcmlzb24SLQoKb3BlcmF0aW9ucxgCIAMoCzIZLnN0YXRla2VlcGVyLnYxLk9wZXJhdGlvbiIkChBUcmFuc2FjdFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIrUBCgxXYXRjaFJlcXVlc3QSDwoHcGF0dGVybhgBIAEoCRIWCg5zdGFydF9yZXZpc2lvbhgCIAEoAxIPCgdwcmV2X2t2GAMgASgIEjUKDnZhbHVlX2VuY29kaW5nGAQgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZxI0ChFwcm9ncmVzc19pbnRlcnZhbBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKBAQoFRXZlbnQSJwoEdHlwZRgBIAEoDjIZLnN0YXRla2VlcGVyLnYxLkV2ZW50VHlwZRIkCgJrdhgCIAEoCzIYLnN0YXRla2VlcGVyLnYxLktleVZhbHVlEikKB3ByZXZfa3YYAyABKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZSLHAQoNV2F0Y2hSZXNwb25zZRIPCgdjcmVhdGVkGAEgASgIEhAKCHJldmlzaW9uGAIgASgDEiUKBmV2ZW50cxgDIAMoCzIVLnN0YXRla2VlcGVyLnYxLkV2ZW50EhcKD3Byb2dyZXNzX25vdGlmeRgEIAEoCBIQCghjYW5jZWxlZBgFIAEoCBIYChBjb21wYWN0X3JldmlzaW9uGAYgASgDEhUKDWNhbmNlbF9yZWFzb24YByABKAkSEAoIZnJhZ21lbnQYCCABKAgi5wEKDFJhbmdlUmVxdWVzdBIRCglzdGFydF9rZXkYASABKAkSDwoHZW5kX2tleRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSDwoHcGF0dGVybhgEIAEoCRIPCgdyZXZlcnNlGAUgASgIEhEKCWtleXNfb25seRgGIAEoCBIRCglwYWdlX3NpemUYByABKAUSEgoKcGFnZV90b2tlbhgIIAEoCRIQCghyZXZpc2lvbhgJIAEoAxI1Cg52YWx1ZV9lbmNvZGluZxgKIAEoDjIdLnN0YXRla2VlcGVyLnYxLlZhbHVlRW5jb2RpbmciYQoNUmFuZ2VSZXNwb25zZRIlCgNrdnMYASADKAsyGC5zdGF0ZWtlZXBlci52MS5LZXlWYWx1ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMicwoSRGVsZXRlUmFuZ2VSZXF1ZXN0EhEKCXN0YXJ0X2tleRgBIAEoCRIPCgdlbmRfa2V5GAIgASgJEg4KBnByZWZpeBgDIAEoCRIpCgVndWFyZBgEIAEoCzIaLnN0YXRla2VlcGVyLnYxLkNvbXBhcmlzb24iOAoTRGVsZXRlUmFuZ2VSZXNwb25zZRIPCgdkZWxldGVkGAEgASgDEhAKCHJldmlzaW9uGAIgASgDImsKEENvcHlSYW5nZVJlcXVlc3QSFQoNc291cmNlX3ByZWZpeBgBIAEoCRIVCg10YXJnZXRfcHJlZml4GAIgASgJEikKBWd1YXJkGAMgASgLMhouc3RhdGVrZWVwZXIudjEuQ29tcGFyaXNvbiJOChFDb3B5UmFuZ2VSZXNwb25zZRIOCgZjb3BpZWQYASABKAMSEAoIcmV2aXNpb24YAiABKAMSFwoPc291cmNlX3JldmlzaW9uGAMgASgDIhEKD0dldFN0YXRzUmVxdWVzdCJ+ChBHZXRTdGF0c1Jlc3BvbnNlEgwKBGtleXMYASABKAMSDQoFYnl0ZXMYAiABKAMSEAoIcmV2aXNpb24YAyABKAMSFwoPb2xkZXN0X3JldmlzaW9uGAQgASgDEg8KB2JhY2tlbmQYBSABKAkSEQoJdXNlcl9rZXlzGAYgASgDIkIKDEJhdGNoUmVxdWVzdBIyCgpvcGVyYXRpb25zGAEgAygLMh4uc3RhdGVrZWVwZXIudjEuQmF0Y2hPcGVyYXRpb24i1gEKDkJhdGNoT3BlcmF0aW9uEisKBHNhdmUYASABKAsyGy5zdGF0ZWtlZXBlci52MS5TYXZlUmVxdWVzdEgAEikKA2dldBgCIAEoCzIaLnN0YXRla2VlcGVyLnYxLkdldFJlcXVlc3RIABIvCgZkZWxldGUYAyABKAsyHS5zdGF0ZWtlZXBlci52MS5EZWxldGVSZXF1ZXN0SAASMwoIdHJhbnNhY3QYBCABKAsyHy5zdGF0ZWtlZXBlci52MS5UcmFuc2FjdFJlcXVlc3RIAEIGCgRraW5kIlMKC0JhdGNoU3RhdHVzEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCRIlCgdkZXRhaWxzGAMgAygLMhQuZ29vZ2xlLnByb3RvYnVmLkFueSKEAgoLQmF0Y2hSZXN1bHQSKwoGc3RhdHVzGAEgASgLMhsuc3RhdGVrZWVwZXIudjEuQmF0Y2hTdGF0dXMSLAoEc2F2ZRgCIAEoCzIcLnN0YXRla2VlcGVyLnYxLlNhdmVSZXNwb25zZUgAEioKA2dldBgDIAEoCzIbLnN0YXRla2VlcGVyLnYxLkdldFJlc3BvbnNlSAASMAoGZGVsZXRlGAQgASgLMh4uc3RhdGVrZWVwZXIudjEuRGVsZXRlUmVzcG9uc2VIABI0Cgh0cmFuc2FjdBgFIAEoCzIgLnN0YXRla2VlcGVyLnYxLlRyYW5zYWN0UmVzcG9uc2VIAEIGCgRraW5kIj0KDUJhdGNoUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLnN0YXRla2VlcGVyLnYxLkJhdGNoUmVzdWx0KmkKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASEgoORVZFTlRfVFlQRV9QVVQQARIVChFFVkVOVF9UWVBFX0RFTEVURRACEhUKEUVWRU5UX1RZUEVfRVhQSVJFEAMyjgcKDFN0YXRlU2VydmljZRJBCgRTYXZlEhsuc3RhdGVrZWVwZXIudjEuU2F2ZVJlcXVlc3QaHC5zdGF0ZWtlZXBlci52MS5TYXZlUmVzcG9uc2USPgoDR2V0Ehouc3RhdGVrZWVwZXIudjEuR2V0UmVxdWVzdBobLnN0YXRla2VlcGVyLnYxLkdldFJlc3BvbnNlEkcKBlVwZGF0ZRIdLnN0YXRla2VlcGVyLnYxLlVwZGF0ZVJlcXVlc3QaHi5zdGF0ZWtlZXBlci52MS5VcGRhdGVSZXNwb25zZRJHCgZEZWxldGUSHS5zdGF0ZWtlZXBlci52MS5EZWxldGVSZXF1ZXN0Gh4uc3RhdGVrZWVwZXIudjEuRGVsZXRlUmVzcG9uc2USTQoITGlzdEtleXMSHy5zdGF0ZWtlZXBlci52MS5MaXN0S2V5c1JlcXVlc3QaIC5zdGF0ZWtlZXBlci52MS5MaXN0S2V5c1Jlc3BvbnNlEk0KCFRyYW5zYWN0Eh8uc3RhdGVrZWVwZXIudjEuVHJhbnNhY3RSZXF1ZXN0GiAuc3RhdGVrZWVwZXIudjEuVHJhbnNhY3RSZXNwb25zZRJGCgVXYXRjaBIcLnN0YXRla2VlcGVyLnYxLldhdGNoUmVxdWVzdBodLnN0YXRla2VlcGVyLnYxLldhdGNoUmVzcG9uc2UwARJNCghHZXRTdGF0cxIfLnN0YXRla2VlcGVyLnYxLkdldFN0YXRzUmVxdWVzdBogLnN0YXRla2VlcGVyLnYxLkdldFN0YXRzUmVzcG9uc2USRAoFUmFuZ2USHC5zdGF0ZWtlZXBlci52MS5SYW5nZVJlcXVlc3QaHS5zdGF0ZWtlZXBlci52MS5SYW5nZVJlc3BvbnNlElYKC0RlbGV0ZVJhbmdlEiIuc3RhdGVrZWVwZXIudjEuRGVsZXRlUmFuZ2VSZXF1ZXN0GiMuc3RhdGVrZWVwZXIudjEuRGVsZXRlUmFuZ2VSZXNwb25zZRJQCglDb3B5UmFuZ2USIC5zdGF0ZWtlZXBlci52MS5Db3B5UmFuZ2VSZXF1ZXN0GiEuc3RhdGVrZWVwZXIudjEuQ29weVJhbmdlUmVzcG9uc2USRAoFQmF0Y2gSHC5zdGF0ZWtlZXBlci52MS5CYXRjaFJlcXVlc3QaHS5zdGF0ZWtlZXBlci52MS5CYXRjaFJlc3BvbnNlQktaSWdpdGh1Yi5jb20vc3RhdGVrZWVwZXIvc3RhdGVrZWVwZXIvY2xpZW50cy9nby9zdGF0ZWtlZXBlcnYxO3N0YXRla2VlcGVydjFiBnByb3RvMw", [file_google_protobuf_any, file_google_protobuf_duration, file_statekeeper_v1_common]);
 
 /**
  * SaveRequest creates or replaces one document.
@@ -1035,6 +1035,202 @@ export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*
   messageDesc(file_statekeeper_v1_state_service, 26);
 
 /**
+ * BatchRequest holds the independent operations of one Batch call.
+ *
+ * @generated from message statekeeper.v1.BatchRequest
+ */
+export type BatchRequest = Message<"statekeeper.v1.BatchRequest"> & {
+  /**
+   * The operations, at most 1000, run in this order; several may name the same key.
+   *
+   * @generated from field: repeated statekeeper.v1.BatchOperation operations = 1;
+   */
+  operations: BatchOperation[];
+};
+
+/**
+ * Describes the message statekeeper.v1.BatchRequest.
+ * Use `create(BatchRequestSchema)` to create a new message.
+ */
+export const BatchRequestSchema: GenMessage<BatchRequest> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_state_service, 27);
+
+/**
+ * BatchOperation is one operation of a batch: the request of the RPC of the same name, with
+ * the same fields, rules and errors. A save or delete with `expected_revision` set is a
+ * compare-and-set.
+ *
+ * @generated from message statekeeper.v1.BatchOperation
+ */
+export type BatchOperation = Message<"statekeeper.v1.BatchOperation"> & {
+  /**
+   * The operation.
+   *
+   * @generated from oneof statekeeper.v1.BatchOperation.kind
+   */
+  kind: {
+    /**
+     * Save a document, as the Save RPC.
+     *
+     * @generated from field: statekeeper.v1.SaveRequest save = 1;
+     */
+    value: SaveRequest;
+    case: "save";
+  } | {
+    /**
+     * Read a document, as the Get RPC.
+     *
+     * @generated from field: statekeeper.v1.GetRequest get = 2;
+     */
+    value: GetRequest;
+    case: "get";
+  } | {
+    /**
+     * Delete a key, as the Delete RPC.
+     *
+     * @generated from field: statekeeper.v1.DeleteRequest delete = 3;
+     */
+    value: DeleteRequest;
+    case: "delete";
+  } | {
+    /**
+     * Apply a multi-key transaction, as the Transact RPC.
+     *
+     * @generated from field: statekeeper.v1.TransactRequest transact = 4;
+     */
+    value: TransactRequest;
+    case: "transact";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message statekeeper.v1.BatchOperation.
+ * Use `create(BatchOperationSchema)` to create a new message.
+ */
+export const BatchOperationSchema: GenMessage<BatchOperation> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_state_service, 28);
+
+/**
+ * BatchStatus is the status of one batch operation, with the fields (and field numbers) of
+ * google.rpc.Status: the gRPC status code (0 OK), the message, and the details the same
+ * operation sent alone would carry (a google.rpc.ErrorInfo with the stable reason, and a
+ * google.rpc.BadRequest for INVALID_ARGUMENT).
+ *
+ * @generated from message statekeeper.v1.BatchStatus
+ */
+export type BatchStatus = Message<"statekeeper.v1.BatchStatus"> & {
+  /**
+   * The gRPC status code: 0 (OK) when the operation succeeded.
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * The error message; empty when the operation succeeded.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * The error details (google.rpc.ErrorInfo, google.rpc.BadRequest).
+   *
+   * @generated from field: repeated google.protobuf.Any details = 3;
+   */
+  details: Any[];
+};
+
+/**
+ * Describes the message statekeeper.v1.BatchStatus.
+ * Use `create(BatchStatusSchema)` to create a new message.
+ */
+export const BatchStatusSchema: GenMessage<BatchStatus> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_state_service, 29);
+
+/**
+ * BatchResult is the outcome of one operation of a batch.
+ *
+ * @generated from message statekeeper.v1.BatchResult
+ */
+export type BatchResult = Message<"statekeeper.v1.BatchResult"> & {
+  /**
+   * The operation's status; when its code is not 0 no response field is set and the
+   * operation changed nothing.
+   *
+   * @generated from field: statekeeper.v1.BatchStatus status = 1;
+   */
+  status?: BatchStatus | undefined;
+
+  /**
+   * The response of a successful operation: the response of the RPC of the same name.
+   *
+   * @generated from oneof statekeeper.v1.BatchResult.kind
+   */
+  kind: {
+    /**
+     * The response of a save.
+     *
+     * @generated from field: statekeeper.v1.SaveResponse save = 2;
+     */
+    value: SaveResponse;
+    case: "save";
+  } | {
+    /**
+     * The response of a get.
+     *
+     * @generated from field: statekeeper.v1.GetResponse get = 3;
+     */
+    value: GetResponse;
+    case: "get";
+  } | {
+    /**
+     * The response of a delete.
+     *
+     * @generated from field: statekeeper.v1.DeleteResponse delete = 4;
+     */
+    value: DeleteResponse;
+    case: "delete";
+  } | {
+    /**
+     * The response of a transaction.
+     *
+     * @generated from field: statekeeper.v1.TransactResponse transact = 5;
+     */
+    value: TransactResponse;
+    case: "transact";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message statekeeper.v1.BatchResult.
+ * Use `create(BatchResultSchema)` to create a new message.
+ */
+export const BatchResultSchema: GenMessage<BatchResult> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_state_service, 30);
+
+/**
+ * BatchResponse holds one result per operation, in the order of the request.
+ *
+ * @generated from message statekeeper.v1.BatchResponse
+ */
+export type BatchResponse = Message<"statekeeper.v1.BatchResponse"> & {
+  /**
+   * The results, one per operation of the request, in its order.
+   *
+   * @generated from field: repeated statekeeper.v1.BatchResult results = 1;
+   */
+  results: BatchResult[];
+};
+
+/**
+ * Describes the message statekeeper.v1.BatchResponse.
+ * Use `create(BatchResponseSchema)` to create a new message.
+ */
+export const BatchResponseSchema: GenMessage<BatchResponse> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_state_service, 31);
+
+/**
  * EventType says what happened to a key.
  *
  * @generated from enum statekeeper.v1.EventType
@@ -1200,6 +1396,27 @@ export const StateService: GenService<{
     methodKind: "unary";
     input: typeof CopyRangeRequestSchema;
     output: typeof CopyRangeResponseSchema;
+  },
+  /**
+   * Batch runs independent operations (saves, gets, deletes, compare-and-set writes and
+   * transactions) in one call. It is not a transaction: each operation has its own result or
+   * its own error status, exactly as if it had been sent alone as its own RPC, after the
+   * operations before it in the list; each write commits at a revision of its own. The server
+   * serves the batch in one backend round trip where the backend allows it (one Redis
+   * pipeline, one group commit of the file log). Clients use it to coalesce calls issued
+   * while another call is in flight. A request of more than 1000 operations fails as a whole
+   * with RESOURCE_EXHAUSTED (reason TOO_MANY_OPERATIONS), as an oversized transaction does.
+   * The call needs the read role, and each write operation the write role (PERMISSION_DENIED
+   * in that operation's status otherwise). When the results of the gets would not fit one
+   * response message, the gets that do not fit fail with RESOURCE_EXHAUSTED (reason
+   * BATCH_RESPONSE_TOO_LARGE): send them again alone.
+   *
+   * @generated from rpc statekeeper.v1.StateService.Batch
+   */
+  batch: {
+    methodKind: "unary";
+    input: typeof BatchRequestSchema;
+    output: typeof BatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_statekeeper_v1_state_service, 0);

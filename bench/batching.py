@@ -1,0 +1,169 @@
+"""The batching part of ``make bench`` (issue 18's throughput targets).
+
+With a statekeeper server per backend (memory, file with its durable log, Redis) and etcd all
+running at once, each round measures, from the same client processes (4 processes x 4 tasks):
+
+* statekeeper save and get at concurrency 16 with client-side coalescing on (the default) and
+  off, and etcd's put and range (the ``etcd`` rows);
+* the latency of a lone call (concurrency 1) on the memory backend, coalescing on and off.
+
+Rounds interleave every row, so a change of the machine's speed meets all of them alike; the
+report takes each row's median and gives the ratios of one run: statekeeper / etcd and the p50
+with coalescing on / off.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from typing import TYPE_CHECKING, Any
+
+from bench.servers import Service, start_etcd, start_statekeeper, stop_all
+
+if TYPE_CHECKING:
+    from bench.run import Harness
+
+#: The statekeeper load targets: coalescing on (the client's default) and off.
+TARGETS = {"on": "statekeeper", "off": "statekeeper-alone"}
+
+
+def _servers(harness: Harness, redis: Service | None) -> dict[str, tuple[Service, list[Service]]]:
+    """backend -> (server, servers whose CPU counts) for every backend that can run."""
+    scratch = os.path.join(harness.scratch, "batching")
+    started: dict[str, tuple[Service, list[Service]]] = {}
+    for backend in harness.settings.backends:
+        if backend == "memory":
+            args = ["--backend", "memory"]
+        elif backend == "file":
+            args = ["--backend", "file", "--data-dir", os.path.join(scratch, "file-data")]
+        elif backend == "redis" and redis is not None:
+            args = ["--backend", "redis", "--redis-url", f"redis://{redis.address}"]
+        else:
+            continue
+        server = harness.start(start_statekeeper(*args, name=f"statekeeper-{backend}-batching"))
+        assert server is not None
+        started[backend] = (server, [server, *([redis] if backend == "redis" and redis else [])])
+    return started
+
+
+def measure(harness: Harness, redis: Service | None) -> None:
+    """Every row of every round into ``results["batching"]``."""
+    harness.results.setdefault("batching", [])
+    servers = _servers(harness, redis)
+    etcd = harness.start(start_etcd())
+    if etcd is None:
+        harness.results["skipped"].append("batching rows vs etcd: etcd not installed")
+    rounds = max(1, harness.settings.target_rounds)
+    try:
+        for number in range(rounds):
+            harness.log(f"batching rows, round {number + 1} of {rounds}")
+            for backend, (server, counted) in servers.items():
+                for op in ("save", "get"):
+                    for mode, target in TARGETS.items():
+                        row = harness.load(
+                            f"statekeeper {backend} batching {mode}",
+                            backend,
+                            target,
+                            server.address,
+                            op,
+                            16,
+                            counted,
+                            redis if backend == "redis" else None,
+                            "batching",
+                        )
+                        row.update(round=number, batching=mode)
+            if etcd is not None:
+                for op in ("save", "get"):
+                    row = harness.load(
+                        "etcd", "etcd", "etcd", etcd.address, op, 16, [etcd], None, "batching"
+                    )
+                    row.update(round=number, batching="-")
+            if "memory" in servers:
+                server, counted = servers["memory"]
+                for op in ("save", "get"):
+                    for mode, target in TARGETS.items():
+                        row = harness.load(
+                            f"statekeeper memory batching {mode}",
+                            "memory",
+                            target,
+                            server.address,
+                            op,
+                            1,
+                            counted,
+                            None,
+                            "batching",
+                        )
+                        row.update(round=number, batching=mode)
+    finally:
+        stop_all([server for server, _ in servers.values()] + ([etcd] if etcd else []))
+
+
+def _median(rows: list[dict[str, Any]], field: str, **match: Any) -> float | None:
+    values = [r[field] for r in rows if all(r.get(k) == v for k, v in match.items())]
+    return statistics.median(values) if values else None
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The medians and same-run ratios the issue's targets compare (also kept in the JSON)."""
+    rows = results.get("batching") or []
+    out: dict[str, Any] = {"throughput": [], "latency": []}
+    for op in ("save", "get"):
+        etcd = _median(rows, "ops_per_s", label="etcd", op=op, concurrency=16)
+        for backend in ("memory", "file", "redis"):
+            on = _median(rows, "ops_per_s", backend=backend, op=op, concurrency=16, batching="on")
+            off = _median(rows, "ops_per_s", backend=backend, op=op, concurrency=16, batching="off")
+            if on is None:
+                continue
+            out["throughput"].append(
+                {
+                    "backend": backend,
+                    "op": op,
+                    "on_ops_per_s": on,
+                    "off_ops_per_s": off,
+                    "etcd_ops_per_s": etcd,
+                    "on_vs_etcd": on / etcd if etcd else None,
+                    "on_vs_off": on / off if off else None,
+                }
+            )
+        on = _median(rows, "p50_ms", backend="memory", op=op, concurrency=1, batching="on")
+        off = _median(rows, "p50_ms", backend="memory", op=op, concurrency=1, batching="off")
+        if on is not None and off:
+            out["latency"].append({"op": op, "on_p50_ms": on, "off_p50_ms": off, "ratio": on / off})
+    return out
+
+
+def markdown(results: dict[str, Any]) -> list[str]:
+    """The report's lines for this part (none when it did not run)."""
+    if not results.get("batching"):
+        return []
+    figures = results["batching_summary"] = summary(results)
+    rounds = 1 + max(row["round"] for row in results["batching"])
+    lines = [
+        "",
+        f"Batching (issue 18), c=16 from the same 4 client processes, medians of {rounds} "
+        "interleaved rounds; coalescing on is the client's default:",
+        "",
+        "| backend | op | coalescing on, ops/s | off, ops/s | etcd, ops/s | on / etcd | on / off |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+
+    def number(value: float | None, form: str) -> str:
+        return "" if value is None else format(value, form)
+
+    for item in figures["throughput"]:
+        lines.append(
+            f"| {item['backend']} | {item['op']} | {number(item['on_ops_per_s'], ',.0f')} | "
+            f"{number(item['off_ops_per_s'], ',.0f')} | {number(item['etcd_ops_per_s'], ',.0f')} | "
+            f"{number(item['on_vs_etcd'], '.2f')} | {number(item['on_vs_off'], '.2f')} |"
+        )
+    lines += [
+        "",
+        "| lone call (c=1, memory) | p50 on, ms | p50 off, ms | on / off (target <= 1.10) |",
+        "|---|--:|--:|--:|",
+    ]
+    for item in figures["latency"]:
+        lines.append(
+            f"| {item['op']} | {item['on_p50_ms']:.3f} | {item['off_p50_ms']:.3f} | "
+            f"{item['ratio']:.2f} |"
+        )
+    return lines

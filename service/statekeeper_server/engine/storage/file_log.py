@@ -1,0 +1,300 @@
+"""The file backend's append-only log: framing, segments, group-commit writes, recovery.
+
+Every log record is one frame::
+
+    length (u32 LE) | crc32 of flags+payload (u32 LE) | flags (u8) | payload
+
+flags bit 0: the payload is zstd-compressed; bit 1: the payload is JSON (else MessagePack).
+Each frame says how it is encoded, so a store opens under any ``format``/``compression``
+setting (the setting applies to what is written next). A record is ``[revision, items]``, one
+item per event: ``[1, key, value, create_revision, version, expire_at]`` for a put,
+``[2, key]`` for a delete and ``[3, key]`` for an expiry (previous entries are recomputed on
+replay). In the JSON format values are base64 text, so they round-trip byte for byte.
+
+Segments are named ``wal-<first revision>.log`` and are zero-filled ahead of the writes
+(``PREALLOCATE_BYTES`` at a time, made durable with a full fsync), so each write overwrites
+allocated blocks and its ``fdatasync`` has no file size to journal, which roughly halves its
+latency. A zero tail after the last record is that preallocated space, not damage; a torn or
+corrupt tail of the last segment (a crash in the middle of a write) is cut off on open.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zstandard
+from statekeeper.errors import FailedPreconditionError
+
+from statekeeper_server.engine.storage.backend import Event, EventType
+
+log = logging.getLogger("statekeeper.file")
+
+#: The formats a file store can write.
+FORMATS = ("msgpack", "json")
+LOCK_NAME = "LOCK"
+SEGMENT_PREFIX = "wal-"
+SEGMENT_SUFFIX = ".log"
+#: How far ahead of the writes a log segment is zero-filled.
+PREALLOCATE_BYTES = 4 * 1024 * 1024
+
+_HEADER = struct.Struct("<IIB")
+_FLAG_ZSTD = 1
+_FLAG_JSON = 2
+_MAX_FRAME = 1 << 30
+EVENT_CODES = {EventType.PUT: 1, EventType.DELETE: 2, EventType.EXPIRE: 3}
+EVENT_TYPES = {code: kind for kind, code in EVENT_CODES.items()}
+
+
+class CorruptStoreError(FailedPreconditionError):
+    """The store holds damage that is not a torn final write (it needs an operator)."""
+
+
+class Codec:
+    """Encodes log records into frames in one format, optionally compressed."""
+
+    def __init__(self, file_format: str, compression: bool) -> None:
+        self.json = file_format == "json"
+        self.compressor = zstandard.ZstdCompressor(level=3) if compression else None
+
+    def value(self, data: bytes) -> Any:
+        """A value as the format stores it (base64 text in JSON)."""
+        return base64.b64encode(data).decode("ascii") if self.json else data
+
+    def record(self, revision: int, events: Sequence[Event]) -> bytes:
+        """The framed log record of one revision."""
+        items: list[Any] = []
+        for event in events:
+            entry = event.entry
+            if event.type is EventType.PUT and entry is not None:
+                value = self.value(entry.value)
+                items.append(
+                    [1, event.key, value, entry.create_revision, entry.version, entry.expire_at]
+                )
+            else:
+                items.append([EVENT_CODES[event.type], event.key])
+        return self.frame([revision, items])
+
+    def frame(self, obj: Any) -> bytes:
+        """One framed, checksummed object."""
+        if self.json:
+            payload = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+            flags = _FLAG_JSON
+        else:
+            payload = msgpack.packb(obj, use_bin_type=True)
+            flags = 0
+        if self.compressor is not None:
+            payload = self.compressor.compress(payload)
+            flags |= _FLAG_ZSTD
+        crc = zlib.crc32(payload, zlib.crc32(bytes((flags,))))
+        return _HEADER.pack(len(payload), crc, flags) + payload
+
+
+def value_in(data: Any, is_json: bool) -> bytes:
+    """A stored value back as bytes (the inverse of :meth:`Codec.value`)."""
+    return base64.b64decode(data) if is_json else bytes(data)
+
+
+def read_frames(data: bytes) -> tuple[list[tuple[bool, Any]], int]:
+    """The decoded frames at the start of ``data`` that are whole and intact, each as
+    (is_json, object), and the offset just after the last of them."""
+    frames: list[tuple[bool, Any]] = []
+    offset = 0
+    decompressor = zstandard.ZstdDecompressor()
+    while len(data) - offset >= _HEADER.size:
+        length, crc, flags = _HEADER.unpack_from(data, offset)
+        start = offset + _HEADER.size
+        end = start + length
+        if length > _MAX_FRAME or end > len(data) or flags & ~(_FLAG_ZSTD | _FLAG_JSON):
+            break
+        payload = data[start:end]
+        if zlib.crc32(payload, zlib.crc32(bytes((flags,)))) != crc:
+            break
+        try:
+            if flags & _FLAG_ZSTD:
+                payload = decompressor.decompress(payload)
+            is_json = bool(flags & _FLAG_JSON)
+            obj = json.loads(payload) if is_json else msgpack.unpackb(payload, raw=False)
+        except Exception:
+            break
+        frames.append((is_json, obj))
+        offset = end
+    return frames, offset
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the directory's entries (creations, renames, deletions) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def segment_path(base: Path, first_revision: int) -> Path:
+    """The path of the segment whose first record may be ``first_revision``."""
+    return base / f"{SEGMENT_PREFIX}{first_revision:020d}{SEGMENT_SUFFIX}"
+
+
+def segments(base: Path) -> list[tuple[int, Path]]:
+    """The log segments of a store, oldest first, with the first revision each may hold."""
+    found: list[tuple[int, Path]] = []
+    for path in base.iterdir():
+        name = path.name
+        if name.startswith(SEGMENT_PREFIX) and name.endswith(SEGMENT_SUFFIX):
+            digits = name[len(SEGMENT_PREFIX) : -len(SEGMENT_SUFFIX)]
+            if digits.isdigit():
+                found.append((int(digits), path))
+    return sorted(found)
+
+
+def acquire_lock(base: Path) -> int:
+    """Hold ``LOCK`` with flock for this process, or fail naming the holder's pid."""
+    fd = os.open(base / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise FailedPreconditionError(
+            f"the data directory {str(base)!r} is in use by another statekeeper process "
+            f"(pid {holder}); stop that process or choose another data directory",
+            metadata={"data_dir": str(base), "pid": holder},
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _cut_torn_tail(path: Path, data: bytes, good: int, last: bool) -> int:
+    """Truncate a damaged tail of the last segment (returns the new size); damage in an
+    earlier segment is not a torn write and raises."""
+    if not data[good:].strip(b"\x00"):
+        return len(data)  # only preallocated space follows the records
+    if not last:
+        raise CorruptStoreError(
+            f"log segment {str(path)!r} is damaged at byte {good} and is not the last "
+            "segment: this is not a torn write; restore the directory from a backup"
+        )
+    log.warning(
+        "dropping a torn or corrupt tail of %d bytes at byte %d of %s", len(data) - good, good, path
+    )
+    with open(path, "r+b") as handle:
+        handle.truncate(good)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return good
+
+
+class Log:
+    """The open log of a store directory: recovery on open, then appends and rotations.
+
+    Appends and rotations run in the backend's single log thread; ``lock`` guards the file
+    descriptor against a concurrent release.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.lock = threading.Lock()
+        self.fd: int | None = None
+        self.segment_first = 0
+        self.write_offset = 0
+        self.allocated = 0
+        #: Bytes of intact records in the segments written since the last compaction.
+        self.bytes = 0
+
+    def recover(self) -> Iterator[tuple[Path, Any, bool]]:
+        """Yield every intact record of every segment as (segment, record, is_json),
+        oldest first, cutting a torn tail of the last segment; then open the last segment."""
+        found = segments(self.base)
+        tail_end = 0
+        for position, (_, path) in enumerate(found):
+            data = path.read_bytes()
+            frames, good = read_frames(data)
+            tail_end = _cut_torn_tail(path, data, good, position == len(found) - 1)
+            for is_json, record in frames:
+                yield path, record, is_json
+            self.bytes += good
+            self.write_offset = good
+        if found:
+            self.segment_first, current = found[-1]
+            self.allocated = tail_end
+            self.fd = os.open(current, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def start(self, next_revision: int) -> None:
+        """Open a first segment when recovery found none (a new or migrated store)."""
+        if self.fd is None:
+            self.segment_first = next_revision
+            path = segment_path(self.base, next_revision)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            self.write_offset = self.allocated = 0
+        fsync_dir(self.base)
+
+    def append(self, data: bytes) -> None:
+        """Write ``data`` at the end of the log and fdatasync it (log thread)."""
+        with self.lock:
+            fd = self.fd
+            if fd is None:
+                raise OSError("the log is closed")
+            end = self.write_offset + len(data)
+            if end > self.allocated:
+                self._extend(fd, end)
+            view = memoryview(data)
+            offset = self.write_offset
+            while view:
+                written = os.pwrite(fd, view, offset)
+                view = view[written:]
+                offset += written
+            os.fdatasync(fd)
+            self.write_offset = end
+            self.bytes += len(data)
+
+    def _extend(self, fd: int, needed: int) -> None:
+        """Zero-fill the segment up to at least ``needed`` bytes and make that durable."""
+        size = max(needed, self.allocated + PREALLOCATE_BYTES)
+        zeros = bytes(min(size - self.allocated, 1 << 20))
+        offset = self.allocated
+        while offset < size:
+            offset += os.pwrite(fd, zeros[: size - offset], offset)
+        os.fsync(fd)
+        self.allocated = size
+
+    def rotate(self, first_revision: int) -> None:
+        """Continue the log in a new segment starting at ``first_revision`` (log thread)."""
+        with self.lock:
+            if self.fd is None or self.segment_first == first_revision:
+                return
+            fd = os.open(segment_path(self.base, first_revision), os.O_RDWR | os.O_CREAT, 0o644)
+            fsync_dir(self.base)
+            os.close(self.fd)
+            self.fd = fd
+            self.segment_first = first_revision
+            self.write_offset = self.allocated = self.bytes = 0
+            self._extend(fd, PREALLOCATE_BYTES)
+
+    def drop_before(self, first_revision: int) -> None:
+        """Delete the segments older than the one starting at ``first_revision``."""
+        removed = False
+        for first, path in segments(self.base):
+            if first < first_revision:
+                path.unlink()
+                removed = True
+        if removed:
+            fsync_dir(self.base)
+
+    def close(self) -> None:
+        """Close the segment (idempotent)."""
+        with self.lock:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None

@@ -1,0 +1,322 @@
+"""The Lua scripts of the Redis backend (see :mod:`statekeeper_server.engine.storage.redis` for
+the key layout): each runs atomically on the Redis server, in one round trip."""
+
+# Shared Lua helpers. Values of an entry hash, as HMGET returns them: {v, c, m, n, x}.
+_LUA_COMMON = """
+local p = ARGV[1]
+local function read(key)
+  local f = redis.call('HMGET', p .. 'k:' .. key, 'v', 'c', 'm', 'n', 'x')
+  if not f[1] then return nil end
+  return f
+end
+local function remove(key, e)
+  redis.call('DEL', p .. 'k:' .. key)
+  redis.call('ZREM', p .. 'idx', key)
+  if e[5] then redis.call('ZREM', p .. 'exp', key) end
+  redis.call('DECRBY', p .. 'bytes', #e[1])
+end
+local function removed_event(kind, key, e)
+  return {kind, key, '', 0, 0, '', e[1], tonumber(e[2]), tonumber(e[3]), tonumber(e[4]),
+          e[5] or ''}
+end
+local function emit(out, key, e, v)
+  out[#out + 1] = key
+  out[#out + 1] = v
+  out[#out + 1] = e[2]
+  out[#out + 1] = e[3]
+  out[#out + 1] = e[4]
+  out[#out + 1] = e[5] or ''
+end
+local function append(rev, events, maxlen)
+  redis.call('XADD', p .. 'log', 'MAXLEN', maxlen, rev .. '-0', 'e', cmsgpack.pack(events))
+end
+"""
+
+# ARGV: prefix, now, maxlen, n compares, (key, mod_revision)*, n ops, (kind, key, value, expire)*
+# Returns {0, key, expected, actual} on a failed compare, else {1, revision, results} where a
+# put's result is {create_revision, version} and a delete's {} or the removed {v, c, m, n, x}.
+TXN_SCRIPT = (
+    _LUA_COMMON
+    + """
+local now = tonumber(ARGV[2])
+local maxlen = ARGV[3]
+local i = 4
+local ncmp = tonumber(ARGV[i]); i = i + 1
+local cmps = {}
+for j = 1, ncmp do cmps[j] = {ARGV[i], tonumber(ARGV[i + 1])}; i = i + 2 end
+local nops = tonumber(ARGV[i]); i = i + 1
+local ops = {}
+for j = 1, nops do ops[j] = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]}; i = i + 4 end
+
+local live, expired = {}, {}
+local function touch(key)
+  if live[key] ~= nil then return end
+  local e = read(key)
+  if e and e[5] and tonumber(e[5]) <= now then
+    expired[#expired + 1] = {key, e}
+    e = nil
+  end
+  live[key] = e or false
+end
+for _, c in ipairs(cmps) do touch(c[1]) end
+for _, o in ipairs(ops) do touch(o[2]) end
+if #expired > 0 then
+  local rev = redis.call('INCR', p .. 'rev')
+  local events = {}
+  for _, item in ipairs(expired) do
+    remove(item[1], item[2])
+    events[#events + 1] = removed_event(3, item[1], item[2])
+  end
+  append(rev, events, maxlen)
+end
+for _, c in ipairs(cmps) do
+  local e = live[c[1]]
+  local actual = 0
+  if e then actual = tonumber(e[3]) end
+  if actual ~= c[2] then return {0, c[1], c[2], actual} end
+end
+
+local rev = tonumber(redis.call('GET', p .. 'rev') or '0') + 1
+local events, results = {}, {}
+for j, o in ipairs(ops) do
+  local key = o[2]
+  local e = live[key]
+  if o[1] == 'p' then
+    local create, version, old = rev, 1, 0
+    if e then create = tonumber(e[2]); version = tonumber(e[4]) + 1; old = #e[1] end
+    local hk = p .. 'k:' .. key
+    if o[4] ~= '' then
+      redis.call('HSET', hk, 'v', o[3], 'c', create, 'm', rev, 'n', version, 'x', o[4])
+      redis.call('ZADD', p .. 'exp', o[4], key)
+    else
+      redis.call('HSET', hk, 'v', o[3], 'c', create, 'm', rev, 'n', version)
+      if e and e[5] then
+        redis.call('HDEL', hk, 'x')
+        redis.call('ZREM', p .. 'exp', key)
+      end
+    end
+    if not e then redis.call('ZADD', p .. 'idx', 0, key) end
+    redis.call('INCRBY', p .. 'bytes', #o[3] - old)
+    if e then
+      events[#events + 1] = {1, key, o[3], create, version, o[4], e[1], tonumber(e[2]),
+                             tonumber(e[3]), tonumber(e[4]), e[5] or ''}
+    else
+      events[#events + 1] = {1, key, o[3], create, version, o[4], '', 0, 0, 0, ''}
+    end
+    results[j] = {create, version}
+  elseif e then
+    remove(key, e)
+    events[#events + 1] = removed_event(2, key, e)
+    results[j] = {e[1], e[2], e[3], e[4], e[5] or ''}
+  else
+    results[j] = {}
+  end
+end
+if #events == 0 then return {1, rev - 1, results} end
+redis.call('SET', p .. 'rev', rev)
+append(rev, events, maxlen)
+return {1, rev, results}
+"""
+)
+
+# ARGV: prefix, now, maxlen, batch. Expires up to ``batch`` due keys at one new revision.
+# Returns {revision or 0, next expiry time or ''}.
+REAP_SCRIPT = (
+    _LUA_COMMON
+    + """
+local now = tonumber(ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', p .. 'exp', '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
+local events = {}
+for _, key in ipairs(due) do
+  local e = read(key)
+  if e and e[5] and tonumber(e[5]) <= now then
+    remove(key, e)
+    events[#events + 1] = removed_event(3, key, e)
+  else
+    redis.call('ZREM', p .. 'exp', key)
+  end
+end
+local rev = 0
+if #events > 0 then
+  rev = redis.call('INCR', p .. 'rev')
+  append(rev, events, ARGV[3])
+end
+local first = redis.call('ZRANGE', p .. 'exp', 0, 0, 'WITHSCORES')
+return {rev, first[2] or ''}
+"""
+)
+
+# ARGV: prefix, key. Returns {revision, v, c, m, n, x}: the store revision and the entry's hash
+# fields (false where missing), read at one instant.
+READ_SCRIPT = """
+local p = ARGV[1]
+local f = redis.call('HMGET', p .. 'k:' .. ARGV[2], 'v', 'c', 'm', 'n', 'x')
+return {redis.call('GET', p .. 'rev') or '0', f[1], f[2], f[3], f[4], f[5]}
+"""
+
+# ARGV: prefix, now, low, low inclusive (1/0), high, high set (1/0), reverse (1/0), limit,
+# budget, revision (0: current), pattern cut (bytes of the key before the pattern applies),
+# pattern tokens (cmsgpack of GlobPattern.tokens(), '' for none), keys only (1/0), max bytes
+# (0: no limit), the pattern as Lua patterns (cmsgpack of GlobPattern.lua_patterns(), '' for
+# none: the tokens are matched). One page of Backend.scan, read at one instant. Returns {-1,
+# oldest watchable revision} when the revision's history is gone, {-2, current revision} for a
+# future revision, else {revision, more (1/0), cursor, (key, v, c, m, n, x)*}.
+SCAN_SCRIPT = (
+    _LUA_COMMON
+    + """
+local now = tonumber(ARGV[2])
+local low, low_incl, high, high_set = ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6] == '1'
+local reverse = ARGV[7] == '1'
+local limit, budget, want = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local cut, keys_only, max_bytes = tonumber(ARGV[11]), ARGV[13] == '1', tonumber(ARGV[14])
+local tokens, pieces = nil, nil
+if ARGV[12] ~= '' then tokens = cmsgpack.unpack(ARGV[12]) end
+if ARGV[15] ~= '' then pieces = cmsgpack.unpack(ARGV[15]) end
+
+-- Byte order (string comparison in Lua follows the locale).
+local function before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local function holds(k)
+  if low_incl then
+    if before(k, low) then return false end
+  elseif not before(low, k) then return false end
+  return not high_set or before(k, high)
+end
+-- The glob of GlobPattern.tokens() over the code points of the key after `cut` bytes.
+local function one(t, c)
+  if t[1] == 0 then return t[2] == c end
+  if t[1] == 1 then return true end
+  local hit = false
+  for j = 3, #t, 2 do
+    if c >= t[j] and c <= t[j + 1] then hit = true; break end
+  end
+  return hit ~= (t[2] == 1)
+end
+local function matches(k)
+  local s, i, n = {}, cut + 1, #k
+  while i <= n do
+    local c = string.byte(k, i)
+    local len = 1
+    if c >= 0xF0 then len = 4 elseif c >= 0xE0 then len = 3 elseif c >= 0xC0 then len = 2 end
+    if len > 1 then
+      c = c % (2 ^ (7 - len))
+      for j = i + 1, i + len - 1 do c = c * 64 + string.byte(k, j) % 64 end
+    end
+    s[#s + 1] = c
+    i = i + len
+  end
+  local ti, si, star, mark = 1, 1, 0, 0
+  while si <= #s do
+    local t = tokens[ti]
+    if t and t[1] == 2 then star = ti; mark = si; ti = ti + 1
+    elseif t and one(t, s[si]) then ti = ti + 1; si = si + 1
+    elseif star > 0 then ti = star + 1; mark = mark + 1; si = mark
+    else return false end
+  end
+  while tokens[ti] and tokens[ti][1] == 2 do ti = ti + 1 end
+  return ti > #tokens
+end
+-- The glob as the Lua patterns of GlobPattern.lua_patterns(), found one after the other.
+local function found_in(k)
+  local at = cut + 1
+  for _, piece in ipairs(pieces) do
+    local first, last = string.find(k, piece, at)
+    if not first then return false end
+    at = last + 1
+  end
+  return true
+end
+local function wanted(k)
+  if not tokens then return true end
+  if pieces then return found_in(k) end
+  return matches(k)
+end
+
+local current = tonumber(redis.call('GET', p .. 'rev') or '0')
+local rev = current
+if want > current then return {-2, current} end
+local past, changed = {}, {}
+if want > 0 and want < current then
+  local first = redis.call('XRANGE', p .. 'log', '-', '+', 'COUNT', 1)
+  local oldest = current + 1
+  if first[1] then oldest = tonumber(string.match(first[1][1], '^(%d+)')) end
+  if want < oldest then return {-1, oldest} end
+  rev = want
+  for _, item in ipairs(redis.call('XRANGE', p .. 'log', (want + 1) .. '-0', '+')) do
+    for _, ev in ipairs(cmsgpack.unpack(item[2][2])) do
+      local k = ev[2]
+      if past[k] == nil and holds(k) then
+        if ev[9] ~= 0 then past[k] = {ev[7], ev[8], ev[9], ev[10], ev[11]} else past[k] = false end
+        changed[#changed + 1] = k
+      end
+    end
+  end
+  if reverse then
+    table.sort(changed, function(a, b) return before(b, a) end)
+  else
+    table.sort(changed, before)
+  end
+end
+
+local low_spec = (low_incl and '[' or '(') .. low
+local high_spec = '+'
+if high_set then high_spec = '(' .. high end
+local chunk = math.min(math.max(limit + 1, 64), budget)
+local batch, bi, done = {}, 1, false
+local function peek()
+  if bi > #batch and not done then
+    if reverse then
+      batch = redis.call('ZREVRANGEBYLEX', p .. 'idx', high_spec, low_spec, 'LIMIT', 0, chunk)
+    else
+      batch = redis.call('ZRANGEBYLEX', p .. 'idx', low_spec, high_spec, 'LIMIT', 0, chunk)
+    end
+    bi = 1
+    done = #batch < chunk
+    if #batch > 0 then
+      if reverse then high_spec = '(' .. batch[#batch] else low_spec = '(' .. batch[#batch] end
+    end
+  end
+  return batch[bi]
+end
+
+local out = {rev, 0, ''}
+local found, scanned, size, ci = 0, 0, 0, 1
+while true do
+  local a, b = peek(), changed[ci]
+  if a == nil and b == nil then break end
+  if found == limit or scanned == budget or (max_bytes > 0 and size >= max_bytes) then
+    out[2] = 1
+    break
+  end
+  local k = a
+  if b ~= nil and (a == nil or (reverse and before(a, b)) or (not reverse and before(b, a))) then
+    k = b
+    ci = ci + 1
+  else
+    bi = bi + 1
+    if a == b then ci = ci + 1 end
+  end
+  scanned = scanned + 1
+  out[3] = k
+  if wanted(k) then
+    local e = past[k]
+    if e == nil then
+      e = read(k)
+      if e and rev == current and e[5] and tonumber(e[5]) <= now then e = nil end
+    end
+    if e then
+      found = found + 1
+      size = size + #e[1] + #k
+      emit(out, k, e, keys_only and '' or e[1])
+    end
+  end
+end
+return out
+"""
+)
