@@ -704,7 +704,7 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             harness.log("workflow and agent history (engine in-process)")
             workflow_scaling.measure(harness)
         if "agents" in parts:
-            harness.log("agent-framework session stores (ADK, OpenAI Agents SDK)")
+            harness.log("agent-framework session stores (ADK, OpenAI Agents SDK, LangGraph)")
             if redis is None or redis.process.poll() is not None:
                 redis = harness.start(start_redis())
             agents.measure(harness, redis)

@@ -14,8 +14,9 @@ store of that size and nothing else. It measures, in this order:
   (every page examines a bounded number of keys), over the first :data:`LIST_PAGES` pages, in
   wall time and in this process's CPU time (which a busy machine does not inflate), and for
   Redis the longest command Redis ran meanwhile (its SLOWLOG);
-* **gen-2 GC**: count, median and longest pause of the full garbage collections during
-  :data:`UPDATES` overwrites (fewer when the store is smaller), measured with ``gc.callbacks``.
+* **gen-2 GC**: count, median and longest pause of the full garbage collections during the
+  load and during :data:`UPDATES` overwrites (fewer when the store is smaller), measured with
+  ``gc.callbacks`` in thread CPU time.
 
 Other modules add rows of their own (the file backend's restart time, say) with :func:`row`
 into ``results["scaling"]``; :func:`table` shows every row, one column per size.
@@ -76,9 +77,12 @@ def _percentile(samples: list[float], share: float) -> float:
 
 
 class _Gen2Pauses:
-    """Thread CPU time of every gen-2 collection (wall time would count other processes)."""
+    """Thread CPU time of every gen-2 collection while it is entered (wall time would count
+    other processes); on leaving, adds the count, median and longest pause to ``figures``."""
 
-    def __init__(self) -> None:
+    def __init__(self, figures: dict[str, float], during: str) -> None:
+        self.figures = figures
+        self.during = during
         self.pauses: list[float] = []
         self._start = 0.0
 
@@ -89,6 +93,17 @@ class _Gen2Pauses:
             self._start = time.thread_time()
         else:
             self.pauses.append(time.thread_time() - self._start)
+
+    def __enter__(self) -> None:
+        gc.callbacks.append(self)
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self)
+        pauses, during = self.pauses, self.during
+        self.figures[f"gen-2 GCs during {during}"] = len(pauses)
+        median = statistics.median(pauses) * 1000 if pauses else 0.0
+        self.figures[f"gen-2 GC median pause during {during}, ms"] = median
+        self.figures[f"gen-2 GC longest pause during {during}, ms"] = max(pauses, default=0) * 1000
 
 
 async def _open(backend: str, redis_url: str, data_dir: str) -> Any:
@@ -179,19 +194,10 @@ async def _listing(store: Any, figures: dict[str, float]) -> None:
 
 async def _gen2(store: Any, keys: int, updates: int, figures: dict[str, float]) -> None:
     chooser = random.Random(11)
-    pauses = _Gen2Pauses()
-    gc.callbacks.append(pauses)
-    try:
+    with _Gen2Pauses(figures, f"{updates // 1000}k updates"):
         for _ in range(updates):
             index = chooser.randrange(keys)
             await store.put(_key(index), _value(index))
-    finally:
-        gc.callbacks.remove(pauses)
-    figures["gen-2 GCs during updates"] = len(pauses.pauses)
-    figures["gen-2 GC median pause, ms"] = (
-        statistics.median(pauses.pauses) * 1000 if pauses.pauses else 0.0
-    )
-    figures["gen-2 GC longest pause, ms"] = max(pauses.pauses, default=0.0) * 1000
 
 
 async def measure_one(backend: str, keys: int, updates: int, redis_url: str) -> dict[str, float]:
@@ -204,7 +210,8 @@ async def measure_one(backend: str, keys: int, updates: int, redis_url: str) -> 
         gc.collect()
         rss_before = process.memory_info().rss
         redis_before = await _redis_memory(redis_url) if backend == "redis" else (0, 0)
-        await _load(store, keys, figures)
+        with _Gen2Pauses(figures, "the load"):
+            await _load(store, keys, figures)
         gc.collect()
         if backend != "redis":
             rss_growth = process.memory_info().rss - rss_before

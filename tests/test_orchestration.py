@@ -261,6 +261,37 @@ async def test_fail_task_retries_then_dead_letters(persistence_kwargs: dict[str,
             await orch.fail_task("t", "flaky", "dead tasks cannot fail again")
 
 
+async def test_requeue_task_returns_a_dead_lettered_task_once(
+    persistence_kwargs: dict[str, Any],
+) -> None:
+    async with OrchestrationStateManager(**persistence_kwargs) as orch:
+        await orch.create_team(worker_team("t", {"w": []}))
+        await orch.enqueue_task("t", {"id": "first", "max_retries": 0, "data": {"n": 1}})
+        await orch.enqueue_task("t", {"id": "second"})
+        claimed = await orch.claim_next_task("t", "w")
+        assert claimed is not None and claimed.id == "first"
+        dead = await orch.fail_task("t", "first", "broken tool", agent_id="w")
+        assert dead.status is TaskStatus.DEAD_LETTERED
+        requeued = await orch.requeue_task("t", "first")
+        assert (requeued.status, requeued.failure_count, requeued.delivery_count) == (
+            TaskStatus.PENDING,
+            0,
+            0,
+        )
+        assert (requeued.data, requeued.sequence) == ({"n": 1}, dead.sequence)
+        # Back at the head of its priority, ahead of the task enqueued after it.
+        queue = await orch.get_queue_status("t")
+        assert [t.id for t in queue.pending] == ["first", "second"]
+        assert queue.dead_lettered == []
+        with pytest.raises(FailedPreconditionError):
+            await orch.requeue_task("t", "first")  # a second requeue changes nothing
+        with pytest.raises(NotFoundError):
+            await orch.requeue_task("t", "ghost")
+        assert [t.id for t in (await orch.get_queue_status("t")).pending] == ["first", "second"]
+        again = await orch.claim_next_task("t", "w")
+        assert again is not None and (again.id, again.delivery_count) == ("first", 1)
+
+
 async def test_enqueue_is_idempotent_by_task_id(persistence_kwargs: dict[str, Any]) -> None:
     async with OrchestrationStateManager(**persistence_kwargs) as orch:
         await orch.create_team(worker_team("t", {"w": []}))

@@ -37,6 +37,11 @@ class ServerConfig:
     redis_key_prefix: str = _option("statekeeper:", "Prefix of every Redis key (redis backend).")
     redis_pool_size: int = _option(16, "Redis connection pool size (redis backend).")
     history_revisions: int = _option(100_000, "Revisions of change history kept for watchers.")
+    history_bytes: int = _option(
+        64 * 1024 * 1024,
+        "Bytes of change history (keys, values, previous values) kept for watchers, memory and"
+        " redis backends (0: no byte bound).",
+    )
     max_key_bytes: int = _option(512, "Longest accepted key, in UTF-8 bytes.")
     max_value_bytes: int = _option(1024 * 1024, "Largest accepted value, encoded, in bytes.")
     max_message_bytes: int = _option(4 * 1024 * 1024 + 65536, "Largest gRPC message, in bytes.")

@@ -463,6 +463,13 @@ class OrchestrationStateManager(ServiceClient):
         )
         return _task((await self._call("FailTask", request)).task)
 
+    async def requeue_task(self, team_id: str, task_id: str) -> QueuedTask:
+        """Return a dead-lettered task to pending, at the head of its priority with its failure
+        and delivery counts reset. FailedPreconditionError when the task is not dead-lettered
+        (so a repeated requeue never queues it twice), NotFoundError when unknown."""
+        request = pb.RequeueTaskRequest(team_id=team_id, task_id=task_id, value_encoding=MSGPACK)
+        return _task((await self._call("RequeueTask", request)).task)
+
     async def get_queue_status(self, team_id: str) -> TaskQueueState:
         """The team's queue: ``pending``, ``in_progress``, ``completed`` and
         ``dead_lettered`` lists of :class:`QueuedTask`."""

@@ -223,6 +223,22 @@ class BackendStats:
 
 #: How many revisions of change history a store keeps for watchers by default.
 DEFAULT_HISTORY_REVISIONS = 100_000
+#: How many bytes of change history (the keys, values and previous values of its events) a
+#: store keeps for watchers by default, whatever the revision count: large transactions of
+#: large values otherwise make the history far larger than the data (0: no byte bound).
+DEFAULT_HISTORY_BYTES = 64 * 1024 * 1024
+
+
+def events_size(events: Sequence[Event]) -> int:
+    """The bytes of change history ``events`` hold (keys, values and previous values)."""
+    size = 0
+    for event in events:
+        size += len(event.key)
+        if event.entry is not None:
+            size += len(event.entry.value)
+        if event.prev is not None:
+            size += len(event.prev.value)
+    return size
 
 
 def compacted_error(oldest_revision: int, requested: int) -> HistoryCompactedError:

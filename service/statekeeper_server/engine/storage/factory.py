@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 from statekeeper.errors import InvalidArgumentError
 
-from statekeeper_server.engine.storage.backend import DEFAULT_HISTORY_REVISIONS, Backend
+from statekeeper_server.engine.storage.backend import (
+    DEFAULT_HISTORY_BYTES,
+    DEFAULT_HISTORY_REVISIONS,
+    Backend,
+)
 from statekeeper_server.engine.storage.memory import MemoryBackend
 
 #: The names accepted by :func:`open_backend`.
@@ -26,6 +30,7 @@ class BackendOptions:
     redis_key_prefix: str = "statekeeper:"
     redis_pool_size: int = 16
     history_revisions: int = DEFAULT_HISTORY_REVISIONS
+    history_bytes: int = DEFAULT_HISTORY_BYTES
 
     @property
     def identity(self) -> tuple[str, ...]:
@@ -40,7 +45,9 @@ class BackendOptions:
 def open_backend(options: BackendOptions) -> Backend:
     """A new backend for ``options``."""
     if options.kind == "memory":
-        return MemoryBackend(history_revisions=options.history_revisions)
+        return MemoryBackend(
+            history_revisions=options.history_revisions, history_bytes=options.history_bytes
+        )
     if options.kind == "file":
         from statekeeper_server.engine.storage.file import FileBackend
 
@@ -59,6 +66,7 @@ def open_backend(options: BackendOptions) -> Backend:
             key_prefix=options.redis_key_prefix,
             connection_pool_size=options.redis_pool_size,
             history_revisions=options.history_revisions,
+            history_bytes=options.history_bytes,
         )
     raise InvalidArgumentError(
         f"unknown backend {options.kind!r}; choose one of {', '.join(BACKEND_NAMES)}"

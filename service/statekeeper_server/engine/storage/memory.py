@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from statekeeper_server.engine.storage.backend import (
+    DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_REVISIONS,
     SCAN_BUDGET,
     Backend,
@@ -33,6 +34,7 @@ from statekeeper_server.engine.storage.backend import (
     WatchUpdate,
     compacted_error,
     conflict,
+    events_size,
     future_revision,
     key_filter,
     range_span,
@@ -76,17 +78,29 @@ def plan_events(
 class MemoryBackend(Backend):
     """Fast, no persistence: data is lost on restart. Best for development and tests.
 
-    ``history_revisions`` bounds the change history kept for watchers: a watcher that falls
-    further behind gets :class:`~statekeeper.errors.HistoryCompactedError`.
+    ``history_revisions`` and ``history_bytes`` (see
+    :data:`~statekeeper_server.engine.storage.backend.DEFAULT_HISTORY_BYTES`; 0: none) bound the
+    change history kept for watchers: a watcher that falls further behind gets
+    :class:`~statekeeper.errors.HistoryCompactedError`.
     """
 
     name = "memory"
     in_process = True
 
-    def __init__(self, history_revisions: int = DEFAULT_HISTORY_REVISIONS) -> None:
+    def __init__(
+        self,
+        history_revisions: int = DEFAULT_HISTORY_REVISIONS,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
+    ) -> None:
         if history_revisions < 1:
             raise ValueError("history_revisions must be at least 1")
+        if history_bytes < 0:
+            raise ValueError("history_bytes must not be negative")
         self._history_revisions = history_revisions
+        self._history_bytes_limit = history_bytes
+        #: The events_size() of each retained history item, and their sum.
+        self._history_sizes: list[int] = []
+        self._history_bytes = 0
         self._table = KeyTable()
         self._revision = 0
         self._compacted_through = 0
@@ -118,15 +132,31 @@ class MemoryBackend(Backend):
         self._revision = max(self._revision, revision)
         if events:
             self._history.append((revision, tuple(events)))
+            self._history_sizes.append(events_size(events))
+            self._history_bytes += self._history_sizes[-1]
             self._trim_history()
             self._notify()
 
     def _trim_history(self) -> None:
-        # Trim in batches (a quarter of the limit) so a commit does not shift the list each time.
+        # Trim in batches (a quarter of a bound) so a commit does not shift the lists each time:
+        # down to the revision bound once a quarter over it, and to three quarters of the byte
+        # bound once over it; the newest revision always stays.
+        cut = 0
         excess = len(self._history) - self._history_revisions
         if excess > 0 and excess >= self._history_revisions // 4:
-            self._compacted_through = self._history[excess - 1][0]
-            del self._history[:excess]
+            cut = excess
+        limit = self._history_bytes_limit
+        if limit and self._history_bytes > limit:
+            goal = self._history_bytes - limit * 3 // 4
+            freed = sum(self._history_sizes[:cut])
+            while freed < goal and cut < len(self._history) - 1:
+                freed += self._history_sizes[cut]
+                cut += 1
+        if cut:
+            self._compacted_through = self._history[cut - 1][0]
+            self._history_bytes -= sum(self._history_sizes[:cut])
+            del self._history[:cut]
+            del self._history_sizes[:cut]
 
     def restore(
         self,
@@ -144,8 +174,11 @@ class MemoryBackend(Backend):
                 self._expiry_heap.append((entry.expire_at, entry.key, entry.mod_revision))
         heapq.heapify(self._expiry_heap)
         self._history = list(history)
+        self._history_sizes = [events_size(events) for _, events in self._history]
+        self._history_bytes = sum(self._history_sizes)
         self._revision = revision
         self._compacted_through = compacted_through
+        self._trim_history()
 
     def history_items(self) -> list[tuple[int, tuple[Event, ...]]]:
         """A copy of the retained change history, oldest first (for snapshots)."""

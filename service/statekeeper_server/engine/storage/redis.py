@@ -11,7 +11,8 @@ Layout (``P`` is ``key_prefix``, ``statekeeper:`` by default; use a standalone R
 * ``P bytes`` - the total size of the stored values.
 * ``P log`` - the change log: a Redis Stream with one entry per revision, whose id is
   ``<revision>-0`` and whose field ``e`` holds that revision's events (MessagePack), trimmed to
-  the last ``history_revisions`` revisions.
+  the last ``history_revisions`` revisions and to ``history_bytes`` of packed events.
+* ``P logbytes`` - the size of the change log's packed events.
 
 Every transaction is one Lua script (``EVALSHA``: one round trip): it checks the comparisons,
 writes the entries and indexes, advances the revision and appends the change-log entry, all
@@ -47,6 +48,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 from statekeeper.errors import ConflictError, HistoryCompactedError, Reason, UnavailableError
 
 from statekeeper_server.engine.storage.backend import (
+    DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_REVISIONS,
     Backend,
     BackendStats,
@@ -142,7 +144,8 @@ class RedisBackend(Backend):
     ``key_prefix`` is put before every Redis key this store uses (stores with different
     prefixes or databases are independent; a prefix must not be a prefix of another store's),
     ``connection_pool_size`` bounds the connections of this process (calls wait for a free
-    one), and ``history_revisions`` bounds the change log kept for watchers.
+    one), and ``history_revisions`` and ``history_bytes`` (0: none) bound the change log kept
+    for watchers.
     """
 
     name = "redis"
@@ -154,9 +157,12 @@ class RedisBackend(Backend):
         key_prefix: str = "statekeeper:",
         connection_pool_size: int = 10,
         history_revisions: int = DEFAULT_HISTORY_REVISIONS,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
     ) -> None:
         if history_revisions < 1:
             raise ValueError("history_revisions must be at least 1")
+        if history_bytes < 0:
+            raise ValueError("history_bytes must not be negative")
         if connection_pool_size < 1:
             raise ValueError("connection_pool_size must be at least 1")
         self.url = url
@@ -164,6 +170,7 @@ class RedisBackend(Backend):
         self.key_prefix = key_prefix
         self.connection_pool_size = connection_pool_size
         self.history_revisions = history_revisions
+        self.history_bytes = history_bytes
         self._where = _redact(url)
         self._open_pools()
         p = key_prefix
@@ -255,9 +262,7 @@ class RedisBackend(Backend):
             delay = REAPER_POLL
             try:
                 now = time.time()
-                revision, first = await self._reap(
-                    args=[self.key_prefix, repr(now), self.history_revisions, REAP_BATCH]
-                )
+                revision, first = await self._reap(args=self._reap_args(now))
                 backoff = 0.05
                 if int(revision):
                     continue
@@ -284,6 +289,10 @@ class RedisBackend(Backend):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=max(delay, 0.0))
 
+    def _reap_args(self, now: float) -> list[Any]:
+        """The arguments of the reap script at ``now``."""
+        return [self.key_prefix, repr(now), self.history_revisions, REAP_BATCH, self.history_bytes]
+
     # -- Backend -------------------------------------------------------------------------------
 
     async def get(self, key: str) -> Entry | None:
@@ -302,7 +311,13 @@ class RedisBackend(Backend):
         self, compares: Sequence[Compare], operations: Sequence[Operation], now: str
     ) -> list[Any]:
         """The arguments of the transaction script."""
-        args: list[Any] = [self.key_prefix, now, self.history_revisions, len(compares)]
+        args: list[Any] = [
+            self.key_prefix,
+            now,
+            self.history_revisions,
+            self.history_bytes,
+            len(compares),
+        ]
         for compare in compares:
             args += [compare.key, compare.mod_revision]
         args.append(len(operations))
@@ -426,11 +441,7 @@ class RedisBackend(Backend):
     async def stats(self) -> BackendStats:
         """Key count, value bytes, current and oldest watchable revision (expires what is due
         first, so expired keys are not counted)."""
-        await self._call(
-            lambda: self._reap(
-                args=[self.key_prefix, repr(time.time()), self.history_revisions, REAP_BATCH]
-            )
-        )
+        await self._call(lambda: self._reap(args=self._reap_args(time.time())))
 
         async def read() -> list[Any]:
             pipe = self._redis.pipeline(transaction=True)

@@ -27,20 +27,48 @@ local function emit(out, key, e, v)
   out[#out + 1] = e[4]
   out[#out + 1] = e[5] or ''
 end
-local function append(rev, events, maxlen)
-  redis.call('XADD', p .. 'log', 'MAXLEN', maxlen, rev .. '-0', 'e', cmsgpack.pack(events))
+-- Log the events of revision `rev`, then drop the oldest log entries while the log holds more
+-- than `maxlen` revisions or, once past `maxbytes` (0: no bound) of packed events, until it is
+-- back to three quarters of that (trimming is then not needed at every commit). The newest
+-- entry always stays; `P logbytes` is the log's size (0 for a log older than the counter).
+local function append(rev, events, maxlen, maxbytes)
+  local log, packed = p .. 'log', cmsgpack.pack(events)
+  redis.call('XADD', log, rev .. '-0', 'e', packed)
+  local size = redis.call('INCRBY', p .. 'logbytes', #packed)
+  local count = redis.call('XLEN', log)
+  maxlen, maxbytes = tonumber(maxlen), tonumber(maxbytes)
+  local goal = size
+  if maxbytes > 0 and size > maxbytes then goal = math.floor(maxbytes * 3 / 4) end
+  if count <= maxlen and size <= goal then return end
+  local from, last = '-', nil
+  while count > 1 and (count > maxlen or size > goal) do
+    local want = 64
+    if size <= goal then want = math.min(64, count - maxlen) end
+    local batch = redis.call('XRANGE', log, from, '+', 'COUNT', want)
+    if #batch == 0 then break end
+    for _, item in ipairs(batch) do
+      if count <= 1 or (count <= maxlen and size <= goal) then break end
+      size, count, last = size - #item[2][2], count - 1, tonumber(string.match(item[1], '^(%d+)'))
+    end
+    from = (tonumber(string.match(batch[#batch][1], '^(%d+)')) + 1) .. '-0'
+  end
+  if last then
+    redis.call('XTRIM', log, 'MINID', (last + 1) .. '-0')
+    redis.call('SET', p .. 'logbytes', math.max(size, 0))
+  end
 end
 """
 
-# ARGV: prefix, now, maxlen, n compares, (key, mod_revision)*, n ops, (kind, key, value, expire)*
+# ARGV: prefix, now, maxlen, maxbytes, n compares, (key, mod_revision)*, n ops,
+# (kind, key, value, expire)*
 # Returns {0, key, expected, actual} on a failed compare, else {1, revision, results} where a
 # put's result is {create_revision, version} and a delete's {} or the removed {v, c, m, n, x}.
 TXN_SCRIPT = (
     _LUA_COMMON
     + """
 local now = tonumber(ARGV[2])
-local maxlen = ARGV[3]
-local i = 4
+local maxlen, maxbytes = ARGV[3], ARGV[4]
+local i = 5
 local ncmp = tonumber(ARGV[i]); i = i + 1
 local cmps = {}
 for j = 1, ncmp do cmps[j] = {ARGV[i], tonumber(ARGV[i + 1])}; i = i + 2 end
@@ -67,7 +95,7 @@ if #expired > 0 then
     remove(item[1], item[2])
     events[#events + 1] = removed_event(3, item[1], item[2])
   end
-  append(rev, events, maxlen)
+  append(rev, events, maxlen, maxbytes)
 end
 for _, c in ipairs(cmps) do
   local e = live[c[1]]
@@ -114,12 +142,12 @@ for j, o in ipairs(ops) do
 end
 if #events == 0 then return {1, rev - 1, results} end
 redis.call('SET', p .. 'rev', rev)
-append(rev, events, maxlen)
+append(rev, events, maxlen, maxbytes)
 return {1, rev, results}
 """
 )
 
-# ARGV: prefix, now, maxlen, batch. Expires up to ``batch`` due keys at one new revision.
+# ARGV: prefix, now, maxlen, batch, maxbytes. Expires up to ``batch`` due keys at one new revision.
 # Returns {revision or 0, next expiry time or ''}.
 REAP_SCRIPT = (
     _LUA_COMMON
@@ -139,7 +167,7 @@ end
 local rev = 0
 if #events > 0 then
   rev = redis.call('INCR', p .. 'rev')
-  append(rev, events, ARGV[3])
+  append(rev, events, ARGV[3], ARGV[5])
 end
 local first = redis.call('ZRANGE', p .. 'exp', 0, 0, 'WITHSCORES')
 return {rev, first[2] or ''}
