@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import agents, batching, report, scaling, workflow_scaling
+from bench import agents, batching, file_restart, queue_scaling, report, scaling, workflow_scaling
 from bench.servers import (
     Service,
     loadgen,
@@ -700,6 +700,12 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
                 redis = harness.start(start_redis())
             scaling.measure(harness, redis)
+            if "file" in settings.backends:
+                file_restart.measure(harness)
+        if "queue" in parts:
+            if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
+                redis = harness.start(start_redis())
+            queue_scaling.measure(harness, redis)
         if "workflows" in parts:
             harness.log("workflow and agent history (engine in-process)")
             workflow_scaling.measure(harness)
@@ -750,9 +756,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--parts",
-        default="load,fanout,speech,peers,scaling,workflows,agents,targets,batching,soak",
-        help="comma-separated parts to run: load, fanout, speech, peers, scaling, workflows, "
-        "agents, targets, batching, soak",
+        default="load,fanout,speech,peers,scaling,queue,workflows,agents,targets,batching,soak",
+        help="comma-separated parts to run: load, fanout, speech, peers, scaling, queue, "
+        "workflows, agents, targets, batching, soak",
     )
     parser.add_argument(
         "--out", default=os.path.join(os.path.dirname(__file__), "results"), help="output dir"
