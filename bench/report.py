@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from bench import batching, scaling, workflow_scaling
+from bench import batching, scaling, stack, workflow_scaling
 from bench.agents import best_own
 
 #: The issue's targets, checked against the run's figures.
@@ -304,6 +304,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += workflow_scaling.table(results.get("workflows") or [])
     lines += agents_table(results.get("agents") or [], results.get("agents_profile"))
     lines += batching.markdown(results)
+    lines += stack.markdown(results)
     for note in results.get("skipped", []):
         lines.append(f"\nNot measured: {note}.")
     return "\n".join(lines) + "\n"
