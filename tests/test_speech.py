@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import pytest
+from statekeeper import values
 from statekeeper.errors import (
     FailedPreconditionError,
     HistoryCompactedError,
@@ -28,6 +29,7 @@ from statekeeper.state import (
     VoiceConversationState,
 )
 from statekeeper_server.config import ServerConfig
+from statekeeper_server.engine.domains import speech_records as records
 from statekeeper_server.engine.domains.speech import SpeechEngine, WatchStarted
 from statekeeper_server.engine.storage.backend import EventType
 from statekeeper_server.engine.storage.memory import MemoryBackend
@@ -524,18 +526,19 @@ async def test_ended_sessions_are_removed_after_their_retention() -> None:
     meta = await engine.create_session(
         session_id="",
         session_type="voice",
-        streaming_mode=0,
+        streaming_mode=None,
         config={},
         ended_retention=0.05,
         event_retention=None,
     )
-    session_id = meta["session_id"]
+    session_id = meta.session_id
     updates = backend.watch(f"speech/s/{session_id}/meta")
     await anext(updates)
     _, sequence, expire_at = await engine.end_session(session_id, "bye", None)
     assert sequence == 2
-    assert expire_at == pytest.approx((await engine.get_session(session_id))["ended_at"] + 0.05)
-    assert (await engine.get_session(session_id))["end_reason"] == "bye"
+    ended = await engine.get_session(session_id)
+    assert ended.ended_at is not None and expire_at == pytest.approx(ended.ended_at + 0.05)
+    assert (await engine.get_session(session_id)).end_reason == "bye"
     async for update in updates:
         if any(event.type is EventType.EXPIRE for event in update.events):
             break
@@ -550,20 +553,20 @@ async def test_expired_events_are_reported_not_skipped() -> None:
     await engine.create_session(
         session_id="s",
         session_type="voice",
-        streaming_mode=0,
+        streaming_mode=None,
         config={},
         ended_retention=None,
         event_retention=0.05,
     )
     updates = backend.watch("speech/s/s/ev/")
     await anext(updates)
-    await engine.update_status("s", 2)
+    await engine.update_status("s", records.AudioSessionStatus.ACTIVE)
     expired = 0
     async for update in updates:
         expired += sum(1 for event in update.events if event.type is EventType.EXPIRE)
         if expired == 2:
             break
-    await engine.update_status("s", 3)  # sequence 3 is retained
+    await engine.update_status("s", records.AudioSessionStatus.PAUSED)  # sequence 3 is retained
     stream = engine.watch_session("s", 1)
     assert await anext(stream) == WatchStarted(3)
     with pytest.raises(HistoryCompactedError) as caught:
@@ -572,6 +575,85 @@ async def test_expired_events_are_reported_not_skipped() -> None:
     resumed = engine.watch_session("s", 3)
     assert await anext(resumed) == WatchStarted(3)
     event = await anext(resumed)
-    assert event["seq"] == 3 and event["payload"]["status"] == 3
+    assert not isinstance(event, WatchStarted) and event.status_changed is not None
+    assert event.sequence == 3 and event.status_changed.status is records.AudioSessionStatus.PAUSED
     await resumed.aclose()
+    await backend.close()
+
+
+async def test_sessions_written_before_typed_records_keep_working() -> None:
+    """A session stored in the previous format (proto enum numbers, short names) is read,
+    replayed and changed by the typed engine."""
+    backend = MemoryBackend()
+    stt = {
+        "status": 3,
+        "audio_received_bytes": 10,
+        "transcription_progress": 0.5,
+        "interim_transcript": "hel",
+        "final_transcript": "",
+        "confidence": 0.9,
+        "updated_at": 101.0,
+    }
+    meta = {
+        "session_id": "old",
+        "session_type": "voice",
+        "streaming_mode": 4,
+        "config": {"voice": "calm"},
+        "status": 2,
+        "created_at": 100.0,
+        "updated_at": 101.0,
+        "ended_at": None,
+        "end_reason": "",
+        "seq": 3,
+        "stt": stt,
+        "tts": None,
+        "conv": {"turn_count": 1, "current_speaker": "u", "transcript": [], "updated_at": 99.0},
+        "ended_retention": 3600.0,
+        "event_retention": 3600.0,
+        "idle_at": None,
+    }
+    events = [
+        {
+            "seq": 1,
+            "time": 100.0,
+            "kind": "created",
+            "payload": {"session_type": "voice", "streaming_mode": 4, "config": {"voice": "calm"}},
+        },
+        {"seq": 2, "time": 100.5, "kind": "status", "payload": {"previous_status": 1, "status": 2}},
+        {"seq": 3, "time": 101.0, "kind": "stt", "payload": stt},
+    ]
+    await backend.put("speech/s/old/meta", values.pack(meta))
+    for event in events:
+        await backend.put(f"speech/s/old/ev/{event['seq']:020d}", values.pack(event))
+    engine = SpeechEngine(backend)
+    session = await engine.get_session("old")
+    assert (session.status, session.streaming_mode) == (
+        records.AudioSessionStatus.ACTIVE,
+        records.StreamingMode.BIDIRECTIONAL,
+    )
+    assert session.last_sequence == 3 and session.config == {"voice": "calm"}
+    assert session.stt_state is not None and session.stt_state.session_id == "old"
+    assert session.stt_state.status is records.TranscriptionStatus.TRANSCRIBING
+    conversation = session.conversation()
+    assert conversation is not None and conversation.stt_state == session.stt_state
+    stream = engine.watch_session("old", 1)
+    assert await anext(stream) == WatchStarted(3)
+    replayed = [await anext(stream) for _ in range(3)]
+    await stream.aclose()
+    assert [e.sequence for e in replayed if isinstance(e, records.SessionEvent)] == [1, 2, 3]
+    created, changed, transcribed = replayed
+    assert isinstance(created, records.SessionEvent) and created.created is not None
+    assert created.created.streaming_mode is records.StreamingMode.BIDIRECTIONAL
+    assert isinstance(changed, records.SessionEvent) and changed.status_changed is not None
+    assert changed.status_changed.previous_status is records.AudioSessionStatus.INITIALIZING
+    assert isinstance(transcribed, records.SessionEvent) and transcribed.stt_state is not None
+    assert transcribed.stt_state.session_id == "old"
+    previous, status, sequence = await engine.update_status(
+        "old", records.AudioSessionStatus.PAUSED
+    )
+    assert (previous, status, sequence) == (
+        records.AudioSessionStatus.ACTIVE,
+        records.AudioSessionStatus.PAUSED,
+        4,
+    )
     await backend.close()

@@ -94,13 +94,18 @@ def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> 
 
 
 def enum_from_number(number: int, descriptor: EnumDescriptor, cls: Any) -> Any:
-    """The member of Python enum ``cls`` for a proto number (None for unspecified/unknown); an
-    ``int`` hint keeps the number."""
+    """The member of Python enum ``cls`` for a proto number (None for unspecified; an unknown
+    number is INVALID_ARGUMENT); an ``int`` hint keeps the number."""
     if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
         return number
-    value = descriptor.values_by_number.get(number)
-    if value is None or number == 0:
+    if number == 0:
         return None
+    value = descriptor.values_by_number.get(number)
+    if value is None:
+        raise InvalidArgumentError(
+            f"{number} is not a {descriptor.name} value",
+            violations=[(descriptor.name, "unknown value")],
+        )
     return cls[value.name[len(enum_prefix(descriptor)) :]]
 
 
@@ -208,6 +213,14 @@ def from_message(message: Message, cls: type[R], renames: Mapping[str, str] | No
             continue
         known[name] = _get(getattr(message, field.name), field, hint)
     return cls(**known)
+
+
+def read_field(message: Message, name: str, hint: Any) -> Any:
+    """One field of ``message`` converted as a dataclass field with type ``hint`` would be."""
+    field = _fields(message)[name]
+    if field.has_presence and not message.HasField(name):
+        return None
+    return _get(getattr(message, name), field, _inner(hint))
 
 
 def _get(value: Any, field: FieldDescriptor, hint: Any) -> Any:

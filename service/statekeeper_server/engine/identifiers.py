@@ -95,3 +95,12 @@ def check_text(value: str, field: str, limit: int, *, required: bool = False) ->
             f"{field} {problem}", reason=Reason.INVALID_ARGUMENT, violations=[(field, problem)]
         )
     return value
+
+
+def invalid(field: str, problem: str) -> InvalidArgumentError:
+    """An INVALID_ARGUMENT error with one field violation."""
+    return InvalidArgumentError(
+        f"{field} is invalid: {problem}",
+        reason=Reason.INVALID_ARGUMENT,
+        violations=[(field, problem)],
+    )

@@ -1,185 +1,30 @@
-"""The SpeechService servicer: validate the request, call the SpeechEngine, build the response."""
+"""The SpeechService servicer: convert the request, call the SpeechEngine, build the response."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from statekeeper.errors import UnavailableError
-from statekeeper.timestamps import clamped_duration, clamped_timestamp
+from statekeeper.messages import enum_to_number, from_message, read_field, to_message
+from statekeeper.timestamps import clamped_timestamp
 from statekeeper.v1 import speech_service_pb2 as pb
 from statekeeper.v1 import speech_service_pb2_grpc
 
-from statekeeper_server.engine.domains import speech
 from statekeeper_server.engine.domains.speech import SpeechEngine, WatchStarted
-from statekeeper_server.engine.domains.tools import invalid
-from statekeeper_server.servicers.convert import (
-    document_to_wire,
-    optional_document,
-    ttl_seconds,
+from statekeeper_server.engine.domains.speech_records import (
+    AudioSessionStatus,
+    StreamingMode,
+    SttState,
+    TtsState,
+    VoiceConversationState,
 )
+from statekeeper_server.servicers.convert import optional_document, ttl_seconds
 
 if TYPE_CHECKING:
     from statekeeper_server.core import Core
 
-
-def _check_owner(session_id: str, message: Any, field: str) -> None:
-    if message.session_id and message.session_id != session_id:
-        raise invalid(f"{field}.session_id", "differs from the request's session_id")
-
-
-def stt_from_proto(message: pb.SttState) -> dict[str, Any]:
-    """The engine document of an SttState message."""
-    return {
-        "status": message.status,
-        "audio_received_bytes": message.audio_received_bytes,
-        "transcription_progress": message.transcription_progress,
-        "interim_transcript": message.interim_transcript,
-        "final_transcript": message.final_transcript,
-        "confidence": message.confidence,
-    }
-
-
-def stt_to_proto(session_id: str, state: dict[str, Any]) -> pb.SttState:
-    """An SttState message for an engine document."""
-    return pb.SttState(
-        session_id=session_id,
-        status=state["status"],
-        audio_received_bytes=state["audio_received_bytes"],
-        transcription_progress=state["transcription_progress"],
-        interim_transcript=state["interim_transcript"],
-        final_transcript=state["final_transcript"],
-        confidence=state["confidence"],
-        updated_at=clamped_timestamp(state["updated_at"]),
-    )
-
-
-def tts_from_proto(message: pb.TtsState) -> dict[str, Any]:
-    """The engine document of a TtsState message."""
-    return {
-        "text_queue": list(message.text_queue),
-        "audio_generated_bytes": message.audio_generated_bytes,
-        "audio_played_bytes": message.audio_played_bytes,
-        "is_speaking": message.is_speaking,
-        "current_text": message.current_text,
-    }
-
-
-def tts_to_proto(session_id: str, state: dict[str, Any]) -> pb.TtsState:
-    """A TtsState message for an engine document."""
-    return pb.TtsState(
-        session_id=session_id,
-        text_queue=state["text_queue"],
-        audio_generated_bytes=state["audio_generated_bytes"],
-        audio_played_bytes=state["audio_played_bytes"],
-        is_speaking=state["is_speaking"],
-        current_text=state["current_text"],
-        updated_at=clamped_timestamp(state["updated_at"]),
-    )
-
-
-def conversation_from_proto(session_id: str, message: pb.VoiceConversationState) -> dict[str, Any]:
-    """The engine document of a VoiceConversationState message."""
-    _check_owner(session_id, message, "conversation_state")
-    state: dict[str, Any] = {
-        "turn_count": message.turn_count,
-        "current_speaker": message.current_speaker,
-        "transcript": optional_document(message, "transcript", "conversation_state.transcript"),
-        "stt": None,
-        "tts": None,
-    }
-    if message.HasField("stt_state"):
-        _check_owner(session_id, message.stt_state, "conversation_state.stt_state")
-        state["stt"] = stt_from_proto(message.stt_state)
-    if message.HasField("tts_state"):
-        _check_owner(session_id, message.tts_state, "conversation_state.tts_state")
-        state["tts"] = tts_from_proto(message.tts_state)
-    return state
-
-
-def conversation_to_proto(
-    session_id: str, state: dict[str, Any], encoding: int
-) -> pb.VoiceConversationState:
-    """A VoiceConversationState message for an engine document."""
-    message = pb.VoiceConversationState(
-        session_id=session_id,
-        turn_count=state["turn_count"],
-        current_speaker=state["current_speaker"],
-        transcript=document_to_wire(state["transcript"], encoding),
-        updated_at=clamped_timestamp(state["updated_at"]),
-    )
-    if state.get("stt") is not None:
-        message.stt_state.CopyFrom(stt_to_proto(session_id, state["stt"]))
-    if state.get("tts") is not None:
-        message.tts_state.CopyFrom(tts_to_proto(session_id, state["tts"]))
-    return message
-
-
-def session_to_proto(meta: dict[str, Any], encoding: int) -> pb.AudioSession:
-    """An AudioSession message for a session document."""
-    session_id = meta["session_id"]
-    message = pb.AudioSession(
-        session_id=session_id,
-        session_type=meta["session_type"],
-        streaming_mode=meta["streaming_mode"],
-        config=document_to_wire(meta["config"], encoding),
-        status=meta["status"],
-        created_at=clamped_timestamp(meta["created_at"]),
-        updated_at=clamped_timestamp(meta["updated_at"]),
-        end_reason=meta["end_reason"],
-        last_sequence=meta["seq"],
-        ended_retention=clamped_duration(meta["ended_retention"]),
-        event_retention=clamped_duration(meta["event_retention"]),
-    )
-    if meta["ended_at"] is not None:
-        message.ended_at.CopyFrom(clamped_timestamp(meta["ended_at"]))
-    if meta["stt"] is not None:
-        message.stt_state.CopyFrom(stt_to_proto(session_id, meta["stt"]))
-    if meta["tts"] is not None:
-        message.tts_state.CopyFrom(tts_to_proto(session_id, meta["tts"]))
-    if meta["conv"] is not None:
-        message.conversation_state.CopyFrom(_current_conversation(meta, encoding))
-    return message
-
-
-def _current_conversation(meta: dict[str, Any], encoding: int) -> pb.VoiceConversationState:
-    """The conversation state with the session's current STT and TTS states."""
-    state = {**meta["conv"], "stt": meta["stt"], "tts": meta["tts"]}
-    return conversation_to_proto(meta["session_id"], state, encoding)
-
-
-def event_to_proto(session_id: str, event: dict[str, Any], encoding: int) -> pb.SessionEvent:
-    """A SessionEvent message for a stored event document."""
-    message = pb.SessionEvent(
-        session_id=session_id, sequence=event["seq"], event_time=clamped_timestamp(event["time"])
-    )
-    kind = event["kind"]
-    payload = event["payload"]
-    if kind == speech.CREATED_EVENT:
-        message.created.CopyFrom(
-            pb.SessionCreated(
-                session_type=payload["session_type"],
-                streaming_mode=payload["streaming_mode"],
-                config=document_to_wire(payload["config"], encoding),
-            )
-        )
-    elif kind == speech.STATUS_EVENT:
-        message.status_changed.CopyFrom(
-            pb.SessionStatusChanged(
-                previous_status=payload["previous_status"], status=payload["status"]
-            )
-        )
-    elif kind == speech.STT_EVENT:
-        message.stt_state.CopyFrom(stt_to_proto(session_id, payload))
-    elif kind == speech.TTS_EVENT:
-        message.tts_state.CopyFrom(tts_to_proto(session_id, payload))
-    elif kind == speech.CONVERSATION_EVENT:
-        message.conversation_state.CopyFrom(conversation_to_proto(session_id, payload, encoding))
-    else:
-        message.ended.CopyFrom(
-            pb.SessionEnded(reason=payload["reason"], previous_status=payload["previous_status"])
-        )
-    return message
+_STATUS = pb.AudioSessionStatus.DESCRIPTOR
 
 
 class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
@@ -193,79 +38,81 @@ class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
         self, request: pb.CreateSessionRequest, context: object
     ) -> pb.CreateSessionResponse:
         """Create a session."""
-        meta = await self.engine.create_session(
+        session = await self.engine.create_session(
             session_id=request.session_id,
             session_type=request.session_type,
-            streaming_mode=request.streaming_mode,
+            streaming_mode=read_field(request, "streaming_mode", StreamingMode),
             config=optional_document(request, "config", "config"),
             ended_retention=ttl_seconds(request, "ended_retention"),
             event_retention=ttl_seconds(request, "event_retention"),
         )
-        return pb.CreateSessionResponse(session=session_to_proto(meta, request.value_encoding))
+        return pb.CreateSessionResponse(
+            session=to_message(session, pb.AudioSession, encoding=request.value_encoding)
+        )
 
     async def GetSession(
         self, request: pb.GetSessionRequest, context: object
     ) -> pb.GetSessionResponse:
         """Read a session."""
-        meta = await self.engine.get_session(request.session_id)
-        return pb.GetSessionResponse(session=session_to_proto(meta, request.value_encoding))
+        session = await self.engine.get_session(request.session_id)
+        return pb.GetSessionResponse(
+            session=to_message(session, pb.AudioSession, encoding=request.value_encoding)
+        )
 
     async def UpdateSessionStatus(
         self, request: pb.UpdateSessionStatusRequest, context: object
     ) -> pb.UpdateSessionStatusResponse:
         """Change a session's status."""
         previous, status, sequence = await self.engine.update_status(
-            request.session_id, request.status
+            request.session_id, read_field(request, "status", AudioSessionStatus)
         )
         response = pb.UpdateSessionStatusResponse(sequence=sequence)
-        response.previous_status = previous  # type: ignore[assignment]
-        response.status = status  # type: ignore[assignment]
+        response.previous_status = enum_to_number(previous, _STATUS)  # type: ignore[assignment]
+        response.status = enum_to_number(status, _STATUS)  # type: ignore[assignment]
         return response
 
     async def UpdateSttState(
         self, request: pb.UpdateSttStateRequest, context: object
     ) -> pb.UpdateSttStateResponse:
         """Replace the STT state."""
-        _check_owner(request.session_id, request.stt_state, "stt_state")
         state, sequence = await self.engine.update_stt(
-            request.session_id, stt_from_proto(request.stt_state)
+            request.session_id, from_message(request.stt_state, SttState)
         )
         return pb.UpdateSttStateResponse(
-            stt_state=stt_to_proto(request.session_id, state), sequence=sequence
+            stt_state=to_message(state, pb.SttState), sequence=sequence
         )
 
     async def GetSttState(
         self, request: pb.GetSttStateRequest, context: object
     ) -> pb.GetSttStateResponse:
         """Read the STT state."""
-        meta = await self.engine.get_session(request.session_id)
-        if meta["stt"] is None:
+        session = await self.engine.get_session(request.session_id)
+        if session.stt_state is None:
             return pb.GetSttStateResponse(found=False)
         return pb.GetSttStateResponse(
-            found=True, stt_state=stt_to_proto(request.session_id, meta["stt"])
+            found=True, stt_state=to_message(session.stt_state, pb.SttState)
         )
 
     async def UpdateTtsState(
         self, request: pb.UpdateTtsStateRequest, context: object
     ) -> pb.UpdateTtsStateResponse:
         """Replace the TTS state."""
-        _check_owner(request.session_id, request.tts_state, "tts_state")
         state, sequence = await self.engine.update_tts(
-            request.session_id, tts_from_proto(request.tts_state)
+            request.session_id, from_message(request.tts_state, TtsState)
         )
         return pb.UpdateTtsStateResponse(
-            tts_state=tts_to_proto(request.session_id, state), sequence=sequence
+            tts_state=to_message(state, pb.TtsState), sequence=sequence
         )
 
     async def GetTtsState(
         self, request: pb.GetTtsStateRequest, context: object
     ) -> pb.GetTtsStateResponse:
         """Read the TTS state."""
-        meta = await self.engine.get_session(request.session_id)
-        if meta["tts"] is None:
+        session = await self.engine.get_session(request.session_id)
+        if session.tts_state is None:
             return pb.GetTtsStateResponse(found=False)
         return pb.GetTtsStateResponse(
-            found=True, tts_state=tts_to_proto(request.session_id, meta["tts"])
+            found=True, tts_state=to_message(session.tts_state, pb.TtsState)
         )
 
     async def UpdateConversationState(
@@ -274,11 +121,11 @@ class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
         """Replace the conversation state."""
         state, sequence = await self.engine.update_conversation(
             request.session_id,
-            conversation_from_proto(request.session_id, request.conversation_state),
+            from_message(request.conversation_state, VoiceConversationState),
         )
         return pb.UpdateConversationStateResponse(
-            conversation_state=conversation_to_proto(
-                request.session_id, state, request.value_encoding
+            conversation_state=to_message(
+                state, pb.VoiceConversationState, encoding=request.value_encoding
             ),
             sequence=sequence,
         )
@@ -287,11 +134,15 @@ class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
         self, request: pb.GetConversationStateRequest, context: object
     ) -> pb.GetConversationStateResponse:
         """Read the conversation state (with the session's current STT and TTS states)."""
-        meta = await self.engine.get_session(request.session_id)
-        if meta["conv"] is None:
+        session = await self.engine.get_session(request.session_id)
+        conversation = session.conversation()
+        if conversation is None:
             return pb.GetConversationStateResponse(found=False)
         return pb.GetConversationStateResponse(
-            found=True, conversation_state=_current_conversation(meta, request.value_encoding)
+            found=True,
+            conversation_state=to_message(
+                conversation, pb.VoiceConversationState, encoding=request.value_encoding
+            ),
         )
 
     async def EndSession(
@@ -316,12 +167,11 @@ class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
                     started=pb.WatchSessionStarted(last_sequence=item.last_sequence)
                 )
                 continue
-            yield pb.WatchSessionResponse(
-                event=event_to_proto(request.session_id, item, request.value_encoding)
-            )
-            if item["kind"] == speech.ENDED_EVENT:
+            event = to_message(item, pb.SessionEvent, encoding=request.value_encoding)
+            yield pb.WatchSessionResponse(event=event)
+            if item.ended is not None:
                 return
-            next_sequence = item["seq"] + 1
+            next_sequence = item.sequence + 1
         raise UnavailableError(
             "the server is shutting down: reconnect and watch again with from_sequence "
             f"{next_sequence}",

@@ -19,21 +19,24 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from statekeeper import values
 from statekeeper.errors import NotFoundError
+from statekeeper.messages import enum_to_number, from_message, read_field, to_message
 from statekeeper.state.client import MAX_RECONNECT_DELAY as MAX_RECONNECT_DELAY
-from statekeeper.state.client import MSGPACK, ServiceClient, enum_maps
+from statekeeper.state.client import MSGPACK, ServiceClient
 from statekeeper.state.live import LiveStream
-from statekeeper.timestamps import from_duration, optional_datetime, to_duration
+from statekeeper.timestamps import to_duration
 from statekeeper.transport import Transport
 from statekeeper.v1 import speech_service_pb2 as pb
 from statekeeper.v1 import speech_service_pb2_grpc
 
 log = logging.getLogger("statekeeper.speech")
+_MODES = pb.StreamingMode.DESCRIPTOR
+_STATUSES = pb.AudioSessionStatus.DESCRIPTOR
 
 
 class AudioSessionStatus(enum.Enum):
@@ -74,13 +77,6 @@ class SessionEventKind(enum.Enum):
     TTS_STATE = "tts_state"
     CONVERSATION_STATE = "conversation_state"
     ENDED = "ended"
-
-
-_SESSION_TO, _SESSION_FROM = enum_maps(
-    AudioSessionStatus, pb.AudioSessionStatus, "AUDIO_SESSION_STATUS"
-)
-_MODE_TO, _MODE_FROM = enum_maps(StreamingMode, pb.StreamingMode, "STREAMING_MODE")
-_STT_TO, _STT_FROM = enum_maps(TranscriptionStatus, pb.TranscriptionStatus, "TRANSCRIPTION_STATUS")
 
 
 @dataclass
@@ -173,119 +169,63 @@ class SessionEvent:
 # -- conversions -----------------------------------------------------------------------------
 
 
-def _stt_to_proto(state: STTState) -> pb.SttState:
-    return pb.SttState(
-        session_id=state.session_id,
-        status=_STT_TO[TranscriptionStatus(state.status)],
-        audio_received_bytes=state.audio_received_bytes,
-        transcription_progress=state.transcription_progress,
-        interim_transcript=state.interim_transcript,
-        final_transcript=state.final_transcript,
-        confidence=state.confidence,
-    )
-
-
-def _stt(message: pb.SttState) -> STTState:
-    return STTState(
-        session_id=message.session_id,
-        status=_STT_FROM[message.status],
-        audio_received_bytes=message.audio_received_bytes,
-        transcription_progress=message.transcription_progress,
-        interim_transcript=message.interim_transcript,
-        final_transcript=message.final_transcript,
-        confidence=message.confidence,
-        updated_at=optional_datetime(message, "updated_at"),
-    )
-
-
-def _tts_to_proto(state: TTSState) -> pb.TtsState:
-    return pb.TtsState(
-        session_id=state.session_id,
-        text_queue=list(state.text_queue),
-        audio_generated_bytes=state.audio_generated_bytes,
-        audio_played_bytes=state.audio_played_bytes,
-        is_speaking=state.is_speaking,
-        current_text=state.current_text,
-    )
-
-
-def _tts(message: pb.TtsState) -> TTSState:
-    return TTSState(
-        session_id=message.session_id,
-        text_queue=list(message.text_queue),
-        audio_generated_bytes=message.audio_generated_bytes,
-        audio_played_bytes=message.audio_played_bytes,
-        is_speaking=message.is_speaking,
-        current_text=message.current_text,
-        updated_at=optional_datetime(message, "updated_at"),
-    )
-
-
-def _conversation(message: pb.VoiceConversationState) -> VoiceConversationState:
-    return VoiceConversationState(
-        session_id=message.session_id,
-        turn_count=message.turn_count,
-        current_speaker=message.current_speaker,
-        stt_state=_stt(message.stt_state) if message.HasField("stt_state") else None,
-        tts_state=_tts(message.tts_state) if message.HasField("tts_state") else None,
-        transcript=values.wire_to_python(message.transcript) or [],
-        updated_at=optional_datetime(message, "updated_at"),
-    )
-
-
-def _session(message: pb.AudioSession) -> AudioSession:
-    return AudioSession(
-        session_id=message.session_id,
-        session_type=message.session_type,
-        streaming_mode=_MODE_FROM[message.streaming_mode],
-        config=values.wire_to_python(message.config) or {},
-        status=_SESSION_FROM[message.status],
-        created_at=optional_datetime(message, "created_at"),
-        updated_at=optional_datetime(message, "updated_at"),
-        ended_at=optional_datetime(message, "ended_at"),
-        end_reason=message.end_reason,
-        last_sequence=message.last_sequence,
-        stt_state=_stt(message.stt_state) if message.HasField("stt_state") else None,
-        tts_state=_tts(message.tts_state) if message.HasField("tts_state") else None,
-        conversation_state=_conversation(message.conversation_state)
-        if message.HasField("conversation_state")
-        else None,
-        ended_retention=from_duration(message.ended_retention),
-        event_retention=from_duration(message.event_retention),
-    )
-
-
 def _event(message: pb.SessionEvent) -> SessionEvent:
+    """The API's flat event for a message (its ``change`` says which fields are set)."""
+    change = message.WhichOneof("change")
     event = SessionEvent(
         session_id=message.session_id,
         sequence=message.sequence,
-        kind=SessionEventKind.CREATED,
-        timestamp=optional_datetime(message, "event_time"),
+        kind=_KINDS[change],
+        timestamp=read_field(message, "event_time", datetime),
     )
-    change = message.WhichOneof("change")
     if change == "created":
-        event.session_type = message.created.session_type
-        event.streaming_mode = _MODE_FROM[message.created.streaming_mode]
-        event.config = values.wire_to_python(message.created.config) or {}
+        created = from_message(message.created, _Created)
+        event.session_type = created.session_type
+        event.streaming_mode = created.streaming_mode
+        event.config = created.config or {}
     elif change == "status_changed":
-        event.kind = SessionEventKind.STATUS_CHANGED
-        event.previous_status = _SESSION_FROM[message.status_changed.previous_status]
-        event.status = _SESSION_FROM[message.status_changed.status]
+        status = from_message(message.status_changed, _StatusChanged)
+        event.previous_status, event.status = status.previous_status, status.status
     elif change == "stt_state":
-        event.kind = SessionEventKind.STT_STATE
-        event.stt_state = _stt(message.stt_state)
+        event.stt_state = from_message(message.stt_state, STTState)
     elif change == "tts_state":
-        event.kind = SessionEventKind.TTS_STATE
-        event.tts_state = _tts(message.tts_state)
+        event.tts_state = from_message(message.tts_state, TTSState)
     elif change == "conversation_state":
-        event.kind = SessionEventKind.CONVERSATION_STATE
-        event.conversation_state = _conversation(message.conversation_state)
+        event.conversation_state = from_message(message.conversation_state, VoiceConversationState)
     else:
-        event.kind = SessionEventKind.ENDED
+        ended = from_message(message.ended, _Ended)
         event.status = AudioSessionStatus.ENDED
-        event.previous_status = _SESSION_FROM.get(message.ended.previous_status)
-        event.end_reason = message.ended.reason
+        event.previous_status, event.end_reason = ended.previous_status, ended.reason
     return event
+
+
+@dataclass
+class _Created:
+    session_type: str = ""
+    streaming_mode: StreamingMode | None = None
+    config: dict[str, Any] | None = None
+
+
+@dataclass
+class _StatusChanged:
+    previous_status: AudioSessionStatus | None = None
+    status: AudioSessionStatus | None = None
+
+
+@dataclass
+class _Ended:
+    reason: str = ""
+    previous_status: AudioSessionStatus | None = None
+
+
+_KINDS = {
+    "created": SessionEventKind.CREATED,
+    "status_changed": SessionEventKind.STATUS_CHANGED,
+    "stt_state": SessionEventKind.STT_STATE,
+    "tts_state": SessionEventKind.TTS_STATE,
+    "conversation_state": SessionEventKind.CONVERSATION_STATE,
+    "ended": SessionEventKind.ENDED,
+}
 
 
 class SpeechStateManager(ServiceClient):
@@ -337,7 +277,7 @@ class SpeechStateManager(ServiceClient):
         request = pb.CreateSessionRequest(
             session_id=session_id or "",
             session_type=session_type,
-            streaming_mode=_MODE_TO[StreamingMode(streaming_mode)],
+            streaming_mode=enum_to_number(StreamingMode(streaming_mode), _MODES),  # type: ignore[arg-type]
             config=values.document_to_wire(config or {}),
             ended_retention=to_duration(self.ended_retention),
             event_retention=to_duration(self.event_retention),
@@ -353,13 +293,14 @@ class SpeechStateManager(ServiceClient):
             )
         except NotFoundError:
             return None
-        return _session(response.session)
+        return from_message(response.session, AudioSession)
 
     async def update_session_status(self, session_id: str, status: AudioSessionStatus) -> int:
         """Move a session to ``status``; returns the change's sequence number. Raises
         FailedPreconditionError for an ended session or an illegal transition."""
         request = pb.UpdateSessionStatusRequest(
-            session_id=session_id, status=_SESSION_TO[AudioSessionStatus(status)]
+            session_id=session_id,
+            status=enum_to_number(AudioSessionStatus(status), _STATUSES),  # type: ignore[arg-type]
         )
         response = await self._call("UpdateSessionStatus", request)
         return int(response.sequence)
@@ -367,7 +308,7 @@ class SpeechStateManager(ServiceClient):
     async def update_stt_state(self, stt_state: STTState) -> int:
         """Replace the STT state of ``stt_state.session_id``; returns the sequence number."""
         request = pb.UpdateSttStateRequest(
-            session_id=stt_state.session_id, stt_state=_stt_to_proto(stt_state)
+            session_id=stt_state.session_id, stt_state=to_message(stt_state, pb.SttState)
         )
         response = await self._call("UpdateSttState", request)
         return int(response.sequence)
@@ -375,12 +316,12 @@ class SpeechStateManager(ServiceClient):
     async def get_stt_state(self, session_id: str) -> STTState | None:
         """The current STT state, or None when none was set."""
         response = await self._call("GetSttState", pb.GetSttStateRequest(session_id=session_id))
-        return _stt(response.stt_state) if response.found else None
+        return from_message(response.stt_state, STTState) if response.found else None
 
     async def update_tts_state(self, tts_state: TTSState) -> int:
         """Replace the TTS state of ``tts_state.session_id``; returns the sequence number."""
         request = pb.UpdateTtsStateRequest(
-            session_id=tts_state.session_id, tts_state=_tts_to_proto(tts_state)
+            session_id=tts_state.session_id, tts_state=to_message(tts_state, pb.TtsState)
         )
         response = await self._call("UpdateTtsState", request)
         return int(response.sequence)
@@ -388,24 +329,16 @@ class SpeechStateManager(ServiceClient):
     async def get_tts_state(self, session_id: str) -> TTSState | None:
         """The current TTS state, or None when none was set."""
         response = await self._call("GetTtsState", pb.GetTtsStateRequest(session_id=session_id))
-        return _tts(response.tts_state) if response.found else None
+        return from_message(response.tts_state, TTSState) if response.found else None
 
     async def update_conversation_state(self, conversation_state: VoiceConversationState) -> int:
         """Replace the conversation state (and the STT / TTS states it carries); returns the
         sequence number."""
-        state = conversation_state
-        message = pb.VoiceConversationState(
-            session_id=state.session_id,
-            turn_count=state.turn_count,
-            current_speaker=state.current_speaker,
-            transcript=values.document_to_wire(list(state.transcript or [])),
-        )
-        if state.stt_state is not None:
-            message.stt_state.CopyFrom(_stt_to_proto(state.stt_state))
-        if state.tts_state is not None:
-            message.tts_state.CopyFrom(_tts_to_proto(state.tts_state))
+        state = replace(conversation_state, transcript=list(conversation_state.transcript or []))
         request = pb.UpdateConversationStateRequest(
-            session_id=state.session_id, conversation_state=message, value_encoding=MSGPACK
+            session_id=state.session_id,
+            conversation_state=to_message(state, pb.VoiceConversationState),
+            value_encoding=MSGPACK,
         )
         response = await self._call("UpdateConversationState", request)
         return int(response.sequence)
@@ -416,7 +349,9 @@ class SpeechStateManager(ServiceClient):
             "GetConversationState",
             pb.GetConversationStateRequest(session_id=session_id, value_encoding=MSGPACK),
         )
-        return _conversation(response.conversation_state) if response.found else None
+        if not response.found:
+            return None
+        return from_message(response.conversation_state, VoiceConversationState)
 
     async def end_session(
         self, session_id: str, reason: str = "", *, retention: float | None = None

@@ -3,12 +3,13 @@
 Records live under ``<tenant>speech/s/<session_id>/`` (see
 :mod:`~statekeeper_server.engine.tenancy`):
 
-* ``meta`` — the session document: type, streaming mode, config, status, the current STT, TTS
-  and conversation states, and ``seq``, the sequence number of the session's latest event;
-* ``ev/<sequence, 20 digits>`` — one event per change of the session.
+* ``meta`` — the session (an :class:`AudioSession` record): type, streaming mode, config,
+  status, the current STT, TTS and conversation states, and ``last_sequence``, the sequence
+  number of the session's latest event;
+* ``ev/<sequence, 20 digits>`` — one event (a :class:`SessionEvent` record) per change.
 
 Every change reads ``meta``, checks the state machine, and commits the new ``meta`` (with
-``seq + 1``) and the event ``ev/<seq + 1>`` in one compare-and-set transaction, retried on
+``last_sequence + 1``) and the event ``ev/<seq + 1>`` in one compare-and-set transaction, retried on
 conflict. So sequence numbers are consecutive with no gaps, and event order is commit order,
 whichever server instance a writer uses.
 
@@ -39,41 +40,49 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from statekeeper import values
 from statekeeper.errors import (
     AlreadyExistsError,
-    ConflictError,
     FailedPreconditionError,
     HistoryCompactedError,
     InvalidArgumentError,
     NotFoundError,
     Reason,
 )
-from statekeeper.v1 import speech_service_pb2 as pb
 
-from statekeeper_server.engine.domains.tools import invalid
-from statekeeper_server.engine.identifiers import check_id
+from statekeeper_server.engine.domains.speech_records import (
+    DEFAULT_ENDED_RETENTION,
+    DEFAULT_EVENT_RETENTION,
+    EVENT,
+    SESSION,
+    TRANSITIONS,
+    AudioSession,
+    AudioSessionStatus,
+    SessionCreated,
+    SessionEnded,
+    SessionEvent,
+    SessionStatusChanged,
+    Status,
+    StreamingMode,
+    SttState,
+    TranscriptionStatus,
+    TtsState,
+    VoiceConversationState,
+)
+from statekeeper_server.engine.identifiers import check_id, invalid
 from statekeeper_server.engine.limits import Limits, check_ttl
-from statekeeper_server.engine.records import retry_on_conflict
+from statekeeper_server.engine.records import Txn, transact
 from statekeeper_server.engine.storage.backend import (
     Backend,
-    Compare,
-    Delete,
     EventType,
-    Operation,
-    Put,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
 from statekeeper_server.engine.tenancy import tenant_prefix
 
 #: The backend namespace of speech sessions (after the tenant prefix).
 NAMESPACE = "speech/s/"
-#: Defaults of the per-session retention settings, in seconds.
-DEFAULT_ENDED_RETENTION = 3600.0
-DEFAULT_EVENT_RETENTION = 3600.0
 #: The longest session type and end reason.
 MAX_TYPE_LENGTH = 256
 MAX_REASON_LENGTH = 1024
@@ -84,28 +93,8 @@ _WATCHED = GlobPattern("[ei]*")
 #: How many stored events a catching-up subscriber reads per range call.
 REPLAY_PAGE = 500
 
-INITIALIZING = pb.AUDIO_SESSION_STATUS_INITIALIZING
-ACTIVE = pb.AUDIO_SESSION_STATUS_ACTIVE
-PAUSED = pb.AUDIO_SESSION_STATUS_PAUSED
-ERROR = pb.AUDIO_SESSION_STATUS_ERROR
-ENDED = pb.AUDIO_SESSION_STATUS_ENDED
 
-#: The status each status may move to (ENDED may move nowhere).
-TRANSITIONS: dict[int, frozenset[int]] = {
-    INITIALIZING: frozenset({INITIALIZING, ACTIVE, PAUSED, ERROR, ENDED}),
-    ACTIVE: frozenset({ACTIVE, PAUSED, ERROR, ENDED}),
-    PAUSED: frozenset({PAUSED, ACTIVE, ERROR, ENDED}),
-    ERROR: frozenset({ERROR, ACTIVE, ENDED}),
-    ENDED: frozenset(),
-}
-
-#: Event kinds (the ``kind`` member of a stored event).
-CREATED_EVENT = "created"
-STATUS_EVENT = "status"
-STT_EVENT = "stt"
-TTS_EVENT = "tts"
-CONVERSATION_EVENT = "conversation"
-ENDED_EVENT = "ended"
+# -- checks ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,44 +122,82 @@ def _check_fraction(value: float, field: str) -> float:
     return value
 
 
-def check_stt(state: dict[str, Any], field: str) -> dict[str, Any]:
-    """Validate an STT state document (``status``, byte count, progress, confidence)."""
-    if state["status"] not in pb.TranscriptionStatus.values():
-        raise invalid(f"{field}.status", "unknown transcription status")
-    if state["status"] == pb.TRANSCRIPTION_STATUS_UNSPECIFIED:
-        state["status"] = pb.TRANSCRIPTION_STATUS_IDLE
-    _check_count(state["audio_received_bytes"], f"{field}.audio_received_bytes")
-    _check_fraction(state["transcription_progress"], f"{field}.transcription_progress")
-    _check_fraction(state["confidence"], f"{field}.confidence")
-    return state
+def _check_owner(session_id: str, state_session_id: str, field: str) -> None:
+    if state_session_id and state_session_id != session_id:
+        raise invalid(f"{field}.session_id", "differs from the request's session_id")
 
 
-def check_tts(state: dict[str, Any], field: str) -> dict[str, Any]:
-    """Validate a TTS state document (byte counts)."""
-    _check_count(state["audio_generated_bytes"], f"{field}.audio_generated_bytes")
-    _check_count(state["audio_played_bytes"], f"{field}.audio_played_bytes")
-    return state
+def check_stt(session_id: str, state: SttState, field: str) -> SttState:
+    """Validate an STT state (owner, byte count, progress, confidence); unspecified status is
+    IDLE."""
+    _check_owner(session_id, state.session_id, field)
+    _check_count(state.audio_received_bytes, f"{field}.audio_received_bytes")
+    _check_fraction(state.transcription_progress, f"{field}.transcription_progress")
+    _check_fraction(state.confidence, f"{field}.confidence")
+    return replace(state, session_id=session_id, status=state.status or TranscriptionStatus.IDLE)
 
 
-def check_conversation(state: dict[str, Any], field: str) -> dict[str, Any]:
-    """Validate a conversation state document (turn count, transcript list, nested states)."""
-    _check_count(state["turn_count"], f"{field}.turn_count")
-    _check_text(state["current_speaker"], f"{field}.current_speaker", MAX_TYPE_LENGTH)
-    if state["transcript"] is None:
-        state["transcript"] = []
-    if not isinstance(state["transcript"], list):
+def check_tts(session_id: str, state: TtsState, field: str) -> TtsState:
+    """Validate a TTS state (owner, byte counts)."""
+    _check_owner(session_id, state.session_id, field)
+    _check_count(state.audio_generated_bytes, f"{field}.audio_generated_bytes")
+    _check_count(state.audio_played_bytes, f"{field}.audio_played_bytes")
+    return replace(state, session_id=session_id)
+
+
+def check_conversation(
+    session_id: str, state: VoiceConversationState, field: str
+) -> VoiceConversationState:
+    """Validate a conversation state (owner, turn count, transcript list, nested states)."""
+    _check_owner(session_id, state.session_id, field)
+    _check_count(state.turn_count, f"{field}.turn_count")
+    _check_text(state.current_speaker, f"{field}.current_speaker", MAX_TYPE_LENGTH)
+    transcript = [] if state.transcript is None else state.transcript
+    if not isinstance(transcript, list):
         raise invalid(f"{field}.transcript", "must be a list of turns")
-    if state.get("stt") is not None:
-        check_stt(state["stt"], f"{field}.stt_state")
-    if state.get("tts") is not None:
-        check_tts(state["tts"], f"{field}.tts_state")
-    return state
+    stt, tts = state.stt_state, state.tts_state
+    return replace(
+        state,
+        session_id=session_id,
+        transcript=transcript,
+        stt_state=None if stt is None else check_stt(session_id, stt, f"{field}.stt_state"),
+        tts_state=None if tts is None else check_tts(session_id, tts, f"{field}.tts_state"),
+    )
 
 
-def _idle_due(meta: dict[str, Any]) -> bool:
-    """True when a live session's ``idle_at`` has passed (it is to be ended as idle)."""
-    idle_at = meta.get("idle_at")
-    return meta["status"] != ENDED and idle_at is not None and time.time() >= idle_at
+def _owned(event: SessionEvent, session_id: str) -> SessionEvent:
+    """The event with its session id (and its states'), which version 0 did not store."""
+    if event.session_id:
+        return event
+    return replace(
+        event,
+        session_id=session_id,
+        stt_state=event.stt_state and replace(event.stt_state, session_id=session_id),
+        tts_state=event.tts_state and replace(event.tts_state, session_id=session_id),
+        conversation_state=event.conversation_state
+        and _owned_conversation(event.conversation_state, session_id),
+    )
+
+
+def _owned_conversation(state: VoiceConversationState, session_id: str) -> VoiceConversationState:
+    return replace(
+        state,
+        session_id=session_id,
+        stt_state=state.stt_state and replace(state.stt_state, session_id=session_id),
+        tts_state=state.tts_state and replace(state.tts_state, session_id=session_id),
+    )
+
+
+def _owned_session(session: AudioSession) -> AudioSession:
+    """The session with its id on its states (version 0 did not store it there)."""
+    session_id = session.session_id
+    return replace(
+        session,
+        stt_state=session.stt_state and replace(session.stt_state, session_id=session_id),
+        tts_state=session.tts_state and replace(session.tts_state, session_id=session_id),
+        conversation_state=session.conversation_state
+        and replace(session.conversation_state, session_id=session_id),
+    )
 
 
 def _session_not_found(session_id: str) -> NotFoundError:
@@ -179,6 +206,11 @@ def _session_not_found(session_id: str) -> NotFoundError:
         reason=Reason.SESSION_NOT_FOUND,
         metadata={"session_id": session_id},
     )
+
+
+#: A change of a live session: ``change(session, now) -> (new session, event)``; the event's
+#: sequence and time are filled in by :meth:`SpeechEngine._change`.
+Change = Callable[[AudioSession, float], tuple[AudioSession, SessionEvent]]
 
 
 class SpeechEngine:
@@ -201,269 +233,254 @@ class SpeechEngine:
         *,
         session_id: str,
         session_type: str,
-        streaming_mode: int,
+        streaming_mode: StreamingMode | None,
         config: Any,
         ended_retention: float | None,
         event_retention: float | None,
-    ) -> dict[str, Any]:
+    ) -> AudioSession:
         """Create a session in status INITIALIZING; its creation is event 1."""
         if session_id:
             check_id(session_id, "session_id")
         else:
             session_id = f"sess_{uuid.uuid4().hex}"
         _check_text(session_type, "session_type", MAX_TYPE_LENGTH)
-        if streaming_mode not in pb.StreamingMode.values():
-            raise invalid("streaming_mode", "unknown streaming mode")
-        if streaming_mode == pb.STREAMING_MODE_UNSPECIFIED:
-            streaming_mode = pb.STREAMING_MODE_NONE
-        if config is None:
-            config = {}
+        config = {} if config is None else config
         if not isinstance(config, dict):
             raise invalid("config", "must be a map")
-        ended_retention = check_ttl(ended_retention, "ended_retention") or DEFAULT_ENDED_RETENTION
-        event_retention = check_ttl(event_retention, "event_retention") or DEFAULT_EVENT_RETENTION
         now = time.time()
         idle_ttl = self.limits.speech_session_idle_ttl
-        idle_at = now + idle_ttl if idle_ttl > 0 else None
-        meta = {
-            "session_id": session_id,
-            "session_type": session_type,
-            "streaming_mode": streaming_mode,
-            "config": config,
-            "status": INITIALIZING,
-            "created_at": now,
-            "updated_at": now,
-            "ended_at": None,
-            "end_reason": "",
-            "seq": 1,
-            "stt": None,
-            "tts": None,
-            "conv": None,
-            "ended_retention": ended_retention,
-            "event_retention": event_retention,
-            "idle_at": idle_at,
-        }
-        event = {
-            "seq": 1,
-            "time": now,
-            "kind": CREATED_EVENT,
-            "payload": {
-                "session_type": session_type,
-                "streaming_mode": streaming_mode,
-                "config": config,
-            },
-        }
+        session = AudioSession(
+            session_id=session_id,
+            session_type=session_type,
+            streaming_mode=streaming_mode or StreamingMode.NONE,
+            config=config,
+            status=Status.INITIALIZING,
+            created_at=now,
+            updated_at=now,
+            last_sequence=1,
+            ended_retention=check_ttl(ended_retention, "ended_retention")
+            or DEFAULT_ENDED_RETENTION,
+            event_retention=check_ttl(event_retention, "event_retention")
+            or DEFAULT_EVENT_RETENTION,
+            idle_at=now + idle_ttl if idle_ttl > 0 else None,
+        )
+        created = SessionCreated(session_type, session.streaming_mode, config)
+        event = SessionEvent(session_id, 1, now, created=created)
         prefix = self._prefix(session_id)
-        data = self.limits.check_value_size(values.pack(meta), "config")
-        try:
-            operations: list[Operation] = [
-                Put(prefix + "meta", data, None if idle_at is None else idle_at + ended_retention),
-                Put(self._event_key(prefix, 1), values.pack(event), now + event_retention),
-            ]
-            if idle_at is not None:
-                operations.append(Put(prefix + "idle", b"", idle_at))
-            await self.backend.txn([Compare(prefix + "meta", 0)], operations)
-        except ConflictError:
-            raise AlreadyExistsError(
-                f"speech session {session_id!r} already exists",
-                reason=Reason.ALREADY_EXISTS,
-                metadata={"session_id": session_id},
-            ) from None
-        return meta
 
-    async def get_session(self, session_id: str) -> dict[str, Any]:
-        """The session document, or SESSION_NOT_FOUND."""
+        async def body(txn: Txn) -> AudioSession:
+            if await txn.entry(prefix + "meta") is not None:
+                raise AlreadyExistsError(
+                    f"speech session {session_id!r} already exists",
+                    reason=Reason.ALREADY_EXISTS,
+                    metadata={"session_id": session_id},
+                )
+            idle_at = session.idle_at
+            expiry = None if idle_at is None else idle_at + session.ended_retention
+            txn.put(prefix + "meta", session, SESSION, expiry)
+            txn.put(self._event_key(prefix, 1), event, EVENT, now + session.event_retention)
+            if idle_at is not None:
+                txn.put_raw(prefix + "idle", b"", idle_at)
+            return session
+
+        return await transact(self.backend, body, limits=self.limits)
+
+    async def get_session(self, session_id: str) -> AudioSession:
+        """The session, or SESSION_NOT_FOUND."""
         check_id(session_id, "session_id")
         return await self._expire_idle(session_id)
 
-    async def _expire_idle(self, session_id: str, lease_revision: int = 0) -> dict[str, Any]:
-        """The session document, after ending the session if it is idle: its ``idle_at`` has
-        passed, or its ``meta`` is still at ``lease_revision`` (the revision of a lease whose
-        expiry the backend reported, so no change came since)."""
+    async def _expire_idle(self, session_id: str, lease_revision: int = 0) -> AudioSession:
+        """The session, after ending it if it is idle: its ``idle_at`` has passed, or its
+        ``meta`` is still at ``lease_revision`` (the revision of a lease whose expiry the
+        backend reported, so no change came since)."""
         prefix = self._prefix(session_id)
 
-        async def attempt() -> dict[str, Any]:
-            entry = await self.backend.get(prefix + "meta")
+        async def body(txn: Txn) -> AudioSession:
+            entry = await txn.entry(prefix + "meta")
             if entry is None:
                 raise _session_not_found(session_id)
-            meta: dict[str, Any] = values.unpack(entry.value)
-            idle_at = meta.get("idle_at")
-            if meta["status"] == ENDED or idle_at is None:
-                return meta
-            if not _idle_due(meta) and entry.mod_revision != lease_revision:
-                return meta
+            session = _owned_session(SESSION.unpack(entry.value))
+            if session.status is Status.ENDED or session.idle_at is None:
+                return session
+            if not session.idle_due() and entry.mod_revision != lease_revision:
+                return session
             now = time.time()
-            previous_status = meta["status"]
-            sequence = meta["seq"] + 1
-            meta.update(status=ENDED, ended_at=idle_at, end_reason=IDLE_END_REASON, seq=sequence)
-            payload = {"reason": IDLE_END_REASON, "previous_status": previous_status}
-            event = {"seq": sequence, "time": now, "kind": ENDED_EVENT, "payload": payload}
-            expiry = now + meta["ended_retention"]
-            await self.backend.txn(
-                [Compare(prefix + "meta", entry.mod_revision)],
-                [
-                    Put(prefix + "meta", values.pack(meta), expiry),
-                    Put(
-                        self._event_key(prefix, sequence),
-                        values.pack(event),
-                        max(expiry, now + meta["event_retention"]),
-                    ),
-                    Delete(prefix + "idle"),
-                ],
+            sequence = session.last_sequence + 1
+            ended = replace(
+                session,
+                status=Status.ENDED,
+                ended_at=session.idle_at,
+                end_reason=IDLE_END_REASON,
+                last_sequence=sequence,
             )
-            return meta
+            event = SessionEvent(
+                session_id, sequence, now, ended=SessionEnded(IDLE_END_REASON, session.status)
+            )
+            expiry = now + session.ended_retention
+            txn.put(prefix + "meta", ended, SESSION, expiry)
+            txn.put(
+                self._event_key(prefix, sequence),
+                event,
+                EVENT,
+                max(expiry, now + session.event_retention),
+            )
+            txn.delete(prefix + "idle")
+            return ended
 
-        return await retry_on_conflict(attempt)
+        return await transact(self.backend, body, limits=self.limits)
 
-    async def _change(
-        self,
-        session_id: str,
-        change: Callable[[dict[str, Any], float], tuple[str, dict[str, Any]]],
-    ) -> tuple[dict[str, Any], int, dict[str, Any]]:
-        """Apply ``change(meta, now) -> (event kind, payload)`` to a live session and append its
-        event, atomically; returns the new session document, the sequence and the payload."""
+    async def _change(self, session_id: str, change: Change) -> tuple[AudioSession, SessionEvent]:
+        """Apply ``change`` to a live session and append its event, atomically; returns the new
+        session and the event."""
         check_id(session_id, "session_id")
         prefix = self._prefix(session_id)
 
-        async def attempt() -> tuple[dict[str, Any], int, dict[str, Any]]:
-            entry = await self.backend.get(prefix + "meta")
+        async def body(txn: Txn) -> tuple[AudioSession, SessionEvent]:
+            entry = await txn.entry(prefix + "meta")
             if entry is None:
                 raise _session_not_found(session_id)
-            meta = values.unpack(entry.value)
-            if _idle_due(meta):
-                meta = await self._expire_idle(session_id)
-            if meta["status"] == ENDED:
+            session = _owned_session(SESSION.unpack(entry.value))
+            if session.idle_due():
+                session = await self._expire_idle(session_id)
+            if session.status is Status.ENDED:
                 raise FailedPreconditionError(
                     f"speech session {session_id!r} has ended",
                     reason=Reason.SESSION_ENDED,
                     metadata={"session_id": session_id},
                 )
             now = time.time()
-            kind, payload = change(meta, now)
-            sequence = meta["seq"] + 1
-            meta["seq"] = sequence
-            meta["updated_at"] = now
-            event = {"seq": sequence, "time": now, "kind": kind, "payload": payload}
+            session, event = change(session, now)
+            sequence = session.last_sequence + 1
+            event = replace(event, session_id=session_id, sequence=sequence, event_time=now)
+            session = replace(session, last_sequence=sequence, updated_at=now, idle_at=None)
             meta_expiry: float | None = None
-            event_expiry = now + meta["event_retention"]
+            event_expiry = now + session.event_retention
             idle_ttl = self.limits.speech_session_idle_ttl
-            lease: Operation = Delete(prefix + "idle")
-            meta["idle_at"] = None
-            if kind == ENDED_EVENT:
-                meta_expiry = now + meta["ended_retention"]
+            if event.ended is not None:
+                meta_expiry = now + session.ended_retention
                 event_expiry = max(event_expiry, meta_expiry)
+                txn.delete(prefix + "idle")
             elif idle_ttl > 0:
-                meta["idle_at"] = now + idle_ttl
-                meta_expiry = meta["idle_at"] + meta["ended_retention"]
-                lease = Put(prefix + "idle", b"", meta["idle_at"])
-            data = self.limits.check_value_size(values.pack(meta))
-            await self.backend.txn(
-                [Compare(prefix + "meta", entry.mod_revision)],
-                [
-                    Put(prefix + "meta", data, meta_expiry),
-                    Put(self._event_key(prefix, sequence), values.pack(event), event_expiry),
-                    lease,
-                ],
-            )
-            return meta, sequence, payload
+                session = replace(session, idle_at=now + idle_ttl)
+                meta_expiry = now + idle_ttl + session.ended_retention
+                txn.put_raw(prefix + "idle", b"", now + idle_ttl)
+            else:
+                txn.delete(prefix + "idle")
+            txn.put(prefix + "meta", session, SESSION, meta_expiry)
+            txn.put(self._event_key(prefix, sequence), event, EVENT, event_expiry)
+            return session, event
 
-        return await retry_on_conflict(attempt)
+        return await transact(self.backend, body, limits=self.limits)
 
-    async def update_status(self, session_id: str, status: int) -> tuple[int, int, int]:
+    async def update_status(
+        self, session_id: str, status: AudioSessionStatus | None
+    ) -> tuple[AudioSessionStatus, AudioSessionStatus, int]:
         """Move a session to ``status``; returns (previous status, status, sequence).
         ENDED ends the session with reason ``status_ended``."""
-        if status not in pb.AudioSessionStatus.values() or status == 0:
+        if status is None:
             raise invalid("status", "unknown or unspecified session status")
-        if status == ENDED:
+        if status is Status.ENDED:
             previous, sequence, _ = await self.end_session(session_id, "status_ended", None)
-            return previous, ENDED, sequence
-        previous_status = 0
+            return previous, Status.ENDED, sequence
 
-        def change(meta: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
-            nonlocal previous_status
-            previous_status = meta["status"]
-            if status not in TRANSITIONS[previous_status]:
+        def change(session: AudioSession, now: float) -> tuple[AudioSession, SessionEvent]:
+            previous = session.status or Status.INITIALIZING
+            if status not in TRANSITIONS[previous]:
                 raise FailedPreconditionError(
-                    f"speech session {session_id!r} cannot move from "
-                    f"{pb.AudioSessionStatus.Name(previous_status)} to "
-                    f"{pb.AudioSessionStatus.Name(status)}",
+                    f"speech session {session_id!r} cannot move from {_name(previous)} to "
+                    f"{_name(status)}",
                     reason=Reason.INVALID_STATUS_TRANSITION,
                     metadata={
                         "session_id": session_id,
-                        "from": pb.AudioSessionStatus.Name(previous_status),
-                        "to": pb.AudioSessionStatus.Name(status),
+                        "from": _name(previous),
+                        "to": _name(status),
                     },
                 )
-            meta["status"] = status
-            return STATUS_EVENT, {"previous_status": previous_status, "status": status}
+            event = SessionEvent(status_changed=SessionStatusChanged(previous, status))
+            return replace(session, status=status), event
 
-        _, sequence, _ = await self._change(session_id, change)
-        return previous_status, status, sequence
+        _, event = await self._change(session_id, change)
+        assert event.status_changed is not None and event.status_changed.previous_status
+        return event.status_changed.previous_status, status, event.sequence
 
-    async def update_stt(self, session_id: str, state: dict[str, Any]) -> tuple[dict, int]:
+    async def update_stt(self, session_id: str, state: SttState) -> tuple[SttState, int]:
         """Replace the STT state; returns the stored state and the event's sequence."""
-        return await self._replace_part(session_id, "stt", STT_EVENT, check_stt(state, "stt_state"))
+        state = check_stt(session_id, state, "stt_state")
 
-    async def update_tts(self, session_id: str, state: dict[str, Any]) -> tuple[dict, int]:
+        def change(session: AudioSession, now: float) -> tuple[AudioSession, SessionEvent]:
+            stored = replace(state, updated_at=now)
+            return replace(session, stt_state=stored), SessionEvent(stt_state=stored)
+
+        session, event = await self._change(session_id, change)
+        assert session.stt_state is not None
+        return session.stt_state, event.sequence
+
+    async def update_tts(self, session_id: str, state: TtsState) -> tuple[TtsState, int]:
         """Replace the TTS state; returns the stored state and the event's sequence."""
-        return await self._replace_part(session_id, "tts", TTS_EVENT, check_tts(state, "tts_state"))
+        state = check_tts(session_id, state, "tts_state")
 
-    async def _replace_part(
-        self, session_id: str, part: str, kind: str, state: dict[str, Any]
-    ) -> tuple[dict, int]:
-        """Replace the session's ``part`` ("stt" or "tts") state with ``state`` and append a
-        ``kind`` event; returns the stored state and the event's sequence."""
+        def change(session: AudioSession, now: float) -> tuple[AudioSession, SessionEvent]:
+            stored = replace(state, updated_at=now)
+            return replace(session, tts_state=stored), SessionEvent(tts_state=stored)
 
-        def change(meta: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
-            state["updated_at"] = now
-            meta[part] = state
-            return kind, state
+        session, event = await self._change(session_id, change)
+        assert session.tts_state is not None
+        return session.tts_state, event.sequence
 
-        _, sequence, payload = await self._change(session_id, change)
-        return payload, sequence
-
-    async def update_conversation(self, session_id: str, state: dict[str, Any]) -> tuple[dict, int]:
+    async def update_conversation(
+        self, session_id: str, state: VoiceConversationState
+    ) -> tuple[VoiceConversationState, int]:
         """Replace the conversation state (and the STT / TTS states it carries)."""
-        check_conversation(state, "conversation_state")
+        state = check_conversation(session_id, state, "conversation_state")
 
-        def change(meta: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
-            state["updated_at"] = now
-            for part in ("stt", "tts"):
-                if state.get(part) is not None:
-                    state[part]["updated_at"] = now
-                    meta[part] = state[part]
-            meta["conv"] = {k: v for k, v in state.items() if k not in ("stt", "tts")}
-            return CONVERSATION_EVENT, state
+        def change(session: AudioSession, now: float) -> tuple[AudioSession, SessionEvent]:
+            stt = state.stt_state and replace(state.stt_state, updated_at=now)
+            tts = state.tts_state and replace(state.tts_state, updated_at=now)
+            stored = replace(state, stt_state=stt, tts_state=tts, updated_at=now)
+            session = replace(
+                session,
+                stt_state=stt or session.stt_state,
+                tts_state=tts or session.tts_state,
+                conversation_state=replace(stored, stt_state=None, tts_state=None),
+            )
+            return session, SessionEvent(conversation_state=stored)
 
-        _, sequence, payload = await self._change(session_id, change)
-        return payload, sequence
+        _, event = await self._change(session_id, change)
+        assert event.conversation_state is not None
+        return event.conversation_state, event.sequence
 
     async def end_session(
         self, session_id: str, reason: str, retention: float | None
-    ) -> tuple[int, int, float]:
+    ) -> tuple[AudioSessionStatus, int, float]:
         """End a session; returns (previous status, end sequence, removal time)."""
         _check_text(reason, "reason", MAX_REASON_LENGTH)
         retention = check_ttl(retention, "retention")
-        previous_status = 0
 
-        def change(meta: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
-            nonlocal previous_status
-            previous_status = meta["status"]
-            meta["status"] = ENDED
-            meta["ended_at"] = now
-            meta["end_reason"] = reason
-            if retention is not None:
-                meta["ended_retention"] = retention
-            return ENDED_EVENT, {"reason": reason, "previous_status": previous_status}
+        def change(session: AudioSession, now: float) -> tuple[AudioSession, SessionEvent]:
+            ended = replace(
+                session,
+                status=Status.ENDED,
+                ended_at=now,
+                end_reason=reason,
+                ended_retention=session.ended_retention if retention is None else retention,
+            )
+            return ended, SessionEvent(ended=SessionEnded(reason, session.status))
 
-        meta, sequence, _ = await self._change(session_id, change)
-        return previous_status, sequence, meta["ended_at"] + meta["ended_retention"]
+        session, event = await self._change(session_id, change)
+        assert event.ended is not None and event.ended.previous_status is not None
+        assert session.ended_at is not None
+        return (
+            event.ended.previous_status,
+            event.sequence,
+            session.ended_at + session.ended_retention,
+        )
 
     async def watch_session(
         self, session_id: str, from_sequence: int = 0
-    ) -> AsyncIterator[WatchStarted | dict[str, Any]]:
-        """A :class:`WatchStarted`, then every event document from ``from_sequence`` (0: after
-        the current one; an ended session then yields only its end event), in consecutive
+    ) -> AsyncIterator[WatchStarted | SessionEvent]:
+        """A :class:`WatchStarted`, then every event from ``from_sequence`` (0: after the
+        current one; an ended session then yields only its end event), in consecutive
         sequence order, ending after the end event."""
         check_id(session_id, "session_id")
         if from_sequence < 0:
@@ -473,77 +490,113 @@ class SpeechEngine:
                 violations=[("from_sequence", "negative")],
             )
         prefix = self._prefix(session_id)
-        started = False
-        next_sequence = from_sequence
+        cursor = _Cursor(from_sequence)
         while True:
             entry = await self.backend.get(prefix + "meta")
             if entry is None:
                 raise _session_not_found(session_id)
-            meta = values.unpack(entry.value)
-            if _idle_due(meta):
+            session = SESSION.unpack(entry.value)
+            if session.idle_due():
                 await self._expire_idle(session_id)
                 continue  # read the ended session again
-            last = meta["seq"]
-            if not started:
-                started = True
-                if next_sequence == 0:
-                    next_sequence = last if meta["status"] == ENDED else last + 1
-                elif next_sequence > last + 1:
-                    raise invalid("from_sequence", f"beyond the next sequence ({last + 1})")
+            last = session.last_sequence
+            if not cursor.started:
+                cursor.start(last, session.status is Status.ENDED)
                 yield WatchStarted(last)
-            # Replay what is stored up to ``last``.
-            while next_sequence <= last:
-                page = await self.backend.range(
-                    prefix + "ev/",
-                    start_after=self._event_key(prefix, next_sequence - 1),
-                    limit=REPLAY_PAGE,
-                )
-                if not page.entries:
-                    raise _compacted(session_id, next_sequence, last + 1)
-                for stored in page.entries:
-                    event = values.unpack(stored.value)
-                    if event["seq"] != next_sequence:
-                        raise _compacted(session_id, next_sequence, event["seq"])
+            async for event in self._replay(session_id, cursor, last):
+                yield event
+            if cursor.done:
+                return
+            async for event in self._follow(session_id, cursor, entry.mod_revision + 1):
+                yield event
+            if cursor.done or cursor.closing:
+                return
+
+    async def _replay(
+        self, session_id: str, cursor: _Cursor, last: int
+    ) -> AsyncIterator[SessionEvent]:
+        """The stored events from the cursor up to ``last``."""
+        prefix = self._prefix(session_id)
+        while cursor.next <= last and not cursor.done:
+            page = await self.backend.range(
+                prefix + "ev/",
+                start_after=self._event_key(prefix, cursor.next - 1),
+                limit=REPLAY_PAGE,
+            )
+            if not page.entries:
+                raise _compacted(session_id, cursor.next, last + 1)
+            for stored in page.entries:
+                event = _owned(EVENT.unpack(stored.value), session_id)
+                if event.sequence != cursor.next:
+                    raise _compacted(session_id, cursor.next, event.sequence)
+                yield event
+                cursor.advance(event)
+                if cursor.done or cursor.next > last:
+                    break
+
+    async def _follow(
+        self, session_id: str, cursor: _Cursor, start_revision: int
+    ) -> AsyncIterator[SessionEvent]:
+        """The live events from the backend watch, until the end event, a gap (the caller
+        re-syncs from the stored events) or the backend closing (``cursor.closing``)."""
+        prefix = self._prefix(session_id)
+        updates = self.backend.watch(prefix, _WATCHED, start_revision=start_revision)
+        try:
+            async for update in updates:
+                for change in update.events:
+                    if change.key == prefix + "idle":
+                        if change.type is EventType.EXPIRE and change.prev is not None:
+                            # The session went idle: end it (its end event comes next).
+                            try:
+                                await self._expire_idle(session_id, change.prev.mod_revision)
+                            except NotFoundError:
+                                cursor.closing = True  # removed meanwhile: nothing will come
+                                return
+                        continue
+                    if change.entry is None:
+                        continue
+                    event = _owned(EVENT.unpack(change.entry.value), session_id)
+                    if event.sequence < cursor.next:
+                        continue
+                    if event.sequence > cursor.next:
+                        return  # a gap: re-sync from the stored events
                     yield event
-                    if event["kind"] == ENDED_EVENT:
+                    cursor.advance(event)
+                    if cursor.done:
                         return
-                    next_sequence += 1
-                    if next_sequence > last:
-                        break
-            # Then follow the live changes.
-            updates = self.backend.watch(prefix, _WATCHED, start_revision=entry.mod_revision + 1)
-            try:
-                async for update in updates:
-                    resync = False
-                    for change in update.events:
-                        if change.key == prefix + "idle":
-                            if change.type is EventType.EXPIRE and change.prev is not None:
-                                # The session went idle: end it (its end event comes next).
-                                try:
-                                    await self._expire_idle(session_id, change.prev.mod_revision)
-                                except NotFoundError:
-                                    return  # removed meanwhile: nothing more will come
-                            continue
-                        if change.entry is None:
-                            continue
-                        event = values.unpack(change.entry.value)
-                        if event["seq"] < next_sequence:
-                            continue
-                        if event["seq"] > next_sequence:
-                            resync = True
-                            break
-                        yield event
-                        if event["kind"] == ENDED_EVENT:
-                            return
-                        next_sequence += 1
-                    if resync:
-                        break
-                else:
-                    return  # the backend is closing: the caller reports the interruption
-            except HistoryCompactedError:
-                pass  # the stored events are still there: replay from them
-            finally:
-                await updates.aclose()  # type: ignore[attr-defined]
+            cursor.closing = True  # the backend is closing: the caller reports it
+        except HistoryCompactedError:
+            pass  # the stored events are still there: replay from them
+        finally:
+            await updates.aclose()  # type: ignore[attr-defined]
+
+
+@dataclass
+class _Cursor:
+    """Where a session watch stands: the next sequence to deliver."""
+
+    next: int
+    started: bool = False
+    done: bool = False
+    closing: bool = False
+
+    def start(self, last: int, ended: bool) -> None:
+        """Fix the first sequence once the session's latest one is known."""
+        self.started = True
+        if self.next == 0:
+            self.next = last if ended else last + 1
+        elif self.next > last + 1:
+            raise invalid("from_sequence", f"beyond the next sequence ({last + 1})")
+
+    def advance(self, event: SessionEvent) -> None:
+        """Move past a delivered event (the end event ends the watch)."""
+        self.next += 1
+        self.done = event.ended is not None
+
+
+def _name(status: AudioSessionStatus) -> str:
+    """A status as the proto names it, for error messages."""
+    return f"AUDIO_SESSION_STATUS_{status.name}"
 
 
 def _compacted(session_id: str, wanted: int, oldest: int) -> HistoryCompactedError:

@@ -53,7 +53,7 @@ from statekeeper.errors import (
 )
 from statekeeper.v1 import tool_service_pb2 as pb
 
-from statekeeper_server.engine.identifiers import check_id
+from statekeeper_server.engine.identifiers import check_id, invalid
 from statekeeper_server.engine.limits import Limits, check_ttl
 from statekeeper_server.engine.records import retry_on_conflict
 from statekeeper_server.engine.storage.backend import (
@@ -96,15 +96,6 @@ ERROR_STATUSES = frozenset({FAILED, TIMEOUT, CANCELLED})
 DEFAULT_BACKOFF_FACTOR = 2.0
 DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 300.0
-
-
-def invalid(field: str, problem: str) -> InvalidArgumentError:
-    """An INVALID_ARGUMENT error with one field violation."""
-    return InvalidArgumentError(
-        f"{field} is invalid: {problem}",
-        reason=Reason.INVALID_ARGUMENT,
-        violations=[(field, problem)],
-    )
 
 
 def check_time(seconds: float, field: str) -> float:
