@@ -1,17 +1,15 @@
 """The ceiling: ``statekeeper serve`` with one extra no-op service, for the benchmark only.
 
 ``python -m bench.echo_server serve --port 0 ...`` runs the product's own ``serve`` (same
-grpc.aio server, options, interceptors, health and reflection) and adds ``EchoService``, whose
-handler returns the request's payload and does nothing else. The echo service is added by
-wrapping ``grpc.aio.server`` in this process only; it is not in the product's service list.
+grpc.aio server, options, call wrapper, health and reflection) and adds ``EchoService``, whose
+handler returns the request's payload and does nothing else. The echo service joins the
+product's service list in this process only.
 """
 
 from __future__ import annotations
 
 import sys
 from typing import Any
-
-import grpc
 
 from bench.stubs import load
 
@@ -27,14 +25,17 @@ class EchoServicer(echo_pb2_grpc.EchoServiceServicer):  # type: ignore[misc,name
 
 
 def _install() -> None:
-    real_server = grpc.aio.server
+    """Register EchoService in the product's service list of this process, so that it is
+    served like every product service (same registration, call wrapper, health, reflection)."""
+    from statekeeper_server.services import SERVICES, ServiceSpec
 
-    def server_with_echo(*args: Any, **kwargs: Any) -> Any:
-        server = real_server(*args, **kwargs)
-        echo_pb2_grpc.add_EchoServiceServicer_to_server(EchoServicer(), server)
-        return server
-
-    grpc.aio.server = server_with_echo  # type: ignore[assignment]
+    name = echo_pb2.DESCRIPTOR.services_by_name["EchoService"].full_name
+    if all(spec.name != name for spec in SERVICES):
+        SERVICES.append(
+            ServiceSpec(
+                name, lambda core: EchoServicer(), echo_pb2_grpc.add_EchoServiceServicer_to_server
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

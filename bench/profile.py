@@ -21,8 +21,10 @@ from bench.servers import start_statekeeper
 from bench.workload import run_job
 
 
-def summarize(folded: str, top: int = 25) -> str:
-    """Inclusive and self sample counts per function from py-spy's collapsed stacks."""
+def summarize(folded: str, top: int = 25, skip: tuple[str, ...] = ()) -> str:
+    """Inclusive and self sample counts per function from py-spy's collapsed stacks; frames
+    containing one of ``skip`` (the event loop, process and thread plumbing) are left out of
+    the inclusive list."""
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     total = 0
@@ -34,7 +36,8 @@ def summarize(folded: str, top: int = 25) -> str:
         total += count
         frames = stack.split(";")
         for frame in set(frames):
-            inclusive[frame] += count
+            if not any(part in frame for part in skip):
+                inclusive[frame] += count
         own[frames[-1]] += count
     lines = [f"{total} samples", "", "inclusive:"]
     lines += [f"{100 * n / total:5.1f}%  {f}" for f, n in inclusive.most_common(top)]

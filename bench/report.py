@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bench import batching, scaling
+from bench.agents import best_own
 
 #: The issue's targets, checked against the run's figures.
 TARGETS = (
@@ -300,24 +301,17 @@ def markdown(results: dict[str, Any]) -> str:
             met = {True: "yes", False: "**no**", None: "n/a"}[item["met"]]
             lines.append(f"| {item['target']} | {item['measured']} | {met} |")
     lines += scaling.table(results.get("scaling") or [])
-    lines += agents_table(results.get("agents") or [])
+    lines += agents_table(results.get("agents") or [], results.get("agents_profile"))
     lines += batching.markdown(results)
     for note in results.get("skipped", []):
         lines.append(f"\nNot measured: {note}.")
     return "\n".join(lines) + "\n"
 
 
-#: The store each framework row is compared with: the framework's own SQLite store.
-AGENT_BASELINES = {
-    "adk": "ADK DatabaseSessionService (SQLite)",
-    "openai": "SDK SQLiteSession",
-    "langgraph": "LangGraph AsyncSqliteSaver",
-    "langgraph-100k": "LangGraph AsyncSqliteSaver",
-}
-
-
-def agents_table(rows: list[dict[str, Any]]) -> list[str]:
-    """The agent-framework rows (bench/agents.py) as markdown lines (none when not run)."""
+def agents_table(rows: list[dict[str, Any]], profile: dict[str, Any] | None = None) -> list[str]:
+    """The agent-framework rows (bench/agents.py) as markdown lines (none when not run): each
+    rate relative to the fastest of the framework's own stores that ran without errors at the
+    same process count; then the profile of the worst statekeeper row."""
     if not rows:
         return []
     lines = [
@@ -326,31 +320,33 @@ def agents_table(rows: list[dict[str, Any]]) -> list[str]:
         "Agents SDK get_items + add_items (2 items), or a LangGraph super-step (put + "
         "put_writes + get_tuple; langgraph-100k: a 100 KB channel value changed every step); "
         "4 tasks per process, a new conversation "
-        "every 20 turns; 4 processes share one store where the store can be shared:",
+        "every 20 turns; 4 processes share one store where the store can be shared. "
+        "Server CPU: the statekeeper server, Redis or PostgreSQL process:",
         "",
-        "| framework | store | processes | turns/s | p50 / p99 ms | vs own SQLite store "
+        "| framework | store | processes | turns/s | p50 / p99 ms | vs best own store "
         "| errors (first) | server CPU |",
         "|---|---|--:|--:|--:|--:|---|--:|",
     ]
     for row in rows:
-        base = _find(
-            rows,
-            framework=row["framework"],
-            store=AGENT_BASELINES[row["framework"]],
-            processes=row["processes"],
-        )
-        ratio = (
-            f"{row['turns_per_s'] / base['turns_per_s']:.2f}x"
-            if base and base["turns_per_s"]
-            else ""
-        )
+        best = best_own(rows, row["framework"], row["processes"])
+        ratio = f"{row['turns_per_s'] / best['turns_per_s']:.2f}x" if best else ""
+        latency = f"{row['p50_ms']:.2f} / {row['p99_ms']:.2f}" if row["turns"] else "n/a"
         errors = f"{row['errors']} ({row['first_error']})" if row["errors"] else "0"
         cpu = "" if row["server_cpu_cores"] is None else f"{row['server_cpu_cores']:.2f}"
         lines.append(
             f"| {row['framework']} | {row['store']} | {row['processes']} | "
-            f"{row['turns_per_s']:,.0f} | {row['p50_ms']:.2f} / {row['p99_ms']:.2f} | {ratio} | "
+            f"{row['turns_per_s']:,.0f} | {latency} | {ratio} | "
             f"{errors.replace('|', '/')} | {cpu} |"
         )
+    if profile:
+        lines += [
+            "",
+            f"Profile of the worst statekeeper row: {profile['framework']} on {profile['store']} "
+            f"({profile['ratio']:.2f}x {profile['compared_with']}; "
+            f"{profile['turns_per_s_sampled']:,.0f} turns/s while sampled by py-spy):",
+        ]
+        for name, summary in profile["profiles"].items():
+            lines += ["", f"{name} process:", "", "```", summary, "```"]
     return lines
 
 

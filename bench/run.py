@@ -701,7 +701,7 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
                 redis = harness.start(start_redis())
             scaling.measure(harness, redis)
         if "agents" in parts:
-            harness.log("agent-framework session stores (ADK, OpenAI Agents SDK)")
+            harness.log("agent-framework session stores (ADK, OpenAI Agents SDK, LangGraph)")
             if redis is None or redis.process.poll() is not None:
                 redis = harness.start(start_redis())
             agents.measure(harness, redis)

@@ -59,9 +59,10 @@ class Service:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU seconds used so far by the process, its threads and its child
-        processes (``--workers``)."""
+        processes (``--workers``; PostgreSQL's backends), those already ended included."""
         process = psutil.Process(self.pid)
-        total = 0.0
+        ended = process.cpu_times()
+        total = ended.children_user + ended.children_system
         for member in [process, *process.children(recursive=True)]:
             try:
                 times = member.cpu_times()

@@ -15,19 +15,22 @@ Series (every name starts with ``statekeeper_``; see docs/operations.md):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextvars
 import datetime
 import functools
 import inspect
+import itertools
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from statekeeper_server.engine.storage.backend import (
     Backend,
@@ -51,35 +54,94 @@ current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
 
+class Latency:
+    """One latency histogram child: bucket counts and a sum, observed on the event loop with
+    no lock and no label lookup (a scrape reads them from its thread)."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        """Count one observation of ``seconds``."""
+        self.counts[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative counts by upper bound, as the exposition format wants them."""
+        bounds = [*(floatToGoString(b) for b in _LATENCY_BUCKETS), "+Inf"]
+        return list(zip(bounds, itertools.accumulate(self.counts), strict=True))
+
+
+class CallSeries:
+    """The series of one RPC method: finished calls by status code, and their latency.
+    The call wrapper looks it up once per method, so a call only counts."""
+
+    __slots__ = ("codes", "labels", "latency")
+
+    def __init__(self, method: str) -> None:
+        self.labels = split_method(method)
+        self.codes: dict[str, int] = {}
+        self.latency = Latency()
+
+    def observe(self, code: str, seconds: float) -> None:
+        """Count one finished call."""
+        self.codes[code] = self.codes.get(code, 0) + 1
+        self.latency.observe(seconds)
+
+
+class _CallCollector(Collector):
+    """Exports the call and backend series of :class:`ServerMetrics` at scrape time."""
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        """The request counter and the request and backend latency histograms."""
+        requests = CounterMetricFamily(
+            "statekeeper_requests",
+            "Finished gRPC calls by service, method and status code.",
+            labels=["service", "method", "code"],
+        )
+        latency = HistogramMetricFamily(
+            "statekeeper_request_duration_seconds",
+            "gRPC call latency in seconds (a streaming call: its lifetime).",
+            labels=["service", "method"],
+        )
+        for series in list(self.metrics.calls.values()):
+            for code, count in list(series.codes.items()):
+                requests.add_metric([*series.labels, code], count)
+            latency.add_metric(list(series.labels), series.latency.buckets(), series.latency.total)
+        backend = HistogramMetricFamily(
+            "statekeeper_backend_operation_duration_seconds",
+            "Backend operation latency in seconds.",
+            labels=["backend", "operation"],
+        )
+        for labels, child in list(self.metrics.backend_calls.items()):
+            backend.add_metric(list(labels), child.buckets(), child.total)
+        yield from (requests, latency, backend)
+
+    def describe(self) -> list[Any]:
+        """No description: collect at scrape time only."""
+        return []
+
+
 class ServerMetrics:
     """The Prometheus series of one server, in a registry of their own."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.requests = Counter(
-            "statekeeper_requests",
-            "Finished gRPC calls by service, method and status code.",
-            ["service", "method", "code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "statekeeper_request_duration_seconds",
-            "gRPC call latency in seconds (a streaming call: its lifetime).",
-            ["service", "method"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        #: Per RPC method (``/pkg.Service/Rpc``): its calls by code and their latency.
+        self.calls: dict[str, CallSeries] = {}
+        #: Per (backend, operation): the backend call latency.
+        self.backend_calls: dict[tuple[str, str], Latency] = {}
+        self.registry.register(_CallCollector(self))
         self.active_streams = Gauge(
             "statekeeper_active_streams",
             "Server-streaming calls (watches) open right now.",
             ["service", "method"],
-            registry=self.registry,
-        )
-        self.backend_latency = Histogram(
-            "statekeeper_backend_operation_duration_seconds",
-            "Backend operation latency in seconds.",
-            ["backend", "operation"],
-            buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.backend_errors = Counter(
@@ -89,25 +151,23 @@ class ServerMetrics:
             registry=self.registry,
         )
         self._http: Any = None
-        # Labelled children looked up once per label set (labels() costs microseconds per call).
-        self._call_series: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._backend_series: dict[tuple[str, str], Any] = {}
+
+    def call_series(self, method: str) -> CallSeries:
+        """The series of ``method``, made on first use."""
+        series = self.calls.get(method)
+        if series is None:
+            series = self.calls[method] = CallSeries(method)
+        return series
 
     def observe_call(self, method: str, code: str, seconds: float) -> None:
-        """Count one finished call and its latency."""
-        series = self._call_series.get((method, code))
-        if series is None:
-            service, rpc = split_method(method)
-            series = (self.requests.labels(service, rpc, code), self.latency.labels(service, rpc))
-            self._call_series[(method, code)] = series
-        series[0].inc()
-        series[1].observe(seconds)
+        """Count one finished call of ``method`` and its latency."""
+        self.call_series(method).observe(code, seconds)
 
-    def backend_series(self, labels: tuple[str, str]) -> Any:
+    def backend_series(self, labels: tuple[str, str]) -> Latency:
         """The latency histogram child of one backend operation."""
-        series = self._backend_series.get(labels)
+        series = self.backend_calls.get(labels)
         if series is None:
-            series = self._backend_series[labels] = self.backend_latency.labels(*labels)
+            series = self.backend_calls[labels] = Latency()
         return series
 
     def stream_opened(self, method: str) -> None:

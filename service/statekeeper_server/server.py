@@ -9,14 +9,14 @@ import socket
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from statekeeper.errors import FailedPreconditionError, InvalidArgumentError
 
 from statekeeper_server.auth import Authenticator, TokenTable
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.storage.factory import BackendOptions, open_backend
-from statekeeper_server.interceptors import CallInterceptor, StreamLimits
+from statekeeper_server.interceptors import CallInterceptor, StreamLimits, WrappingRegistrar
 from statekeeper_server.observability import InstrumentedBackend, ServerMetrics
 from statekeeper_server.reflection_pool import MethodAwarePool
 from statekeeper_server.runtime import Runtime
@@ -133,19 +133,22 @@ class StatekeeperServer:
         ]
         if self.config.max_concurrent_streams > 0:
             options.append(("grpc.max_concurrent_streams", self.config.max_concurrent_streams))
-        server = grpc.aio.server(interceptors=[self._interceptor()], options=options)
+        server = grpc.aio.server(options=options)
+        # Every service is added through the registrar, which wraps each handler once: no
+        # interceptor runs per call.
+        registrar = WrappingRegistrar(server, self._interceptor())
         for spec in SERVICES:
-            spec.add_to_server(self.runtime.servicers[spec.name], server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+            spec.add_to_server(self.runtime.servicers[spec.name], registrar)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, registrar)
         names = [spec.name for spec in SERVICES]
-        reflection.enable_server_reflection(
-            [
-                *names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            server,
-            pool=MethodAwarePool(),  # type: ignore[arg-type]
+        reflection_names = [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ]
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            reflection.aio.ReflectionServicer(reflection_names, pool=MethodAwarePool()),
+            registrar,
         )
         address = f"{self.config.host}:{self.config.port}"
         credentials = server_credentials(self.config)
