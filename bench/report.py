@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from bench import batching, scaling
+from bench import batching, scaling, stack
 from bench.agents import best_own
 
 #: The issue's targets, checked against the run's figures.
@@ -303,6 +303,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += scaling.table(results.get("scaling") or [])
     lines += agents_table(results.get("agents") or [], results.get("agents_profile"))
     lines += batching.markdown(results)
+    lines += stack.markdown(results)
     for note in results.get("skipped", []):
         lines.append(f"\nNot measured: {note}.")
     return "\n".join(lines) + "\n"

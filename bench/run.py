@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import agents, batching, report, scaling
+from bench import agents, batching, file_restart, queue_scaling, report, scaling, stack
 from bench.servers import (
     Service,
     loadgen,
@@ -700,6 +700,12 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
                 redis = harness.start(start_redis())
             scaling.measure(harness, redis)
+            if "file" in settings.backends:
+                file_restart.measure(harness)
+        if "queue" in parts:
+            if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
+                redis = harness.start(start_redis())
+            queue_scaling.measure(harness, redis)
         if "agents" in parts:
             harness.log("agent-framework session stores (ADK, OpenAI Agents SDK, LangGraph)")
             if redis is None or redis.process.poll() is not None:
@@ -709,6 +715,8 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             targets = _start_target_servers(harness, redis, scratch)
             harness.target_rounds(targets)
             stop_all([server for _, _, server, _ in targets.values()])
+        if "stack" in parts:
+            stack.measure(harness)
         if "batching" in parts:
             if redis is None and "redis" in settings.backends:
                 redis = harness.start(start_redis())
@@ -747,9 +755,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--parts",
-        default="load,fanout,speech,peers,scaling,agents,targets,batching,soak",
-        help="comma-separated parts to run: load, fanout, speech, peers, scaling, agents, "
-        "targets, batching, soak",
+        default="load,fanout,speech,peers,scaling,queue,agents,targets,stack,batching,soak",
+        help="comma-separated parts to run: load, fanout, speech, peers, scaling, queue, agents, "
+        "targets, stack, batching, soak",
     )
     parser.add_argument(
         "--out", default=os.path.join(os.path.dirname(__file__), "results"), help="output dir"

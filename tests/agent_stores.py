@@ -4,6 +4,7 @@ that requires a bearer token and serves the token's tenant (namespace)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -59,3 +60,9 @@ async def manager(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             yield instance
     finally:
         await server.stop(0)
+
+
+def calls(metrics: str, method: str) -> float:
+    """How many calls of the StateService RPC ``method`` a server's metrics page counts."""
+    sample = re.compile(rf'^statekeeper_requests_total{{.*method="{method}".*}} (\S+)$', re.M)
+    return sum(float(count) for count in sample.findall(metrics))

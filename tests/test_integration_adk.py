@@ -6,7 +6,6 @@ with a scripted model (no network)."""
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import textwrap
 import time
@@ -35,7 +34,7 @@ from statekeeper.state import StateConfig, StateManager
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
-from tests.agent_stores import auth_server, manager, tenant_config
+from tests.agent_stores import auth_server, calls, manager, tenant_config
 from tests.servers import ServerProcess
 from tests.test_metrics import scrape
 
@@ -388,12 +387,6 @@ async def test_listing_thousands_of_sessions(manager: StateManager) -> None:
     assert {s.state["n"] for s in listed} == set(range(count))
     of_one = (await service.list_sessions(app_name="big", user_id="user3")).sessions
     assert [s.state["n"] for s in of_one] == [n for n in range(count) if n % 7 == 3]
-
-
-def calls(metrics: str, method: str) -> float:
-    """How many calls of the StateService RPC ``method`` a server's metrics page counts."""
-    sample = re.compile(rf'^statekeeper_requests_total{{.*method="{method}".*}} (\S+)$', re.M)
-    return sum(float(count) for count in sample.findall(metrics))
 
 
 async def test_listing_reads_one_range_page_per_round_trip() -> None:

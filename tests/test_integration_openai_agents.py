@@ -14,10 +14,12 @@ from agents.memory import Session, SessionSettings
 from openai.types.responses import ResponseOutputMessage, ResponseOutputText
 from statekeeper.integrations.openai_agents import SLOT_BYTES, TAIL_BYTES, StatekeeperSession
 from statekeeper.state import StateConfig, StateManager
+from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
-from tests.agent_stores import auth_server, manager, tenant_config
+from tests.agent_stores import auth_server, calls, manager, tenant_config
 from tests.servers import ServerProcess
+from tests.test_metrics import scrape
 
 __all__ = ["auth_server", "manager"]
 
@@ -108,6 +110,46 @@ async def test_order_holds_across_slots_and_the_head(manager: StateManager) -> N
     assert texts(await session.get_items()) == expected[:2]
     await session.add_items([user("after")])
     assert texts(await session.get_items()) == [*expected[:2], "after"]
+
+
+async def test_a_turn_reads_the_head_once() -> None:
+    server = StatekeeperServer(ServerConfig(backend="memory", port=0, metrics_port=0))
+    await server.start()
+    try:
+        address = f"127.0.0.1:{server.port}"
+        async with StateManager(StateConfig(backend="grpc", address=address)) as manager:
+            session = StatekeeperSession("turns", manager)
+            await session.get_items()
+            await session.add_items([user("first")])
+            assert server.metrics_port is not None
+            before = await asyncio.to_thread(scrape, server.metrics_port)
+            for n in range(5):
+                await session.get_items()
+                await session.add_items([user(f"turn {n}"), user(f"answer {n}")])
+            after = await asyncio.to_thread(scrape, server.metrics_port)
+            assert len(await session.get_items()) == 11
+        # One Get and one Transact a turn: add_items starts from the head get_items read.
+        assert calls(after, "Get") - calls(before, "Get") == 5
+        assert calls(after, "Transact") - calls(before, "Transact") == 5
+    finally:
+        await server.stop(0)
+
+
+async def test_a_writer_with_an_outdated_head_appends_after_every_item(
+    manager: StateManager,
+) -> None:
+    mine, other = StatekeeperSession("shared", manager), StatekeeperSession("shared", manager)
+    await mine.add_items([user("1")])
+    await other.add_items([user("2")])  # mine's head is outdated now
+    await mine.add_items([user("3")])
+    assert await other.pop_item() == user("3")
+    await mine.add_items([user("4")])
+    assert await other.get_items() == [user("1"), user("2"), user("4")]
+    await other.clear_session()
+    await mine.add_items([user("5")])
+    assert await other.get_items() == [user("5")]
+    await other.add_items([user("6")])
+    assert await mine.get_items() == [user("5"), user("6")]
 
 
 async def test_pop_item_removes_the_most_recent_item(manager: StateManager) -> None:

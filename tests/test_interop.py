@@ -117,7 +117,7 @@ async def test_go_client_live_tests(address: str) -> None:
 
 async def test_ts_client_live_tests(address: str) -> None:
     output = await run_live_suite(["node", "--test", "dist/live/"], REPO / "clients/ts", address)
-    assert "# pass 2" in output and "# fail 0" in output and "# skipped 0" in output
+    assert "# pass 3" in output and "# fail 0" in output and "# skipped 0" in output
 
 
 # -- values -----------------------------------------------------------------------------------

@@ -124,3 +124,81 @@ async def test_orchestration_reads_records_written_before_typed_records() -> Non
     stored = await backend.get(BASE + "agent/r")
     assert stored is not None and values.unpack(stored.value)["_v"] == 1
     assert values.unpack(stored.value)["current_task"] == "p1"
+
+
+class CountingBackend(MemoryBackend):
+    """A memory backend that counts the entries its range reads return."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read = 0
+
+    async def range(self, *args: Any, **kwargs: Any) -> Any:
+        page = await super().range(*args, **kwargs)
+        self.read += len(page.entries)
+        return page
+
+
+async def test_claim_reads_the_index_heads_not_the_queue() -> None:
+    backend = CountingBackend()
+    engine = OrchestrationEngine(backend)
+    agents = [
+        AgentCoordinationState(agent_id="x-worker", capabilities=["x"]),
+        AgentCoordinationState(agent_id="y-worker", capabilities=["y", "x"], max_tasks=3),
+        AgentCoordinationState(agent_id="z-worker", capabilities=["z"]),
+        AgentCoordinationState(agent_id="y-only", capabilities=["y"]),
+    ]
+    await engine.create_team("t", agents, [], TeamSettings())
+    for number in range(1500):
+        await engine.enqueue("t", TaskSpec(task_id=f"x{number}", required_capabilities=["x"]))
+    await engine.enqueue("t", TaskSpec(task_id="tail", required_capabilities=["y"]))
+    await engine.enqueue(
+        "t", TaskSpec(task_id="urgent", required_capabilities=["x", "y"], priority_name="high")
+    )
+    backend.read = 0
+    # The only task for z is none at all: the claim reads the capability sets and nothing else.
+    assert await engine.claim("t", "z-worker", 30.0) is None
+    assert backend.read <= 3
+    backend.read = 0
+    # The only task for y alone is at the queue's tail, behind 1,500 others.
+    tail = await engine.claim("t", "y-only", 30.0)
+    assert tail is not None and tail.task_id == "tail"
+    assert backend.read <= 10
+    backend.read = 0
+    # An agent with both gets the most urgent task first, then the oldest of its priority.
+    first = await engine.claim("t", "y-worker", 30.0)
+    second = await engine.claim("t", "y-worker", 30.0)
+    third = await engine.claim("t", "y-worker", 30.0)
+    assert [t.task_id for t in (first, second, third) if t] == ["urgent", "x0", "x1"]
+    assert backend.read <= 3 * 10
+    backend.read = 0
+    # ... while the x-worker never sees what it cannot do.
+    claimed = await engine.claim("t", "x-worker", 30.0)
+    assert claimed is not None and claimed.task_id == "x2"
+    assert backend.read <= 10
+    view = await engine.get_team("t")
+    assert (view.queue_counts.pending, view.queue_counts.in_progress) == (1497, 5)
+
+
+async def test_queue_status_is_counts_and_first_pages() -> None:
+    engine = OrchestrationEngine(MemoryBackend())
+    agents = [AgentCoordinationState(agent_id="w", max_tasks=10)]
+    await engine.create_team("t", agents, [], TeamSettings(completed_retention=3))
+    for number in range(7):
+        await engine.enqueue("t", TaskSpec(task_id=f"t{number}"))
+    for _ in range(5):
+        task = await engine.claim("t", "w", 30.0)
+        assert task is not None
+        await engine.complete("t", task.task_id, {"ok": True})
+    await engine.claim("t", "w", 30.0)
+    status = await engine.queue_status("t", page_size=2)
+    # Retention keeps the newest three completed tasks; the counts say so.
+    assert (status.counts.pending, status.counts.in_progress) == (1, 1)
+    assert (status.counts.completed, status.counts.dead_lettered) == (3, 0)
+    assert [t.task_id for t in status.queue.completed] == ["t2", "t3"]
+    assert status.next_page_tokens.completed and not status.next_page_tokens.pending
+    rest, token = await engine.list_tasks(
+        "t", TaskState.COMPLETED, 2, status.next_page_tokens.completed
+    )
+    assert ([t.task_id for t in rest], token) == (["t4"], "")
+    assert (await engine.get_team("t")).queue_counts == status.counts

@@ -79,10 +79,6 @@ func (c *coalescer) intercept(ctx context.Context, method string, req, reply any
 	if !ok || !known || c.off.Load() || hasOutgoingMetadata(ctx) {
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	size := proto.Size(request)
-	if size > MaxBatchBytes {
-		return invoker(ctx, method, req, reply, cc, opts...)
-	}
 	c.mu.Lock()
 	if !c.busy {
 		c.busy = true
@@ -90,6 +86,11 @@ func (c *coalescer) intercept(ctx context.Context, method string, req, reply any
 		err := invoker(ctx, method, req, reply, cc, opts...)
 		go c.drain(cc, invoker)
 		return err
+	}
+	size := proto.Size(request)
+	if size > MaxBatchBytes {
+		c.mu.Unlock()
+		return invoker(ctx, method, req, reply, cc, opts...)
 	}
 	call := &queued{ctx: ctx, method: method, req: request, reply: reply.(proto.Message), size: size,
 		opts: opts, done: make(chan error, 1)}

@@ -2506,6 +2506,8 @@ type GetQueueStatusRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// The form in which to return task data and results (unspecified means JSON).
 	ValueEncoding ValueEncoding `protobuf:"varint,2,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
+	// The most tasks of each state to return: 1 to 1000; 0 means 1000.
+	PageSize      int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2554,13 +2556,24 @@ func (x *GetQueueStatusRequest) GetValueEncoding() ValueEncoding {
 	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
 }
 
+func (x *GetQueueStatusRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
 // GetQueueStatusResponse carries the queue.
 type GetQueueStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The tasks grouped by state.
-	Queue         *TaskQueueState `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The first page of the tasks of each state, in the order of ListTasks.
+	Queue *TaskQueueState `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	// The number of tasks in each state.
+	Counts *QueueCounts `protobuf:"bytes,2,opt,name=counts,proto3" json:"counts,omitempty"`
+	// Per state, the ListTasks page token of the tasks after those in `queue` (empty: none).
+	NextPageTokens *QueuePageTokens `protobuf:"bytes,3,opt,name=next_page_tokens,json=nextPageTokens,proto3" json:"next_page_tokens,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetQueueStatusResponse) Reset() {
@@ -2600,6 +2613,93 @@ func (x *GetQueueStatusResponse) GetQueue() *TaskQueueState {
 	return nil
 }
 
+func (x *GetQueueStatusResponse) GetCounts() *QueueCounts {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *GetQueueStatusResponse) GetNextPageTokens() *QueuePageTokens {
+	if x != nil {
+		return x.NextPageTokens
+	}
+	return nil
+}
+
+// QueuePageTokens holds one ListTasks page token per task state.
+type QueuePageTokens struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token of the next page of pending tasks.
+	Pending string `protobuf:"bytes,1,opt,name=pending,proto3" json:"pending,omitempty"`
+	// The token of the next page of in-progress tasks.
+	InProgress string `protobuf:"bytes,2,opt,name=in_progress,json=inProgress,proto3" json:"in_progress,omitempty"`
+	// The token of the next page of completed tasks.
+	Completed string `protobuf:"bytes,3,opt,name=completed,proto3" json:"completed,omitempty"`
+	// The token of the next page of dead-lettered tasks.
+	DeadLettered  string `protobuf:"bytes,4,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueuePageTokens) Reset() {
+	*x = QueuePageTokens{}
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueuePageTokens) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueuePageTokens) ProtoMessage() {}
+
+func (x *QueuePageTokens) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueuePageTokens.ProtoReflect.Descriptor instead.
+func (*QueuePageTokens) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *QueuePageTokens) GetPending() string {
+	if x != nil {
+		return x.Pending
+	}
+	return ""
+}
+
+func (x *QueuePageTokens) GetInProgress() string {
+	if x != nil {
+		return x.InProgress
+	}
+	return ""
+}
+
+func (x *QueuePageTokens) GetCompleted() string {
+	if x != nil {
+		return x.Completed
+	}
+	return ""
+}
+
+func (x *QueuePageTokens) GetDeadLettered() string {
+	if x != nil {
+		return x.DeadLettered
+	}
+	return ""
+}
+
 // ListTasksRequest asks for one page of the tasks in one state.
 type ListTasksRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2619,7 +2719,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[37]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2631,7 +2731,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[37]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2644,7 +2744,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{37}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListTasksRequest) GetTeamId() string {
@@ -2695,7 +2795,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[38]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2707,7 +2807,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[38]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2720,7 +2820,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{38}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -2752,7 +2852,7 @@ type WatchTeamRequest struct {
 
 func (x *WatchTeamRequest) Reset() {
 	*x = WatchTeamRequest{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[39]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2764,7 +2864,7 @@ func (x *WatchTeamRequest) String() string {
 func (*WatchTeamRequest) ProtoMessage() {}
 
 func (x *WatchTeamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[39]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2777,7 +2877,7 @@ func (x *WatchTeamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchTeamRequest.ProtoReflect.Descriptor instead.
 func (*WatchTeamRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{39}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WatchTeamRequest) GetTeamId() string {
@@ -2818,7 +2918,7 @@ type TeamChange struct {
 
 func (x *TeamChange) Reset() {
 	*x = TeamChange{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[40]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2830,7 +2930,7 @@ func (x *TeamChange) String() string {
 func (*TeamChange) ProtoMessage() {}
 
 func (x *TeamChange) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[40]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2843,7 +2943,7 @@ func (x *TeamChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TeamChange.ProtoReflect.Descriptor instead.
 func (*TeamChange) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{40}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TeamChange) GetType() TeamChangeType {
@@ -2896,7 +2996,7 @@ type WatchTeamResponse struct {
 
 func (x *WatchTeamResponse) Reset() {
 	*x = WatchTeamResponse{}
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[41]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2908,7 +3008,7 @@ func (x *WatchTeamResponse) String() string {
 func (*WatchTeamResponse) ProtoMessage() {}
 
 func (x *WatchTeamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[41]
+	mi := &file_statekeeper_v1_orchestration_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2921,7 +3021,7 @@ func (x *WatchTeamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchTeamResponse.ProtoReflect.Descriptor instead.
 func (*WatchTeamResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{41}
+	return file_statekeeper_v1_orchestration_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WatchTeamResponse) GetSnapshot() *TeamState {
@@ -3121,12 +3221,21 @@ const file_statekeeper_v1_orchestration_service_proto_rawDesc = "" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12D\n" +
 	"\x0evalue_encoding\x18\x03 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"?\n" +
 	"\x13RequeueTaskResponse\x12(\n" +
-	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"v\n" +
+	"\x04task\x18\x01 \x01(\v2\x14.statekeeper.v1.TaskR\x04task\"\x93\x01\n" +
 	"\x15GetQueueStatusRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12D\n" +
-	"\x0evalue_encoding\x18\x02 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"N\n" +
+	"\x0evalue_encoding\x18\x02 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\"\xce\x01\n" +
 	"\x16GetQueueStatusResponse\x124\n" +
-	"\x05queue\x18\x01 \x01(\v2\x1e.statekeeper.v1.TaskQueueStateR\x05queue\"\xde\x01\n" +
+	"\x05queue\x18\x01 \x01(\v2\x1e.statekeeper.v1.TaskQueueStateR\x05queue\x123\n" +
+	"\x06counts\x18\x02 \x01(\v2\x1b.statekeeper.v1.QueueCountsR\x06counts\x12I\n" +
+	"\x10next_page_tokens\x18\x03 \x01(\v2\x1f.statekeeper.v1.QueuePageTokensR\x0enextPageTokens\"\x8f\x01\n" +
+	"\x0fQueuePageTokens\x12\x18\n" +
+	"\apending\x18\x01 \x01(\tR\apending\x12\x1f\n" +
+	"\vin_progress\x18\x02 \x01(\tR\n" +
+	"inProgress\x12\x1c\n" +
+	"\tcompleted\x18\x03 \x01(\tR\tcompleted\x12#\n" +
+	"\rdead_lettered\x18\x04 \x01(\tR\fdeadLettered\"\xde\x01\n" +
 	"\x10ListTasksRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.statekeeper.v1.TaskStateR\x05state\x12\x1b\n" +
@@ -3199,7 +3308,7 @@ func file_statekeeper_v1_orchestration_service_proto_rawDescGZIP() []byte {
 }
 
 var file_statekeeper_v1_orchestration_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_statekeeper_v1_orchestration_service_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_statekeeper_v1_orchestration_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_statekeeper_v1_orchestration_service_proto_goTypes = []any{
 	(TaskState)(0),                     // 0: statekeeper.v1.TaskState
 	(TeamChangeType)(0),                // 1: statekeeper.v1.TeamChangeType
@@ -3240,120 +3349,123 @@ var file_statekeeper_v1_orchestration_service_proto_goTypes = []any{
 	(*RequeueTaskResponse)(nil),        // 36: statekeeper.v1.RequeueTaskResponse
 	(*GetQueueStatusRequest)(nil),      // 37: statekeeper.v1.GetQueueStatusRequest
 	(*GetQueueStatusResponse)(nil),     // 38: statekeeper.v1.GetQueueStatusResponse
-	(*ListTasksRequest)(nil),           // 39: statekeeper.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),          // 40: statekeeper.v1.ListTasksResponse
-	(*WatchTeamRequest)(nil),           // 41: statekeeper.v1.WatchTeamRequest
-	(*TeamChange)(nil),                 // 42: statekeeper.v1.TeamChange
-	(*WatchTeamResponse)(nil),          // 43: statekeeper.v1.WatchTeamResponse
-	nil,                                // 44: statekeeper.v1.TeamState.AgentsEntry
-	(*timestamppb.Timestamp)(nil),      // 45: google.protobuf.Timestamp
-	(*Value)(nil),                      // 46: statekeeper.v1.Value
-	(ValueEncoding)(0),                 // 47: statekeeper.v1.ValueEncoding
-	(*durationpb.Duration)(nil),        // 48: google.protobuf.Duration
+	(*QueuePageTokens)(nil),            // 39: statekeeper.v1.QueuePageTokens
+	(*ListTasksRequest)(nil),           // 40: statekeeper.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),          // 41: statekeeper.v1.ListTasksResponse
+	(*WatchTeamRequest)(nil),           // 42: statekeeper.v1.WatchTeamRequest
+	(*TeamChange)(nil),                 // 43: statekeeper.v1.TeamChange
+	(*WatchTeamResponse)(nil),          // 44: statekeeper.v1.WatchTeamResponse
+	nil,                                // 45: statekeeper.v1.TeamState.AgentsEntry
+	(*timestamppb.Timestamp)(nil),      // 46: google.protobuf.Timestamp
+	(*Value)(nil),                      // 47: statekeeper.v1.Value
+	(ValueEncoding)(0),                 // 48: statekeeper.v1.ValueEncoding
+	(*durationpb.Duration)(nil),        // 49: google.protobuf.Duration
 }
 var file_statekeeper_v1_orchestration_service_proto_depIdxs = []int32{
-	45, // 0: statekeeper.v1.AgentCoordinationState.update_time:type_name -> google.protobuf.Timestamp
-	46, // 1: statekeeper.v1.TaskSpec.data:type_name -> statekeeper.v1.Value
-	46, // 2: statekeeper.v1.Task.data:type_name -> statekeeper.v1.Value
+	46, // 0: statekeeper.v1.AgentCoordinationState.update_time:type_name -> google.protobuf.Timestamp
+	47, // 1: statekeeper.v1.TaskSpec.data:type_name -> statekeeper.v1.Value
+	47, // 2: statekeeper.v1.Task.data:type_name -> statekeeper.v1.Value
 	0,  // 3: statekeeper.v1.Task.state:type_name -> statekeeper.v1.TaskState
-	46, // 4: statekeeper.v1.Task.result:type_name -> statekeeper.v1.Value
-	45, // 5: statekeeper.v1.Task.enqueue_time:type_name -> google.protobuf.Timestamp
-	45, // 6: statekeeper.v1.Task.start_time:type_name -> google.protobuf.Timestamp
-	45, // 7: statekeeper.v1.Task.lease_expire_time:type_name -> google.protobuf.Timestamp
-	45, // 8: statekeeper.v1.Task.finish_time:type_name -> google.protobuf.Timestamp
+	47, // 4: statekeeper.v1.Task.result:type_name -> statekeeper.v1.Value
+	46, // 5: statekeeper.v1.Task.enqueue_time:type_name -> google.protobuf.Timestamp
+	46, // 6: statekeeper.v1.Task.start_time:type_name -> google.protobuf.Timestamp
+	46, // 7: statekeeper.v1.Task.lease_expire_time:type_name -> google.protobuf.Timestamp
+	46, // 8: statekeeper.v1.Task.finish_time:type_name -> google.protobuf.Timestamp
 	4,  // 9: statekeeper.v1.TaskQueueState.pending:type_name -> statekeeper.v1.Task
 	4,  // 10: statekeeper.v1.TaskQueueState.in_progress:type_name -> statekeeper.v1.Task
 	4,  // 11: statekeeper.v1.TaskQueueState.completed:type_name -> statekeeper.v1.Task
 	4,  // 12: statekeeper.v1.TaskQueueState.dead_lettered:type_name -> statekeeper.v1.Task
-	44, // 13: statekeeper.v1.TeamState.agents:type_name -> statekeeper.v1.TeamState.AgentsEntry
+	45, // 13: statekeeper.v1.TeamState.agents:type_name -> statekeeper.v1.TeamState.AgentsEntry
 	5,  // 14: statekeeper.v1.TeamState.task_queue:type_name -> statekeeper.v1.TaskQueueState
 	7,  // 15: statekeeper.v1.TeamState.settings:type_name -> statekeeper.v1.TeamSettings
-	45, // 16: statekeeper.v1.TeamState.create_time:type_name -> google.protobuf.Timestamp
+	46, // 16: statekeeper.v1.TeamState.create_time:type_name -> google.protobuf.Timestamp
 	6,  // 17: statekeeper.v1.TeamState.queue_counts:type_name -> statekeeper.v1.QueueCounts
 	2,  // 18: statekeeper.v1.CreateTeamRequest.agents:type_name -> statekeeper.v1.AgentCoordinationState
 	3,  // 19: statekeeper.v1.CreateTeamRequest.initial_tasks:type_name -> statekeeper.v1.TaskSpec
 	7,  // 20: statekeeper.v1.CreateTeamRequest.settings:type_name -> statekeeper.v1.TeamSettings
-	47, // 21: statekeeper.v1.CreateTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	48, // 21: statekeeper.v1.CreateTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	8,  // 22: statekeeper.v1.CreateTeamResponse.team:type_name -> statekeeper.v1.TeamState
-	47, // 23: statekeeper.v1.GetTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	48, // 23: statekeeper.v1.GetTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	8,  // 24: statekeeper.v1.GetTeamResponse.team:type_name -> statekeeper.v1.TeamState
 	2,  // 25: statekeeper.v1.AddAgentRequest.agent:type_name -> statekeeper.v1.AgentCoordinationState
 	2,  // 26: statekeeper.v1.AddAgentResponse.agent:type_name -> statekeeper.v1.AgentCoordinationState
 	2,  // 27: statekeeper.v1.UpdateAgentStatusResponse.agent:type_name -> statekeeper.v1.AgentCoordinationState
 	2,  // 28: statekeeper.v1.GetAvailableAgentsResponse.agents:type_name -> statekeeper.v1.AgentCoordinationState
 	3,  // 29: statekeeper.v1.EnqueueTaskRequest.task:type_name -> statekeeper.v1.TaskSpec
-	47, // 30: statekeeper.v1.EnqueueTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	48, // 30: statekeeper.v1.EnqueueTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 31: statekeeper.v1.EnqueueTaskResponse.task:type_name -> statekeeper.v1.Task
-	47, // 32: statekeeper.v1.GetTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	48, // 32: statekeeper.v1.GetTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 33: statekeeper.v1.GetTaskResponse.task:type_name -> statekeeper.v1.Task
-	48, // 34: statekeeper.v1.AssignTaskRequest.lease:type_name -> google.protobuf.Duration
-	47, // 35: statekeeper.v1.AssignTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	49, // 34: statekeeper.v1.AssignTaskRequest.lease:type_name -> google.protobuf.Duration
+	48, // 35: statekeeper.v1.AssignTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 36: statekeeper.v1.AssignTaskResponse.task:type_name -> statekeeper.v1.Task
-	48, // 37: statekeeper.v1.ClaimNextTaskRequest.lease:type_name -> google.protobuf.Duration
-	47, // 38: statekeeper.v1.ClaimNextTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	49, // 37: statekeeper.v1.ClaimNextTaskRequest.lease:type_name -> google.protobuf.Duration
+	48, // 38: statekeeper.v1.ClaimNextTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 39: statekeeper.v1.ClaimNextTaskResponse.task:type_name -> statekeeper.v1.Task
-	48, // 40: statekeeper.v1.RenewLeaseRequest.lease:type_name -> google.protobuf.Duration
-	47, // 41: statekeeper.v1.RenewLeaseRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	49, // 40: statekeeper.v1.RenewLeaseRequest.lease:type_name -> google.protobuf.Duration
+	48, // 41: statekeeper.v1.RenewLeaseRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 42: statekeeper.v1.RenewLeaseResponse.task:type_name -> statekeeper.v1.Task
-	46, // 43: statekeeper.v1.CompleteTaskRequest.result:type_name -> statekeeper.v1.Value
-	47, // 44: statekeeper.v1.CompleteTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	47, // 43: statekeeper.v1.CompleteTaskRequest.result:type_name -> statekeeper.v1.Value
+	48, // 44: statekeeper.v1.CompleteTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 45: statekeeper.v1.CompleteTaskResponse.task:type_name -> statekeeper.v1.Task
-	47, // 46: statekeeper.v1.FailTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	48, // 46: statekeeper.v1.FailTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 47: statekeeper.v1.FailTaskResponse.task:type_name -> statekeeper.v1.Task
-	47, // 48: statekeeper.v1.RequeueTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	48, // 48: statekeeper.v1.RequeueTaskRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	4,  // 49: statekeeper.v1.RequeueTaskResponse.task:type_name -> statekeeper.v1.Task
-	47, // 50: statekeeper.v1.GetQueueStatusRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	48, // 50: statekeeper.v1.GetQueueStatusRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	5,  // 51: statekeeper.v1.GetQueueStatusResponse.queue:type_name -> statekeeper.v1.TaskQueueState
-	0,  // 52: statekeeper.v1.ListTasksRequest.state:type_name -> statekeeper.v1.TaskState
-	47, // 53: statekeeper.v1.ListTasksRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	4,  // 54: statekeeper.v1.ListTasksResponse.tasks:type_name -> statekeeper.v1.Task
-	48, // 55: statekeeper.v1.WatchTeamRequest.progress_interval:type_name -> google.protobuf.Duration
-	47, // 56: statekeeper.v1.WatchTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	1,  // 57: statekeeper.v1.TeamChange.type:type_name -> statekeeper.v1.TeamChangeType
-	2,  // 58: statekeeper.v1.TeamChange.agent:type_name -> statekeeper.v1.AgentCoordinationState
-	4,  // 59: statekeeper.v1.TeamChange.task:type_name -> statekeeper.v1.Task
-	8,  // 60: statekeeper.v1.WatchTeamResponse.snapshot:type_name -> statekeeper.v1.TeamState
-	42, // 61: statekeeper.v1.WatchTeamResponse.changes:type_name -> statekeeper.v1.TeamChange
-	2,  // 62: statekeeper.v1.TeamState.AgentsEntry.value:type_name -> statekeeper.v1.AgentCoordinationState
-	9,  // 63: statekeeper.v1.OrchestrationService.CreateTeam:input_type -> statekeeper.v1.CreateTeamRequest
-	11, // 64: statekeeper.v1.OrchestrationService.GetTeam:input_type -> statekeeper.v1.GetTeamRequest
-	13, // 65: statekeeper.v1.OrchestrationService.DeleteTeam:input_type -> statekeeper.v1.DeleteTeamRequest
-	15, // 66: statekeeper.v1.OrchestrationService.AddAgent:input_type -> statekeeper.v1.AddAgentRequest
-	17, // 67: statekeeper.v1.OrchestrationService.UpdateAgentStatus:input_type -> statekeeper.v1.UpdateAgentStatusRequest
-	19, // 68: statekeeper.v1.OrchestrationService.GetAvailableAgents:input_type -> statekeeper.v1.GetAvailableAgentsRequest
-	21, // 69: statekeeper.v1.OrchestrationService.EnqueueTask:input_type -> statekeeper.v1.EnqueueTaskRequest
-	23, // 70: statekeeper.v1.OrchestrationService.GetTask:input_type -> statekeeper.v1.GetTaskRequest
-	25, // 71: statekeeper.v1.OrchestrationService.AssignTask:input_type -> statekeeper.v1.AssignTaskRequest
-	27, // 72: statekeeper.v1.OrchestrationService.ClaimNextTask:input_type -> statekeeper.v1.ClaimNextTaskRequest
-	29, // 73: statekeeper.v1.OrchestrationService.RenewLease:input_type -> statekeeper.v1.RenewLeaseRequest
-	31, // 74: statekeeper.v1.OrchestrationService.CompleteTask:input_type -> statekeeper.v1.CompleteTaskRequest
-	33, // 75: statekeeper.v1.OrchestrationService.FailTask:input_type -> statekeeper.v1.FailTaskRequest
-	35, // 76: statekeeper.v1.OrchestrationService.RequeueTask:input_type -> statekeeper.v1.RequeueTaskRequest
-	37, // 77: statekeeper.v1.OrchestrationService.GetQueueStatus:input_type -> statekeeper.v1.GetQueueStatusRequest
-	39, // 78: statekeeper.v1.OrchestrationService.ListTasks:input_type -> statekeeper.v1.ListTasksRequest
-	41, // 79: statekeeper.v1.OrchestrationService.WatchTeam:input_type -> statekeeper.v1.WatchTeamRequest
-	10, // 80: statekeeper.v1.OrchestrationService.CreateTeam:output_type -> statekeeper.v1.CreateTeamResponse
-	12, // 81: statekeeper.v1.OrchestrationService.GetTeam:output_type -> statekeeper.v1.GetTeamResponse
-	14, // 82: statekeeper.v1.OrchestrationService.DeleteTeam:output_type -> statekeeper.v1.DeleteTeamResponse
-	16, // 83: statekeeper.v1.OrchestrationService.AddAgent:output_type -> statekeeper.v1.AddAgentResponse
-	18, // 84: statekeeper.v1.OrchestrationService.UpdateAgentStatus:output_type -> statekeeper.v1.UpdateAgentStatusResponse
-	20, // 85: statekeeper.v1.OrchestrationService.GetAvailableAgents:output_type -> statekeeper.v1.GetAvailableAgentsResponse
-	22, // 86: statekeeper.v1.OrchestrationService.EnqueueTask:output_type -> statekeeper.v1.EnqueueTaskResponse
-	24, // 87: statekeeper.v1.OrchestrationService.GetTask:output_type -> statekeeper.v1.GetTaskResponse
-	26, // 88: statekeeper.v1.OrchestrationService.AssignTask:output_type -> statekeeper.v1.AssignTaskResponse
-	28, // 89: statekeeper.v1.OrchestrationService.ClaimNextTask:output_type -> statekeeper.v1.ClaimNextTaskResponse
-	30, // 90: statekeeper.v1.OrchestrationService.RenewLease:output_type -> statekeeper.v1.RenewLeaseResponse
-	32, // 91: statekeeper.v1.OrchestrationService.CompleteTask:output_type -> statekeeper.v1.CompleteTaskResponse
-	34, // 92: statekeeper.v1.OrchestrationService.FailTask:output_type -> statekeeper.v1.FailTaskResponse
-	36, // 93: statekeeper.v1.OrchestrationService.RequeueTask:output_type -> statekeeper.v1.RequeueTaskResponse
-	38, // 94: statekeeper.v1.OrchestrationService.GetQueueStatus:output_type -> statekeeper.v1.GetQueueStatusResponse
-	40, // 95: statekeeper.v1.OrchestrationService.ListTasks:output_type -> statekeeper.v1.ListTasksResponse
-	43, // 96: statekeeper.v1.OrchestrationService.WatchTeam:output_type -> statekeeper.v1.WatchTeamResponse
-	80, // [80:97] is the sub-list for method output_type
-	63, // [63:80] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	6,  // 52: statekeeper.v1.GetQueueStatusResponse.counts:type_name -> statekeeper.v1.QueueCounts
+	39, // 53: statekeeper.v1.GetQueueStatusResponse.next_page_tokens:type_name -> statekeeper.v1.QueuePageTokens
+	0,  // 54: statekeeper.v1.ListTasksRequest.state:type_name -> statekeeper.v1.TaskState
+	48, // 55: statekeeper.v1.ListTasksRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	4,  // 56: statekeeper.v1.ListTasksResponse.tasks:type_name -> statekeeper.v1.Task
+	49, // 57: statekeeper.v1.WatchTeamRequest.progress_interval:type_name -> google.protobuf.Duration
+	48, // 58: statekeeper.v1.WatchTeamRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	1,  // 59: statekeeper.v1.TeamChange.type:type_name -> statekeeper.v1.TeamChangeType
+	2,  // 60: statekeeper.v1.TeamChange.agent:type_name -> statekeeper.v1.AgentCoordinationState
+	4,  // 61: statekeeper.v1.TeamChange.task:type_name -> statekeeper.v1.Task
+	8,  // 62: statekeeper.v1.WatchTeamResponse.snapshot:type_name -> statekeeper.v1.TeamState
+	43, // 63: statekeeper.v1.WatchTeamResponse.changes:type_name -> statekeeper.v1.TeamChange
+	2,  // 64: statekeeper.v1.TeamState.AgentsEntry.value:type_name -> statekeeper.v1.AgentCoordinationState
+	9,  // 65: statekeeper.v1.OrchestrationService.CreateTeam:input_type -> statekeeper.v1.CreateTeamRequest
+	11, // 66: statekeeper.v1.OrchestrationService.GetTeam:input_type -> statekeeper.v1.GetTeamRequest
+	13, // 67: statekeeper.v1.OrchestrationService.DeleteTeam:input_type -> statekeeper.v1.DeleteTeamRequest
+	15, // 68: statekeeper.v1.OrchestrationService.AddAgent:input_type -> statekeeper.v1.AddAgentRequest
+	17, // 69: statekeeper.v1.OrchestrationService.UpdateAgentStatus:input_type -> statekeeper.v1.UpdateAgentStatusRequest
+	19, // 70: statekeeper.v1.OrchestrationService.GetAvailableAgents:input_type -> statekeeper.v1.GetAvailableAgentsRequest
+	21, // 71: statekeeper.v1.OrchestrationService.EnqueueTask:input_type -> statekeeper.v1.EnqueueTaskRequest
+	23, // 72: statekeeper.v1.OrchestrationService.GetTask:input_type -> statekeeper.v1.GetTaskRequest
+	25, // 73: statekeeper.v1.OrchestrationService.AssignTask:input_type -> statekeeper.v1.AssignTaskRequest
+	27, // 74: statekeeper.v1.OrchestrationService.ClaimNextTask:input_type -> statekeeper.v1.ClaimNextTaskRequest
+	29, // 75: statekeeper.v1.OrchestrationService.RenewLease:input_type -> statekeeper.v1.RenewLeaseRequest
+	31, // 76: statekeeper.v1.OrchestrationService.CompleteTask:input_type -> statekeeper.v1.CompleteTaskRequest
+	33, // 77: statekeeper.v1.OrchestrationService.FailTask:input_type -> statekeeper.v1.FailTaskRequest
+	35, // 78: statekeeper.v1.OrchestrationService.RequeueTask:input_type -> statekeeper.v1.RequeueTaskRequest
+	37, // 79: statekeeper.v1.OrchestrationService.GetQueueStatus:input_type -> statekeeper.v1.GetQueueStatusRequest
+	40, // 80: statekeeper.v1.OrchestrationService.ListTasks:input_type -> statekeeper.v1.ListTasksRequest
+	42, // 81: statekeeper.v1.OrchestrationService.WatchTeam:input_type -> statekeeper.v1.WatchTeamRequest
+	10, // 82: statekeeper.v1.OrchestrationService.CreateTeam:output_type -> statekeeper.v1.CreateTeamResponse
+	12, // 83: statekeeper.v1.OrchestrationService.GetTeam:output_type -> statekeeper.v1.GetTeamResponse
+	14, // 84: statekeeper.v1.OrchestrationService.DeleteTeam:output_type -> statekeeper.v1.DeleteTeamResponse
+	16, // 85: statekeeper.v1.OrchestrationService.AddAgent:output_type -> statekeeper.v1.AddAgentResponse
+	18, // 86: statekeeper.v1.OrchestrationService.UpdateAgentStatus:output_type -> statekeeper.v1.UpdateAgentStatusResponse
+	20, // 87: statekeeper.v1.OrchestrationService.GetAvailableAgents:output_type -> statekeeper.v1.GetAvailableAgentsResponse
+	22, // 88: statekeeper.v1.OrchestrationService.EnqueueTask:output_type -> statekeeper.v1.EnqueueTaskResponse
+	24, // 89: statekeeper.v1.OrchestrationService.GetTask:output_type -> statekeeper.v1.GetTaskResponse
+	26, // 90: statekeeper.v1.OrchestrationService.AssignTask:output_type -> statekeeper.v1.AssignTaskResponse
+	28, // 91: statekeeper.v1.OrchestrationService.ClaimNextTask:output_type -> statekeeper.v1.ClaimNextTaskResponse
+	30, // 92: statekeeper.v1.OrchestrationService.RenewLease:output_type -> statekeeper.v1.RenewLeaseResponse
+	32, // 93: statekeeper.v1.OrchestrationService.CompleteTask:output_type -> statekeeper.v1.CompleteTaskResponse
+	34, // 94: statekeeper.v1.OrchestrationService.FailTask:output_type -> statekeeper.v1.FailTaskResponse
+	36, // 95: statekeeper.v1.OrchestrationService.RequeueTask:output_type -> statekeeper.v1.RequeueTaskResponse
+	38, // 96: statekeeper.v1.OrchestrationService.GetQueueStatus:output_type -> statekeeper.v1.GetQueueStatusResponse
+	41, // 97: statekeeper.v1.OrchestrationService.ListTasks:output_type -> statekeeper.v1.ListTasksResponse
+	44, // 98: statekeeper.v1.OrchestrationService.WatchTeam:output_type -> statekeeper.v1.WatchTeamResponse
+	82, // [82:99] is the sub-list for method output_type
+	65, // [65:82] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_statekeeper_v1_orchestration_service_proto_init() }
@@ -3376,7 +3488,7 @@ func file_statekeeper_v1_orchestration_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statekeeper_v1_orchestration_service_proto_rawDesc), len(file_statekeeper_v1_orchestration_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -88,7 +88,8 @@ type OrchestrationServiceClient interface {
 	// with its failure and delivery counts reset); a task in any other state is FAILED_PRECONDITION,
 	// so a repeated or stale requeue never queues a task twice.
 	RequeueTask(ctx context.Context, in *RequeueTaskRequest, opts ...grpc.CallOption) (*RequeueTaskResponse, error)
-	// GetQueueStatus returns every task of a team's queue, grouped by state.
+	// GetQueueStatus returns a team's queue grouped by state: the number of tasks in each state
+	// and the first page of each state's tasks, with the ListTasks page token of the rest.
 	GetQueueStatus(ctx context.Context, in *GetQueueStatusRequest, opts ...grpc.CallOption) (*GetQueueStatusResponse, error)
 	// ListTasks returns one page of the tasks of a team in one state.
 	ListTasks(ctx context.Context, in *ListTasksRequest, opts ...grpc.CallOption) (*ListTasksResponse, error)
@@ -333,7 +334,8 @@ type OrchestrationServiceServer interface {
 	// with its failure and delivery counts reset); a task in any other state is FAILED_PRECONDITION,
 	// so a repeated or stale requeue never queues a task twice.
 	RequeueTask(context.Context, *RequeueTaskRequest) (*RequeueTaskResponse, error)
-	// GetQueueStatus returns every task of a team's queue, grouped by state.
+	// GetQueueStatus returns a team's queue grouped by state: the number of tasks in each state
+	// and the first page of each state's tasks, with the ListTasks page token of the rest.
 	GetQueueStatus(context.Context, *GetQueueStatusRequest) (*GetQueueStatusResponse, error)
 	// ListTasks returns one page of the tasks of a team in one state.
 	ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error)

@@ -416,7 +416,7 @@ class Coalescer:
 
     async def call(self, method: str, request: Any, timeout: float | None) -> Any:
         """The response of ``method`` for ``request`` (or its typed error), coalesced."""
-        if self._off or request.ByteSize() > self.max_bytes:
+        if self._off:
             return await self._send_one(method, request, timeout)
         if not self._busy and not self.lone_in_batch:
             self._busy = True
@@ -424,6 +424,8 @@ class Coalescer:
                 return await self._send_one(method, request, timeout)
             finally:
                 self._release()
+        if request.ByteSize() > self.max_bytes:
+            return await self._send_one(method, request, timeout)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
         queued = Queued(method, request, timeout, loop.create_future(), deadline)

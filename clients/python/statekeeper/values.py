@@ -215,8 +215,16 @@ def bytes_to_wire(data: bytes, encoding: int) -> common_pb2.Value:
 
 
 def document_to_wire(document: Document) -> common_pb2.Value:
-    """Encode a document in the exact (msgpack) form, as the Python client sends it."""
-    return common_pb2.Value(msgpack=pack(document))
+    """Encode a document in the exact (msgpack) form, as the Python client sends it.
+
+    The document is not validated here: the servicer that receives it does that, once, in
+    either mode (:func:`wire_to_bytes`). Only a document MessagePack cannot encode at all is
+    refused here, with the error the servicer would give."""
+    try:
+        return common_pb2.Value(msgpack=msgpack.packb(document, use_bin_type=True))
+    except (TypeError, ValueError, OverflowError):
+        validate(document)
+        raise
 
 
 def wire_to_python(value: common_pb2.Value) -> Document:

@@ -14,6 +14,7 @@ import {
   type Event,
   WatchRequestSchema,
 } from "./gen/statekeeper/v1/state_service_pb.js";
+import { Coalescer } from "./batching.js";
 import { fromError, HistoryCompactedError, Reason, StatekeeperError } from "./errors.js";
 import { fromValue, toValue, type Document } from "./values.js";
 
@@ -66,6 +67,12 @@ export interface ConnectOptions {
    * absent); keep it at least the server's --max-message-bytes, which bounds every response.
    */
   maxReceiveMessageBytes?: number;
+  /**
+   * Coalesce the saves, gets, deletes and transactions issued while another is in flight into
+   * one StateService.Batch call (true by default; docs/batching.md). Each call keeps its own
+   * result, error and deadline.
+   */
+  batching?: boolean;
 }
 
 /** The default receive limit: twice the server's default --max-message-bytes (4 MiB). */
@@ -176,6 +183,7 @@ export class StatekeeperClient {
   private readonly sessions: Http2SessionManager;
   private readonly transport: ReturnType<typeof createGrpcTransport>;
   private readonly timeoutMs?: number;
+  private readonly coalescer?: Coalescer;
 
   /** Connects lazily to `address` ("host:port"); close() releases the connection. */
   constructor(address: string, options: ConnectOptions = {}) {
@@ -190,19 +198,33 @@ export class StatekeeperClient {
       for (const [name, value] of headers) request.header.set(name, value);
       return next(request);
     };
+    this.timeoutMs = options.timeoutMs;
+    // First, so that a Batch passes the other interceptors as the calls it carries would.
+    this.coalescer =
+      options.batching === false
+        ? undefined
+        : new Coalescer((request) => this.state.batch(request, { timeoutMs: this.timeoutMs }));
     this.transport = createGrpcTransport({
       baseUrl,
       sessionManager: this.sessions,
       readMaxBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
-      interceptors: [...(headers.length > 0 ? [addHeaders] : []), ...(options.interceptors ?? [])],
+      interceptors: [
+        ...(this.coalescer ? [this.coalescer.interceptor] : []),
+        ...(headers.length > 0 ? [addHeaders] : []),
+        ...(options.interceptors ?? []),
+      ],
     });
-    this.timeoutMs = options.timeoutMs;
     this.state = createClient(StateService, this.transport);
   }
 
   /** A generated client of another service on this connection, e.g. client.service(WorkflowService). */
   service<T extends DescService>(service: T): Client<T> {
     return createClient(service, this.transport);
+  }
+
+  /** How many Batch calls coalescing sent, and how many calls they carried. */
+  batchStats(): { batches: number; calls: number } {
+    return { batches: this.coalescer?.batches ?? 0, calls: this.coalescer?.batchedCalls ?? 0 };
   }
 
   /** Closes the connection (and ends running watches). */

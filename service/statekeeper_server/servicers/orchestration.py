@@ -236,9 +236,13 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
     async def GetQueueStatus(
         self, request: pb.GetQueueStatusRequest, context: object
     ) -> pb.GetQueueStatusResponse:
-        """Read the whole queue."""
-        queue = await self.engine.queue_status(request.team_id)
-        return pb.GetQueueStatusResponse(queue=queue_message(queue, request.value_encoding))
+        """The counts and the first page of each state's tasks."""
+        status = await self.engine.queue_status(request.team_id, request.page_size)
+        return pb.GetQueueStatusResponse(
+            queue=queue_message(status.queue, request.value_encoding),
+            counts=to_message(status.counts, pb.QueueCounts),
+            next_page_tokens=to_message(status.next_page_tokens, pb.QueuePageTokens),
+        )
 
     async def ListTasks(
         self, request: pb.ListTasksRequest, context: object

@@ -127,7 +127,6 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
         return sized
 
     def _plan_save(self, request: pb.SaveRequest) -> Planned[pb.SaveResponse]:
-        self.engine.limits.check_value_size(request.value.msgpack)
         data = values.wire_to_bytes(request.value)
         return self.engine.plan_save(
             request.key,

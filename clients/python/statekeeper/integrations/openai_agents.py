@@ -74,6 +74,10 @@ class StatekeeperSession:
         self.ttl = ttl
         self.session_settings = coerce_session_settings(session_settings or SessionSettings())
         self._head = key_prefix + segment(session_id)
+        # The head as this object last read or wrote it: add_items starts from it, so a turn
+        # (get_items, add_items) reads the head once; the transaction's guard on its revision
+        # finds out when another writer has changed it since.
+        self._known: tuple[int, int, list[Any], int] | None = None
 
     def _slot(self, seq: int) -> str:
         return f"{self._head}/{seq:012d}"
@@ -82,9 +86,12 @@ class StatekeeperSession:
         """``(first, next, tail, revision)`` of the head (revision 0: no session yet)."""
         entry = await self.manager.get_entry(self._head)
         if entry is None:
-            return 0, 0, [], 0
-        head = entry.value
-        return int(head["first"]), int(head["next"]), list(head["tail"]), entry.mod_revision
+            self._known = (0, 0, [], 0)
+        else:
+            head = entry.value
+            self._known = (int(head["first"]), int(head["next"]), head["tail"], entry.mod_revision)
+        first, next_seq, tail, revision = self._known
+        return first, next_seq, list(tail), revision
 
     def _write_head(self, first: int, next_seq: int, tail: list[Any]) -> dict[str, Any]:
         return {self._head: {"first": first, "next": next_seq, "tail": tail}}
@@ -132,7 +139,11 @@ class StatekeeperSession:
             return
         added = list(items)
         while True:
-            first, next_seq, tail, revision = await self._read_head()
+            if self._known is None:
+                first, next_seq, tail, revision = await self._read_head()
+            else:
+                first, next_seq, known_tail, revision = self._known
+                tail = list(known_tail)
             tail += added
             put: dict[str, Any] = {}
             if len(msgpack.packb(tail)) > TAIL_BYTES:
@@ -142,12 +153,14 @@ class StatekeeperSession:
                 tail = []
             put.update(self._write_head(first, next_seq, tail))
             try:
-                await self.manager.transaction(
+                written = await self.manager.transaction(
                     compare={self._head: revision}, put=put, ttl=self.ttl
                 )
-                return
             except ConflictError:
+                self._known = None  # outdated: read the head again
                 continue
+            self._known = (first, next_seq, tail, written)
+            return
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the most recent item (None when the session is empty), by
@@ -178,6 +191,7 @@ class StatekeeperSession:
                 )
             except ConflictError:
                 continue
+            self._known = None
             return item  # type: ignore[no-any-return]
 
     async def clear_session(self) -> None:
@@ -195,6 +209,7 @@ class StatekeeperSession:
                     put=self._write_head(next_seq, next_seq, []),
                     ttl=self.ttl,
                 )
+                self._known = None
                 break
             except ConflictError:
                 continue

@@ -35,6 +35,9 @@ from statekeeper.transport import Transport
 from statekeeper.v1 import orchestration_service_pb2 as pb
 from statekeeper.v1 import orchestration_service_pb2_grpc
 
+#: How many tasks of one state each page of :meth:`OrchestrationStateManager.get_queue_status`
+#: reads (the server's largest page).
+QUEUE_PAGE = 1000
 #: The range of the wire's priority level.
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _TASK_KEYS = frozenset(
@@ -472,9 +475,31 @@ class OrchestrationStateManager(ServiceClient):
 
     async def get_queue_status(self, team_id: str) -> TaskQueueState:
         """The team's queue: ``pending``, ``in_progress``, ``completed`` and
-        ``dead_lettered`` lists of :class:`QueuedTask`."""
-        request = pb.GetQueueStatusRequest(team_id=team_id, value_encoding=MSGPACK)
-        return _queue((await self._call("GetQueueStatus", request)).queue)
+        ``dead_lettered`` lists of :class:`QueuedTask`, whole. The server answers with the
+        first page of each list (GetQueueStatus), the rest is read page by page (ListTasks),
+        so a large queue never needs one oversized message; a task that moves while the pages
+        are read may be listed in two states or in none."""
+        request = pb.GetQueueStatusRequest(
+            team_id=team_id, page_size=QUEUE_PAGE, value_encoding=MSGPACK
+        )
+        response = await self._call("GetQueueStatus", request)
+        queue = _queue(response.queue)
+        for status in TaskStatus:
+            tasks: list[Any] = getattr(queue, status.value)
+            token = getattr(response.next_page_tokens, status.value)
+            page_of: dict[str, Any] = {
+                "team_id": team_id,
+                "state": enum_to_number(status, pb.TaskState.DESCRIPTOR),
+                "page_size": QUEUE_PAGE,
+                "value_encoding": MSGPACK,
+            }
+            while token:
+                page = await self._call(
+                    "ListTasks", pb.ListTasksRequest(page_token=token, **page_of)
+                )
+                tasks.extend(_task(t) for t in page.tasks)
+                token = page.next_page_token
+        return queue
 
     async def iter_tasks(
         self, team_id: str, status: TaskStatus | str, page_size: int = 0

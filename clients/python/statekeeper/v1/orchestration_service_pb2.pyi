@@ -412,18 +412,36 @@ class RequeueTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class GetQueueStatusRequest(_message.Message):
-    __slots__ = ("team_id", "value_encoding")
+    __slots__ = ("team_id", "value_encoding", "page_size")
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     team_id: str
     value_encoding: _common_pb2.ValueEncoding
-    def __init__(self, team_id: _Optional[str] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
+    page_size: int
+    def __init__(self, team_id: _Optional[str] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ..., page_size: _Optional[int] = ...) -> None: ...
 
 class GetQueueStatusResponse(_message.Message):
-    __slots__ = ("queue",)
+    __slots__ = ("queue", "counts", "next_page_tokens")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKENS_FIELD_NUMBER: _ClassVar[int]
     queue: TaskQueueState
-    def __init__(self, queue: _Optional[_Union[TaskQueueState, _Mapping]] = ...) -> None: ...
+    counts: QueueCounts
+    next_page_tokens: QueuePageTokens
+    def __init__(self, queue: _Optional[_Union[TaskQueueState, _Mapping]] = ..., counts: _Optional[_Union[QueueCounts, _Mapping]] = ..., next_page_tokens: _Optional[_Union[QueuePageTokens, _Mapping]] = ...) -> None: ...
+
+class QueuePageTokens(_message.Message):
+    __slots__ = ("pending", "in_progress", "completed", "dead_lettered")
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    IN_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERED_FIELD_NUMBER: _ClassVar[int]
+    pending: str
+    in_progress: str
+    completed: str
+    dead_lettered: str
+    def __init__(self, pending: _Optional[str] = ..., in_progress: _Optional[str] = ..., completed: _Optional[str] = ..., dead_lettered: _Optional[str] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
     __slots__ = ("team_id", "state", "page_size", "page_token", "value_encoding")

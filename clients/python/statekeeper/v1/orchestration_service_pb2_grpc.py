@@ -249,7 +249,8 @@ class OrchestrationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetQueueStatus(self, request, context):
-        """GetQueueStatus returns every task of a team's queue, grouped by state.
+        """GetQueueStatus returns a team's queue grouped by state: the number of tasks in each state
+        and the first page of each state's tasks, with the ListTasks page token of the rest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

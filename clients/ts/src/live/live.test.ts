@@ -83,3 +83,35 @@ test("keys page by page and a watch sees every write", async () => {
     client.close();
   }
 });
+
+test("concurrent calls are coalesced into batches, each with its own result and error", async () => {
+  const client = liveClient();
+  const alone = connect(process.env.STATEKEEPER_TEST_ADDRESS ?? "", { batching: false });
+  try {
+    const keys = Array.from({ length: 40 }, (_, n) => `${prefix}/batch/${n}`);
+    const revisions = await Promise.all(keys.map((key, n) => client.save(key, { n })));
+    assert.equal(new Set(revisions).size, keys.length);
+    const stats = client.batchStats();
+    assert.ok(stats.batches > 0 && stats.calls > stats.batches, JSON.stringify(stats));
+    const entries = await Promise.all(keys.map((key) => client.get(key)));
+    assert.deepEqual(
+      entries.map((entry) => entry.value),
+      keys.map((_, n) => ({ n })),
+    );
+    // A stale compare-and-set fails alike with and without batching.
+    const expected = await alone.save(keys[0], 1, { ifRevision: 0 }).catch((error: unknown) => error);
+    const batched = await Promise.all(
+      keys.map(() => client.save(keys[0], 1, { ifRevision: 0 }).catch((error: unknown) => error)),
+    );
+    for (const error of batched) {
+      assert.ok(error instanceof ConflictError && expected instanceof ConflictError);
+      assert.equal(error.reason, expected.reason);
+      assert.equal(error.message, expected.message);
+      assert.deepEqual(error.metadata, expected.metadata);
+    }
+    assert.equal(alone.batchStats().batches, 0);
+  } finally {
+    client.close();
+    alone.close();
+  }
+});

@@ -47,7 +47,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +96,7 @@ __all__ = ["FORMATS", "CorruptStoreError", "FileBackend", "read_frames"]
 log = logging.getLogger("statekeeper.file")
 
 #: Compact once the log since the last compaction holds this many bytes.
-DEFAULT_COMPACT_BYTES = 16 * 1024 * 1024
+DEFAULT_COMPACT_BYTES = 4 * 1024 * 1024
 #: Expiries committed per EXPIRE revision at most.
 EXPIRY_BATCH = 1000
 #: Log records replayed into the index per SQLite transaction on open.
@@ -210,15 +210,16 @@ class FileBackend(Backend):
                     f"{record_revision}: restore the directory from a backup"
                 )
             revision = record_revision
-            events = [self._replayed(revision, item, is_json) for item in items]
+            before = self._reader.stored_many({item[1] for item in items})
+            events = [self._replayed(revision, item, is_json, before[item[1]]) for item in items]
             self._memtable.apply(revision, events)
         self._log.start(revision + 1)
         return revision
 
-    def _replayed(self, revision: int, item: Any, is_json: bool) -> Event:
+    @staticmethod
+    def _replayed(revision: int, item: Any, is_json: bool, prev: Entry | None) -> Event:
         kind = EVENT_TYPES[item[0]]
         key = item[1]
-        prev = self._reader.stored(key)
         if kind is not EventType.PUT:
             return Event(kind, key, revision, None, prev)
         _, _, value, create_revision, version, expire_at = item
@@ -270,7 +271,15 @@ class FileBackend(Backend):
 
     def _plan(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> list[Event]:
         self._plan_expiries(time.time())
-        return plan_events(compares, operations, self._lookup, self._pending_revision + 1)
+        if len(operations) + len(compares) == 1:
+            return plan_events(compares, operations, self._lookup, self._pending_revision + 1)
+        keys = {item.key for item in (*compares, *operations) if item.key not in self._pending}
+        known = self._reader.stored_many(keys)  # one read of the index for all the keys
+
+        def lookup(key: str) -> Entry | None:
+            return known[key] if key in known else self._lookup(key)
+
+        return plan_events(compares, operations, lookup, self._pending_revision + 1)
 
     def _submit(self, revision: int, events: list[Event]) -> asyncio.Future[None]:
         """Queue a planned record for the next group commit."""
@@ -484,18 +493,37 @@ class FileBackend(Backend):
 
     async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
         """Plan against durable plus pending state, queue, and return once on disk."""
+        return await self.stage(compares, operations)
+
+    def stage(
+        self, compares: Sequence[Compare], operations: Sequence[Operation]
+    ) -> Awaitable[TxnResult]:
+        """Plan one transaction now (in call order with every other) and queue it for the next
+        group commit; the returned awaitable gives its result once it is on disk, or raises its
+        ConflictError once everything queued before it is. Staging several transactions before
+        awaiting any commits them all in one group commit (one write and one fsync)."""
         self._check_usable()
         try:
             events = self._plan(compares, operations)
-        except ConflictError:
-            await self._barrier()  # never report a conflict with a write that is not durable
-            raise
+        except ConflictError as error:
+            return self._after_barrier(error)  # never report a conflict with a pending write
         if not events:
-            await self._barrier()
-            return TxnResult(self._durable_revision, tuple(None for _ in operations))
+            return self._after_barrier(None, tuple(None for _ in operations))
         revision = events[0].revision
-        await asyncio.shield(self._submit(revision, events))
-        return TxnResult(revision, MemoryBackend.results_of(operations, events))
+        result = TxnResult(revision, MemoryBackend.results_of(operations, events))
+        return self._durable(self._submit(revision, events), result)
+
+    async def _durable(self, future: asyncio.Future[None], result: TxnResult) -> TxnResult:
+        await asyncio.shield(future)
+        return result
+
+    async def _after_barrier(
+        self, error: ConflictError | None, results: tuple[None, ...] = ()
+    ) -> TxnResult:
+        await self._barrier()
+        if error is not None:
+            raise error
+        return TxnResult(self._durable_revision, results)
 
     async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
         """Plan every item in one synchronous step against durable plus pending state (a read

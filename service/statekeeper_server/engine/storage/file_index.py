@@ -73,6 +73,7 @@ _HISTORY_COLUMNS = (
 )
 _INSERT_HISTORY = f"INSERT INTO history({_HISTORY_COLUMNS}) VALUES ({', '.join('?' * 12)})"
 _GET = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ?"
+_GET_MANY = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key IN "
 
 
 def encode_key(key: str) -> bytes:
@@ -250,6 +251,19 @@ class FileIndex:
         """The stored entry under ``key``, even when its expiry time has passed."""
         row = self._reader.execute(_GET, (encode_key(key),)).fetchone()
         return None if row is None else _entry(row)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
+        """The stored entries of ``keys`` that exist, by key (a few statements for many keys)."""
+        wanted = [encode_key(key) for key in keys]
+        found: dict[str, Entry] = {}
+        for start in range(0, len(wanted), CHUNK_ROWS):
+            chunk = wanted[start : start + CHUNK_ROWS]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._reader.execute(f"{_GET_MANY}({marks})", chunk)
+            for row in rows:
+                entry = _entry(row)
+                found[entry.key] = entry
+        return found
 
     def entries_in(
         self, low: str, high: str | None, after: str | None, reverse: bool, keys_only: bool

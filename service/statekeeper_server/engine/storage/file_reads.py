@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from statekeeper_server.engine.storage.backend import SCAN_BUDGET, Entry, KeyRange, ScanPage
 from statekeeper_server.engine.storage.file_index import FileIndex
@@ -41,6 +41,21 @@ class DurableReader:
         """The durable entry under ``key``, even when its expiry time has passed."""
         known, entry = self._memtable.lookup(key)
         return entry if known else self._index.get(key)
+
+    def stored_many(self, keys: Iterable[str]) -> dict[str, Entry | None]:
+        """The durable entries of ``keys`` (None: absent), even when expired."""
+        found: dict[str, Entry | None] = {}
+        missing: list[str] = []
+        for key in keys:
+            known, entry = self._memtable.lookup(key)
+            if known:
+                found[key] = entry
+            else:
+                missing.append(key)
+        stored = self._index.get_many(missing) if missing else {}
+        for key in missing:
+            found[key] = stored.get(key)
+        return found
 
     def _merged(
         self, low: str, high: str | None, after: str | None, reverse: bool, keys_only: bool
@@ -85,7 +100,8 @@ class DurableReader:
         if revision <= compacted_through:
             raise compacted_error(compacted_through + 1, revision)
         state = self._index.changed_since(revision, span)
-        for _, events in self._memtable.history_from(revision + 1) or ():
+        recent = self._memtable.history_from(revision + 1)
+        for _, events in self._memtable.history if recent is None else recent:
             for event in events:
                 if event.key not in state and span.holds(event.key):
                     state[event.key] = event.prev

@@ -10,8 +10,15 @@ from dataclasses import replace
 
 from statekeeper.errors import ConflictError, Reason
 
+from statekeeper_server.engine.domains.orchestration.index import (
+    Tally,
+    read_counts,
+    track,
+    upgrade_layout,
+)
 from statekeeper_server.engine.domains.orchestration.records import (
     AGENT,
+    LAYOUT,
     MARKER,
     POINTER,
     TASK,
@@ -24,7 +31,7 @@ from statekeeper_server.engine.domains.orchestration.records import (
     not_found,
 )
 from statekeeper_server.engine.limits import Limits
-from statekeeper_server.engine.records import Txn, scan, transact
+from statekeeper_server.engine.records import Txn, transact
 from statekeeper_server.engine.storage.backend import Backend
 
 #: How many lease keys one pass of the expiry collection reads.
@@ -45,15 +52,19 @@ async def read_task(txn: Txn, keys: Keys, task_id: str) -> Task | None:
     return task
 
 
-def move(txn: Txn, keys: Keys, before: Task, after: Task) -> None:
-    """Replace ``before`` (read through ``txn``) with ``after``, moving the record, its pointer
-    and its lease key when their keys change."""
-    old_key, new_key = keys.record(before), keys.record(after)
+async def move(txn: Txn, keys: Keys, before: Task | None, after: Task) -> None:
+    """Replace ``before`` (read through ``txn``; None for a new task) with ``after``, moving
+    the record, its pointer and its lease key when their keys change, and keeping the claim
+    index and the counts."""
+    old_key = keys.record(before) if before is not None else None
+    new_key = keys.record(after)
     if new_key != old_key:
-        txn.delete(old_key)
+        if old_key is not None:
+            txn.delete(old_key)
         txn.put(keys.pointer(after.task_id), Pointer(new_key[len(keys.base) :]), POINTER)
-    txn.put(new_key, after, TASK)
-    old_lease, new_lease = keys.lease(before), keys.lease(after)
+    txn.put(new_key, await track(txn, keys, before, after), TASK)
+    old_lease = keys.lease(before) if before is not None else None
+    new_lease = keys.lease(after)
     if old_lease != new_lease:
         if old_lease is not None:
             txn.delete(old_lease)
@@ -91,7 +102,7 @@ async def _expire_one(txn: Txn, *, keys: Keys, team: Team, lease_key: str) -> No
         after = replace(after, state=TaskState.DEAD_LETTERED, finish_time=time.time())
     else:
         after = replace(after, state=TaskState.PENDING)
-    move(txn, keys, task, after)
+    await move(txn, keys, task, after)
     await free_agent(txn, keys, task.agent_id, task.task_id)
 
 
@@ -107,11 +118,15 @@ class Base:
         self._since_trim: dict[str, int] = {}
 
     async def _team(self, keys: Keys) -> Team:
-        """The team record; NOT_FOUND when the team does not exist."""
+        """The team record (its stored tasks upgraded to the current layout first);
+        NOT_FOUND when the team does not exist."""
         entry = await self.backend.get(keys.team)
         if entry is None:
             raise not_found("team", keys.team_id, Reason.TEAM_NOT_FOUND)
-        return TEAM.unpack(entry.value)
+        team = TEAM.unpack(entry.value)
+        if team.layout < LAYOUT:
+            team = await upgrade_layout(self.backend, keys, team)
+        return team
 
     async def _requeue_expired(self, keys: Keys, team: Team) -> None:
         """Return tasks whose lease has expired to pending (delivery count kept, so the next
@@ -137,20 +152,20 @@ class Base:
     async def _trim_completed(self, keys: Keys, retention: int) -> None:
         """Remove the oldest completed tasks beyond ``retention`` (records and pointers)."""
         prefix = keys.state(TaskState.COMPLETED)
-        count = 0
-        async for _ in scan(self.backend, prefix):
-            count += 1
-        excess = count - retention
 
         async def body(txn: Txn) -> int:
+            excess = (await read_counts(self.backend, keys)).completed - retention
+            if excess <= 0:
+                return 0
+            tally = Tally()
             oldest = await txn.range(prefix, TASK, limit=min(excess, TRIM_BATCH), guard=True)
             for entry, task in oldest:
                 txn.delete(entry.key)
                 txn.delete(keys.pointer(task.task_id))
+                if task.counted:
+                    tally.add(keys, task, task.state, -1)
+            await tally.write(txn)
             return len(oldest)
 
-        while excess > 0:
-            removed = await transact(self.backend, body, limits=self.limits)
-            if removed == 0:
-                break
-            excess -= removed
+        while await transact(self.backend, body, limits=self.limits):
+            pass

@@ -15,6 +15,7 @@ from statekeeper_server.engine.domains.orchestration.records import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_TASKS,
     DEFAULT_RETENTION,
+    LAYOUT,
     MAX_NAME_LENGTH,
     MAX_STATUS_LENGTH,
     TEAM,
@@ -67,7 +68,7 @@ def team_record(team_id: str, settings: TeamSettings) -> Team:
         default_max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
         max_deliveries=settings.max_deliveries or DEFAULT_MAX_DELIVERIES,
     )
-    return Team(team_id=team_id, settings=resolved, create_time=time.time())
+    return Team(team_id=team_id, settings=resolved, create_time=time.time(), layout=LAYOUT)
 
 
 class OrchestrationEngine(Views):

@@ -13,20 +13,19 @@ from dataclasses import replace
 from typing import Any
 
 from statekeeper import values
-from statekeeper.errors import Reason
+from statekeeper.errors import ConflictError, Reason
 
 from statekeeper_server.engine.domains.orchestration.base import Base, free_agent, move, read_task
+from statekeeper_server.engine.domains.orchestration.index import claim_candidate
 from statekeeper_server.engine.domains.orchestration.records import (
     AGENT,
     MAX_NAME_LENGTH,
     OFFLINE,
-    POINTER,
     PRIORITY_NAMES,
     TASK,
     TEAM,
     AgentCoordinationState,
     Keys,
-    Pointer,
     Task,
     TaskSpec,
     TaskState,
@@ -38,8 +37,6 @@ from statekeeper_server.engine.domains.orchestration.records import (
 from statekeeper_server.engine.identifiers import check_id, check_text
 from statekeeper_server.engine.records import Txn, transact
 
-#: How many pending tasks one range read of a claim looks at.
-CLAIM_PAGE = 32
 #: The longest failure reason, in characters.
 MAX_REASON_LENGTH = 4096
 
@@ -78,7 +75,7 @@ def missing(task: Task, agent: AgentCoordinationState) -> list[str]:
     return [cap for cap in task.required_capabilities if cap not in have]
 
 
-def start(
+async def start(
     txn: Txn, keys: Keys, task: Task, agent: AgentCoordinationState, lease: float | None
 ) -> Task:
     """Hand a pending task to an agent (both read through ``txn``)."""
@@ -91,7 +88,7 @@ def start(
         start_time=now,
         lease_expire_time=None if lease is None else now + lease,
     )
-    move(txn, keys, task, after)
+    await move(txn, keys, task, after)
     working = replace(
         agent,
         status="working",
@@ -119,7 +116,7 @@ async def task_in(txn: Txn, keys: Keys, task_id: str, state: TaskState, reason: 
         raise not_found("task", task_id, Reason.TASK_NOT_FOUND)
     if task.state is not state:
         raise precondition(
-            f"task {task_id!r} is {task.state}, not {state.value.replace('_', ' ')}",
+            f"task {task_id!r} is {task.state.phrase}, not {state.phrase}",
             reason,
             state=task.state,
         )
@@ -169,10 +166,8 @@ class Queue(Base):
                 sequence=seq,
                 enqueue_time=time.time(),
             )
-            key = keys.record(task)
             txn.put_raw(keys.seq, values.pack(seq))
-            txn.put(keys.pointer(task_id), Pointer(key[len(keys.base) :]), POINTER)
-            txn.put(key, task, TASK)
+            await move(txn, keys, None, task)
             return task, True
 
         return await transact(self.backend, body, limits=self.limits)
@@ -198,37 +193,35 @@ class Queue(Base):
                     Reason.MISSING_CAPABILITY,
                     missing=",".join(lacking),
                 )
-            return start(txn, keys, task, agent, lease)
+            return await start(txn, keys, task, agent, lease)
 
         return await transact(self.backend, body, limits=self.limits)
 
     async def claim(self, team_id: str, agent_id: str, lease: float) -> Task | None:
         """Lease the most urgent pending task the agent can do to it (None when there is none).
 
-        The pending tasks are read in key order (priority, then sequence); the first one whose
-        required capabilities the agent has is taken. When another claimer took it first, the
-        commit's guard fails and the claim runs again on fresh data.
+        The candidate comes from the claim index (see
+        :mod:`~statekeeper_server.engine.domains.orchestration.index`): the best head among the
+        capability sets the agent has. When another claimer took it first, the commit's guard
+        fails and the claim runs again on fresh data.
         """
         check_id(team_id, "team_id")
         check_id(agent_id, "agent_id")
         keys = Keys(team_id)
         await self._requeue_expired(keys, await self._team(keys))
-        prefix = keys.state(TaskState.PENDING)
 
         async def body(txn: Txn) -> Task | None:
             agent = await read_agent(txn, keys, agent_id)
             check_can_take(agent)
-            start_after = ""
-            while True:
-                page = await txn.range(prefix, TASK, start_after=start_after, limit=CLAIM_PAGE)
-                for entry, task in page:
-                    if not missing(task, agent):
-                        txn.guard(entry.key, entry.mod_revision)
-                        await txn.entry(keys.pointer(task.task_id))
-                        return start(txn, keys, task, agent, lease)
-                if len(page) < CLAIM_PAGE:
-                    return None
-                start_after = page[-1][0].key
+            candidate = await claim_candidate(self.backend, keys, agent.capabilities)
+            if candidate is None:
+                return None
+            task = await txn.get(keys.state(TaskState.PENDING) + candidate, TASK)
+            if task is None:
+                # Taken between the index read and this one: look again.
+                raise ConflictError("the candidate was taken", reason=Reason.REVISION_CONFLICT)
+            await txn.entry(keys.pointer(task.task_id))
+            return await start(txn, keys, task, agent, lease)
 
         return await transact(self.backend, body, limits=self.limits)
 
@@ -243,7 +236,7 @@ class Queue(Base):
         async def body(txn: Txn) -> Task:
             task = await in_progress(txn, keys, task_id, agent_id)
             after = replace(task, lease_expire_time=time.time() + lease)
-            move(txn, keys, task, after)
+            await move(txn, keys, task, after)
             return after
 
         return await transact(self.backend, body, limits=self.limits)
@@ -273,7 +266,7 @@ class Queue(Base):
                 finish_time=time.time(),
             )
             self.limits.check_value_size(TASK.pack(after), "result")
-            move(txn, keys, task, after)
+            await move(txn, keys, task, after)
             await free_agent(txn, keys, task.agent_id, task_id)
             return after
 
@@ -316,7 +309,7 @@ class Queue(Base):
                 after = replace(after, state=TaskState.DEAD_LETTERED, finish_time=time.time())
             else:
                 after = replace(after, state=TaskState.PENDING)
-            move(txn, keys, task, after)
+            await move(txn, keys, task, after)
             await free_agent(txn, keys, task.agent_id, task_id)
             return after
 
@@ -343,7 +336,7 @@ class Queue(Base):
                 agent_id="",
                 finish_time=None,
             )
-            move(txn, keys, task, after)
+            await move(txn, keys, task, after)
             return after
 
         return await transact(self.backend, body, limits=self.limits)

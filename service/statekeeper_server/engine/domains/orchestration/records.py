@@ -9,6 +9,8 @@ dead-lettered state spelled ``"dead"``); the upgrades below lift it.
 from __future__ import annotations
 
 import enum
+import hashlib
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,12 @@ DEFAULT_MAX_TASKS = 1
 OFFLINE = "offline"
 #: The stored value of an index key (an empty MessagePack map).
 MARKER = b"\x80"
+#: How many count records a team's task counts are spread over (a transition updates the one
+#: of its task, so concurrent transitions rarely touch the same one).
+COUNT_SHARDS = 32
+#: The key layout a team is at: 1 adds the claim index and the task counts. A team stored
+#: before (layout 0) is brought to it once, by :meth:`Base._team`.
+LAYOUT = 1
 
 
 class TaskState(enum.StrEnum):
@@ -52,6 +60,11 @@ class TaskState(enum.StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     DEAD_LETTERED = "dead_lettered"
+
+    @property
+    def phrase(self) -> str:
+        """The state in an error message ("in progress", "dead-lettered")."""
+        return "dead-lettered" if self is TaskState.DEAD_LETTERED else self.value.replace("_", " ")
 
 
 #: The key prefix (after the team's base) of the tasks in each state.
@@ -83,11 +96,29 @@ class TeamSettings:
 
 @dataclass
 class Team:
-    """The team record."""
+    """The team record; ``layout`` (engine-internal) is its key layout version."""
 
     team_id: str = ""
     settings: TeamSettings = field(default_factory=TeamSettings)
     create_time: float | None = None
+    layout: int = 0
+
+
+@dataclass
+class QueueCounts:
+    """The number of tasks in each state (of a team, or of one count record)."""
+
+    pending: int = 0
+    in_progress: int = 0
+    completed: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass
+class CapabilitySet:
+    """One set of required capabilities that pending tasks were enqueued with."""
+
+    required_capabilities: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -138,6 +169,9 @@ class Task:
     start_time: float | None = None
     lease_expire_time: float | None = None
     finish_time: float | None = None
+    #: Engine-internal: whether the team's counts include this task (tasks stored before
+    #: layout 1 are counted by the first transition or the layout upgrade that meets them).
+    counted: bool = False
 
 
 @dataclass
@@ -201,6 +235,14 @@ AGENT = Schema(
 )
 TASK = Schema(Task, field="task", upgrades={0: _task_v0})
 POINTER = Schema(Pointer, field="task")
+COUNTS = Schema(QueueCounts, field="counts")
+CAPABILITY_SET = Schema(CapabilitySet, field="capabilities")
+
+
+def capability_set_id(capabilities: list[str]) -> str:
+    """The id of a set of capabilities (the same for any order)."""
+    joined = "\n".join(sorted(set(capabilities)))
+    return hashlib.sha256(joined.encode()).hexdigest()[:24]
 
 
 class Keys:
@@ -213,6 +255,8 @@ class Keys:
         self.seq = self.base + "seq"
         self.agents = self.base + "agent/"
         self.leases = self.base + "lease/"
+        self.capability_sets = self.base + "cap/"
+        self.counts = self.base + "count/"
 
     def agent(self, agent_id: str) -> str:
         """The key of an agent's record."""
@@ -236,11 +280,29 @@ class Keys:
             return prefix + task.task_id
         return f"{prefix}{int((task.finish_time or 0.0) * 1e9):020d}/{task.task_id}"
 
+    def index(self, set_id: str) -> str:
+        """The prefix of the claim index of the pending tasks requiring one capability set:
+        ``idx/<set>/`` followed by the task's pending key after ``q/p/``."""
+        return f"{self.base}idx/{set_id}/"
+
+    def indexed(self, task: Task) -> str:
+        """The claim index key of a pending task."""
+        pending = self.record(task)[len(self.state(TaskState.PENDING)) :]
+        return self.index(capability_set_id(task.required_capabilities)) + pending
+
+    def count(self, task_id: str) -> str:
+        """The count record a task's transitions update."""
+        return f"{self.counts}{zlib.crc32(task_id.encode()) % COUNT_SHARDS:02d}"
+
     def lease(self, task: Task) -> str | None:
         """The lease key of a leased task, in expiry order (None when not leased)."""
         if task.lease_expire_time is None:
             return None
         return f"{self.leases}{int(task.lease_expire_time * 1000):015d}/{task.task_id}"
+
+    def capability_set(self, set_id: str) -> str:
+        """The key of a capability set's record."""
+        return self.capability_sets + set_id
 
 
 def priority_level(name: str | None, level: int | None, field: str = "task.priority") -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from statekeeper.errors import InvalidArgumentError, Reason
 
 from statekeeper_server.engine.domains.orchestration.base import read_task
+from statekeeper_server.engine.domains.orchestration.index import read_counts
 from statekeeper_server.engine.domains.orchestration.queue import Queue
 from statekeeper_server.engine.domains.orchestration.records import (
     AGENT,
@@ -16,6 +17,7 @@ from statekeeper_server.engine.domains.orchestration.records import (
     AgentCoordinationState,
     ChangeType,
     Keys,
+    QueueCounts,
     Task,
     TaskState,
     TeamSettings,
@@ -37,13 +39,22 @@ class TaskQueueState:
 
 
 @dataclass
-class QueueCounts:
-    """The number of tasks of a team in each state."""
+class QueuePageTokens:
+    """Per state, the ListTasks page token of the tasks after those returned ("" for none)."""
 
-    pending: int = 0
-    in_progress: int = 0
-    completed: int = 0
-    dead_lettered: int = 0
+    pending: str = ""
+    in_progress: str = ""
+    completed: str = ""
+    dead_lettered: str = ""
+
+
+@dataclass
+class QueueStatus:
+    """The first page of each state's tasks, the counts, and where each list continues."""
+
+    queue: TaskQueueState
+    counts: QueueCounts
+    next_page_tokens: QueuePageTokens
 
 
 @dataclass
@@ -87,34 +98,46 @@ class Views(Queue):
         if with_queue:
             await self._requeue_expired(keys, team)
         agents = [AGENT.unpack(e.value) async for e in scan(self.backend, keys.agents)]
-        queue = await self._queue(keys)
-        counts = QueueCounts(
-            len(queue.pending),
-            len(queue.in_progress),
-            len(queue.completed),
-            len(queue.dead_lettered),
-        )
         return TeamState(
             team_id=team.team_id,
             settings=team.settings,
             create_time=team.create_time,
             agents={agent.agent_id: agent for agent in agents},
-            queue_counts=counts,
-            task_queue=queue if with_queue else None,
+            queue_counts=await read_counts(self.backend, keys),
+            task_queue=await self._queue(keys) if with_queue else None,
         )
 
-    async def queue_status(self, team_id: str) -> TaskQueueState:
-        """Every task of the team grouped by state (expired leases collected first)."""
+    async def queue_status(self, team_id: str, page_size: int = 0) -> QueueStatus:
+        """The counts and the first ``page_size`` tasks of each state (0: the largest page),
+        expired leases collected and completed-task retention applied first."""
         check_id(team_id, "team_id")
+        size = self.limits.check_page_size(page_size or self.limits.max_page_size)
         keys = Keys(team_id)
         team = await self._team(keys)
         await self._requeue_expired(keys, team)
-        queue = await self._queue(keys)
-        retention = team.settings.completed_retention
-        if len(queue.completed) > retention:
-            await self._trim_completed(keys, retention)
-            queue.completed = queue.completed[len(queue.completed) - retention :]
-        return queue
+        counts = await read_counts(self.backend, keys)
+        if counts.completed > team.settings.completed_retention:
+            await self._trim_completed(keys, team.settings.completed_retention)
+            counts = await read_counts(self.backend, keys)
+        queue, tokens = TaskQueueState(), QueuePageTokens()
+        for state in TaskState:
+            tasks, token = await self._page(keys, state, size, "")
+            setattr(queue, state.value, tasks)
+            setattr(tokens, state.value, token)
+        return QueueStatus(queue, counts, tokens)
+
+    async def _page(
+        self, keys: Keys, state: TaskState, size: int, page_token: str
+    ) -> tuple[list[Task], str]:
+        entries, token = await scoped_page(
+            self.backend,
+            keys.state(state),
+            f"{keys.team_id}/{state.value}",
+            page_token,
+            size,
+            "page_token is not a token returned by ListTasks for this team and state",
+        )
+        return [TASK.unpack(e.value) for e in entries], token
 
     async def get_task(self, team_id: str, task_id: str) -> Task:
         """One task (expired leases collected first)."""
@@ -145,15 +168,7 @@ class Views(Queue):
         size = self.limits.check_page_size(page_size)
         keys = Keys(team_id)
         await self._requeue_expired(keys, await self._team(keys))
-        entries, token = await scoped_page(
-            self.backend,
-            keys.state(state),
-            f"{team_id}/{state.value}",
-            page_token,
-            size,
-            "page_token is not a token returned by ListTasks for this team and state",
-        )
-        return [TASK.unpack(e.value) for e in entries], token
+        return await self._page(keys, state, size, page_token)
 
     async def watch_team(
         self, team_id: str, progress_interval: float | None
