@@ -13,7 +13,7 @@ from google.protobuf import json_format, struct_pb2
 from statekeeper.errors import InvalidArgumentError, Reason, from_rpc_error
 from statekeeper.state import StateConfig, StateManager
 from statekeeper.v1 import common_pb2, state_service_pb2, state_service_pb2_grpc
-from statekeeper_server.engine.domains.tools import parameters_hash
+from statekeeper_server.engine.domains.tools_records import parameters_hash
 
 BINARY = {
     "raw": b"\x00\xff\x10 binary \x80",

@@ -20,36 +20,42 @@ from statekeeper.state import (
     ToolStateManager,
 )
 from statekeeper_server.engine.domains.speech import (
-    ACTIVE,
-    CREATED_EVENT,
-    ENDED,
-    ENDED_EVENT,
     IDLE_END_REASON,
-    INITIALIZING,
     NAMESPACE,
-    PAUSED,
-    STATUS_EVENT,
     SpeechEngine,
     WatchStarted,
 )
-from statekeeper_server.engine.domains.tools import COMPLETED, FAILED, RUNNING, ToolEngine
+from statekeeper_server.engine.domains.speech_records import AudioSessionStatus as Session
+from statekeeper_server.engine.domains.speech_records import SessionEnded
+from statekeeper_server.engine.domains.speech_records import SessionEvent as EngineEvent
+from statekeeper_server.engine.domains.tools import ToolEngine
+from statekeeper_server.engine.domains.tools_records import ToolExecution as Execution
+from statekeeper_server.engine.domains.tools_records import ToolExecutionStatus as Tool
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.storage.memory import MemoryBackend
 
 from tests.servers import ServerProcess
 
+ACTIVE, PAUSED = Session.ACTIVE, Session.PAUSED
+ENDED, INITIALIZING = Session.ENDED, Session.INITIALIZING
+RUNNING, COMPLETED, FAILED = Tool.RUNNING, Tool.COMPLETED, Tool.FAILED
+
 # -- tool execution history ------------------------------------------------------------------
 
 
+def vars_of(record: Any) -> dict[str, Any]:
+    """A record's fields by name."""
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
+def kind(event: EngineEvent) -> str:
+    """Which change a session event holds."""
+    changes = ("created", "status_changed", "stt_state", "tts_state", "conversation_state")
+    return next((name for name in changes if getattr(event, name) is not None), "ended")
+
+
 async def start(engine: ToolEngine, execution_id: str, tool: str = "t") -> None:
-    await engine.start_execution(
-        execution_id=execution_id,
-        tool_name=tool,
-        status=RUNNING,
-        started_at=None,
-        parameters={},
-        metadata=None,
-    )
+    await engine.start_execution(Execution(execution_id, tool, RUNNING, parameters={}))
 
 
 async def run(engine: ToolEngine, execution_id: str, number: int, tool: str = "t") -> None:
@@ -61,7 +67,7 @@ async def run(engine: ToolEngine, execution_id: str, number: int, tool: str = "t
         await engine.complete_execution(execution_id, number, duration=number / 1000)
 
 
-async def history(engine: ToolEngine, tool: str = "t") -> list[dict[str, Any]]:
+async def history(engine: ToolEngine, tool: str = "t") -> list[Execution]:
     page = await engine.execution_history(tool, page_size=1000)
     return page.records
 
@@ -77,33 +83,34 @@ async def test_history_keeps_the_newest_ended_and_every_running_execution() -> N
     await run(engine, "other-1", 1, tool="other")
 
     records = await history(engine)
-    assert sorted(r["execution_id"] for r in records) == sorted(
+    assert sorted(r.execution_id for r in records) == sorted(
         ["running-1", "running-2", "e8", "e9", "e10"]
     )
-    assert {r["execution_id"]: r["status"] for r in records}["running-1"] == RUNNING
+    assert {r.execution_id: r.status for r in records}["running-1"] == RUNNING
     for pruned in ("e1", "e7"):
         with pytest.raises(NotFoundError):
             await engine.get_execution(pruned)
-    assert (await engine.get_execution("e9"))["status"] == COMPLETED
+    assert (await engine.get_execution("e9")).status == COMPLETED
     # The statistics count every execution ever ended, as without a cap.
     stats = await engine.tool_stats("t")
     reference = await uncapped.tool_stats("t")
     # (Starts are counted too, issue 13: this engine also started running-1 and running-2.)
-    assert {k: v for k, v in stats.items() if k not in ("last", "started")} == {
-        k: v for k, v in reference.items() if k not in ("last", "started")
+    ignored = ("last_execution_at", "total_executions", "running_executions")
+    assert {k: v for k, v in vars_of(stats).items() if k not in ignored} == {
+        k: v for k, v in vars_of(reference).items() if k not in ignored
     }
-    assert (stats["started"], reference["started"]) == (12, 10)
-    assert (stats["ok"], stats["err"]) == (7, 3)
-    assert stats["dur_us"] == sum(range(1, 11)) * 1000
+    assert (stats.total_executions, reference.total_executions) == (12, 10)
+    assert (stats.successful_executions, stats.failed_executions) == (7, 3)
+    assert stats.average_duration * 10 == pytest.approx(sum(range(1, 11)) / 1000)
     # Another tool's history is its own.
-    assert [r["execution_id"] for r in await history(engine, "other")] == ["other-1"]
+    assert [r.execution_id for r in await history(engine, "other")] == ["other-1"]
     # Zero keeps everything.
     assert len(await history(uncapped)) == 10
 
     # A running execution that ends joins the history; the oldest ended one goes.
     await engine.complete_execution("running-1", "late")
     records = await history(engine)
-    ended = {r["execution_id"] for r in records if r["status"] != RUNNING}
+    ended = {r.execution_id for r in records if r.status != RUNNING}
     assert ended == {"e9", "e10", "running-1"}
 
 
@@ -119,7 +126,7 @@ async def test_a_lowered_cap_drains_in_bounded_steps() -> None:
     await run(engine, "next-3", 3)
     assert len(await history(engine)) == 5
     stats = await engine.tool_stats("t")
-    assert stats["ok"] + stats["err"] == 43
+    assert stats.successful_executions + stats.failed_executions == 43
 
 
 WRITERS = 6
@@ -178,16 +185,16 @@ async def create(engine: SpeechEngine, session_id: str) -> None:
     await engine.create_session(
         session_id=session_id,
         session_type="call",
-        streaming_mode=0,
+        streaming_mode=None,
         config={},
         ended_retention=None,
         event_retention=None,
     )
 
 
-async def events_until_end(engine: SpeechEngine, session_id: str) -> list[dict[str, Any]]:
+async def events_until_end(engine: SpeechEngine, session_id: str) -> list[EngineEvent]:
     """Every event of a session from its creation until its stream ends."""
-    events: list[dict[str, Any]] = []
+    events: list[EngineEvent] = []
 
     async def follow() -> None:
         async for item in engine.watch_session(session_id, 1):
@@ -204,10 +211,10 @@ async def test_an_idle_session_ends_and_its_subscriber_sees_the_end() -> None:
     await create(engine, "s1")
     await engine.update_status("s1", ACTIVE)
     events = await events_until_end(engine, "s1")
-    assert [e["kind"] for e in events] == [CREATED_EVENT, STATUS_EVENT, ENDED_EVENT]
-    assert events[-1]["payload"] == {"reason": IDLE_END_REASON, "previous_status": ACTIVE}
+    assert [kind(e) for e in events] == ["created", "status_changed", "ended"]
+    assert events[-1].ended == SessionEnded(IDLE_END_REASON, ACTIVE)
     meta = await engine.get_session("s1")
-    assert (meta["status"], meta["end_reason"], meta["seq"]) == (ENDED, IDLE_END_REASON, 3)
+    assert (meta.status, meta.end_reason, meta.last_sequence) == (ENDED, IDLE_END_REASON, 3)
     with pytest.raises(FailedPreconditionError) as caught:
         await engine.update_status("s1", PAUSED)
     assert caught.value.reason == Reason.SESSION_ENDED
@@ -228,10 +235,10 @@ async def test_an_updated_session_lives_and_zero_disables_expiry() -> None:
         await asyncio.sleep(0.02)
         await engine.update_status("busy", ACTIVE if updates % 2 else PAUSED)
         updates += 1
-    assert (await probe)[-1]["kind"] == ENDED_EVENT
+    assert kind((await probe)[-1]) == "ended"
     # The idle TTL has passed since "busy" and "forever" were created: neither ended.
-    assert (await engine.get_session("busy"))["status"] in (ACTIVE, PAUSED)
-    assert (await never.get_session("forever"))["status"] == INITIALIZING
+    assert (await engine.get_session("busy")).status in (ACTIVE, PAUSED)
+    assert (await never.get_session("forever")).status == INITIALIZING
     entry = await backend.get(f"{NAMESPACE}forever/meta")
     assert entry is not None and entry.expire_at is None
     assert await backend.get(f"{NAMESPACE}forever/idle") is None

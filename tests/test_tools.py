@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import struct_pb2
+from statekeeper import values
 from statekeeper.errors import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -32,7 +33,9 @@ from statekeeper.state import (
     ToolStats,
 )
 from statekeeper.v1 import common_pb2, tool_service_pb2, tool_service_pb2_grpc
-from statekeeper_server.engine.domains.tools import ToolEngine, canonical_json, parameters_hash
+from statekeeper_server.engine.domains import tools_records as records
+from statekeeper_server.engine.domains.tools import ToolEngine
+from statekeeper_server.engine.domains.tools_records import canonical_json, parameters_hash
 from statekeeper_server.engine.storage.backend import EventType
 from statekeeper_server.engine.storage.memory import MemoryBackend
 
@@ -259,18 +262,15 @@ async def test_history_pages_through_the_engine() -> None:
     engine = ToolEngine(MemoryBackend())
     for number in range(7):
         await engine.start_execution(
-            execution_id=f"x{number}",
-            tool_name="t",
-            status=0,
-            started_at=1_700_000_000 + number,
-            parameters={},
-            metadata=None,
+            records.ToolExecution(
+                execution_id=f"x{number}", tool_name="t", started_at=1_700_000_000 + number
+            )
         )
     seen: list[str] = []
     token = ""
     while True:
         page = await engine.execution_history("t", page_size=3, page_token=token)
-        seen += [r["execution_id"] for r in page.records]
+        seen += [r.execution_id for r in page.records]
         token = page.next_page_token
         if not token:
             break
@@ -425,14 +425,7 @@ async def test_cached_result_expires_after_its_ttl() -> None:
     engine = ToolEngine(backend)
     updates = backend.watch("tool/cache/")
     await anext(updates)  # the watch is created
-    await engine.cache_result(
-        tool_name="t",
-        parameters={"q": 1},
-        parameters_hash="",
-        result="r",
-        created_at=None,
-        ttl=0.05,
-    )
+    await engine.cache_result(records.ToolCacheEntry("t", result="r", ttl=0.05), {"q": 1})
     assert await engine.get_cached_result("t", {"q": 1}, "") is not None
     kinds: list[EventType] = []
     async for update in updates:
@@ -441,7 +434,7 @@ async def test_cached_result_expires_after_its_ttl() -> None:
             break
     assert await engine.get_cached_result("t", {"q": 1}, "") is None
     totals = await engine.tool_stats("t")
-    assert (totals["hits"], totals["misses"]) == (1, 1)
+    assert (totals.cache_hits, totals.cache_misses) == (1, 1)
     await backend.close()
 
 
@@ -519,22 +512,15 @@ async def test_pending_retries_page_through_the_engine() -> None:
     engine = ToolEngine(MemoryBackend())
     for number in range(5):
         await engine.update_retry_state(
-            execution_id=f"r{number}",
-            tool_name="",
-            attempts=0,
-            max_attempts=2,
-            last_error="",
-            next_retry_at=1_800_000_000 + number,
-            backoff_factor=0,
-            base_delay=None,
-            max_delay=None,
-            jitter=0,
+            records.RetryState(
+                execution_id=f"r{number}", max_attempts=2, next_retry_at=1_800_000_000 + number
+            )
         )
     seen: list[str] = []
     token = ""
     while True:
         page = await engine.pending_retries(page_size=2, page_token=token)
-        seen += [r["execution_id"] for r in page.records]
+        seen += [r.execution_id for r in page.records]
         token = page.next_page_token
         if not token:
             break
@@ -721,3 +707,40 @@ def test_canonical_json_is_plain_json() -> None:
     document = {"z": [1, {"b": 2, "a": 1.5}], "a": "x y"}
     assert json.loads(canonical_json(document)) == document
     assert " " not in canonical_json({"a": [1, 2]})
+
+
+async def test_executions_written_before_typed_records_keep_working() -> None:
+    """Records of the previous format (proto status numbers, no format version) are read,
+    ended and counted by the typed engine."""
+    backend = MemoryBackend()
+    history_key = "tool/hist/t/00000000000000001/old"
+    await backend.put("tool/exec/old", values.pack({"h": history_key}))
+    await backend.put(
+        history_key,
+        values.pack(
+            {
+                "execution_id": "old",
+                "tool_name": "t",
+                "status": 2,
+                "started_at": 1_700_000_000.0,
+                "parameters": {"q": 1},
+                "parameters_hash": parameters_hash({"q": 1}),
+                "completed_at": None,
+                "result": None,
+                "error": "",
+                "duration": None,
+                "metadata": None,
+            }
+        ),
+    )
+    shard = {"ok": 1, "err": 0, "dur_us": 2_000, "hits": 0, "misses": 0, "last": 1.0}
+    await backend.put("tool/stats/t/0", values.pack(shard))
+    engine = ToolEngine(backend)
+    running = await engine.get_execution("old")
+    assert running.status is records.ToolExecutionStatus.RUNNING
+    assert running.parameters == {"q": 1}
+    ended = await engine.complete_execution("old", {"a": 1}, duration=0.004)
+    assert ended.status is records.ToolExecutionStatus.COMPLETED and ended.result == {"a": 1}
+    stats = await engine.tool_stats("t")
+    assert (stats.successful_executions, stats.total_executions) == (2, 2)
+    assert stats.average_duration == pytest.approx(0.003)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from statekeeper import values
-from statekeeper.timestamps import clamped_duration, clamped_timestamp, from_duration
+from statekeeper.messages import from_message, read_field, to_message
 from statekeeper.v1 import common_pb2, tool_service_pb2_grpc
 from statekeeper.v1 import tool_service_pb2 as pb
 
 from statekeeper_server.engine.domains.tools import ToolEngine
+from statekeeper_server.engine.domains.tools_records import (
+    RetryState,
+    ToolCacheEntry,
+    ToolExecution,
+    ToolExecutionStatus,
+)
 from statekeeper_server.servicers.convert import (
     document_to_wire,
     optional_document,
-    optional_unix,
     ttl_seconds,
 )
 
@@ -21,84 +27,12 @@ if TYPE_CHECKING:
     from statekeeper_server.core import Core
 
 
-def optional_seconds(message: Any, field: str) -> float | None:
-    """A Duration field in seconds, or None when unset."""
-    return from_duration(getattr(message, field)) if message.HasField(field) else None
-
-
-def execution_to_proto(record: dict[str, Any], encoding: int) -> pb.ToolExecution:
-    """A ToolExecution message for an execution record."""
-    message = pb.ToolExecution(
-        execution_id=record["execution_id"],
-        tool_name=record["tool_name"],
-        status=record["status"],
-        started_at=clamped_timestamp(record["started_at"]),
-        parameters=document_to_wire(record["parameters"], encoding),
-        parameters_hash=record["parameters_hash"],
-        error=record["error"],
-    )
-    if record["completed_at"] is not None:
-        message.completed_at.CopyFrom(clamped_timestamp(record["completed_at"]))
-        message.result.CopyFrom(document_to_wire(record["result"], encoding))
-    if record["duration"] is not None:
-        message.duration.FromNanoseconds(round(record["duration"] * 1e9))
-    if record["metadata"] is not None:
-        message.metadata.CopyFrom(document_to_wire(record["metadata"], encoding))
-    return message
-
-
-def cache_to_proto(record: dict[str, Any], encoding: int) -> pb.ToolCacheEntry:
-    """A ToolCacheEntry message for a cache record."""
-    message = pb.ToolCacheEntry(
-        tool_name=record["tool_name"],
-        parameters_hash=record["parameters_hash"],
-        result=document_to_wire(record["result"], encoding),
-        created_at=clamped_timestamp(record["created_at"]),
-    )
-    if record["ttl"] is not None:
-        message.ttl.FromNanoseconds(round(record["ttl"] * 1e9))
-    if record.get("expire_at") is not None:
-        message.expire_time.CopyFrom(clamped_timestamp(record["expire_at"]))
-    return message
-
-
-def retry_to_proto(record: dict[str, Any]) -> pb.RetryState:
-    """A RetryState message for a retry record."""
-    return pb.RetryState(
-        execution_id=record["execution_id"],
-        tool_name=record["tool_name"],
-        attempts=record["attempts"],
-        max_attempts=record["max_attempts"],
-        last_error=record["last_error"],
-        next_retry_at=clamped_timestamp(record["next_retry_at"]),
-        backoff_factor=record["backoff_factor"],
-        base_delay=clamped_duration(record["base_delay"]),
-        max_delay=clamped_duration(record["max_delay"]),
-        jitter=record["jitter"],
-        updated_at=clamped_timestamp(record["updated_at"]),
-    )
-
-
-def stats_to_proto(tool_name: str, totals: dict[str, Any]) -> pb.ToolStats:
-    """A ToolStats message for summed counters: every started execution counts in
-    ``total_executions``; the rates and the mean duration are over the ended ones."""
-    ended = totals["ok"] + totals["err"]
-    lookups = totals["hits"] + totals["misses"]
-    message = pb.ToolStats(
-        tool_name=tool_name,
-        total_executions=totals["started"],
-        successful_executions=totals["ok"],
-        failed_executions=totals["err"],
-        success_rate=totals["ok"] / ended if ended else 0.0,
-        error_rate=totals["err"] / ended if ended else 0.0,
-        average_duration=clamped_duration(totals["dur_us"] / ended / 1e6 if ended else 0.0),
-        running_executions=totals["started"] - ended,
-        cache_hits=totals["hits"],
-        cache_misses=totals["misses"],
-        cache_hit_rate=totals["hits"] / lookups if lookups else 0.0,
-    )
-    if totals["last"] is not None:
-        message.last_execution_at.CopyFrom(clamped_timestamp(totals["last"]))
+def _execution(record: ToolExecution, encoding: int) -> pb.ToolExecution:
+    """The message of an execution; an ended execution always carries its result (a null
+    document when there is none)."""
+    message = to_message(record, pb.ToolExecution, encoding=encoding)
+    if record.completed_at is not None and record.result is None:
+        message.result.CopyFrom(document_to_wire(None, encoding))
     return message
 
 
@@ -113,18 +47,8 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         self, request: pb.StartExecutionRequest, context: object
     ) -> pb.StartExecutionResponse:
         """Record a new execution."""
-        execution = request.execution
-        record = await self.engine.start_execution(
-            execution_id=execution.execution_id,
-            tool_name=execution.tool_name,
-            status=execution.status,
-            started_at=optional_unix(execution, "started_at"),
-            parameters=optional_document(execution, "parameters", "execution.parameters"),
-            metadata=optional_document(execution, "metadata", "execution.metadata"),
-        )
-        return pb.StartExecutionResponse(
-            execution=execution_to_proto(record, request.value_encoding)
-        )
+        record = await self.engine.start_execution(from_message(request.execution, ToolExecution))
+        return pb.StartExecutionResponse(execution=_execution(record, request.value_encoding))
 
     async def CompleteExecution(
         self, request: pb.CompleteExecutionRequest, context: object
@@ -133,13 +57,11 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         record = await self.engine.complete_execution(
             request.execution_id,
             optional_document(request, "result", "result"),
-            optional_seconds(request, "duration"),
+            read_field(request, "duration", float),
             cache=request.cache_result,
             cache_ttl=ttl_seconds(request, "cache_ttl"),
         )
-        return pb.CompleteExecutionResponse(
-            execution=execution_to_proto(record, request.value_encoding)
-        )
+        return pb.CompleteExecutionResponse(execution=_execution(record, request.value_encoding))
 
     async def FailExecution(
         self, request: pb.FailExecutionRequest, context: object
@@ -148,19 +70,17 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         record = await self.engine.fail_execution(
             request.execution_id,
             request.error,
-            optional_seconds(request, "duration"),
-            request.status,
+            read_field(request, "duration", float),
+            read_field(request, "status", ToolExecutionStatus),
         )
-        return pb.FailExecutionResponse(
-            execution=execution_to_proto(record, request.value_encoding)
-        )
+        return pb.FailExecutionResponse(execution=_execution(record, request.value_encoding))
 
     async def GetExecution(
         self, request: pb.GetExecutionRequest, context: object
     ) -> pb.GetExecutionResponse:
         """Read one execution."""
         record = await self.engine.get_execution(request.execution_id)
-        return pb.GetExecutionResponse(execution=execution_to_proto(record, request.value_encoding))
+        return pb.GetExecutionResponse(execution=_execution(record, request.value_encoding))
 
     async def GetExecutionHistory(
         self, request: pb.GetExecutionHistoryRequest, context: object
@@ -170,7 +90,7 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
             request.tool_name, request.page_size, request.page_token
         )
         return pb.GetExecutionHistoryResponse(
-            executions=[execution_to_proto(r, request.value_encoding) for r in page.records],
+            executions=[_execution(r, request.value_encoding) for r in page.records],
             next_page_token=page.next_page_token,
         )
 
@@ -181,17 +101,15 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         entry = request.entry
         result = values.wire_to_document(entry.result, "entry.result")  # required
         record = await self.engine.cache_result(
-            tool_name=entry.tool_name,
-            parameters=optional_document(request, "parameters", "parameters"),
-            parameters_hash=entry.parameters_hash,
-            result=result,
-            created_at=optional_unix(entry, "created_at"),
-            ttl=optional_seconds(entry, "ttl"),
+            replace(from_message(entry, ToolCacheEntry), result=result),
+            optional_document(request, "parameters", "parameters"),
         )
         # The result comes back in the form it was sent in.
         msgpack = entry.result.WhichOneof("kind") == "msgpack"
         encoding = common_pb2.VALUE_ENCODING_MSGPACK if msgpack else common_pb2.VALUE_ENCODING_JSON
-        return pb.CacheResultResponse(entry=cache_to_proto(record, encoding))
+        return pb.CacheResultResponse(
+            entry=to_message(record, pb.ToolCacheEntry, encoding=encoding)
+        )
 
     async def GetCachedResult(
         self, request: pb.GetCachedResultRequest, context: object
@@ -205,7 +123,8 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         if record is None:
             return pb.GetCachedResultResponse(found=False)
         return pb.GetCachedResultResponse(
-            found=True, entry=cache_to_proto(record, request.value_encoding)
+            found=True,
+            entry=to_message(record, pb.ToolCacheEntry, encoding=request.value_encoding),
         )
 
     async def InvalidateCachedResult(
@@ -223,27 +142,15 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         self, request: pb.UpdateRetryStateRequest, context: object
     ) -> pb.UpdateRetryStateResponse:
         """Create or replace a retry state."""
-        state = request.retry_state
-        record = await self.engine.update_retry_state(
-            execution_id=state.execution_id,
-            tool_name=state.tool_name,
-            attempts=state.attempts,
-            max_attempts=state.max_attempts,
-            last_error=state.last_error,
-            next_retry_at=optional_unix(state, "next_retry_at"),
-            backoff_factor=state.backoff_factor,
-            base_delay=optional_seconds(state, "base_delay"),
-            max_delay=optional_seconds(state, "max_delay"),
-            jitter=state.jitter,
-        )
-        return pb.UpdateRetryStateResponse(retry_state=retry_to_proto(record))
+        record = await self.engine.update_retry_state(from_message(request.retry_state, RetryState))
+        return pb.UpdateRetryStateResponse(retry_state=to_message(record, pb.RetryState))
 
     async def GetRetryState(
         self, request: pb.GetRetryStateRequest, context: object
     ) -> pb.GetRetryStateResponse:
         """Read one retry state."""
         record = await self.engine.get_retry_state(request.execution_id)
-        return pb.GetRetryStateResponse(retry_state=retry_to_proto(record))
+        return pb.GetRetryStateResponse(retry_state=to_message(record, pb.RetryState))
 
     async def DeleteRetryState(
         self, request: pb.DeleteRetryStateRequest, context: object
@@ -257,10 +164,10 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
     ) -> pb.GetPendingRetriesResponse:
         """One page of pending retries, soonest first."""
         page = await self.engine.pending_retries(
-            optional_unix(request, "due_before"), request.page_size, request.page_token
+            read_field(request, "due_before", float), request.page_size, request.page_token
         )
         return pb.GetPendingRetriesResponse(
-            retries=[retry_to_proto(r) for r in page.records],
+            retries=[to_message(r, pb.RetryState) for r in page.records],
             next_page_token=page.next_page_token,
         )
 
@@ -268,5 +175,5 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         self, request: pb.GetToolStatsRequest, context: object
     ) -> pb.GetToolStatsResponse:
         """The statistics of one tool."""
-        totals = await self.engine.tool_stats(request.tool_name)
-        return pb.GetToolStatsResponse(stats=stats_to_proto(request.tool_name, totals))
+        stats = await self.engine.tool_stats(request.tool_name)
+        return pb.GetToolStatsResponse(stats=to_message(stats, pb.ToolStats))

@@ -2,7 +2,7 @@
 
 Records live under ``<tenant>tool/`` (see :mod:`~statekeeper_server.engine.tenancy`):
 
-* ``tool/exec/<execution_id>`` — a small immutable pointer ``{"h": <history key>}``;
+* ``tool/exec/<execution_id>`` — a small immutable pointer to the history key (:class:`Pointer`);
 * ``tool/hist/<tool_name>/<inverted started_at µs>/<execution_id>`` — the execution record,
   so a range read of ``tool/hist/<tool_name>/`` lists a tool's executions newest first;
 * ``tool/stats/<tool_name>/<shard>`` — :data:`STATS_SHARDS` counter documents whose sum is the
@@ -32,17 +32,13 @@ characters), so one id is never a prefix path of another (``a1`` never matches `
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from statekeeper import values
 from statekeeper.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -51,19 +47,30 @@ from statekeeper.errors import (
     NotFoundError,
     Reason,
 )
-from statekeeper.v1 import tool_service_pb2 as pb
 
+from statekeeper_server.engine.domains.tools_records import (
+    CACHE_ENTRY,
+    DONE,
+    ENDED_STATUSES,
+    ERROR_STATUSES,
+    EXECUTION,
+    POINTER,
+    RETRY,
+    SHARD,
+    Done,
+    Pointer,
+    RetryState,
+    StatsShard,
+    ToolCacheEntry,
+    ToolExecution,
+    ToolExecutionStatus,
+    ToolStats,
+    parameters_hash,
+)
 from statekeeper_server.engine.identifiers import check_id, invalid
 from statekeeper_server.engine.limits import Limits, check_ttl
-from statekeeper_server.engine.records import retry_on_conflict
-from statekeeper_server.engine.storage.backend import (
-    Backend,
-    Compare,
-    Delete,
-    Entry,
-    Operation,
-    Put,
-)
+from statekeeper_server.engine.records import Txn, transact
+from statekeeper_server.engine.storage.backend import Backend, Entry
 from statekeeper_server.engine.tenancy import tenant_prefix
 from statekeeper_server.engine.tokens import decode_text, encode_text, invalid_token
 
@@ -79,18 +86,8 @@ STATS_SHARDS = 8
 PRUNE_BATCH = 16
 #: Times are stored in sort keys as microseconds below this bound (the year 5138).
 _TIME_BOUND_US = 10**17
-_INT_FLOAT_BOUND = 2**53
 
-PENDING = pb.TOOL_EXECUTION_STATUS_PENDING
-RUNNING = pb.TOOL_EXECUTION_STATUS_RUNNING
-COMPLETED = pb.TOOL_EXECUTION_STATUS_COMPLETED
-FAILED = pb.TOOL_EXECUTION_STATUS_FAILED
-TIMEOUT = pb.TOOL_EXECUTION_STATUS_TIMEOUT
-CANCELLED = pb.TOOL_EXECUTION_STATUS_CANCELLED
-#: The statuses of an execution that has ended.
-ENDED_STATUSES = frozenset({COMPLETED, FAILED, TIMEOUT, CANCELLED})
-#: The statuses FailExecution accepts.
-ERROR_STATUSES = frozenset({FAILED, TIMEOUT, CANCELLED})
+Status = ToolExecutionStatus
 
 #: Backoff defaults of a retry state that does not set them.
 DEFAULT_BACKOFF_FACTOR = 2.0
@@ -112,42 +109,6 @@ def check_duration(seconds: float | None, field: str) -> float | None:
     return seconds
 
 
-def _canonical(document: Any) -> Any:
-    kind = type(document)
-    if kind is float and document.is_integer() and abs(document) <= _INT_FLOAT_BOUND:
-        return int(document)
-    if kind is dict:
-        return {key: _canonical(item) for key, item in document.items()}
-    if kind is list or kind is tuple:
-        return [_canonical(item) for item in document]
-    if kind is bytes or kind is bytearray:
-        return {values.BYTES_MEMBER: base64.b64encode(document).decode()}
-    return document
-
-
-def canonical_json(parameters: Any) -> str:
-    """The canonical text of a parameters document (see :func:`parameters_hash`)."""
-    return json.dumps(
-        _canonical(parameters),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
-
-
-def parameters_hash(parameters: Any) -> str:
-    """The parameters hash: lowercase hex SHA-256 of the UTF-8 canonical JSON.
-
-    Canonical JSON: integral floats within +/-2**53 become integers (the rule by which the JSON
-    form of a Value is read, so every language gets the same hash), bytes become their JSON form
-    ``{"$bytes": "<base64>"}``, object members are sorted
-    by key in code point order, no whitespace, non-ASCII characters written as themselves,
-    integers in decimal, other numbers in the shortest form that reads back to the same double.
-    """
-    return hashlib.sha256(canonical_json(parameters).encode("utf-8")).hexdigest()
-
-
 def _time_key(seconds: float) -> str:
     return f"{round(seconds * 1e6):017d}"
 
@@ -167,14 +128,18 @@ def _decode_token(token: str) -> str:
 class HistoryPage:
     """One page of executions or retries, with the token of the next page."""
 
-    records: list[dict[str, Any]]
+    records: list[Any]
     next_page_token: str
 
 
-def _empty_stats() -> dict[str, Any]:
-    """A stats shard: executions started, ended ok / with an error, their summed duration,
-    cache hits and misses, the last end time."""
-    return {"started": 0, "ok": 0, "err": 0, "dur_us": 0, "hits": 0, "misses": 0, "last": None}
+def _sum_shards(shards: list[StatsShard]) -> StatsShard:
+    counters = {
+        f.name: sum(getattr(s, f.name) for s in shards)
+        for f in fields(StatsShard)
+        if f.name != "last"
+    }
+    stamps = [s.last for s in shards if s.last is not None]
+    return StatsShard(**counters, last=max(stamps) if stamps else None)
 
 
 class ToolEngine:
@@ -188,87 +153,61 @@ class ToolEngine:
     def _ns() -> str:
         return tenant_prefix() + NAMESPACE
 
-    def _pack(self, document: Any, field: str = "value") -> bytes:
-        return self.limits.check_value_size(values.pack(document), field)
+    async def _shard(self, txn: Txn, tool_name: str) -> tuple[str, StatsShard]:
+        """One stats shard of the tool, chosen at random so concurrent writers rarely collide."""
+        key = f"{self._ns()}stats/{tool_name}/{random.randrange(STATS_SHARDS)}"
+        return key, await txn.get(key, SHARD) or StatsShard()
 
     # -- executions -----------------------------------------------------------------------
 
-    async def start_execution(
-        self,
-        *,
-        execution_id: str,
-        tool_name: str,
-        status: int,
-        started_at: float | None,
-        parameters: Any,
-        metadata: Any,
-    ) -> dict[str, Any]:
+    async def start_execution(self, execution: ToolExecution) -> ToolExecution:
         """Record a new execution (status PENDING or RUNNING; unspecified means RUNNING)."""
-        check_id(execution_id, "execution.execution_id")
-        check_id(tool_name, "execution.tool_name")
-        if status == pb.TOOL_EXECUTION_STATUS_UNSPECIFIED:
-            status = RUNNING
-        if status not in (PENDING, RUNNING):
+        execution_id = check_id(execution.execution_id, "execution.execution_id")
+        tool_name = check_id(execution.tool_name, "execution.tool_name")
+        status = execution.status or Status.RUNNING
+        if status not in (Status.PENDING, Status.RUNNING):
             raise invalid("execution.status", "must be PENDING or RUNNING")
-        now = time.time()
-        started = check_time(started_at if started_at is not None else now, "execution.started_at")
-        if parameters is None:
-            parameters = {}
-        record = {
-            "execution_id": execution_id,
-            "tool_name": tool_name,
-            "status": status,
-            "started_at": started,
-            "parameters": parameters,
-            "parameters_hash": parameters_hash(parameters),
-            "completed_at": None,
-            "result": None,
-            "error": "",
-            "duration": None,
-            "metadata": metadata,
-        }
+        started = execution.started_at if execution.started_at is not None else time.time()
+        parameters = {} if execution.parameters is None else execution.parameters
+        record = ToolExecution(
+            execution_id=execution_id,
+            tool_name=tool_name,
+            status=status,
+            started_at=check_time(started, "execution.started_at"),
+            parameters=parameters,
+            parameters_hash=parameters_hash(parameters),
+            metadata=execution.metadata,
+        )
         ns = self._ns()
         history_key = f"{ns}hist/{tool_name}/{_inverted_time_key(started)}/{execution_id}"
         pointer_key = f"{ns}exec/{execution_id}"
-        data = self._pack(record, "execution")
+        EXECUTION.pack(record, self.limits)  # the size error names the execution
 
-        async def attempt() -> None:
-            # The start is counted in one stats shard in the same transaction.
-            shard_key = f"{ns}stats/{tool_name}/{random.randrange(STATS_SHARDS)}"
-            shard_entry = await self.backend.get(shard_key)
-            stats = values.unpack(shard_entry.value) if shard_entry else _empty_stats()
-            stats["started"] = stats.get("started", 0) + 1
-            try:
-                await self.backend.txn(
-                    [
-                        Compare(pointer_key, 0),
-                        Compare(shard_key, shard_entry.mod_revision if shard_entry else 0),
-                    ],
-                    [
-                        Put(pointer_key, values.pack({"h": history_key})),
-                        Put(history_key, data),
-                        Put(shard_key, values.pack(stats)),
-                    ],
-                )
-            except ConflictError:
-                if await self.backend.get(pointer_key) is None:
-                    raise  # another start or end took the shard: try again
+        async def body(txn: Txn) -> ToolExecution:
+            if await txn.entry(pointer_key) is not None:
                 raise AlreadyExistsError(
                     f"execution {execution_id!r} already exists",
                     reason=Reason.ALREADY_EXISTS,
                     metadata={"execution_id": execution_id},
-                ) from None
+                )
+            # The start is counted in one stats shard in the same transaction.
+            shard_key, stats = await self._shard(txn, tool_name)
+            txn.put(pointer_key, Pointer(history_key), POINTER)
+            txn.put(history_key, record, EXECUTION)
+            txn.put(shard_key, replace(stats, started=stats.started + 1), SHARD)
+            return record
 
-        await retry_on_conflict(attempt)
-        return record
+        return await transact(self.backend, body, limits=self.limits)
 
-    async def _locate(self, execution_id: str) -> tuple[str, Entry]:
-        """The history key and entry of an execution, or EXECUTION_NOT_FOUND."""
-        pointer = await self.backend.get(f"{self._ns()}exec/{execution_id}")
+    async def _locate(self, execution_id: str, txn: Txn | None = None) -> tuple[str, Entry]:
+        """The history key and entry of an execution (read through ``txn`` when given, so its
+        commit is guarded by them), or EXECUTION_NOT_FOUND."""
+        read = txn.entry if txn is not None else self.backend.get
+        pointer = await read(f"{self._ns()}exec/{execution_id}")
         entry = None
         if pointer is not None:
-            history_key = values.unpack(pointer.value)["h"]
-            entry = await self.backend.get(history_key)
+            history_key = POINTER.unpack(pointer.value).h
+            entry = await read(history_key)
         if pointer is None or entry is None:
             raise NotFoundError(
                 f"execution {execution_id!r} not found",
@@ -277,122 +216,87 @@ class ToolEngine:
             )
         return history_key, entry
 
-    async def get_execution(self, execution_id: str) -> dict[str, Any]:
+    async def get_execution(self, execution_id: str) -> ToolExecution:
         """One execution record."""
         check_id(execution_id, "execution_id")
         _, entry = await self._locate(execution_id)
-        record: dict[str, Any] = values.unpack(entry.value)
-        return record
+        return EXECUTION.unpack(entry.value)
 
     async def _end(
-        self,
-        execution_id: str,
-        *,
-        status: int,
-        result: Any,
-        error: str,
-        duration: float | None,
-        cache: bool,
-        cache_ttl: float | None,
-    ) -> dict[str, Any]:
-        """End an execution and count it in one shard of its tool's statistics, atomically
-        (with ``cache``, also cache the result for ``cache_ttl`` seconds, None: forever); then
-        remove the tool's oldest ended executions beyond its history cap."""
+        self, execution_id: str, ending: ToolExecution, cache: bool, cache_ttl: float | None
+    ) -> ToolExecution:
+        """End an execution with the status, result, error and duration of ``ending`` (no
+        duration: the time since its start) and count it in one shard of its tool's
+        statistics, atomically (with ``cache``, also cache the result for ``cache_ttl``
+        seconds, None: forever); then remove the tool's oldest ended executions beyond its
+        history cap."""
         ns = self._ns()
 
-        async def attempt() -> dict[str, Any]:
-            history_key, entry = await self._locate(execution_id)
-            record = values.unpack(entry.value)
-            if record["status"] in ENDED_STATUSES:
+        async def body(txn: Txn) -> ToolExecution:
+            history_key, entry = await self._locate(execution_id, txn)
+            record = EXECUTION.unpack(entry.value)
+            if record.status in ENDED_STATUSES:
                 raise FailedPreconditionError(
                     f"execution {execution_id!r} has already ended",
                     reason=Reason.EXECUTION_ENDED,
                     metadata={"execution_id": execution_id},
                 )
             now = time.time()
-            took = duration if duration is not None else max(0.0, now - record["started_at"])
-            record.update(
-                status=status, completed_at=now, result=result, error=error, duration=took
-            )
-            tool_name = record["tool_name"]
-            shard_key = f"{ns}stats/{tool_name}/{random.randrange(STATS_SHARDS)}"
-            shard_entry = await self.backend.get(shard_key)
-            stats = values.unpack(shard_entry.value) if shard_entry else _empty_stats()
-            stats["ok" if status == COMPLETED else "err"] += 1
-            stats["dur_us"] += round(took * 1e6)
-            stats["last"] = now if stats["last"] is None else max(stats["last"], now)
-            stats["kept"] = stats.get("kept", 0) + 1
+            record = _ended(record, ending, now)
+            tool_name = record.tool_name
+            shard_key, stats = await self._shard(txn, tool_name)
+            ok = ending.status is Status.COMPLETED
+            txn.put(history_key, record, EXECUTION)
+            txn.put(shard_key, _counted(stats, ok, record.duration or 0.0, now), SHARD)
             done_key = f"{ns}done/{tool_name}/{_time_key(now)}/{execution_id}"
-            operations: list[Operation] = [
-                Put(history_key, self._pack(record, "result")),
-                Put(shard_key, values.pack(stats)),
-                Put(done_key, values.pack({"h": history_key, "id": execution_id})),
-            ]
-            compares = [
-                Compare(history_key, entry.mod_revision),
-                Compare(shard_key, shard_entry.mod_revision if shard_entry else 0),
-            ]
-            if cache and status == COMPLETED:
-                entry_document = {
-                    "tool_name": record["tool_name"],
-                    "parameters_hash": record["parameters_hash"],
-                    "result": result,
-                    "created_at": now,
-                    "ttl": cache_ttl,
-                }
-                cache_key = f"{ns}cache/{record['tool_name']}/{record['parameters_hash']}"
+            txn.put(done_key, Done(history_key, execution_id), DONE)
+            if cache and ok:
+                cached = ToolCacheEntry(
+                    tool_name, record.parameters_hash, ending.result, now, cache_ttl
+                )
+                cache_key = f"{ns}cache/{tool_name}/{record.parameters_hash}"
                 expire_at = None if cache_ttl is None else now + cache_ttl
-                operations.append(Put(cache_key, values.pack(entry_document), expire_at))
-            await self.backend.txn(compares, operations)
+                txn.put(cache_key, cached, CACHE_ENTRY, expire_at)
             return record
 
-        ended = await retry_on_conflict(attempt)
+        ended = await transact(self.backend, body, limits=self.limits)
         if self.limits.tool_history_per_tool > 0:
             try:
-                await self.prune_history(ended["tool_name"])
+                await self.prune_history(ended.tool_name)
             except ConflictError:
                 # Under sustained contention: the next execution's end prunes instead.
-                log.debug("pruning the history of %r gave way to other writers", ended["tool_name"])
+                log.debug("pruning the history of %r gave way to other writers", ended.tool_name)
         return ended
 
     async def prune_history(self, tool_name: str) -> int:
         """Remove up to :data:`PRUNE_BATCH` of the tool's oldest ended executions while it
         keeps more than ``Limits.tool_history_per_tool`` of them; returns how many went.
 
-        One transaction compares every stats shard (so the count it saw is the count it
+        One transaction is guarded by every stats shard (so the count it saw is the count it
         changes) and every removed index entry; the statistics counters are left as they are.
         """
         cap = self.limits.tool_history_per_tool
         ns = self._ns()
-        shards_prefix = f"{ns}stats/{tool_name}/"
 
-        async def attempt() -> int:
-            shards = await self.backend.range(shards_prefix, limit=STATS_SHARDS * 2)
-            kept = sum(values.unpack(shard.value).get("kept", 0) for shard in shards.entries)
-            if cap <= 0 or kept <= cap or not shards.entries:
+        async def body(txn: Txn) -> int:
+            shards = await txn.range(f"{ns}stats/{tool_name}/", SHARD, guard=True)
+            kept = sum(shard.kept for _, shard in shards)
+            if cap <= 0 or kept <= cap or not shards:
                 return 0
-            oldest = await self.backend.range(
-                f"{ns}done/{tool_name}/", limit=min(kept - cap, PRUNE_BATCH)
+            oldest = await txn.range(
+                f"{ns}done/{tool_name}/", DONE, limit=min(kept - cap, PRUNE_BATCH), guard=True
             )
-            if not oldest.entries:
+            if not oldest:
                 return 0
-            compares = [Compare(shard.key, shard.mod_revision) for shard in shards.entries]
-            target = random.choice(shards.entries)
-            stats = values.unpack(target.value)
-            stats["kept"] = stats.get("kept", 0) - len(oldest.entries)
-            operations: list[Operation] = [Put(target.key, values.pack(stats))]
-            for old in oldest.entries:
-                pointer = values.unpack(old.value)
-                compares.append(Compare(old.key, old.mod_revision))
-                operations += [
-                    Delete(old.key),
-                    Delete(pointer["h"]),
-                    Delete(f"{ns}exec/{pointer['id']}"),
-                ]
-            await self.backend.txn(compares, operations)
-            return len(oldest.entries)
+            target, stats = random.choice(shards)
+            txn.put(target.key, replace(stats, kept=stats.kept - len(oldest)), SHARD)
+            for index, done in oldest:
+                txn.delete(index.key)
+                txn.delete(done.h)
+                txn.delete(f"{ns}exec/{done.id}")
+            return len(oldest)
 
-        return await retry_on_conflict(attempt)
+        return await transact(self.backend, body, limits=self.limits)
 
     async def complete_execution(
         self,
@@ -401,41 +305,30 @@ class ToolEngine:
         duration: float | None = None,
         cache: bool = False,
         cache_ttl: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> ToolExecution:
         """Mark an execution COMPLETED with ``result`` (with ``cache``, also cache the result
         for ``cache_ttl`` seconds; None: the entry never expires)."""
         check_id(execution_id, "execution_id")
         check_duration(duration, "duration")
         cache_ttl = check_ttl(cache_ttl, "cache_ttl")
-        return await self._end(
-            execution_id,
-            status=COMPLETED,
-            result=result,
-            error="",
-            duration=duration,
-            cache=cache,
-            cache_ttl=cache_ttl,
-        )
+        ending = ToolExecution(status=Status.COMPLETED, result=result, duration=duration)
+        return await self._end(execution_id, ending, cache, cache_ttl)
 
     async def fail_execution(
-        self, execution_id: str, error: str, duration: float | None = None, status: int = FAILED
-    ) -> dict[str, Any]:
-        """Mark an execution FAILED, TIMEOUT or CANCELLED with an error message."""
+        self,
+        execution_id: str,
+        error: str,
+        duration: float | None = None,
+        status: ToolExecutionStatus | None = None,
+    ) -> ToolExecution:
+        """Mark an execution FAILED (the default), TIMEOUT or CANCELLED with an error."""
         check_id(execution_id, "execution_id")
         check_duration(duration, "duration")
-        if status == pb.TOOL_EXECUTION_STATUS_UNSPECIFIED:
-            status = FAILED
+        status = status or Status.FAILED
         if status not in ERROR_STATUSES:
             raise invalid("status", "must be FAILED, TIMEOUT or CANCELLED")
-        return await self._end(
-            execution_id,
-            status=status,
-            result=None,
-            error=error,
-            duration=duration,
-            cache=False,
-            cache_ttl=None,
-        )
+        ending = ToolExecution(status=status, error=error, duration=duration)
+        return await self._end(execution_id, ending, False, None)
 
     async def execution_history(
         self, tool_name: str, page_size: int = 0, page_token: str = ""
@@ -448,7 +341,7 @@ class ToolEngine:
         page = await self.backend.range(
             prefix, start_after=prefix + last if last else "", limit=size
         )
-        records = [values.unpack(entry.value) for entry in page.entries]
+        records = [EXECUTION.unpack(entry.value) for entry in page.entries]
         token = ""
         if page.more and page.entries:
             token = encode_text(page.entries[-1].key[len(prefix) :])
@@ -471,63 +364,48 @@ class ToolEngine:
             raise invalid(field, "set parameters or parameters_hash")
         return check_id(explicit, field)
 
-    async def cache_result(
-        self,
-        *,
-        tool_name: str,
-        parameters: Any,
-        parameters_hash: str,
-        result: Any,
-        created_at: float | None,
-        ttl: float | None,
-    ) -> dict[str, Any]:
-        """Store a result under its tool and parameters hash; it expires after ``ttl``."""
-        check_id(tool_name, "entry.tool_name")
-        digest = self._cache_hash(parameters, parameters_hash, "entry.parameters_hash")
-        ttl = check_ttl(ttl, "entry.ttl")
+    async def cache_result(self, entry: ToolCacheEntry, parameters: Any) -> ToolCacheEntry:
+        """Store a result under its tool and parameters hash; it expires after ``entry.ttl``."""
+        check_id(entry.tool_name, "entry.tool_name")
+        digest = self._cache_hash(parameters, entry.parameters_hash, "entry.parameters_hash")
+        ttl = check_ttl(entry.ttl, "entry.ttl")
         now = time.time()
-        if created_at is not None:
-            check_time(created_at, "entry.created_at")
-        record = {
-            "tool_name": tool_name,
-            "parameters_hash": digest,
-            "result": result,
-            "created_at": created_at if created_at is not None else now,
-            "ttl": ttl,
-        }
-        expire_at = now + ttl if ttl is not None else None
-        key = f"{self._ns()}cache/{tool_name}/{digest}"
-        entry = await self.backend.put(key, self._pack(record, "entry.result"), expire_at=expire_at)
-        record["expire_at"] = entry.expire_at
-        return record
+        if entry.created_at is not None:
+            check_time(entry.created_at, "entry.created_at")
+        record = ToolCacheEntry(
+            tool_name=entry.tool_name,
+            parameters_hash=digest,
+            result=entry.result,
+            created_at=entry.created_at if entry.created_at is not None else now,
+            ttl=ttl,
+        )
+        key = f"{self._ns()}cache/{entry.tool_name}/{digest}"
+        stored = await self.backend.put(
+            key,
+            CACHE_ENTRY.pack(record, self.limits),
+            expire_at=now + ttl if ttl is not None else None,
+        )
+        return replace(record, expire_time=stored.expire_at)
 
     async def get_cached_result(
         self, tool_name: str, parameters: Any, parameters_hash: str
-    ) -> dict[str, Any] | None:
+    ) -> ToolCacheEntry | None:
         """The cached entry (or None), counting a hit or a miss in the tool's statistics."""
         check_id(tool_name, "tool_name")
         digest = self._cache_hash(parameters, parameters_hash, "parameters_hash")
-        ns = self._ns()
-        entry = await self.backend.get(f"{ns}cache/{tool_name}/{digest}")
-        await self._count(tool_name, "hits" if entry is not None else "misses")
+        entry = await self.backend.get(f"{self._ns()}cache/{tool_name}/{digest}")
+        await self._count(tool_name, hit=entry is not None)
         if entry is None:
             return None
-        record: dict[str, Any] = values.unpack(entry.value)
-        record["expire_at"] = entry.expire_at
-        return record
+        return replace(CACHE_ENTRY.unpack(entry.value), expire_time=entry.expire_at)
 
-    async def _count(self, tool_name: str, counter: str) -> None:
-        shard_key = f"{self._ns()}stats/{tool_name}/{random.randrange(STATS_SHARDS)}"
+    async def _count(self, tool_name: str, *, hit: bool) -> None:
+        async def body(txn: Txn) -> None:
+            key, stats = await self._shard(txn, tool_name)
+            counted = replace(stats, hits=stats.hits + hit, misses=stats.misses + (not hit))
+            txn.put(key, counted, SHARD)
 
-        async def attempt() -> None:
-            entry = await self.backend.get(shard_key)
-            stats = values.unpack(entry.value) if entry else _empty_stats()
-            stats[counter] += 1
-            await self.backend.put(
-                shard_key, values.pack(stats), expected_revision=entry.mod_revision if entry else 0
-            )
-
-        await retry_on_conflict(attempt)
+        await transact(self.backend, body, limits=self.limits)
 
     async def invalidate_cached_result(
         self, tool_name: str, parameters: Any, parameters_hash: str
@@ -540,82 +418,32 @@ class ToolEngine:
 
     # -- retries ----------------------------------------------------------------------------
 
-    async def update_retry_state(
-        self,
-        *,
-        execution_id: str,
-        tool_name: str,
-        attempts: int,
-        max_attempts: int,
-        last_error: str,
-        next_retry_at: float | None,
-        backoff_factor: float,
-        base_delay: float | None,
-        max_delay: float | None,
-        jitter: float,
-    ) -> dict[str, Any]:
+    async def update_retry_state(self, state: RetryState) -> RetryState:
         """Create or replace a retry state, computing ``next_retry_at`` from the backoff when it
         is not given: ``min(max_delay, base_delay * backoff_factor ** max(attempts - 1, 0))``,
         shortened by ``jitter * u`` of itself (``u`` uniform in [0, 1))."""
-        check_id(execution_id, "retry_state.execution_id")
-        if tool_name:
-            check_id(tool_name, "retry_state.tool_name")
-        if attempts < 0:
-            raise invalid("retry_state.attempts", "must not be negative")
-        if max_attempts < 1:
-            raise invalid("retry_state.max_attempts", "must be at least 1")
-        factor = backoff_factor or DEFAULT_BACKOFF_FACTOR
-        if not math.isfinite(factor) or factor < 1:
-            raise invalid("retry_state.backoff_factor", "must be at least 1")
-        base = DEFAULT_BASE_DELAY if base_delay is None else base_delay
-        cap = DEFAULT_MAX_DELAY if max_delay is None else max_delay
-        if not math.isfinite(base) or base <= 0:
-            raise invalid("retry_state.base_delay", "must be positive")
-        if not math.isfinite(cap) or cap < base:
-            raise invalid("retry_state.max_delay", "must be at least base_delay")
-        if not math.isfinite(jitter) or not 0 <= jitter <= 1:
-            raise invalid("retry_state.jitter", "must be between 0 and 1")
-        now = time.time()
-        if next_retry_at is None:
-            delay = backoff_delay(attempts, factor, base, cap, jitter)
-            next_retry_at = now + delay
-        check_time(next_retry_at, "retry_state.next_retry_at")
-        record = {
-            "execution_id": execution_id,
-            "tool_name": tool_name,
-            "attempts": attempts,
-            "max_attempts": max_attempts,
-            "last_error": last_error,
-            "next_retry_at": next_retry_at,
-            "backoff_factor": factor,
-            "base_delay": base,
-            "max_delay": cap,
-            "jitter": jitter,
-            "updated_at": now,
-        }
-        data = self._pack(record, "retry_state")
+        record = _checked_retry(state)
         ns = self._ns()
-        key = f"{ns}retry/{execution_id}"
-        queue_key = f"{ns}retryq/{_time_key(next_retry_at)}/{execution_id}"
-        pending = attempts < max_attempts
+        key = f"{ns}retry/{record.execution_id}"
+        assert record.next_retry_at is not None
+        queue_key = f"{ns}retryq/{_time_key(record.next_retry_at)}/{record.execution_id}"
+        pending = record.attempts < record.max_attempts
+        RETRY.pack(record, self.limits)  # the size error names the retry state
 
-        async def attempt() -> None:
-            current = await self.backend.get(key)
-            operations: list[Operation] = [Put(key, data)]
-            if current is not None:
-                old = values.unpack(current.value)
-                old_queue = f"{ns}retryq/{_time_key(old['next_retry_at'])}/{execution_id}"
+        async def body(txn: Txn) -> RetryState:
+            current = await txn.get(key, RETRY)
+            txn.put(key, record, RETRY)
+            if current is not None and current.next_retry_at is not None:
+                old_queue = f"{ns}retryq/{_time_key(current.next_retry_at)}/{record.execution_id}"
                 if old_queue != queue_key or not pending:
-                    operations.append(Delete(old_queue))
+                    txn.delete(old_queue)
             if pending:
-                operations.append(Put(queue_key, data))
-            revision = current.mod_revision if current is not None else 0
-            await self.backend.txn([Compare(key, revision)], operations)
+                txn.put(queue_key, record, RETRY)
+            return record
 
-        await retry_on_conflict(attempt)
-        return record
+        return await transact(self.backend, body, limits=self.limits)
 
-    async def get_retry_state(self, execution_id: str) -> dict[str, Any]:
+    async def get_retry_state(self, execution_id: str) -> RetryState:
         """One retry state, or RETRY_NOT_FOUND."""
         check_id(execution_id, "execution_id")
         entry = await self.backend.get(f"{self._ns()}retry/{execution_id}")
@@ -625,8 +453,7 @@ class ToolEngine:
                 reason=Reason.RETRY_NOT_FOUND,
                 metadata={"execution_id": execution_id},
             )
-        record: dict[str, Any] = values.unpack(entry.value)
-        return record
+        return RETRY.unpack(entry.value)
 
     async def delete_retry_state(self, execution_id: str) -> bool:
         """Remove a retry state (and its queue entry); True when it existed."""
@@ -634,18 +461,16 @@ class ToolEngine:
         ns = self._ns()
         key = f"{ns}retry/{execution_id}"
 
-        async def attempt() -> bool:
-            current = await self.backend.get(key)
+        async def body(txn: Txn) -> bool:
+            current = await txn.get(key, RETRY)
             if current is None:
                 return False
-            old = values.unpack(current.value)
-            queue_key = f"{ns}retryq/{_time_key(old['next_retry_at'])}/{execution_id}"
-            await self.backend.txn(
-                [Compare(key, current.mod_revision)], [Delete(key), Delete(queue_key)]
-            )
+            txn.delete(key)
+            if current.next_retry_at is not None:
+                txn.delete(f"{ns}retryq/{_time_key(current.next_retry_at)}/{execution_id}")
             return True
 
-        return await retry_on_conflict(attempt)
+        return await transact(self.backend, body, limits=self.limits)
 
     async def pending_retries(
         self, due_before: float | None = None, page_size: int = 0, page_token: str = ""
@@ -659,40 +484,94 @@ class ToolEngine:
         page = await self.backend.range(
             prefix, start_after=prefix + last if last else "", limit=size
         )
-        records: list[dict[str, Any]] = []
+        records: list[RetryState] = []
         more = page.more
         for entry in page.entries:
             if bound is not None and entry.key[len(prefix) :].split("/", 1)[0] > bound:
                 more = False
                 break
-            records.append(values.unpack(entry.value))
+            records.append(RETRY.unpack(entry.value))
         token = ""
         if more and records:
             last_record = records[-1]
+            assert last_record.next_retry_at is not None
             token = encode_text(
-                f"{_time_key(last_record['next_retry_at'])}/{last_record['execution_id']}"
+                f"{_time_key(last_record.next_retry_at)}/{last_record.execution_id}"
             )
         return HistoryPage(records, token)
 
     # -- statistics -------------------------------------------------------------------------
 
-    async def tool_stats(self, tool_name: str) -> dict[str, Any]:
-        """The sum of a tool's counter shards (all zero for a tool with no activity).
-
-        ``started`` counts every execution from its start (shards written before starts were
-        counted hold none: then at least the ended ones count)."""
+    async def tool_stats(self, tool_name: str) -> ToolStats:
+        """A tool's statistics, summed over its counter shards (all zero for a tool with no
+        activity). ``total_executions`` counts every execution from its start (shards written
+        before starts were counted hold none: then at least the ended ones count)."""
         check_id(tool_name, "tool_name")
-        prefix = f"{self._ns()}stats/{tool_name}/"
-        page = await self.backend.range(prefix, limit=STATS_SHARDS * 2)
-        total = _empty_stats()
-        for entry in page.entries:
-            shard = values.unpack(entry.value)
-            for name in ("started", "ok", "err", "dur_us", "hits", "misses"):
-                total[name] += shard.get(name, 0)
-            if shard["last"] is not None:
-                total["last"] = max(total["last"] or 0.0, shard["last"])
-        total["started"] = max(total["started"], total["ok"] + total["err"])
-        return total
+        page = await self.backend.range(f"{self._ns()}stats/{tool_name}/", limit=STATS_SHARDS * 2)
+        return ToolStats.of(tool_name, _sum_shards([SHARD.unpack(e.value) for e in page.entries]))
+
+
+def _ended(record: ToolExecution, ending: ToolExecution, now: float) -> ToolExecution:
+    """``record`` ended at ``now`` with the status, result, error and duration of ``ending``
+    (no duration: the time since its start)."""
+    started = record.started_at or now
+    took = ending.duration if ending.duration is not None else max(0.0, now - started)
+    return replace(
+        record,
+        status=ending.status,
+        completed_at=now,
+        result=ending.result,
+        error=ending.error,
+        duration=took,
+    )
+
+
+def _counted(stats: StatsShard, ok: bool, took: float, now: float) -> StatsShard:
+    """A stats shard that also counts one execution ended (ok or not) after ``took`` seconds,
+    retained in the history."""
+    return replace(
+        stats,
+        ok=stats.ok + ok,
+        err=stats.err + (not ok),
+        dur_us=stats.dur_us + round(took * 1e6),
+        last=now if stats.last is None else max(stats.last, now),
+        kept=stats.kept + 1,
+    )
+
+
+def _checked_retry(state: RetryState) -> RetryState:
+    """A validated retry state with its defaults and ``next_retry_at`` filled in."""
+    check_id(state.execution_id, "retry_state.execution_id")
+    if state.tool_name:
+        check_id(state.tool_name, "retry_state.tool_name")
+    if state.attempts < 0:
+        raise invalid("retry_state.attempts", "must not be negative")
+    if state.max_attempts < 1:
+        raise invalid("retry_state.max_attempts", "must be at least 1")
+    factor = state.backoff_factor or DEFAULT_BACKOFF_FACTOR
+    if not math.isfinite(factor) or factor < 1:
+        raise invalid("retry_state.backoff_factor", "must be at least 1")
+    base = DEFAULT_BASE_DELAY if state.base_delay is None else state.base_delay
+    cap = DEFAULT_MAX_DELAY if state.max_delay is None else state.max_delay
+    if not math.isfinite(base) or base <= 0:
+        raise invalid("retry_state.base_delay", "must be positive")
+    if not math.isfinite(cap) or cap < base:
+        raise invalid("retry_state.max_delay", "must be at least base_delay")
+    if not math.isfinite(state.jitter) or not 0 <= state.jitter <= 1:
+        raise invalid("retry_state.jitter", "must be between 0 and 1")
+    now = time.time()
+    next_retry_at = state.next_retry_at
+    if next_retry_at is None:
+        next_retry_at = now + backoff_delay(state.attempts, factor, base, cap, state.jitter)
+    check_time(next_retry_at, "retry_state.next_retry_at")
+    return replace(
+        state,
+        next_retry_at=next_retry_at,
+        backoff_factor=factor,
+        base_delay=base,
+        max_delay=cap,
+        updated_at=now,
+    )
 
 
 def backoff_delay(attempts: int, factor: float, base: float, cap: float, jitter: float) -> float:
