@@ -92,7 +92,6 @@ KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
         # Managers that import a sibling manager (wave 2 of issue 15 removes these).
         (f"{DOMAINS}.workflows", f"{DOMAINS}.agents"),
         (f"{DOMAINS}.workflows", f"{DOMAINS}.state"),
-        # Managers that store proto enum numbers from the generated stubs.
     }
 )
 
