@@ -87,11 +87,7 @@ SHARED_DOMAIN_HELPERS = frozenset({f"{DOMAINS}.checkpoints"})
 
 #: Imports that break a rule and that other changes of this session are removing. Each entry
 #: is (importer, imported); the test fails when one no longer exists: delete it here then.
-KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        # Managers that store proto enum numbers from the generated stubs.
-    }
-)
+KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({})
 
 
 @dataclass(frozen=True)
