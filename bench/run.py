@@ -25,6 +25,7 @@ from bench import (
     scaling,
     stack,
     watchcost,
+    workflow_scaling,
 )
 from bench.servers import (
     Service,
@@ -719,6 +720,9 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
                 redis = harness.start(start_redis())
             watchcost.measure(harness, redis)
+        if "workflows" in parts:
+            harness.log("workflow and agent history (engine in-process)")
+            workflow_scaling.measure(harness)
         if "agents" in parts:
             harness.log("agent-framework session stores (ADK, OpenAI Agents SDK, LangGraph)")
             if redis is None or redis.process.poll() is not None:
@@ -768,9 +772,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--parts",
-        default="load,fanout,speech,peers,scaling,queue,watch,agents,targets,stack,batching,soak",
-        help="comma-separated parts to run: load, fanout, speech, peers, scaling, queue, watch, "
-        "agents, targets, stack, batching, soak",
+        default="load,fanout,speech,peers,scaling,queue,workflows,watch,agents,targets,stack,"
+        "batching,soak",
+        help="comma-separated parts to run: load, fanout, speech, peers, scaling, queue, "
+        "workflows, watch, agents, targets, stack, batching, soak",
     )
     parser.add_argument(
         "--out", default=os.path.join(os.path.dirname(__file__), "results"), help="output dir"
