@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from bench import batching, scaling, stack
+from bench import batching, scaling, stack, workflow_scaling
 from bench.agents import best_own
 
 #: The issue's targets, checked against the run's figures.
@@ -301,6 +301,7 @@ def markdown(results: dict[str, Any]) -> str:
             met = {True: "yes", False: "**no**", None: "n/a"}[item["met"]]
             lines.append(f"| {item['target']} | {item['measured']} | {met} |")
     lines += scaling.table(results.get("scaling") or [])
+    lines += workflow_scaling.table(results.get("workflows") or [])
     lines += agents_table(results.get("agents") or [], results.get("agents_profile"))
     lines += batching.markdown(results)
     lines += stack.markdown(results)

@@ -16,7 +16,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import agents, batching, file_restart, queue_scaling, report, scaling, stack
+from bench import (
+    agents,
+    batching,
+    file_restart,
+    queue_scaling,
+    report,
+    scaling,
+    stack,
+    workflow_scaling,
+)
 from bench.servers import (
     Service,
     loadgen,
@@ -706,6 +715,9 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
                 redis = harness.start(start_redis())
             queue_scaling.measure(harness, redis)
+        if "workflows" in parts:
+            harness.log("workflow and agent history (engine in-process)")
+            workflow_scaling.measure(harness)
         if "agents" in parts:
             harness.log("agent-framework session stores (ADK, OpenAI Agents SDK, LangGraph)")
             if redis is None or redis.process.poll() is not None:
@@ -755,9 +767,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--parts",
-        default="load,fanout,speech,peers,scaling,queue,agents,targets,stack,batching,soak",
-        help="comma-separated parts to run: load, fanout, speech, peers, scaling, queue, agents, "
-        "targets, stack, batching, soak",
+        default="load,fanout,speech,peers,scaling,queue,workflows,agents,targets,stack,batching,soak",
+        help="comma-separated parts to run: load, fanout, speech, peers, scaling, queue, "
+        "workflows, agents, targets, stack, batching, soak",
     )
     parser.add_argument(
         "--out", default=os.path.join(os.path.dirname(__file__), "results"), help="output dir"

@@ -34,8 +34,15 @@ from statekeeper.state import (
     WorkflowStatus,
 )
 from statekeeper_server.engine import records
+from statekeeper_server.engine.domains.agents import AgentCheckpoint as AgentCheckpointRecord
 from statekeeper_server.engine.domains.agents import AgentEngine
-from statekeeper_server.engine.domains.workflows import WorkflowEngine
+from statekeeper_server.engine.domains.agents import AgentSnapshot as AgentSnapshotRecord
+from statekeeper_server.engine.domains.workflows import StepState as StepRecord
+from statekeeper_server.engine.domains.workflows import StepStatus, WorkflowEngine
+from statekeeper_server.engine.domains.workflows import (
+    WorkflowCheckpoint as WorkflowCheckpointRecord,
+)
+from statekeeper_server.engine.domains.workflows import WorkflowState as WorkflowRecord
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.storage.backend import Backend
 from statekeeper_server.engine.storage.factory import BackendOptions, open_backend
@@ -288,8 +295,7 @@ def _stop_after_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:
             raise _Stop
         return await real(backend, keys)
 
-    for module in ("agents", "workflows"):
-        monkeypatch.setattr(f"statekeeper_server.engine.domains.{module}.delete_batch", flaky)
+    monkeypatch.setattr("statekeeper_server.engine.domains.checkpoints.delete_batch", flaky)
 
 
 async def test_large_workflow_goes_in_batches_and_a_stopped_removal_finishes(
@@ -297,10 +303,10 @@ async def test_large_workflow_goes_in_batches_and_a_stopped_removal_finishes(
 ) -> None:
     engine = WorkflowEngine(backend, Limits(max_transaction_operations=4))
     before = (await backend.stats()).keys
-    await engine.create({"workflow_id": "big", "checkpoint_interval": 3})
+    await engine.create(WorkflowRecord("big", checkpoint_interval=3))
     for number in range(1, 13):
-        await engine.update_step("big", {"step_number": number, "status": "COMPLETED"})
-    await engine.checkpoint({"workflow_id": "big", "checkpoint_id": "m", "step": 2})
+        await engine.update_step("big", StepRecord(number, status=StepStatus.COMPLETED))
+    await engine.checkpoint(WorkflowCheckpointRecord("big", "m", step=2))
     # record + 12 steps + 5 checkpoints with their id pointers: far more than 4 per transaction.
     assert (await backend.stats()).keys - before == 1 + 12 + 5 * 2
     await engine.transition("big", "complete")
@@ -312,11 +318,11 @@ async def test_large_workflow_goes_in_batches_and_a_stopped_removal_finishes(
     with pytest.raises(NotFoundError):
         await engine.get("big")
     with pytest.raises(NotFoundError):
-        await engine.update_step("big", {"step_number": 13, "status": "COMPLETED"})
-    assert [w["workflow_id"] for w in (await engine.list_workflows())[0]] == []
+        await engine.update_step("big", StepRecord(13, status=StepStatus.COMPLETED))
+    assert [w.workflow_id for w in (await engine.list_workflows())[0]] == []
     assert 0 < (await backend.stats()).keys - before < 1 + 12 + 5 * 2
     with pytest.raises(AlreadyExistsError, match="being deleted"):
-        await engine.create({"workflow_id": "big"})
+        await engine.create(WorkflowRecord("big"))
 
     monkeypatch.undo()
     deleted, revision = await engine.delete("big")  # the retry finishes the removal
@@ -327,9 +333,9 @@ async def test_large_workflow_goes_in_batches_and_a_stopped_removal_finishes(
         await engine.delete("big")
 
     # Without interruption the count covers everything.
-    await engine.create({"workflow_id": "big2"})
+    await engine.create(WorkflowRecord("big2"))
     for number in range(1, 10):
-        await engine.update_step("big2", {"step_number": number, "status": "RUNNING"})
+        await engine.update_step("big2", StepRecord(number, status=StepStatus.RUNNING))
     assert await engine.delete("big2", force=True) == (10, await backend.revision())
     assert (await backend.stats()).keys == before
 
@@ -340,8 +346,8 @@ async def test_large_agent_goes_in_batches_and_a_stopped_removal_finishes(
     engine = AgentEngine(backend, Limits(max_transaction_operations=4))
     before = (await backend.stats()).keys
     for n in range(7):
-        await engine.save_snapshot({"agent_id": "big", "memory_state": {"n": n}})
-        await engine.save_checkpoint({"agent_id": "big", "checkpoint_id": f"c{n}", "step": n})
+        await engine.save_snapshot(AgentSnapshotRecord("big", memory_state={"n": n}))
+        await engine.save_checkpoint(AgentCheckpointRecord("big", f"c{n}", step=n))
     assert (await backend.stats()).keys - before == 1 + 7 + 7 * 2
 
     _stop_after_first_batch(monkeypatch)
@@ -357,7 +363,7 @@ async def test_large_agent_goes_in_batches_and_a_stopped_removal_finishes(
     assert await engine.delete_agent("big") == (0, await backend.revision())
 
     for n in range(5):
-        await engine.save_snapshot({"agent_id": "big", "memory_state": {"n": n}})
+        await engine.save_snapshot(AgentSnapshotRecord("big", memory_state={"n": n}))
     assert (await engine.delete_agent("big"))[0] == 5 + 1
     assert (await backend.stats()).keys == before
 

@@ -15,9 +15,11 @@ import grpc
 import pytest
 from statekeeper.errors import (
     AlreadyExistsError,
+    ConflictError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    Reason,
 )
 from statekeeper.state import (
     StepState,
@@ -618,4 +620,49 @@ async def test_status_changes_pinned_to_a_revision_refuse_a_stale_one(address: s
             await stub.PauseWorkflow(bad)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert await manager.get_status("pinned") is WorkflowStatus.RUNNING
+    await manager.close()
+
+
+async def test_the_python_api_pins_pause_resume_and_cancel_to_a_revision(
+    persistence_kwargs: dict[str, str],
+) -> None:
+    """``pause`` / ``resume`` / ``cancel`` with ``expected_revision``: the revision ``get``
+    returned changes the status; a stale one is a ConflictError (REVISION_CONFLICT) that changes
+    nothing."""
+    manager = WorkflowStateManager(**persistence_kwargs)
+    await manager.create(WorkflowState("pinned-api", total_steps=3))
+    await manager.update_step("pinned-api", StepState(1, "a", "running"))
+    shown = await manager.get("pinned-api")
+    assert shown is not None
+    await manager.update_step("pinned-api", StepState(1, "a", "completed"))
+    for stale_call in (
+        manager.pause("pinned-api", expected_revision=shown.revision),
+        manager.cancel("pinned-api", "x", expected_revision=shown.revision),
+    ):
+        with pytest.raises(ConflictError) as refused:
+            await stale_call
+        assert refused.value.reason == Reason.REVISION_CONFLICT
+        assert refused.value.metadata["workflow_id"] == "pinned-api"
+    after = await manager.get("pinned-api")
+    assert after is not None and after.status is WorkflowStatus.RUNNING
+    assert after.revision != shown.revision
+    assert await manager.pause("pinned-api", expected_revision=after.revision) is (
+        WorkflowStatus.PAUSED
+    )
+    with pytest.raises(ConflictError):
+        await manager.resume("pinned-api", expected_revision=after.revision)
+    paused = await manager.get("pinned-api")
+    assert paused is not None and paused.status is WorkflowStatus.PAUSED
+    assert await manager.resume("pinned-api", expected_revision=paused.revision) is (
+        WorkflowStatus.RUNNING
+    )
+    running = await manager.get("pinned-api")
+    assert running is not None
+    assert await manager.cancel("pinned-api", "done", expected_revision=running.revision) is (
+        WorkflowStatus.CANCELLED
+    )
+    # Without a revision the calls behave as before.
+    await manager.create(WorkflowState("unpinned"))
+    await manager.start("unpinned")
+    assert await manager.pause("unpinned") is WorkflowStatus.PAUSED
     await manager.close()

@@ -15,7 +15,8 @@ exist on one side only are left alone. The type hint of the dataclass field choo
 * ``statekeeper.v1.Value`` (a document): any document; written in ``encoding`` (a
   ``ValueEncoding`` number; None: the exact MessagePack form), read (and validated) from either
   form. An unset document field reads as ``None``.
-* repeated fields: lists; maps: dicts. A field with presence that is unset reads as ``None``.
+* repeated fields: lists; maps: dicts. A field with presence that is unset reads as ``None``,
+  and so does an empty string for a ``str | None`` field (proto3 strings have no presence).
 """
 
 from __future__ import annotations
@@ -67,6 +68,14 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 @functools.cache
+def _optional(cls: type) -> frozenset[str]:
+    """The fields of ``cls`` whose hint admits None."""
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    return frozenset(f.name for f in fields if _inner(hints[f.name]) is not hints[f.name])
+
+
+@functools.cache
 def enum_prefix(descriptor: EnumDescriptor) -> str:
     """The common prefix of an enum's value names (``INDEXING_STATUS_`` for IndexingStatus)."""
     for value in descriptor.values:
@@ -77,7 +86,9 @@ def enum_prefix(descriptor: EnumDescriptor) -> str:
 
 def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> int:
     """The proto number of a Python enum member (by name), of a member's name or string value
-    (``"in_progress"``), or of a number."""
+    (``"in_progress"``), or of a number. A string that names no value is sent as UNSPECIFIED
+    (0), so the receiver refuses it with its own error (a client does not re-check the
+    server's rules)."""
     if isinstance(value, enum.Enum):
         name = value.name
     elif isinstance(value, str):
@@ -85,12 +96,7 @@ def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> 
     else:
         return int(value)
     number = descriptor.values_by_name.get(enum_prefix(descriptor) + name)
-    if number is None:
-        raise InvalidArgumentError(
-            f"{value!r} is not a {descriptor.name} value",
-            violations=[(descriptor.name, "unknown value")],
-        )
-    return int(number.number)
+    return int(number.number) if number is not None else 0
 
 
 def enum_from_number(number: int, descriptor: EnumDescriptor, cls: Any) -> Any:
@@ -211,7 +217,8 @@ def from_message(message: Message, cls: type[R], renames: Mapping[str, str] | No
         if field.has_presence and not message.HasField(field.name):
             known[name] = None
             continue
-        known[name] = _get(getattr(message, field.name), field, hint)
+        value = _get(getattr(message, field.name), field, hint)
+        known[name] = None if value == "" and name in _optional(typing.cast(type, cls)) else value
     return cls(**known)
 
 

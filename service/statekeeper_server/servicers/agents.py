@@ -1,70 +1,28 @@
-"""The AgentService servicer: validate the request, call the AgentEngine, build the response."""
+"""The AgentService servicer: convert the request, call the AgentEngine, build the response
+(every record converts through :mod:`statekeeper.messages`, documents in the requested
+encoding)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from statekeeper.messages import from_message, to_message
 from statekeeper.timestamps import clamped_timestamp
 from statekeeper.v1 import agent_service_pb2 as pb
 from statekeeper.v1 import agent_service_pb2_grpc
 
-from statekeeper_server.engine.domains.agents import AgentEngine, CheckpointEvent
-from statekeeper_server.servicers.batching import responses_of
-from statekeeper_server.servicers.convert import (
-    document_to_wire,
-    optional_document,
-    optional_unix,
-    revision_watch,
+from statekeeper_server.engine.domains.agents import (
+    AgentCheckpoint,
+    AgentEngine,
+    AgentSnapshot,
+    CheckpointEvent,
 )
+from statekeeper_server.servicers.batching import responses_of
+from statekeeper_server.servicers.convert import revision_watch
 
 if TYPE_CHECKING:
     from statekeeper_server.core import Core
-
-
-def snapshot_to_proto(record: dict[str, Any], encoding: int) -> pb.AgentSnapshot:
-    """An AgentSnapshot message for a stored snapshot record."""
-    message = pb.AgentSnapshot(
-        agent_id=record["agent_id"],
-        snapshot_id=record["snapshot_id"],
-        timestamp=clamped_timestamp(record["timestamp"]),
-        sequence=record["sequence"],
-    )
-    for name in ("memory_state", "tool_state", "conversation_history", "metadata"):
-        if record.get(name) is not None:
-            getattr(message, name).CopyFrom(document_to_wire(record[name], encoding))
-    return message
-
-
-def checkpoint_to_proto(record: dict[str, Any], encoding: int) -> pb.AgentCheckpoint:
-    """An AgentCheckpoint message for a stored checkpoint record."""
-    message = pb.AgentCheckpoint(
-        agent_id=record["agent_id"],
-        checkpoint_id=record["checkpoint_id"],
-        step=record["step"],
-        recoverable=bool(record.get("recoverable")),
-        timestamp=clamped_timestamp(record["timestamp"]),
-        sequence=record["sequence"],
-    )
-    for name in ("state", "metadata"):
-        if record.get(name) is not None:
-            getattr(message, name).CopyFrom(document_to_wire(record[name], encoding))
-    return message
-
-
-def status_to_proto(agent_id: str, meta: dict[str, Any]) -> pb.RecoveryStatus:
-    """A RecoveryStatus message for an agent's counters."""
-    message = pb.RecoveryStatus(
-        agent_id=agent_id,
-        attempts=meta["attempts"],
-        last_checkpoint_id=meta["last_checkpoint_id"],
-        recoveries=meta["recoveries"],
-    )
-    if meta["last_attempt"] is not None:
-        message.last_attempt_time.CopyFrom(clamped_timestamp(meta["last_attempt"]))
-    if meta["last_success"] is not None:
-        message.last_success_time.CopyFrom(clamped_timestamp(meta["last_success"]))
-    return message
 
 
 class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
@@ -78,22 +36,12 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         self, request: pb.SaveSnapshotRequest, context: object
     ) -> pb.SaveSnapshotResponse:
         """Store a snapshot."""
-        snap = request.snapshot
-        record = {
-            "agent_id": snap.agent_id,
-            "timestamp": optional_unix(snap, "timestamp"),
-            "memory_state": optional_document(snap, "memory_state", "snapshot.memory_state"),
-            "tool_state": optional_document(snap, "tool_state", "snapshot.tool_state"),
-            "conversation_history": optional_document(
-                snap, "conversation_history", "snapshot.conversation_history"
-            ),
-            "metadata": optional_document(snap, "metadata", "snapshot.metadata"),
-        }
+        record = from_message(request.snapshot, AgentSnapshot)
         stored = await self.engine.save_snapshot(record, request.keep_latest)
         return pb.SaveSnapshotResponse(
-            snapshot_id=stored["snapshot_id"],
-            sequence=stored["sequence"],
-            timestamp=clamped_timestamp(stored["timestamp"]),
+            snapshot_id=stored.snapshot_id,
+            sequence=stored.sequence,
+            timestamp=clamped_timestamp(stored.timestamp or 0.0),
         )
 
     async def GetSnapshot(
@@ -101,7 +49,9 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     ) -> pb.GetSnapshotResponse:
         """Read one snapshot, or the newest."""
         record = await self.engine.get_snapshot(request.agent_id, request.snapshot_id)
-        return pb.GetSnapshotResponse(snapshot=snapshot_to_proto(record, request.value_encoding))
+        return pb.GetSnapshotResponse(
+            snapshot=to_message(record, pb.AgentSnapshot, encoding=request.value_encoding)
+        )
 
     async def ListSnapshots(
         self, request: pb.ListSnapshotsRequest, context: object
@@ -111,7 +61,9 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             request.agent_id, request.page_size, request.page_token
         )
         return pb.ListSnapshotsResponse(
-            snapshots=[snapshot_to_proto(r, request.value_encoding) for r in records],
+            snapshots=[
+                to_message(r, pb.AgentSnapshot, encoding=request.value_encoding) for r in records
+            ],
             next_page_token=token,
         )
 
@@ -119,20 +71,11 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         self, request: pb.SaveCheckpointRequest, context: object
     ) -> pb.SaveCheckpointResponse:
         """Store a checkpoint."""
-        ckpt = request.checkpoint
-        record = {
-            "agent_id": ckpt.agent_id,
-            "checkpoint_id": ckpt.checkpoint_id,
-            "step": ckpt.step,
-            "state": optional_document(ckpt, "state", "checkpoint.state"),
-            "recoverable": ckpt.recoverable,
-            "timestamp": optional_unix(ckpt, "timestamp"),
-            "metadata": optional_document(ckpt, "metadata", "checkpoint.metadata"),
-        }
+        record = from_message(request.checkpoint, AgentCheckpoint)
         stored, pruned = await self.engine.save_checkpoint(record, request.keep_latest)
         return pb.SaveCheckpointResponse(
-            sequence=stored["sequence"],
-            timestamp=clamped_timestamp(stored["timestamp"]),
+            sequence=stored.sequence,
+            timestamp=clamped_timestamp(stored.timestamp or 0.0),
             pruned=pruned,
         )
 
@@ -144,7 +87,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             request.agent_id, request.checkpoint_id, request.recoverable_only
         )
         return pb.GetCheckpointResponse(
-            checkpoint=checkpoint_to_proto(record, request.value_encoding)
+            checkpoint=to_message(record, pb.AgentCheckpoint, encoding=request.value_encoding)
         )
 
     async def ListCheckpoints(
@@ -155,7 +98,9 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             request.agent_id, request.page_size, request.page_token
         )
         return pb.ListCheckpointsResponse(
-            checkpoints=[checkpoint_to_proto(r, request.value_encoding) for r in records],
+            checkpoints=[
+                to_message(r, pb.AgentCheckpoint, encoding=request.value_encoding) for r in records
+            ],
             next_page_token=token,
         )
 
@@ -174,7 +119,9 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             elif update.checkpoint is not None:
                 yield pb.WatchCheckpointsResponse(
                     revision=update.revision,
-                    checkpoint=checkpoint_to_proto(update.checkpoint, request.value_encoding),
+                    checkpoint=to_message(
+                        update.checkpoint, pb.AgentCheckpoint, encoding=request.value_encoding
+                    ),
                 )
 
         async for response in revision_watch(
@@ -190,7 +137,8 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             request.agent_id, request.checkpoint_id, request.max_attempts
         )
         return pb.BeginRecoveryResponse(
-            checkpoint=checkpoint_to_proto(record, request.value_encoding), attempt=attempt
+            checkpoint=to_message(record, pb.AgentCheckpoint, encoding=request.value_encoding),
+            attempt=attempt,
         )
 
     async def CompleteRecovery(
@@ -198,14 +146,14 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     ) -> pb.CompleteRecoveryResponse:
         """Record an attempt's outcome."""
         meta = await self.engine.complete_recovery(request.agent_id, request.success)
-        return pb.CompleteRecoveryResponse(status=status_to_proto(request.agent_id, meta))
+        return pb.CompleteRecoveryResponse(status=to_message(meta, pb.RecoveryStatus))
 
     async def GetRecoveryStatus(
         self, request: pb.GetRecoveryStatusRequest, context: object
     ) -> pb.GetRecoveryStatusResponse:
         """Read the recovery counters."""
         meta = await self.engine.recovery_status(request.agent_id)
-        return pb.GetRecoveryStatusResponse(status=status_to_proto(request.agent_id, meta))
+        return pb.GetRecoveryStatusResponse(status=to_message(meta, pb.RecoveryStatus))
 
     async def DeleteAgent(
         self, request: pb.DeleteAgentRequest, context: object

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf import duration_pb2
 from statekeeper import values
-from statekeeper.errors import HistoryCompactedError, InvalidArgumentError, Reason
+from statekeeper.errors import HistoryCompactedError
 from statekeeper.timestamps import (
     clamped_timestamp,
     from_duration,
@@ -71,22 +71,6 @@ def event_to_proto(event: Event, encoding: int, with_prev: bool) -> state_servic
     if with_prev and event.prev is not None:
         message.prev_kv.CopyFrom(kv_to_proto(event.prev, encoding))
     return message
-
-
-def enum_suffix(enum: Any, value: int, field: str) -> str:
-    """The name of a known enum ``value`` without the enum's prefix ("" for the UNSPECIFIED
-    zero value); an unknown number, which any client can send, is INVALID_ARGUMENT."""
-    if value == 0:
-        return ""
-    descriptor = enum.DESCRIPTOR.values_by_number.get(value)
-    if descriptor is None:
-        raise InvalidArgumentError(
-            f"{field} has no value {value}",
-            reason=Reason.INVALID_ARGUMENT,
-            violations=[(field, f"unknown enum value {value}")],
-        )
-    prefix = enum.DESCRIPTOR.values_by_number[0].name.removesuffix("UNSPECIFIED")
-    return str(descriptor.name).removeprefix(prefix)
 
 
 def optional_document(message: Any, field: str, path: str) -> Any:

@@ -17,9 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from statekeeper.errors import FailedPreconditionError, NotFoundError
-from statekeeper.state.client import MSGPACK, ServiceClient, optional_document, optional_wire
+from statekeeper.messages import from_message, to_message
+from statekeeper.state.client import MSGPACK, ServiceClient
 from statekeeper.state.live import LiveStream, RevisionFeed
-from statekeeper.timestamps import from_timestamp, optional_datetime, to_timestamp
+from statekeeper.timestamps import from_timestamp
 from statekeeper.transport import Transport
 from statekeeper.v1 import agent_service_pb2 as pb
 from statekeeper.v1 import agent_service_pb2_grpc
@@ -77,43 +78,21 @@ class RecoveryStatus:
     recoveries: int = 0
 
 
+#: The API's field names that differ from the messages'.
+_STATUS_NAMES = {
+    "last_attempt_at": "last_attempt_time",
+    "last_success_at": "last_success_time",
+}
+
+
 def snapshot_from_proto(message: pb.AgentSnapshot) -> AgentSnapshot:
     """An AgentSnapshot for a received message."""
-    return AgentSnapshot(
-        agent_id=message.agent_id,
-        timestamp=optional_datetime(message, "timestamp"),
-        memory_state=optional_document(message, "memory_state"),
-        tool_state=optional_document(message, "tool_state"),
-        conversation_history=optional_document(message, "conversation_history"),
-        metadata=optional_document(message, "metadata"),
-        snapshot_id=message.snapshot_id,
-        sequence=message.sequence,
-    )
+    return from_message(message, AgentSnapshot)
 
 
 def checkpoint_from_proto(message: pb.AgentCheckpoint) -> AgentCheckpoint:
     """An AgentCheckpoint for a received message."""
-    return AgentCheckpoint(
-        agent_id=message.agent_id,
-        checkpoint_id=message.checkpoint_id,
-        step=message.step,
-        state=optional_document(message, "state"),
-        recoverable=message.recoverable,
-        timestamp=optional_datetime(message, "timestamp"),
-        metadata=optional_document(message, "metadata"),
-        sequence=message.sequence,
-    )
-
-
-def _status_from_proto(message: pb.RecoveryStatus) -> RecoveryStatus:
-    return RecoveryStatus(
-        agent_id=message.agent_id,
-        attempts=message.attempts,
-        last_attempt_at=optional_datetime(message, "last_attempt_time"),
-        last_checkpoint_id=message.last_checkpoint_id or None,
-        last_success_at=optional_datetime(message, "last_success_time"),
-        recoveries=message.recoveries,
-    )
+    return from_message(message, AgentCheckpoint)
 
 
 class AgentStateStore(ServiceClient):
@@ -160,14 +139,7 @@ class AgentStateStore(ServiceClient):
         """Store ``snapshot``; fills in and returns its ``snapshot_id``, ``sequence`` and
         ``timestamp`` (the server's clock when it was None)."""
         request = pb.SaveSnapshotRequest(
-            snapshot=pb.AgentSnapshot(
-                agent_id=snapshot.agent_id,
-                timestamp=to_timestamp(snapshot.timestamp),
-                memory_state=optional_wire(snapshot.memory_state),
-                tool_state=optional_wire(snapshot.tool_state),
-                conversation_history=optional_wire(snapshot.conversation_history),
-                metadata=optional_wire(snapshot.metadata),
-            ),
+            snapshot=to_message(snapshot, pb.AgentSnapshot),
             keep_latest=self.max_snapshots,
         )
         response = await self._call("SaveSnapshot", request)
@@ -219,15 +191,7 @@ class AgentStateStore(ServiceClient):
         ``sequence`` and ``timestamp``. Raises InvalidArgumentError for a negative step or a
         missing id (the id ``"latest"`` is reserved)."""
         request = pb.SaveCheckpointRequest(
-            checkpoint=pb.AgentCheckpoint(
-                agent_id=checkpoint.agent_id,
-                checkpoint_id=checkpoint.checkpoint_id,
-                step=checkpoint.step,
-                state=optional_wire(checkpoint.state),
-                recoverable=checkpoint.recoverable,
-                timestamp=to_timestamp(checkpoint.timestamp),
-                metadata=optional_wire(checkpoint.metadata),
-            ),
+            checkpoint=to_message(checkpoint, pb.AgentCheckpoint),
             keep_latest=self.max_checkpoints,
         )
         response = await self._call("SaveCheckpoint", request)
@@ -419,7 +383,7 @@ class AgentRecoveryManager:
         response = await self.agent_store._call(
             "GetRecoveryStatus", pb.GetRecoveryStatusRequest(agent_id=agent_id)
         )
-        return _status_from_proto(response.status)
+        return from_message(response.status, RecoveryStatus, _STATUS_NAMES)
 
     async def run(self, agent: Any, *args: Any, **kwargs: Any) -> Any:
         """``await agent.run(*args, **kwargs)``, recovering and resuming on failure when

@@ -19,21 +19,23 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from statekeeper.errors import InvalidArgumentError, NotFoundError
-from statekeeper.state.client import MSGPACK, ServiceClient, optional_document, optional_wire
+from statekeeper.errors import NotFoundError
+from statekeeper.messages import enum_from_number, enum_to_number, from_message, to_message
+from statekeeper.state.client import MSGPACK, ServiceClient, optional_wire
 from statekeeper.state.live import LiveStream, RevisionFeed
-from statekeeper.timestamps import from_timestamp, optional_datetime, to_timestamp
+from statekeeper.timestamps import from_timestamp
 from statekeeper.transport import Transport
 from statekeeper.v1 import workflow_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2_grpc
 
 
 class WorkflowStatus(enum.Enum):
-    """Where a workflow is in its life cycle (prints as ``WorkflowStatus.PAUSED``)."""
+    """Where a workflow is in its life cycle. Lower-case values like every status; a plain
+    Enum rather than a StrEnum because the reference prints it as ``WorkflowStatus.PAUSED``."""
 
     PENDING = "pending"
     RUNNING = "running"
@@ -53,8 +55,18 @@ class WorkflowEventType(enum.Enum):
     DELETED = "deleted"
 
 
-#: The step statuses ``StepState.status`` accepts.
-STEP_STATUSES = ("pending", "running", "completed", "failed", "skipped")
+class StepStatus(enum.StrEnum):
+    """Where one step is; equal to its string value, so ``status="completed"`` works too."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+#: The API's field names that differ from the messages'.
+_WORKFLOW_NAMES = {"created_at": "create_time", "updated_at": "update_time"}
 
 
 @dataclass
@@ -69,7 +81,7 @@ class StepState:
 
     step_number: int
     name: str = ""
-    status: str = "completed"
+    status: StepStatus = StepStatus.COMPLETED
     result: Any = None
     duration_ms: int = 0
     error: str | None = None
@@ -136,103 +148,29 @@ class WorkflowEvent:
     """One live change of a watched workflow."""
 
     type: WorkflowEventType
-    workflow_id: str
-    status: WorkflowStatus | None
-    revision: int
+    workflow_id: str = ""
+    status: WorkflowStatus | None = None
+    revision: int = 0
     previous_status: WorkflowStatus | None = None
     step: StepState | None = None
     checkpoint_id: str | None = None
 
 
+_STATUS = pb.WorkflowStatus.DESCRIPTOR
+
+
 def _status(value: int) -> WorkflowStatus | None:
-    if value == pb.WORKFLOW_STATUS_UNSPECIFIED:
-        return None
-    return WorkflowStatus[pb.WorkflowStatus.Name(value).removeprefix("WORKFLOW_STATUS_")]  # type: ignore[arg-type]
+    status: WorkflowStatus | None = enum_from_number(value, _STATUS, WorkflowStatus)
+    return status
 
 
-def _status_name(status: WorkflowStatus | str) -> str:
-    if isinstance(status, str):
-        try:
-            status = WorkflowStatus(status.lower())
-        except ValueError:
-            raise InvalidArgumentError(
-                f"unknown workflow status {status!r}", violations=[("status", "unknown")]
-            ) from None
-    return "WORKFLOW_STATUS_" + status.name
-
-
-def _step_to_proto(step: StepState) -> pb.StepState:
-    status = step.status.value if isinstance(step.status, enum.Enum) else str(step.status)
-    if status.lower() not in STEP_STATUSES:
-        raise InvalidArgumentError(
-            f"step.status must be one of {', '.join(STEP_STATUSES)}, got {status!r}",
-            violations=[("step.status", "unknown status")],
-        )
-    return pb.StepState(
-        step_number=step.step_number,
-        name=step.name,
-        status="STEP_STATUS_" + status.upper(),  # type: ignore[arg-type]
-        result=optional_wire(step.result),
-        duration_ms=step.duration_ms,
-        error=step.error or "",
-    )
-
-
-def _step_from_proto(message: pb.StepState) -> StepState:
-    return StepState(
-        step_number=message.step_number,
-        name=message.name,
-        status=pb.StepStatus.Name(message.status).removeprefix("STEP_STATUS_").lower(),  # type: ignore[arg-type]
-        result=optional_document(message, "result"),
-        duration_ms=message.duration_ms,
-        error=message.error or None,
-        timestamp=optional_datetime(message, "timestamp"),
-        sequence=message.sequence,
-        superseded=message.superseded,
-    )
-
-
-def _resume_from_proto(message: pb.WorkflowResume) -> WorkflowResume:
-    return WorkflowResume(
-        checkpoint_id=message.checkpoint_id,
-        step=message.step,
-        timestamp=from_timestamp(message.timestamp),
-        history_sequence=message.history_sequence,
-    )
-
-
-def _workflow_from_proto(message: pb.WorkflowState) -> WorkflowState:
-    return WorkflowState(
-        workflow_id=message.workflow_id,
-        status=_status(message.status) or WorkflowStatus.PENDING,
-        total_steps=message.total_steps,
-        current_step=message.current_step,
-        context=optional_document(message, "context", {}),
-        state=optional_document(message, "state", {}),
-        metadata=optional_document(message, "metadata", {}),
-        steps=[_step_from_proto(s) for s in message.steps],
-        resumes=[_resume_from_proto(r) for r in message.resumes],
-        cancel_reason=message.cancel_reason or None,
-        error=message.error or None,
-        checkpoint_interval=message.checkpoint_interval,
-        keep_checkpoints=message.keep_checkpoints,
-        created_at=optional_datetime(message, "create_time"),
-        updated_at=optional_datetime(message, "update_time"),
-        revision=message.revision,
-    )
-
-
-def _checkpoint_from_proto(message: pb.WorkflowCheckpoint) -> WorkflowCheckpoint:
-    return WorkflowCheckpoint(
-        workflow_id=message.workflow_id,
-        checkpoint_id=message.checkpoint_id,
-        step=message.step,
-        state=optional_document(message, "state"),
-        context=optional_document(message, "context"),
-        timestamp=optional_datetime(message, "timestamp"),
-        automatic=message.automatic,
-        sequence=message.sequence,
-    )
+def _workflow(message: pb.WorkflowState) -> WorkflowState:
+    workflow = from_message(message, WorkflowState, _WORKFLOW_NAMES)
+    # An unset document reads as an empty one, like a new WorkflowState's.
+    for name in ("context", "state", "metadata"):
+        if getattr(workflow, name) is None:
+            setattr(workflow, name, {})
+    return workflow
 
 
 class WorkflowStateManager(ServiceClient):
@@ -288,21 +226,18 @@ class WorkflowStateManager(ServiceClient):
         keep = state.keep_checkpoints
         if keep is None:
             keep = self.max_checkpoints
+        sent = replace(
+            state,
+            steps=[],
+            resumes=[],
+            checkpoint_interval=interval,
+            keep_checkpoints=keep,
+        )
         request = pb.CreateWorkflowRequest(
-            workflow=pb.WorkflowState(
-                workflow_id=state.workflow_id,
-                status=_status_name(state.status),  # type: ignore[arg-type]
-                total_steps=state.total_steps,
-                current_step=state.current_step,
-                context=optional_wire(state.context),
-                state=optional_wire(state.state),
-                metadata=optional_wire(state.metadata),
-                checkpoint_interval=interval,
-                keep_checkpoints=keep,
-            )
+            workflow=to_message(sent, pb.WorkflowState, _WORKFLOW_NAMES)
         )
         response = await self._call("CreateWorkflow", request)
-        created = _workflow_from_proto(response.workflow)
+        created = _workflow(response.workflow)
         state.checkpoint_interval = created.checkpoint_interval
         state.keep_checkpoints = created.keep_checkpoints
         state.created_at = created.created_at
@@ -319,7 +254,7 @@ class WorkflowStateManager(ServiceClient):
             response = await self._call("GetWorkflow", request)
         except NotFoundError:
             return None
-        return _workflow_from_proto(response.workflow)
+        return _workflow(response.workflow)
 
     async def get_status(self, workflow_id: str) -> WorkflowStatus:
         """The workflow's status."""
@@ -338,12 +273,12 @@ class WorkflowStateManager(ServiceClient):
             "ListWorkflows",
             pb.ListWorkflowsRequest,
             "workflows",
-            status=_status_name(status) if status else None,
+            status=enum_to_number(status, _STATUS) if status else None,
             page_size=page_size,
             value_encoding=MSGPACK,
         )
         async for message in pages:
-            yield _workflow_from_proto(message)
+            yield _workflow(message)
 
     async def list_workflows(self, status: WorkflowStatus | None = None) -> list[WorkflowState]:
         """Every workflow (without step history), ordered by id, optionally of one status."""
@@ -367,13 +302,13 @@ class WorkflowStateManager(ServiceClient):
         recorded step."""
         request = pb.UpdateStepRequest(
             workflow_id=workflow_id,
-            step=_step_to_proto(step),
+            step=to_message(step, pb.StepState),
             state_patch=optional_wire(state),
             context_patch=optional_wire(context),
             value_encoding=MSGPACK,
         )
         response = await self._call("UpdateStep", request)
-        return _step_from_proto(response.step)
+        return from_message(response.step, StepState)
 
     async def start(self, workflow_id: str) -> WorkflowStatus:
         """PENDING to RUNNING."""
@@ -382,25 +317,37 @@ class WorkflowStateManager(ServiceClient):
         )
         return _status(response.status) or WorkflowStatus.RUNNING
 
-    async def pause(self, workflow_id: str) -> WorkflowStatus:
-        """RUNNING to PAUSED."""
-        response = await self._call(
-            "PauseWorkflow", pb.PauseWorkflowRequest(workflow_id=workflow_id)
+    async def pause(
+        self, workflow_id: str, *, expected_revision: int | None = None
+    ) -> WorkflowStatus:
+        """RUNNING to PAUSED. With ``expected_revision`` (a ``WorkflowState.revision`` read
+        earlier) the workflow is paused only if it has not changed since (ConflictError,
+        reason REVISION_CONFLICT, otherwise; nothing is changed)."""
+        request = pb.PauseWorkflowRequest(
+            workflow_id=workflow_id, expected_revision=expected_revision
         )
+        response = await self._call("PauseWorkflow", request)
         return _status(response.status) or WorkflowStatus.PAUSED
 
-    async def resume(self, workflow_id: str) -> WorkflowStatus:
-        """PAUSED to RUNNING."""
-        response = await self._call(
-            "ResumeWorkflow", pb.ResumeWorkflowRequest(workflow_id=workflow_id)
+    async def resume(
+        self, workflow_id: str, *, expected_revision: int | None = None
+    ) -> WorkflowStatus:
+        """PAUSED to RUNNING (``expected_revision`` as for :meth:`pause`)."""
+        request = pb.ResumeWorkflowRequest(
+            workflow_id=workflow_id, expected_revision=expected_revision
         )
+        response = await self._call("ResumeWorkflow", request)
         return _status(response.status) or WorkflowStatus.RUNNING
 
-    async def cancel(self, workflow_id: str, reason: str = "") -> WorkflowStatus:
-        """PENDING, RUNNING or PAUSED to CANCELLED; ``reason`` is kept in ``cancel_reason``."""
-        response = await self._call(
-            "CancelWorkflow", pb.CancelWorkflowRequest(workflow_id=workflow_id, reason=reason)
+    async def cancel(
+        self, workflow_id: str, reason: str = "", *, expected_revision: int | None = None
+    ) -> WorkflowStatus:
+        """PENDING, RUNNING or PAUSED to CANCELLED; ``reason`` is kept in ``cancel_reason``
+        (``expected_revision`` as for :meth:`pause`)."""
+        request = pb.CancelWorkflowRequest(
+            workflow_id=workflow_id, reason=reason, expected_revision=expected_revision
         )
+        response = await self._call("CancelWorkflow", request)
         return _status(response.status) or WorkflowStatus.CANCELLED
 
     async def complete(
@@ -426,14 +373,7 @@ class WorkflowStateManager(ServiceClient):
         """Store ``checkpoint`` (replacing one with the same id); fills in and returns its
         ``sequence`` and ``timestamp``."""
         request = pb.CreateCheckpointRequest(
-            checkpoint=pb.WorkflowCheckpoint(
-                workflow_id=checkpoint.workflow_id,
-                checkpoint_id=checkpoint.checkpoint_id,
-                step=checkpoint.step,
-                state=optional_wire(checkpoint.state),
-                context=optional_wire(checkpoint.context),
-                timestamp=to_timestamp(checkpoint.timestamp),
-            )
+            checkpoint=to_message(checkpoint, pb.WorkflowCheckpoint)
         )
         response = await self._call("CreateCheckpoint", request)
         checkpoint.sequence = response.sequence
@@ -456,7 +396,7 @@ class WorkflowStateManager(ServiceClient):
             if error.reason == "WORKFLOW_NOT_FOUND":
                 raise
             return None
-        return _checkpoint_from_proto(response.checkpoint)
+        return from_message(response.checkpoint, WorkflowCheckpoint)
 
     async def iter_checkpoints(
         self, workflow_id: str, page_size: int = 0
@@ -471,7 +411,7 @@ class WorkflowStateManager(ServiceClient):
             value_encoding=MSGPACK,
         )
         async for message in pages:
-            yield _checkpoint_from_proto(message)
+            yield from_message(message, WorkflowCheckpoint)
 
     async def list_checkpoints(self, workflow_id: str) -> list[WorkflowCheckpoint]:
         """Every checkpoint of the workflow, newest first (highest step, then latest)."""
@@ -486,7 +426,7 @@ class WorkflowStateManager(ServiceClient):
             "ResumeFromCheckpoint",
             pb.ResumeFromCheckpointRequest(workflow_id=workflow_id, checkpoint_id=checkpoint_id),
         )
-        return _resume_from_proto(response.resume)
+        return from_message(response.resume, WorkflowResume)
 
     # -- deletion -----------------------------------------------------------------------------
 
@@ -517,20 +457,10 @@ class WorkflowStateManager(ServiceClient):
             )
 
         def convert(message: pb.WatchWorkflowResponse) -> list[WorkflowEvent]:
-            return [
-                WorkflowEvent(
-                    type=WorkflowEventType[
-                        pb.WorkflowEventType.Name(event.type).removeprefix("WORKFLOW_EVENT_TYPE_")  # type: ignore[arg-type]
-                    ],
-                    workflow_id=workflow_id,
-                    status=_status(event.status),
-                    revision=event.revision,
-                    previous_status=_status(event.previous_status),
-                    step=_step_from_proto(event.step) if event.HasField("step") else None,
-                    checkpoint_id=event.checkpoint_id or None,
-                )
-                for event in message.events
-            ]
+            events = [from_message(event, WorkflowEvent) for event in message.events]
+            for event in events:
+                event.workflow_id = workflow_id
+            return events
 
         feed: RevisionFeed[Any] = RevisionFeed(request, convert, start_revision)
         return LiveStream(self, "WatchWorkflow", feed, f"watch of workflow {workflow_id!r}")

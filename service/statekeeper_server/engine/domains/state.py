@@ -26,6 +26,7 @@ from statekeeper.errors import (
 
 from statekeeper_server.engine import tokens
 from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
+from statekeeper_server.engine.patches import merge_patch
 from statekeeper_server.engine.records import MAX_ATTEMPTS, Txn, retry_on_conflict
 from statekeeper_server.engine.storage.backend import (
     Backend,
@@ -99,20 +100,6 @@ class RangePage:
     entries: list[Entry]
     next_page_token: str
     revision: int
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """Apply an RFC 7396 JSON merge patch: null removes a member, objects merge recursively,
-    anything else replaces. A non-object patch replaces the whole target."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for name, item in patch.items():
-        if item is None:
-            result.pop(name, None)
-        else:
-            result[name] = merge_patch(result.get(name), item)
-    return result
 
 
 def expire_at_for(ttl: float | None) -> float | None:

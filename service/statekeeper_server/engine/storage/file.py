@@ -97,6 +97,8 @@ log = logging.getLogger("statekeeper.file")
 
 #: Compact once the log since the last compaction holds this many bytes.
 DEFAULT_COMPACT_BYTES = 4 * 1024 * 1024
+#: Writes wait for a running flush once the log has grown this many compaction sizes meanwhile.
+BACKLOG = 4
 #: Expiries committed per EXPIRE revision at most.
 EXPIRY_BATCH = 1000
 #: Log records replayed into the index per SQLite transaction on open.
@@ -254,12 +256,13 @@ class FileBackend(Backend):
             self._start()
 
     def _start(self) -> None:
-        """Bind the expiry task to the running loop."""
+        """Bind the expiry task (and a compaction that is due) to the running loop."""
         self._started = True
         self._reaper_wakeup = asyncio.Event()
         self._reaper = asyncio.get_running_loop().create_task(
             self._reap(self._reaper_wakeup), name="statekeeper-file-reaper"
         )
+        self._maybe_compact()  # a long log tail replayed on open goes into the index now
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -311,6 +314,7 @@ class FileBackend(Backend):
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while self._queue and self._failed is None:
+            await self._catch_up()
             async with self._io_lock:
                 batch, self._queue = self._queue, []
                 if not batch:
@@ -332,6 +336,17 @@ class FileBackend(Backend):
                     if not item.future.done():
                         item.future.set_result(None)
             self._maybe_compact()
+
+    async def _catch_up(self) -> None:
+        """Let a running flush finish first when the log has grown ``BACKLOG`` times past the
+        compaction size meanwhile, so the memtable (and the replay after a crash) stays
+        bounded however fast writes come."""
+        compaction = self._compaction
+        if compaction is None or compaction.done():
+            return
+        if self._log.bytes >= BACKLOG * self._compact_bytes:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(compaction)
 
     def _forget_durable(self) -> None:
         """Drop the pending overlay's writes that the index now holds."""

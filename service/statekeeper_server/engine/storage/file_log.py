@@ -52,6 +52,8 @@ _HEADER = struct.Struct("<IIB")
 _FLAG_ZSTD = 1
 _FLAG_JSON = 2
 _MAX_FRAME = 1 << 30
+#: The CRC32 of each valid flags byte, where every frame's checksum starts.
+_FLAGS_CRC = {flags: zlib.crc32(bytes((flags,))) for flags in range(_FLAG_ZSTD + _FLAG_JSON + 1)}
 EVENT_CODES = {EventType.PUT: 1, EventType.DELETE: 2, EventType.EXPIRE: 3}
 EVENT_TYPES = {code: kind for kind, code in EVENT_CODES.items()}
 
@@ -96,7 +98,7 @@ class Codec:
         if self.compressor is not None:
             payload = self.compressor.compress(payload)
             flags |= _FLAG_ZSTD
-        crc = zlib.crc32(payload, zlib.crc32(bytes((flags,))))
+        crc = zlib.crc32(payload, _FLAGS_CRC[flags])
         return _HEADER.pack(len(payload), crc, flags) + payload
 
 
@@ -118,7 +120,7 @@ def read_frames(data: bytes) -> tuple[list[tuple[bool, Any]], int]:
         if length > _MAX_FRAME or end > len(data) or flags & ~(_FLAG_ZSTD | _FLAG_JSON):
             break
         payload = data[start:end]
-        if zlib.crc32(payload, zlib.crc32(bytes((flags,)))) != crc:
+        if zlib.crc32(payload, _FLAGS_CRC[flags]) != crc:
             break
         try:
             if flags & _FLAG_ZSTD:

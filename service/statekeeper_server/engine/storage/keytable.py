@@ -4,76 +4,89 @@ Keys are kept in a :class:`sortedcontainers.SortedList`, so adding or removing a
 O(log n) and a walk starts anywhere in O(log n); a plain sorted list would move every later key
 on each insertion (``bisect.insort`` is O(n)), which made bulk loads slow down as they grew.
 
-Each entry is stored as a plain tuple ``(value, create_revision, mod_revision, version,
-expire_at)`` rather than as an :class:`~statekeeper_server.engine.storage.backend.Entry`
-object. A tuple of strings, bytes, numbers and None is untracked by Python's cyclic garbage
-collector once it has survived one collection, so a store of a million keys adds almost nothing
-to the work of a full (generation 2) collection; a million ``Entry`` objects made every full
-collection walk all of them (over a second at 1M keys). ``Entry`` objects are built on read.
+An entry is stored as two ``bytes`` objects: its value (the very object the write brought) and
+its revisions and expiry packed in 32 bytes (:data:`_META`), each in a dict by key, rather than
+as an :class:`~statekeeper_server.engine.storage.backend.Entry` object. Strings and bytes are
+invisible to Python's cyclic garbage collector, and so are dicts that hold only them, so a
+store of a million keys adds nothing to a full (generation 2) collection but the sorted key
+list; a million ``Entry`` objects (or tuples, which put their dict back under the collector's
+eye on every write) made each full collection walk all of them (over a second at 1M keys, in
+the issue's measurements). ``Entry`` objects are built on read.
 """
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Iterable, Iterator
 
 from sortedcontainers import SortedList
 
 from statekeeper_server.engine.storage.backend import Entry
 
-#: One stored entry: value, create revision, mod revision, version, expiry time (or None).
-Row = tuple[bytes, int, int, int, float | None]
+#: create revision, mod revision, version, expiry time (NaN: none).
+_META = struct.Struct("<qqqd")
 
 
-def _row(entry: Entry) -> Row:
-    return (entry.value, entry.create_revision, entry.mod_revision, entry.version, entry.expire_at)
+def _meta(entry: Entry) -> bytes:
+    expire_at = math.nan if entry.expire_at is None else entry.expire_at
+    return _META.pack(entry.create_revision, entry.mod_revision, entry.version, expire_at)
 
 
 class KeyTable:
     """Live entries by key, with the keys in code point order."""
 
-    __slots__ = ("_keys", "_rows", "bytes")
+    __slots__ = ("_keys", "_meta", "_values", "bytes")
 
     def __init__(self) -> None:
-        self._rows: dict[str, Row] = {}
+        self._values: dict[str, bytes] = {}
+        self._meta: dict[str, bytes] = {}
         self._keys = SortedList()
         #: The total size of the stored values.
         self.bytes = 0
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._values)
 
     def __contains__(self, key: str) -> bool:
-        return key in self._rows
+        return key in self._values
 
     def get(self, key: str) -> Entry | None:
         """The entry under ``key``, or None."""
-        row = self._rows.get(key)
-        return None if row is None else Entry(key, *row)
+        value = self._values.get(key)
+        if value is None:
+            return None
+        create, mod, version, expire_at = _META.unpack(self._meta[key])
+        expire = None if math.isnan(expire_at) else expire_at
+        return Entry(key, value, create, mod, version, expire)
 
     def put(self, entry: Entry) -> None:
         """Store ``entry``, replacing the one under its key."""
         key = entry.key
-        old = self._rows.get(key)
+        old = self._values.get(key)
         if old is None:
             self._keys.add(key)
         else:
-            self.bytes -= len(old[0])
-        self._rows[key] = _row(entry)
+            self.bytes -= len(old)
+        self._values[key] = entry.value
+        self._meta[key] = _meta(entry)
         self.bytes += len(entry.value)
 
     def remove(self, key: str) -> None:
         """Drop the entry under ``key`` (which must exist)."""
-        row = self._rows.pop(key)
+        value = self._values.pop(key)
+        del self._meta[key]
         self._keys.remove(key)
-        self.bytes -= len(row[0])
+        self.bytes -= len(value)
 
     def load(self, entries: Iterable[Entry]) -> None:
         """Fill an empty table with ``entries`` (distinct keys, any order) in one step."""
-        assert not self._rows, "load() needs an empty table"
+        assert not self._values, "load() needs an empty table"
         for entry in entries:
-            self._rows[entry.key] = _row(entry)
+            self._values[entry.key] = entry.value
+            self._meta[entry.key] = _meta(entry)
             self.bytes += len(entry.value)
-        self._keys = SortedList(self._rows)
+        self._keys = SortedList(self._values)
 
     def keys(
         self, low: str, high: str | None, *, after: str | None = None, reverse: bool = False
@@ -90,6 +103,7 @@ class KeyTable:
 
     def entries(self) -> Iterator[Entry]:
         """Every entry, in key order."""
-        rows = self._rows
         for key in self._keys:
-            yield Entry(key, *rows[key])
+            entry = self.get(key)
+            assert entry is not None
+            yield entry

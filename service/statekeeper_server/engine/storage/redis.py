@@ -35,16 +35,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import msgpack
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.maint_notifications import MaintNotificationsConfig
 from statekeeper.errors import ConflictError, HistoryCompactedError, Reason, UnavailableError
 
 from statekeeper_server.engine.storage.backend import (
@@ -82,6 +78,12 @@ from statekeeper_server.engine.storage.redis_codec import (
     stream_revision,
     text_of,
 )
+from statekeeper_server.engine.storage.redis_connection import (
+    COMMAND_TIMEOUT,
+    TAIL_BLOCK_MS,
+    open_pools,
+    redact,
+)
 from statekeeper_server.engine.storage.redis_log import ChangeLogTail
 from statekeeper_server.engine.storage.redis_scripts import (
     READ_SCRIPT,
@@ -94,10 +96,6 @@ log = logging.getLogger("statekeeper.redis")
 
 T = TypeVar("T")
 
-#: Seconds to wait for a TCP connection to Redis before reporting it unavailable.
-CONNECT_TIMEOUT = 2.0
-#: Seconds a command may take before the backend reports Redis unavailable.
-COMMAND_TIMEOUT = 10.0
 #: How often (seconds) a reaper with nothing due locally looks for keys other instances wrote.
 REAPER_POLL = 1.0
 #: Keys one reaper step expires at most (one revision each step).
@@ -110,24 +108,10 @@ SCRIPT_BUDGET = 1024
 SLOW_MATCH_BUDGET = 128
 #: Stream entries one read of the change log fetches at most.
 READ_BATCH = 512
-#: Milliseconds one blocking stream read waits for new entries.
-TAIL_BLOCK_MS = 1000
 #: The longest pause (seconds) between two attempts to reach Redis again in background tasks.
 MAX_BACKOFF = 1.0
 
 _ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError, TimeoutError)
-
-
-def _redact(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
 def _lua_patterns(pattern: GlobPattern | None) -> bytes:
@@ -171,7 +155,7 @@ class RedisBackend(Backend):
         self.connection_pool_size = connection_pool_size
         self.history_revisions = history_revisions
         self.history_bytes = history_bytes
-        self._where = _redact(url)
+        self._where = redact(url)
         self._open_pools()
         p = key_prefix
         self._rev_key = p + "rev"
@@ -187,34 +171,8 @@ class RedisBackend(Backend):
 
     def _open_pools(self) -> None:
         """The connection pools and scripts (connections open on first use)."""
-        common: dict[str, Any] = {
-            "db": self.db,
-            "socket_connect_timeout": CONNECT_TIMEOUT,
-            "retry": Retry(NoBackoff(), 0),
-            "decode_responses": False,
-            # RESP2 replies, and no maintenance push notifications: with them enabled, the
-            # pool skips its check for connections the server closed, so the first call after
-            # a Redis restart would fail on a stale connection instead of reconnecting.
-            "protocol": 2,
-            "maint_notifications_config": MaintNotificationsConfig(enabled=False),
-        }
-        self._pool = aioredis.BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=self.connection_pool_size,
-            timeout=COMMAND_TIMEOUT,
-            # No per-socket timeout: redis-py would wrap every send in asyncio.wait_for (a task
-            # per command). _call bounds each whole call with one asyncio.timeout instead.
-            socket_timeout=None,
-            **common,
-        )
+        self._pool, self._tail_pool = open_pools(self.url, self.db, self.connection_pool_size)
         self._redis: Any = aioredis.Redis(connection_pool=self._pool)
-        # The change-log reader blocks on its own connection, outside the shared pool.
-        self._tail_pool = aioredis.ConnectionPool.from_url(
-            self.url,
-            max_connections=2,
-            socket_timeout=COMMAND_TIMEOUT + TAIL_BLOCK_MS / 1000,
-            **common,
-        )
         self._tail_redis: Any = aioredis.Redis(connection_pool=self._tail_pool)
         self._txn: Any = self._redis.register_script(TXN_SCRIPT)
         self._reap: Any = self._redis.register_script(REAP_SCRIPT)
