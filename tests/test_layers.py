@@ -25,8 +25,9 @@ SOURCE_ROOTS = {
 GENERATED = "statekeeper.v1"
 
 #: What client and server share: typed errors, the document codec, timestamps, the message <->
-#: dataclass conversion and the generated stubs. These modules import only each other, never
-#: the client API nor the server; the server imports nothing else of ``statekeeper``.
+#: dataclass conversion, the status vocabularies and the generated stubs. These modules import
+#: only each other, never the client API nor the server; the server imports nothing else of
+#: ``statekeeper``.
 NEUTRAL = frozenset(
     {
         "statekeeper",
@@ -34,6 +35,7 @@ NEUTRAL = frozenset(
         "statekeeper.values",
         "statekeeper.timestamps",
         "statekeeper.messages",
+        "statekeeper.statuses",
         GENERATED,
     }
 )

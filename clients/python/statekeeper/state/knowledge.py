@@ -17,36 +17,15 @@ never go down (FailedPreconditionError).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from statekeeper.messages import from_message, to_message
 from statekeeper.state.client import ServiceClient
+from statekeeper.statuses import IndexingStatus, SyncStatus
 from statekeeper.v1 import knowledge_service_pb2 as pb
 from statekeeper.v1 import knowledge_service_pb2_grpc
-
-
-class IndexingStatus(enum.StrEnum):
-    """The phase of a knowledge base's indexing run."""
-
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    PAUSED = "paused"
-    CANCELLED = "cancelled"
-
-
-class SyncStatus(enum.StrEnum):
-    """The synchronisation phase of a source."""
-
-    PENDING = "pending"
-    SYNCING = "syncing"
-    SYNCED = "synced"
-    FAILED = "failed"
-
 
 #: The API's field names that differ from the messages'.
 _PROGRESS_NAMES = {

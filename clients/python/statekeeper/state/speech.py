@@ -29,6 +29,7 @@ from statekeeper.messages import enum_to_number, from_message, read_field, to_me
 from statekeeper.state.client import MAX_RECONNECT_DELAY as MAX_RECONNECT_DELAY
 from statekeeper.state.client import MSGPACK, ServiceClient
 from statekeeper.state.live import LiveStream
+from statekeeper.statuses import AudioSessionStatus, StreamingMode, TranscriptionStatus
 from statekeeper.timestamps import to_duration
 from statekeeper.transport import Transport
 from statekeeper.v1 import speech_service_pb2 as pb
@@ -37,35 +38,6 @@ from statekeeper.v1 import speech_service_pb2_grpc
 log = logging.getLogger("statekeeper.speech")
 _MODES = pb.StreamingMode.DESCRIPTOR
 _STATUSES = pb.AudioSessionStatus.DESCRIPTOR
-
-
-class AudioSessionStatus(enum.Enum):
-    """The lifecycle state of a speech session."""
-
-    INITIALIZING = "initializing"
-    ACTIVE = "active"
-    PAUSED = "paused"
-    ERROR = "error"
-    ENDED = "ended"
-
-
-class StreamingMode(enum.Enum):
-    """In which directions a session streams audio."""
-
-    NONE = "none"
-    INPUT = "input"
-    OUTPUT = "output"
-    BIDIRECTIONAL = "bidirectional"
-
-
-class TranscriptionStatus(enum.Enum):
-    """The state of speech-to-text in a session."""
-
-    IDLE = "idle"
-    LISTENING = "listening"
-    TRANSCRIBING = "transcribing"
-    COMPLETED = "completed"
-    FAILED = "failed"
 
 
 class SessionEventKind(enum.Enum):

@@ -21,7 +21,6 @@ completion; ``cache_ttl`` is also the TTL of cached entries that do not set one.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +35,7 @@ from statekeeper.state.client import (
     optional_document,
     optional_wire,
 )
+from statekeeper.statuses import ToolExecutionStatus
 from statekeeper.timestamps import from_duration, optional_datetime, to_duration, to_timestamp
 from statekeeper.transport import Transport
 from statekeeper.v1 import tool_service_pb2 as pb
@@ -43,17 +43,6 @@ from statekeeper.v1 import tool_service_pb2_grpc
 
 #: The page size used when the API reads every page of a list.
 _PAGE = 1000
-
-
-class ToolExecutionStatus(enum.Enum):
-    """The lifecycle state of a tool execution."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
 
 
 _STATUS_TO_PROTO, _STATUS_FROM_PROTO = enum_maps(

@@ -23,7 +23,6 @@ PROGRESS_REGRESSED), so a late out-of-order report cannot move progress backward
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass, replace
 
@@ -33,6 +32,7 @@ from statekeeper.errors import (
     NotFoundError,
     Reason,
 )
+from statekeeper.statuses import IndexingStatus, SyncStatus
 
 from statekeeper_server.engine.identifiers import check_id, check_text
 from statekeeper_server.engine.limits import Limits
@@ -54,26 +54,6 @@ NAMESPACE = "kb/"
 MEBIBYTE = 1024 * 1024
 #: The longest error message a report may carry, in characters.
 MAX_ERROR_MESSAGE = 4096
-
-
-class IndexingStatus(enum.StrEnum):
-    """Where the indexing of a knowledge base stands."""
-
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    PAUSED = "paused"
-    CANCELLED = "cancelled"
-
-
-class SyncStatus(enum.StrEnum):
-    """Where the synchronisation of one source stands."""
-
-    PENDING = "pending"
-    SYNCING = "syncing"
-    SYNCED = "synced"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)

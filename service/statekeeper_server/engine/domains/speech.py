@@ -406,27 +406,26 @@ class SpeechEngine:
 
     async def update_stt(self, session_id: str, state: SttState) -> tuple[SttState, int]:
         """Replace the STT state; returns the stored state and the event's sequence."""
-        state = check_stt(session_id, state, "stt_state")
-
-        def change(session: AudioSession, now: float) -> tuple[AudioSession, SessionEvent]:
-            stored = replace(state, updated_at=now)
-            return replace(session, stt_state=stored), SessionEvent(stt_state=stored)
-
-        session, event = await self._change(session_id, change)
-        assert session.stt_state is not None
-        return session.stt_state, event.sequence
+        return await self._replace_part(
+            session_id, "stt_state", check_stt(session_id, state, "stt_state")
+        )
 
     async def update_tts(self, session_id: str, state: TtsState) -> tuple[TtsState, int]:
         """Replace the TTS state; returns the stored state and the event's sequence."""
-        state = check_tts(session_id, state, "tts_state")
+        return await self._replace_part(
+            session_id, "tts_state", check_tts(session_id, state, "tts_state")
+        )
+
+    async def _replace_part(self, session_id: str, part: str, state: Any) -> tuple[Any, int]:
+        """Replace the session's ``part`` (``stt_state`` or ``tts_state``) with ``state`` and
+        append the event that carries it; the stored state and the event's sequence."""
 
         def change(session: AudioSession, now: float) -> tuple[AudioSession, SessionEvent]:
             stored = replace(state, updated_at=now)
-            return replace(session, tts_state=stored), SessionEvent(tts_state=stored)
+            return replace(session, **{part: stored}), SessionEvent(**{part: stored})
 
         session, event = await self._change(session_id, change)
-        assert session.tts_state is not None
-        return session.tts_state, event.sequence
+        return getattr(session, part), event.sequence
 
     async def update_conversation(
         self, session_id: str, state: VoiceConversationState

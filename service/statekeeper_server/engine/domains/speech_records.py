@@ -3,45 +3,17 @@ and how the format before typed records (version 0: proto enum numbers, short na
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from statekeeper.statuses import AudioSessionStatus, StreamingMode, TranscriptionStatus
 
 from statekeeper_server.engine.records import Schema
 
 #: Defaults of the per-session retention settings, in seconds.
 DEFAULT_ENDED_RETENTION = 3600.0
 DEFAULT_EVENT_RETENTION = 3600.0
-
-
-class AudioSessionStatus(enum.StrEnum):
-    """The life cycle of a session."""
-
-    INITIALIZING = "initializing"
-    ACTIVE = "active"
-    PAUSED = "paused"
-    ERROR = "error"
-    ENDED = "ended"
-
-
-class StreamingMode(enum.StrEnum):
-    """Which directions of a session stream audio."""
-
-    NONE = "none"
-    INPUT = "input"
-    OUTPUT = "output"
-    BIDIRECTIONAL = "bidirectional"
-
-
-class TranscriptionStatus(enum.StrEnum):
-    """Where speech-to-text stands."""
-
-    IDLE = "idle"
-    LISTENING = "listening"
-    TRANSCRIBING = "transcribing"
-    COMPLETED = "completed"
-    FAILED = "failed"
 
 
 Status = AudioSessionStatus

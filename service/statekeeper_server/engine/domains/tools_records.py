@@ -4,27 +4,15 @@ how the format before typed records (version 0: proto enum numbers for statuses)
 from __future__ import annotations
 
 import base64
-import enum
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from statekeeper import values
+from statekeeper.statuses import ToolExecutionStatus
 
 from statekeeper_server.engine.records import Schema
-
-
-class ToolExecutionStatus(enum.StrEnum):
-    """Where an execution stands."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
-
 
 Status = ToolExecutionStatus
 _INT_FLOAT_BOUND = 2**53
