@@ -600,3 +600,31 @@ async def test_an_adk_runner_keeps_its_session_in_statekeeper(manager: StateMana
     }
     other = await service.create_session(app_name=APP, user_id="u")
     assert other.state == {"user:facts": ["the sky is blue", "grass is green"]}
+
+
+async def test_listing_reads_index_entries_written_before_they_held_the_listed_form(
+    service: StatekeeperSessionService, manager: StateManager
+) -> None:
+    """Index entries of the earlier layout held only the ids: the listing reads those heads."""
+    for user, sid in [("u1", "a"), ("u2", "b")]:
+        await service.create_session(app_name=APP, user_id=user, session_id=sid, state={"k": sid})
+    old_form = {
+        entry.key: {"user_id": entry.value["user_id"], "session_id": entry.value["session_id"]}
+        async for prefix in _index_prefixes(service)
+        async for entry in manager.range(prefix)
+    }
+    assert len(old_form) == 4  # two indexes per session
+    await manager.transaction(put=old_form)
+    everyone = (await service.list_sessions(app_name=APP)).sessions
+    assert [(s.user_id, s.id, s.state) for s in everyone] == [
+        ("u1", "a", {"k": "a"}),
+        ("u2", "b", {"k": "b"}),
+    ]
+    mine = (await service.list_sessions(app_name=APP, user_id="u2")).sessions
+    assert [(s.id, s.state) for s in mine] == [("b", {"k": "b"})]
+    await service.append_event(mine[0], event(delta={"k": "new"}))  # the revision is the head's
+
+
+async def _index_prefixes(service: StatekeeperSessionService) -> Any:
+    for index in ("recent/", "recent-app/"):
+        yield f"{service.key_prefix}{index}"

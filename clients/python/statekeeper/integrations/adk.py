@@ -292,7 +292,13 @@ class StatekeeperSessionService(BaseSessionService):
         app_state = _value(app_entry)
         sessions = []
         async for entry in self.manager.range(index, page_size=RANGE_PAGE):
-            listed = entry.value
+            listed, revision = entry.value, entry.mod_revision
+            if not isinstance(listed, dict) or "state" not in listed:
+                # An index entry written before entries held the listed form: read the head.
+                head = await self._head_of(app_name, user_id, entry.key)
+                if head is None:
+                    continue
+                listed, revision = head
             user = str(listed["user_id"])
             sessions.append(
                 _session(
@@ -300,12 +306,25 @@ class StatekeeperSessionService(BaseSessionService):
                     user,
                     str(listed["session_id"]),
                     listed,
-                    entry.mod_revision,
+                    revision,
                     app_state,
                     user_states.get(user, {}),
                 )
             )
         return ListSessionsResponse(sessions=sessions)
+
+    async def _head_of(
+        self, app_name: str, user_id: str | None, index_key: str
+    ) -> tuple[dict[str, Any], int] | None:
+        """The listed form and revision of the session an index entry names (from its key:
+        ``.../<user>/<session>`` or, in a user's index, ``.../<session>``), None when gone."""
+        *_, user, session_id = index_key.split("/")
+        user = unquote(user) if user_id is None else user_id
+        session_id = unquote(session_id)
+        entry = await self.manager.get_entry(self._keys(app_name, user, session_id).head)
+        if entry is None:
+            return None
+        return _listed_form(user, session_id, entry.value), entry.mod_revision
 
     async def _user_states(self, prefix: str) -> dict[str, dict[str, Any]]:
         """Every user state of one app (``prefix``: its user-state keys), by user id."""
