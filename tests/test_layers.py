@@ -87,10 +87,6 @@ DOMAINS = "statekeeper_server.engine.domains"
 #: Domain modules that are helpers shared by the managers, not managers themselves.
 SHARED_DOMAIN_HELPERS = frozenset({f"{DOMAINS}.checkpoints"})
 
-#: Imports that break a rule and that other changes of this session are removing. Each entry
-#: is (importer, imported); the test fails when one no longer exists: delete it here then.
-KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({})
-
 
 @dataclass(frozen=True)
 class Import:
@@ -299,11 +295,7 @@ def test_server_layers_import_only_downward() -> None:
 def test_managers_backends_and_engine_keep_to_themselves() -> None:
     """No manager imports a sibling manager (shared helpers are declared), no servicer another
     service's manager, no backend another backend, nothing under engine/ the generated stubs."""
-    assert sorted(violations() - KNOWN_VIOLATIONS) == []
-
-
-def test_known_violations_are_not_stale() -> None:
-    assert sorted(KNOWN_VIOLATIONS - violations()) == [], "fixed: remove them from the list"
+    assert sorted(violations()) == []
 
 
 def test_the_server_uses_only_the_neutral_part_of_statekeeper() -> None:
