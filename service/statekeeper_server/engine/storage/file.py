@@ -259,11 +259,17 @@ class FileBackend(Backend):
     def _start(self) -> None:
         """Bind the expiry task (and a compaction that is due) to the running loop."""
         self._started = True
-        self._reaper_wakeup = asyncio.Event()
-        self._reaper = asyncio.get_running_loop().create_task(
-            self._reap(self._reaper_wakeup), name="statekeeper-file-reaper"
-        )
+        self._run_reaper()
         self._maybe_compact()  # a long log tail replayed on open goes into the index now
+
+    def _run_reaper(self) -> None:
+        """Start the expiry task on the running loop unless it runs: it ends by itself when
+        nothing is due to expire, so an idle store leaves no task behind on a loop that ends."""
+        if self._reaper is None or self._reaper.done():
+            self._reaper_wakeup = asyncio.Event()
+            self._reaper = asyncio.get_running_loop().create_task(
+                self._reap(self._reaper_wakeup), name="statekeeper-file-reaper"
+            )
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -422,6 +428,8 @@ class FileBackend(Backend):
             self._next_expiry = expire_at
             if self._reaper_wakeup is not None:
                 self._reaper_wakeup.set()
+        if self._started:
+            self._run_reaper()
 
     def _plan_expiries(self, now: float) -> None:
         """Queue one EXPIRE record for (a bounded batch of) the entries that are due."""
@@ -445,6 +453,8 @@ class FileBackend(Backend):
         self._expiry_stale = True  # the reaper recomputes it once these are durable
         if self._reaper_wakeup is not None:
             self._reaper_wakeup.set()
+        if self._started:
+            self._run_reaper()
         if events:
             self._submit(revision, events)
 
@@ -481,12 +491,14 @@ class FileBackend(Backend):
                 log.warning("could not commit expiries: %s", error)
                 return
             deadline, now = self._next_expiry, time.time()
-            if deadline is not None and deadline <= now:
+            if deadline is None:
+                return  # nothing expires: the next write with a TTL starts the task again
+            if deadline <= now:
                 self._plan_expiries(now)
                 continue
             wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), None if deadline is None else deadline - now)
+                await asyncio.wait_for(wakeup.wait(), deadline - now)
 
     async def expire_due(self) -> None:
         """Commit the expiries that are due now, through the log."""
