@@ -61,8 +61,11 @@ def test_unspecified_enum_reads_as_none_and_names_or_values_are_accepted() -> No
     assert from_message(kb.IndexingProgress(), Progress).status is None
     message = to_message(Progress(status="in_progress"), kb.IndexingProgress)  # type: ignore[arg-type]
     assert message.status == kb.INDEXING_STATUS_IN_PROGRESS
-    with pytest.raises(InvalidArgumentError):
-        to_message(Progress(status="sideways"), kb.IndexingProgress)  # type: ignore[arg-type]
+    # A name the enum lacks goes out as UNSPECIFIED: the receiver refuses it with its own error.
+    sideways = to_message(Progress(status="sideways"), kb.IndexingProgress)  # type: ignore[arg-type]
+    assert sideways.status == kb.INDEXING_STATUS_UNSPECIFIED
+    with pytest.raises(InvalidArgumentError):  # and an unknown number coming in is refused
+        from_message(kb.IndexingProgress(status=99), Progress)  # type: ignore[arg-type]
 
 
 def test_nested_repeated_durations_and_documents_in_either_encoding() -> None:
