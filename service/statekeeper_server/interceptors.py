@@ -137,6 +137,7 @@ class _Call:
         "metadata",
         "method",
         "owner",
+        "peer",
         "principal",
         "request_id",
         "request_token",
@@ -169,6 +170,13 @@ class _Call:
         #: Whether the client named the request id (then it is returned even on success).
         self.given_id = bool(given and _REQUEST_ID_RE.match(given))
         self.request_id = given if given and self.given_id else new_request_id()
+        #: The peer for the access log, read while the call is live (gRPC must not be asked
+        #: once the call has ended: the server may be gone by then).
+        self.peer = (
+            str(context.peer())
+            if owner.access_log and access_log.isEnabledFor(logging.INFO)
+            else ""
+        )
         self.principal = ""
         self.tenant = ""
         self.code = "OK"
@@ -263,7 +271,7 @@ class _Call:
                     "method": self.method,
                     "code": self.code,
                     "duration_ms": round(seconds * 1000, 3),
-                    "peer": str(self.context.peer()),
+                    "peer": self.peer,
                     "principal": self.principal,
                     "namespace": self.tenant or "default",
                     "request_id": self.request_id,
