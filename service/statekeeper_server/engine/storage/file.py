@@ -263,8 +263,7 @@ class FileBackend(Backend):
         self._maybe_compact()  # a long log tail replayed on open goes into the index now
 
     def _run_reaper(self) -> None:
-        """Start the expiry task on the running loop unless it runs: it ends by itself when
-        nothing is due to expire, so an idle store leaves no task behind on a loop that ends."""
+        """Start the expiry task unless it runs (it ends when nothing is due to expire)."""
         if self._reaper is None or self._reaper.done():
             self._reaper_wakeup = asyncio.Event()
             self._reaper = asyncio.get_running_loop().create_task(
