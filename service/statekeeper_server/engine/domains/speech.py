@@ -188,18 +188,6 @@ def _owned_conversation(state: VoiceConversationState, session_id: str) -> Voice
     )
 
 
-def _owned_session(session: AudioSession) -> AudioSession:
-    """The session with its id on its states (version 0 did not store it there)."""
-    session_id = session.session_id
-    return replace(
-        session,
-        stt_state=session.stt_state and replace(session.stt_state, session_id=session_id),
-        tts_state=session.tts_state and replace(session.tts_state, session_id=session_id),
-        conversation_state=session.conversation_state
-        and replace(session.conversation_state, session_id=session_id),
-    )
-
-
 def _session_not_found(session_id: str) -> NotFoundError:
     return NotFoundError(
         f"speech session {session_id!r} not found",
@@ -300,7 +288,7 @@ class SpeechEngine:
             entry = await txn.entry(prefix + "meta")
             if entry is None:
                 raise _session_not_found(session_id)
-            session = _owned_session(SESSION.unpack(entry.value))
+            session = SESSION.unpack(entry.value)
             if session.status is Status.ENDED or session.idle_at is None:
                 return session
             if not session.idle_due() and entry.mod_revision != lease_revision:
@@ -340,7 +328,7 @@ class SpeechEngine:
             entry = await txn.entry(prefix + "meta")
             if entry is None:
                 raise _session_not_found(session_id)
-            session = _owned_session(SESSION.unpack(entry.value))
+            session = SESSION.unpack(entry.value)
             if session.idle_due():
                 session = await self._expire_idle(session_id)
             if session.status is Status.ENDED:

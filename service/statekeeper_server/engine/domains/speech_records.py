@@ -172,14 +172,18 @@ def _v0_conversation(state: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _v0_session(data: dict[str, Any]) -> dict[str, Any]:
+    owner = {"session_id": data.get("session_id", "")}  # version 0 kept it on the session only
+    parts = {
+        "stt_state": _v0_stt(data.pop("stt", None)),
+        "tts_state": data.pop("tts", None),
+        "conversation_state": _v0_conversation(data.pop("conv", None)),
+    }
     return {
         **data,
         "streaming_mode": _v0_enum(_V0_MODE, data.get("streaming_mode")),
         "status": _v0_enum(_V0_STATUS, data.get("status")),
         "last_sequence": data.pop("seq", 0),
-        "stt_state": _v0_stt(data.pop("stt", None)),
-        "tts_state": data.pop("tts", None),
-        "conversation_state": _v0_conversation(data.pop("conv", None)),
+        **{name: None if part is None else {**part, **owner} for name, part in parts.items()},
     }
 
 
