@@ -136,10 +136,8 @@ class FileBackend(Backend):
     """Durable single-node storage under ``base_path`` (see the module docstring).
 
     ``format`` is ``"msgpack"`` or ``"json"`` (the log's record encoding); ``compression``
-    compresses every log record with zstd; ``history_revisions`` and ``history_bytes`` (0: no
-    byte bound) bound the watch history kept (see
-    :mod:`~statekeeper_server.engine.storage.file_memtable`); ``compact_bytes`` is the log size
-    that triggers a background compaction.
+    compresses every log record with zstd; ``history_revisions`` and ``history_bytes`` bound the
+    watch history (see :mod:`.file_memtable`); ``compact_bytes`` triggers a compaction.
     """
 
     name = "file"
@@ -160,8 +158,6 @@ class FileBackend(Backend):
             )
         if history_revisions < 1:
             raise ValueError("history_revisions must be at least 1")
-        if history_bytes < 0:
-            raise ValueError("history_bytes must not be negative")
         self.path = Path(base_path)
         self.format = format
         self.compression = compression
@@ -174,9 +170,7 @@ class FileBackend(Backend):
         self._index: FileIndex | None = None
         try:
             self._index = index = _open_index(self.path)
-            figures = (index.keys, index.bytes, index.compacted_through)
-            bounds = (history_revisions, history_bytes)
-            self._memtable = Memtable(bounds, figures, index.history_sizes())
+            self._memtable = Memtable((history_revisions, history_bytes), index)
             self._reader = DurableReader(index, self._memtable)
             self._durable_revision = self._replay(index)
         except BaseException:

@@ -24,16 +24,13 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from statekeeper_server.engine.storage.backend import Entry, Event, KeyRange, WatchUpdate
 from statekeeper_server.engine.storage.file_log import EVENT_CODES, EVENT_TYPES, fsync_dir
 from statekeeper_server.engine.storage.file_watch import Feed
 from statekeeper_server.engine.storage.glob import GlobPattern
 from statekeeper_server.engine.storage.history import flat_events
-
-if TYPE_CHECKING:
-    from statekeeper_server.engine.storage.file_memtable import Row
 
 SNAPSHOT_NAME = "snapshot.dat"
 #: The format version of ``snapshot.dat`` this module writes (1: the framed snapshot of earlier
@@ -208,12 +205,13 @@ class FileIndex:
 
     def flush(
         self,
-        state: dict[str, Row],
+        state: dict[str, tuple[Any, ...]],
         history: Sequence[tuple[int, tuple[Any, ...]]],
         figures: tuple[int, int, int, int],
     ) -> None:
         """Commit, in one durable transaction, the ``state`` of the keys changed since the last
-        flush (memtable rows, see :meth:`Memtable.snapshot`), the retained ``history`` after it
+        flush (the memtable's rows: mod revision, value or None when deleted, create revision,
+        version, expiry time), the retained ``history`` after it
         and the store's ``figures`` (revision, compacted_through, keys, bytes) as of that
         revision. Rows go to SQLite as they are, with no objects built per key."""
         revision, compacted_through, keys, size = figures

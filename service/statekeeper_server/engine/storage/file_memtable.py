@@ -27,10 +27,23 @@ import bisect
 import heapq
 from array import array
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from statekeeper_server.engine.storage.backend import Entry, Event
 from statekeeper_server.engine.storage.history import RetainedHistory
+
+
+class IndexFigures(Protocol):
+    """What the memtable starts from: the index's figures and the sizes of its history."""
+
+    keys: int
+    bytes: int
+    compacted_through: int
+
+    def history_sizes(self) -> list[tuple[int, int]]:
+        """The (revision, size) of every retained revision, oldest first."""
+        ...
+
 
 #: One key's state here: (revision of its last change, value or None when deleted, create
 #: revision, version, expiry time).
@@ -92,23 +105,21 @@ class _Ledger:
 class Memtable:
     """Recent durable state on top of the index (see the module docstring)."""
 
-    def __init__(
-        self,
-        bounds: tuple[int, int],
-        figures: tuple[int, int, int],
-        retained: Iterable[tuple[int, int]] = (),
-    ) -> None:
-        """``bounds``: (history_revisions, history_bytes); ``figures``: the index's (keys,
-        bytes, compacted_through); ``retained``: the index's (revision, size) of history."""
+    def __init__(self, bounds: tuple[int, int], index: IndexFigures) -> None:
+        """``bounds``: (history_revisions, history_bytes); the figures and the sizes of the
+        retained history start from the ``index``'s."""
         self._history_revisions, self._history_bytes = bounds
+        if self._history_bytes < 0:
+            raise ValueError("history_bytes must not be negative")
         #: key -> its :data:`Row`.
         self.entries: dict[str, Row] = {}
         self._keys: list[str] = []
         #: Every revision since the last flush (older than ``compacted_through`` trimmed).
         self.history = RetainedHistory()
-        self._ledger = _Ledger(retained)
+        self._ledger = _Ledger(index.history_sizes())
         self._expiries: list[tuple[float, str, int]] = []
-        self.keys, self.bytes, self.compacted_through = figures
+        self.keys, self.bytes = index.keys, index.bytes
+        self.compacted_through = index.compacted_through
 
     def apply(self, revision: int, events: Sequence[Event]) -> None:
         """Apply one durable revision."""
