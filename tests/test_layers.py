@@ -353,9 +353,6 @@ SIZE_REASON = "# size:"
 OVERSIZED: frozenset[str] = frozenset(
     {
         "service/statekeeper_server/servicers/fanout.py::join",
-        "clients/python/statekeeper/console/app.py::create_app",
-        "clients/python/statekeeper/integrations/adk.py::append_event",
-        "clients/python/statekeeper/integrations/langgraph/saver.py::aput",
     }
 )
 
