@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from bench import batching, scaling, stack, workflow_scaling
+from bench import batching, scaling, stack, targets, workflow_scaling
 from bench.agents import best_own
 
 #: The issue's targets, checked against the run's figures.
@@ -169,13 +169,17 @@ def markdown(results: dict[str, Any]) -> str:
         f"{meta['load_avg_at_start'][0]:.2f}. Load generator: {meta['load_generator']}. "
         f"{meta['duration_s']:g} s per measurement after warm-up. Latencies are per call "
         "as the client sees them. CPU is in cores (1.00 = one core busy) over the window.",
-        "",
-        "| target | op | c=1 ops/s | c=1 p50 / p99 ms | c=16 ops/s | c=16 p50 / p99 ms "
-        "| c=16 vs echo: ops/s (CPU/op) | c=16 vs raw Redis / etcd | c=16 server CPU (us/op) "
-        "| c=16 client CPU |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        *targets.markdown([targets.Target(**t) for t in results.get("issue_targets", [])]),
     ]
     rows = results["load"]
+    if rows:
+        lines += [
+            "",
+            "| target | op | c=1 ops/s | c=1 p50 / p99 ms | c=16 ops/s | c=16 p50 / p99 ms "
+            "| c=16 vs echo: ops/s (CPU/op) | c=16 vs raw Redis / etcd "
+            "| c=16 server CPU (us/op) | c=16 client CPU |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        ]
     seen: list[tuple[str, str]] = []
     for row in rows:
         if (row["label"], row["op"]) not in seen:
@@ -294,10 +298,10 @@ def markdown(results: dict[str, Any]) -> str:
             per_round = ", ".join(f"{rate:,.0f}" for rate in rates)
             share = f"{median / echo:.0%}" if echo else ""
             lines.append(f"| {label} | {op} | {per_round} | {median:,.0f} | {share} |")
-    targets = results.get("targets") or []
-    if targets:
+    issue8 = results.get("targets") or []
+    if issue8:
         lines += ["", "| target (issue 8) | measured | met |", "|---|---|---|"]
-        for item in targets:
+        for item in issue8:
             met = {True: "yes", False: "**no**", None: "n/a"}[item["met"]]
             lines.append(f"| {item['target']} | {item['measured']} | {met} |")
     lines += scaling.table(results.get("scaling") or [])
@@ -399,10 +403,52 @@ def chart(results: dict[str, Any], path: str) -> bool:
     return True
 
 
+def fanout_targets(results: dict[str, Any]) -> list[targets.Target]:
+    """Issue 18's fan-out targets: every statekeeper row at 1,000/s x 100 delivers everything
+    with p99 < 200 ms; at 100/s x 100 its p99 is within 1.2 x the bare broadcast's."""
+    rows = results.get("fanout") or []
+    found: list[targets.Target] = []
+    bare = next(
+        (
+            r
+            for r in rows
+            if r["label"].startswith("bare") and (r["rate"], r["subscribers"]) == (100, 100)
+        ),
+        None,
+    )
+    for row in rows:
+        if not row["label"].startswith("statekeeper") or row["subscribers"] != 100:
+            continue
+        shown = (
+            f"{row['label']}: {row['delivered_fraction']:.1%} delivered, p99 {row['p99_ms']:.0f} ms"
+        )
+        if row["rate"] == 1000:
+            met = row["delivered_fraction"] >= 1.0 and row["p99_ms"] < 200
+            found.append(
+                targets.Target(18, "fan-out 1,000/s x 100: all delivered, p99 < 200 ms", shown, met)
+            )
+        elif row["rate"] == 100 and bare is not None:
+            ratio = row["p99_ms"] / max(bare["p99_ms"], 1e-9)
+            found.append(
+                targets.Target(
+                    18,
+                    "fan-out 100/s x 100: p99 <= 1.2 x the bare broadcast's",
+                    f"{shown}, bare p99 {bare['p99_ms']:.0f} ms ({ratio:.2f} x)",
+                    row["delivered_fraction"] >= 1.0 and ratio <= 1.2,
+                )
+            )
+    return found
+
+
+#: Every part's ``targets`` function, in the order the report lists them.
+TARGET_PARTS = (stack.targets, batching.targets, fanout_targets, scaling.targets)
+
+
 def write(results: dict[str, Any], out_dir: str) -> str:
     """Write ``bench-<mode>.md/.json/.png`` under ``out_dir``, print the markdown, return it."""
     add_ratios(results)
     results["targets"] = check_targets(results)
+    results["issue_targets"] = [vars(t) for t in targets.collect(results, TARGET_PARTS)]
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.join(out_dir, "bench-quick" if results["meta"]["quick"] else "bench-full")
     text = markdown(results)

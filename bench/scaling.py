@@ -39,6 +39,8 @@ from typing import Any
 
 import psutil
 
+from bench.targets import Target, at_most
+
 #: Puts per transaction of the bulk load.
 LOAD_BATCH = 100
 #: Overwrites during which the gen-2 collections are counted (at most the store size).
@@ -294,6 +296,51 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         values = " | ".join(_cell(cells[size]) if size in cells else "" for size in sizes)
         lines.append(f"| {backend} | {measure_name} | {values} |")
     return lines
+
+
+#: Issue 19's ceilings on the rows of this table: (backend, measure, ceiling, what it asks).
+CEILINGS = (
+    ("file", "restart to first call after SIGTERM, s", 5.0, "file restart after SIGTERM <= 5 s"),
+    ("file", "restart to first call after SIGKILL, s", 5.0, "file restart after SIGKILL <= 5 s"),
+    ("file", "acknowledged writes missing after SIGKILL", 0, "no acknowledged write lost"),
+    ("file", "probe Get during load max, ms", 50.0, "file: worst probe Get during a load <= 50 ms"),
+    *(
+        (
+            backend,
+            f"gen-2 GC longest pause during {during}, ms",
+            50.0,
+            f"{backend}: gen-2 GC pause during {during} <= 50 ms",
+        )
+        for backend in ("memory", "file")
+        for during in ("the load", "the overwrites")
+    ),
+    ("redis", "Redis longest command during listing, ms", 10.0, "Redis: no script over 10 ms"),
+)
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    """Issue 19's ceilings, judged at the largest size measured (decided only at 1M keys)."""
+    rows = results.get("scaling") or []
+    found: list[Target] = []
+    for backend, measure_name, ceiling, name in CEILINGS:
+        cells = {
+            r["keys"]: r["value"]
+            for r in rows
+            if (r["backend"], r["measure"]) == (backend, measure_name)
+            and isinstance(r["value"], (int, float))
+        }
+        if not cells:
+            continue
+        keys = max(cells)
+        found.append(
+            Target(
+                19,
+                f"{name} at 1M keys",
+                f"{_cell(cells[keys])} at {keys:,} keys",
+                at_most(cells[keys], ceiling, decided=keys >= SIZES[-1]),
+            )
+        )
+    return found
 
 
 def main(argv: list[str]) -> None:

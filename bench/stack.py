@@ -23,6 +23,8 @@ import statistics
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bench.targets import Target, at_most
+
 #: Concurrent client tasks (each calls every lane in turn).
 TASKS = 16
 #: Keys each task writes and reads.
@@ -144,30 +146,14 @@ def measure(harness: Any) -> None:
             }
         )
     harness.results["stack"] = rows
-    for line in verdicts(rows):
-        harness.log("  " + line)
-    load_after = os.getloadavg()
-    harness.results["stack_load"] = [load_before[0], load_after[0]]
-    harness.log(f"  load average {load_before[0]:.2f} at the start, {load_after[0]:.2f} at the end")
-
-
-def verdicts(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per target of :data:`TARGETS`: the median of the rounds' ratios, their range,
-    and PASS or FAIL."""
-    lanes = {server: row["us_per_call"] for row, (_, server, _) in zip(rows, LANES, strict=True)}
-    lines = []
-    for what, lane, reference, limit in TARGETS:
-        ratios = [a / b for a, b in zip(lanes[lane], lanes[reference], strict=True)]
-        ratio = statistics.median(ratios)
-        lines.append(
-            f"{what}: {ratio:.2f} x (rounds {min(ratios):.2f}-{max(ratios):.2f}; "
-            f"target <= {limit:.2f}) {'PASS' if ratio <= limit else 'FAIL'}"
-        )
-    return lines
+    harness.results["stack_load"] = [load_before[0], os.getloadavg()[0]]
+    for target in targets(harness.results):
+        verdict = {True: "PASS", False: "FAIL", None: "n/a"}[target.met]
+        harness.log(f"  {target.name}: {target.measured} {verdict}")
 
 
 def markdown(results: dict[str, Any]) -> list[str]:
-    """The paired rows and issue 15's targets as markdown lines (none when not run)."""
+    """The paired rows as markdown lines (none when not run; verdicts: :func:`targets`)."""
     rows = results.get("stack") or []
     if not rows:
         return []
@@ -188,9 +174,29 @@ def markdown(results: dict[str, Any]) -> list[str]:
             f"| {row['label']} | {row['op']} | {rounds} | {row['median']:.0f} | "
             f"{row['median'] / bare:.2f} | {row['median'] / echo:.2f} |"
         )
-    lines += ["", "Issue 15's targets, each the median of the rounds' ratios:", ""]
-    lines += [f"- {line}" for line in verdicts(rows)]
-    load = results.get("stack_load")
-    if load:
-        lines.append(f"- load average {load[0]:.2f} at the start, {load[1]:.2f} at the end")
     return lines
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    """Issue 15's server-CPU targets (:data:`TARGETS`), each the median of the rounds'
+    ratios, with their range and the load average of the run."""
+    rows = results.get("stack") or []
+    if not rows:
+        return []
+    lanes = {server: row["us_per_call"] for row, (_, server, _) in zip(rows, LANES, strict=True)}
+    load = results.get("stack_load") or [float("nan")] * 2
+    found = []
+    for what, lane, reference, limit in TARGETS:
+        ratios = [a / b for a, b in zip(lanes[lane], lanes[reference], strict=True)]
+        ratio = statistics.median(ratios)
+        found.append(
+            Target(
+                15,
+                f"{what} <= {limit:.2f} x",
+                f"{ratio:.2f} x (rounds {min(ratios):.2f}-{max(ratios):.2f}; "
+                f"{statistics.median(lanes[lane]):.0f} vs "
+                f"{statistics.median(lanes[reference]):.0f} us; load {load[0]:.1f}-{load[1]:.1f})",
+                at_most(ratio, limit),
+            )
+        )
+    return found

@@ -42,69 +42,83 @@ def _failure_response(failure: Failure) -> JSONResponse:
     return JSONResponse({"error": failure.to_json()}, status_code=failure.http_status)
 
 
+def _api(request: Request) -> Api:
+    api: Api = request.app.state.api
+    return api
+
+
+async def _index(request: Request) -> Response:
+    """The page (never cached: a new version of the package shows at once)."""
+    return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
+
+
+async def _info(request: Request) -> Response:
+    """Where the console connects, and the server's metrics URL."""
+    return JSONResponse({**_api(request).describe(), "metrics_url": request.app.state.metrics_url})
+
+
+async def _call(request: Request) -> Response:
+    """One allowed unary RPC: the JSON body is its request, the JSON answer its response."""
+    try:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise bad_request("the request body is not JSON") from None
+        service, method = request.path_params["service"], request.path_params["method"]
+        result = await _api(request).call(service, method, body, CALL_TIMEOUT)
+    except Failure as failure:
+        return _failure_response(failure)
+    return JSONResponse(result)
+
+
+async def _watch(request: Request) -> Response:
+    """One allowed watch as server-sent events, resumed after ``Last-Event-ID`` or
+    ``?after=`` when given."""
+    try:
+        body = json.loads(request.query_params.get("request") or "{}")
+    except ValueError:
+        return _failure_response(bad_request("the request parameter is not JSON"))
+    after = resume_position(request.headers.get("last-event-id"), request.query_params.get("after"))
+    service, method = request.path_params["service"], request.path_params["method"]
+    return StreamingResponse(
+        event_stream(_api(request), service, method, body, after),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+async def _failed(request: Request, error: Exception) -> Response:
+    """Any unexpected error: logged with its traceback, answered as INTERNAL without it."""
+    log.exception("console request %s failed", request.url.path, exc_info=error)
+    return _failure_response(
+        Failure("INTERNAL", "INTERNAL", "The console failed to answer; see its log.", 500)
+    )
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Close the console's connection to the server when the app stops."""
+    yield
+    await app.state.api.close()
+
+
 def create_app(options: ConnectionOptions, metrics_url: str | None = None) -> Starlette:
     """The console app for the server that ``options`` reaches (remote options: ``address``,
     TLS, ``token``, ``namespace``); ``metrics_url`` is linked from the server page."""
-    api = Api(options)
-
-    async def index(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
-
-    async def info(request: Request) -> Response:
-        return JSONResponse({**api.describe(), "metrics_url": metrics_url})
-
-    async def call(request: Request) -> Response:
-        try:
-            try:
-                body = json.loads(await request.body() or b"{}")
-            except ValueError:
-                raise bad_request("the request body is not JSON") from None
-            result = await api.call(
-                request.path_params["service"], request.path_params["method"], body, CALL_TIMEOUT
-            )
-        except Failure as failure:
-            return _failure_response(failure)
-        return JSONResponse(result)
-
-    async def watch(request: Request) -> Response:
-        try:
-            body = json.loads(request.query_params.get("request") or "{}")
-        except ValueError:
-            return _failure_response(bad_request("the request parameter is not JSON"))
-        after = resume_position(
-            request.headers.get("last-event-id"), request.query_params.get("after")
-        )
-        events = event_stream(
-            api, request.path_params["service"], request.path_params["method"], body, after
-        )
-        return StreamingResponse(
-            events,
-            media_type="text/event-stream",
-            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
-        )
-
-    async def failed(request: Request, error: Exception) -> Response:
-        log.exception("console request %s failed", request.url.path, exc_info=error)
-        return _failure_response(
-            Failure("INTERNAL", "INTERNAL", "The console failed to answer; see its log.", 500)
-        )
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await api.close()
-
-    return Starlette(
+    app = Starlette(
         routes=[
-            Route("/", index),
-            Route("/api/info", info),
-            Route("/api/call/{service}/{method}", call, methods=["POST"]),
-            Route("/api/watch/{service}/{method}", watch),
+            Route("/", _index),
+            Route("/api/info", _info),
+            Route("/api/call/{service}/{method}", _call, methods=["POST"]),
+            Route("/api/watch/{service}/{method}", _watch),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
-        exception_handlers={Exception: failed},
-        lifespan=lifespan,
+        exception_handlers={Exception: _failed},
+        lifespan=_lifespan,
     )
+    app.state.api = Api(options)
+    app.state.metrics_url = metrics_url
+    return app
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -41,7 +41,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -140,6 +141,71 @@ class _Keys:
         """The two listing-index keys of the session at ``update_time``."""
         at = _update_time_segment(update_time)
         return [f"{self._by_user}{at}/{self._sid}", f"{self._by_app}{at}/{self._user}/{self._sid}"]
+
+
+@dataclass(frozen=True)
+class _Append:
+    """One event to append: its stored document and its state delta split by scope."""
+
+    keys: _Keys
+    user_id: str
+    session_id: str
+    event_id: str
+    timestamp: float
+    document: dict[str, Any]
+    app_delta: dict[str, Any]
+    user_delta: dict[str, Any]
+    own_delta: dict[str, Any]
+
+    @classmethod
+    def of(cls, keys: Callable[[str, str, str], _Keys], session: Session, event: Event) -> _Append:
+        """The append of ``event`` to ``session`` (``keys`` makes the session's keys)."""
+        delta = event.actions.state_delta if event.actions else {}
+        app_delta, user_delta, own_delta = _split_scopes(_json_safe(delta or {}))
+        return cls(
+            keys=keys(session.app_name, session.user_id, session.id),
+            user_id=session.user_id,
+            session_id=session.id,
+            event_id=event.id,
+            timestamp=event.timestamp,
+            document=event.model_dump(mode="json", exclude_none=True),
+            app_delta=app_delta,
+            user_delta=user_delta,
+            own_delta=own_delta,
+        )
+
+    def writes(
+        self,
+        head_entry: StateEntry,
+        app_entry: StateEntry | None,
+        user_entry: StateEntry | None,
+        new_id: bool,
+    ) -> tuple[dict[str, int], dict[str, Any], list[str]]:
+        """The transaction's ``(compare, put, delete)`` that appends the event after
+        ``head_entry``: the event, the new head, the scoped states it changes (each guarded by
+        the revision read), the listing indexes moved to the event's time, and, when
+        ``new_id``, the event id's entry guarded to be new."""
+        keys, head = self.keys, head_entry.value
+        generation, seq = str(head["generation"]), int(head["events"])
+        new_head = {
+            **head,
+            "state": {**head["state"], **self.own_delta},
+            "update_time": self.timestamp,
+            "events": seq + 1,
+        }
+        compare = {keys.head: head_entry.mod_revision}
+        put: dict[str, Any] = {keys.head: new_head, keys.event(generation, seq): self.document}
+        if new_id:
+            id_key = keys.event_id(generation, self.event_id)
+            compare[id_key] = 0
+            put[id_key] = {"seq": seq}
+        _apply(app_entry, self.app_delta, keys.app_state, compare, put)
+        _apply(user_entry, self.user_delta, keys.user_state, compare, put)
+        old_indexes = keys.indexes(float(head["update_time"]))
+        new_indexes = keys.indexes(self.timestamp)
+        listed = _listed_form(self.user_id, self.session_id, new_head)
+        put.update({index: listed for index in new_indexes})
+        return compare, put, [index for index in old_indexes if index not in new_indexes]
 
 
 class StatekeeperSessionService(BaseSessionService):
@@ -372,60 +438,44 @@ class StatekeeperSessionService(BaseSessionService):
             return event
         self._apply_temp_state(session, event)
         event = self._trim_temp_delta_state(event)
-        delta = event.actions.state_delta if event.actions else {}
-        app_delta, user_delta, own_delta = _split_scopes(_json_safe(delta or {}))
-        document = event.model_dump(mode="json", exclude_none=True)
-        keys = self._keys(session.app_name, session.user_id, session.id)
+        revision = await self._store_event(session, _Append.of(self._keys, session, event))
+        if revision is None:
+            return event  # already appended (a retried call)
+        session.last_update_time = event.timestamp
+        session._storage_update_marker = str(revision)
+        return self._commit_event_to_session(session, event)
+
+    async def _store_event(self, session: Session, append: _Append) -> int | None:
+        """Commit ``append`` after the stored head ``session`` was read from, retrying while
+        only the app or user state changed meanwhile: the new revision, or None when the event
+        is stored already. StaleSessionError / SessionNotFoundError as in append_event."""
+        keys = append.keys
         retry = False
         while True:
             head_entry, app_entry, user_entry = await asyncio.gather(
                 self.manager.get_entry(keys.head),
-                self.manager.get_entry(keys.app_state) if app_delta else _none(),
-                self.manager.get_entry(keys.user_state) if user_delta else _none(),
+                self.manager.get_entry(keys.app_state) if append.app_delta else _none(),
+                self.manager.get_entry(keys.user_state) if append.user_delta else _none(),
             )
             if head_entry is None:
                 raise SessionNotFoundError(f"Session {session.id} not found.")
-            head = head_entry.value
-            generation = str(head["generation"])
-            id_key = keys.event_id(generation, event.id)
+            generation = str(head_entry.value["generation"])
+            id_key = keys.event_id(generation, append.event_id)
             fresh = await self._is_fresh(session, keys, head_entry)
             # The first attempt of a fresh session lets the transaction check that the event
             # id is new (one round trip less); otherwise look it up before anything else.
             known = await self.manager.get_entry(id_key) if retry or not fresh else None
             if known is not None:
                 stored = await self.manager.get(keys.event(generation, int(known.value["seq"])))
-                if stored == document:
-                    return event  # already appended (a retried call)
+                if stored == append.document:
+                    return None
             if not fresh:
                 raise StaleSessionError(_STALE)
-            seq = int(head["events"])
-            new_head = {
-                **head,
-                "state": {**head["state"], **own_delta},
-                "update_time": event.timestamp,
-                "events": seq + 1,
-            }
-            compare = {keys.head: head_entry.mod_revision}
-            put: dict[str, Any] = {keys.head: new_head, keys.event(generation, seq): document}
-            if known is None:
-                compare[id_key] = 0
-                put[id_key] = {"seq": seq}
-            _apply(app_entry, app_delta, keys.app_state, compare, put)
-            _apply(user_entry, user_delta, keys.user_state, compare, put)
-            old_indexes = keys.indexes(float(head["update_time"]))
-            new_indexes = keys.indexes(event.timestamp)
-            listed = _listed_form(session.user_id, session.id, new_head)
-            put.update({index: listed for index in new_indexes})
-            delete = [index for index in old_indexes if index not in new_indexes]
+            compare, put, delete = append.writes(head_entry, app_entry, user_entry, known is None)
             try:
-                revision = await self.manager.transaction(compare=compare, put=put, delete=delete)
+                return await self.manager.transaction(compare=compare, put=put, delete=delete)
             except ConflictError:
                 retry = True  # re-read: a stale session fails the check above, else retry
-                continue
-            break
-        session.last_update_time = event.timestamp
-        session._storage_update_marker = str(revision)
-        return self._commit_event_to_session(session, event)
 
     async def _is_fresh(self, session: Session, keys: _Keys, head: StateEntry) -> bool:
         """Whether ``session`` is the stored revision. A session that carries no revision

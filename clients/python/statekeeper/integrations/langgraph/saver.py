@@ -32,6 +32,7 @@ Options beyond LangGraph's contract:
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from collections import defaultdict
@@ -274,54 +275,78 @@ class StatekeeperSaver(BaseCheckpointSaver[str]):
         thread, ns, parent = _ids(config)
         layout = self.layout
         checkpoint_id = str(checkpoint["id"])
-        values = checkpoint["channel_values"]
         head = None
         if self.fencing or self.ttl:
             head = await self.manager.get_entry(layout.head(thread, ns))
         compare = {}
         if self.fencing:
             compare[layout.head(thread, ns)] = await self._fence(config, head, parent)
-
-        def blob(channel: str) -> list[Any]:
-            if channel not in values:
-                return _typed(_EMPTY)
-            return _typed(self.serde.dumps_typed(values[channel]))
-
+        blob = functools.partial(self._blob, checkpoint["channel_values"])
         blobs = {layout.blob(thread, ns, ch, ver): blob(ch) for ch, ver in new_versions.items()}
         head_doc: dict[str, Any] = {"id": checkpoint_id}
         if self.ttl:
             head_doc["blobs"] = self._refresh(
                 thread, ns, checkpoint, new_versions, head, blob, blobs
             )
-        versions = {ch: str(ver) for ch, ver in checkpoint["channel_versions"].items()}
+        final: dict[str, Any] = {
+            layout.checkpoint(thread, ns, checkpoint_id): self._record(
+                config, checkpoint, metadata, parent
+            ),
+            layout.head(thread, ns): head_doc,
+        }
+        revision = await self._commit(thread, ns, compare, blobs, final)
+        if self.keep_last is not None:
+            await self._retain(thread, ns, self.keep_last)
+        extra = {HEAD_REVISION: revision} if self.fencing else {}
+        return _config(thread, ns, checkpoint_id, **extra)
+
+    def _blob(self, values: Mapping[str, Any], channel: str) -> list[Any]:
+        """The stored document of ``channel``'s value in ``values`` (empty when it has none)."""
+        if channel not in values:
+            return _typed(_EMPTY)
+        return _typed(self.serde.dumps_typed(values[channel]))
+
+    def _record(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        parent: str | None,
+    ) -> dict[str, Any]:
+        """A checkpoint's record: the checkpoint without its channel values (those are blobs),
+        its metadata, its parent, the channel versions it refers to and its run id."""
         stored = {k: v for k, v in checkpoint.items() if k != "channel_values"}
         full_metadata = get_checkpoint_metadata(config, metadata)
-        record = {
+        return {
             "checkpoint": _typed(self.serde.dumps_typed(stored)),
             "metadata": _typed(self.serde.dumps_typed(full_metadata)),
             "parent": parent,
-            "versions": versions,
+            "versions": {ch: str(ver) for ch, ver in checkpoint["channel_versions"].items()},
             "run_id": full_metadata.get("run_id"),
         }
-        final: dict[str, Any] = {
-            layout.checkpoint(thread, ns, checkpoint_id): record,
-            layout.head(thread, ns): head_doc,
-        }
+
+    async def _commit(
+        self,
+        thread: str,
+        ns: str,
+        compare: dict[str, int],
+        blobs: Mapping[str, Any],
+        final: dict[str, Any],
+    ) -> int:
+        """Write ``blobs`` and then ``final`` (the record and the head) guarded by ``compare``:
+        all in one transaction when they fit its cap and need no ttl of their own, else the
+        blobs first in batches. Returns the revision; ThreadForkedError on a conflict."""
         if self.ttl is None and len(blobs) + len(final) + len(compare) <= DELETE_BATCH:
             final = {**blobs, **final}
         else:
             await self._put_batches(blobs, None if self.ttl is None else 2 * self.ttl)
         try:
-            revision = await self.manager.transaction(compare=compare, put=final, ttl=self.ttl)
+            return await self.manager.transaction(compare=compare, put=final, ttl=self.ttl)
         except ConflictError:
             raise ThreadForkedError(
                 f"thread {thread!r} (namespace {ns!r}) was changed by another writer while "
                 "this checkpoint was stored; nothing was written"
             ) from None
-        if self.keep_last is not None:
-            await self._retain(thread, ns, self.keep_last)
-        extra = {HEAD_REVISION: revision} if self.fencing else {}
-        return _config(thread, ns, checkpoint_id, **extra)
 
     def _refresh(
         self,
