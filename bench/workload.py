@@ -336,6 +336,50 @@ async def _load(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _lone(job: dict[str, Any]) -> dict[str, Any]:
+    """Lone calls (concurrency 1) with coalescing on and off, alternated: ``pairs`` times a
+    block of ``block`` calls each way, in ABBA order, against the same server from this one
+    process. Per pair the ratio of the blocks' p50s (on / off), and each mode's p50 (ms) over
+    all its calls."""
+    clients = {
+        "on": _StatekeeperClient(job["address"]),
+        "off": _StatekeeperClient(job["address"], batching=False),
+    }
+    ops: dict[str, Op] = {}
+    for mode, client in clients.items():
+        prefix = f"lone-{mode}"
+        await client.setup(prefix, 1, False)
+        ops[mode] = client.op(job["op"], 0, prefix)
+    latencies: dict[str, list[int]] = {mode: [] for mode in clients}
+    ratios: list[float] = []
+    i = 0
+
+    async def block(mode: str) -> float:
+        nonlocal i
+        taken: list[int] = []
+        for _ in range(job["block"]):
+            t0 = _now_ns()
+            await ops[mode](i)
+            taken.append(_now_ns() - t0)
+            i += 1
+        latencies[mode].extend(taken)
+        return float(sorted(taken)[len(taken) // 2])
+
+    try:
+        for mode in clients:  # warm both channels
+            await block(mode)
+            latencies[mode].clear()
+        for pair in range(job["pairs"]):
+            order = ("on", "off") if pair % 2 == 0 else ("off", "on")
+            p50 = {mode: await block(mode) for mode in order}
+            ratios.append(p50["on"] / p50["off"])
+    finally:
+        for client in clients.values():
+            await client.close()
+    p50_ms = {mode: sorted(taken)[len(taken) // 2] / 1e6 for mode, taken in latencies.items()}
+    return {"ratios": ratios, "p50_ms": p50_ms}
+
+
 # -- watch fan-out (the subscribers are the Go load generator, bench/loadgen) ---------------------
 
 
@@ -469,6 +513,7 @@ async def _speech_write(job: dict[str, Any]) -> dict[str, Any]:
 
 _KINDS: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]] = {
     "load": _load,
+    "lone": _lone,
     "write": _write,
     "speech_subscribe": _speech_subscribe,
     "speech_write": _speech_write,

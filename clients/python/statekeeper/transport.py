@@ -358,13 +358,15 @@ def _timed_out(timeout: float | None) -> DeadlineExceededError:
 
 @dataclass(eq=False)
 class Queued:
-    """One call waiting in a :class:`Coalescer`: its method, request, timeout and future."""
+    """One call waiting in a :class:`Coalescer`: its method, request, timeout, future and the
+    request's size in bytes."""
 
     method: str
     request: Any
     timeout: float | None
     future: asyncio.Future[Any]
     deadline: float | None = None
+    size: int = 0
     sent: bool = field(default=False)
 
     def remaining(self) -> float | None:
@@ -381,14 +383,15 @@ SendBatch = Callable[[list[Queued], float | None], Awaitable[list[Any]]]
 class Coalescer:
     """Coalesces the unary calls of one channel, without a timer.
 
-    A call issued while none is in flight goes at once, alone, as its own RPC (so a lone call
-    is never delayed). A call issued while one is in flight waits in a queue; when the call in
-    flight returns (and the callers it answered have had one turn of the event loop to issue
-    their next calls), everything queued goes as one batch (at most ``max_calls`` calls and
-    ``max_bytes`` of requests; one queued call goes alone). Each call keeps its own result, its
-    own error, its own timeout, and its own cancellation: a call cancelled or timed out while
-    queued is never sent. A request larger than ``max_bytes`` always goes alone, at once.
-    A server without the batch RPC (UNIMPLEMENTED) turns coalescing off for the channel.
+    A call issued while none is in flight (and none is waiting) goes at once, alone, as its own
+    RPC, so a lone call is never delayed. A call issued while one is in flight waits in a
+    queue; when the call in flight returns (and, when it answered several callers, those have
+    had one turn of the event loop to issue their next calls), everything queued goes as one
+    batch (at most ``max_calls`` calls and ``max_bytes`` of requests; one queued call goes
+    alone). Each call keeps its own result, its own error, its own timeout, and its own
+    cancellation: a call cancelled or timed out while queued is never sent. A request larger
+    than ``max_bytes`` always goes alone, at once. A server without the batch RPC
+    (UNIMPLEMENTED) turns coalescing off for the channel.
     """
 
     def __init__(
@@ -403,7 +406,11 @@ class Coalescer:
         self._send_batch = send_batch
         self.max_calls = max_calls
         self.max_bytes = max_bytes
-        self._busy = False
+        self._in_flight = False
+        self._flush_pending = False
+        #: How many callers the last call in flight answered, until the flush after it: while
+        #: it is more than one, their next calls wait for that flush to go together.
+        self._answered = 0
         self._off = False
         self._queue: deque[Queued] = deque()
         #: When True, even a lone call goes through the batch RPC (a batch of one): the test
@@ -418,21 +425,21 @@ class Coalescer:
         """The response of ``method`` for ``request`` (or its typed error), coalesced."""
         if self._off:
             return await self._send_one(method, request, timeout)
-        if not self._busy and not self.lone_in_batch:
-            self._busy = True
+        if not (self._in_flight or self._queue or self._answered > 1 or self.lone_in_batch):
+            self._in_flight = True
             try:
                 return await self._send_one(method, request, timeout)
             finally:
-                self._release()
-        if request.ByteSize() > self.max_bytes:
+                self._returned(1)
+        size = request.ByteSize()
+        if size > self.max_bytes:
             return await self._send_one(method, request, timeout)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
-        queued = Queued(method, request, timeout, loop.create_future(), deadline)
+        queued = Queued(method, request, timeout, loop.create_future(), deadline, size)
         self._queue.append(queued)
-        if not self._busy:
-            self._busy = True
-            self._release()
+        if not self._in_flight:
+            self._schedule_flush()
         try:
             if timeout is None:
                 return await queued.future
@@ -444,24 +451,35 @@ class Coalescer:
             if not queued.sent:
                 self._queue.remove(queued)
 
-    def _release(self) -> None:
-        """The call in flight returned: send what queued meanwhile after one loop turn."""
-        asyncio.get_running_loop().call_soon(self._flush)
+    def _returned(self, answered: int) -> None:
+        """The call in flight returned to ``answered`` callers: what queued meanwhile (and what
+        they issue in their next turn) goes after one loop turn."""
+        self._in_flight = False
+        self._answered = answered
+        if answered > 1 or self._queue:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
-        if not self._queue:
-            self._busy = False
+        self._flush_pending = False
+        self._answered = 0
+        if self._in_flight or not self._queue:
             return
         calls: list[Queued] = []
         size = 0
         while self._queue and len(calls) < self.max_calls:
-            next_size = self._queue[0].request.ByteSize()
+            next_size = self._queue[0].size
             if calls and size + next_size > self.max_bytes:
                 break
             queued = self._queue.popleft()
             queued.sent = True
             calls.append(queued)
             size += next_size
+        self._in_flight = True
         asyncio.get_running_loop().create_task(self._run(calls))
 
     async def _run(self, calls: list[Queued]) -> None:
@@ -505,7 +523,7 @@ class Coalescer:
             if not isinstance(error, Exception):
                 raise
         finally:
-            self._release()
+            self._returned(len(calls))
 
     def _one(self, call: Queued) -> Awaitable[Any]:
         return self._send_one(call.method, call.request, call.remaining())

@@ -272,7 +272,7 @@ class WorkflowEngine:
         steps: list[StepState] = []
         if include_steps:
             steps = [STEP.unpack(e.value) async for e in scan(self.backend, base + "step/")]
-            steps = mark_superseded(steps, resumes)
+            mark_superseded(steps, resumes)
         return replace(record, resumes=resumes, steps=steps)
 
     async def status(self, workflow_id: str) -> WorkflowStatus | None:
