@@ -101,7 +101,8 @@ class ServiceClient:
     token, namespace, ...) go to :func:`statekeeper.transport.connect`; an explicit
     ``transport`` is shared as it is and left open by :meth:`close`. Nothing is opened here:
     the transport binds to the running event loop on the first call, so a manager can be made
-    anywhere (module level, one ``asyncio.run``, and used in the next).
+    anywhere (module level, one ``asyncio.run``, and used in the next). A manager takes its own
+    settings and passes these connection keywords on as its ``**connection``.
     """
 
     _STUB: ClassVar[type]

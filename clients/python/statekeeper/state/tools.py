@@ -37,7 +37,6 @@ from statekeeper.state.client import (
 )
 from statekeeper.statuses import ToolExecutionStatus
 from statekeeper.timestamps import from_duration, optional_datetime, to_duration, to_timestamp
-from statekeeper.transport import Transport
 from statekeeper.v1 import tool_service_pb2 as pb
 from statekeeper.v1 import tool_service_pb2_grpc
 
@@ -192,23 +191,9 @@ class ToolStateManager(ServiceClient):
         persistence: Any = "memory",
         cache_results: bool = True,
         cache_ttl: float | None = 3600,
-        *,
-        address: str | None = None,
-        redis_url: str | None = None,
-        file_path: str | None = None,
-        transport: Transport | None = None,
-        timeout: float | None = None,
-        **options: Any,
+        **connection: Any,
     ) -> None:
-        super().__init__(
-            persistence,
-            address=address,
-            redis_url=redis_url,
-            file_path=file_path,
-            transport=transport,
-            timeout=timeout,
-            **options,
-        )
+        super().__init__(persistence, **connection)
         self.cache_results = cache_results
         self.cache_ttl = cache_ttl
 
