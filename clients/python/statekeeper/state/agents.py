@@ -305,8 +305,6 @@ class AgentRecoveryManager:
         auto_recover: bool = True,
         max_recovery_attempts: int = 3,
     ) -> None:
-        if max_recovery_attempts < 0:
-            raise ValueError("max_recovery_attempts must not be negative")
         self.agent_store = agent_store
         self.auto_recover = auto_recover
         self.max_recovery_attempts = max_recovery_attempts
