@@ -37,6 +37,8 @@ from statekeeper_server.engine.domains.workflows import (
 from statekeeper_server.engine.storage.backend import Backend
 from statekeeper_server.engine.storage.factory import BackendOptions, open_backend
 
+from bench import codec
+
 SIZES = (1_000, 10_000, 100_000)
 SAMPLES = 50
 
@@ -149,9 +151,11 @@ async def measure_all(
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
-    """The rows as markdown lines, one column per N (none when not run)."""
+    """The rows as markdown lines, one column per N (none when not run), then the codec's."""
+    codec_rows = [row for row in rows if "records_per_s" in row]
+    rows = [row for row in rows if "records_per_s" not in row]
     if not rows:
-        return []
+        return codec.table(codec_rows)
     sizes = sorted({row["n"] for row in rows})
     lines = [
         "",
@@ -166,12 +170,12 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     for (backend, name), by_size in cells.items():
         shown = " | ".join(str(by_size.get(size, "")) for size in sizes)
         lines.append(f"| {backend} | {name} | {shown} |")
-    return lines
+    return lines + codec.table(codec_rows)
 
 
 def measure(harness: Any) -> None:
     """The ``workflows`` part of ``make bench``: rows in ``harness.results["workflows"]``."""
-    harness.results["workflows"] = asyncio.run(measure_all())
+    harness.results["workflows"] = codec.measure_codec() + asyncio.run(measure_all())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,9 +29,11 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from statekeeper import values
 from statekeeper.errors import (
     ConflictError,
     InvalidArgumentError,
+    Reason,
     ResourceExhaustedError,
     StateKeeperError,
 )
@@ -265,6 +267,61 @@ documents = st.recursive(
 PROPERTY_SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+
+
+#: Leaves outside the document model next to ones inside it (edges of the integer range,
+#: non-finite floats, types MessagePack carries but the model does not).
+odd_leaves = st.sampled_from(
+    [2**64 - 1, 2**64, -(2**63), -(2**63) - 1, math.nan, math.inf, -math.inf, b"", set(), 1j]
+)
+odd_documents = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4) | odd_leaves,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), children, max_size=4)
+        | st.builds(lambda value: {values.BYTES_MEMBER: value}, children)
+    ),
+    max_leaves=16,
+)
+
+
+def _in_model(document: Any, depth: int = 0) -> bool:
+    """The document model of docs/values.md, spelled out independently of the codec."""
+    if depth > values.MAX_DEPTH:
+        return False
+    if document is None or type(document) in (bool, str, bytes, bytearray):
+        return True
+    if type(document) is int:
+        return -(2**63) <= document <= 2**64 - 1
+    if type(document) is float:
+        return math.isfinite(document)
+    if type(document) in (list, tuple):
+        return all(_in_model(item, depth + 1) for item in document)
+    if type(document) is dict:
+        if list(document) == [values.BYTES_MEMBER]:
+            return False
+        return all(type(k) is str and _in_model(v, depth + 1) for k, v in document.items())
+    return False
+
+
+def _nested(depth: int, leaf: Any) -> Any:
+    document = leaf
+    for level in range(depth):
+        document = [document] if level % 2 else {"k": document}
+    return document
+
+
+@settings(max_examples=200, deadline=None)
+@given(document=odd_documents, depth=st.sampled_from([0, 1, 60, 63, 64, 65]))
+def test_validate_accepts_exactly_the_document_model(document: Any, depth: int) -> None:
+    document = _nested(depth, document)
+    if _in_model(document):
+        values.validate(document)
+    else:
+        with pytest.raises(InvalidArgumentError) as caught:
+            values.validate(document)
+        assert caught.value.reason == Reason.INVALID_VALUE
 
 
 def _valid_key(key: str) -> bool:

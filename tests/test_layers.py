@@ -24,16 +24,17 @@ SOURCE_ROOTS = {
 #: Generated stubs: neither parsed nor size-checked; an import of any of them is one node.
 GENERATED = "statekeeper.v1"
 
-#: What client and server share: typed errors, the document codec, timestamps, the message <->
-#: dataclass conversion, the status vocabularies and the generated stubs. These modules import
-#: only each other, never the client API nor the server; the server imports nothing else of
-#: ``statekeeper``.
+#: What client and server share: typed errors, the document codec, timestamps, the fields of a
+#: dataclass, the message <-> dataclass conversion, the status vocabularies and the generated
+#: stubs. These modules import only each other, never the client API nor the server; the server
+#: imports nothing else of ``statekeeper``.
 NEUTRAL = frozenset(
     {
         "statekeeper",
         "statekeeper.errors",
         "statekeeper.values",
         "statekeeper.timestamps",
+        "statekeeper.fields",
         "statekeeper.messages",
         "statekeeper.statuses",
         GENERATED,
@@ -349,11 +350,7 @@ MAX_FUNCTION_LINES = 60
 SIZE_REASON = "# size:"
 #: Over the limit today, and being split by the changes of this session that own them. Each
 #: entry must still be over the limit: remove it here once its file is split.
-OVERSIZED: frozenset[str] = frozenset(
-    {
-        "service/statekeeper_server/servicers/fanout.py::join",
-    }
-)
+OVERSIZED: frozenset[str] = frozenset()
 
 
 def hand_written_lines(text: str) -> int:

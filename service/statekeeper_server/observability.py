@@ -24,7 +24,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
@@ -34,18 +34,7 @@ from prometheus_client.utils import floatToGoString
 
 from statekeeper_server.engine.storage.backend import (
     Backend,
-    BackendStats,
-    Compare,
-    Entry,
-    HistoryPage,
-    KeyRange,
-    Operation,
-    Page,
-    ScanPage,
-    TxnResult,
-    WatchUpdate,
 )
-from statekeeper_server.engine.storage.glob import GlobPattern
 
 #: The request id of the call being served ("" outside calls).
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -237,127 +226,25 @@ class StoreCollector(Collector):
         return []
 
 
-class InstrumentedBackend(Backend):
-    """A Backend that times every operation of the backend it wraps.
-
-    Every public method of :class:`Backend` (those added later included) is delegated; other
-    attributes of the wrapped backend (such as the memory backend's test helpers) are reached
-    through ``__getattr__``.
-    """
-
-    def __init__(self, inner: Backend, metrics: ServerMetrics) -> None:
-        self.inner = inner
-        self.metrics = metrics
-        self.name = inner.name
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self.inner, attribute)
-
-    def _timed(self, operation: str) -> _Timer:
-        return _Timer(self.metrics, self.inner.name, operation)
-
-    async def get(self, key: str) -> Entry | None:
-        """Timed :meth:`Backend.get`."""
-        with self._timed("get"):
-            return await self.inner.get(key)
-
-    async def read(self, key: str) -> tuple[Entry | None, int]:
-        """Timed :meth:`Backend.read`."""
-        with self._timed("get"):
-            return await self.inner.read(key)
-
-    async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
-        """Timed :meth:`Backend.txn`."""
-        with self._timed("txn"):
-            return await self.inner.txn(compares, operations)
-
-    async def range(
-        self,
-        prefix: str,
-        pattern: GlobPattern | None = None,
-        *,
-        start_after: str = "",
-        limit: int = 1000,
-    ) -> Page:
-        """Timed :meth:`Backend.range`."""
-        with self._timed("range"):
-            return await self.inner.range(prefix, pattern, start_after=start_after, limit=limit)
-
-    async def scan(
-        self,
-        span: KeyRange,
-        *,
-        after: str | None = None,
-        reverse: bool = False,
-        limit: int = 100,
-        revision: int = 0,
-        keys_only: bool = False,
-        max_bytes: int | None = None,
-    ) -> ScanPage:
-        """Timed :meth:`Backend.scan`."""
-        with self._timed("scan"):
-            return await self.inner.scan(
-                span,
-                after=after,
-                reverse=reverse,
-                limit=limit,
-                revision=revision,
-                keys_only=keys_only,
-                max_bytes=max_bytes,
-            )
-
-    def watch(
-        self,
-        prefix: str,
-        pattern: GlobPattern | None = None,
-        *,
-        start_revision: int = 0,
-        progress_interval: float | None = None,
-    ) -> AsyncIterator[WatchUpdate]:
-        """The wrapped backend's watch (a stream: counted in the active streams gauge)."""
-        return self.inner.watch(
-            prefix, pattern, start_revision=start_revision, progress_interval=progress_interval
-        )
-
-    async def history(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
-        """Timed :meth:`Backend.history`."""
-        with self._timed("history"):
-            return await self.inner.history(span, first, last, limit)
-
-    async def revision(self) -> int:
-        """Timed :meth:`Backend.revision`."""
-        with self._timed("revision"):
-            return await self.inner.revision()
-
-    async def stats(self) -> BackendStats:
-        """Timed :meth:`Backend.stats`."""
-        with self._timed("stats"):
-            return await self.inner.stats()
-
-
-class _Timer:
-    def __init__(self, metrics: ServerMetrics, backend: str, operation: str) -> None:
-        self.metrics = metrics
-        self.labels = (backend, operation)
-        self.start = 0.0
-
-    def __enter__(self) -> _Timer:
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
-        self.metrics.backend_series(self.labels).observe(time.perf_counter() - self.start)
-        if error is not None:
-            self.metrics.backend_errors.labels(*self.labels).inc()
+#: The operation a method is timed as, where it is not the method's name (a read is a get).
+_OPERATIONS = {"read": "get"}
 
 
 def _delegate(name: str, template: Any) -> Any:
     if inspect.iscoroutinefunction(template):
+        operation = _OPERATIONS.get(name, name)
 
         @functools.wraps(template)
         async def timed(self: InstrumentedBackend, *args: Any, **kwargs: Any) -> Any:
-            with self._timed(name):
+            start = time.perf_counter()
+            try:
                 return await getattr(self.inner, name)(*args, **kwargs)
+            except BaseException:
+                self._failed(operation)
+                raise
+            finally:
+                series = self._series.get(operation) or self._latency(operation)
+                series.observe(time.perf_counter() - start)
 
         return timed
 
@@ -368,10 +255,49 @@ def _delegate(name: str, template: Any) -> Any:
     return plain
 
 
+class InstrumentedBackend(Backend):
+    """A Backend that times every operation of the backend it wraps.
+
+    Every public method of :class:`Backend` (those added later included) is delegated, each
+    coroutine timed into its operation's series (see :func:`_delegate`); other attributes of
+    the wrapped backend (such as the memory backend's test helpers) are reached through
+    ``__getattr__``.
+    """
+
+    def __init__(self, inner: Backend, metrics: ServerMetrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.name = inner.name
+        #: The latency series of each operation, looked up once.
+        self._series: dict[str, Latency] = {}
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.inner, attribute)
+
+    def _latency(self, operation: str) -> Latency:
+        """The latency series of ``operation`` (kept in ``_series`` for the next call)."""
+        series = self._series[operation] = self.metrics.backend_series((self.inner.name, operation))
+        return series
+
+    def _failed(self, operation: str) -> None:
+        self.metrics.backend_errors.labels(self.inner.name, operation).inc()
+
+    # The abstract methods are delegated here, so that type checkers see a concrete class;
+    # the other public methods are delegated below the class.
+    get = _delegate("get", Backend.get)
+    history = _delegate("history", Backend.history)
+    revision = _delegate("revision", Backend.revision)
+    scan = _delegate("scan", Backend.scan)
+    stats = _delegate("stats", Backend.stats)
+    txn = _delegate("txn", Backend.txn)
+    watch = _delegate("watch", Backend.watch)
+
+
 for _name, _member in inspect.getmembers(Backend, inspect.isfunction):
     if not _name.startswith("_") and _name not in InstrumentedBackend.__dict__:
         setattr(InstrumentedBackend, _name, _delegate(_name, _member))
-InstrumentedBackend.__abstractmethods__ = frozenset()  # every abstract method is delegated
+# The delegates copy the templates' abstract flag (functools.wraps); every one is concrete.
+InstrumentedBackend.__abstractmethods__ = frozenset()
 
 
 # -- logs -------------------------------------------------------------------------------------

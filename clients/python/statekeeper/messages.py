@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import types
 import typing
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -36,6 +35,7 @@ from google.protobuf.message import Message
 
 from statekeeper import values
 from statekeeper.errors import InvalidArgumentError
+from statekeeper.fields import fields_of, without_none
 from statekeeper.timestamps import (
     clamped_duration,
     clamped_timestamp,
@@ -50,29 +50,6 @@ TIMESTAMP = "google.protobuf.Timestamp"
 DURATION = "google.protobuf.Duration"
 _DOCUMENTS = ("google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue")
 DOCUMENT = "statekeeper.v1.Value"
-
-
-def _inner(hint: Any) -> Any:
-    """``X`` for ``X | None``, else the hint itself."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        arguments = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(arguments) == 1:
-            return arguments[0]
-    return hint
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: _inner(hints[f.name]) for f in dataclasses.fields(cls)}
-
-
-@functools.cache
-def _optional(cls: type) -> frozenset[str]:
-    """The fields of ``cls`` whose hint admits None."""
-    hints = typing.get_type_hints(cls)
-    fields = dataclasses.fields(cls)
-    return frozenset(f.name for f in fields if _inner(hints[f.name]) is not hints[f.name])
 
 
 @functools.cache
@@ -140,7 +117,8 @@ def fill(
 ) -> None:
     """Set ``message``'s fields from the same-named fields of dataclass ``record``."""
     fields = _fields(message)
-    for name in _hints(typing.cast(type, type(record))):
+    for described in fields_of(typing.cast(type, type(record))):
+        name = described.name
         target = fields.get(renames.get(name, name) if renames else name)
         value = getattr(record, name)
         if target is not None and value is not None:
@@ -210,15 +188,16 @@ def from_message(message: Message, cls: type[R], renames: Mapping[str, str] | No
     """A ``cls`` record from ``message``'s same-named fields (dataclass defaults elsewhere)."""
     fields = _fields(message)
     known: dict[str, Any] = {}
-    for name, hint in _hints(typing.cast(type, cls)).items():
+    for described in fields_of(typing.cast(type, cls)):
+        name = described.name
         field = fields.get(renames.get(name, name) if renames else name)
         if field is None:
             continue
         if field.has_presence and not message.HasField(field.name):
             known[name] = None
             continue
-        value = _get(getattr(message, field.name), field, hint)
-        known[name] = None if value == "" and name in _optional(typing.cast(type, cls)) else value
+        value = _get(getattr(message, field.name), field, described.hint)
+        known[name] = None if value == "" and described.optional else value
     return cls(**known)
 
 
@@ -227,16 +206,16 @@ def read_field(message: Message, name: str, hint: Any) -> Any:
     field = _fields(message)[name]
     if field.has_presence and not message.HasField(name):
         return None
-    return _get(getattr(message, name), field, _inner(hint))
+    return _get(getattr(message, name), field, without_none(hint)[0])
 
 
 def _get(value: Any, field: FieldDescriptor, hint: Any) -> Any:
     if _is_map(field):
         value_field = _message_type(field).fields_by_name["value"]
-        item_hint = _inner(typing.get_args(hint)[1]) if typing.get_args(hint) else Any
+        item_hint = without_none(typing.get_args(hint)[1])[0] if typing.get_args(hint) else Any
         return {k: _get_one(v, value_field, item_hint) for k, v in value.items()}
     if field.is_repeated:
-        item_hint = _inner(typing.get_args(hint)[0]) if typing.get_args(hint) else Any
+        item_hint = without_none(typing.get_args(hint)[0])[0] if typing.get_args(hint) else Any
         items = [_get_one(v, field, item_hint) for v in value]
         return tuple(items) if typing.get_origin(hint) is tuple else items
     return _get_one(value, field, hint)

@@ -63,6 +63,8 @@ def unpack_untrusted(data: bytes, field: str = "value") -> Document:
 
 def validate(document: Document, field: str = "value") -> None:
     """Raise InvalidArgumentError unless ``document`` fits the document model."""
+    if _fits(document, 0):
+        return
     problem = _find_problem(document, 0)
     if problem is not None:
         raise InvalidArgumentError(
@@ -70,6 +72,43 @@ def validate(document: Document, field: str = "value") -> None:
             reason=Reason.INVALID_VALUE,
             violations=[(field, problem)],
         )
+
+
+def _fits(document: Document, depth: int) -> bool:
+    """Whether ``document`` (at nesting ``depth``) fits the model: the hot path of
+    :func:`validate`, True exactly when :func:`_find_problem` finds nothing. Scalar members
+    are checked inline (no call per member); a failing document is then walked by
+    :func:`_find_problem` for the message."""
+    kind = type(document)
+    if kind is dict:
+        if len(document) == 1 and BYTES_MEMBER in document:
+            return False
+        for key in document:
+            if type(key) is not str:
+                return False
+        items: Any = document.values()
+    elif kind is list or kind is tuple:
+        items = document
+    else:
+        return _find_problem(document, depth) is None
+    if depth >= MAX_DEPTH:
+        return not items
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not _INT_MIN <= item <= _INT_MAX:
+                return False
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind is dict or kind is list or kind is tuple:
+            if not _fits(item, depth + 1):
+                return False
+        elif kind is not bytes and kind is not bytearray:
+            return False
+    return True
 
 
 def _find_problem(document: Document, depth: int) -> str | None:

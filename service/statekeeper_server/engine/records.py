@@ -26,14 +26,15 @@ import asyncio
 import dataclasses
 import enum
 import functools
+import operator
 import random
-import types
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from statekeeper import values
 from statekeeper.errors import ConflictError, Reason
+from statekeeper.fields import fields_of, without_none
 
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.storage.backend import (
@@ -60,98 +61,109 @@ SCAN_PAGE = 1000
 
 # -- the generic codec ------------------------------------------------------------------------
 
-Encoder = Callable[[Any], Any]
-Decoder = Callable[[Any], Any]
+Converter = Callable[[Any], Any]
 
 
-def _identity(value: Any) -> Any:
-    return value
+def _when_set(convert: Converter) -> Converter:
+    """``convert`` for a field that admits None: None stays None."""
+    return lambda value: None if value is None else convert(value)
 
 
-def _optional_parts(hint: Any) -> tuple[Any, bool]:
-    """``(inner type, True)`` for ``X | None``, else ``(hint, False)``."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        arguments = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(arguments) == 1 and len(typing.get_args(hint)) == 2:
-            return arguments[0], True
-    return hint, False
+def _enum_decoder(cls: type[enum.Enum]) -> Converter:
+    """A stored enum value to its member by one dict lookup (an unknown value raises as the
+    enum itself does)."""
+    members = {member.value: member for member in cls}
 
+    def decode(value: Any) -> Any:
+        member = members.get(value)
+        return member if member is not None else cls(value)
 
-@functools.cache
-def field_hints(cls: type) -> dict[str, Any]:
-    """The resolved type hints of a dataclass's fields, by field name."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-@functools.cache
-def _encoder(hint: Any) -> Encoder:
-    inner, optional = _optional_parts(hint)
-    encode = _plain_encoder(inner)
-    if optional and encode is not _identity:
-        return lambda value: None if value is None else encode(value)
-    return encode
-
-
-def _plain_encoder(hint: Any) -> Encoder:
-    origin = typing.get_origin(hint)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return functools.partial(_encode_record, hint)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return lambda value: value.value
-    if origin in (list, tuple, Sequence):
-        item = _encoder(typing.get_args(hint)[0])
-        return _identity if item is _identity else lambda value: [item(v) for v in value]
-    if origin in (dict, Mapping):
-        item = _encoder(typing.get_args(hint)[1])
-        if item is _identity:
-            return _identity
-        return lambda value: {k: item(v) for k, v in value.items()}
-    return _identity
-
-
-def _encode_record(cls: type, record: Any) -> dict[str, Any]:
-    hints = field_hints(cls)
-    return {name: _encoder(hint)(getattr(record, name)) for name, hint in hints.items()}
-
-
-@functools.cache
-def _decoder(hint: Any) -> Decoder:
-    inner, optional = _optional_parts(hint)
-    decode = _plain_decoder(inner)
-    if optional and decode is not _identity:
-        return lambda value: None if value is None else decode(value)
     return decode
 
 
-def _plain_decoder(hint: Any) -> Decoder:
-    origin = typing.get_origin(hint)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return functools.partial(decode_record, hint)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint
-    if origin is tuple:
-        item = _decoder(typing.get_args(hint)[0])
-        return lambda value: tuple(item(v) for v in value)
-    if origin in (list, Sequence):
-        item = _decoder(typing.get_args(hint)[0])
-        return list if item is _identity else lambda value: [item(v) for v in value]
-    if origin in (dict, Mapping):
-        item = _decoder(typing.get_args(hint)[1])
-        return dict if item is _identity else lambda value: {k: item(v) for k, v in value.items()}
-    return _identity
+def _converter(hint: Any, encoding: bool) -> Converter | None:
+    """How a value of ``hint`` becomes its MessagePack-ready form (``encoding``) or comes back
+    from it; None when it needs no converting (MessagePack gives lists and dicts, so those are
+    not copied)."""
+    inner, optional = without_none(hint)
+    origin, arguments = typing.get_origin(inner), typing.get_args(inner)
+    convert: Converter | None = None
+    if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+        codec = _codec(inner)
+        convert = codec.encode if encoding else codec.decode
+    elif isinstance(inner, type) and issubclass(inner, enum.Enum):
+        convert = operator.attrgetter("value") if encoding else _enum_decoder(inner)
+    elif origin in (list, tuple, Sequence):
+        item = _converter(arguments[0], encoding)
+        if origin is tuple and not encoding:
+            convert = tuple if item is None else functools.partial(_each_in_tuple, item)
+        elif item is not None:
+            convert = functools.partial(_each, item)
+    elif origin in (dict, Mapping):
+        item = _converter(arguments[1], encoding)
+        if item is not None:
+            convert = functools.partial(_each_value, item)
+    return _when_set(convert) if convert is not None and optional else convert
 
 
-def decode_record(cls: type[R], data: Mapping[str, Any]) -> R:
-    """A ``cls`` record from its plain form: unknown keys dropped, missing ones defaulted."""
-    hints = field_hints(typing.cast(type, cls))
-    known = {name: _decoder(hints[name])(value) for name, value in data.items() if name in hints}
-    return cls(**known)
+def _each(convert: Converter, items: Any) -> list[Any]:
+    return [convert(item) for item in items]
 
 
-def encode_record(record: Any) -> dict[str, Any]:
-    """The plain form (MessagePack-ready dict) of a dataclass record."""
-    return _encode_record(type(record), record)
+def _each_in_tuple(convert: Converter, items: Any) -> tuple[Any, ...]:
+    return tuple(convert(item) for item in items)
+
+
+def _each_value(convert: Converter, items: Any) -> dict[Any, Any]:
+    return {key: convert(item) for key, item in items.items()}
+
+
+class _Codec:
+    """The plain form of one dataclass, planned once from its fields: which names it has and
+    which few of them need converting (enums, nested records, lists and maps of those); every
+    other field, and None, is taken as it is."""
+
+    def __init__(self, cls: type) -> None:
+        fields = fields_of(cls)
+        self.cls = cls
+        self.names = tuple(field.name for field in fields)
+        self.known = frozenset(self.names)
+        self.values: Callable[[Any], tuple[Any, ...]] = (
+            operator.attrgetter(*self.names)
+            if len(self.names) > 1
+            else lambda record: tuple(getattr(record, name) for name in self.names)
+        )
+        self.encoders = tuple(
+            (field.name, convert) for field in fields if (convert := _converter(field.hint, True))
+        )
+        self.decoders = tuple(
+            (field.name, convert) for field in fields if (convert := _converter(field.hint, False))
+        )
+
+    def encode(self, record: Any) -> dict[str, Any]:
+        """The plain form of ``record``."""
+        data = dict(zip(self.names, self.values(record), strict=True))
+        for name, convert in self.encoders:
+            value = data[name]
+            if value is not None:
+                data[name] = convert(value)
+        return data
+
+    def decode(self, data: dict[str, Any]) -> Any:
+        """The record of a plain form, which it takes over: unknown keys dropped, missing ones
+        defaulted."""
+        if not data.keys() <= self.known:
+            data = {name: value for name, value in data.items() if name in self.known}
+        for name, convert in self.decoders:
+            value = data.get(name)
+            if value is not None:
+                data[name] = convert(value)
+        return self.cls(**data)
+
+
+@functools.cache
+def _codec(cls: type) -> _Codec:
+    return _Codec(cls)
 
 
 def renamed(names: Mapping[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -179,10 +191,11 @@ class Schema(Generic[R]):
         self.upgrades = dict(upgrades or {})
         #: The name that value-size errors give the record.
         self.field = field
+        self._codec: _Codec | None = None
 
     def pack(self, record: R, limits: Limits | None = None) -> bytes:
         """The stored bytes of ``record`` (with the format version), size-checked by ``limits``."""
-        data = encode_record(record)
+        data = self._plan().encode(record)
         data[VERSION_KEY] = self.version
         packed = values.pack(data)
         return limits.check_value_size(packed, self.field) if limits is not None else packed
@@ -192,14 +205,20 @@ class Schema(Generic[R]):
         return self.load(values.unpack(data))
 
     def load(self, data: dict[str, Any]) -> R:
-        """The record of a stored map, lifted from older format versions."""
+        """The record of a stored map (which it takes over), lifted from older format versions."""
         version = data.pop(VERSION_KEY, 0)
         while version < self.version:
             upgrade = self.upgrades.get(version)
             if upgrade is not None:
                 data = upgrade(data)
             version += 1
-        return decode_record(self.cls, data)
+        return typing.cast(R, self._plan().decode(data))
+
+    def _plan(self) -> _Codec:
+        """The codec of the record type, planned on first use (every hint is defined by then)."""
+        if self._codec is None:
+            self._codec = _codec(typing.cast(type, self.cls))
+        return self._codec
 
 
 # -- read-modify-write ------------------------------------------------------------------------

@@ -142,7 +142,15 @@ class StateEngine:
 
     @staticmethod
     def _user_entry(entry: Entry, cut: int) -> Entry:
-        return dataclasses.replace(entry, key=entry.key[cut:])
+        # The constructor, not dataclasses.replace: this runs on every call's result.
+        return Entry(
+            entry.key[cut:],
+            entry.value,
+            entry.create_revision,
+            entry.mod_revision,
+            entry.version,
+            entry.expire_at,
+        )
 
     @classmethod
     def _user_event(cls, event: Event, cut: int) -> Event:

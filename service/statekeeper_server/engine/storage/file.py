@@ -55,6 +55,7 @@ from typing import Any
 from statekeeper.errors import ConflictError, InvalidArgumentError, UnavailableError
 
 from statekeeper_server.engine.storage.backend import (
+    DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_REVISIONS,
     Backend,
     BackendStats,
@@ -85,7 +86,7 @@ from statekeeper_server.engine.storage.file_log import (
     read_frames,
     value_in,
 )
-from statekeeper_server.engine.storage.file_memtable import Memtable
+from statekeeper_server.engine.storage.file_memtable import Memtable, Row
 from statekeeper_server.engine.storage.file_migrate import migrate_snapshot, needs_migration
 from statekeeper_server.engine.storage.file_reads import DurableReader, live
 from statekeeper_server.engine.storage.file_watch import Feed
@@ -127,8 +128,8 @@ class FileBackend(Backend):
     """Durable single-node storage under ``base_path`` (see the module docstring).
 
     ``format`` is ``"msgpack"`` or ``"json"`` (the log's record encoding); ``compression``
-    compresses every log record with zstd; ``history_revisions`` bounds the watch history kept
-    in the index; ``compact_bytes`` is the log size that triggers a background compaction.
+    compresses every log record with zstd; ``history_revisions`` and ``history_bytes`` bound the
+    watch history (see :mod:`.file_memtable`); ``compact_bytes`` triggers a compaction.
     """
 
     name = "file"
@@ -140,6 +141,7 @@ class FileBackend(Backend):
         compression: bool = False,
         history_revisions: int = DEFAULT_HISTORY_REVISIONS,
         *,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
         compact_bytes: int = DEFAULT_COMPACT_BYTES,
     ) -> None:
         if format not in FORMATS:
@@ -160,9 +162,7 @@ class FileBackend(Backend):
         self._index: FileIndex | None = None
         try:
             self._index = index = _open_index(self.path)
-            self._memtable = Memtable(
-                history_revisions, index.keys, index.bytes, index.compacted_through
-            )
+            self._memtable = Memtable((history_revisions, history_bytes), index)
             self._reader = DurableReader(index, self._memtable)
             self._durable_revision = self._replay(index)
         except BaseException:
@@ -406,8 +406,8 @@ class FileBackend(Backend):
 
     def _flush(
         self,
-        state: list[tuple[str, Entry | None]],
-        history: list[tuple[int, tuple[Event, ...]]],
+        state: dict[str, Row],
+        history: list[tuple[int, tuple[Any, ...]]],
         figures: tuple[int, int, int, int],
     ) -> None:
         """Commit the memtable's snapshot to the index durably, then delete the log segments

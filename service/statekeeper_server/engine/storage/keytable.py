@@ -33,6 +33,20 @@ def _meta(entry: Entry) -> bytes:
     return _META.pack(entry.create_revision, entry.mod_revision, entry.version, expire_at)
 
 
+def walk(
+    keys: SortedList, low: str, high: str | None, after: str | None, reverse: bool
+) -> Iterator[str]:
+    """The strings of the sorted ``keys`` in ``[low, high)`` (no upper bound when ``high`` is
+    None) strictly after ``after`` in the walk's direction, ascending or descending."""
+    if reverse:
+        if after is not None and (high is None or after < high):
+            high = after
+        return keys.irange(low, high, inclusive=(True, False), reverse=True)
+    if after is not None and after >= low:
+        return keys.irange(after, high, inclusive=(False, False))
+    return keys.irange(low, high, inclusive=(True, False))
+
+
 class KeyTable:
     """Live entries by key, with the keys in code point order."""
 
@@ -93,13 +107,7 @@ class KeyTable:
     ) -> Iterator[str]:
         """The keys ``k`` with ``low <= k`` (and ``k < high`` when set) strictly after the
         cursor ``after`` in the walk's direction (ascending, or descending when ``reverse``)."""
-        if reverse:
-            if after is not None and (high is None or after < high):
-                high = after
-            return self._keys.irange(low, high, inclusive=(True, False), reverse=True)
-        if after is not None and after >= low:
-            return self._keys.irange(after, high, inclusive=(False, False))
-        return self._keys.irange(low, high, inclusive=(True, False))
+        return walk(self._keys, low, high, after, reverse)
 
     def entries(self) -> Iterator[Entry]:
         """Every entry, in key order."""

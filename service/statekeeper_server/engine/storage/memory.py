@@ -1,16 +1,17 @@
 """The memory backend: the whole Backend contract in one process, nothing persisted.
 
 All state changes happen synchronously inside one event loop step, so every transaction is
-atomic with respect to every other coroutine of the process. The file backend reuses this
-class as its in-memory index (see :mod:`statekeeper_server.engine.storage.file`).
+atomic with respect to every other coroutine of the process. Live entries are kept in a
+:class:`~statekeeper_server.engine.storage.keytable.KeyTable` and the change history in a
+:class:`~statekeeper_server.engine.storage.history.RetainedHistory`, both out of the garbage
+collector's sight, so full collections do not grow with the store. The file backend borrows
+:func:`plan_events` from here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import heapq
-import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -28,18 +29,17 @@ from statekeeper_server.engine.storage.backend import (
     HistoryPage,
     KeyRange,
     Operation,
-    Page,
     Put,
     ScanPage,
     TxnResult,
     WatchUpdate,
     compacted_error,
     conflict,
-    events_size,
     future_revision,
     range_span,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.storage.history import RetainedHistory
 from statekeeper_server.engine.storage.keytable import KeyTable
 from statekeeper_server.engine.storage.watchers import WatcherIndex
 
@@ -99,13 +99,10 @@ class MemoryBackend(Backend):
             raise ValueError("history_bytes must not be negative")
         self._history_revisions = history_revisions
         self._history_bytes_limit = history_bytes
-        #: The events_size() of each retained history item, and their sum.
-        self._history_sizes: list[int] = []
-        self._history_bytes = 0
         self._table = KeyTable()
         self._revision = 0
         self._compacted_through = 0
-        self._history: list[tuple[int, tuple[Event, ...]]] = []
+        self._history = RetainedHistory()
         self._expiry_heap: list[tuple[float, str, int]] = []
         self._watchers = WatcherIndex()
         self._reaper: asyncio.Task[None] | None = None
@@ -132,70 +129,17 @@ class MemoryBackend(Backend):
                 table.remove(event.key)
         self._revision = max(self._revision, revision)
         if events:
-            self._history.append((revision, tuple(events)))
-            self._history_sizes.append(events_size(events))
-            self._history_bytes += self._history_sizes[-1]
-            self._trim_history()
+            history = self._history
+            history.append(revision, events)
+            cut = history.cut_for(self._history_revisions, self._history_bytes_limit)
+            if cut:
+                self._compacted_through = history.drop(cut)
         self._watchers.publish(self._revision, events)
-
-    def _trim_history(self) -> None:
-        # Trim in batches (a quarter of a bound) so a commit does not shift the lists each time:
-        # down to the revision bound once a quarter over it, and to three quarters of the byte
-        # bound once over it; the newest revision always stays.
-        cut = 0
-        excess = len(self._history) - self._history_revisions
-        if excess > 0 and excess >= self._history_revisions // 4:
-            cut = excess
-        limit = self._history_bytes_limit
-        if limit and self._history_bytes > limit:
-            goal = self._history_bytes - limit * 3 // 4
-            freed = sum(self._history_sizes[:cut])
-            while freed < goal and cut < len(self._history) - 1:
-                freed += self._history_sizes[cut]
-                cut += 1
-        if cut:
-            self._compacted_through = self._history[cut - 1][0]
-            self._history_bytes -= sum(self._history_sizes[:cut])
-            del self._history[:cut]
-            del self._history_sizes[:cut]
-
-    def restore(
-        self,
-        entries: Sequence[Entry],
-        revision: int,
-        compacted_through: int,
-        history: Sequence[tuple[int, tuple[Event, ...]]] = (),
-    ) -> None:
-        """Load a persisted state (a snapshot) into an empty store: ``entries`` in key order
-        as of ``revision``, plus the retained change history after ``compacted_through``."""
-        assert not self._table and not self._history, "restore() needs an empty store"
-        self._table.load(entries)
-        for entry in entries:
-            if entry.expire_at is not None:
-                self._expiry_heap.append((entry.expire_at, entry.key, entry.mod_revision))
-        heapq.heapify(self._expiry_heap)
-        self._history = list(history)
-        self._history_sizes = [events_size(events) for _, events in self._history]
-        self._history_bytes = sum(self._history_sizes)
-        self._revision = revision
-        self._compacted_through = compacted_through
-        self._trim_history()
-        self._watchers.publish(revision, ())
-
-    def history_items(self) -> list[tuple[int, tuple[Event, ...]]]:
-        """A copy of the retained change history, oldest first (for snapshots)."""
-        return list(self._history)
 
     @property
     def compacted_through(self) -> int:
         """The newest revision whose history is gone (0: the whole history is retained)."""
         return self._compacted_through
-
-    def set_compacted_through(self, revision: int) -> None:
-        """Record that history up to ``revision`` is gone (after loading a snapshot)."""
-        self._compacted_through = max(self._compacted_through, revision)
-        self._revision = max(self._revision, revision)
-        self._watchers.publish(self._revision, ())
 
     @property
     def watchers(self) -> WatcherIndex:
@@ -249,30 +193,11 @@ class MemoryBackend(Backend):
             events.append(Event(EventType.EXPIRE, key, revision, None, entry))
         return events
 
-    def pop_due_expiries(self, now: float) -> list[tuple[str, int]]:
-        """Remove and return the expiry-heap items due at ``now`` as (key, mod_revision); the
-        caller decides which still match a live entry (persistent backends plan against their
-        pending writes)."""
-        heap = self._expiry_heap
-        due: list[tuple[str, int]] = []
-        while heap and heap[0][0] <= now:
-            _, key, mod_revision = heapq.heappop(heap)
-            due.append((key, mod_revision))
-        return due
-
-    def peek(self, key: str) -> Entry | None:
-        """The stored entry under ``key`` even when its expiry time has passed."""
-        return self._table.get(key)
-
     def next_expiry(self) -> float | None:
         """The earliest pending expiry time, if any (stale heap items included)."""
         return self._expiry_heap[0][0] if self._expiry_heap else None
 
     # -- the reaper ------------------------------------------------------------------------
-
-    def wake_reaper(self) -> None:
-        """Start (or nudge) the background expiry task when a loop is running."""
-        self._wake_reaper()
 
     def _wake_reaper(self) -> None:
         if self._closed:
@@ -330,26 +255,6 @@ class MemoryBackend(Backend):
         self.apply(events[0].revision, events)
         return TxnResult(events[0].revision, self.results_of(operations, events))
 
-    def range_now(
-        self,
-        prefix: str,
-        pattern: GlobPattern | None,
-        *,
-        start_after: str,
-        limit: int,
-        now: float | None = None,
-    ) -> Page:
-        """The synchronous body of :meth:`range` (see :meth:`scan_now` for ``now``)."""
-        page = self.scan_now(
-            range_span(prefix, pattern),
-            after=start_after or None,
-            reverse=False,
-            limit=limit,
-            revision=0,
-            now=now,
-        )
-        return Page(page.entries, page.revision, page.more, page.cursor)
-
     async def scan(
         self,
         span: KeyRange,
@@ -362,47 +267,29 @@ class MemoryBackend(Backend):
         max_bytes: int | None = None,
     ) -> ScanPage:
         """Entries of ``span`` in key order (or reversed), now or at an earlier revision."""
-        self.expire_due()
-        return self.scan_now(
-            span, after=after, reverse=reverse, limit=limit, revision=revision, max_bytes=max_bytes
-        )
-
-    def scan_now(
-        self,
-        span: KeyRange,
-        *,
-        after: str | None,
-        reverse: bool,
-        limit: int,
-        revision: int,
-        max_bytes: int | None = None,
-        now: float | None = None,
-    ) -> ScanPage:
-        """The synchronous body of :meth:`scan`; with ``now`` set, current entries whose expiry
-        time is not after ``now`` are left out (for backends that reap through a log).
+        """Entries of ``span`` in key order (or reversed), now or at an earlier revision.
 
         A page examines at most :data:`SCAN_BUDGET` keys (or ``limit``, when larger), so a
         pattern that matches few of them returns a short page, even an empty one, whose cursor
-        is the last key examined. An earlier revision is rebuilt from the history: a key
-        changed since then reads as the entry before its first later change (``prev``, None
-        where it did not exist)."""
-        at = self._revision
+        is the last key examined. At an earlier revision the page walks the live keys and the
+        keys with retained changes together: a key changed since then reads as the entry
+        before its first later change (None where it did not exist), found by bisecting its
+        versions, so the page costs what it examines, not the history since."""
+        self.expire_due()
+        at, table, history = self._revision, self._table, self._history
         if revision > at:
             raise future_revision(revision, at)
-        then: dict[str, Entry | None] = {}
-        if 0 < revision < at:
+        keys = table.keys(span.low, span.high, after=after, reverse=reverse)
+        earlier = 0 < revision < at
+        if earlier:
             if revision <= self._compacted_through:
                 raise compacted_error(self._compacted_through + 1, revision)
-            then = self._state_at(revision, span)
+            changed = history.keys(span.low, span.high, after=after, reverse=reverse)
+            keys = heapq.merge(keys, changed, reverse=reverse)
             at = revision
-        changed = sorted(
-            (k for k in then if after is None or (k < after if reverse else k > after)),
-            reverse=reverse,
-        )
-        current = self._table.keys(span.low, span.high, after=after, reverse=reverse)
         entries: list[Entry] = []
         size, budget, previous = 0, max(SCAN_BUDGET, limit), None
-        for key in heapq.merge(current, changed, reverse=reverse):
+        for key in keys:
             if key == previous:
                 continue
             if budget == 0:
@@ -411,28 +298,20 @@ class MemoryBackend(Backend):
             previous = key
             if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
                 continue
-            entry = then[key] if key in then else self._table.get(key)
+            entry = None
+            if earlier:
+                changed_since, entry = history.at(key, revision)
+                if not changed_since:
+                    entry = table.get(key)
+            else:
+                entry = table.get(key)
             if entry is None:
                 continue
-            if not then and now is not None and entry.expire_at is not None:
-                if entry.expire_at <= now:
-                    continue
             if len(entries) == limit or (max_bytes is not None and size >= max_bytes):
                 return ScanPage(entries, at, True, entries[-1].key)
             entries.append(entry)
             size += len(entry.value) + len(entry.key)
         return ScanPage(entries, at, False, "")
-
-    def _state_at(self, revision: int, span: KeyRange) -> dict[str, Entry | None]:
-        """The entries (None: absent) at ``revision`` of the keys of ``span`` changed since."""
-        history = self._history
-        start = bisect.bisect_left(history, revision + 1, key=lambda item: item[0])
-        state: dict[str, Entry | None] = {}
-        for _, events in itertools.islice(history, start, None):
-            for event in events:
-                if event.key not in state and span.holds(event.key):
-                    state[event.key] = event.prev
-        return state
 
     def watch(
         self,
@@ -454,24 +333,10 @@ class MemoryBackend(Backend):
 
     async def history(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
         """A page of the retained history (see Backend.history)."""
-        return self.history_now(span, first, last, limit)
-
-    def history_now(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
-        """The synchronous body of :meth:`history`."""
         if first <= self._compacted_through:
             raise compacted_error(self._compacted_through + 1, first)
-        last = min(last, self._revision)
-        history = self._history
-        start = position = bisect.bisect_left(history, first, key=lambda item: item[0])
-        stop = min(len(history), start + limit)
-        events: list[Event] = []
-        while position < stop and history[position][0] <= last and len(events) < limit:
-            events.extend(event for event in history[position][1] if span.matches(event.key))
-            position += 1
-        covered = last
-        if position < len(history) and history[position][0] <= last:  # stopped at a limit
-            covered = history[position - 1][0] if position > start else first - 1
-        return HistoryPage(tuple(events), covered)
+        events, covered = self._history.page(span, first, min(last, self._revision), limit)
+        return HistoryPage(events, covered)
 
     async def revision(self) -> int:
         """The current store revision."""
@@ -487,10 +352,6 @@ class MemoryBackend(Backend):
             oldest_revision=self._compacted_through + 1,
             backend=self.name,
         )
-
-    def snapshot_entries(self) -> list[Entry]:
-        """Every live entry, in key order (for persistent backends' snapshots)."""
-        return list(self._table.entries())
 
     async def close(self) -> None:
         """Stop the expiry task and end the open watches."""

@@ -1,0 +1,100 @@
+"""Reads at an earlier revision, on every backend: a page read at revision R shows exactly what
+a read of the current state showed when the store was at R (keys deleted and recreated since,
+multi-key transactions, patterns, both directions, small pages), and a revision whose history
+is gone is refused with the oldest readable one. The memory backend's retained history adds no
+objects for the garbage collector to walk, however much of it there is."""
+
+from __future__ import annotations
+
+import gc
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+from statekeeper.errors import HistoryCompactedError
+from statekeeper_server.engine.storage.backend import Backend, Delete, Entry, Put
+from statekeeper_server.engine.storage.memory import MemoryBackend
+
+from tests.test_backend_contract import _scan_all, _span, open_backend
+
+#: Revisions written by the random history.
+REVISIONS = 160
+
+
+@pytest.fixture(params=["memory", "file", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """A store of the parametrized backend that keeps 60 revisions of history."""
+    backend = await open_backend(str(request.param), request, history_revisions=60)
+    yield backend
+    await backend.close()
+
+
+def _shown(entries: list[Entry]) -> list[tuple[str, bytes, int, int, int]]:
+    return [(e.key, e.value, e.create_revision, e.mod_revision, e.version) for e in entries]
+
+
+async def _views(
+    backend: Backend, revision: int = 0
+) -> list[list[tuple[str, bytes, int, int, int]]]:
+    """The pages a user would read: the whole namespace both ways, a sub-range, a pattern."""
+    return [
+        _shown(await _scan_all(backend, _span("e/"), revision=revision, limit=4)),
+        _shown(await _scan_all(backend, _span("e/"), revision=revision, reverse=True, limit=3)),
+        _shown(await _scan_all(backend, _span("e/", low="e/k3"), revision=revision, limit=2)),
+        _shown(await _scan_all(backend, _span("e/", pattern="*[13]"), revision=revision)),
+    ]
+
+
+async def _random_history(
+    backend: Backend,
+) -> dict[int, list[list[tuple[str, bytes, int, int, int]]]]:
+    """Write REVISIONS random revisions (puts, deletes, recreations, several keys at once, keys
+    outside the namespace); the views read after each, by revision."""
+    chooser = random.Random(23)
+    seen: dict[int, list[list[tuple[str, bytes, int, int, int]]]] = {}
+    while len(seen) < REVISIONS:
+        operations: list[Put | Delete] = []
+        for key in chooser.sample([f"e/k{n}" for n in range(12)] + ["other", "f/x"], 3):
+            if chooser.random() < 0.3:
+                operations.append(Delete(key))
+            else:
+                operations.append(Put(key, b"%s=%d" % (key.encode(), chooser.randrange(10**6))))
+        await backend.txn([], operations[: chooser.randint(1, 3)])
+        seen[await backend.revision()] = await _views(backend)
+    return seen
+
+
+async def test_a_read_at_an_earlier_revision_shows_what_a_read_then_showed(
+    store: Backend,
+) -> None:
+    seen = await _random_history(store)
+    oldest = (await store.stats()).oldest_revision
+    assert oldest > 1  # some of the history is gone
+    for revision, views in seen.items():
+        if revision >= oldest:
+            assert await _views(store, revision) == views, revision
+        else:
+            with pytest.raises(HistoryCompactedError) as caught:
+                await store.scan(_span("e/"), revision=revision)
+            assert caught.value.compact_revision == oldest
+
+
+async def test_the_memory_backends_history_adds_no_objects_for_the_collector() -> None:
+    backend = MemoryBackend()
+    await backend.put("warm/up", b"1")
+    gc.collect()
+    before = len(gc.get_objects())
+    middle: list[tuple[str, bytes, int, int, int]] = []
+    for number in range(3000):
+        if number == 1500:
+            middle = _shown(await _scan_all(backend, _span("g/"), limit=1000))
+            at = await backend.revision()
+        key = f"g/{number % 700}"
+        if number % 7 == 0:
+            await backend.delete(key)
+        else:
+            await backend.txn([], [Put(key, b"%d" % number), Put(f"h/{number}", b"x")])
+    gc.collect()
+    assert len(gc.get_objects()) - before < 100
+    assert _shown(await _scan_all(backend, _span("g/"), revision=at, limit=1000)) == middle
+    await backend.close()
