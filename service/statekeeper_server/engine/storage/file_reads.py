@@ -100,11 +100,12 @@ class DurableReader:
         if revision <= compacted_through:
             raise compacted_error(compacted_through + 1, revision)
         state = self._index.changed_since(revision, span)
-        recent = self._memtable.history_from(revision + 1)
-        for _, events in self._memtable.history if recent is None else recent:
-            for event in events:
-                if event.key not in state and span.holds(event.key):
-                    state[event.key] = event.prev
+        history = self._memtable.history
+        for key in history.keys(span.low, span.high):
+            if key not in state:
+                changed, entry = history.at(key, revision)
+                if changed:
+                    state[key] = entry
         return state
 
 
