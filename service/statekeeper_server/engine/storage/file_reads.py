@@ -13,7 +13,7 @@ import heapq
 import time
 from collections.abc import Iterable, Iterator
 
-from statekeeper_server.engine.storage.backend import SCAN_BUDGET, Entry, KeyRange, ScanPage
+from statekeeper_server.engine.storage.backend import Entry, KeyRange, ScanPage, scan_page
 from statekeeper_server.engine.storage.file_index import FileIndex
 from statekeeper_server.engine.storage.file_memtable import Memtable
 from statekeeper_server.engine.storage.memory import compacted_error
@@ -126,22 +126,10 @@ def _page(
     )
     now = time.time()
     merged = heapq.merge(current, ((key, None) for key in changed), key=_first, reverse=reverse)
-    entries: list[Entry] = []
-    size, budget, previous = 0, max(SCAN_BUDGET, limit), None
-    for key, found in merged:
-        if key == previous:
-            continue
-        if budget == 0:
-            return ScanPage(entries, at, True, previous or "")
-        budget -= 1
-        previous = key
-        if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
-            continue
-        entry = then[key] if key in then else found
-        if entry is None or (not then and live(entry, now) is None):
-            continue
-        if len(entries) == limit or (max_bytes is not None and size >= max_bytes):
-            return ScanPage(entries, at, True, entries[-1].key)
-        entries.append(entry)
-        size += len(entry.value) + len(entry.key)
-    return ScanPage(entries, at, False, "")
+
+    def entry_of(key: str, found: Entry | None) -> Entry | None:
+        if key in then:
+            return then[key]
+        return found if then else live(found, now)
+
+    return scan_page(span, merged, entry_of, at, limit, max_bytes)
