@@ -4,9 +4,10 @@ write that none of them matches, and what a replay from an old revision costs th
 * **Idle streams.** Save at concurrency 1 and 16 on a server with no watch stream open, then
   again with :data:`IDLE_STREAMS` streams open, each watching its own key (an agent fleet where
   each agent watches its own state), none of which the saves touch.
-* **Replay.** :data:`REPLAY_KEYS` documents of 1 KB are loaded, then one stream watches every
-  key from revision 1 while a probe client reads one key every :data:`PROBE_INTERVAL` seconds:
-  the time the replay takes, the probe's worst and 99th percentile latency meanwhile, and the
+* **Replay.** :data:`REPLAY_KEYS` documents of 1 KB are loaded into a server without a byte
+  bound on its history (``--history-bytes 0``), then one stream watches every key from
+  revision 1 while a probe client reads one key every :data:`PROBE_INTERVAL` seconds: the
+  time the replay takes, the probe's worst and 99th percentile latency meanwhile, and the
   server's resident memory before, at its peak and after.
 """
 
@@ -55,7 +56,9 @@ def measure(harness: Harness, redis: Service | None) -> None:
         harness.log(f"watch cost, {backend} backend")
         _idle_rows(harness, label, backend, server, watched, redis if with_redis else None)
         server.stop()
-        server = harness.start(start_statekeeper(*args, name=f"statekeeper-{backend}-replay"))
+        # No byte bound on the history: the replay reads every revision since the first.
+        replaying = [*args, "--history-bytes", "0"]
+        server = harness.start(start_statekeeper(*replaying, name=f"statekeeper-{backend}-replay"))
         assert server is not None
         _replay_row(harness, label, backend, server)
         server.stop()
