@@ -98,6 +98,15 @@ async def server() -> AsyncIterator[StatekeeperServer]:
 
 
 @pytest.fixture
+async def metrics_server() -> AsyncIterator[StatekeeperServer]:
+    """A memory-backend server that also serves Prometheus ``/metrics`` on a free port."""
+    server = StatekeeperServer(ServerConfig(backend="memory", port=0, metrics_port=0))
+    await server.start()
+    yield server
+    await server.stop(0)
+
+
+@pytest.fixture
 async def auth_address(tmp_path: Path) -> AsyncIterator[str]:
     """A server that requires bearer tokens: two tenants, and a read-only token of team-a."""
     tokens = tmp_path / "tokens.json"

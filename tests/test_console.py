@@ -7,11 +7,14 @@ saw in its tmp_path."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from grpc import aio
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -61,6 +66,7 @@ from statekeeper.state import (
 from statekeeper.v1 import orchestration_service_pb2 as opb
 from statekeeper.v1 import orchestration_service_pb2_grpc as ogrpc
 
+from tests.pki import Authority
 from tests.servers import ServerProcess, start_server_process
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -135,14 +141,19 @@ def console(server: Server) -> Iterator[Console]:
     started.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
+def chromium(*arguments: str) -> WebDriver:
+    """A headless Chromium driven through chromedriver (``arguments`` added to its own)."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1400,1000", "--disable-gpu"):  # fmt: skip
+                     "--window-size=1400,1000", "--disable-gpu", *arguments):  # fmt: skip
         options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    driver = chromium()
     yield driver
     driver.quit()
 
@@ -683,6 +694,81 @@ def test_a_tenant_console_sees_only_its_namespace(
         for started in consoles:
             started.stop()
         process.terminate()
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+
+
+def spki_pin(cert_file: str) -> str:
+    """The base64 SHA-256 of a certificate's public key, as Chromium pins one."""
+    cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+    der = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def test_the_console_serves_https_for_a_tls_server(
+    browser: WebDriver, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    authority = Authority(tmp_path, "console")
+    pair = authority.issue("localhost", server=True)  # for localhost and 127.0.0.1
+    data = tmp_path_factory.mktemp("tls-data")
+    process = start_server_process(
+        "--backend", "file", "--data-dir", str(data), "--tls-cert", pair.cert, "--tls-key", pair.key
+    )
+    tls = {"backend": "grpc", "address": process.address, "tls_ca_file": authority.ca_file}
+    console: Console | None = None
+    driver: WebDriver | None = None
+    try:
+
+        async def save(value: dict[str, Any]) -> None:
+            async with StateManager(StateConfig(**tls)) as manager:
+                await manager.save("tls:doc", value)
+
+        run(save({"over": "tls"}))
+        console = Console(
+            "--address", process.address, "--tls-ca", authority.ca_file,
+            "--https-cert", pair.cert, "--https-key", pair.key,
+        )  # fmt: skip
+        assert console.url.startswith("https://127.0.0.1:")
+        trusting_the_ca = ssl.create_default_context(cafile=authority.ca_file)
+        with urllib.request.urlopen(
+            console.url + "api/info", timeout=30, context=trusting_the_ca
+        ) as response:
+            assert json.loads(response.read())["tls"] is True
+        with pytest.raises(urllib.error.URLError):  # the page is HTTPS only: a browser must
+            urllib.request.urlopen(console.url + "api/info", timeout=30)  # trust the CA
+
+        browser.get(console.url)  # a browser that does not trust the certificate: no page
+        assert browser.title != "statekeeper console"
+        # Chromium accepts the console's certificate by its public key, nothing else.
+        driver = chromium(f"--ignore-certificate-errors-spki-list={spki_pin(pair.cert)}")
+        page = Page(driver, console.url, tmp_path)
+        page.open("keys?pattern=tls:*&key=tls:doc")
+        page.shows("#key-value", '"over": "tls"')
+        assert driver.execute_script("return location.protocol") == "https:"
+        run(save({"over": "tls", "live": True}))  # the watch stream, over both TLS hops
+        page.shows("#key-value", '"live": true')
+        page.open("server")
+        page.shows("#connection", f"{process.address} · TLS")
+        page.shows("[data-field='backend']", "file")
+        page.screenshot("tls")
+    finally:
+        if driver is not None:
+            driver.quit()
+        if console is not None:
+            console.stop()
+        process.terminate()
+
+
+def test_ui_refuses_https_without_a_key(tmp_path: Path) -> None:
+    pair = Authority(tmp_path, "half").issue("localhost", server=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "statekeeper_server", "ui", "--listen", "127.0.0.1:0",
+         "--https-cert", pair.cert],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "needs both a certificate (--https-cert) and its key (--https-key)" in result.stderr
 
 
 def test_ui_refuses_a_bad_listen_address() -> None:

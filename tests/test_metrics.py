@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -17,7 +16,6 @@ from statekeeper.errors import ConflictError, InvalidArgumentError
 from statekeeper.state import StateConfig, StateManager
 from statekeeper.v1 import state_service_pb2 as pb
 from statekeeper.v1 import state_service_pb2_grpc
-from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
 from tests.servers import start_server_process
@@ -37,14 +35,6 @@ DOCUMENTED = [
     "statekeeper_store_revision",
     "statekeeper_store_oldest_revision",
 ]
-
-
-@pytest.fixture
-async def metrics_server() -> AsyncIterator[StatekeeperServer]:
-    server = StatekeeperServer(ServerConfig(backend="memory", port=0, metrics_port=0))
-    await server.start()
-    yield server
-    await server.stop(0)
 
 
 def scrape(port: int) -> str:

@@ -11,6 +11,8 @@ from statekeeper.errors import InvalidArgumentError
 from statekeeper.v1 import state_service_pb2 as pb
 from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.runtime import Runtime
+from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, field_bytes
+from statekeeper_server.servicers.fanout import encoded_once
 from statekeeper_server.servicers.state import StateServicer
 
 
@@ -148,3 +150,37 @@ async def test_a_stream_resuming_before_the_window_reads_its_own_watch(servicer)
     later = await save(servicer, "k9", 9)
     assert revisions([await anext(resumed)]) == revisions([await anext(live)]) == [later]
     await live.aclose(), await resumed.aclose()
+
+
+async def test_changes_during_a_hold_reach_every_member_as_one_shared_message(servicer):
+    groups = servicer._watch_groups
+    groups.hold_per_member_s = groups.max_hold_s = 3600.0  # only a full message flushes early
+    first, second = watch(servicer), watch(servicer)
+    await anext(first), await anext(second)
+    # After a quiet spell a change goes out at once.
+    alone = await save(servicer, "k1", 1)
+    sent = await anext(first)
+    assert revisions([sent]) == [alone] and await anext(second) is sent
+
+    # The next ones wait for the hold, unless what waits fills a message.
+    groups.merge_bytes = 3 * field_bytes(sent.events[0].ByteSize()) + RESPONSE_OVERHEAD
+    written = [await save(servicer, f"k{i}", i) for i in (2, 3, 4)]
+    merged = await anext(first)
+    assert revisions([merged]) == written and merged.revision == written[-1]
+    assert await anext(second) is merged
+    await first.aclose(), await second.aclose()
+
+
+def test_a_shared_response_is_encoded_once_however_many_streams_send_it():
+    encoded: list[pb.WatchResponse] = []
+
+    def serialize(message: pb.WatchResponse) -> bytes:
+        encoded.append(message)
+        return message.SerializeToString()
+
+    encode = encoded_once(serialize)
+    shared, other = pb.WatchResponse(revision=7), pb.WatchResponse(revision=8)
+    sent = [encode(shared) for _ in range(100)] + [encode(other), encode(shared)]
+    assert encoded == [shared, other]
+    assert pb.WatchResponse.FromString(sent[0]) == shared
+    assert pb.WatchResponse.FromString(sent[100]) == other

@@ -55,6 +55,7 @@ from statekeeper_server.observability import (
     current_request_id,
     split_method,
 )
+from statekeeper_server.servicers.fanout import encoded_once
 
 log = logging.getLogger("statekeeper.server")
 access_log = logging.getLogger("statekeeper.access")
@@ -365,6 +366,8 @@ class CallInterceptor:
                 self._unary(handler.unary_unary, method), **codec
             )
         if handler.unary_stream is not None:
+            if getattr(handler.unary_stream, "shares_responses", False):
+                codec["response_serializer"] = encoded_once(handler.response_serializer)
             return grpc.unary_stream_rpc_method_handler(
                 self._streaming(handler.unary_stream, method, watcher), **codec
             )

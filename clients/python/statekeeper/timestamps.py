@@ -54,19 +54,21 @@ MAX_TIMESTAMP_SECONDS = 253_402_300_799
 
 
 def to_duration(seconds: float | timedelta | None) -> duration_pb2.Duration | None:
-    """A Duration for ``seconds`` (or a timedelta), or None."""
+    """A Duration for ``seconds`` (or a timedelta), or None. Only what no Duration can hold
+    (NaN, infinity, beyond the 64-bit seconds field) is refused here; the server checks the
+    Duration range and what each field allows."""
     if seconds is None:
         return None
     if isinstance(seconds, timedelta):
         seconds = seconds.total_seconds()
-    if not math.isfinite(seconds) or abs(seconds) > MAX_DURATION_SECONDS:
-        raise InvalidArgumentError(
-            f"a duration must be a finite number of seconds up to {MAX_DURATION_SECONDS:,}, "
-            f"got {seconds}",
-            violations=[("duration", "out of range")],
-        )
     duration = duration_pb2.Duration()
-    duration.FromNanoseconds(round(seconds * 1e9))
+    try:
+        duration.FromNanoseconds(round(seconds * 1e9))
+    except (ValueError, OverflowError):
+        raise InvalidArgumentError(
+            f"a Duration cannot hold {seconds} seconds (not a finite 64-bit number)",
+            violations=[("duration", "not a number of seconds a Duration can hold")],
+        ) from None
     return duration
 
 

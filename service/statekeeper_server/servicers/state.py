@@ -285,6 +285,10 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
         responses = self._watch_groups.join(key, source, to_responses, request.start_revision)
         return revision_watch(self.runtime, responses, pb.WatchResponse)
 
+    #: Watch yields response objects shared by the streams of a watch group (never changed
+    #: once yielded): the server encodes each once (see servicers/fanout.py::encoded_once).
+    Watch.shares_responses = True  # type: ignore[attr-defined]
+
     async def Range(self, request: pb.RangeRequest, context: object) -> pb.RangeResponse:
         """One page of the entries of a key range, now or at an earlier revision."""
         encoding = request.value_encoding

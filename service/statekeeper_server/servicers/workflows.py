@@ -72,6 +72,18 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
             workflow=to_message(record, pb.WorkflowState, encoding=request.value_encoding)
         )
 
+    async def ListWorkflowSteps(
+        self, request: pb.ListWorkflowStepsRequest, context: object
+    ) -> pb.ListWorkflowStepsResponse:
+        """One page of a workflow's step history, newest first."""
+        steps, token = await self.engine.list_steps(
+            request.workflow_id, request.page_size, request.page_token
+        )
+        return pb.ListWorkflowStepsResponse(
+            steps=[to_message(s, pb.StepState, encoding=request.value_encoding) for s in steps],
+            next_page_token=token,
+        )
+
     async def GetWorkflowStatus(
         self, request: pb.GetWorkflowStatusRequest, context: object
     ) -> pb.GetWorkflowStatusResponse:

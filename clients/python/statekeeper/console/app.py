@@ -144,25 +144,44 @@ def bind(listen: str) -> socket.socket:
     return sock
 
 
-def console_server(app: Any) -> uvicorn.Server:
-    """A uvicorn server for ``app`` (open streams get 2 s at shutdown)."""
-    return uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+def console_server(
+    app: Any, https_cert: str | None = None, https_key: str | None = None
+) -> uvicorn.Server:
+    """A uvicorn server for ``app`` (open streams get 2 s at shutdown), serving HTTPS with the
+    PEM certificate chain ``https_cert`` and its private key ``https_key`` when given."""
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+        ssl_certfile=https_cert,
+        ssl_keyfile=https_key,
+    )
+    return uvicorn.Server(config)
 
 
-def _announce(sock: socket.socket) -> None:
+def _announce(sock: socket.socket, scheme: str = "http") -> None:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"statekeeper console on http://{shown}:{port}/", flush=True)
+    print(f"statekeeper console on {scheme}://{shown}:{port}/", flush=True)
 
 
 async def run_console(
-    options: ConnectionOptions, listen: str, metrics_url: str | None = None
+    options: ConnectionOptions,
+    listen: str,
+    metrics_url: str | None = None,
+    *,
+    https_cert: str | None = None,
+    https_key: str | None = None,
 ) -> None:
-    """Serve the console on ``listen`` (HOST:PORT) until interrupted; prints its URL once it
-    listens."""
+    """Serve the console on ``listen`` (HOST:PORT) until interrupted, over HTTPS when given a
+    certificate and key; prints its URL once it listens. ValueError when only one of them is
+    given, OSError (ssl.SSLError included) when they cannot be loaded or the address is taken."""
+    if bool(https_cert) != bool(https_key):
+        raise ValueError("HTTPS needs both a certificate (--https-cert) and its key (--https-key)")
+    server = console_server(create_app(options, metrics_url), https_cert, https_key)
+    server.config.load()  # reads the certificate now: a bad one fails before listening
     sock = bind(listen)
-    server = console_server(create_app(options, metrics_url))
-    _announce(sock)
+    _announce(sock, "https" if https_cert else "http")
     await server.serve(sockets=[sock])
 
 

@@ -25,18 +25,37 @@ def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-url", default=None, help="URL of the server's /metrics, linked from the page"
     )
+    parser.add_argument(
+        "--https-cert",
+        default=os.environ.get("STATEKEEPER_UI_HTTPS_CERT"),
+        help="PEM certificate chain: serve the console over HTTPS [env STATEKEEPER_UI_HTTPS_CERT]",
+    )
+    parser.add_argument(
+        "--https-key",
+        default=os.environ.get("STATEKEEPER_UI_HTTPS_KEY"),
+        help="PEM private key of --https-cert [env STATEKEEPER_UI_HTTPS_KEY]",
+    )
 
 
 def run_ui(options: ConnectionOptions, args: argparse.Namespace) -> int:
     """Run ``statekeeper ui`` until interrupted; 2 with a one-line message when it cannot
-    listen (a bad or taken address, or the console extra not installed)."""
+    listen (a bad or taken address, an HTTPS certificate that does not load, or the console
+    extra not installed)."""
     try:
         from statekeeper.console.app import run_console
     except ImportError as error:
         print(f"error: the console needs 'statekeeper[console]' ({error})", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run_console(options, args.listen, args.metrics_url))
+        asyncio.run(
+            run_console(
+                options,
+                args.listen,
+                args.metrics_url,
+                https_cert=args.https_cert,
+                https_key=args.https_key,
+            )
+        )
     except (OSError, ValueError) as error:
         print(f"error: cannot serve the console on {args.listen}: {error}", file=sys.stderr)
         return 2

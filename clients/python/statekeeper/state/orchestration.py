@@ -185,9 +185,9 @@ def _seconds(value: float | timedelta | None) -> float | None:
 
 def task_spec(task: Mapping[str, Any] | QueuedTask) -> pb.TaskSpec:
     """The TaskSpec of a task dict (``id``, ``type``, ``priority``, ``data``,
-    ``required_capabilities`` or ``capability``, ``max_retries``). Only the dict's shape is
-    checked here (known keys, a priority that is a name or an integer); the server checks the
-    values."""
+    ``required_capabilities`` or ``capability``, ``max_retries``). A key that names none of
+    them is refused here (the message has no field for it); the server checks every value.
+    An integer priority is a level, any other priority a name."""
     if isinstance(task, QueuedTask):
         task = {
             "id": task.id,
@@ -215,18 +215,13 @@ def task_spec(task: Mapping[str, Any] | QueuedTask) -> pb.TaskSpec:
     if "data" in task:
         spec.data.CopyFrom(values.document_to_wire(task["data"]))
     priority = task.get("priority")
-    if isinstance(priority, bool) or not isinstance(priority, str | int | None):
-        raise InvalidArgumentError(
-            f"task priority must be a name or an integer, got {priority!r}",
-            reason=Reason.INVALID_PRIORITY,
-            violations=[("task.priority", "must be a name or an integer")],
-        )
-    if isinstance(priority, str):
-        spec.priority_name = priority
-    elif isinstance(priority, int):
-        # The server checks the range; a level beyond the wire's int32 is sent as the nearest
-        # int32, which is outside the range too, so the server's error is the one raised.
+    if isinstance(priority, int) and not isinstance(priority, bool):
+        # A level beyond the wire's int32 is sent as the nearest int32, which is outside the
+        # server's range too, so the server's error is the one raised.
         spec.priority_level = min(max(priority, INT32_MIN), INT32_MAX)
+    elif priority is not None:
+        # Anything else is a name (its text): the server refuses one it does not know.
+        spec.priority_name = str(priority)
     return spec
 
 
@@ -510,7 +505,7 @@ class OrchestrationStateManager(ServiceClient):
             pb.ListTasksRequest,
             "tasks",
             team_id=team_id,
-            state=enum_to_number(TaskStatus(status), pb.TaskState.DESCRIPTOR),
+            state=enum_to_number(status, pb.TaskState.DESCRIPTOR),
             page_size=page_size,
             value_encoding=MSGPACK,
         )

@@ -272,7 +272,7 @@ class SpeechStateManager(ServiceClient):
         FailedPreconditionError for an ended session or an illegal transition."""
         request = pb.UpdateSessionStatusRequest(
             session_id=session_id,
-            status=enum_to_number(AudioSessionStatus(status), _STATUSES),  # type: ignore[arg-type]
+            status=enum_to_number(status, _STATUSES),  # type: ignore[arg-type]
         )
         response = await self._call("UpdateSessionStatus", request)
         return int(response.sequence)

@@ -245,16 +245,33 @@ class WorkflowStateManager(ServiceClient):
         state.revision = created.revision
         return state
 
-    async def get(self, workflow_id: str) -> WorkflowState | None:
-        """The workflow with its step history and resumes, or None when it does not exist."""
+    async def get(self, workflow_id: str, *, include_steps: bool = True) -> WorkflowState | None:
+        """The workflow with its resumes and (unless ``include_steps`` is false) its step
+        history, or None when it does not exist. For a long history, read it without steps and
+        page the history with :meth:`iter_steps`."""
         request = pb.GetWorkflowRequest(
-            workflow_id=workflow_id, include_steps=True, value_encoding=MSGPACK
+            workflow_id=workflow_id, include_steps=include_steps, value_encoding=MSGPACK
         )
         try:
             response = await self._call("GetWorkflow", request)
         except NotFoundError:
             return None
         return _workflow(response.workflow)
+
+    async def iter_steps(self, workflow_id: str, page_size: int = 0) -> AsyncIterator[StepState]:
+        """The workflow's step history, newest first, fetched page by page (each page costs the
+        server the same however long the history is); steps are marked ``superseded`` as in
+        :meth:`get`. NotFoundError for an unknown workflow."""
+        pages = self._pages(
+            "ListWorkflowSteps",
+            pb.ListWorkflowStepsRequest,
+            "steps",
+            workflow_id=workflow_id,
+            page_size=page_size,
+            value_encoding=MSGPACK,
+        )
+        async for message in pages:
+            yield from_message(message, StepState)
 
     async def get_status(self, workflow_id: str) -> WorkflowStatus:
         """The workflow's status."""
