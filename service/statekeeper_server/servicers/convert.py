@@ -5,18 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from google.protobuf import duration_pb2
 from statekeeper import values
 from statekeeper.errors import HistoryCompactedError
 from statekeeper.timestamps import (
     clamped_timestamp,
-    from_duration,
     unix_from_timestamp,
 )
 from statekeeper.v1 import common_pb2, state_service_pb2
 
 from statekeeper_server.core import close_iterator
-from statekeeper_server.engine.limits import check_ttl
 from statekeeper_server.engine.storage.backend import Entry, Event, EventType
 
 if TYPE_CHECKING:
@@ -35,14 +32,6 @@ _EVENT_TYPES = {
     EventType.DELETE: state_service_pb2.EVENT_TYPE_DELETE,
     EventType.EXPIRE: state_service_pb2.EVENT_TYPE_EXPIRE,
 }
-
-
-def ttl_seconds(message: object, field: str = "ttl") -> float | None:
-    """The validated TTL of ``message.<field>`` (a Duration) in seconds, or None when unset."""
-    if not message.HasField(field):  # type: ignore[attr-defined]
-        return None
-    duration: duration_pb2.Duration = getattr(message, field)
-    return check_ttl(from_duration(duration), field)
 
 
 def kv_to_proto(entry: Entry, encoding: int | None) -> common_pb2.KeyValue:
