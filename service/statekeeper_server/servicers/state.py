@@ -31,6 +31,7 @@ from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, field_bytes
 from statekeeper_server.servicers.boundary import check_times
 from statekeeper_server.servicers.convert import (
     event_to_proto,
+    fill_kv,
     kv_to_proto,
     optional_revision,
     revision_watch,
@@ -75,6 +76,13 @@ def _too_large(index: int) -> ResourceExhaustedError:
         reason=Reason.BATCH_RESPONSE_TOO_LARGE,
         metadata={"operation": str(index)},
     )
+
+
+def _save_response(entry: Entry) -> pb.SaveResponse:
+    """The response of a save: the entry's key and revisions, without its value."""
+    response = pb.SaveResponse()
+    fill_kv(response.kv, entry, None)
+    return response
 
 
 def _guard(request: pb.DeleteRangeRequest | pb.CopyRangeRequest) -> Compare | None:
@@ -129,12 +137,14 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             data,
             expected_revision=optional_revision(request),
             ttl=read_field(request, "ttl", float),
-        ).then(lambda entry: pb.SaveResponse(kv=kv_to_proto(entry, None)))
+        ).then(_save_response)
 
     def _plan_get(self, request: pb.GetRequest) -> Planned[pb.GetResponse]:
         def response(read: tuple[Entry, int]) -> pb.GetResponse:
             entry, revision = read
-            return pb.GetResponse(kv=kv_to_proto(entry, request.value_encoding), revision=revision)
+            message = pb.GetResponse(revision=revision)
+            fill_kv(message.kv, entry, request.value_encoding)
+            return message
 
         return self.engine.plan_get(request.key).then(response)
 
@@ -162,7 +172,9 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             expected_revision=optional_revision(request),
             ttl=read_field(request, "ttl", float),
         )
-        return pb.UpdateResponse(kv=kv_to_proto(entry, request.value_encoding))
+        response = pb.UpdateResponse()
+        fill_kv(response.kv, entry, request.value_encoding)
+        return response
 
     async def Delete(self, request: pb.DeleteRequest, context: object) -> pb.DeleteResponse:
         """Remove a key."""
