@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from bench import batching, scaling, stack, targets, workflow_scaling
+from bench import batching, queue_scaling, scaling, stack, targets, workflow_scaling
 from bench.agents import best_own
 
 #: The issue's targets, checked against the run's figures.
@@ -441,7 +441,14 @@ def fanout_targets(results: dict[str, Any]) -> list[targets.Target]:
 
 
 #: Every part's ``targets`` function, in the order the report lists them.
-TARGET_PARTS = (stack.targets, batching.targets, fanout_targets, scaling.targets)
+TARGET_PARTS = (
+    stack.targets,
+    batching.targets,
+    fanout_targets,
+    scaling.targets,
+    queue_scaling.targets,
+    workflow_scaling.targets,
+)
 
 
 def write(results: dict[str, Any], out_dir: str) -> str:

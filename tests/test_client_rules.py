@@ -17,6 +17,7 @@ import statekeeper_server
 from statekeeper.errors import InvalidArgumentError
 from statekeeper.state import (
     AgentCheckpoint,
+    AgentRecoveryManager,
     AgentStateStore,
     IndexingProgress,
     KnowledgeStateManager,
@@ -64,6 +65,23 @@ async def _state_key_with_a_control_character(where: dict[str, Any]) -> None:
 async def _agent_checkpoint_negative_step(where: dict[str, Any]) -> None:
     async with AgentStateStore(**where) as store:
         await store.save_checkpoint(AgentCheckpoint("agent", "c1", step=-1))
+
+
+class _Agent:
+    """An agent the recovery manager can restore (it never gets that far here)."""
+
+    id = "agent"
+
+    def restore_from_checkpoint(self, state: Any) -> None:
+        raise AssertionError("restored despite a negative attempt limit")
+
+
+async def _recovery_with_a_negative_attempt_limit(where: dict[str, Any]) -> None:
+    async with AgentStateStore(**where) as store:
+        await store.save_checkpoint(AgentCheckpoint("agent", "c1", step=1))
+        recovery = AgentRecoveryManager(store, max_recovery_attempts=-1)
+        recovery.register(_Agent())
+        await recovery.recover("agent")
 
 
 async def _workflow_step_of_an_unknown_status(where: dict[str, Any]) -> None:
@@ -115,6 +133,9 @@ CASES = {
     "state-key": Case("StateService", "Get", "INVALID_KEY", _state_key_with_a_control_character),
     "agent-step": Case(
         "AgentService", "SaveCheckpoint", "INVALID_ARGUMENT", _agent_checkpoint_negative_step
+    ),
+    "recovery-attempts": Case(
+        "AgentService", "BeginRecovery", "INVALID_ARGUMENT", _recovery_with_a_negative_attempt_limit
     ),
     "workflow-status": Case(
         "WorkflowService", "UpdateStep", "INVALID_ARGUMENT", _workflow_step_of_an_unknown_status

@@ -39,8 +39,8 @@ class ServerConfig:
     history_revisions: int = _option(100_000, "Revisions of change history kept for watchers.")
     history_bytes: int = _option(
         64 * 1024 * 1024,
-        "Bytes of change history (keys, values, previous values) kept for watchers, memory and"
-        " redis backends (0: no byte bound).",
+        "Bytes of change history (keys, values, previous values) kept for watchers, every"
+        " backend (0: no byte bound).",
     )
     max_key_bytes: int = _option(512, "Longest accepted key, in UTF-8 bytes.")
     max_value_bytes: int = _option(1024 * 1024, "Largest accepted value, encoded, in bytes.")

@@ -31,7 +31,6 @@ from statekeeper.state.client import MSGPACK, ServiceClient
 from statekeeper.state.live import LiveStream
 from statekeeper.statuses import AudioSessionStatus, StreamingMode, TranscriptionStatus
 from statekeeper.timestamps import to_duration
-from statekeeper.transport import Transport
 from statekeeper.v1 import speech_service_pb2 as pb
 from statekeeper.v1 import speech_service_pb2_grpc
 
@@ -216,24 +215,11 @@ class SpeechStateManager(ServiceClient):
         self,
         persistence: Any = "memory",
         *,
-        address: str | None = None,
-        redis_url: str | None = None,
-        file_path: str | None = None,
-        transport: Transport | None = None,
-        timeout: float | None = None,
         ended_retention: float | None = None,
         event_retention: float | None = None,
-        **options: Any,
+        **connection: Any,
     ) -> None:
-        super().__init__(
-            persistence,
-            address=address,
-            redis_url=redis_url,
-            file_path=file_path,
-            transport=transport,
-            timeout=timeout,
-            **options,
-        )
+        super().__init__(persistence, **connection)
         self.ended_retention = ended_retention
         self.event_retention = event_retention
 

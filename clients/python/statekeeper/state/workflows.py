@@ -28,7 +28,6 @@ from statekeeper.messages import enum_from_number, enum_to_number, from_message,
 from statekeeper.state.client import MSGPACK, ServiceClient, optional_wire
 from statekeeper.state.live import LiveStream, RevisionFeed
 from statekeeper.timestamps import from_timestamp
-from statekeeper.transport import Transport
 from statekeeper.v1 import workflow_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2_grpc
 
@@ -195,23 +194,10 @@ class WorkflowStateManager(ServiceClient):
         persistence: Any = "memory",
         checkpoint_interval: int | None = None,
         *,
-        address: str | None = None,
-        redis_url: str | None = None,
-        file_path: str | None = None,
-        transport: Transport | None = None,
         max_checkpoints: int = 0,
-        timeout: float | None = None,
-        **options: Any,
+        **connection: Any,
     ) -> None:
-        super().__init__(
-            persistence,
-            address=address,
-            redis_url=redis_url,
-            file_path=file_path,
-            transport=transport,
-            timeout=timeout,
-            **options,
-        )
+        super().__init__(persistence, **connection)
         self.checkpoint_interval = checkpoint_interval
         self.max_checkpoints = max_checkpoints
 

@@ -65,6 +65,18 @@ def _previous(item: tuple[Any, ...], at: int) -> Entry | None:
     return Entry(item[at + 1], value, item[at + 7], item[at + 8], item[at + 9], item[at + 10])
 
 
+def flat_events(item: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+    """The events of one revision's tuple (see :meth:`RetainedHistory.export`) without
+    building objects: (type code, key, value, create revision, version, expiry time, then the
+    previous entry's value, create revision, mod revision, version, expiry time), the entry's
+    four and the previous entry's five None where there is none."""
+    for at in range(0, len(item), FIELDS):
+        head = item[at : at + 2]
+        entry = item[at + 2 : at + 6] if item[at + 2] is not None else (None,) * 4
+        prev = item[at + 6 : at + 11] if item[at + 6] is not None else (None,) * 5
+        yield head + entry + prev
+
+
 def _event(revision: int, item: tuple[Any, ...], at: int) -> Event:
     """The event at offset ``at`` of a revision's tuple."""
     key, value = item[at + 1], item[at + 2]
@@ -91,8 +103,13 @@ class RetainedHistory:
     def __len__(self) -> int:
         return len(self._items)
 
-    def append(self, revision: int, events: Sequence[Event]) -> None:
-        """Retain the events of ``revision`` (newer than every retained one)."""
+    @property
+    def oldest(self) -> int | None:
+        """The oldest retained revision (None: nothing is retained)."""
+        return self._revisions[0] if self._revisions else None
+
+    def append(self, revision: int, events: Sequence[Event]) -> int:
+        """Retain the events of ``revision`` (newer than every retained one); their size."""
         code = revision << _INDEX_BITS
         versions, pack = self._versions, _CODE.pack
         for index, event in enumerate(events):
@@ -107,6 +124,7 @@ class RetainedHistory:
         self._sizes.append(size)
         self._items.append(tuple(part for event in events for part in _flat(event)))
         self.bytes += size
+        return size
 
     def cut_for(self, revisions: int, size: int) -> int:
         """How many of the oldest revisions to drop to keep at most ``revisions`` of them and,
@@ -145,6 +163,17 @@ class RetainedHistory:
         del self._revisions[:count]
         del self._sizes[:count]
         return through
+
+    def count_through(self, revision: int) -> int:
+        """How many retained revisions are at most ``revision``."""
+        return bisect.bisect_right(self._revisions, revision)
+
+    def export(self, after: int) -> list[tuple[int, tuple[Any, ...]]]:
+        """The retained revisions after ``after`` as (revision, tuple) pairs, a copy another
+        thread may read while this history changes (:func:`events_of` turns each into
+        events)."""
+        start = bisect.bisect_right(self._revisions, after)
+        return list(zip(self._revisions[start:], self._items[start:], strict=True))
 
     def at(self, key: str, revision: int) -> tuple[bool, Entry | None]:
         """(True, the entry of ``key`` at ``revision``, None where absent) when the key
