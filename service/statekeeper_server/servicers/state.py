@@ -238,28 +238,31 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                 plans.append(error)
         outcomes = await self.engine.batch(plans)
         kinds = [operation.WhichOneof("kind") for operation in request.operations]
-        results = [
-            pb.BatchResult(status=_batch_status(outcome))
-            if isinstance(outcome, StateKeeperError)
-            else pb.BatchResult(**{kind: outcome})
-            for kind, outcome in zip(kinds, outcomes, strict=True)
-        ]
+        response = pb.BatchResponse()
+        results = response.results
+        for kind, outcome in zip(kinds, outcomes, strict=True):
+            result = results.add()  # filled in place: each outcome is copied once
+            if isinstance(outcome, StateKeeperError):
+                result.status.CopyFrom(_batch_status(outcome))
+            else:
+                getattr(result, kind).CopyFrom(outcome)
         # The gets' values may not all fit one message: those past the limit fail alone
         # (the writes' results always stay: they were applied).
+        sizes = [field_bytes(result.ByteSize()) for result in results]
         budget = self.max_message_bytes - RESPONSE_OVERHEAD
         budget -= sum(
-            field_bytes(result.ByteSize()) if kind != "get" else GET_ERROR_RESERVE
-            for kind, result in zip(kinds, results, strict=True)
+            size if kind != "get" else GET_ERROR_RESERVE
+            for kind, size in zip(kinds, sizes, strict=True)
         )
         for index, (kind, result) in enumerate(zip(kinds, results, strict=True)):
             if kind != "get" or result.HasField("status"):
                 continue
-            size = field_bytes(result.ByteSize())
-            if size > budget and index > 0:
-                results[index] = pb.BatchResult(status=_batch_status(_too_large(index)))
+            if sizes[index] > budget and index > 0:
+                result.Clear()
+                result.status.CopyFrom(_batch_status(_too_large(index)))
             else:
-                budget -= size
-        return pb.BatchResponse(results=results)
+                budget -= sizes[index]
+        return response
 
     #: Keeps the boundary's whole-request time check off Batch: each operation is checked
     #: alone (see _plan_operation), so its error names its own field as the RPC's would.
