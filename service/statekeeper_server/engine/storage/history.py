@@ -21,6 +21,7 @@ revision costs time in the size of the history.
 from __future__ import annotations
 
 import bisect
+import itertools
 import struct
 from array import array
 from collections import Counter
@@ -89,7 +90,7 @@ def _event(revision: int, item: tuple[Any, ...], at: int) -> Event:
 class RetainedHistory:
     """The revisions of a store's change history, oldest first (see the module docstring)."""
 
-    __slots__ = ("_items", "_keys", "_revisions", "_sizes", "_versions", "bytes")
+    __slots__ = ("_items", "_keys", "_new_keys", "_revisions", "_sizes", "_versions", "bytes")
 
     def __init__(self) -> None:
         self._revisions = array("q")
@@ -97,6 +98,9 @@ class RetainedHistory:
         self._items: list[tuple[Any, ...]] = []
         self._versions: dict[str, bytearray] = {}
         self._keys = SortedList()
+        #: Keys given versions since the sorted list was last brought up to date (a write
+        #: does not pay for sorting; the first read that walks the keys does, once).
+        self._new_keys: list[str] = []
         #: The :func:`events_size` of every retained revision together.
         self.bytes = 0
 
@@ -116,13 +120,13 @@ class RetainedHistory:
             found = versions.get(event.key)
             if found is None:
                 versions[event.key] = bytearray(pack(code | index))
-                self._keys.add(event.key)
+                self._new_keys.append(event.key)
             else:
                 found += pack(code | index)
         size = events_size(events)
         self._revisions.append(revision)
         self._sizes.append(size)
-        self._items.append(tuple(part for event in events for part in _flat(event)))
+        self._items.append(tuple(itertools.chain.from_iterable(map(_flat, events))))
         self.bytes += size
         return size
 
@@ -150,14 +154,20 @@ class RetainedHistory:
             return 0
         through = self._revisions[count - 1]
         dropped = Counter(key for item in self._items[:count] for key in item[1::FIELDS])
-        versions, keys = self._versions, self._keys
+        versions, gone = self._versions, []
         for key, number in dropped.items():
             found = versions[key]
             if number * _CODE.size == len(found):
                 del versions[key]
-                keys.remove(key)
+                gone.append(key)
             else:
                 del found[: number * _CODE.size]
+        if len(gone) * 4 > len(self._keys) + len(self._new_keys):  # sorting the rest is cheaper
+            self._keys, self._new_keys = SortedList(versions), []
+        else:
+            keys = self._sorted_keys()
+            for key in gone:
+                keys.discard(key)
         self.bytes -= sum(self._sizes[:count])
         del self._items[:count]
         del self._revisions[:count]
@@ -199,7 +209,17 @@ class RetainedHistory:
     ) -> Iterator[str]:
         """The keys with retained changes in ``[low, high)`` strictly after ``after`` in the
         walk's direction, ascending or descending."""
-        return walk(self._keys, low, high, after, reverse)
+        return walk(self._sorted_keys(), low, high, after, reverse)
+
+    def _sorted_keys(self) -> SortedList:
+        """Every key with retained versions, sorted (bringing in the new ones first)."""
+        if self._new_keys:
+            if len(self._new_keys) * 4 > len(self._keys):
+                self._keys = SortedList(self._versions)
+            else:
+                self._keys.update(self._new_keys)
+            self._new_keys = []
+        return self._keys
 
     def page(
         self, span: KeyRange, first: int, last: int, limit: int
