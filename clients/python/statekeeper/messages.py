@@ -63,11 +63,16 @@ def enum_prefix(descriptor: EnumDescriptor) -> str:
     return ""
 
 
+#: The number an unknown enum name is sent as: no proto enum of statekeeper.v1 defines it.
+NO_SUCH_VALUE = -1
+
+
 def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> int:
     """The proto number of a Python enum member (by name), of a member's name or string value
-    (``"in_progress"``), or of a number. A string that names no value is sent as UNSPECIFIED
-    (0), so the receiver refuses it with its own error (a client does not re-check the
-    server's rules)."""
+    (``"in_progress"``), or of a number. A string that names no value is sent as
+    :data:`NO_SUCH_VALUE`, a number no value has, so the receiver refuses it with its own
+    error, also where UNSPECIFIED means something (a list filter's "any"); a client does not
+    re-check the server's rules."""
     if isinstance(value, enum.Enum):
         name = value.name
     elif isinstance(value, str):
@@ -75,7 +80,7 @@ def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> 
     else:
         return int(value)
     number = descriptor.values_by_name.get(enum_prefix(descriptor) + name)
-    return int(number.number) if number is not None else 0
+    return int(number.number) if number is not None else NO_SUCH_VALUE
 
 
 def enum_from_number(number: int, descriptor: EnumDescriptor, cls: Any) -> Any:
