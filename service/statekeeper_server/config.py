@@ -68,6 +68,11 @@ class ServerConfig:
         1, "Server processes sharing the port (SO_REUSEPORT); more than 1 needs --backend redis."
     )
     shutdown_grace: float = _option(5.0, "Seconds in-flight calls get to finish on SIGTERM.")
+    event_loop: str = _option(
+        "auto",
+        "Event loop: uvloop where it is installed (auto), uvloop, or asyncio.",
+        ("auto", "uvloop", "asyncio"),
+    )
     log_level: str = _option("info", "Log level.", ("debug", "info", "warning", "error"))
     log_format: str = _option("text", "Log line format.", ("text", "json"))
     access_log: bool = _option(True, "Write one log line per call (statekeeper.access).")

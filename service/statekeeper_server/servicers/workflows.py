@@ -7,7 +7,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from statekeeper.messages import enum_from_number, enum_to_number, from_message, to_message
+from statekeeper.messages import (
+    enum_from_number,
+    enum_to_number,
+    from_message,
+    to_message,
+)
 from statekeeper.timestamps import clamped_timestamp
 from statekeeper.v1 import workflow_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2_grpc
@@ -25,15 +30,13 @@ from statekeeper_server.servicers.batching import field_bytes, pieces, responses
 from statekeeper_server.servicers.convert import (
     optional_document,
     optional_revision,
+    optional_seconds,
     revision_watch,
-    ttl_seconds,
 )
 
 if TYPE_CHECKING:
     from statekeeper_server.core import Core
 
-#: How often an idle watch stream reports progress unless the request says otherwise.
-DEFAULT_PROGRESS_INTERVAL = 10.0
 STATUS = pb.WorkflowStatus.DESCRIPTOR
 
 
@@ -230,7 +233,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         self, request: pb.WatchWorkflowRequest, context: object
     ) -> AsyncIterator[pb.WatchWorkflowResponse]:
         """Stream a workflow's changes."""
-        interval = ttl_seconds(request, "progress_interval") or DEFAULT_PROGRESS_INTERVAL
+        interval = optional_seconds(request, "progress_interval")
         updates = self.engine.watch(request.workflow_id, request.start_revision, interval)
 
         limit = self.runtime.limits.max_message_bytes

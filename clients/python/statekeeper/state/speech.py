@@ -235,7 +235,7 @@ class SpeechStateManager(ServiceClient):
         request = pb.CreateSessionRequest(
             session_id=session_id or "",
             session_type=session_type,
-            streaming_mode=enum_to_number(StreamingMode(streaming_mode), _MODES),  # type: ignore[arg-type]
+            streaming_mode=enum_to_number(streaming_mode, _MODES),  # type: ignore[arg-type]
             config=values.document_to_wire(config or {}),
             ended_retention=to_duration(self.ended_retention),
             event_retention=to_duration(self.event_retention),

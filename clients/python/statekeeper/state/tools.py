@@ -44,9 +44,8 @@ from statekeeper.v1 import tool_service_pb2_grpc
 _PAGE = 1000
 
 
-#: The wire's execution statuses. A status given to the API goes through ToolExecutionStatus
-#: first (ValueError for a name it does not know): unspecified is not refused by the server
-#: here, it means RUNNING at a start and FAILED at a failure.
+#: The wire's execution statuses (an unknown name goes as a number no status has, which the
+#: server refuses; unspecified means RUNNING at a start and FAILED at a failure).
 _STATUS = pb.ToolExecutionStatus.DESCRIPTOR
 
 
@@ -229,7 +228,7 @@ class ToolStateManager(ServiceClient):
             execution=pb.ToolExecution(
                 execution_id=execution.execution_id,
                 tool_name=execution.tool_name,
-                status=enum_to_number(ToolExecutionStatus(execution.status), _STATUS),  # type: ignore[arg-type]
+                status=enum_to_number(execution.status, _STATUS),  # type: ignore[arg-type]
                 started_at=to_timestamp(execution.started_at),
                 parameters=values.document_to_wire(execution.parameters or {}),
                 metadata=optional_wire(execution.metadata),
@@ -269,7 +268,7 @@ class ToolStateManager(ServiceClient):
             execution_id=execution_id,
             error=error,
             duration=to_duration(None if duration_ms is None else duration_ms / 1000),
-            status=enum_to_number(ToolExecutionStatus(status), _STATUS),  # type: ignore[arg-type]
+            status=enum_to_number(status, _STATUS),  # type: ignore[arg-type]
             value_encoding=MSGPACK,
         )
         response = await self._call("FailExecution", request)

@@ -68,7 +68,7 @@ from statekeeper_server.engine.domains.workflows.records import (
     changes_of,
 )
 from statekeeper_server.engine.identifiers import check_id
-from statekeeper_server.engine.limits import Limits, check_revision
+from statekeeper_server.engine.limits import Limits, check_progress_interval, check_revision
 from statekeeper_server.engine.patches import merge_patch
 from statekeeper_server.engine.records import Txn, transact, transact_with_result
 from statekeeper_server.engine.storage.backend import Backend, Entry, EventType
@@ -576,6 +576,7 @@ class WorkflowEngine:
         updates without changes when idle)."""
         check_id(workflow_id, "workflow_id")
         check_revision(start_revision, "start_revision")
+        progress_interval = check_progress_interval(progress_interval)
         base = self._dir(workflow_id)
         status_at: dict[int, WorkflowStatus | None] = {}
         latest: WorkflowStatus | None = None
