@@ -9,10 +9,12 @@ from __future__ import annotations
 import gc
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from statekeeper.errors import HistoryCompactedError
 from statekeeper_server.engine.storage.backend import Backend, Delete, Entry, Put
+from statekeeper_server.engine.storage.file import FileBackend
 from statekeeper_server.engine.storage.memory import MemoryBackend
 
 from tests.test_backend_contract import _scan_all, _span, open_backend
@@ -98,3 +100,19 @@ async def test_the_memory_backends_history_adds_no_objects_for_the_collector() -
     assert len(gc.get_objects()) - before < 100
     assert _shown(await _scan_all(backend, _span("g/"), revision=at, limit=1000)) == middle
     await backend.close()
+
+
+async def test_file_history_pages_from_the_index_hold_whole_revisions(tmp_path: Path) -> None:
+    backend = FileBackend(tmp_path)
+    try:
+        for start in range(0, 50, 10):
+            await backend.txn([], [Put(f"p/{n:02d}", b"%d" % n) for n in range(start, start + 10)])
+        await backend.compact()  # every revision is read from the index now
+        first, last, pages = 1, await backend.revision(), []
+        while first <= last:  # a page limit inside a revision, the last one included
+            page = await backend.history(_span("p/"), first, last, 4)
+            pages.append([event.key for event in page.events])
+            first = page.last + 1
+        assert pages == [[f"p/{n:02d}" for n in range(s, s + 10)] for s in range(0, 50, 10)]
+    finally:
+        await backend.close()

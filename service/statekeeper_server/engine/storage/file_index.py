@@ -335,16 +335,24 @@ class FileIndex:
         return state
 
     def history(
-        self, first: int, last: int, low: str, high: str | None
-    ) -> list[tuple[int, tuple[Event, ...]]]:
+        self, first: int, last: int, low: str, high: str | None, limit: int
+    ) -> tuple[list[tuple[int, tuple[Event, ...]]], int]:
         """The retained events of revisions ``first`` through ``last`` on keys in
-        ``[low, high)``, grouped by revision, oldest first."""
+        ``[low, high)``, grouped by revision, oldest first, and the newest revision covered:
+        ``last``, or less when reading stopped after the revision that holds the
+        ``limit``-th event (whole revisions only), so a page reads what it returns."""
         where, arguments = _key_bounds(low, high)
+        select = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE "
         rows = self._reader.execute(
-            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE revision BETWEEN ? AND ? AND {where} "
-            "ORDER BY id",
-            (first, last, *arguments),
+            f"{select}revision BETWEEN ? AND ? AND {where} ORDER BY id LIMIT ?",
+            (first, last, *arguments, limit),
         ).fetchall()
+        if rows and len(rows) == limit:  # the last revision read may go on
+            last = rows[-1][0]
+            rest = self._reader.execute(
+                f"{select}revision = ? AND {where} ORDER BY id", (last, *arguments)
+            ).fetchall()
+            rows = [row for row in rows if row[0] != last] + rest
         grouped: list[tuple[int, tuple[Event, ...]]] = []
         events: list[Event] = []
         for row in rows:
@@ -354,7 +362,7 @@ class FileIndex:
             events.append(_event(row))
         if events:
             grouped.append((events[-1].revision, tuple(events)))
-        return grouped
+        return grouped, last
 
     def expiring(self) -> Iterator[tuple[str, int, float]]:
         """Every stored (key, mod_revision, expire_at) with an expiry time, earliest first."""

@@ -39,10 +39,11 @@ class HistorySource(Protocol):
         ...
 
     def history(
-        self, first: int, last: int, low: str, high: str | None
-    ) -> list[tuple[int, tuple[Event, ...]]]:
+        self, first: int, last: int, low: str, high: str | None, limit: int
+    ) -> tuple[list[tuple[int, tuple[Event, ...]]], int]:
         """The retained events of revisions ``first`` through ``last`` on keys in
-        ``[low, high)``, grouped by revision."""
+        ``[low, high)``, grouped by revision, stopping after the revision of the ``limit``-th
+        event; and the newest revision covered."""
         ...
 
 
@@ -89,7 +90,7 @@ class Feed:
             return HistoryPage(events_here, covered)
         with self._index.reading() as (flushed, _):
             last = min(last, flushed, first + max(limit, REPLAY_WINDOW) - 1)
-            found = self._index.history(first, last, span.low, span.high)
+            found, last = self._index.history(first, last, span.low, span.high, limit)
         events: list[Event] = []
         for examined, (revision, items) in enumerate(found, 1):
             if revision > last:

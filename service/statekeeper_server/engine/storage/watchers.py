@@ -37,8 +37,10 @@ from statekeeper_server.engine.storage.backend import (
     WatchUpdate,
 )
 
-#: Revisions one replay page examines at most, and the events after which it stops.
-REPLAY_PAGE = 256
+#: Revisions one replay page examines at most, and the events after which it stops (64: a
+#: replay of 100k documents of 1 KB on the memory backend held a probe Get's p99 to 42 ms,
+#: against 130-178 ms with pages of 256, and took no longer).
+REPLAY_PAGE = 64
 #: Revisions of matching events a watch keeps queued before it drops them and reads them from
 #: the history instead.
 PENDING_REVISIONS = 1024
