@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from bench import batching, scaling, stack, targets, workflow_scaling
+from bench import batching, scaling, stack, targets, watchcost, workflow_scaling
 from bench.agents import best_own
 
 #: The issue's targets, checked against the run's figures.
@@ -306,8 +306,6 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {item['target']} | {item['measured']} | {met} |")
     lines += scaling.table(results.get("scaling") or [])
     lines += workflow_scaling.table(results.get("workflows") or [])
-    from bench import watchcost  # its rows are measured with this module's helpers
-
     lines += watchcost.markdown(results)
     lines += agents_table(results.get("agents") or [], results.get("agents_profile"))
     lines += batching.markdown(results)
@@ -441,7 +439,13 @@ def fanout_targets(results: dict[str, Any]) -> list[targets.Target]:
 
 
 #: Every part's ``targets`` function, in the order the report lists them.
-TARGET_PARTS = (stack.targets, batching.targets, fanout_targets, scaling.targets)
+TARGET_PARTS = (
+    stack.targets,
+    batching.targets,
+    fanout_targets,
+    scaling.targets,
+    watchcost.targets,
+)
 
 
 def write(results: dict[str, Any], out_dir: str) -> str:
