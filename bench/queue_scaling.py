@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.scaling import row
+from bench.targets import Target, flatness
 
 SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (1_000, 10_000)
@@ -133,6 +134,32 @@ def measure(harness: Any, redis: Any | None) -> None:
                 continue
             for name, value in json.loads(done.stdout.splitlines()[-1]).items():
                 row(harness.results, backend, name, tasks, value)
+
+
+#: The issue-19 operations judged flat: (measure name, label).
+FLAT = (
+    ("claim + complete, only match at the tail", "claim, match at the tail"),
+    ("claim, no match", "claim, no match"),
+    ("queue status (counts + first pages of 1000)", "queue status"),
+    ("team view (agents + counts)", "team view"),
+)
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    """Issue 19: each queue operation's p50 at 100k pending tasks against 1k, per backend."""
+    rows = results.get("scaling") or []
+    found = []
+    for backend in sorted({r["backend"] for r in rows}):
+        for measure_name, label in FLAT:
+            wanted = f"queue: {measure_name}, p50 ms"
+            cells = {
+                r["keys"]: r["value"]
+                for r in rows
+                if (r["backend"], r["measure"]) == (backend, wanted)
+            }
+            if cells:
+                found.append(flatness(19, f"{label} ({backend})", cells, SIZES[0], SIZES[-1]))
+    return found
 
 
 def main(argv: list[str]) -> None:

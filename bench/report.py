@@ -10,7 +10,15 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from bench import batching, scaling, stack, targets, watchcost, workflow_scaling
+from bench import (
+    batching,
+    queue_scaling,
+    scaling,
+    stack,
+    targets,
+    watchcost,
+    workflow_scaling,
+)
 from bench.agents import best_own
 
 #: The issue's targets, checked against the run's figures.
@@ -444,6 +452,8 @@ TARGET_PARTS = (
     batching.targets,
     fanout_targets,
     scaling.targets,
+    queue_scaling.targets,
+    workflow_scaling.targets,
     watchcost.targets,
 )
 

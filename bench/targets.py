@@ -42,6 +42,28 @@ def at_least(value: float | None, floor: float, decided: bool = True) -> bool | 
     return value >= floor
 
 
+#: How much more an operation may cost at the largest size than at the smallest, 100 times
+#: fewer, and still count as flat (issue 19): a cost that follows the data would be 100 x, one
+#: that follows its logarithm about 1.7 x; the rest is room for a shared machine's noise.
+FLAT_FACTOR = 3.0
+
+
+def flatness(issue: int, name: str, cells: dict[int, float], smallest: int, largest: int) -> Target:
+    """Whether an operation's cost (``cells``: size -> ms) stays flat from ``smallest`` to
+    ``largest``: at most :data:`FLAT_FACTOR` times as much (n/a when either was not measured)."""
+    shown = " / ".join(f"{cells[size]:.3g}" for size in sorted(cells)) + " ms at "
+    shown += " / ".join(f"{size:,}" for size in sorted(cells))
+    if smallest not in cells or largest not in cells:
+        return Target(issue, f"{name}: flat up to {largest:,}", shown, None)
+    ratio = cells[largest] / max(cells[smallest], 1e-9)
+    return Target(
+        issue,
+        f"{name}: {largest:,} costs <= {FLAT_FACTOR:g} x {smallest:,}",
+        f"{shown} ({ratio:.2f} x)",
+        ratio <= FLAT_FACTOR,
+    )
+
+
 def collect(
     results: dict[str, Any], parts: Iterable[Callable[[dict[str, Any]], list[Target]]]
 ) -> list[Target]:

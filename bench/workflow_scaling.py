@@ -1,17 +1,20 @@
 """Workflow and agent costs as their history grows (issue 19): ``python -m bench.workflow_scaling``.
 
-Three measures, each at 1k, 10k and 100k (``--sizes``), in-process on the engine (the server's
-own code path below the gRPC layer), on the memory and file backends:
+Each measure at 1k, 10k and 100k (``--sizes``; 1k and 10k with ``--quick``), in-process on the
+engine (the server's own code path below the gRPC layer), on the memory backend (``--backends
+memory,file``):
 
-* ``update_step`` after N resumes: the latency of one more step update of a workflow that was
-  resumed from a checkpoint N times (N steps in between). Before steps and resumes were records
-  of their own, every write rewrote the resumes with the workflow record.
-* ``get`` of a workflow with N steps (and N/100 resumes): the whole history comes back, so this
-  one is linear in N by design; the superseded marks cost O(steps + resumes), not their product.
-* the newest recoverable checkpoint behind N newer checkpoints that are not recoverable
-  (``get_checkpoint(recoverable_only=True)`` and ``begin_recovery``): one pointer read.
+* ``update_step`` after N resumes: one more step update of a workflow resumed from a checkpoint
+  N times (N steps in between); the record is rewritten without its history.
+* on a workflow with N steps (and N/100 resumes): ``update_step``; ``get`` with the whole
+  history (linear in N by design: it returns all of it); ``ListWorkflowSteps``'s first page and
+  a page from the middle of the history (100 steps each, newest first).
+* the newest recoverable checkpoint behind N newer ones that are not recoverable
+  (``get_checkpoint(recoverable_only=True)``, ``begin_recovery``): one pointer read.
 
-Each latency is the median of ``--samples`` calls; the record sizes show what a write rewrites.
+Each latency is the median of ``--samples`` calls. Every measure but ``get`` is an issue-19
+target: at 100k it may cost at most :data:`bench.targets.FLAT_FACTOR` times its cost at 1k
+(:func:`targets`). The part also runs the record codec's micro-benchmark (:mod:`bench.codec`).
 """
 
 from __future__ import annotations
@@ -38,9 +41,15 @@ from statekeeper_server.engine.storage.backend import Backend
 from statekeeper_server.engine.storage.factory import BackendOptions, open_backend
 
 from bench import codec
+from bench.targets import Target, flatness
 
 SIZES = (1_000, 10_000, 100_000)
+QUICK_SIZES = (1_000, 10_000)
 SAMPLES = 50
+#: The steps of one ListWorkflowSteps page.
+PAGE = 100
+#: The measure that returns the whole history, so grows with it by design (not a target).
+WHOLE = "get of a workflow with N steps (all of them)"
 
 
 async def _median_ms(call: Callable[[], Awaitable[Any]], samples: int) -> float:
@@ -58,8 +67,8 @@ async def _record_bytes(backend: Backend, key: str) -> int:
     return len(entry.value) if entry is not None else 0
 
 
-async def resumes_row(backend: Backend, size: int, samples: int) -> dict[str, Any]:
-    """update_step latency on a workflow resumed ``size`` times."""
+async def resumes_rows(backend: Backend, size: int, samples: int) -> dict[str, float]:
+    """update_step on a workflow resumed ``size`` times, and the record's size."""
     engine = WorkflowEngine(backend)
     await engine.create(WorkflowState("resumed"))
     await engine.checkpoint(WorkflowCheckpoint("resumed", "start", step=0))
@@ -74,17 +83,15 @@ async def resumes_row(backend: Backend, size: int, samples: int) -> dict[str, An
         number += 1
         await engine.update_step("resumed", StepState(number, status=StepStatus.RUNNING))
 
+    grown = await _record_bytes(backend, "wf/resumed/record") - first
     return {
-        "measure": "update_step after N resumes",
-        "n": size,
-        "p50_ms": await _median_ms(step, samples),
-        "record_bytes_at_start": first,
-        "record_bytes_after": await _record_bytes(backend, "wf/resumed/record"),
+        "update_step after N resumes": await _median_ms(step, samples),
+        "workflow record growth over N resumes, bytes": grown,
     }
 
 
-async def steps_row(backend: Backend, size: int, samples: int) -> dict[str, Any]:
-    """get latency of a workflow with ``size`` steps and ``size // 100`` resumes."""
+async def steps_rows(backend: Backend, size: int, samples: int) -> dict[str, float]:
+    """Reads and writes of a workflow with ``size`` steps and ``size // 100`` resumes."""
     engine = WorkflowEngine(backend)
     await engine.create(WorkflowState("long"))
     await engine.checkpoint(WorkflowCheckpoint("long", "start", step=0))
@@ -94,19 +101,27 @@ async def steps_row(backend: Backend, size: int, samples: int) -> dict[str, Any]
         await engine.update_step("long", StepState(number, status=StepStatus.COMPLETED))
     got = await engine.get("long")
     assert len(got.steps) == size
+    token = ""
+    for _ in range(size // PAGE // 2):  # to the middle of the history
+        _, token = await engine.list_steps("long", PAGE, token)
+    middle, _ = await engine.list_steps("long", PAGE, token)
+    assert middle == got.steps[::-1][size // PAGE // 2 * PAGE :][:PAGE]
     return {
-        "measure": "get of a workflow with N steps",
-        "n": size,
-        "resumes": len(got.resumes),
-        "p50_ms": await _median_ms(lambda: engine.get("long"), max(3, samples // 10)),
-        "update_step_p50_ms": await _median_ms(
+        "update_step with N steps": await _median_ms(
             lambda: engine.update_step("long", StepState(size, status=StepStatus.RUNNING)),
             samples,
+        ),
+        WHOLE: await _median_ms(lambda: engine.get("long"), max(3, samples // 10)),
+        f"ListWorkflowSteps, first page of {PAGE}": await _median_ms(
+            lambda: engine.list_steps("long", PAGE), samples
+        ),
+        f"ListWorkflowSteps, a page of {PAGE} from the middle": await _median_ms(
+            lambda: engine.list_steps("long", PAGE, token), samples
         ),
     }
 
 
-async def recoverable_row(backend: Backend, size: int, samples: int) -> dict[str, Any]:
+async def recoverable_rows(backend: Backend, size: int, samples: int) -> dict[str, float]:
     """Finding the newest recoverable checkpoint behind ``size`` newer unrecoverable ones."""
     engine = AgentEngine(backend)
     await engine.save_checkpoint(AgentCheckpoint("agent", "safe", step=0, recoverable=True))
@@ -118,45 +133,65 @@ async def recoverable_row(backend: Backend, size: int, samples: int) -> dict[str
         assert found.checkpoint_id == "safe"
 
     return {
-        "measure": "newest recoverable checkpoint behind N others",
-        "n": size,
-        "p50_ms": await _median_ms(find, samples),
-        "begin_recovery_p50_ms": await _median_ms(lambda: engine.begin_recovery("agent"), samples),
+        "newest recoverable checkpoint behind N others": await _median_ms(find, samples),
+        "begin_recovery behind N others": await _median_ms(
+            lambda: engine.begin_recovery("agent"), samples
+        ),
     }
 
 
-ROWS = (resumes_row, steps_row, recoverable_row)
+ROWS = (resumes_rows, steps_rows, recoverable_rows)
 
 
 async def measure_all(
     sizes: tuple[int, ...] = SIZES, samples: int = SAMPLES, kinds: tuple[str, ...] = ("memory",)
 ) -> list[dict[str, Any]]:
-    """Every row at every size, each on a fresh backend of each kind."""
+    """Every measure at every size, each group on a fresh backend of each kind: one row
+    (backend, measure, n, value) per figure; latencies in ms."""
     rows = []
     for kind in kinds:
         for size in sizes:
-            for row in ROWS:
+            for group in ROWS:
                 with tempfile.TemporaryDirectory() as directory:
                     backend = open_backend(BackendOptions(kind=kind, data_dir=directory))
                     try:
                         started = time.perf_counter()
-                        result = await row(backend, size, samples)
+                        figures = await group(backend, size, samples)
                     finally:
                         await backend.close()
-                result = {"backend": kind, **result}
-                result["setup_s"] = round(time.perf_counter() - started, 1)
-                print(json.dumps(result), file=sys.stderr, flush=True)
-                rows.append(result)
+                setup = round(time.perf_counter() - started, 1)
+                for measure_name, value in figures.items():
+                    row = {"backend": kind, "measure": measure_name, "n": size, "value": value}
+                    print(json.dumps({**row, "group_s": setup}), file=sys.stderr, flush=True)
+                    rows.append(row)
     return rows
+
+
+def _cells(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, Any]]:
+    cells: dict[tuple[str, str], dict[int, Any]] = {}
+    for row in rows:
+        if "measure" in row:
+            cells.setdefault((row["backend"], row["measure"]), {})[row["n"]] = row["value"]
+    return cells
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    """Issue 19: every latency measure but the whole-history ``get`` stays flat from 1k to
+    100k."""
+    found = []
+    for (backend, name), by_size in _cells(results.get("workflows") or []).items():
+        if name != WHOLE and "bytes" not in name:
+            found.append(flatness(19, f"{name} ({backend})", by_size, SIZES[0], SIZES[-1]))
+    return found
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
     """The rows as markdown lines, one column per N (none when not run), then the codec's."""
     codec_rows = [row for row in rows if "records_per_s" in row]
-    rows = [row for row in rows if "records_per_s" not in row]
-    if not rows:
+    cells = _cells(rows)
+    if not cells:
         return codec.table(codec_rows)
-    sizes = sorted({row["n"] for row in rows})
+    sizes = sorted({size for by_size in cells.values() for size in by_size})
     lines = [
         "",
         "Workflow and agent history (bench/workflow_scaling.py, engine in-process, p50 ms):",
@@ -164,9 +199,6 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         "| backend | measure | " + " | ".join(f"N = {size:,}" for size in sizes) + " |",
         "|---|---|" + "--:|" * len(sizes),
     ]
-    cells: dict[tuple[str, str], dict[int, Any]] = {}
-    for row in rows:
-        cells.setdefault((row["backend"], row["measure"]), {})[row["n"]] = row["p50_ms"]
     for (backend, name), by_size in cells.items():
         shown = " | ".join(str(by_size.get(size, "")) for size in sizes)
         lines.append(f"| {backend} | {name} | {shown} |")
@@ -174,8 +206,10 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def measure(harness: Any) -> None:
-    """The ``workflows`` part of ``make bench``: rows in ``harness.results["workflows"]``."""
-    harness.results["workflows"] = codec.measure_codec() + asyncio.run(measure_all())
+    """The ``workflows`` part of ``make bench`` (1k and 10k with ``--quick``): rows in
+    ``harness.results["workflows"]``."""
+    sizes = QUICK_SIZES if harness.settings.quick else SIZES
+    harness.results["workflows"] = codec.measure_codec() + asyncio.run(measure_all(sizes))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,6 +18,8 @@ class ServerProcess:
 
     process: subprocess.Popen[str]
     address: str
+    #: The line the server printed once it was bound ("statekeeper listening on ...").
+    banner: str = ""
 
     def kill(self) -> None:
         """SIGKILL the server (no shutdown work at all) and reap it."""
@@ -48,6 +50,6 @@ def start_server_process(*args: str, env: dict[str, str] | None = None) -> Serve
     for line in process.stdout:
         match = _LISTENING.search(line)
         if match:
-            return ServerProcess(process, f"{match.group(1)}:{match.group(2)}")
+            return ServerProcess(process, f"{match.group(1)}:{match.group(2)}", line.strip())
     process.wait(timeout=30)
     raise RuntimeError(f"server exited with {process.returncode} before listening: {command}")

@@ -12,11 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from statekeeper.state import StateConfig, StateManager
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
 from tests.processes import free_port
+from tests.servers import start_server_process
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 
@@ -181,3 +183,29 @@ def test_make_help_lists_every_target_with_one_line() -> None:
     assert all(len(entry) == 2 for entry in listed), done.stdout  # a name and its description
     names = [entry[0] for entry in listed]
     assert sorted(names) == sorted(targets), done.stdout
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_the_server_serves_on_the_event_loop_it_is_told(loop: str) -> None:
+    server = await asyncio.to_thread(
+        start_server_process, "--backend", "memory", "--event-loop", loop
+    )
+    try:
+        assert server.banner.endswith(f"event loop {loop})"), server.banner
+        config = StateConfig(backend="grpc", address=server.address)
+        async with StateManager(config) as manager:
+            await manager.save("loop/a", {"on": loop}, ttl=60)
+            assert (await manager.get("loop/a")) == {"on": loop}
+    finally:
+        assert await asyncio.to_thread(server.terminate) == 0
+
+
+def test_the_default_event_loop_is_uvloop_where_it_is_installed() -> None:
+    shown = run_python(
+        "import asyncio\n"
+        "from statekeeper_server.server import loop_name, run_loop\n"
+        "async def main():\n"
+        "    return loop_name()\n"
+        "print(run_loop(main()))\n"
+    )
+    assert shown == "uvloop"

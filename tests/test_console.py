@@ -780,22 +780,57 @@ def test_ui_refuses_a_bad_listen_address() -> None:
     assert "--listen must be HOST:PORT" in result.stderr
 
 
-def test_serve_runs_the_console_beside_the_server(tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a free port for the server: the console connects to it
+def serve_with_console(*args: str, env: dict[str, str] | None = None) -> tuple[Any, str]:
+    """``statekeeper serve --ui-listen 127.0.0.1:0 <args>`` on a free port (the console
+    connects to it): the process and the console's URL, once the server listens."""
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "statekeeper_server", "serve", "--port", str(port)]
-    command += ["--data-dir", str(tmp_path / "data"), "--ui-listen", "127.0.0.1:0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    command += ["--ui-listen", "127.0.0.1:0", *args]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
+    assert process.stdout is not None
+    url = None
+    for line in process.stdout:
+        match = _CONSOLE_URL.search(line)
+        url = match.group(1) if match else url
+        if "statekeeper listening on" in line:
+            break
+    assert url is not None, f"serve exited with {process.wait(timeout=60)}"
+    return process, url
+
+
+def test_serve_runs_the_console_beside_a_tls_server(tmp_path: Path) -> None:
+    authority = Authority(tmp_path, "beside")
+    pair = authority.issue("localhost", server=True)
+    tls = ["--tls-cert", pair.cert, "--tls-key", pair.key, "--data-dir", str(tmp_path / "data")]
+    refused = subprocess.run(
+        [sys.executable, "-m", "statekeeper_server", "serve", "--port", "1", *tls,
+         "--ui-listen", "127.0.0.1:0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "needs STATEKEEPER_CLIENT_TLS_CA" in refused.stderr
+    process, url = serve_with_console(*tls, env={"STATEKEEPER_CLIENT_TLS_CA": authority.ca_file})
     try:
-        assert process.stdout is not None
-        url = None
-        for line in process.stdout:
-            match = _CONSOLE_URL.search(line)
-            url = match.group(1) if match else url
-            if "statekeeper listening on" in line:
-                break
-        assert url is not None
+        assert url.startswith("https://")  # with the server's own certificate
+        trusting_the_ca = ssl.create_default_context(cafile=authority.ca_file)
+        request = urllib.request.Request(
+            url + "api/call/StateService/GetStats", data=b"{}", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30, context=trusting_the_ca) as response:
+            assert json.loads(response.read())["backend"] == "file"  # reached over TLS
+        with urllib.request.urlopen(url + "api/info", timeout=30, context=trusting_the_ca) as info:
+            assert json.loads(info.read())["tls"] is True
+    finally:
+        process.terminate()
+        assert process.wait(timeout=60) == 0
+
+
+def test_serve_runs_the_console_beside_the_server(tmp_path: Path) -> None:
+    process, url = serve_with_console("--data-dir", str(tmp_path / "data"))
+    try:
         request = urllib.request.Request(
             url + "api/call/StateService/GetStats", data=b"{}", method="POST"
         )

@@ -316,6 +316,32 @@ async def test_background_compaction_bounds_the_log(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_compaction_gets_the_log_while_concurrent_writers_keep_commits_in_flight(
+    tmp_path: Path,
+) -> None:
+    store = FileBackend(tmp_path, compact_bytes=4096)
+
+    async def writer(task: int) -> list[int]:
+        for _ in range(task):  # start one loop turn apart: commits overlap from then on
+            await asyncio.sleep(0)
+        return [
+            (await store.put(f"w{task}/{n % 5}", b"%d" % n * 20)).mod_revision for n in range(60)
+        ]
+
+    revisions = [r for found in await asyncio.gather(*(writer(t) for t in range(8))) for r in found]
+    assert sorted(revisions) == list(range(1, 481))  # each acknowledged once, none lost
+    expected = await all_entries(store)
+    await store.close()
+    assert (tmp_path / "snapshot.dat").exists()
+    assert sum(used_bytes(p) for p in segments(tmp_path)) < 480 * 40
+    store = FileBackend(tmp_path)
+    try:
+        assert await all_entries(store) == expected
+        assert await store.revision() == 480
+    finally:
+        await store.close()
+
+
 async def test_history_retention_is_honoured_across_restart(tmp_path: Path) -> None:
     store = FileBackend(tmp_path, history_revisions=4)
     for n in range(30):

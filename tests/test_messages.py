@@ -61,9 +61,12 @@ def test_unspecified_enum_reads_as_none_and_names_or_values_are_accepted() -> No
     assert from_message(kb.IndexingProgress(), Progress).status is None
     message = to_message(Progress(status="in_progress"), kb.IndexingProgress)  # type: ignore[arg-type]
     assert message.status == kb.INDEXING_STATUS_IN_PROGRESS
-    # A name the enum lacks goes out as UNSPECIFIED: the receiver refuses it with its own error.
+    # A name the enum lacks goes out as a number no value has (not as UNSPECIFIED, which a
+    # list filter reads as "any"): the receiver refuses it with its own error.
     sideways = to_message(Progress(status="sideways"), kb.IndexingProgress)  # type: ignore[arg-type]
-    assert sideways.status == kb.INDEXING_STATUS_UNSPECIFIED
+    assert sideways.status not in kb.IndexingStatus.values()
+    with pytest.raises(InvalidArgumentError):
+        from_message(sideways, Progress)
     with pytest.raises(InvalidArgumentError):  # and an unknown number coming in is refused
         from_message(kb.IndexingProgress(status=99), Progress)  # type: ignore[arg-type]
 

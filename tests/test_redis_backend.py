@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from statekeeper.errors import ConflictError, Reason, UnavailableError
 from statekeeper.state import RedisBackend, StateChange, StateConfig, StateManager
+from statekeeper_server.engine.storage.backend import Compare, Put, Read, Transaction, TxnResult
 
 from tests.processes import RedisProcess
 from tests.servers import ServerProcess
@@ -201,5 +202,31 @@ async def test_backend_reconnects_after_a_redis_restart_without_failed_calls(
         entries = await asyncio.gather(*(backend.put(f"k{number}", b"2") for number in range(4)))
         assert sorted(entry.mod_revision for entry in entries) == [5, 6, 7, 8]
         assert [e.version for e in (await backend.range("")).entries] == [2, 2, 2, 2]
+    finally:
+        await backend.close()
+
+
+async def test_a_batch_runs_whole_and_in_order_when_redis_lost_its_scripts(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    backend = RedisBackend(redis_url, key_prefix="flushed:")
+    try:
+        first = await backend.put("a", b"\x01")
+        admin = aioredis.Redis.from_url(redis_url)
+        try:
+            await admin.script_flush()  # as after a Redis restart: no script is cached
+        finally:
+            await admin.aclose()
+        saved, read, refused = await backend.batch(
+            [
+                Transaction((), (Put("b", b"\x02"),)),
+                Read("b"),
+                Transaction((Compare("a", first.mod_revision + 5),), (Put("a", b"\x03"),)),
+            ]
+        )
+        assert isinstance(saved, TxnResult) and saved.revision == first.mod_revision + 1
+        assert isinstance(read, tuple) and read[0] is not None and read[0].value == b"\x02"
+        assert isinstance(refused, ConflictError)
+        assert await backend.revision() == saved.revision
     finally:
         await backend.close()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from statekeeper import values
+from statekeeper.errors import InvalidArgumentError, Reason
 from statekeeper_server.engine.domains.agents import (
     AgentCheckpoint,
     AgentEngine,
@@ -200,6 +202,17 @@ async def test_workflows_read_records_written_before_typed_records() -> None:
     assert [r.history_sequence for r in workflow.resumes] == [3, 5]
     assert workflow.state == {"s": 0}
     assert (await engine.get_checkpoint("wf")).checkpoint_id == "cp"
+    # The step listing marks steps from the inline resume and the stored one alike, page by page.
+    await engine.update_step("wf", StepState(2, status=StepStatus.COMPLETED))
+    listed, token = await engine.list_steps("wf", page_size=2)
+    while token:
+        page, token = await engine.list_steps("wf", page_size=2, page_token=token)
+        listed += page
+    marks = [(s.sequence, s.step_number, s.superseded) for s in listed]
+    assert marks == [(5, 2, False), (4, 3, True), (3, 2, True), (2, 2, True), (1, 1, False)]
+    assert marks == [
+        (s.sequence, s.step_number, s.superseded) for s in reversed((await engine.get("wf")).steps)
+    ]
 
 
 async def _record_size(backend: MemoryBackend, key: str) -> int:
@@ -245,6 +258,12 @@ class CountingBackend(MemoryBackend):
         self.read += len(page.entries)
         return page
 
+    async def scan(self, span: Any, **kwargs: Any) -> Any:
+        """Count the entries a scan returns."""
+        page = await super().scan(span, **kwargs)
+        self.read += len(page.entries)
+        return page
+
 
 async def test_the_newest_recoverable_checkpoint_is_found_without_a_scan() -> None:
     backend = CountingBackend()
@@ -275,3 +294,56 @@ async def test_the_newest_recoverable_checkpoint_is_found_without_a_scan() -> No
         "last1",
         "last0",
     ]
+
+
+async def test_a_page_of_steps_reads_that_page_not_the_history() -> None:
+    backend = CountingBackend()
+    engine = WorkflowEngine(backend)
+    await engine.create(WorkflowState("wf"))
+    await engine.checkpoint(WorkflowCheckpoint("wf", "cp", step=2))
+    for number in range(300):
+        if number % 7 == 6:
+            await engine.resume_from("wf", "cp")
+        await engine.update_step("wf", StepState(number % 10, status=StepStatus.COMPLETED))
+    whole = (await engine.get("wf")).steps[::-1]
+    listed: list[StepState] = []
+    token, reads = "", []
+    while True:
+        backend.read = 0
+        page, token = await engine.list_steps("wf", page_size=20, page_token=token)
+        reads.append(backend.read)
+        listed += page
+        if not token:
+            break
+    assert listed == whole  # the same steps, newest first, marked superseded alike
+    assert any(s.superseded for s in listed) and not all(s.superseded for s in listed)
+    # Each page reads the record, its 20 steps and the resumes among them (one in 7 steps,
+    # read ahead by at most a page), not the 300 steps and 42 resumes of the history.
+    assert max(reads) <= 1 + 20 + 21
+
+
+async def test_a_step_listing_is_as_of_its_first_page() -> None:
+    engine = WorkflowEngine(MemoryBackend())
+    await engine.create(WorkflowState("wf"))
+    await engine.checkpoint(WorkflowCheckpoint("wf", "cp", step=1))
+    for number in range(1, 7):
+        await engine.update_step("wf", StepState(number, status=StepStatus.COMPLETED))
+    first, token = await engine.list_steps("wf", page_size=3)
+    # A resume to step 1 and a step after the first page change neither the later pages nor
+    # their marks; a new listing sees both.
+    await engine.resume_from("wf", "cp")
+    await engine.update_step("wf", StepState(2, status=StepStatus.COMPLETED))
+    rest, last = await engine.list_steps("wf", page_size=3, page_token=token)
+    assert last == ""
+    assert [(s.step_number, s.superseded) for s in first + rest] == [
+        (n, False) for n in range(6, 0, -1)
+    ]
+    fresh, _ = await engine.list_steps("wf", page_size=10)
+    assert [(s.step_number, s.superseded) for s in fresh] == [(2, False)] + [
+        (n, n > 1) for n in range(6, 0, -1)
+    ]
+    other_token = (await engine.list_steps("wf", page_size=1))[1]
+    await engine.create(WorkflowState("other"))
+    with pytest.raises(InvalidArgumentError) as refused:
+        await engine.list_steps("other", page_token=other_token)
+    assert refused.value.reason == Reason.INVALID_PAGE_TOKEN

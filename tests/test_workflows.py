@@ -339,6 +339,26 @@ async def test_resume_from_keeps_history_and_marks_superseded_steps(
     assert isinstance(current.resumes[0].timestamp, datetime)
 
 
+async def test_a_long_history_is_paged_newest_first(persistence_kwargs: dict[str, str]) -> None:
+    manager = WorkflowStateManager(**persistence_kwargs)
+    await manager.create(WorkflowState("wf", total_steps=9))
+    await manager.checkpoint(WorkflowCheckpoint("wf", "at_3", step=3))
+    for number in range(1, 25):
+        if number % 8 == 0:
+            await manager.resume_from("wf", "at_3")
+        await manager.update_step("wf", StepState(3 + number % 6, "w", "completed"))
+    whole = await manager.get("wf")
+    assert whole is not None and len(whole.steps) == 24
+    paged = [step async for step in manager.iter_steps("wf", page_size=5)]
+    assert paged == whole.steps[::-1]
+    assert [s.sequence for s in paged] == list(range(24, 0, -1))
+    assert {s.superseded for s in paged} == {True, False}
+    bare = await manager.get("wf", include_steps=False)
+    assert bare is not None and bare.steps == [] and len(bare.resumes) == 3
+    with pytest.raises(NotFoundError):
+        [step async for step in manager.iter_steps("nope")]
+
+
 async def test_list_workflows(persistence_kwargs: dict[str, str]) -> None:
     manager = WorkflowStateManager(**persistence_kwargs)
     for workflow_id in ("w1", "w10", "w2"):

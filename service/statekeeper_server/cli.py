@@ -28,7 +28,7 @@ from statekeeper.transport import open_channel
 
 from statekeeper_server.config import ConfigError, ServerConfig
 from statekeeper_server.observability import configure_logging
-from statekeeper_server.server import StatekeeperServer
+from statekeeper_server.server import StatekeeperServer, loop_name, run_loop
 from statekeeper_server.workers import Supervisor, check_workers
 
 log = logging.getLogger("statekeeper.server")
@@ -291,7 +291,10 @@ async def serve(config: ServerConfig) -> None:
             await asyncio.gather(supervisor.stop(), server.stop())
             raise
     workers = f", {config.workers} workers" if supervisor is not None else ""
-    print(f"statekeeper listening on {config.host}:{port} (backend {config.backend}{workers})")
+    print(
+        f"statekeeper listening on {config.host}:{port} (backend {config.backend}{workers}, "
+        f"event loop {loop_name()})"
+    )
     for report in reports:
         if report["metrics_port"] is not None:
             host = config.metrics_host or config.host
@@ -327,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"error: {error}") from None
             console.start()
         try:
-            asyncio.run(serve(config))
+            run_loop(serve(config), config.event_loop)
         except StateKeeperError as error:  # the data directory is held, the port is in use, ...
             print(f"error: {error.message}", file=sys.stderr)
             raise SystemExit(2) from None

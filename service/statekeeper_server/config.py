@@ -39,8 +39,8 @@ class ServerConfig:
     history_revisions: int = _option(100_000, "Revisions of change history kept for watchers.")
     history_bytes: int = _option(
         64 * 1024 * 1024,
-        "Bytes of change history (keys, values, previous values) kept for watchers, memory and"
-        " redis backends (0: no byte bound).",
+        "Bytes of change history (keys, values, previous values) kept for watchers, every"
+        " backend (0: no byte bound).",
     )
     max_key_bytes: int = _option(512, "Longest accepted key, in UTF-8 bytes.")
     max_value_bytes: int = _option(1024 * 1024, "Largest accepted value, encoded, in bytes.")
@@ -68,6 +68,11 @@ class ServerConfig:
         1, "Server processes sharing the port (SO_REUSEPORT); more than 1 needs --backend redis."
     )
     shutdown_grace: float = _option(5.0, "Seconds in-flight calls get to finish on SIGTERM.")
+    event_loop: str = _option(
+        "auto",
+        "Event loop: uvloop where it is installed (auto), uvloop, or asyncio.",
+        ("auto", "uvloop", "asyncio"),
+    )
     log_level: str = _option("info", "Log level.", ("debug", "info", "warning", "error"))
     log_format: str = _option("text", "Log line format.", ("text", "json"))
     access_log: bool = _option(True, "Write one log line per call (statekeeper.access).")

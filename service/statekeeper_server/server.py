@@ -6,6 +6,8 @@ import asyncio
 import errno
 import logging
 import socket
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -23,6 +25,33 @@ from statekeeper_server.runtime import Runtime
 from statekeeper_server.services import SERVICES
 
 log = logging.getLogger("statekeeper.server")
+
+T = TypeVar("T")
+
+
+def run_loop(main: Coroutine[Any, Any, T], choice: str = "auto") -> T:
+    """Run ``main`` to its end on the event loop ``choice`` names (``--event-loop``): uvloop,
+    asyncio, or auto: uvloop where it is installed (the ``server`` extra), else asyncio. The
+    one place that picks the loop of a server process (``serve`` and its ``--workers``)."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                main.close()
+                raise FailedPreconditionError(
+                    "--event-loop uvloop: uvloop is not installed "
+                    "(pip install 'statekeeper[server]')"
+                ) from None
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
+
+
+def loop_name() -> str:
+    """The kind of the running event loop: ``uvloop`` or ``asyncio``."""
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.startswith("uvloop") else "asyncio"
 
 
 def cannot_listen(host: str, port: int, flag: str) -> FailedPreconditionError:

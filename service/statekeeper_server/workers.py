@@ -26,7 +26,7 @@ from statekeeper.errors import InvalidArgumentError, Reason
 
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.observability import configure_logging
-from statekeeper_server.server import StatekeeperServer
+from statekeeper_server.server import StatekeeperServer, run_loop
 
 log = logging.getLogger("statekeeper.workers")
 
@@ -159,4 +159,4 @@ def run_worker(config: ServerConfig, index: int, supervisor: Connection) -> None
         loop.remove_reader(supervisor.fileno())
         await server.stop()
 
-    asyncio.run(main())
+    run_loop(main(), config.event_loop)

@@ -906,6 +906,136 @@ func (x *GetWorkflowResponse) GetWorkflow() *WorkflowState {
 	return nil
 }
 
+// ListWorkflowStepsRequest asks for one page of a workflow's step history.
+type ListWorkflowStepsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workflow whose steps to list; NOT_FOUND when it does not exist.
+	WorkflowId string `protobuf:"bytes,1,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	// The maximum number of steps to return: 1 to 1000; 0 means 100.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The token from a previous response's `next_page_token`.
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// The form in which to return documents.
+	ValueEncoding ValueEncoding `protobuf:"varint,4,opt,name=value_encoding,json=valueEncoding,proto3,enum=statekeeper.v1.ValueEncoding" json:"value_encoding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkflowStepsRequest) Reset() {
+	*x = ListWorkflowStepsRequest{}
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkflowStepsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkflowStepsRequest) ProtoMessage() {}
+
+func (x *ListWorkflowStepsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkflowStepsRequest.ProtoReflect.Descriptor instead.
+func (*ListWorkflowStepsRequest) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListWorkflowStepsRequest) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+func (x *ListWorkflowStepsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWorkflowStepsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListWorkflowStepsRequest) GetValueEncoding() ValueEncoding {
+	if x != nil {
+		return x.ValueEncoding
+	}
+	return ValueEncoding_VALUE_ENCODING_UNSPECIFIED
+}
+
+// ListWorkflowStepsResponse is one page of a workflow's step history, newest first.
+type ListWorkflowStepsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The steps, newest first (highest `sequence` first), each marked `superseded` as GetWorkflow
+	// marks it. The listing is as of its first page: steps and resumes recorded after that page
+	// are not in the later pages.
+	Steps []*StepState `protobuf:"bytes,1,rep,name=steps,proto3" json:"steps,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkflowStepsResponse) Reset() {
+	*x = ListWorkflowStepsResponse{}
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkflowStepsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkflowStepsResponse) ProtoMessage() {}
+
+func (x *ListWorkflowStepsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkflowStepsResponse.ProtoReflect.Descriptor instead.
+func (*ListWorkflowStepsResponse) Descriptor() ([]byte, []int) {
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListWorkflowStepsResponse) GetSteps() []*StepState {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *ListWorkflowStepsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // GetWorkflowStatusRequest reads one workflow's status.
 type GetWorkflowStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -917,7 +1047,7 @@ type GetWorkflowStatusRequest struct {
 
 func (x *GetWorkflowStatusRequest) Reset() {
 	*x = GetWorkflowStatusRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[8]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1059,7 @@ func (x *GetWorkflowStatusRequest) String() string {
 func (*GetWorkflowStatusRequest) ProtoMessage() {}
 
 func (x *GetWorkflowStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[8]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1072,7 @@ func (x *GetWorkflowStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowStatusRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{8}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetWorkflowStatusRequest) GetWorkflowId() string {
@@ -963,7 +1093,7 @@ type GetWorkflowStatusResponse struct {
 
 func (x *GetWorkflowStatusResponse) Reset() {
 	*x = GetWorkflowStatusResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[9]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1105,7 @@ func (x *GetWorkflowStatusResponse) String() string {
 func (*GetWorkflowStatusResponse) ProtoMessage() {}
 
 func (x *GetWorkflowStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[9]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1118,7 @@ func (x *GetWorkflowStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowStatusResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{9}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetWorkflowStatusResponse) GetStatus() WorkflowStatus {
@@ -1015,7 +1145,7 @@ type ListWorkflowsRequest struct {
 
 func (x *ListWorkflowsRequest) Reset() {
 	*x = ListWorkflowsRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[10]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1157,7 @@ func (x *ListWorkflowsRequest) String() string {
 func (*ListWorkflowsRequest) ProtoMessage() {}
 
 func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[10]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1170,7 @@ func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{10}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListWorkflowsRequest) GetStatus() WorkflowStatus {
@@ -1084,7 +1214,7 @@ type ListWorkflowsResponse struct {
 
 func (x *ListWorkflowsResponse) Reset() {
 	*x = ListWorkflowsResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[11]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1226,7 @@ func (x *ListWorkflowsResponse) String() string {
 func (*ListWorkflowsResponse) ProtoMessage() {}
 
 func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[11]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1239,7 @@ func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{11}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListWorkflowsResponse) GetWorkflows() []*WorkflowState {
@@ -1145,7 +1275,7 @@ type UpdateStepRequest struct {
 
 func (x *UpdateStepRequest) Reset() {
 	*x = UpdateStepRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[12]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1287,7 @@ func (x *UpdateStepRequest) String() string {
 func (*UpdateStepRequest) ProtoMessage() {}
 
 func (x *UpdateStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[12]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1300,7 @@ func (x *UpdateStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStepRequest.ProtoReflect.Descriptor instead.
 func (*UpdateStepRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{12}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateStepRequest) GetWorkflowId() string {
@@ -1225,7 +1355,7 @@ type UpdateStepResponse struct {
 
 func (x *UpdateStepResponse) Reset() {
 	*x = UpdateStepResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[13]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1367,7 @@ func (x *UpdateStepResponse) String() string {
 func (*UpdateStepResponse) ProtoMessage() {}
 
 func (x *UpdateStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[13]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1380,7 @@ func (x *UpdateStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStepResponse.ProtoReflect.Descriptor instead.
 func (*UpdateStepResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{13}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateStepResponse) GetStep() *StepState {
@@ -1292,7 +1422,7 @@ type StartWorkflowRequest struct {
 
 func (x *StartWorkflowRequest) Reset() {
 	*x = StartWorkflowRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[14]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1434,7 @@ func (x *StartWorkflowRequest) String() string {
 func (*StartWorkflowRequest) ProtoMessage() {}
 
 func (x *StartWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[14]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1447,7 @@ func (x *StartWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*StartWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{14}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StartWorkflowRequest) GetWorkflowId() string {
@@ -1338,7 +1468,7 @@ type StartWorkflowResponse struct {
 
 func (x *StartWorkflowResponse) Reset() {
 	*x = StartWorkflowResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[15]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1480,7 @@ func (x *StartWorkflowResponse) String() string {
 func (*StartWorkflowResponse) ProtoMessage() {}
 
 func (x *StartWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[15]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1493,7 @@ func (x *StartWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*StartWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{15}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartWorkflowResponse) GetStatus() WorkflowStatus {
@@ -1387,7 +1517,7 @@ type PauseWorkflowRequest struct {
 
 func (x *PauseWorkflowRequest) Reset() {
 	*x = PauseWorkflowRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[16]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1529,7 @@ func (x *PauseWorkflowRequest) String() string {
 func (*PauseWorkflowRequest) ProtoMessage() {}
 
 func (x *PauseWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[16]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1542,7 @@ func (x *PauseWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*PauseWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{16}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PauseWorkflowRequest) GetWorkflowId() string {
@@ -1440,7 +1570,7 @@ type PauseWorkflowResponse struct {
 
 func (x *PauseWorkflowResponse) Reset() {
 	*x = PauseWorkflowResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[17]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1582,7 @@ func (x *PauseWorkflowResponse) String() string {
 func (*PauseWorkflowResponse) ProtoMessage() {}
 
 func (x *PauseWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[17]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1595,7 @@ func (x *PauseWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*PauseWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{17}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PauseWorkflowResponse) GetStatus() WorkflowStatus {
@@ -1489,7 +1619,7 @@ type ResumeWorkflowRequest struct {
 
 func (x *ResumeWorkflowRequest) Reset() {
 	*x = ResumeWorkflowRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[18]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1631,7 @@ func (x *ResumeWorkflowRequest) String() string {
 func (*ResumeWorkflowRequest) ProtoMessage() {}
 
 func (x *ResumeWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[18]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1644,7 @@ func (x *ResumeWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*ResumeWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{18}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResumeWorkflowRequest) GetWorkflowId() string {
@@ -1542,7 +1672,7 @@ type ResumeWorkflowResponse struct {
 
 func (x *ResumeWorkflowResponse) Reset() {
 	*x = ResumeWorkflowResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[19]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1684,7 @@ func (x *ResumeWorkflowResponse) String() string {
 func (*ResumeWorkflowResponse) ProtoMessage() {}
 
 func (x *ResumeWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[19]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1697,7 @@ func (x *ResumeWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*ResumeWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{19}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResumeWorkflowResponse) GetStatus() WorkflowStatus {
@@ -1593,7 +1723,7 @@ type CancelWorkflowRequest struct {
 
 func (x *CancelWorkflowRequest) Reset() {
 	*x = CancelWorkflowRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[20]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1735,7 @@ func (x *CancelWorkflowRequest) String() string {
 func (*CancelWorkflowRequest) ProtoMessage() {}
 
 func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[20]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1748,7 @@ func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{20}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CancelWorkflowRequest) GetWorkflowId() string {
@@ -1653,7 +1783,7 @@ type CancelWorkflowResponse struct {
 
 func (x *CancelWorkflowResponse) Reset() {
 	*x = CancelWorkflowResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[21]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1795,7 @@ func (x *CancelWorkflowResponse) String() string {
 func (*CancelWorkflowResponse) ProtoMessage() {}
 
 func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[21]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1808,7 @@ func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{21}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CancelWorkflowResponse) GetStatus() WorkflowStatus {
@@ -1701,7 +1831,7 @@ type CompleteWorkflowRequest struct {
 
 func (x *CompleteWorkflowRequest) Reset() {
 	*x = CompleteWorkflowRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[22]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1843,7 @@ func (x *CompleteWorkflowRequest) String() string {
 func (*CompleteWorkflowRequest) ProtoMessage() {}
 
 func (x *CompleteWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[22]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1856,7 @@ func (x *CompleteWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*CompleteWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{22}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CompleteWorkflowRequest) GetWorkflowId() string {
@@ -1754,7 +1884,7 @@ type CompleteWorkflowResponse struct {
 
 func (x *CompleteWorkflowResponse) Reset() {
 	*x = CompleteWorkflowResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[23]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +1896,7 @@ func (x *CompleteWorkflowResponse) String() string {
 func (*CompleteWorkflowResponse) ProtoMessage() {}
 
 func (x *CompleteWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[23]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +1909,7 @@ func (x *CompleteWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CompleteWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{23}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CompleteWorkflowResponse) GetStatus() WorkflowStatus {
@@ -1802,7 +1932,7 @@ type FailWorkflowRequest struct {
 
 func (x *FailWorkflowRequest) Reset() {
 	*x = FailWorkflowRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[24]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +1944,7 @@ func (x *FailWorkflowRequest) String() string {
 func (*FailWorkflowRequest) ProtoMessage() {}
 
 func (x *FailWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[24]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +1957,7 @@ func (x *FailWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*FailWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{24}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FailWorkflowRequest) GetWorkflowId() string {
@@ -1855,7 +1985,7 @@ type FailWorkflowResponse struct {
 
 func (x *FailWorkflowResponse) Reset() {
 	*x = FailWorkflowResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[25]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1997,7 @@ func (x *FailWorkflowResponse) String() string {
 func (*FailWorkflowResponse) ProtoMessage() {}
 
 func (x *FailWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[25]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +2010,7 @@ func (x *FailWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*FailWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{25}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FailWorkflowResponse) GetStatus() WorkflowStatus {
@@ -1902,7 +2032,7 @@ type CreateCheckpointRequest struct {
 
 func (x *CreateCheckpointRequest) Reset() {
 	*x = CreateCheckpointRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[26]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1914,7 +2044,7 @@ func (x *CreateCheckpointRequest) String() string {
 func (*CreateCheckpointRequest) ProtoMessage() {}
 
 func (x *CreateCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[26]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1927,7 +2057,7 @@ func (x *CreateCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{26}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateCheckpointRequest) GetCheckpoint() *WorkflowCheckpoint {
@@ -1950,7 +2080,7 @@ type CreateCheckpointResponse struct {
 
 func (x *CreateCheckpointResponse) Reset() {
 	*x = CreateCheckpointResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[27]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2092,7 @@ func (x *CreateCheckpointResponse) String() string {
 func (*CreateCheckpointResponse) ProtoMessage() {}
 
 func (x *CreateCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[27]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2105,7 @@ func (x *CreateCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CreateCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{27}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateCheckpointResponse) GetSequence() int64 {
@@ -2007,7 +2137,7 @@ type GetWorkflowCheckpointRequest struct {
 
 func (x *GetWorkflowCheckpointRequest) Reset() {
 	*x = GetWorkflowCheckpointRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[28]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +2149,7 @@ func (x *GetWorkflowCheckpointRequest) String() string {
 func (*GetWorkflowCheckpointRequest) ProtoMessage() {}
 
 func (x *GetWorkflowCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[28]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,7 +2162,7 @@ func (x *GetWorkflowCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{28}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetWorkflowCheckpointRequest) GetWorkflowId() string {
@@ -2067,7 +2197,7 @@ type GetWorkflowCheckpointResponse struct {
 
 func (x *GetWorkflowCheckpointResponse) Reset() {
 	*x = GetWorkflowCheckpointResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[29]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2209,7 @@ func (x *GetWorkflowCheckpointResponse) String() string {
 func (*GetWorkflowCheckpointResponse) ProtoMessage() {}
 
 func (x *GetWorkflowCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[29]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2222,7 @@ func (x *GetWorkflowCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{29}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetWorkflowCheckpointResponse) GetCheckpoint() *WorkflowCheckpoint {
@@ -2119,7 +2249,7 @@ type ListWorkflowCheckpointsRequest struct {
 
 func (x *ListWorkflowCheckpointsRequest) Reset() {
 	*x = ListWorkflowCheckpointsRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[30]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2261,7 @@ func (x *ListWorkflowCheckpointsRequest) String() string {
 func (*ListWorkflowCheckpointsRequest) ProtoMessage() {}
 
 func (x *ListWorkflowCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[30]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2274,7 @@ func (x *ListWorkflowCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkflowCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{30}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListWorkflowCheckpointsRequest) GetWorkflowId() string {
@@ -2188,7 +2318,7 @@ type ListWorkflowCheckpointsResponse struct {
 
 func (x *ListWorkflowCheckpointsResponse) Reset() {
 	*x = ListWorkflowCheckpointsResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[31]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2330,7 @@ func (x *ListWorkflowCheckpointsResponse) String() string {
 func (*ListWorkflowCheckpointsResponse) ProtoMessage() {}
 
 func (x *ListWorkflowCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[31]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2343,7 @@ func (x *ListWorkflowCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkflowCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{31}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListWorkflowCheckpointsResponse) GetCheckpoints() []*WorkflowCheckpoint {
@@ -2243,7 +2373,7 @@ type ResumeFromCheckpointRequest struct {
 
 func (x *ResumeFromCheckpointRequest) Reset() {
 	*x = ResumeFromCheckpointRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[32]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2385,7 @@ func (x *ResumeFromCheckpointRequest) String() string {
 func (*ResumeFromCheckpointRequest) ProtoMessage() {}
 
 func (x *ResumeFromCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[32]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2398,7 @@ func (x *ResumeFromCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeFromCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*ResumeFromCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{32}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ResumeFromCheckpointRequest) GetWorkflowId() string {
@@ -2298,7 +2428,7 @@ type ResumeFromCheckpointResponse struct {
 
 func (x *ResumeFromCheckpointResponse) Reset() {
 	*x = ResumeFromCheckpointResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[33]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2440,7 @@ func (x *ResumeFromCheckpointResponse) String() string {
 func (*ResumeFromCheckpointResponse) ProtoMessage() {}
 
 func (x *ResumeFromCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[33]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +2453,7 @@ func (x *ResumeFromCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeFromCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*ResumeFromCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{33}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ResumeFromCheckpointResponse) GetResume() *WorkflowResume {
@@ -2357,7 +2487,7 @@ type WatchWorkflowRequest struct {
 
 func (x *WatchWorkflowRequest) Reset() {
 	*x = WatchWorkflowRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[34]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2369,7 +2499,7 @@ func (x *WatchWorkflowRequest) String() string {
 func (*WatchWorkflowRequest) ProtoMessage() {}
 
 func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[34]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +2512,7 @@ func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{34}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WatchWorkflowRequest) GetWorkflowId() string {
@@ -2434,7 +2564,7 @@ type WorkflowEvent struct {
 
 func (x *WorkflowEvent) Reset() {
 	*x = WorkflowEvent{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[35]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2576,7 @@ func (x *WorkflowEvent) String() string {
 func (*WorkflowEvent) ProtoMessage() {}
 
 func (x *WorkflowEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[35]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2589,7 @@ func (x *WorkflowEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkflowEvent.ProtoReflect.Descriptor instead.
 func (*WorkflowEvent) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{35}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WorkflowEvent) GetType() WorkflowEventType {
@@ -2530,7 +2660,7 @@ type WatchWorkflowResponse struct {
 
 func (x *WatchWorkflowResponse) Reset() {
 	*x = WatchWorkflowResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[36]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2672,7 @@ func (x *WatchWorkflowResponse) String() string {
 func (*WatchWorkflowResponse) ProtoMessage() {}
 
 func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[36]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2685,7 @@ func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{36}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WatchWorkflowResponse) GetCreated() bool {
@@ -2616,7 +2746,7 @@ type DeleteWorkflowRequest struct {
 
 func (x *DeleteWorkflowRequest) Reset() {
 	*x = DeleteWorkflowRequest{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[37]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2628,7 +2758,7 @@ func (x *DeleteWorkflowRequest) String() string {
 func (*DeleteWorkflowRequest) ProtoMessage() {}
 
 func (x *DeleteWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[37]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2641,7 +2771,7 @@ func (x *DeleteWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*DeleteWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{37}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteWorkflowRequest) GetWorkflowId() string {
@@ -2678,7 +2808,7 @@ type DeleteWorkflowResponse struct {
 
 func (x *DeleteWorkflowResponse) Reset() {
 	*x = DeleteWorkflowResponse{}
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[38]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2690,7 +2820,7 @@ func (x *DeleteWorkflowResponse) String() string {
 func (*DeleteWorkflowResponse) ProtoMessage() {}
 
 func (x *DeleteWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[38]
+	mi := &file_statekeeper_v1_workflow_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2703,7 +2833,7 @@ func (x *DeleteWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{38}
+	return file_statekeeper_v1_workflow_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteWorkflowResponse) GetDeleted() int64 {
@@ -2786,7 +2916,17 @@ const file_statekeeper_v1_workflow_service_proto_rawDesc = "" +
 	"\rinclude_steps\x18\x02 \x01(\bR\fincludeSteps\x12D\n" +
 	"\x0evalue_encoding\x18\x03 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"P\n" +
 	"\x13GetWorkflowResponse\x129\n" +
-	"\bworkflow\x18\x01 \x01(\v2\x1d.statekeeper.v1.WorkflowStateR\bworkflow\";\n" +
+	"\bworkflow\x18\x01 \x01(\v2\x1d.statekeeper.v1.WorkflowStateR\bworkflow\"\xbd\x01\n" +
+	"\x18ListWorkflowStepsRequest\x12\x1f\n" +
+	"\vworkflow_id\x18\x01 \x01(\tR\n" +
+	"workflowId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12D\n" +
+	"\x0evalue_encoding\x18\x04 \x01(\x0e2\x1d.statekeeper.v1.ValueEncodingR\rvalueEncoding\"t\n" +
+	"\x19ListWorkflowStepsResponse\x12/\n" +
+	"\x05steps\x18\x01 \x03(\v2\x19.statekeeper.v1.StepStateR\x05steps\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\";\n" +
 	"\x18GetWorkflowStatusRequest\x12\x1f\n" +
 	"\vworkflow_id\x18\x01 \x01(\tR\n" +
 	"workflowId\"S\n" +
@@ -2938,10 +3078,11 @@ const file_statekeeper_v1_workflow_service_proto_rawDesc = "" +
 	" WORKFLOW_EVENT_TYPE_STEP_UPDATED\x10\x02\x12*\n" +
 	"&WORKFLOW_EVENT_TYPE_CHECKPOINT_CREATED\x10\x03\x12/\n" +
 	"+WORKFLOW_EVENT_TYPE_RESUMED_FROM_CHECKPOINT\x10\x04\x12\x1f\n" +
-	"\x1bWORKFLOW_EVENT_TYPE_DELETED\x10\x052\xb4\r\n" +
+	"\x1bWORKFLOW_EVENT_TYPE_DELETED\x10\x052\x9e\x0e\n" +
 	"\x0fWorkflowService\x12_\n" +
 	"\x0eCreateWorkflow\x12%.statekeeper.v1.CreateWorkflowRequest\x1a&.statekeeper.v1.CreateWorkflowResponse\x12V\n" +
 	"\vGetWorkflow\x12\".statekeeper.v1.GetWorkflowRequest\x1a#.statekeeper.v1.GetWorkflowResponse\x12h\n" +
+	"\x11ListWorkflowSteps\x12(.statekeeper.v1.ListWorkflowStepsRequest\x1a).statekeeper.v1.ListWorkflowStepsResponse\x12h\n" +
 	"\x11GetWorkflowStatus\x12(.statekeeper.v1.GetWorkflowStatusRequest\x1a).statekeeper.v1.GetWorkflowStatusResponse\x12\\\n" +
 	"\rListWorkflows\x12$.statekeeper.v1.ListWorkflowsRequest\x1a%.statekeeper.v1.ListWorkflowsResponse\x12S\n" +
 	"\n" +
@@ -2972,7 +3113,7 @@ func file_statekeeper_v1_workflow_service_proto_rawDescGZIP() []byte {
 }
 
 var file_statekeeper_v1_workflow_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_statekeeper_v1_workflow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_statekeeper_v1_workflow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_statekeeper_v1_workflow_service_proto_goTypes = []any{
 	(WorkflowStatus)(0),                     // 0: statekeeper.v1.WorkflowStatus
 	(StepStatus)(0),                         // 1: statekeeper.v1.StepStatus
@@ -2985,133 +3126,139 @@ var file_statekeeper_v1_workflow_service_proto_goTypes = []any{
 	(*CreateWorkflowResponse)(nil),          // 8: statekeeper.v1.CreateWorkflowResponse
 	(*GetWorkflowRequest)(nil),              // 9: statekeeper.v1.GetWorkflowRequest
 	(*GetWorkflowResponse)(nil),             // 10: statekeeper.v1.GetWorkflowResponse
-	(*GetWorkflowStatusRequest)(nil),        // 11: statekeeper.v1.GetWorkflowStatusRequest
-	(*GetWorkflowStatusResponse)(nil),       // 12: statekeeper.v1.GetWorkflowStatusResponse
-	(*ListWorkflowsRequest)(nil),            // 13: statekeeper.v1.ListWorkflowsRequest
-	(*ListWorkflowsResponse)(nil),           // 14: statekeeper.v1.ListWorkflowsResponse
-	(*UpdateStepRequest)(nil),               // 15: statekeeper.v1.UpdateStepRequest
-	(*UpdateStepResponse)(nil),              // 16: statekeeper.v1.UpdateStepResponse
-	(*StartWorkflowRequest)(nil),            // 17: statekeeper.v1.StartWorkflowRequest
-	(*StartWorkflowResponse)(nil),           // 18: statekeeper.v1.StartWorkflowResponse
-	(*PauseWorkflowRequest)(nil),            // 19: statekeeper.v1.PauseWorkflowRequest
-	(*PauseWorkflowResponse)(nil),           // 20: statekeeper.v1.PauseWorkflowResponse
-	(*ResumeWorkflowRequest)(nil),           // 21: statekeeper.v1.ResumeWorkflowRequest
-	(*ResumeWorkflowResponse)(nil),          // 22: statekeeper.v1.ResumeWorkflowResponse
-	(*CancelWorkflowRequest)(nil),           // 23: statekeeper.v1.CancelWorkflowRequest
-	(*CancelWorkflowResponse)(nil),          // 24: statekeeper.v1.CancelWorkflowResponse
-	(*CompleteWorkflowRequest)(nil),         // 25: statekeeper.v1.CompleteWorkflowRequest
-	(*CompleteWorkflowResponse)(nil),        // 26: statekeeper.v1.CompleteWorkflowResponse
-	(*FailWorkflowRequest)(nil),             // 27: statekeeper.v1.FailWorkflowRequest
-	(*FailWorkflowResponse)(nil),            // 28: statekeeper.v1.FailWorkflowResponse
-	(*CreateCheckpointRequest)(nil),         // 29: statekeeper.v1.CreateCheckpointRequest
-	(*CreateCheckpointResponse)(nil),        // 30: statekeeper.v1.CreateCheckpointResponse
-	(*GetWorkflowCheckpointRequest)(nil),    // 31: statekeeper.v1.GetWorkflowCheckpointRequest
-	(*GetWorkflowCheckpointResponse)(nil),   // 32: statekeeper.v1.GetWorkflowCheckpointResponse
-	(*ListWorkflowCheckpointsRequest)(nil),  // 33: statekeeper.v1.ListWorkflowCheckpointsRequest
-	(*ListWorkflowCheckpointsResponse)(nil), // 34: statekeeper.v1.ListWorkflowCheckpointsResponse
-	(*ResumeFromCheckpointRequest)(nil),     // 35: statekeeper.v1.ResumeFromCheckpointRequest
-	(*ResumeFromCheckpointResponse)(nil),    // 36: statekeeper.v1.ResumeFromCheckpointResponse
-	(*WatchWorkflowRequest)(nil),            // 37: statekeeper.v1.WatchWorkflowRequest
-	(*WorkflowEvent)(nil),                   // 38: statekeeper.v1.WorkflowEvent
-	(*WatchWorkflowResponse)(nil),           // 39: statekeeper.v1.WatchWorkflowResponse
-	(*DeleteWorkflowRequest)(nil),           // 40: statekeeper.v1.DeleteWorkflowRequest
-	(*DeleteWorkflowResponse)(nil),          // 41: statekeeper.v1.DeleteWorkflowResponse
-	(*Value)(nil),                           // 42: statekeeper.v1.Value
-	(*timestamppb.Timestamp)(nil),           // 43: google.protobuf.Timestamp
-	(ValueEncoding)(0),                      // 44: statekeeper.v1.ValueEncoding
-	(*durationpb.Duration)(nil),             // 45: google.protobuf.Duration
+	(*ListWorkflowStepsRequest)(nil),        // 11: statekeeper.v1.ListWorkflowStepsRequest
+	(*ListWorkflowStepsResponse)(nil),       // 12: statekeeper.v1.ListWorkflowStepsResponse
+	(*GetWorkflowStatusRequest)(nil),        // 13: statekeeper.v1.GetWorkflowStatusRequest
+	(*GetWorkflowStatusResponse)(nil),       // 14: statekeeper.v1.GetWorkflowStatusResponse
+	(*ListWorkflowsRequest)(nil),            // 15: statekeeper.v1.ListWorkflowsRequest
+	(*ListWorkflowsResponse)(nil),           // 16: statekeeper.v1.ListWorkflowsResponse
+	(*UpdateStepRequest)(nil),               // 17: statekeeper.v1.UpdateStepRequest
+	(*UpdateStepResponse)(nil),              // 18: statekeeper.v1.UpdateStepResponse
+	(*StartWorkflowRequest)(nil),            // 19: statekeeper.v1.StartWorkflowRequest
+	(*StartWorkflowResponse)(nil),           // 20: statekeeper.v1.StartWorkflowResponse
+	(*PauseWorkflowRequest)(nil),            // 21: statekeeper.v1.PauseWorkflowRequest
+	(*PauseWorkflowResponse)(nil),           // 22: statekeeper.v1.PauseWorkflowResponse
+	(*ResumeWorkflowRequest)(nil),           // 23: statekeeper.v1.ResumeWorkflowRequest
+	(*ResumeWorkflowResponse)(nil),          // 24: statekeeper.v1.ResumeWorkflowResponse
+	(*CancelWorkflowRequest)(nil),           // 25: statekeeper.v1.CancelWorkflowRequest
+	(*CancelWorkflowResponse)(nil),          // 26: statekeeper.v1.CancelWorkflowResponse
+	(*CompleteWorkflowRequest)(nil),         // 27: statekeeper.v1.CompleteWorkflowRequest
+	(*CompleteWorkflowResponse)(nil),        // 28: statekeeper.v1.CompleteWorkflowResponse
+	(*FailWorkflowRequest)(nil),             // 29: statekeeper.v1.FailWorkflowRequest
+	(*FailWorkflowResponse)(nil),            // 30: statekeeper.v1.FailWorkflowResponse
+	(*CreateCheckpointRequest)(nil),         // 31: statekeeper.v1.CreateCheckpointRequest
+	(*CreateCheckpointResponse)(nil),        // 32: statekeeper.v1.CreateCheckpointResponse
+	(*GetWorkflowCheckpointRequest)(nil),    // 33: statekeeper.v1.GetWorkflowCheckpointRequest
+	(*GetWorkflowCheckpointResponse)(nil),   // 34: statekeeper.v1.GetWorkflowCheckpointResponse
+	(*ListWorkflowCheckpointsRequest)(nil),  // 35: statekeeper.v1.ListWorkflowCheckpointsRequest
+	(*ListWorkflowCheckpointsResponse)(nil), // 36: statekeeper.v1.ListWorkflowCheckpointsResponse
+	(*ResumeFromCheckpointRequest)(nil),     // 37: statekeeper.v1.ResumeFromCheckpointRequest
+	(*ResumeFromCheckpointResponse)(nil),    // 38: statekeeper.v1.ResumeFromCheckpointResponse
+	(*WatchWorkflowRequest)(nil),            // 39: statekeeper.v1.WatchWorkflowRequest
+	(*WorkflowEvent)(nil),                   // 40: statekeeper.v1.WorkflowEvent
+	(*WatchWorkflowResponse)(nil),           // 41: statekeeper.v1.WatchWorkflowResponse
+	(*DeleteWorkflowRequest)(nil),           // 42: statekeeper.v1.DeleteWorkflowRequest
+	(*DeleteWorkflowResponse)(nil),          // 43: statekeeper.v1.DeleteWorkflowResponse
+	(*Value)(nil),                           // 44: statekeeper.v1.Value
+	(*timestamppb.Timestamp)(nil),           // 45: google.protobuf.Timestamp
+	(ValueEncoding)(0),                      // 46: statekeeper.v1.ValueEncoding
+	(*durationpb.Duration)(nil),             // 47: google.protobuf.Duration
 }
 var file_statekeeper_v1_workflow_service_proto_depIdxs = []int32{
 	1,  // 0: statekeeper.v1.StepState.status:type_name -> statekeeper.v1.StepStatus
-	42, // 1: statekeeper.v1.StepState.result:type_name -> statekeeper.v1.Value
-	43, // 2: statekeeper.v1.StepState.timestamp:type_name -> google.protobuf.Timestamp
-	43, // 3: statekeeper.v1.WorkflowResume.timestamp:type_name -> google.protobuf.Timestamp
+	44, // 1: statekeeper.v1.StepState.result:type_name -> statekeeper.v1.Value
+	45, // 2: statekeeper.v1.StepState.timestamp:type_name -> google.protobuf.Timestamp
+	45, // 3: statekeeper.v1.WorkflowResume.timestamp:type_name -> google.protobuf.Timestamp
 	0,  // 4: statekeeper.v1.WorkflowState.status:type_name -> statekeeper.v1.WorkflowStatus
-	42, // 5: statekeeper.v1.WorkflowState.context:type_name -> statekeeper.v1.Value
-	42, // 6: statekeeper.v1.WorkflowState.state:type_name -> statekeeper.v1.Value
-	42, // 7: statekeeper.v1.WorkflowState.metadata:type_name -> statekeeper.v1.Value
+	44, // 5: statekeeper.v1.WorkflowState.context:type_name -> statekeeper.v1.Value
+	44, // 6: statekeeper.v1.WorkflowState.state:type_name -> statekeeper.v1.Value
+	44, // 7: statekeeper.v1.WorkflowState.metadata:type_name -> statekeeper.v1.Value
 	3,  // 8: statekeeper.v1.WorkflowState.steps:type_name -> statekeeper.v1.StepState
 	4,  // 9: statekeeper.v1.WorkflowState.resumes:type_name -> statekeeper.v1.WorkflowResume
-	43, // 10: statekeeper.v1.WorkflowState.create_time:type_name -> google.protobuf.Timestamp
-	43, // 11: statekeeper.v1.WorkflowState.update_time:type_name -> google.protobuf.Timestamp
-	42, // 12: statekeeper.v1.WorkflowCheckpoint.state:type_name -> statekeeper.v1.Value
-	42, // 13: statekeeper.v1.WorkflowCheckpoint.context:type_name -> statekeeper.v1.Value
-	43, // 14: statekeeper.v1.WorkflowCheckpoint.timestamp:type_name -> google.protobuf.Timestamp
+	45, // 10: statekeeper.v1.WorkflowState.create_time:type_name -> google.protobuf.Timestamp
+	45, // 11: statekeeper.v1.WorkflowState.update_time:type_name -> google.protobuf.Timestamp
+	44, // 12: statekeeper.v1.WorkflowCheckpoint.state:type_name -> statekeeper.v1.Value
+	44, // 13: statekeeper.v1.WorkflowCheckpoint.context:type_name -> statekeeper.v1.Value
+	45, // 14: statekeeper.v1.WorkflowCheckpoint.timestamp:type_name -> google.protobuf.Timestamp
 	5,  // 15: statekeeper.v1.CreateWorkflowRequest.workflow:type_name -> statekeeper.v1.WorkflowState
 	5,  // 16: statekeeper.v1.CreateWorkflowResponse.workflow:type_name -> statekeeper.v1.WorkflowState
-	44, // 17: statekeeper.v1.GetWorkflowRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	46, // 17: statekeeper.v1.GetWorkflowRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
 	5,  // 18: statekeeper.v1.GetWorkflowResponse.workflow:type_name -> statekeeper.v1.WorkflowState
-	0,  // 19: statekeeper.v1.GetWorkflowStatusResponse.status:type_name -> statekeeper.v1.WorkflowStatus
-	0,  // 20: statekeeper.v1.ListWorkflowsRequest.status:type_name -> statekeeper.v1.WorkflowStatus
-	44, // 21: statekeeper.v1.ListWorkflowsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	5,  // 22: statekeeper.v1.ListWorkflowsResponse.workflows:type_name -> statekeeper.v1.WorkflowState
-	3,  // 23: statekeeper.v1.UpdateStepRequest.step:type_name -> statekeeper.v1.StepState
-	42, // 24: statekeeper.v1.UpdateStepRequest.state_patch:type_name -> statekeeper.v1.Value
-	42, // 25: statekeeper.v1.UpdateStepRequest.context_patch:type_name -> statekeeper.v1.Value
-	44, // 26: statekeeper.v1.UpdateStepRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	3,  // 27: statekeeper.v1.UpdateStepResponse.step:type_name -> statekeeper.v1.StepState
-	0,  // 28: statekeeper.v1.UpdateStepResponse.status:type_name -> statekeeper.v1.WorkflowStatus
-	0,  // 29: statekeeper.v1.StartWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
-	0,  // 30: statekeeper.v1.PauseWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
-	0,  // 31: statekeeper.v1.ResumeWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
-	0,  // 32: statekeeper.v1.CancelWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
-	42, // 33: statekeeper.v1.CompleteWorkflowRequest.state_patch:type_name -> statekeeper.v1.Value
-	0,  // 34: statekeeper.v1.CompleteWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
-	0,  // 35: statekeeper.v1.FailWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
-	6,  // 36: statekeeper.v1.CreateCheckpointRequest.checkpoint:type_name -> statekeeper.v1.WorkflowCheckpoint
-	43, // 37: statekeeper.v1.CreateCheckpointResponse.timestamp:type_name -> google.protobuf.Timestamp
-	44, // 38: statekeeper.v1.GetWorkflowCheckpointRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	6,  // 39: statekeeper.v1.GetWorkflowCheckpointResponse.checkpoint:type_name -> statekeeper.v1.WorkflowCheckpoint
-	44, // 40: statekeeper.v1.ListWorkflowCheckpointsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	6,  // 41: statekeeper.v1.ListWorkflowCheckpointsResponse.checkpoints:type_name -> statekeeper.v1.WorkflowCheckpoint
-	4,  // 42: statekeeper.v1.ResumeFromCheckpointResponse.resume:type_name -> statekeeper.v1.WorkflowResume
-	0,  // 43: statekeeper.v1.ResumeFromCheckpointResponse.status:type_name -> statekeeper.v1.WorkflowStatus
-	44, // 44: statekeeper.v1.WatchWorkflowRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
-	45, // 45: statekeeper.v1.WatchWorkflowRequest.progress_interval:type_name -> google.protobuf.Duration
-	2,  // 46: statekeeper.v1.WorkflowEvent.type:type_name -> statekeeper.v1.WorkflowEventType
-	0,  // 47: statekeeper.v1.WorkflowEvent.status:type_name -> statekeeper.v1.WorkflowStatus
-	0,  // 48: statekeeper.v1.WorkflowEvent.previous_status:type_name -> statekeeper.v1.WorkflowStatus
-	3,  // 49: statekeeper.v1.WorkflowEvent.step:type_name -> statekeeper.v1.StepState
-	38, // 50: statekeeper.v1.WatchWorkflowResponse.events:type_name -> statekeeper.v1.WorkflowEvent
-	7,  // 51: statekeeper.v1.WorkflowService.CreateWorkflow:input_type -> statekeeper.v1.CreateWorkflowRequest
-	9,  // 52: statekeeper.v1.WorkflowService.GetWorkflow:input_type -> statekeeper.v1.GetWorkflowRequest
-	11, // 53: statekeeper.v1.WorkflowService.GetWorkflowStatus:input_type -> statekeeper.v1.GetWorkflowStatusRequest
-	13, // 54: statekeeper.v1.WorkflowService.ListWorkflows:input_type -> statekeeper.v1.ListWorkflowsRequest
-	15, // 55: statekeeper.v1.WorkflowService.UpdateStep:input_type -> statekeeper.v1.UpdateStepRequest
-	17, // 56: statekeeper.v1.WorkflowService.StartWorkflow:input_type -> statekeeper.v1.StartWorkflowRequest
-	19, // 57: statekeeper.v1.WorkflowService.PauseWorkflow:input_type -> statekeeper.v1.PauseWorkflowRequest
-	21, // 58: statekeeper.v1.WorkflowService.ResumeWorkflow:input_type -> statekeeper.v1.ResumeWorkflowRequest
-	23, // 59: statekeeper.v1.WorkflowService.CancelWorkflow:input_type -> statekeeper.v1.CancelWorkflowRequest
-	25, // 60: statekeeper.v1.WorkflowService.CompleteWorkflow:input_type -> statekeeper.v1.CompleteWorkflowRequest
-	27, // 61: statekeeper.v1.WorkflowService.FailWorkflow:input_type -> statekeeper.v1.FailWorkflowRequest
-	29, // 62: statekeeper.v1.WorkflowService.CreateCheckpoint:input_type -> statekeeper.v1.CreateCheckpointRequest
-	31, // 63: statekeeper.v1.WorkflowService.GetWorkflowCheckpoint:input_type -> statekeeper.v1.GetWorkflowCheckpointRequest
-	33, // 64: statekeeper.v1.WorkflowService.ListWorkflowCheckpoints:input_type -> statekeeper.v1.ListWorkflowCheckpointsRequest
-	35, // 65: statekeeper.v1.WorkflowService.ResumeFromCheckpoint:input_type -> statekeeper.v1.ResumeFromCheckpointRequest
-	37, // 66: statekeeper.v1.WorkflowService.WatchWorkflow:input_type -> statekeeper.v1.WatchWorkflowRequest
-	40, // 67: statekeeper.v1.WorkflowService.DeleteWorkflow:input_type -> statekeeper.v1.DeleteWorkflowRequest
-	8,  // 68: statekeeper.v1.WorkflowService.CreateWorkflow:output_type -> statekeeper.v1.CreateWorkflowResponse
-	10, // 69: statekeeper.v1.WorkflowService.GetWorkflow:output_type -> statekeeper.v1.GetWorkflowResponse
-	12, // 70: statekeeper.v1.WorkflowService.GetWorkflowStatus:output_type -> statekeeper.v1.GetWorkflowStatusResponse
-	14, // 71: statekeeper.v1.WorkflowService.ListWorkflows:output_type -> statekeeper.v1.ListWorkflowsResponse
-	16, // 72: statekeeper.v1.WorkflowService.UpdateStep:output_type -> statekeeper.v1.UpdateStepResponse
-	18, // 73: statekeeper.v1.WorkflowService.StartWorkflow:output_type -> statekeeper.v1.StartWorkflowResponse
-	20, // 74: statekeeper.v1.WorkflowService.PauseWorkflow:output_type -> statekeeper.v1.PauseWorkflowResponse
-	22, // 75: statekeeper.v1.WorkflowService.ResumeWorkflow:output_type -> statekeeper.v1.ResumeWorkflowResponse
-	24, // 76: statekeeper.v1.WorkflowService.CancelWorkflow:output_type -> statekeeper.v1.CancelWorkflowResponse
-	26, // 77: statekeeper.v1.WorkflowService.CompleteWorkflow:output_type -> statekeeper.v1.CompleteWorkflowResponse
-	28, // 78: statekeeper.v1.WorkflowService.FailWorkflow:output_type -> statekeeper.v1.FailWorkflowResponse
-	30, // 79: statekeeper.v1.WorkflowService.CreateCheckpoint:output_type -> statekeeper.v1.CreateCheckpointResponse
-	32, // 80: statekeeper.v1.WorkflowService.GetWorkflowCheckpoint:output_type -> statekeeper.v1.GetWorkflowCheckpointResponse
-	34, // 81: statekeeper.v1.WorkflowService.ListWorkflowCheckpoints:output_type -> statekeeper.v1.ListWorkflowCheckpointsResponse
-	36, // 82: statekeeper.v1.WorkflowService.ResumeFromCheckpoint:output_type -> statekeeper.v1.ResumeFromCheckpointResponse
-	39, // 83: statekeeper.v1.WorkflowService.WatchWorkflow:output_type -> statekeeper.v1.WatchWorkflowResponse
-	41, // 84: statekeeper.v1.WorkflowService.DeleteWorkflow:output_type -> statekeeper.v1.DeleteWorkflowResponse
-	68, // [68:85] is the sub-list for method output_type
-	51, // [51:68] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	46, // 19: statekeeper.v1.ListWorkflowStepsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	3,  // 20: statekeeper.v1.ListWorkflowStepsResponse.steps:type_name -> statekeeper.v1.StepState
+	0,  // 21: statekeeper.v1.GetWorkflowStatusResponse.status:type_name -> statekeeper.v1.WorkflowStatus
+	0,  // 22: statekeeper.v1.ListWorkflowsRequest.status:type_name -> statekeeper.v1.WorkflowStatus
+	46, // 23: statekeeper.v1.ListWorkflowsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	5,  // 24: statekeeper.v1.ListWorkflowsResponse.workflows:type_name -> statekeeper.v1.WorkflowState
+	3,  // 25: statekeeper.v1.UpdateStepRequest.step:type_name -> statekeeper.v1.StepState
+	44, // 26: statekeeper.v1.UpdateStepRequest.state_patch:type_name -> statekeeper.v1.Value
+	44, // 27: statekeeper.v1.UpdateStepRequest.context_patch:type_name -> statekeeper.v1.Value
+	46, // 28: statekeeper.v1.UpdateStepRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	3,  // 29: statekeeper.v1.UpdateStepResponse.step:type_name -> statekeeper.v1.StepState
+	0,  // 30: statekeeper.v1.UpdateStepResponse.status:type_name -> statekeeper.v1.WorkflowStatus
+	0,  // 31: statekeeper.v1.StartWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
+	0,  // 32: statekeeper.v1.PauseWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
+	0,  // 33: statekeeper.v1.ResumeWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
+	0,  // 34: statekeeper.v1.CancelWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
+	44, // 35: statekeeper.v1.CompleteWorkflowRequest.state_patch:type_name -> statekeeper.v1.Value
+	0,  // 36: statekeeper.v1.CompleteWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
+	0,  // 37: statekeeper.v1.FailWorkflowResponse.status:type_name -> statekeeper.v1.WorkflowStatus
+	6,  // 38: statekeeper.v1.CreateCheckpointRequest.checkpoint:type_name -> statekeeper.v1.WorkflowCheckpoint
+	45, // 39: statekeeper.v1.CreateCheckpointResponse.timestamp:type_name -> google.protobuf.Timestamp
+	46, // 40: statekeeper.v1.GetWorkflowCheckpointRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	6,  // 41: statekeeper.v1.GetWorkflowCheckpointResponse.checkpoint:type_name -> statekeeper.v1.WorkflowCheckpoint
+	46, // 42: statekeeper.v1.ListWorkflowCheckpointsRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	6,  // 43: statekeeper.v1.ListWorkflowCheckpointsResponse.checkpoints:type_name -> statekeeper.v1.WorkflowCheckpoint
+	4,  // 44: statekeeper.v1.ResumeFromCheckpointResponse.resume:type_name -> statekeeper.v1.WorkflowResume
+	0,  // 45: statekeeper.v1.ResumeFromCheckpointResponse.status:type_name -> statekeeper.v1.WorkflowStatus
+	46, // 46: statekeeper.v1.WatchWorkflowRequest.value_encoding:type_name -> statekeeper.v1.ValueEncoding
+	47, // 47: statekeeper.v1.WatchWorkflowRequest.progress_interval:type_name -> google.protobuf.Duration
+	2,  // 48: statekeeper.v1.WorkflowEvent.type:type_name -> statekeeper.v1.WorkflowEventType
+	0,  // 49: statekeeper.v1.WorkflowEvent.status:type_name -> statekeeper.v1.WorkflowStatus
+	0,  // 50: statekeeper.v1.WorkflowEvent.previous_status:type_name -> statekeeper.v1.WorkflowStatus
+	3,  // 51: statekeeper.v1.WorkflowEvent.step:type_name -> statekeeper.v1.StepState
+	40, // 52: statekeeper.v1.WatchWorkflowResponse.events:type_name -> statekeeper.v1.WorkflowEvent
+	7,  // 53: statekeeper.v1.WorkflowService.CreateWorkflow:input_type -> statekeeper.v1.CreateWorkflowRequest
+	9,  // 54: statekeeper.v1.WorkflowService.GetWorkflow:input_type -> statekeeper.v1.GetWorkflowRequest
+	11, // 55: statekeeper.v1.WorkflowService.ListWorkflowSteps:input_type -> statekeeper.v1.ListWorkflowStepsRequest
+	13, // 56: statekeeper.v1.WorkflowService.GetWorkflowStatus:input_type -> statekeeper.v1.GetWorkflowStatusRequest
+	15, // 57: statekeeper.v1.WorkflowService.ListWorkflows:input_type -> statekeeper.v1.ListWorkflowsRequest
+	17, // 58: statekeeper.v1.WorkflowService.UpdateStep:input_type -> statekeeper.v1.UpdateStepRequest
+	19, // 59: statekeeper.v1.WorkflowService.StartWorkflow:input_type -> statekeeper.v1.StartWorkflowRequest
+	21, // 60: statekeeper.v1.WorkflowService.PauseWorkflow:input_type -> statekeeper.v1.PauseWorkflowRequest
+	23, // 61: statekeeper.v1.WorkflowService.ResumeWorkflow:input_type -> statekeeper.v1.ResumeWorkflowRequest
+	25, // 62: statekeeper.v1.WorkflowService.CancelWorkflow:input_type -> statekeeper.v1.CancelWorkflowRequest
+	27, // 63: statekeeper.v1.WorkflowService.CompleteWorkflow:input_type -> statekeeper.v1.CompleteWorkflowRequest
+	29, // 64: statekeeper.v1.WorkflowService.FailWorkflow:input_type -> statekeeper.v1.FailWorkflowRequest
+	31, // 65: statekeeper.v1.WorkflowService.CreateCheckpoint:input_type -> statekeeper.v1.CreateCheckpointRequest
+	33, // 66: statekeeper.v1.WorkflowService.GetWorkflowCheckpoint:input_type -> statekeeper.v1.GetWorkflowCheckpointRequest
+	35, // 67: statekeeper.v1.WorkflowService.ListWorkflowCheckpoints:input_type -> statekeeper.v1.ListWorkflowCheckpointsRequest
+	37, // 68: statekeeper.v1.WorkflowService.ResumeFromCheckpoint:input_type -> statekeeper.v1.ResumeFromCheckpointRequest
+	39, // 69: statekeeper.v1.WorkflowService.WatchWorkflow:input_type -> statekeeper.v1.WatchWorkflowRequest
+	42, // 70: statekeeper.v1.WorkflowService.DeleteWorkflow:input_type -> statekeeper.v1.DeleteWorkflowRequest
+	8,  // 71: statekeeper.v1.WorkflowService.CreateWorkflow:output_type -> statekeeper.v1.CreateWorkflowResponse
+	10, // 72: statekeeper.v1.WorkflowService.GetWorkflow:output_type -> statekeeper.v1.GetWorkflowResponse
+	12, // 73: statekeeper.v1.WorkflowService.ListWorkflowSteps:output_type -> statekeeper.v1.ListWorkflowStepsResponse
+	14, // 74: statekeeper.v1.WorkflowService.GetWorkflowStatus:output_type -> statekeeper.v1.GetWorkflowStatusResponse
+	16, // 75: statekeeper.v1.WorkflowService.ListWorkflows:output_type -> statekeeper.v1.ListWorkflowsResponse
+	18, // 76: statekeeper.v1.WorkflowService.UpdateStep:output_type -> statekeeper.v1.UpdateStepResponse
+	20, // 77: statekeeper.v1.WorkflowService.StartWorkflow:output_type -> statekeeper.v1.StartWorkflowResponse
+	22, // 78: statekeeper.v1.WorkflowService.PauseWorkflow:output_type -> statekeeper.v1.PauseWorkflowResponse
+	24, // 79: statekeeper.v1.WorkflowService.ResumeWorkflow:output_type -> statekeeper.v1.ResumeWorkflowResponse
+	26, // 80: statekeeper.v1.WorkflowService.CancelWorkflow:output_type -> statekeeper.v1.CancelWorkflowResponse
+	28, // 81: statekeeper.v1.WorkflowService.CompleteWorkflow:output_type -> statekeeper.v1.CompleteWorkflowResponse
+	30, // 82: statekeeper.v1.WorkflowService.FailWorkflow:output_type -> statekeeper.v1.FailWorkflowResponse
+	32, // 83: statekeeper.v1.WorkflowService.CreateCheckpoint:output_type -> statekeeper.v1.CreateCheckpointResponse
+	34, // 84: statekeeper.v1.WorkflowService.GetWorkflowCheckpoint:output_type -> statekeeper.v1.GetWorkflowCheckpointResponse
+	36, // 85: statekeeper.v1.WorkflowService.ListWorkflowCheckpoints:output_type -> statekeeper.v1.ListWorkflowCheckpointsResponse
+	38, // 86: statekeeper.v1.WorkflowService.ResumeFromCheckpoint:output_type -> statekeeper.v1.ResumeFromCheckpointResponse
+	41, // 87: statekeeper.v1.WorkflowService.WatchWorkflow:output_type -> statekeeper.v1.WatchWorkflowResponse
+	43, // 88: statekeeper.v1.WorkflowService.DeleteWorkflow:output_type -> statekeeper.v1.DeleteWorkflowResponse
+	71, // [71:89] is the sub-list for method output_type
+	53, // [53:71] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_statekeeper_v1_workflow_service_proto_init() }
@@ -3120,17 +3267,17 @@ func file_statekeeper_v1_workflow_service_proto_init() {
 		return
 	}
 	file_statekeeper_v1_common_proto_init()
-	file_statekeeper_v1_workflow_service_proto_msgTypes[16].OneofWrappers = []any{}
 	file_statekeeper_v1_workflow_service_proto_msgTypes[18].OneofWrappers = []any{}
 	file_statekeeper_v1_workflow_service_proto_msgTypes[20].OneofWrappers = []any{}
-	file_statekeeper_v1_workflow_service_proto_msgTypes[37].OneofWrappers = []any{}
+	file_statekeeper_v1_workflow_service_proto_msgTypes[22].OneofWrappers = []any{}
+	file_statekeeper_v1_workflow_service_proto_msgTypes[39].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statekeeper_v1_workflow_service_proto_rawDesc), len(file_statekeeper_v1_workflow_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	WorkflowService_CreateWorkflow_FullMethodName          = "/statekeeper.v1.WorkflowService/CreateWorkflow"
 	WorkflowService_GetWorkflow_FullMethodName             = "/statekeeper.v1.WorkflowService/GetWorkflow"
+	WorkflowService_ListWorkflowSteps_FullMethodName       = "/statekeeper.v1.WorkflowService/ListWorkflowSteps"
 	WorkflowService_GetWorkflowStatus_FullMethodName       = "/statekeeper.v1.WorkflowService/GetWorkflowStatus"
 	WorkflowService_ListWorkflows_FullMethodName           = "/statekeeper.v1.WorkflowService/ListWorkflows"
 	WorkflowService_UpdateStep_FullMethodName              = "/statekeeper.v1.WorkflowService/UpdateStep"
@@ -53,8 +54,13 @@ const (
 type WorkflowServiceClient interface {
 	// CreateWorkflow creates a workflow; ALREADY_EXISTS when the id is taken.
 	CreateWorkflow(ctx context.Context, in *CreateWorkflowRequest, opts ...grpc.CallOption) (*CreateWorkflowResponse, error)
-	// GetWorkflow reads a workflow with its step history and resumes.
+	// GetWorkflow reads a workflow with its step history and resumes. A long history makes a
+	// large response: read such a workflow without steps and page its history with
+	// ListWorkflowSteps.
 	GetWorkflow(ctx context.Context, in *GetWorkflowRequest, opts ...grpc.CallOption) (*GetWorkflowResponse, error)
+	// ListWorkflowSteps lists a workflow's step history, newest first, one page at a time; each
+	// page costs the same however long the history is.
+	ListWorkflowSteps(ctx context.Context, in *ListWorkflowStepsRequest, opts ...grpc.CallOption) (*ListWorkflowStepsResponse, error)
 	// GetWorkflowStatus reads only a workflow's status.
 	GetWorkflowStatus(ctx context.Context, in *GetWorkflowStatusRequest, opts ...grpc.CallOption) (*GetWorkflowStatusResponse, error)
 	// ListWorkflows lists workflows by id, one page at a time.
@@ -118,6 +124,16 @@ func (c *workflowServiceClient) GetWorkflow(ctx context.Context, in *GetWorkflow
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetWorkflowResponse)
 	err := c.cc.Invoke(ctx, WorkflowService_GetWorkflow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workflowServiceClient) ListWorkflowSteps(ctx context.Context, in *ListWorkflowStepsRequest, opts ...grpc.CallOption) (*ListWorkflowStepsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWorkflowStepsResponse)
+	err := c.cc.Invoke(ctx, WorkflowService_ListWorkflowSteps_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -298,8 +314,13 @@ func (c *workflowServiceClient) DeleteWorkflow(ctx context.Context, in *DeleteWo
 type WorkflowServiceServer interface {
 	// CreateWorkflow creates a workflow; ALREADY_EXISTS when the id is taken.
 	CreateWorkflow(context.Context, *CreateWorkflowRequest) (*CreateWorkflowResponse, error)
-	// GetWorkflow reads a workflow with its step history and resumes.
+	// GetWorkflow reads a workflow with its step history and resumes. A long history makes a
+	// large response: read such a workflow without steps and page its history with
+	// ListWorkflowSteps.
 	GetWorkflow(context.Context, *GetWorkflowRequest) (*GetWorkflowResponse, error)
+	// ListWorkflowSteps lists a workflow's step history, newest first, one page at a time; each
+	// page costs the same however long the history is.
+	ListWorkflowSteps(context.Context, *ListWorkflowStepsRequest) (*ListWorkflowStepsResponse, error)
 	// GetWorkflowStatus reads only a workflow's status.
 	GetWorkflowStatus(context.Context, *GetWorkflowStatusRequest) (*GetWorkflowStatusResponse, error)
 	// ListWorkflows lists workflows by id, one page at a time.
@@ -354,6 +375,9 @@ func (UnimplementedWorkflowServiceServer) CreateWorkflow(context.Context, *Creat
 }
 func (UnimplementedWorkflowServiceServer) GetWorkflow(context.Context, *GetWorkflowRequest) (*GetWorkflowResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetWorkflow not implemented")
+}
+func (UnimplementedWorkflowServiceServer) ListWorkflowSteps(context.Context, *ListWorkflowStepsRequest) (*ListWorkflowStepsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWorkflowSteps not implemented")
 }
 func (UnimplementedWorkflowServiceServer) GetWorkflowStatus(context.Context, *GetWorkflowStatusRequest) (*GetWorkflowStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetWorkflowStatus not implemented")
@@ -453,6 +477,24 @@ func _WorkflowService_GetWorkflow_Handler(srv interface{}, ctx context.Context, 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(WorkflowServiceServer).GetWorkflow(ctx, req.(*GetWorkflowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkflowService_ListWorkflowSteps_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWorkflowStepsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkflowServiceServer).ListWorkflowSteps(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkflowService_ListWorkflowSteps_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkflowServiceServer).ListWorkflowSteps(ctx, req.(*ListWorkflowStepsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -734,6 +776,10 @@ var WorkflowService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetWorkflow",
 			Handler:    _WorkflowService_GetWorkflow_Handler,
+		},
+		{
+			MethodName: "ListWorkflowSteps",
+			Handler:    _WorkflowService_ListWorkflowSteps_Handler,
 		},
 		{
 			MethodName: "GetWorkflowStatus",

@@ -3,7 +3,9 @@
 Shared by the server (engine records <-> request and response messages) and the client (the
 API's dataclasses <-> messages), so no message needs a hand-written mapper. A dataclass field
 converts to the message field of the same name (or the name ``renames`` gives it); fields that
-exist on one side only are left alone. The type hint of the dataclass field chooses the form:
+exist on one side only are left alone. Which fields pair up, and how each converts, is planned
+once per (dataclass, message type, renames), from the dataclass's fields as
+:mod:`statekeeper.fields` reads them. The type hint of the dataclass field chooses the form:
 
 * ``google.protobuf.Timestamp``: ``float`` (Unix seconds) or ``datetime`` (naive local time on
   the way out, like ``datetime.now()``); times stored out of range read as the nearest end.
@@ -25,7 +27,7 @@ import dataclasses
 import enum
 import functools
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -61,11 +63,16 @@ def enum_prefix(descriptor: EnumDescriptor) -> str:
     return ""
 
 
+#: The number an unknown enum name is sent as: no proto enum of statekeeper.v1 defines it.
+NO_SUCH_VALUE = -1
+
+
 def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> int:
     """The proto number of a Python enum member (by name), of a member's name or string value
-    (``"in_progress"``), or of a number. A string that names no value is sent as UNSPECIFIED
-    (0), so the receiver refuses it with its own error (a client does not re-check the
-    server's rules)."""
+    (``"in_progress"``), or of a number. A string that names no value is sent as
+    :data:`NO_SUCH_VALUE`, a number no value has, so the receiver refuses it with its own
+    error, also where UNSPECIFIED means something (a list filter's "any"); a client does not
+    re-check the server's rules."""
     if isinstance(value, enum.Enum):
         name = value.name
     elif isinstance(value, str):
@@ -73,7 +80,7 @@ def enum_to_number(value: enum.Enum | str | int, descriptor: EnumDescriptor) -> 
     else:
         return int(value)
     number = descriptor.values_by_name.get(enum_prefix(descriptor) + name)
-    return int(number.number) if number is not None else 0
+    return int(number.number) if number is not None else NO_SUCH_VALUE
 
 
 def enum_from_number(number: int, descriptor: EnumDescriptor, cls: Any) -> Any:
@@ -116,13 +123,67 @@ def fill(
     encoding: int | None = None,
 ) -> None:
     """Set ``message``'s fields from the same-named fields of dataclass ``record``."""
-    fields = _fields(message)
-    for described in fields_of(typing.cast(type, type(record))):
-        name = described.name
-        target = fields.get(renames.get(name, name) if renames else name)
-        value = getattr(record, name)
-        if target is not None and value is not None:
-            _set(message, target, value, encoding)
+    plan = _plan(typing.cast(type, type(record)), message.DESCRIPTOR, _key(renames))
+    for step in plan:
+        value = getattr(record, step.name)
+        if value is not None:
+            step.write(message, value, encoding)
+
+
+def _key(renames: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(renames.items()) if renames else ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """How one dataclass field converts to and from its message field, planned once."""
+
+    name: str
+    field: FieldDescriptor
+    optional: bool
+    write: Callable[[Message, Any, int | None], None]
+    read: Callable[[Any], Any] | None
+
+
+@functools.cache
+def _plan(
+    cls: type, descriptor: Descriptor, renames: tuple[tuple[str, str], ...]
+) -> tuple[_Step, ...]:
+    """The fields of dataclass ``cls`` that have a field in message ``descriptor`` (the same
+    name, or the one ``renames`` gives), each with its writer and reader."""
+    names = dict(renames)
+    fields = typing.cast(Mapping[str, FieldDescriptor], descriptor.fields_by_name)
+    plan = []
+    for described in fields_of(cls):
+        field = fields.get(names.get(described.name, described.name))
+        if field is not None:
+            read = _reader(field, described.hint)
+            plan.append(_Step(described.name, field, described.optional, _writer(field), read))
+    return tuple(plan)
+
+
+def _writer(field: FieldDescriptor) -> Callable[[Message, Any, int | None], None]:
+    """How a (not None) value is set on ``field``: scalars and enums directly."""
+    name = field.name
+    if _is_map(field) or field.is_repeated:
+        return lambda message, value, encoding: _set(message, field, value, encoding)
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        return lambda message, value, encoding: _fill_message(
+            getattr(message, name), field, value, encoding
+        )
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        enum_type = _enum_type(field)
+        return lambda message, value, _: setattr(message, name, enum_to_number(value, enum_type))
+    return lambda message, value, _: setattr(message, name, value)
+
+
+def _reader(field: FieldDescriptor, hint: Any) -> Callable[[Any], Any] | None:
+    """How the value of ``field`` becomes the dataclass field's; None when it is taken as is (a
+    plain scalar)."""
+    plain = field.type not in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_ENUM)
+    if plain and not field.is_repeated:
+        return None
+    return lambda value: _get(value, field, hint)
 
 
 def _set(message: Message, field: FieldDescriptor, value: Any, encoding: int | None) -> None:
@@ -186,18 +247,16 @@ def _scalar_out(field: FieldDescriptor, value: Any) -> Any:
 
 def from_message(message: Message, cls: type[R], renames: Mapping[str, str] | None = None) -> R:
     """A ``cls`` record from ``message``'s same-named fields (dataclass defaults elsewhere)."""
-    fields = _fields(message)
     known: dict[str, Any] = {}
-    for described in fields_of(typing.cast(type, cls)):
-        name = described.name
-        field = fields.get(renames.get(name, name) if renames else name)
-        if field is None:
-            continue
+    for step in _plan(typing.cast(type, cls), message.DESCRIPTOR, _key(renames)):
+        field = step.field
         if field.has_presence and not message.HasField(field.name):
-            known[name] = None
+            known[step.name] = None
             continue
-        value = _get(getattr(message, field.name), field, described.hint)
-        known[name] = None if value == "" and described.optional else value
+        value = getattr(message, field.name)
+        if step.read is not None:
+            value = step.read(value)
+        known[step.name] = None if step.optional and value == "" else value
     return cls(**known)
 
 

@@ -225,8 +225,9 @@ def wire_to_bytes(value: common_pb2.Value, field: str = "value") -> bytes:
     An unset Value is rejected.
     """
     if value.WhichOneof("kind") == "msgpack":
-        unpack_untrusted(value.msgpack, field)
-        return value.msgpack
+        data = value.msgpack  # each read of the field copies the bytes
+        unpack_untrusted(data, field)
+        return data
     return msgpack.packb(wire_to_document(value, field), use_bin_type=True)
 
 

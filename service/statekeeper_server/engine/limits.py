@@ -111,6 +111,16 @@ def check_ttl(seconds: float | None, field: str = "ttl") -> float | None:
     return seconds
 
 
+#: How often an idle watch stream reports progress unless the request says otherwise.
+DEFAULT_PROGRESS_INTERVAL = 10.0
+
+
+def check_progress_interval(seconds: float | None, field: str = "progress_interval") -> float:
+    """The progress interval of a watch stream: the default when unset or 0, else ``seconds``
+    checked as a TTL is (positive, at most 100 years)."""
+    return check_ttl(seconds, field) or DEFAULT_PROGRESS_INTERVAL
+
+
 def check_revision(revision: int | None, field: str = "expected_revision") -> int | None:
     """Validate an optional expected revision (0 means "must not exist")."""
     if revision is not None and revision < 0:

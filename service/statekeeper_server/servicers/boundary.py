@@ -83,39 +83,54 @@ def _holds_time(message_type: descriptor.Descriptor) -> bool:
     return False
 
 
+#: How a message field holds values: one (when set), a list, or a map's values.
+_ONE, _LIST, _MAP = 0, 1, 2
+
+
 @functools.cache
-def _plan(message_type: descriptor.Descriptor) -> tuple[descriptor.FieldDescriptor, ...]:
-    """The fields of this message type that can hold a Timestamp or a Duration (maps whose
-    values can included)."""
+def _plan(message_type: descriptor.Descriptor) -> tuple[tuple[str, int], ...]:
+    """(name, how it holds values) of each field of this message type that can hold a
+    Timestamp or a Duration (maps whose values can included), read once per type."""
     plan = []
     for field in message_type.fields:
         target = field.message_type
+        shape = _LIST if field.is_repeated else _ONE
         if target is not None and target.GetOptions().map_entry:
             target = target.fields_by_name["value"].message_type
+            shape = _MAP
         if target is not None and _holds_time(target):
-            plan.append(field)
+            plan.append((field.name, shape))
     return tuple(plan)
 
 
-def _items(message: Message, field: descriptor.FieldDescriptor, path: str) -> Iterator[Any]:
-    """(path, value) of each value a message field holds: one if set, each element of a
-    repeated field, each value of a map."""
-    value = getattr(message, field.name)
-    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+def _items(message: Message, name: str, shape: int, path: str) -> Iterator[Any]:
+    """(path, value) of each value a field holds: one if set, each element of a repeated
+    field, each value of a map."""
+    value = getattr(message, name)
+    if shape == _MAP:
         for key in sorted(value):
             yield f"{path}[{key!r}]", value[key]
-    elif field.is_repeated:
+    elif shape == _LIST:
         for index, item in enumerate(value):
             yield f"{path}[{index}]", item
-    elif message.HasField(field.name):
+    elif message.HasField(name):
         yield path, value
+
+
+#: The plan of each message class, found by one dictionary lookup per call.
+_PLANS: dict[type, tuple[tuple[str, int], ...]] = {}
 
 
 def check_times(message: Message, path: str = "") -> None:
     """Raise INVALID_ARGUMENT for the first Timestamp or Duration in ``message`` (at any
     depth) that is out of its range; ``path`` is the message's own field path."""
-    for field in _plan(message.DESCRIPTOR):
-        for where, value in _items(message, field, path + field.name):
+    plan = _PLANS.get(type(message))
+    if plan is None:
+        plan = _PLANS[type(message)] = _plan(message.DESCRIPTOR)
+    for name, shape in plan:
+        if shape == _ONE and not message.HasField(name):
+            continue  # the common case, without a generator
+        for where, value in _items(message, name, shape, path + name):
             kind = value.DESCRIPTOR.full_name
             if kind not in _PROBLEMS:
                 check_times(value, where + ".")

@@ -5,18 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from google.protobuf import duration_pb2
 from statekeeper import values
 from statekeeper.errors import HistoryCompactedError
 from statekeeper.timestamps import (
     clamped_timestamp,
-    from_duration,
     unix_from_timestamp,
 )
 from statekeeper.v1 import common_pb2, state_service_pb2
 
 from statekeeper_server.core import close_iterator
-from statekeeper_server.engine.limits import check_ttl
 from statekeeper_server.engine.storage.backend import Entry, Event, EventType
 
 if TYPE_CHECKING:
@@ -37,26 +34,26 @@ _EVENT_TYPES = {
 }
 
 
-def ttl_seconds(message: object, field: str = "ttl") -> float | None:
-    """The validated TTL of ``message.<field>`` (a Duration) in seconds, or None when unset."""
-    if not message.HasField(field):  # type: ignore[attr-defined]
-        return None
-    duration: duration_pb2.Duration = getattr(message, field)
-    return check_ttl(from_duration(duration), field)
+def fill_kv(kv: common_pb2.KeyValue, entry: Entry, encoding: int | None) -> None:
+    """Set the fields of ``kv`` (an empty KeyValue, often a response's own) from ``entry``;
+    with ``encoding`` None the value is left out. Filling the response's message in place
+    spares building one and copying it in."""
+    kv.key = entry.key
+    kv.create_revision = entry.create_revision
+    kv.mod_revision = entry.mod_revision
+    kv.version = entry.version
+    if encoding == common_pb2.VALUE_ENCODING_MSGPACK:
+        kv.value.msgpack = entry.value
+    elif encoding is not None:
+        kv.value.CopyFrom(values.bytes_to_wire(entry.value, encoding))
+    if entry.expire_at is not None:
+        kv.expire_time.CopyFrom(clamped_timestamp(entry.expire_at))
 
 
 def kv_to_proto(entry: Entry, encoding: int | None) -> common_pb2.KeyValue:
     """A KeyValue for ``entry``; with ``encoding`` None the value is left out."""
-    kv = common_pb2.KeyValue(
-        key=entry.key,
-        create_revision=entry.create_revision,
-        mod_revision=entry.mod_revision,
-        version=entry.version,
-    )
-    if encoding is not None:
-        kv.value.CopyFrom(values.bytes_to_wire(entry.value, encoding))
-    if entry.expire_at is not None:
-        kv.expire_time.CopyFrom(clamped_timestamp(entry.expire_at))
+    kv = common_pb2.KeyValue()
+    fill_kv(kv, entry, encoding)
     return kv
 
 
@@ -64,12 +61,12 @@ def event_to_proto(event: Event, encoding: int, with_prev: bool) -> state_servic
     """An Event message for ``event``."""
     message = state_service_pb2.Event(type=_EVENT_TYPES[event.type])
     if event.entry is not None:
-        message.kv.CopyFrom(kv_to_proto(event.entry, encoding))
+        fill_kv(message.kv, event.entry, encoding)
     else:
         message.kv.key = event.key
         message.kv.mod_revision = event.revision
     if with_prev and event.prev is not None:
-        message.prev_kv.CopyFrom(kv_to_proto(event.prev, encoding))
+        fill_kv(message.prev_kv, event.prev, encoding)
     return message
 
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from statekeeper import values
-from statekeeper.errors import InvalidArgumentError, Reason
-from statekeeper.messages import enum_from_number, from_message, to_message
+from statekeeper.messages import enum_from_number, from_message, read_field, to_message
 from statekeeper.v1 import orchestration_service_pb2 as pb
 from statekeeper.v1 import orchestration_service_pb2_grpc
 
 from statekeeper_server.engine.domains.orchestration import (
-    DEFAULT_LEASE,
     AgentCoordinationState,
     OrchestrationEngine,
     Task,
@@ -28,14 +26,10 @@ from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, field_bytes
 from statekeeper_server.servicers.convert import (
     document_to_wire,
     optional_document,
-    ttl_seconds,
 )
 
 if TYPE_CHECKING:
     from statekeeper_server.core import Core
-
-#: How often an idle team watch reports progress unless the request says otherwise.
-DEFAULT_PROGRESS_INTERVAL = 10.0
 
 
 def task_message(task: Task, encoding: int) -> pb.Task:
@@ -90,11 +84,6 @@ def _queued_tasks(snapshot: pb.TeamState) -> list[pb.TeamChange]:
         pb.TeamChange(type=pb.TEAM_CHANGE_TYPE_TASK_UPDATED, task=task, task_id=task.task_id)
         for task in tasks
     ]
-
-
-def _lease(request: Any, default: float | None) -> float | None:
-    seconds = ttl_seconds(request, "lease")
-    return default if seconds is None else seconds
 
 
 class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceServicer):
@@ -174,7 +163,7 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
     ) -> pb.AssignTaskResponse:
         """Assign a pending task to an agent."""
         task = await self.engine.assign(
-            request.team_id, request.task_id, request.agent_id, _lease(request, None)
+            request.team_id, request.task_id, request.agent_id, read_field(request, "lease", float)
         )
         return pb.AssignTaskResponse(task=task_message(task, request.value_encoding))
 
@@ -182,8 +171,7 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
         self, request: pb.ClaimNextTaskRequest, context: object
     ) -> pb.ClaimNextTaskResponse:
         """Claim the next task an agent can do."""
-        lease = _lease(request, DEFAULT_LEASE)
-        assert lease is not None
+        lease = read_field(request, "lease", float)
         task = await self.engine.claim(request.team_id, request.agent_id, lease)
         if task is None:
             return pb.ClaimNextTaskResponse()
@@ -193,15 +181,8 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
         self, request: pb.RenewLeaseRequest, context: object
     ) -> pb.RenewLeaseResponse:
         """Extend a lease."""
-        lease = _lease(request, None)
-        if lease is None:
-            raise InvalidArgumentError(
-                "lease is required",
-                reason=Reason.INVALID_TTL,
-                violations=[("lease", "required")],
-            )
         task = await self.engine.renew_lease(
-            request.team_id, request.task_id, request.agent_id, lease
+            request.team_id, request.task_id, request.agent_id, read_field(request, "lease", float)
         )
         return pb.RenewLeaseResponse(task=task_message(task, request.value_encoding))
 
@@ -261,7 +242,7 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
         self, request: pb.WatchTeamRequest, context: object
     ) -> AsyncIterator[pb.WatchTeamResponse]:
         """Stream a snapshot, then the team's changes."""
-        interval = ttl_seconds(request, "progress_interval") or DEFAULT_PROGRESS_INTERVAL
+        interval = read_field(request, "progress_interval", float)
         encoding = request.value_encoding
         limit = self.runtime.limits.max_message_bytes
         updates = self.engine.watch_team(request.team_id, interval)

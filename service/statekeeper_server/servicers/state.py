@@ -14,17 +14,16 @@ from statekeeper.errors import (
     StateKeeperError,
     status_details,
 )
+from statekeeper.messages import read_field
 from statekeeper.v1 import common_pb2, state_service_pb2_grpc
 from statekeeper.v1 import state_service_pb2 as pb
 
-from statekeeper_server.engine.domains.state import Planned, StateEngine, expire_at_for
+from statekeeper_server.engine.domains.state import Planned, PutRequest, StateEngine
 from statekeeper_server.engine.storage.backend import (
     Compare,
     Delete,
     Entry,
     Event,
-    Operation,
-    Put,
     WatchUpdate,
 )
 from statekeeper_server.engine.tenancy import authorize, tenant_prefix
@@ -32,18 +31,16 @@ from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, field_bytes
 from statekeeper_server.servicers.boundary import check_times
 from statekeeper_server.servicers.convert import (
     event_to_proto,
+    fill_kv,
     kv_to_proto,
     optional_revision,
     revision_watch,
-    ttl_seconds,
 )
 from statekeeper_server.servicers.fanout import MERGE_BYTES, WatchGroups
 
 if TYPE_CHECKING:
     from statekeeper_server.core import Core
 
-#: How often an idle watch stream reports progress unless the request says otherwise.
-DEFAULT_PROGRESS_INTERVAL = 10.0
 #: Response bytes set aside per get of a batch for the status it carries when its value does
 #: not fit the response.
 GET_ERROR_RESERVE = 512
@@ -79,6 +76,13 @@ def _too_large(index: int) -> ResourceExhaustedError:
         reason=Reason.BATCH_RESPONSE_TOO_LARGE,
         metadata={"operation": str(index)},
     )
+
+
+def _save_response(entry: Entry) -> pb.SaveResponse:
+    """The response of a save: the entry's key and revisions, without its value."""
+    response = pb.SaveResponse()
+    fill_kv(response.kv, entry, None)
+    return response
 
 
 def _guard(request: pb.DeleteRangeRequest | pb.CopyRangeRequest) -> Compare | None:
@@ -132,13 +136,15 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             request.key,
             data,
             expected_revision=optional_revision(request),
-            ttl=ttl_seconds(request),
-        ).then(lambda entry: pb.SaveResponse(kv=kv_to_proto(entry, None)))
+            ttl=read_field(request, "ttl", float),
+        ).then(_save_response)
 
     def _plan_get(self, request: pb.GetRequest) -> Planned[pb.GetResponse]:
         def response(read: tuple[Entry, int]) -> pb.GetResponse:
             entry, revision = read
-            return pb.GetResponse(kv=kv_to_proto(entry, request.value_encoding), revision=revision)
+            message = pb.GetResponse(revision=revision)
+            fill_kv(message.kv, entry, request.value_encoding)
+            return message
 
         return self.engine.plan_get(request.key).then(response)
 
@@ -164,9 +170,11 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             request.key,
             patch,
             expected_revision=optional_revision(request),
-            ttl=ttl_seconds(request),
+            ttl=read_field(request, "ttl", float),
         )
-        return pb.UpdateResponse(kv=kv_to_proto(entry, request.value_encoding))
+        response = pb.UpdateResponse()
+        fill_kv(response.kv, entry, request.value_encoding)
+        return response
 
     async def Delete(self, request: pb.DeleteRequest, context: object) -> pb.DeleteResponse:
         """Remove a key."""
@@ -181,14 +189,14 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
 
     def _plan_transact(self, request: pb.TransactRequest) -> Planned[pb.TransactResponse]:
         compares = [Compare(c.key, c.expected_revision) for c in request.comparisons]
-        operations: list[Operation] = []
+        operations: list[PutRequest | Delete] = []
         for index, operation in enumerate(request.operations):
             kind = operation.WhichOneof("kind")
             if kind == "put":
                 field = f"operations[{index}].put"
                 data = values.wire_to_bytes(operation.put.value, f"{field}.value")
-                ttl = ttl_seconds(operation.put)
-                operations.append(Put(operation.put.key, data, expire_at_for(ttl)))
+                ttl = read_field(operation.put, "ttl", float)
+                operations.append(PutRequest(operation.put.key, data, ttl))
             elif kind == "delete":
                 operations.append(Delete(operation.delete.key))
             else:
@@ -230,28 +238,31 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                 plans.append(error)
         outcomes = await self.engine.batch(plans)
         kinds = [operation.WhichOneof("kind") for operation in request.operations]
-        results = [
-            pb.BatchResult(status=_batch_status(outcome))
-            if isinstance(outcome, StateKeeperError)
-            else pb.BatchResult(**{kind: outcome})
-            for kind, outcome in zip(kinds, outcomes, strict=True)
-        ]
+        response = pb.BatchResponse()
+        results = response.results
+        for kind, outcome in zip(kinds, outcomes, strict=True):
+            result = results.add()  # filled in place: each outcome is copied once
+            if isinstance(outcome, StateKeeperError):
+                result.status.CopyFrom(_batch_status(outcome))
+            else:
+                getattr(result, kind).CopyFrom(outcome)
         # The gets' values may not all fit one message: those past the limit fail alone
         # (the writes' results always stay: they were applied).
+        sizes = [field_bytes(result.ByteSize()) for result in results]
         budget = self.max_message_bytes - RESPONSE_OVERHEAD
         budget -= sum(
-            field_bytes(result.ByteSize()) if kind != "get" else GET_ERROR_RESERVE
-            for kind, result in zip(kinds, results, strict=True)
+            size if kind != "get" else GET_ERROR_RESERVE
+            for kind, size in zip(kinds, sizes, strict=True)
         )
         for index, (kind, result) in enumerate(zip(kinds, results, strict=True)):
             if kind != "get" or result.HasField("status"):
                 continue
-            size = field_bytes(result.ByteSize())
-            if size > budget and index > 0:
-                results[index] = pb.BatchResult(status=_batch_status(_too_large(index)))
+            if sizes[index] > budget and index > 0:
+                result.Clear()
+                result.status.CopyFrom(_batch_status(_too_large(index)))
             else:
-                budget -= size
-        return pb.BatchResponse(results=results)
+                budget -= sizes[index]
+        return response
 
     #: Keeps the boundary's whole-request time check off Batch: each operation is checked
     #: alone (see _plan_operation), so its error names its own field as the RPC's would.
@@ -259,7 +270,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
 
     def Watch(self, request: pb.WatchRequest, context: object) -> AsyncIterator[pb.WatchResponse]:
         """Stream changes; see WatchResponse in the proto for the contract."""
-        interval = ttl_seconds(request, "progress_interval") or DEFAULT_PROGRESS_INTERVAL
+        interval = read_field(request, "progress_interval", float)
         encoding, with_prev = request.value_encoding, request.prev_kv
 
         def source(start_revision: int) -> AsyncIterator[WatchUpdate]:

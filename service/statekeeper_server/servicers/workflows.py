@@ -7,7 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from statekeeper.messages import enum_from_number, enum_to_number, from_message, to_message
+from statekeeper.messages import (
+    enum_from_number,
+    enum_to_number,
+    from_message,
+    read_field,
+    to_message,
+)
 from statekeeper.timestamps import clamped_timestamp
 from statekeeper.v1 import workflow_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2_grpc
@@ -26,14 +32,11 @@ from statekeeper_server.servicers.convert import (
     optional_document,
     optional_revision,
     revision_watch,
-    ttl_seconds,
 )
 
 if TYPE_CHECKING:
     from statekeeper_server.core import Core
 
-#: How often an idle watch stream reports progress unless the request says otherwise.
-DEFAULT_PROGRESS_INTERVAL = 10.0
 STATUS = pb.WorkflowStatus.DESCRIPTOR
 
 
@@ -70,6 +73,18 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         record = await self.engine.get(request.workflow_id, request.include_steps)
         return pb.GetWorkflowResponse(
             workflow=to_message(record, pb.WorkflowState, encoding=request.value_encoding)
+        )
+
+    async def ListWorkflowSteps(
+        self, request: pb.ListWorkflowStepsRequest, context: object
+    ) -> pb.ListWorkflowStepsResponse:
+        """One page of a workflow's step history, newest first."""
+        steps, token = await self.engine.list_steps(
+            request.workflow_id, request.page_size, request.page_token
+        )
+        return pb.ListWorkflowStepsResponse(
+            steps=[to_message(s, pb.StepState, encoding=request.value_encoding) for s in steps],
+            next_page_token=token,
         )
 
     async def GetWorkflowStatus(
@@ -218,7 +233,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         self, request: pb.WatchWorkflowRequest, context: object
     ) -> AsyncIterator[pb.WatchWorkflowResponse]:
         """Stream a workflow's changes."""
-        interval = ttl_seconds(request, "progress_interval") or DEFAULT_PROGRESS_INTERVAL
+        interval = read_field(request, "progress_interval", float)
         updates = self.engine.watch(request.workflow_id, request.start_revision, interval)
 
         limit = self.runtime.limits.max_message_bytes

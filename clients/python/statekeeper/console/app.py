@@ -148,7 +148,11 @@ def console_server(
     app: Any, https_cert: str | None = None, https_key: str | None = None
 ) -> uvicorn.Server:
     """A uvicorn server for ``app`` (open streams get 2 s at shutdown), serving HTTPS with the
-    PEM certificate chain ``https_cert`` and its private key ``https_key`` when given."""
+    PEM certificate chain ``https_cert`` and its private key ``https_key`` when given. They are
+    loaded here, so a bad pair fails before anything listens: ValueError when only one of them
+    is given, OSError (ssl.SSLError included) when they do not load."""
+    if bool(https_cert) != bool(https_key):
+        raise ValueError("HTTPS needs both a certificate (--https-cert) and its key (--https-key)")
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -156,12 +160,14 @@ def console_server(
         ssl_certfile=https_cert,
         ssl_keyfile=https_key,
     )
+    config.load()
     return uvicorn.Server(config)
 
 
-def _announce(sock: socket.socket, scheme: str = "http") -> None:
+def _announce(sock: socket.socket, server: uvicorn.Server) -> None:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
+    scheme = "https" if server.config.is_ssl else "http"
     print(f"statekeeper console on {scheme}://{shown}:{port}/", flush=True)
 
 
@@ -174,25 +180,28 @@ async def run_console(
     https_key: str | None = None,
 ) -> None:
     """Serve the console on ``listen`` (HOST:PORT) until interrupted, over HTTPS when given a
-    certificate and key; prints its URL once it listens. ValueError when only one of them is
-    given, OSError (ssl.SSLError included) when they cannot be loaded or the address is taken."""
-    if bool(https_cert) != bool(https_key):
-        raise ValueError("HTTPS needs both a certificate (--https-cert) and its key (--https-key)")
+    certificate and key (see :func:`console_server`); prints its URL once it listens."""
     server = console_server(create_app(options, metrics_url), https_cert, https_key)
-    server.config.load()  # reads the certificate now: a bad one fails before listening
     sock = bind(listen)
-    _announce(sock, "https" if https_cert else "http")
+    _announce(sock, server)
     await server.serve(sockets=[sock])
 
 
 class ConsoleThread:
-    """The console served from a thread of its own (beside ``statekeeper serve``)."""
+    """The console served from a thread of its own (beside ``statekeeper serve``), over HTTPS
+    when given a certificate and key (see :func:`console_server`)."""
 
     def __init__(
-        self, options: ConnectionOptions, listen: str, metrics_url: str | None = None
+        self,
+        options: ConnectionOptions,
+        listen: str,
+        metrics_url: str | None = None,
+        *,
+        https_cert: str | None = None,
+        https_key: str | None = None,
     ) -> None:
+        self._server = console_server(create_app(options, metrics_url), https_cert, https_key)
         self._sock = bind(listen)
-        self._server = console_server(create_app(options, metrics_url))
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])),
             name="statekeeper-console",
@@ -202,7 +211,7 @@ class ConsoleThread:
     def start(self) -> None:
         """Start serving and print the console's URL."""
         self._thread.start()
-        _announce(self._sock)
+        _announce(self._sock, self._server)
 
     def stop(self) -> None:
         """Stop serving (open streams end) and wait for the thread."""

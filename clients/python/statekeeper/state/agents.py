@@ -21,7 +21,6 @@ from statekeeper.messages import from_message, to_message
 from statekeeper.state.client import MSGPACK, ServiceClient
 from statekeeper.state.live import LiveStream, RevisionFeed
 from statekeeper.timestamps import from_timestamp
-from statekeeper.transport import Transport
 from statekeeper.v1 import agent_service_pb2 as pb
 from statekeeper.v1 import agent_service_pb2_grpc
 
@@ -113,23 +112,11 @@ class AgentStateStore(ServiceClient):
         persistence: Any = "memory",
         redis_url: str | None = None,
         *,
-        address: str | None = None,
-        file_path: str | None = None,
-        transport: Transport | None = None,
         max_snapshots: int = 0,
         max_checkpoints: int = 0,
-        timeout: float | None = None,
-        **options: Any,
+        **connection: Any,
     ) -> None:
-        super().__init__(
-            persistence,
-            address=address,
-            redis_url=redis_url,
-            file_path=file_path,
-            transport=transport,
-            timeout=timeout,
-            **options,
-        )
+        super().__init__(persistence, redis_url=redis_url, **connection)
         self.max_snapshots = max_snapshots
         self.max_checkpoints = max_checkpoints
 
@@ -318,8 +305,6 @@ class AgentRecoveryManager:
         auto_recover: bool = True,
         max_recovery_attempts: int = 3,
     ) -> None:
-        if max_recovery_attempts < 0:
-            raise ValueError("max_recovery_attempts must not be negative")
         self.agent_store = agent_store
         self.auto_recover = auto_recover
         self.max_recovery_attempts = max_recovery_attempts

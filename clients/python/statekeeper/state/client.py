@@ -10,9 +10,8 @@ the transport it opened (a ``transport`` given by the caller is closed by its ow
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self
 
 from statekeeper import values
 from statekeeper.errors import HistoryCompactedError
@@ -25,15 +24,6 @@ MSGPACK = common_pb2.VALUE_ENCODING_MSGPACK
 MAX_RECONNECT_DELAY = 2.0
 #: The first pause before reconnecting a broken stream, in seconds.
 FIRST_RECONNECT_DELAY = 0.05
-
-E = TypeVar("E", bound=enum.Enum)
-
-
-def enum_maps(cls: type[E], proto_enum: Any, prefix: str) -> tuple[dict[E, Any], dict[Any, E]]:
-    """The two maps between the members of an API enum and the numbers of a proto enum whose
-    values are named ``<prefix>_<member name>``."""
-    to_proto = {member: proto_enum.Value(f"{prefix}_{member.name}") for member in cls}
-    return to_proto, {number: member for member, number in to_proto.items()}
 
 
 def optional_document(message: Any, name: str, default: Any = None) -> Any:
@@ -101,7 +91,8 @@ class ServiceClient:
     token, namespace, ...) go to :func:`statekeeper.transport.connect`; an explicit
     ``transport`` is shared as it is and left open by :meth:`close`. Nothing is opened here:
     the transport binds to the running event loop on the first call, so a manager can be made
-    anywhere (module level, one ``asyncio.run``, and used in the next).
+    anywhere (module level, one ``asyncio.run``, and used in the next). A manager takes its own
+    settings and passes these connection keywords on as its ``**connection``.
     """
 
     _STUB: ClassVar[type]

@@ -31,7 +31,6 @@ from statekeeper.state.client import (
 )
 from statekeeper.state.live import LiveStream
 from statekeeper.timestamps import optional_datetime, to_duration
-from statekeeper.transport import Transport
 from statekeeper.v1 import orchestration_service_pb2 as pb
 from statekeeper.v1 import orchestration_service_pb2_grpc
 
@@ -179,10 +178,6 @@ def _queue(message: pb.TaskQueueState) -> TaskQueueState:
     )
 
 
-def _seconds(value: float | timedelta | None) -> float | None:
-    return value.total_seconds() if isinstance(value, timedelta) else value
-
-
 def task_spec(task: Mapping[str, Any] | QueuedTask) -> pb.TaskSpec:
     """The TaskSpec of a task dict (``id``, ``type``, ``priority``, ``data``,
     ``required_capabilities`` or ``capability``, ``max_retries``). A key that names none of
@@ -235,8 +230,8 @@ class OrchestrationStateManager(ServiceClient):
     periodically; the value is the longest pause of :meth:`watch_team` before it reconnects
     after a dropped stream. ``completed_retention``, ``max_retries`` and ``max_deliveries`` are
     the settings of the teams this manager creates; ``default_lease`` (seconds) is the lease of
-    :meth:`claim_next_task` when none is given. ``**options`` (TLS, token, namespace, ...) go
-    to :func:`statekeeper.transport.connect`.
+    :meth:`claim_next_task` when none is given. ``**connection`` (``address``, ``timeout``,
+    TLS, token, namespace, ...) are those of :class:`~statekeeper.state.client.ServiceClient`.
     """
 
     _STUB = orchestration_service_pb2_grpc.OrchestrationServiceStub
@@ -247,26 +242,13 @@ class OrchestrationStateManager(ServiceClient):
         persistence: Any = "memory",
         sync_interval: float = 1.0,
         *,
-        address: str | None = None,
-        redis_url: str | None = None,
-        file_path: str | None = None,
-        transport: Transport | None = None,
         completed_retention: int = 1000,
         max_retries: int = 3,
         max_deliveries: int = 10,
         default_lease: float = 30.0,
-        timeout: float | None = None,
-        **options: Any,
+        **connection: Any,
     ) -> None:
-        super().__init__(
-            persistence,
-            address=address,
-            redis_url=redis_url,
-            file_path=file_path,
-            transport=transport,
-            timeout=timeout,
-            **options,
-        )
+        super().__init__(persistence, **connection)
         self.sync_interval = sync_interval
         self.completed_retention = completed_retention
         self.max_retries = max_retries
@@ -392,7 +374,7 @@ class OrchestrationStateManager(ServiceClient):
             team_id=team_id,
             task_id=task_id,
             agent_id=agent_id,
-            lease=to_duration(_seconds(lease)),
+            lease=to_duration(lease),
             value_encoding=MSGPACK,
         )
         return _task((await self._call("AssignTask", request)).task)
@@ -402,11 +384,10 @@ class OrchestrationStateManager(ServiceClient):
     ) -> QueuedTask | None:
         """Lease the most urgent pending task the agent can do (None when there is none).
         ``lease`` (seconds, default ``default_lease``) is the visibility timeout."""
-        seconds = _seconds(lease)
         request = pb.ClaimNextTaskRequest(
             team_id=team_id,
             agent_id=agent_id,
-            lease=to_duration(self.default_lease if seconds is None else seconds),
+            lease=to_duration(self.default_lease if lease is None else lease),
             value_encoding=MSGPACK,
         )
         response = await self._call("ClaimNextTask", request)
@@ -420,7 +401,7 @@ class OrchestrationStateManager(ServiceClient):
             team_id=team_id,
             task_id=task_id,
             agent_id=agent_id,
-            lease=to_duration(_seconds(lease)),
+            lease=to_duration(lease),
             value_encoding=MSGPACK,
         )
         return _task((await self._call("RenewLease", request)).task)

@@ -31,7 +31,6 @@ from statekeeper.state.client import MSGPACK, ServiceClient
 from statekeeper.state.live import LiveStream
 from statekeeper.statuses import AudioSessionStatus, StreamingMode, TranscriptionStatus
 from statekeeper.timestamps import to_duration
-from statekeeper.transport import Transport
 from statekeeper.v1 import speech_service_pb2 as pb
 from statekeeper.v1 import speech_service_pb2_grpc
 
@@ -216,24 +215,11 @@ class SpeechStateManager(ServiceClient):
         self,
         persistence: Any = "memory",
         *,
-        address: str | None = None,
-        redis_url: str | None = None,
-        file_path: str | None = None,
-        transport: Transport | None = None,
-        timeout: float | None = None,
         ended_retention: float | None = None,
         event_retention: float | None = None,
-        **options: Any,
+        **connection: Any,
     ) -> None:
-        super().__init__(
-            persistence,
-            address=address,
-            redis_url=redis_url,
-            file_path=file_path,
-            transport=transport,
-            timeout=timeout,
-            **options,
-        )
+        super().__init__(persistence, **connection)
         self.ended_retention = ended_retention
         self.event_retention = event_retention
 
@@ -249,7 +235,7 @@ class SpeechStateManager(ServiceClient):
         request = pb.CreateSessionRequest(
             session_id=session_id or "",
             session_type=session_type,
-            streaming_mode=enum_to_number(StreamingMode(streaming_mode), _MODES),  # type: ignore[arg-type]
+            streaming_mode=enum_to_number(streaming_mode, _MODES),  # type: ignore[arg-type]
             config=values.document_to_wire(config or {}),
             ended_retention=to_duration(self.ended_retention),
             event_retention=to_duration(self.event_retention),

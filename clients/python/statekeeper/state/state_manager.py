@@ -134,7 +134,8 @@ def split_file_path(file_path: str | None) -> tuple[str | None, str | None]:
     return file_path, None
 
 
-def _escape_glob(text: str) -> str:
+def escape_glob(text: str) -> str:
+    """``text`` as a glob pattern that matches only itself."""
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
@@ -326,7 +327,7 @@ class StateManager(ServiceClient):
             "ListKeys",
             pb.ListKeysRequest,
             "keys",
-            pattern=_escape_glob(self._prefix) + pattern,
+            pattern=escape_glob(self._prefix) + pattern,
             page_size=page_size,
         )
         async for key in keys:
@@ -362,7 +363,7 @@ class StateManager(ServiceClient):
             "prefix": own + prefix,
             "start_key": own + start if start else "",
             "end_key": own + end if end else "",
-            "pattern": _escape_glob(own) + pattern if pattern else "",
+            "pattern": escape_glob(own) + pattern if pattern else "",
             "reverse": reverse,
             "keys_only": keys_only,
             "revision": revision,
@@ -468,7 +469,7 @@ class StateManager(ServiceClient):
             await changes.aclose()
 
     def _feed(self, pattern: str, start_revision: int) -> RevisionFeed[StateChange]:
-        full_pattern = _escape_glob(self._prefix) + pattern
+        full_pattern = escape_glob(self._prefix) + pattern
 
         def request(revision: int) -> pb.WatchRequest:
             return pb.WatchRequest(

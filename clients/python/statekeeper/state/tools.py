@@ -28,16 +28,15 @@ from typing import Any
 
 from statekeeper import values
 from statekeeper.errors import NotFoundError
+from statekeeper.messages import enum_from_number, enum_to_number
 from statekeeper.state.client import (
     MSGPACK,
     ServiceClient,
-    enum_maps,
     optional_document,
     optional_wire,
 )
 from statekeeper.statuses import ToolExecutionStatus
 from statekeeper.timestamps import from_duration, optional_datetime, to_duration, to_timestamp
-from statekeeper.transport import Transport
 from statekeeper.v1 import tool_service_pb2 as pb
 from statekeeper.v1 import tool_service_pb2_grpc
 
@@ -45,9 +44,9 @@ from statekeeper.v1 import tool_service_pb2_grpc
 _PAGE = 1000
 
 
-_STATUS_TO_PROTO, _STATUS_FROM_PROTO = enum_maps(
-    ToolExecutionStatus, pb.ToolExecutionStatus, "TOOL_EXECUTION_STATUS"
-)
+#: The wire's execution statuses (an unknown name goes as a number no status has, which the
+#: server refuses; unspecified means RUNNING at a start and FAILED at a failure).
+_STATUS = pb.ToolExecutionStatus.DESCRIPTOR
 
 
 @dataclass
@@ -136,7 +135,7 @@ def _execution(message: pb.ToolExecution) -> ToolExecution:
     return ToolExecution(
         execution_id=message.execution_id,
         tool_name=message.tool_name,
-        status=_STATUS_FROM_PROTO[message.status],
+        status=enum_from_number(message.status, _STATUS, ToolExecutionStatus),
         started_at=optional_datetime(message, "started_at"),
         parameters=values.wire_to_python(message.parameters),
         completed_at=optional_datetime(message, "completed_at"),
@@ -192,23 +191,9 @@ class ToolStateManager(ServiceClient):
         persistence: Any = "memory",
         cache_results: bool = True,
         cache_ttl: float | None = 3600,
-        *,
-        address: str | None = None,
-        redis_url: str | None = None,
-        file_path: str | None = None,
-        transport: Transport | None = None,
-        timeout: float | None = None,
-        **options: Any,
+        **connection: Any,
     ) -> None:
-        super().__init__(
-            persistence,
-            address=address,
-            redis_url=redis_url,
-            file_path=file_path,
-            transport=transport,
-            timeout=timeout,
-            **options,
-        )
+        super().__init__(persistence, **connection)
         self.cache_results = cache_results
         self.cache_ttl = cache_ttl
 
@@ -243,7 +228,7 @@ class ToolStateManager(ServiceClient):
             execution=pb.ToolExecution(
                 execution_id=execution.execution_id,
                 tool_name=execution.tool_name,
-                status=_STATUS_TO_PROTO[ToolExecutionStatus(execution.status)],
+                status=enum_to_number(execution.status, _STATUS),  # type: ignore[arg-type]
                 started_at=to_timestamp(execution.started_at),
                 parameters=values.document_to_wire(execution.parameters or {}),
                 metadata=optional_wire(execution.metadata),
@@ -283,7 +268,7 @@ class ToolStateManager(ServiceClient):
             execution_id=execution_id,
             error=error,
             duration=to_duration(None if duration_ms is None else duration_ms / 1000),
-            status=_STATUS_TO_PROTO[ToolExecutionStatus(status)],
+            status=enum_to_number(status, _STATUS),  # type: ignore[arg-type]
             value_encoding=MSGPACK,
         )
         response = await self._call("FailExecution", request)

@@ -28,7 +28,6 @@ from statekeeper.messages import enum_from_number, enum_to_number, from_message,
 from statekeeper.state.client import MSGPACK, ServiceClient, optional_wire
 from statekeeper.state.live import LiveStream, RevisionFeed
 from statekeeper.timestamps import from_timestamp
-from statekeeper.transport import Transport
 from statekeeper.v1 import workflow_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2_grpc
 
@@ -195,23 +194,10 @@ class WorkflowStateManager(ServiceClient):
         persistence: Any = "memory",
         checkpoint_interval: int | None = None,
         *,
-        address: str | None = None,
-        redis_url: str | None = None,
-        file_path: str | None = None,
-        transport: Transport | None = None,
         max_checkpoints: int = 0,
-        timeout: float | None = None,
-        **options: Any,
+        **connection: Any,
     ) -> None:
-        super().__init__(
-            persistence,
-            address=address,
-            redis_url=redis_url,
-            file_path=file_path,
-            transport=transport,
-            timeout=timeout,
-            **options,
-        )
+        super().__init__(persistence, **connection)
         self.checkpoint_interval = checkpoint_interval
         self.max_checkpoints = max_checkpoints
 
@@ -245,16 +231,33 @@ class WorkflowStateManager(ServiceClient):
         state.revision = created.revision
         return state
 
-    async def get(self, workflow_id: str) -> WorkflowState | None:
-        """The workflow with its step history and resumes, or None when it does not exist."""
+    async def get(self, workflow_id: str, *, include_steps: bool = True) -> WorkflowState | None:
+        """The workflow with its resumes and (unless ``include_steps`` is false) its step
+        history, or None when it does not exist. For a long history, read it without steps and
+        page the history with :meth:`iter_steps`."""
         request = pb.GetWorkflowRequest(
-            workflow_id=workflow_id, include_steps=True, value_encoding=MSGPACK
+            workflow_id=workflow_id, include_steps=include_steps, value_encoding=MSGPACK
         )
         try:
             response = await self._call("GetWorkflow", request)
         except NotFoundError:
             return None
         return _workflow(response.workflow)
+
+    async def iter_steps(self, workflow_id: str, page_size: int = 0) -> AsyncIterator[StepState]:
+        """The workflow's step history, newest first, fetched page by page (each page costs the
+        server the same however long the history is); steps are marked ``superseded`` as in
+        :meth:`get`. NotFoundError for an unknown workflow."""
+        pages = self._pages(
+            "ListWorkflowSteps",
+            pb.ListWorkflowStepsRequest,
+            "steps",
+            workflow_id=workflow_id,
+            page_size=page_size,
+            value_encoding=MSGPACK,
+        )
+        async for message in pages:
+            yield from_message(message, StepState)
 
     async def get_status(self, workflow_id: str) -> WorkflowStatus:
         """The workflow's status."""

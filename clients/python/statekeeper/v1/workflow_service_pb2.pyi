@@ -177,6 +177,26 @@ class GetWorkflowResponse(_message.Message):
     workflow: WorkflowState
     def __init__(self, workflow: _Optional[_Union[WorkflowState, _Mapping]] = ...) -> None: ...
 
+class ListWorkflowStepsRequest(_message.Message):
+    __slots__ = ("workflow_id", "page_size", "page_token", "value_encoding")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    page_size: int
+    page_token: str
+    value_encoding: _common_pb2.ValueEncoding
+    def __init__(self, workflow_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., value_encoding: _Optional[_Union[_common_pb2.ValueEncoding, str]] = ...) -> None: ...
+
+class ListWorkflowStepsResponse(_message.Message):
+    __slots__ = ("steps", "next_page_token")
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[StepState]
+    next_page_token: str
+    def __init__(self, steps: _Optional[_Iterable[_Union[StepState, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class GetWorkflowStatusRequest(_message.Message):
     __slots__ = ("workflow_id",)
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]

@@ -52,6 +52,11 @@ class WorkflowServiceStub:
                 request_serializer=statekeeper_dot_v1_dot_workflow__service__pb2.GetWorkflowRequest.SerializeToString,
                 response_deserializer=statekeeper_dot_v1_dot_workflow__service__pb2.GetWorkflowResponse.FromString,
                 _registered_method=True)
+        self.ListWorkflowSteps = channel.unary_unary(
+                '/statekeeper.v1.WorkflowService/ListWorkflowSteps',
+                request_serializer=statekeeper_dot_v1_dot_workflow__service__pb2.ListWorkflowStepsRequest.SerializeToString,
+                response_deserializer=statekeeper_dot_v1_dot_workflow__service__pb2.ListWorkflowStepsResponse.FromString,
+                _registered_method=True)
         self.GetWorkflowStatus = channel.unary_unary(
                 '/statekeeper.v1.WorkflowService/GetWorkflowStatus',
                 request_serializer=statekeeper_dot_v1_dot_workflow__service__pb2.GetWorkflowStatusRequest.SerializeToString,
@@ -148,7 +153,17 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetWorkflow(self, request, context):
-        """GetWorkflow reads a workflow with its step history and resumes.
+        """GetWorkflow reads a workflow with its step history and resumes. A long history makes a
+        large response: read such a workflow without steps and page its history with
+        ListWorkflowSteps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflowSteps(self, request, context):
+        """ListWorkflowSteps lists a workflow's step history, newest first, one page at a time; each
+        page costs the same however long the history is.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -280,6 +295,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.GetWorkflow,
                     request_deserializer=statekeeper_dot_v1_dot_workflow__service__pb2.GetWorkflowRequest.FromString,
                     response_serializer=statekeeper_dot_v1_dot_workflow__service__pb2.GetWorkflowResponse.SerializeToString,
+            ),
+            'ListWorkflowSteps': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflowSteps,
+                    request_deserializer=statekeeper_dot_v1_dot_workflow__service__pb2.ListWorkflowStepsRequest.FromString,
+                    response_serializer=statekeeper_dot_v1_dot_workflow__service__pb2.ListWorkflowStepsResponse.SerializeToString,
             ),
             'GetWorkflowStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetWorkflowStatus,
@@ -419,6 +439,33 @@ class WorkflowService:
             '/statekeeper.v1.WorkflowService/GetWorkflow',
             statekeeper_dot_v1_dot_workflow__service__pb2.GetWorkflowRequest.SerializeToString,
             statekeeper_dot_v1_dot_workflow__service__pb2.GetWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflowSteps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statekeeper.v1.WorkflowService/ListWorkflowSteps',
+            statekeeper_dot_v1_dot_workflow__service__pb2.ListWorkflowStepsRequest.SerializeToString,
+            statekeeper_dot_v1_dot_workflow__service__pb2.ListWorkflowStepsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,12 @@ from statekeeper.errors import (
 )
 
 from statekeeper_server.engine import tokens
-from statekeeper_server.engine.limits import Limits, check_revision, check_ttl
+from statekeeper_server.engine.limits import (
+    Limits,
+    check_progress_interval,
+    check_revision,
+    check_ttl,
+)
 from statekeeper_server.engine.patches import merge_patch
 from statekeeper_server.engine.records import MAX_ATTEMPTS, Txn, retry_on_conflict
 from statekeeper_server.engine.storage.backend import (
@@ -82,6 +87,16 @@ class Planned(Generic[T]):
         """The same operation with ``convert`` applied to its result."""
         finish = self.finish
         return Planned(self.item, self.namespace, lambda outcome: convert(finish(outcome)))
+
+
+@dataclass(frozen=True, slots=True)
+class PutRequest:
+    """A put of a transaction as the caller asks for it: its TTL (seconds; None or 0: never
+    expires) is checked and made an expiry time by :meth:`StateEngine.plan_transact`."""
+
+    key: str
+    value: bytes
+    ttl: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,7 +539,7 @@ class StateEngine:
             after = page.cursor
 
     def plan_transact(
-        self, compares: Sequence[Compare], operations: Sequence[Operation]
+        self, compares: Sequence[Compare], operations: Sequence[PutRequest | Delete]
     ) -> Planned[int]:
         """Validate a transaction: ``operations`` applied atomically if every comparison holds."""
         self.limits.check_operation_count(len(compares) + len(operations))
@@ -532,10 +547,18 @@ class StateEngine:
         for index, compare in enumerate(compares):
             self.limits.check_key(compare.key, f"comparisons[{index}].key")
             check_revision(compare.mod_revision, f"comparisons[{index}].expected_revision")
+        stored_operations: list[Operation] = []
+        namespace = self._namespace()
         for index, operation in enumerate(operations):
             self.limits.check_key(operation.key, f"operations[{index}].key")
-            if isinstance(operation, Put):
+            if isinstance(operation, PutRequest):
                 self.limits.check_value_size(operation.value, f"operations[{index}].value")
+                ttl = check_ttl(operation.ttl, f"operations[{index}].put.ttl")
+                stored_operations.append(
+                    Put(namespace + operation.key, operation.value, expire_at_for(ttl))
+                )
+            else:
+                stored_operations.append(Delete(namespace + operation.key))
             if operation.key in seen:
                 raise InvalidArgumentError(
                     f"key {operation.key!r} appears in more than one operation",
@@ -543,28 +566,27 @@ class StateEngine:
                     violations=[(f"operations[{index}].key", "duplicate key")],
                 )
             seen.add(operation.key)
-        namespace = self._namespace()
         item = Transaction(
             tuple(Compare(namespace + c.key, c.mod_revision) for c in compares),
-            tuple(
-                Put(namespace + op.key, op.value, op.expire_at)
-                if isinstance(op, Put)
-                else Delete(namespace + op.key)
-                for op in operations
-            ),
+            tuple(stored_operations),
         )
         return Planned(item, namespace, lambda result: int(result.revision))
 
-    async def transact(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> int:
+    async def transact(
+        self, compares: Sequence[Compare], operations: Sequence[PutRequest | Delete]
+    ) -> int:
         """Apply ``operations`` atomically if every comparison holds; returns the revision."""
         return await self.run(self.plan_transact(compares, operations))
 
     async def watch(
         self, pattern: str, start_revision: int = 0, progress_interval: float | None = None
     ) -> AsyncIterator[WatchUpdate]:
-        """Changes of the keys matching ``pattern``, with user keys."""
+        """Changes of the keys matching ``pattern``, with user keys (an idle stream reports
+        progress every ``progress_interval`` seconds, by default
+        :data:`~statekeeper_server.engine.limits.DEFAULT_PROGRESS_INTERVAL`)."""
         glob = parse_pattern(pattern)
         check_revision(start_revision, "start_revision")
+        progress_interval = check_progress_interval(progress_interval)
         namespace = self._namespace()
         async for update in self.backend.watch(
             namespace,

@@ -68,7 +68,7 @@ from statekeeper_server.engine.domains.tools_records import (
     parameters_hash,
 )
 from statekeeper_server.engine.identifiers import check_id, invalid
-from statekeeper_server.engine.limits import Limits, check_ttl
+from statekeeper_server.engine.limits import MAX_TTL_SECONDS, Limits, check_ttl
 from statekeeper_server.engine.records import Txn, transact
 from statekeeper_server.engine.storage.backend import Backend, Entry
 from statekeeper_server.engine.tenancy import tenant_prefix
@@ -103,9 +103,11 @@ def check_time(seconds: float, field: str) -> float:
 
 
 def check_duration(seconds: float | None, field: str) -> float | None:
-    """Return a non-negative finite duration in seconds (or None), else INVALID_ARGUMENT."""
+    """Return a duration in seconds from 0 to 100 years (or None), else INVALID_ARGUMENT."""
     if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
         raise invalid(field, "must not be negative")
+    if seconds is not None and seconds > MAX_TTL_SECONDS:
+        raise invalid(field, "must be at most 100 years")
     return seconds
 
 
@@ -555,8 +557,10 @@ def _checked_retry(state: RetryState) -> RetryState:
     cap = DEFAULT_MAX_DELAY if state.max_delay is None else state.max_delay
     if not math.isfinite(base) or base <= 0:
         raise invalid("retry_state.base_delay", "must be positive")
+    check_duration(base, "retry_state.base_delay")
     if not math.isfinite(cap) or cap < base:
         raise invalid("retry_state.max_delay", "must be at least base_delay")
+    check_duration(cap, "retry_state.max_delay")
     if not math.isfinite(state.jitter) or not 0 <= state.jitter <= 1:
         raise invalid("retry_state.jitter", "must be between 0 and 1")
     now = time.time()

@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from statekeeper.errors import (
     ConflictError,
@@ -191,6 +192,42 @@ class ScanPage:
 #: Keys one page of :meth:`Backend.range` or :meth:`Backend.scan` examines at most (or the page's
 #: limit, when larger), matching or not, so that no call walks the whole key space at once.
 SCAN_BUDGET = 4096
+
+T = TypeVar("T")
+
+
+def scan_page(
+    span: KeyRange,
+    candidates: Iterable[tuple[str, T]],
+    entry_of: Callable[[str, T], Entry | None],
+    at: int,
+    limit: int,
+    max_bytes: int | None,
+) -> ScanPage:
+    """One :meth:`Backend.scan` page of revision ``at`` from ``candidates``: (key, item) pairs in
+    the scan's order, where a key may come twice in a row (merged sources). Each key is
+    examined once, at most :data:`SCAN_BUDGET` (or ``limit``) of them; a key outside the span's
+    pattern is skipped, and ``entry_of(key, item)`` is the entry the page holds for it (None:
+    none). The page ends at ``limit`` entries or once they reach ``max_bytes``."""
+    entries: list[Entry] = []
+    size, budget, previous = 0, max(SCAN_BUDGET, limit), None
+    for key, item in candidates:
+        if key == previous:
+            continue
+        if budget == 0:
+            return ScanPage(entries, at, True, previous or "")
+        budget -= 1
+        previous = key
+        if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
+            continue
+        entry = entry_of(key, item)
+        if entry is None:
+            continue
+        if len(entries) == limit or (max_bytes is not None and size >= max_bytes):
+            return ScanPage(entries, at, True, entries[-1].key)
+        entries.append(entry)
+        size += len(entry.value) + len(entry.key)
+    return ScanPage(entries, at, False, "")
 
 
 def prefix_end(prefix: str) -> str | None:

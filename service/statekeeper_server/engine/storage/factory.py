@@ -56,6 +56,7 @@ def open_backend(options: BackendOptions) -> Backend:
             format=options.file_format,
             compression=options.compression,
             history_revisions=options.history_revisions,
+            history_bytes=options.history_bytes,
         )
     if options.kind == "redis":
         from statekeeper_server.engine.storage.redis import RedisBackend

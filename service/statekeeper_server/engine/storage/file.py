@@ -49,13 +49,13 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from statekeeper.errors import ConflictError, InvalidArgumentError, UnavailableError
 
 from statekeeper_server.engine.storage.backend import (
+    DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_REVISIONS,
     Backend,
     BackendStats,
@@ -74,6 +74,7 @@ from statekeeper_server.engine.storage.backend import (
     WatchUpdate,
     future_revision,
 )
+from statekeeper_server.engine.storage.file_commit import COMMITS_IN_FLIGHT, Commits, Queued
 from statekeeper_server.engine.storage.file_index import SNAPSHOT_NAME, FileIndex, install_new_index
 from statekeeper_server.engine.storage.file_log import (
     EVENT_TYPES,
@@ -85,7 +86,7 @@ from statekeeper_server.engine.storage.file_log import (
     read_frames,
     value_in,
 )
-from statekeeper_server.engine.storage.file_memtable import Memtable
+from statekeeper_server.engine.storage.file_memtable import Memtable, Row
 from statekeeper_server.engine.storage.file_migrate import migrate_snapshot, needs_migration
 from statekeeper_server.engine.storage.file_reads import DurableReader, live
 from statekeeper_server.engine.storage.file_watch import Feed
@@ -104,14 +105,6 @@ BACKLOG = 4
 EXPIRY_BATCH = 1000
 #: Log records replayed into the index per SQLite transaction on open.
 REPLAY_BATCH = 1000
-
-
-@dataclass(slots=True)
-class _Queued:
-    revision: int
-    events: list[Event]
-    frame: bytes
-    future: asyncio.Future[None]
 
 
 def _consume(future: asyncio.Future[None]) -> None:
@@ -135,8 +128,8 @@ class FileBackend(Backend):
     """Durable single-node storage under ``base_path`` (see the module docstring).
 
     ``format`` is ``"msgpack"`` or ``"json"`` (the log's record encoding); ``compression``
-    compresses every log record with zstd; ``history_revisions`` bounds the watch history kept
-    in the index; ``compact_bytes`` is the log size that triggers a background compaction.
+    compresses every log record with zstd; ``history_revisions`` and ``history_bytes`` bound the
+    watch history (see :mod:`.file_memtable`); ``compact_bytes`` triggers a compaction.
     """
 
     name = "file"
@@ -148,6 +141,7 @@ class FileBackend(Backend):
         compression: bool = False,
         history_revisions: int = DEFAULT_HISTORY_REVISIONS,
         *,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
         compact_bytes: int = DEFAULT_COMPACT_BYTES,
     ) -> None:
         if format not in FORMATS:
@@ -168,9 +162,7 @@ class FileBackend(Backend):
         self._index: FileIndex | None = None
         try:
             self._index = index = _open_index(self.path)
-            self._memtable = Memtable(
-                history_revisions, index.keys, index.bytes, index.compacted_through
-            )
+            self._memtable = Memtable((history_revisions, history_bytes), index)
             self._reader = DurableReader(index, self._memtable)
             self._durable_revision = self._replay(index)
         except BaseException:
@@ -179,7 +171,6 @@ class FileBackend(Backend):
         index.feed = Feed(index, self._memtable, self._durable_revision)
         self._pending: dict[str, tuple[int, Entry | None]] = {}
         self._pending_revision = self._durable_revision
-        self._queue: list[_Queued] = []
         self._last_future: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._compaction: asyncio.Task[None] | None = None
@@ -187,9 +178,9 @@ class FileBackend(Backend):
         self._reaper_wakeup: asyncio.Event | None = None
         self._next_expiry: float | None = None
         self._expiry_stale = True  # computed by the reaper once it runs
-        self._io_lock = asyncio.Lock()
         self._compact_lock = asyncio.Lock()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="statekeeper-log")
+        self._executor = ThreadPoolExecutor(COMMITS_IN_FLIGHT, thread_name_prefix="statekeeper-log")
+        self._commits = Commits(self._log, self._executor)
         self._failed: str | None = None
         self._closed = False
         self._started = False
@@ -296,7 +287,7 @@ class FileBackend(Backend):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         future.add_done_callback(_consume)
-        self._queue.append(_Queued(revision, events, frame, future))
+        self._commits.add(Queued(revision, events, frame, future))
         self._pending_revision = revision
         for event in events:
             self._pending[event.key] = (revision, event.entry)
@@ -318,39 +309,44 @@ class FileBackend(Backend):
     # -- writing ----------------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._queue and self._failed is None:
+        commits = self._commits
+        while commits.queue and self._failed is None:
             await self._catch_up()
-            async with self._io_lock:
-                batch, self._queue = self._queue, []
-                if not batch:
-                    continue
-                data = b"".join(item.frame for item in batch)
+            async with commits.lock:
                 try:
-                    await loop.run_in_executor(self._executor, self._log.append, data)
+                    while (not self._behind() and commits.start()) or commits.in_flight:
+                        for batch in await commits.finished():
+                            self._committed(batch)
                 except BaseException as error:
-                    self._fail(error, batch)
+                    self._fail(error)
                     if isinstance(error, asyncio.CancelledError):
                         raise
                     return
-                for item in batch:
-                    self._memtable.apply(item.revision, item.events)
-                self._durable_revision = batch[-1].revision
-                self._feed.publish([(item.revision, item.events) for item in batch])
-                self._forget_durable()
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_result(None)
-            self._maybe_compact()
+
+    def _committed(self, batch: list[Queued]) -> None:
+        """A group commit is durable: its records become visible, its writers are answered."""
+        for item in batch:
+            self._memtable.apply(item.revision, item.events)
+        self._durable_revision = batch[-1].revision
+        self._feed.publish([(item.revision, item.events) for item in batch])
+        self._forget_durable()
+        for item in batch:
+            if not item.future.done():
+                item.future.set_result(None)
+        self._maybe_compact()
+
+    def _behind(self) -> bool:
+        """True when the log has grown ``BACKLOG`` times past the compaction size while a
+        flush runs: writes then wait for it, so the memtable (and the replay after a crash)
+        stays bounded however fast writes come."""
+        compaction = self._compaction
+        running = compaction is not None and not compaction.done()
+        return running and self._log.bytes >= BACKLOG * self._compact_bytes
 
     async def _catch_up(self) -> None:
-        """Let a running flush finish first when the log has grown ``BACKLOG`` times past the
-        compaction size meanwhile, so the memtable (and the replay after a crash) stays
-        bounded however fast writes come."""
+        """Let a running flush finish first when the writes are :meth:`_behind` it."""
         compaction = self._compaction
-        if compaction is None or compaction.done():
-            return
-        if self._log.bytes >= BACKLOG * self._compact_bytes:
+        if compaction is not None and self._behind():
             with contextlib.suppress(Exception):
                 await asyncio.shield(compaction)
 
@@ -363,16 +359,15 @@ class FileBackend(Backend):
         for key in [k for k, (r, _) in self._pending.items() if r <= durable]:
             del self._pending[key]
 
-    def _fail(self, error: BaseException, batch: list[_Queued]) -> None:
+    def _fail(self, error: BaseException) -> None:
         self._failed = (
             f"the file store at {str(self.path)!r} could not write its log ({error!r}); "
             "restart the server to recover from the log"
         )
         log.error("%s", self._failed)
-        for item in [*batch, *self._queue]:
+        for item in self._commits.take_all():
             if not item.future.done():
                 item.future.set_exception(UnavailableError(self._failed))
-        self._queue.clear()
         self._pending.clear()
         self._pending_revision = self._durable_revision
 
@@ -395,7 +390,7 @@ class FileBackend(Backend):
         loop = asyncio.get_running_loop()
         async with self._compact_lock:
             try:
-                async with self._io_lock:  # no group in flight: the memtable is the durable state
+                async with self._commits.held():  # none in flight: the memtable is durable
                     if self.unusable:
                         return
                     through = self._durable_revision
@@ -411,8 +406,8 @@ class FileBackend(Backend):
 
     def _flush(
         self,
-        state: list[tuple[str, Entry | None]],
-        history: list[tuple[int, tuple[Event, ...]]],
+        state: dict[str, Row],
+        history: list[tuple[int, tuple[Any, ...]]],
         figures: tuple[int, int, int, int],
     ) -> None:
         """Commit the memtable's snapshot to the index durably, then delete the log segments
@@ -664,7 +659,7 @@ class FileBackend(Backend):
         self._reaper = None
         self._reaper_wakeup = None
         self._last_future = None
-        self._io_lock = asyncio.Lock()
+        self._commits.rebind()
         self._compact_lock = asyncio.Lock()
         self._started = False
 

@@ -30,6 +30,7 @@ from statekeeper_server.engine.storage.backend import Entry, Event, KeyRange, Wa
 from statekeeper_server.engine.storage.file_log import EVENT_CODES, EVENT_TYPES, fsync_dir
 from statekeeper_server.engine.storage.file_watch import Feed
 from statekeeper_server.engine.storage.glob import GlobPattern
+from statekeeper_server.engine.storage.history import flat_events
 
 SNAPSHOT_NAME = "snapshot.dat"
 #: The format version of ``snapshot.dat`` this module writes (1: the framed snapshot of earlier
@@ -204,17 +205,27 @@ class FileIndex:
 
     def flush(
         self,
-        state: Sequence[tuple[str, Entry | None]],
-        history: Sequence[tuple[int, Sequence[Event]]],
+        state: dict[str, tuple[Any, ...]],
+        history: Sequence[tuple[int, tuple[Any, ...]]],
         figures: tuple[int, int, int, int],
     ) -> None:
         """Commit, in one durable transaction, the ``state`` of the keys changed since the last
-        flush (None: deleted), the retained ``history`` after it and the store's ``figures``
-        (revision, compacted_through, keys, bytes) as of that revision."""
+        flush (the memtable's rows: mod revision, value or None when deleted, create revision,
+        version, expiry time), the retained ``history`` after it
+        and the store's ``figures`` (revision, compacted_through, keys, bytes) as of that
+        revision. Rows go to SQLite as they are, with no objects built per key."""
         revision, compacted_through, keys, size = figures
-        puts = [(encode_key(k), *_entry_fields(e)) for k, e in state if e is not None]
-        deletes = [(encode_key(k),) for k, e in state if e is None]
-        rows = [_history_row(item, event) for item, events in history for event in events]
+        puts = [
+            (encode_key(key), value, create, mod, version, expire_at)
+            for key, (mod, value, create, version, expire_at) in state.items()
+            if value is not None
+        ]
+        deletes = [(encode_key(key),) for key, row in state.items() if row[1] is None]
+        rows = [
+            (revision, code, encode_key(key), *fields)
+            for revision, item in history
+            for code, key, *fields in flat_events(item)
+        ]
         connection = self._writer
         connection.execute("BEGIN")
         try:
@@ -234,6 +245,18 @@ class FileIndex:
         self.revision = revision
 
     # -- reading (the event loop) -------------------------------------------------------------
+
+    def history_sizes(self) -> list[tuple[int, int]]:
+        """The (revision, size) of every revision of the retained history, oldest first, its
+        size counted as :func:`~statekeeper_server.engine.storage.backend.events_size` does
+        (keys in UTF-8 bytes)."""
+        rows = self._reader.execute(
+            "SELECT revision, SUM(length(key) + IFNULL(length(value), 0) "
+            "+ IFNULL(length(prev_value), 0)) FROM history WHERE revision > ? "
+            "GROUP BY revision ORDER BY revision",
+            (self.compacted_through,),
+        )
+        return [(revision, size) for revision, size in rows]
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[tuple[int, int]]:

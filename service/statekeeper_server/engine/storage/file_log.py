@@ -201,19 +201,23 @@ def _cut_torn_tail(path: Path, data: bytes, good: int, last: bool) -> int:
 class Log:
     """The open log of a store directory: recovery on open, then appends and rotations.
 
-    Appends and rotations run in the backend's single log thread; ``lock`` guards the file
-    descriptor against a concurrent release.
+    Appends and rotations run in the backend's log threads. Several appends may be in flight
+    at once: each takes its place in the log in commit order on the event loop
+    (:meth:`reserve`), then writes there and fdatasyncs in a thread of its own
+    (:meth:`write_at`); ``lock`` guards the file descriptor, and a rotation or a close waits
+    for the appends in flight.
     """
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.fd: int | None = None
         self.segment_first = 0
         self.write_offset = 0
         self.allocated = 0
         #: Bytes of intact records in the segments written since the last compaction.
         self.bytes = 0
+        self._writing = 0
 
     def recover(self) -> Iterator[tuple[Path, Any, bool]]:
         """Yield every intact record of every segment as (segment, record, is_json),
@@ -242,24 +246,48 @@ class Log:
             self.write_offset = self.allocated = 0
         fsync_dir(self.base)
 
-    def append(self, data: bytes) -> None:
-        """Write ``data`` at the end of the log and fdatasync it (log thread)."""
+    def reserve(self, size: int) -> int | None:
+        """Take the next ``size`` bytes of the segment for a write (the event loop, in commit
+        order) and return their offset; None when the segment must grow first (then
+        :meth:`append`, with no write in flight)."""
+        offset = self.write_offset
+        if offset + size > self.allocated:
+            return None
+        self.write_offset = offset + size
+        self.bytes += size
+        return offset
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at its reserved ``offset`` and fdatasync it (a log thread): durable
+        on return, with every write that completed before."""
         with self.lock:
             fd = self.fd
             if fd is None:
                 raise OSError("the log is closed")
-            end = self.write_offset + len(data)
-            if end > self.allocated:
-                self._extend(fd, end)
+            self._writing += 1
+        try:
             view = memoryview(data)
-            offset = self.write_offset
             while view:
                 written = os.pwrite(fd, view, offset)
                 view = view[written:]
                 offset += written
             os.fdatasync(fd)
-            self.write_offset = end
-            self.bytes += len(data)
+        finally:
+            with self.lock:
+                self._writing -= 1
+                self.lock.notify_all()
+
+    def append(self, data: bytes) -> None:
+        """Grow the segment as needed, then write ``data`` at its end durably (a log thread,
+        with no other write in flight)."""
+        with self.lock:
+            if self.fd is None:
+                raise OSError("the log is closed")
+            if self.write_offset + len(data) > self.allocated:
+                self._extend(self.fd, self.write_offset + len(data))
+        offset = self.reserve(len(data))
+        assert offset is not None
+        self.write_at(offset, data)
 
     def _extend(self, fd: int, needed: int) -> None:
         """Zero-fill the segment up to at least ``needed`` bytes and make that durable."""
@@ -274,6 +302,7 @@ class Log:
     def rotate(self, first_revision: int) -> None:
         """Continue the log in a new segment starting at ``first_revision`` (log thread)."""
         with self.lock:
+            self.lock.wait_for(lambda: not self._writing)
             if self.fd is None or self.segment_first == first_revision:
                 return
             fd = os.open(segment_path(self.base, first_revision), os.O_RDWR | os.O_CREAT, 0o644)
@@ -295,8 +324,9 @@ class Log:
             fsync_dir(self.base)
 
     def close(self) -> None:
-        """Close the segment (idempotent)."""
+        """Close the segment once no write is in flight (idempotent)."""
         with self.lock:
+            self.lock.wait_for(lambda: not self._writing)
             if self.fd is not None:
                 os.close(self.fd)
                 self.fd = None

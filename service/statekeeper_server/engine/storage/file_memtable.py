@@ -1,42 +1,125 @@
 """The file backend's memtable: the durable changes since the last flush into the index.
 
 Every group commit, once on disk in the log, is applied here (on the event loop); reads look
-here before the index (a key here overrides the index, ``None`` marks a deletion), and the
+here before the index (a key here overrides the index, a deletion is kept as one), and the
 watch feed serves current watchers from :attr:`Memtable.history`. A compaction flushes the
 memtable into the index as of one revision and then :meth:`Memtable.prune` forgets what the
 index now holds, so the memtable holds at most about one compaction's worth of log
 (``compact_bytes``), whatever the size of the store. It also keeps the store's running figures
 (key count, value bytes, the newest compacted history revision).
+
+Like the memory backend, it keeps nothing the garbage collector walks: an entry is one flat
+tuple of atoms (built into an ``Entry`` on read) and the history a
+:class:`~statekeeper_server.engine.storage.history.RetainedHistory`, so a full collection
+during a bulk load does not stall every call behind it.
+
+The history bound: the store keeps ``history_revisions`` revisions and, when
+``history_bytes`` is set, at most that many bytes of history (index and memtable together,
+counted as :func:`~statekeeper_server.engine.storage.backend.events_size` counts them), the
+same bound as the memory and Redis backends; :attr:`Memtable.compacted_through` moves past
+what falls outside it at once (reads and watches from there are refused), and the next flush
+deletes it from the index.
 """
 
 from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 from statekeeper_server.engine.storage.backend import Entry, Event
+from statekeeper_server.engine.storage.history import RetainedHistory
 
-#: One revision of history: the revision and its events.
-History = tuple[int, tuple[Event, ...]]
+
+class IndexFigures(Protocol):
+    """What the memtable starts from: the index's figures and the sizes of its history."""
+
+    keys: int
+    bytes: int
+    compacted_through: int
+
+    def history_sizes(self) -> list[tuple[int, int]]:
+        """The (revision, size) of every retained revision, oldest first."""
+        ...
+
+
+#: One key's state here: (revision of its last change, value or None when deleted, create
+#: revision, version, expiry time).
+Row = tuple[int, bytes | None, int, int, float | None]
+
+
+def _row(revision: int, entry: Entry | None) -> Row:
+    if entry is None:
+        return (revision, None, 0, 0, None)
+    return (revision, entry.value, entry.create_revision, entry.version, entry.expire_at)
+
+
+def row_entry(key: str, row: Row) -> Entry | None:
+    """The entry a memtable row stands for (None: deleted)."""
+    revision, value, create, version, expire_at = row
+    return None if value is None else Entry(key, value, create, revision, version, expire_at)
+
+
+class _Ledger:
+    """The size of every retained revision of the store, oldest first (what the byte bound
+    of the history is checked against)."""
+
+    def __init__(self, sizes: Iterable[tuple[int, int]]) -> None:
+        self._revisions = array("q")
+        self._sizes = array("q")
+        self._start = 0
+        self.bytes = 0
+        for revision, size in sizes:
+            self.add(revision, size)
+
+    def add(self, revision: int, size: int) -> None:
+        self._revisions.append(revision)
+        self._sizes.append(size)
+        self.bytes += size
+
+    def over(self, limit: int) -> int:
+        """The newest revision to drop so that at most three quarters of ``limit`` bytes stay,
+        when more than ``limit`` are retained (the newest revision always stays); else 0."""
+        if not limit or self.bytes <= limit:
+            return 0
+        goal, freed, position = self.bytes - limit * 3 // 4, 0, self._start
+        while freed < goal and position < len(self._sizes) - 1:
+            freed += self._sizes[position]
+            position += 1
+        return self._revisions[position - 1] if position > self._start else 0
+
+    def forget_through(self, revision: int) -> None:
+        revisions, start = self._revisions, self._start
+        while start < len(revisions) and revisions[start] <= revision:
+            self.bytes -= self._sizes[start]
+            start += 1
+        if start > 4096 and start * 2 > len(revisions):  # shift the arrays now and then
+            del revisions[:start]
+            del self._sizes[:start]
+            start = 0
+        self._start = start
 
 
 class Memtable:
     """Recent durable state on top of the index (see the module docstring)."""
 
-    def __init__(
-        self, history_revisions: int, keys: int, size: int, compacted_through: int
-    ) -> None:
-        self._history_revisions = history_revisions
-        #: key -> (revision of its last change, entry or None when deleted).
-        self.entries: dict[str, tuple[int, Entry | None]] = {}
+    def __init__(self, bounds: tuple[int, int], index: IndexFigures) -> None:
+        """``bounds``: (history_revisions, history_bytes); the figures and the sizes of the
+        retained history start from the ``index``'s."""
+        self._history_revisions, self._history_bytes = bounds
+        if self._history_bytes < 0:
+            raise ValueError("history_bytes must not be negative")
+        #: key -> its :data:`Row`.
+        self.entries: dict[str, Row] = {}
         self._keys: list[str] = []
         #: Every revision since the last flush (older than ``compacted_through`` trimmed).
-        self.history: list[tuple[int, tuple[Event, ...]]] = []
+        self.history = RetainedHistory()
+        self._ledger = _Ledger(index.history_sizes())
         self._expiries: list[tuple[float, str, int]] = []
-        self.keys = keys
-        self.bytes = size
-        self.compacted_through = compacted_through
+        self.keys, self.bytes = index.keys, index.bytes
+        self.compacted_through = index.compacted_through
 
     def apply(self, revision: int, events: Sequence[Event]) -> None:
         """Apply one durable revision."""
@@ -44,23 +127,25 @@ class Memtable:
             entry, prev = event.entry, event.prev
             if event.key not in self.entries:
                 bisect.insort(self._keys, event.key)
-            self.entries[event.key] = (revision, entry)
+            self.entries[event.key] = _row(revision, entry)
             self.keys += (entry is not None) - (prev is not None)
             self.bytes += (len(entry.value) if entry else 0) - (len(prev.value) if prev else 0)
             if entry is not None and entry.expire_at is not None:
                 heapq.heappush(self._expiries, (entry.expire_at, event.key, revision))
-        self.history.append((revision, tuple(events)))
-        self.compacted_through = max(self.compacted_through, revision - self._history_revisions)
-        history = self.history
-        if history[0][0] <= self.compacted_through and len(history) >= 64:
-            cut = bisect.bisect_right(history, self.compacted_through, key=lambda item: item[0])
-            if cut >= len(history) // 4:
-                del history[:cut]
+        history, ledger = self.history, self._ledger
+        ledger.add(revision, history.append(revision, events))
+        through = max(revision - self._history_revisions, ledger.over(self._history_bytes))
+        if through > self.compacted_through:
+            self.compacted_through = through
+            ledger.forget_through(through)
+        cut = history.count_through(self.compacted_through)
+        if cut and len(history) >= 64 and cut >= len(history) // 4:
+            history.drop(cut)
 
     def lookup(self, key: str) -> tuple[bool, Entry | None]:
         """(True, entry or None when deleted) for a key changed here, else (False, None)."""
         found = self.entries.get(key)
-        return (False, None) if found is None else (True, found[1])
+        return (False, None) if found is None else (True, row_entry(key, found))
 
     def keys_in(self, low: str, high: str | None, after: str | None, reverse: bool) -> list[str]:
         """The keys changed here with ``low <= key < high`` strictly after ``after`` in the
@@ -75,25 +160,21 @@ class Memtable:
         found = keys[start:end]
         return found[::-1] if reverse else found
 
-    def history_from(self, first: int) -> list[tuple[int, tuple[Event, ...]]] | None:
-        """The revisions from ``first`` on, or None when ``first`` is older than what is here."""
-        history = self.history
-        if not history or history[0][0] > first:
-            return None
-        return history[bisect.bisect_left(history, first, key=lambda item: item[0]) :]
+    def holds_history_from(self, first: int) -> bool:
+        """Whether revision ``first`` and every later one are here (not only in the index)."""
+        oldest = self.history.oldest
+        return oldest is not None and oldest <= first
 
-    def snapshot(self) -> tuple[list[tuple[str, Entry | None]], list[History]]:
-        """The current state of every key changed here and the retained history (to flush)."""
-        state = [(key, entry) for key, (_, entry) in self.entries.items()]
-        retained = [item for item in self.history if item[0] > self.compacted_through]
-        return state, retained
+    def snapshot(self) -> tuple[dict[str, Row], list[tuple[int, tuple[Any, ...]]]]:
+        """Copies of every key's row here and of the retained history (see
+        :meth:`RetainedHistory.export`), for a flush from another thread."""
+        return dict(self.entries), self.history.export(self.compacted_through)
 
     def prune(self, through: int) -> None:
         """Forget the changes up to revision ``through`` (the index holds them now)."""
-        self.entries = {k: item for k, item in self.entries.items() if item[0] > through}
+        self.entries = {k: row for k, row in self.entries.items() if row[0] > through}
         self._keys = [key for key in self._keys if key in self.entries]
-        cut = bisect.bisect_right(self.history, through, key=lambda item: item[0])
-        del self.history[:cut]
+        self.history.drop(self.history.count_through(through))
 
     def pop_due(self, now: float, limit: int) -> list[tuple[str, int]]:
         """Remove and return up to ``limit`` (key, mod_revision) of expiries here due at

@@ -13,7 +13,7 @@ import heapq
 import time
 from collections.abc import Iterable, Iterator
 
-from statekeeper_server.engine.storage.backend import SCAN_BUDGET, Entry, KeyRange, ScanPage
+from statekeeper_server.engine.storage.backend import Entry, KeyRange, ScanPage, scan_page
 from statekeeper_server.engine.storage.file_index import FileIndex
 from statekeeper_server.engine.storage.file_memtable import Memtable
 from statekeeper_server.engine.storage.memory import compacted_error
@@ -100,11 +100,12 @@ class DurableReader:
         if revision <= compacted_through:
             raise compacted_error(compacted_through + 1, revision)
         state = self._index.changed_since(revision, span)
-        recent = self._memtable.history_from(revision + 1)
-        for _, events in self._memtable.history if recent is None else recent:
-            for event in events:
-                if event.key not in state and span.holds(event.key):
-                    state[event.key] = event.prev
+        history = self._memtable.history
+        for key in history.keys(span.low, span.high):
+            if key not in state:
+                changed, entry = history.at(key, revision)
+                if changed:
+                    state[key] = entry
         return state
 
 
@@ -125,22 +126,10 @@ def _page(
     )
     now = time.time()
     merged = heapq.merge(current, ((key, None) for key in changed), key=_first, reverse=reverse)
-    entries: list[Entry] = []
-    size, budget, previous = 0, max(SCAN_BUDGET, limit), None
-    for key, found in merged:
-        if key == previous:
-            continue
-        if budget == 0:
-            return ScanPage(entries, at, True, previous or "")
-        budget -= 1
-        previous = key
-        if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
-            continue
-        entry = then[key] if key in then else found
-        if entry is None or (not then and live(entry, now) is None):
-            continue
-        if len(entries) == limit or (max_bytes is not None and size >= max_bytes):
-            return ScanPage(entries, at, True, entries[-1].key)
-        entries.append(entry)
-        size += len(entry.value) + len(entry.key)
-    return ScanPage(entries, at, False, "")
+
+    def entry_of(key: str, found: Entry | None) -> Entry | None:
+        if key in then:
+            return then[key]
+        return found if then else live(found, now)
+
+    return scan_page(span, merged, entry_of, at, limit, max_bytes)

@@ -84,11 +84,12 @@ class Feed:
         if first <= compacted_through:
             raise compacted_error(compacted_through + 1, first)
         last = min(last, self.revision)
-        found: Sequence[tuple[int, Sequence[Event]]] | None = self._memtable.history_from(first)
-        if found is None:
-            with self._index.reading() as (flushed, _):
-                last = min(last, flushed, first + max(limit, REPLAY_WINDOW) - 1)
-                found = self._index.history(first, last, span.low, span.high)
+        if self._memtable.holds_history_from(first):
+            events_here, covered = self._memtable.history.page(span, first, last, limit)
+            return HistoryPage(events_here, covered)
+        with self._index.reading() as (flushed, _):
+            last = min(last, flushed, first + max(limit, REPLAY_WINDOW) - 1)
+            found = self._index.history(first, last, span.low, span.high)
         events: list[Event] = []
         for examined, (revision, items) in enumerate(found, 1):
             if revision > last:

@@ -21,6 +21,7 @@ revision costs time in the size of the history.
 from __future__ import annotations
 
 import bisect
+import itertools
 import struct
 from array import array
 from collections import Counter
@@ -65,6 +66,18 @@ def _previous(item: tuple[Any, ...], at: int) -> Entry | None:
     return Entry(item[at + 1], value, item[at + 7], item[at + 8], item[at + 9], item[at + 10])
 
 
+def flat_events(item: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+    """The events of one revision's tuple (see :meth:`RetainedHistory.export`) without
+    building objects: (type code, key, value, create revision, version, expiry time, then the
+    previous entry's value, create revision, mod revision, version, expiry time), the entry's
+    four and the previous entry's five None where there is none."""
+    for at in range(0, len(item), FIELDS):
+        head = item[at : at + 2]
+        entry = item[at + 2 : at + 6] if item[at + 2] is not None else (None,) * 4
+        prev = item[at + 6 : at + 11] if item[at + 6] is not None else (None,) * 5
+        yield head + entry + prev
+
+
 def _event(revision: int, item: tuple[Any, ...], at: int) -> Event:
     """The event at offset ``at`` of a revision's tuple."""
     key, value = item[at + 1], item[at + 2]
@@ -77,7 +90,7 @@ def _event(revision: int, item: tuple[Any, ...], at: int) -> Event:
 class RetainedHistory:
     """The revisions of a store's change history, oldest first (see the module docstring)."""
 
-    __slots__ = ("_items", "_keys", "_revisions", "_sizes", "_versions", "bytes")
+    __slots__ = ("_items", "_keys", "_new_keys", "_revisions", "_sizes", "_versions", "bytes")
 
     def __init__(self) -> None:
         self._revisions = array("q")
@@ -85,28 +98,37 @@ class RetainedHistory:
         self._items: list[tuple[Any, ...]] = []
         self._versions: dict[str, bytearray] = {}
         self._keys = SortedList()
+        #: Keys given versions since the sorted list was last brought up to date (a write
+        #: does not pay for sorting; the first read that walks the keys does, once).
+        self._new_keys: list[str] = []
         #: The :func:`events_size` of every retained revision together.
         self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def append(self, revision: int, events: Sequence[Event]) -> None:
-        """Retain the events of ``revision`` (newer than every retained one)."""
+    @property
+    def oldest(self) -> int | None:
+        """The oldest retained revision (None: nothing is retained)."""
+        return self._revisions[0] if self._revisions else None
+
+    def append(self, revision: int, events: Sequence[Event]) -> int:
+        """Retain the events of ``revision`` (newer than every retained one); their size."""
         code = revision << _INDEX_BITS
         versions, pack = self._versions, _CODE.pack
         for index, event in enumerate(events):
             found = versions.get(event.key)
             if found is None:
                 versions[event.key] = bytearray(pack(code | index))
-                self._keys.add(event.key)
+                self._new_keys.append(event.key)
             else:
                 found += pack(code | index)
         size = events_size(events)
         self._revisions.append(revision)
         self._sizes.append(size)
-        self._items.append(tuple(part for event in events for part in _flat(event)))
+        self._items.append(tuple(itertools.chain.from_iterable(map(_flat, events))))
         self.bytes += size
+        return size
 
     def cut_for(self, revisions: int, size: int) -> int:
         """How many of the oldest revisions to drop to keep at most ``revisions`` of them and,
@@ -132,19 +154,36 @@ class RetainedHistory:
             return 0
         through = self._revisions[count - 1]
         dropped = Counter(key for item in self._items[:count] for key in item[1::FIELDS])
-        versions, keys = self._versions, self._keys
+        versions, gone = self._versions, []
         for key, number in dropped.items():
             found = versions[key]
             if number * _CODE.size == len(found):
                 del versions[key]
-                keys.remove(key)
+                gone.append(key)
             else:
                 del found[: number * _CODE.size]
+        if len(gone) * 4 > len(self._keys) + len(self._new_keys):  # sorting the rest is cheaper
+            self._keys, self._new_keys = SortedList(versions), []
+        else:
+            keys = self._sorted_keys()
+            for key in gone:
+                keys.discard(key)
         self.bytes -= sum(self._sizes[:count])
         del self._items[:count]
         del self._revisions[:count]
         del self._sizes[:count]
         return through
+
+    def count_through(self, revision: int) -> int:
+        """How many retained revisions are at most ``revision``."""
+        return bisect.bisect_right(self._revisions, revision)
+
+    def export(self, after: int) -> list[tuple[int, tuple[Any, ...]]]:
+        """The retained revisions after ``after`` as (revision, tuple) pairs, a copy another
+        thread may read while this history changes (:func:`events_of` turns each into
+        events)."""
+        start = bisect.bisect_right(self._revisions, after)
+        return list(zip(self._revisions[start:], self._items[start:], strict=True))
 
     def at(self, key: str, revision: int) -> tuple[bool, Entry | None]:
         """(True, the entry of ``key`` at ``revision``, None where absent) when the key
@@ -170,7 +209,17 @@ class RetainedHistory:
     ) -> Iterator[str]:
         """The keys with retained changes in ``[low, high)`` strictly after ``after`` in the
         walk's direction, ascending or descending."""
-        return walk(self._keys, low, high, after, reverse)
+        return walk(self._sorted_keys(), low, high, after, reverse)
+
+    def _sorted_keys(self) -> SortedList:
+        """Every key with retained versions, sorted (bringing in the new ones first)."""
+        if self._new_keys:
+            if len(self._new_keys) * 4 > len(self._keys):
+                self._keys = SortedList(self._versions)
+            else:
+                self._keys.update(self._new_keys)
+            self._new_keys = []
+        return self._keys
 
     def page(
         self, span: KeyRange, first: int, last: int, limit: int

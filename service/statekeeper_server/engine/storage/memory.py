@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from statekeeper_server.engine.storage.backend import (
     DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_REVISIONS,
-    SCAN_BUDGET,
     Backend,
     BackendStats,
     Compare,
@@ -37,6 +37,7 @@ from statekeeper_server.engine.storage.backend import (
     conflict,
     future_revision,
     range_span,
+    scan_page,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
 from statekeeper_server.engine.storage.history import RetainedHistory
@@ -266,7 +267,6 @@ class MemoryBackend(Backend):
         keys_only: bool = False,
         max_bytes: int | None = None,
     ) -> ScanPage:
-        """Entries of ``span`` in key order (or reversed), now or at an earlier revision."""
         """Entries of ``span`` in key order (or reversed), now or at an earlier revision.
 
         A page examines at most :data:`SCAN_BUDGET` keys (or ``limit``, when larger), so a
@@ -287,31 +287,15 @@ class MemoryBackend(Backend):
             changed = history.keys(span.low, span.high, after=after, reverse=reverse)
             keys = heapq.merge(keys, changed, reverse=reverse)
             at = revision
-        entries: list[Entry] = []
-        size, budget, previous = 0, max(SCAN_BUDGET, limit), None
-        for key in keys:
-            if key == previous:
-                continue
-            if budget == 0:
-                return ScanPage(entries, at, True, previous or "")
-            budget -= 1
-            previous = key
-            if span.pattern is not None and not span.pattern.matches(key[len(span.prefix) :]):
-                continue
-            entry = None
+
+        def entry_of(key: str, _: None) -> Entry | None:
             if earlier:
                 changed_since, entry = history.at(key, revision)
-                if not changed_since:
-                    entry = table.get(key)
-            else:
-                entry = table.get(key)
-            if entry is None:
-                continue
-            if len(entries) == limit or (max_bytes is not None and size >= max_bytes):
-                return ScanPage(entries, at, True, entries[-1].key)
-            entries.append(entry)
-            size += len(entry.value) + len(entry.key)
-        return ScanPage(entries, at, False, "")
+                if changed_since:
+                    return entry
+            return table.get(key)
+
+        return scan_page(span, zip(keys, itertools.repeat(None)), entry_of, at, limit, max_bytes)
 
     def watch(
         self,

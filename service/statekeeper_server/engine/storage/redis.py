@@ -68,7 +68,7 @@ from statekeeper_server.engine.storage.backend import (
     range_span,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
-from statekeeper_server.engine.storage.redis_batch import run_scripts
+from statekeeper_server.engine.storage.redis_batch import batch_args
 from statekeeper_server.engine.storage.redis_codec import (
     ENTRY_FIELDS,
     decode_events,
@@ -86,6 +86,7 @@ from statekeeper_server.engine.storage.redis_connection import (
     redact,
 )
 from statekeeper_server.engine.storage.redis_scripts import (
+    BATCH_SCRIPT,
     READ_SCRIPT,
     REAP_SCRIPT,
     SCAN_SCRIPT,
@@ -180,6 +181,7 @@ class RedisBackend(Backend):
         self._reap: Any = self._redis.register_script(REAP_SCRIPT)
         self._scan: Any = self._redis.register_script(SCAN_SCRIPT)
         self._read: Any = self._redis.register_script(READ_SCRIPT)
+        self._batch: Any = self._redis.register_script(BATCH_SCRIPT)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -317,23 +319,18 @@ class RedisBackend(Backend):
         return self._txn_result(operations, reply)
 
     async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
-        """Every item as its own script call (a read, or a transaction at a revision of its
-        own, atomic alone), all in one pipeline: one round trip for the batch."""
+        """Every item (a read, or a transaction at a revision of its own, atomic alone) in one
+        call of the batch script, in order: one round trip and one command for the batch."""
         now = repr(time.time())
-        calls = [
-            (self._read, [self.key_prefix, item.key])
-            if isinstance(item, Read)
-            else (self._txn, self._txn_args(item.compares, item.operations, now))
-            for item in items
-        ]
+        args = batch_args(
+            self.key_prefix, items, lambda t: self._txn_args(t.compares, t.operations, now)
+        )
         try:
-            replies = await self._call(lambda: run_scripts(self._redis, calls))
+            replies = await self._call(lambda: self._batch(args=args))
         except UnavailableError as error:
             return [error for _ in items]
         outcomes: list[BatchOutcome] = []
         for item, reply in zip(items, replies, strict=True):
-            if isinstance(reply, Exception):
-                raise reply
             if isinstance(item, Read):
                 outcomes.append((entry_of(item.key, reply[1:]), int(reply[0])))
                 continue

@@ -1,20 +1,24 @@
-"""The Redis backend's batches: script calls sent in order in one pipeline (one round trip)."""
+"""The Redis backend's batches: every item in one call of BATCH_SCRIPT (one round trip, one
+command), reads and transactions in order, each as its own script would run it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from statekeeper_server.engine.storage.backend import BatchItem, Read, Transaction
 
-async def run_scripts(redis: Any, calls: list[tuple[Any, list[Any]]]) -> list[Any]:
-    """The replies (or errors) of script calls ``(script, args)`` sent in order in one pipeline
-    (``EVALSHA``), after a ``SCRIPT LOAD`` of each script they use: a script missing from
-    Redis's cache (after a restart) would otherwise fail some calls and not others, so that a
-    retry would run them out of order."""
-    scripts = {id(script): script for script, _ in calls}
-    pipe = redis.pipeline(transaction=False)
-    for script in scripts.values():
-        pipe.script_load(script.script)
-    for script, args in calls:
-        pipe.evalsha(script.sha, 0, *args)
-    replies = await pipe.execute(raise_on_error=False)
-    return list(replies[len(scripts) :])
+
+def batch_args(
+    prefix: str, items: Sequence[BatchItem], txn_args: Callable[[Transaction], list[Any]]
+) -> list[Any]:
+    """The arguments of BATCH_SCRIPT for ``items``: ``txn_args`` gives a transaction's own
+    script arguments (prefix first)."""
+    args: list[Any] = [prefix]
+    for item in items:
+        if isinstance(item, Read):
+            args += ("r", item.key)
+        else:
+            own = txn_args(item)
+            args += ("t", len(own), *own)
+    return args

@@ -63,9 +63,7 @@ end
 # (kind, key, value, expire)*
 # Returns {0, key, expected, actual} on a failed compare, else {1, revision, results} where a
 # put's result is {create_revision, version} and a delete's {} or the removed {v, c, m, n, x}.
-TXN_SCRIPT = (
-    _LUA_COMMON
-    + """
+_TXN_BODY = """
 local now = tonumber(ARGV[2])
 local maxlen, maxbytes = ARGV[3], ARGV[4]
 local i = 5
@@ -145,7 +143,7 @@ redis.call('SET', p .. 'rev', rev)
 append(rev, events, maxlen, maxbytes)
 return {1, rev, results}
 """
-)
+TXN_SCRIPT = _LUA_COMMON + _TXN_BODY
 
 # ARGV: prefix, now, maxlen, batch, maxbytes. Expires up to ``batch`` due keys at one new revision.
 # Returns {revision or 0, next expiry time or ''}.
@@ -176,11 +174,39 @@ return {rev, first[2] or ''}
 
 # ARGV: prefix, key. Returns {revision, v, c, m, n, x}: the store revision and the entry's hash
 # fields (false where missing), read at one instant.
-READ_SCRIPT = """
-local p = ARGV[1]
-local f = redis.call('HMGET', p .. 'k:' .. ARGV[2], 'v', 'c', 'm', 'n', 'x')
-return {redis.call('GET', p .. 'rev') or '0', f[1], f[2], f[3], f[4], f[5]}
+_LUA_READ = """
+local function read_with_revision(key)
+  local f = redis.call('HMGET', p .. 'k:' .. key, 'v', 'c', 'm', 'n', 'x')
+  return {redis.call('GET', p .. 'rev') or '0', f[1], f[2], f[3], f[4], f[5]}
+end
 """
+READ_SCRIPT = "local p = ARGV[1]\n" + _LUA_READ + "return read_with_revision(ARGV[2])\n"
+
+# ARGV: prefix, then per item either 'r', key (a read, as READ_SCRIPT) or 't', n, the n
+# arguments of TXN_SCRIPT (a transaction, prefix first). Runs the items in order, each as its
+# own script would, in one call (one round trip); returns their replies in order.
+BATCH_SCRIPT = (
+    _LUA_COMMON
+    + _LUA_READ
+    + "local function txn(ARGV)\n"
+    + _TXN_BODY
+    + "end\n"
+    + """
+local replies, i = {}, 2
+while i <= #ARGV do
+  if ARGV[i] == 'r' then
+    replies[#replies + 1] = read_with_revision(ARGV[i + 1])
+    i = i + 2
+  else
+    local n, args = tonumber(ARGV[i + 1]), {}
+    for j = 1, n do args[j] = ARGV[i + 1 + j] end
+    replies[#replies + 1] = txn(args)
+    i = i + 2 + n
+  end
+end
+return replies
+"""
+)
 
 # ARGV: prefix, now, low, low inclusive (1/0), high, high set (1/0), reverse (1/0), limit,
 # budget, revision (0: current), pattern cut (bytes of the key before the pattern applies),

@@ -27,11 +27,6 @@ from urllib.parse import unquote
 from statekeeper.integrations.storage import segment
 
 
-def escape_glob(text: str) -> str:
-    """``text`` as a glob pattern that matches only itself."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
-
-
 @dataclass(frozen=True)
 class Layout:
     """The keys and key patterns of a saver whose keys start with ``prefix``."""

@@ -55,9 +55,10 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from statekeeper.errors import ConflictError
 from statekeeper.integrations.langgraph.bridge import LoopBridge
-from statekeeper.integrations.langgraph.layout import Layout, escape_glob
+from statekeeper.integrations.langgraph.layout import Layout
 from statekeeper.integrations.storage import DELETE_BATCH, delete_matching, get_entries
 from statekeeper.state import StateEntry, StateManager
+from statekeeper.state.state_manager import escape_glob
 
 #: The key prefix of the saver's keys when none is given.
 DEFAULT_KEY_PREFIX = "langgraph/"

@@ -13,12 +13,13 @@ from dataclasses import replace
 from typing import Any
 
 from statekeeper import values
-from statekeeper.errors import ConflictError, Reason
+from statekeeper.errors import ConflictError, InvalidArgumentError, Reason
 
 from statekeeper_server.engine.domains.orchestration.base import Base, free_agent, move, read_task
 from statekeeper_server.engine.domains.orchestration.index import claim_candidate
 from statekeeper_server.engine.domains.orchestration.records import (
     AGENT,
+    DEFAULT_LEASE,
     MAX_NAME_LENGTH,
     OFFLINE,
     PRIORITY_NAMES,
@@ -35,6 +36,7 @@ from statekeeper_server.engine.domains.orchestration.records import (
     priority_level,
 )
 from statekeeper_server.engine.identifiers import check_id, check_text
+from statekeeper_server.engine.limits import check_ttl
 from statekeeper_server.engine.records import Txn, transact
 
 #: The longest failure reason, in characters.
@@ -175,10 +177,12 @@ class Queue(Base):
     async def assign(self, team_id: str, task_id: str, agent_id: str, lease: float | None) -> Task:
         """Move a pending task to in progress for ``agent_id``: the coordinator's explicit
         decision, refused only for an offline agent, one that lacks a required capability, or
-        one that holds ``max_tasks`` queue tasks already (see :func:`check_can_take`)."""
+        one that holds ``max_tasks`` queue tasks already (see :func:`check_can_take`). With
+        ``lease`` None or 0 the assignment lasts until the task ends."""
         check_id(team_id, "team_id")
         check_id(task_id, "task_id")
         check_id(agent_id, "agent_id")
+        lease = check_ttl(lease, "lease")
         keys = Keys(team_id)
         await self._requeue_expired(keys, await self._team(keys))
 
@@ -197,16 +201,18 @@ class Queue(Base):
 
         return await transact(self.backend, body, limits=self.limits)
 
-    async def claim(self, team_id: str, agent_id: str, lease: float) -> Task | None:
+    async def claim(self, team_id: str, agent_id: str, lease: float | None) -> Task | None:
         """Lease the most urgent pending task the agent can do to it (None when there is none).
 
         The candidate comes from the claim index (see
         :mod:`~statekeeper_server.engine.domains.orchestration.index`): the best head among the
         capability sets the agent has. When another claimer took it first, the commit's guard
-        fails and the claim runs again on fresh data.
+        fails and the claim runs again on fresh data. ``lease`` None or 0 is
+        :data:`~statekeeper_server.engine.domains.orchestration.records.DEFAULT_LEASE`.
         """
         check_id(team_id, "team_id")
         check_id(agent_id, "agent_id")
+        lease = check_ttl(lease, "lease") or DEFAULT_LEASE
         keys = Keys(team_id)
         await self._requeue_expired(keys, await self._team(keys))
 
@@ -225,17 +231,25 @@ class Queue(Base):
 
         return await transact(self.backend, body, limits=self.limits)
 
-    async def renew_lease(self, team_id: str, task_id: str, agent_id: str, lease: float) -> Task:
-        """Extend the lease of an in-progress task held by ``agent_id``."""
+    async def renew_lease(
+        self, team_id: str, task_id: str, agent_id: str, lease: float | None
+    ) -> Task:
+        """Extend the lease of an in-progress task held by ``agent_id`` to ``lease`` seconds
+        from now (required)."""
         check_id(team_id, "team_id")
         check_id(task_id, "task_id")
         check_id(agent_id, "agent_id")
+        checked = check_ttl(lease, "lease")
+        if checked is None:
+            raise InvalidArgumentError(
+                "lease is required", reason=Reason.INVALID_TTL, violations=[("lease", "required")]
+            )
         keys = Keys(team_id)
         await self._team(keys)
 
         async def body(txn: Txn) -> Task:
             task = await in_progress(txn, keys, task_id, agent_id)
-            after = replace(task, lease_expire_time=time.time() + lease)
+            after = replace(task, lease_expire_time=time.time() + checked)
             await move(txn, keys, task, after)
             return after
 
@@ -265,7 +279,6 @@ class Queue(Base):
                 lease_expire_time=None,
                 finish_time=time.time(),
             )
-            self.limits.check_value_size(TASK.pack(after), "result")
             await move(txn, keys, task, after)
             await free_agent(txn, keys, task.agent_id, task_id)
             return after

@@ -24,6 +24,7 @@ from statekeeper_server.engine.domains.orchestration.records import (
     not_found,
 )
 from statekeeper_server.engine.identifiers import check_id
+from statekeeper_server.engine.limits import check_progress_interval
 from statekeeper_server.engine.records import Txn, scan, scoped_page, transact
 from statekeeper_server.engine.storage.backend import EventType, WatchUpdate
 
@@ -177,6 +178,7 @@ class Views(Queue):
         (empty changes: progress). Changes carry whole records, so replaying one is harmless;
         the stream ends after a TEAM_DELETED change."""
         check_id(team_id, "team_id")
+        progress_interval = check_progress_interval(progress_interval)
         keys = Keys(team_id)
         start = await self.backend.revision()
         view = await self.get_team(team_id, with_queue=True)

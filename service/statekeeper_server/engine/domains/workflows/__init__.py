@@ -1,5 +1,6 @@
 """The workflow manager (the reference's ``WorkflowStateManager``): its records
-(:mod:`.records`) and its engine (:mod:`.engine`)."""
+(:mod:`.records`), the reads of its step history (:mod:`.history`) and its engine
+(:mod:`.engine`)."""
 
 from statekeeper_server.engine.domains.workflows.engine import (
     ACTIVE,

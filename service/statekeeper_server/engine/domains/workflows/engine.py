@@ -21,7 +21,7 @@ read, never added to).
 
 Status is a state machine (see :data:`TRANSITIONS`); an illegal transition raises
 FAILED_PRECONDITION (INVALID_WORKFLOW_TRANSITION) before anything is written.
-The records are in :mod:`.records`.
+The records are in :mod:`.records`, the reads of the step history in :mod:`.history`.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from statekeeper_server.engine.domains.checkpoints import (
     now,
     store_checkpoint,
 )
+from statekeeper_server.engine.domains.workflows.history import steps_page, whole_history
 from statekeeper_server.engine.domains.workflows.records import (
     CHECKPOINT,
     RESUME,
@@ -65,12 +66,11 @@ from statekeeper_server.engine.domains.workflows.records import (
     WorkflowState,
     WorkflowStatus,
     changes_of,
-    mark_superseded,
 )
 from statekeeper_server.engine.identifiers import check_id
-from statekeeper_server.engine.limits import Limits, check_revision
+from statekeeper_server.engine.limits import Limits, check_progress_interval, check_revision
 from statekeeper_server.engine.patches import merge_patch
-from statekeeper_server.engine.records import Txn, scan, transact, transact_with_result
+from statekeeper_server.engine.records import Txn, transact, transact_with_result
 from statekeeper_server.engine.storage.backend import Backend, Entry, EventType
 from statekeeper_server.engine.storage.glob import parse_pattern
 from statekeeper_server.engine.tenancy import tenant_prefix
@@ -266,14 +266,20 @@ class WorkflowEngine:
         or not)."""
         check_id(workflow_id, "workflow_id")
         record = await self._load(Txn(self.backend), workflow_id)
-        base = self._dir(workflow_id)
-        resumes = [*record.resumes]
-        resumes += [RESUME.unpack(e.value) async for e in scan(self.backend, base + "resume/")]
-        steps: list[StepState] = []
-        if include_steps:
-            steps = [STEP.unpack(e.value) async for e in scan(self.backend, base + "step/")]
-            mark_superseded(steps, resumes)
+        resumes, steps = await whole_history(
+            self.backend, self._dir(workflow_id), record, include_steps
+        )
         return replace(record, resumes=resumes, steps=steps)
+
+    async def list_steps(
+        self, workflow_id: str, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[StepState], str]:
+        """One page of a workflow's step history, newest first (see
+        :func:`~.history.steps_page`), and the next page's token ("" on the last page)."""
+        check_id(workflow_id, "workflow_id")
+        size = self.limits.check_page_size(page_size)
+        record = await self._load(Txn(self.backend), workflow_id)
+        return await steps_page(self.backend, self._dir(workflow_id), record, size, page_token)
 
     async def status(self, workflow_id: str) -> WorkflowStatus | None:
         """A workflow's status."""
@@ -570,6 +576,7 @@ class WorkflowEngine:
         updates without changes when idle)."""
         check_id(workflow_id, "workflow_id")
         check_revision(start_revision, "start_revision")
+        progress_interval = check_progress_interval(progress_interval)
         base = self._dir(workflow_id)
         status_at: dict[int, WorkflowStatus | None] = {}
         latest: WorkflowStatus | None = None

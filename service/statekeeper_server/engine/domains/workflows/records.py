@@ -10,9 +10,8 @@ records (superseded steps, the events of a watch).
 
 from __future__ import annotations
 
-import bisect
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,19 +188,28 @@ RESUME = Schema(WorkflowResume, field="resume")
 CHECKPOINT = Schema(WorkflowCheckpoint, field="checkpoint")
 
 
-def mark_superseded(steps: Sequence[StepState], resumes: Sequence[WorkflowResume]) -> None:
+def mark_superseded(
+    steps: Iterable[StepState], resumes: Sequence[WorkflowResume], lowest: int | None = None
+) -> int | None:
     """Set ``superseded`` (in place) on the steps that a later resume went back before: step
     ``s`` is superseded when a resume recorded after it (``history_sequence > s.sequence``)
-    restored a step lower than ``s.step_number``. Linear in steps + resumes."""
-    ordered = sorted(resumes, key=lambda r: r.history_sequence)
-    starts = [r.history_sequence for r in ordered]
-    lowest = [0] * (len(ordered) + 1)  # lowest[i]: the lowest step restored by ordered[i:]
-    lowest[-1] = 2**64
-    for index in range(len(ordered) - 1, -1, -1):
-        lowest[index] = min(ordered[index].step, lowest[index + 1])
+    restored a step lower than ``s.step_number``.
+
+    ``steps`` and ``resumes`` come newest first; ``lowest`` is the lowest step restored by the
+    resumes recorded after all of them (None: none), so a history can be marked one page at a
+    time. Returns the lowest step restored by the resumes seen, for the next (older) page.
+    Linear in steps + resumes."""
+    index = 0
     for step in steps:
-        if step.step_number > lowest[bisect.bisect_right(starts, step.sequence)]:
+        while index < len(resumes) and resumes[index].history_sequence > step.sequence:
+            restored = resumes[index].step
+            lowest = restored if lowest is None else min(lowest, restored)
+            index += 1
+        if lowest is not None and step.step_number > lowest:
             step.superseded = True
+    for resume in resumes[index:]:
+        lowest = resume.step if lowest is None else min(lowest, resume.step)
+    return lowest
 
 
 def changes_of(

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file statekeeper/v1/workflow_service.proto.
  */
 export const file_statekeeper_v1_workflow_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVzdGF0ZWtlZXBlci92MS93b3JrZmxvd19zZXJ2aWNlLnByb3RvEg5zdGF0ZWtlZXBlci52MSL6AQoJU3RlcFN0YXRlEhMKC3N0ZXBfbnVtYmVyGAEgASgDEgwKBG5hbWUYAiABKAkSKgoGc3RhdHVzGAMgASgOMhouc3RhdGVrZWVwZXIudjEuU3RlcFN0YXR1cxIlCgZyZXN1bHQYBCABKAsyFS5zdGF0ZWtlZXBlci52MS5WYWx1ZRITCgtkdXJhdGlvbl9tcxgFIAEoAxINCgVlcnJvchgGIAEoCRItCgl0aW1lc3RhbXAYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGAggASgDEhIKCnN1cGVyc2VkZWQYCSABKAgifgoOV29ya2Zsb3dSZXN1bWUSFQoNY2hlY2twb2ludF9pZBgBIAEoCRIMCgRzdGVwGAIgASgDEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQaGlzdG9yeV9zZXF1ZW5jZRgEIAEoAyKiBAoNV29ya2Zsb3dTdGF0ZRITCgt3b3JrZmxvd19pZBgBIAEoCRIuCgZzdGF0dXMYAiABKA4yHi5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXR1cxITCgt0b3RhbF9zdGVwcxgDIAEoAxIUCgxjdXJyZW50X3N0ZXAYBCABKAMSJgoHY29udGV4dBgFIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiQKBXN0YXRlGAYgASgLMhUuc3RhdGVrZWVwZXIudjEuVmFsdWUSJwoIbWV0YWRhdGEYByABKAsyFS5zdGF0ZWtlZXBlci52MS5WYWx1ZRIoCgVzdGVwcxgIIAMoCzIZLnN0YXRla2VlcGVyLnYxLlN0ZXBTdGF0ZRIvCgdyZXN1bWVzGAkgAygLMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dSZXN1bWUSFQoNY2FuY2VsX3JlYXNvbhgKIAEoCRINCgVlcnJvchgLIAEoCRIbChNjaGVja3BvaW50X2ludGVydmFsGAwgASgFEhgKEGtlZXBfY2hlY2twb2ludHMYDSABKAUSLwoLY3JlYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgQIAEoAyLwAQoSV29ya2Zsb3dDaGVja3BvaW50EhMKC3dvcmtmbG93X2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfaWQYAiABKAkSDAoEc3RlcBgDIAEoAxIkCgVzdGF0ZRgEIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiYKB2NvbnRleHQYBSABKAsyFS5zdGF0ZWtlZXBlci52MS5WYWx1ZRItCgl0aW1lc3RhbXAYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWF1dG9tYXRpYxgHIAEoCBIQCghzZXF1ZW5jZRgIIAEoAyJIChVDcmVhdGVXb3JrZmxvd1JlcXVlc3QSLwoId29ya2Zsb3cYASABKAsyHS5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXRlIkkKFkNyZWF0ZVdvcmtmbG93UmVzcG9uc2USLwoId29ya2Zsb3cYASABKAsyHS5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXRlIncKEkdldFdvcmtmbG93UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIVCg1pbmNsdWRlX3N0ZXBzGAIgASgIEjUKDnZhbHVlX2VuY29kaW5nGAMgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZyJGChNHZXRXb3JrZmxvd1Jlc3BvbnNlEi8KCHdvcmtmbG93GAEgASgLMh0uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0ZSIvChhHZXRXb3JrZmxvd1N0YXR1c1JlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkiSwoZR2V0V29ya2Zsb3dTdGF0dXNSZXNwb25zZRIuCgZzdGF0dXMYASABKA4yHi5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXR1cyKkAQoUTGlzdFdvcmtmbG93c1JlcXVlc3QSLgoGc3RhdHVzGAEgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSNQoOdmFsdWVfZW5jb2RpbmcYBCABKA4yHS5zdGF0ZWtlZXBlci52MS5WYWx1ZUVuY29kaW5nImIKFUxpc3RXb3JrZmxvd3NSZXNwb25zZRIwCgl3b3JrZmxvd3MYASADKAsyHS5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLiAQoRVXBkYXRlU3RlcFJlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSJwoEc3RlcBgCIAEoCzIZLnN0YXRla2VlcGVyLnYxLlN0ZXBTdGF0ZRIqCgtzdGF0ZV9wYXRjaBgDIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiwKDWNvbnRleHRfcGF0Y2gYBCABKAsyFS5zdGF0ZWtlZXBlci52MS5WYWx1ZRI1Cg52YWx1ZV9lbmNvZGluZxgFIAEoDjIdLnN0YXRla2VlcGVyLnYxLlZhbHVlRW5jb2RpbmcimgEKElVwZGF0ZVN0ZXBSZXNwb25zZRInCgRzdGVwGAEgASgLMhkuc3RhdGVrZWVwZXIudjEuU3RlcFN0YXRlEi4KBnN0YXR1cxgCIAEoDjIeLnN0YXRla2VlcGVyLnYxLldvcmtmbG93U3RhdHVzEhQKDGN1cnJlbnRfc3RlcBgDIAEoAxIVCg1jaGVja3BvaW50X2lkGAQgASgJIisKFFN0YXJ0V29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJIkcKFVN0YXJ0V29ya2Zsb3dSZXNwb25zZRIuCgZzdGF0dXMYASABKA4yHi5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXR1cyJhChRQYXVzZVdvcmtmbG93UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgCIAEoA0gAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiJHChVQYXVzZVdvcmtmbG93UmVzcG9uc2USLgoGc3RhdHVzGAEgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMiYgoVUmVzdW1lV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEh4KEWV4cGVjdGVkX3JldmlzaW9uGAIgASgDSACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIkgKFlJlc3VtZVdvcmtmbG93UmVzcG9uc2USLgoGc3RhdHVzGAEgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMicgoVQ2FuY2VsV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgDIAEoA0gAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiJIChZDYW5jZWxXb3JrZmxvd1Jlc3BvbnNlEi4KBnN0YXR1cxgBIAEoDjIeLnN0YXRla2VlcGVyLnYxLldvcmtmbG93U3RhdHVzIloKF0NvbXBsZXRlV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEioKC3N0YXRlX3BhdGNoGAIgASgLMhUuc3RhdGVrZWVwZXIudjEuVmFsdWUiSgoYQ29tcGxldGVXb3JrZmxvd1Jlc3BvbnNlEi4KBnN0YXR1cxgBIAEoDjIeLnN0YXRla2VlcGVyLnYxLldvcmtmbG93U3RhdHVzIjkKE0ZhaWxXb3JrZmxvd1JlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSDQoFZXJyb3IYAiABKAkiRgoURmFpbFdvcmtmbG93UmVzcG9uc2USLgoGc3RhdHVzGAEgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMiUQoXQ3JlYXRlQ2hlY2twb2ludFJlcXVlc3QSNgoKY2hlY2twb2ludBgBIAEoCzIiLnN0YXRla2VlcGVyLnYxLldvcmtmbG93Q2hlY2twb2ludCJbChhDcmVhdGVDaGVja3BvaW50UmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAMSLQoJdGltZXN0YW1wGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKBAQocR2V0V29ya2Zsb3dDaGVja3BvaW50UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIVCg1jaGVja3BvaW50X2lkGAIgASgJEjUKDnZhbHVlX2VuY29kaW5nGAMgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZyJXCh1HZXRXb3JrZmxvd0NoZWNrcG9pbnRSZXNwb25zZRI2CgpjaGVja3BvaW50GAEgASgLMiIuc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dDaGVja3BvaW50IpMBCh5MaXN0V29ya2Zsb3dDaGVja3BvaW50c1JlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSNQoOdmFsdWVfZW5jb2RpbmcYBCABKA4yHS5zdGF0ZWtlZXBlci52MS5WYWx1ZUVuY29kaW5nInMKH0xpc3RXb3JrZmxvd0NoZWNrcG9pbnRzUmVzcG9uc2USNwoLY2hlY2twb2ludHMYASADKAsyIi5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd0NoZWNrcG9pbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkkKG1Jlc3VtZUZyb21DaGVja3BvaW50UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIVCg1jaGVja3BvaW50X2lkGAIgASgJIn4KHFJlc3VtZUZyb21DaGVja3BvaW50UmVzcG9uc2USLgoGcmVzdW1lGAEgASgLMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dSZXN1bWUSLgoGc3RhdHVzGAIgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMisAEKFFdhdGNoV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEhYKDnN0YXJ0X3JldmlzaW9uGAIgASgDEjUKDnZhbHVlX2VuY29kaW5nGAMgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZxI0ChFwcm9ncmVzc19pbnRlcnZhbBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL7AQoNV29ya2Zsb3dFdmVudBIvCgR0eXBlGAEgASgOMiEuc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dFdmVudFR5cGUSLgoGc3RhdHVzGAIgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMSNwoPcHJldmlvdXNfc3RhdHVzGAMgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMSJwoEc3RlcBgEIAEoCzIZLnN0YXRla2VlcGVyLnYxLlN0ZXBTdGF0ZRIVCg1jaGVja3BvaW50X2lkGAUgASgJEhAKCHJldmlzaW9uGAYgASgDIqwBChVXYXRjaFdvcmtmbG93UmVzcG9uc2USDwoHY3JlYXRlZBgBIAEoCBIQCghyZXZpc2lvbhgCIAEoAxItCgZldmVudHMYAyADKAsyHS5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd0V2ZW50EhAKCGNhbmNlbGVkGAQgASgIEhgKEGNvbXBhY3RfcmV2aXNpb24YBSABKAMSFQoNY2FuY2VsX3JlYXNvbhgGIAEoCSJxChVEZWxldGVXb3JrZmxvd1JlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSDQoFZm9yY2UYAiABKAgSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBAUIUChJfZXhwZWN0ZWRfcmV2aXNpb24iOwoWRGVsZXRlV29ya2Zsb3dSZXNwb25zZRIPCgdkZWxldGVkGAEgASgDEhAKCHJldmlzaW9uGAIgASgDKuEBCg5Xb3JrZmxvd1N0YXR1cxIfChtXT1JLRkxPV19TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdXT1JLRkxPV19TVEFUVVNfUEVORElORxABEhsKF1dPUktGTE9XX1NUQVRVU19SVU5OSU5HEAISGgoWV09SS0ZMT1dfU1RBVFVTX1BBVVNFRBADEh0KGVdPUktGTE9XX1NUQVRVU19DT01QTEVURUQQBBIaChZXT1JLRkxPV19TVEFUVVNfRkFJTEVEEAUSHQoZV09SS0ZMT1dfU1RBVFVTX0NBTkNFTExFRBAGKqcBCgpTdGVwU3RhdHVzEhsKF1NURVBfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTU1RFUF9TVEFUVVNfUEVORElORxABEhcKE1NURVBfU1RBVFVTX1JVTk5JTkcQAhIZChVTVEVQX1NUQVRVU19DT01QTEVURUQQAxIWChJTVEVQX1NUQVRVU19GQUlMRUQQBBIXChNTVEVQX1NUQVRVU19TS0lQUEVEEAUqhAIKEVdvcmtmbG93RXZlbnRUeXBlEiMKH1dPUktGTE9XX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABImCiJXT1JLRkxPV19FVkVOVF9UWVBFX1NUQVRVU19DSEFOR0VEEAESJAogV09SS0ZMT1dfRVZFTlRfVFlQRV9TVEVQX1VQREFURUQQAhIqCiZXT1JLRkxPV19FVkVOVF9UWVBFX0NIRUNLUE9JTlRfQ1JFQVRFRBADEi8KK1dPUktGTE9XX0VWRU5UX1RZUEVfUkVTVU1FRF9GUk9NX0NIRUNLUE9JTlQQBBIfChtXT1JLRkxPV19FVkVOVF9UWVBFX0RFTEVURUQQBTK0DQoPV29ya2Zsb3dTZXJ2aWNlEl8KDkNyZWF0ZVdvcmtmbG93EiUuc3RhdGVrZWVwZXIudjEuQ3JlYXRlV29ya2Zsb3dSZXF1ZXN0GiYuc3RhdGVrZWVwZXIudjEuQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRJWCgtHZXRXb3JrZmxvdxIiLnN0YXRla2VlcGVyLnYxLkdldFdvcmtmbG93UmVxdWVzdBojLnN0YXRla2VlcGVyLnYxLkdldFdvcmtmbG93UmVzcG9uc2USaAoRR2V0V29ya2Zsb3dTdGF0dXMSKC5zdGF0ZWtlZXBlci52MS5HZXRXb3JrZmxvd1N0YXR1c1JlcXVlc3QaKS5zdGF0ZWtlZXBlci52MS5HZXRXb3JrZmxvd1N0YXR1c1Jlc3BvbnNlElwKDUxpc3RXb3JrZmxvd3MSJC5zdGF0ZWtlZXBlci52MS5MaXN0V29ya2Zsb3dzUmVxdWVzdBolLnN0YXRla2VlcGVyLnYxLkxpc3RXb3JrZmxvd3NSZXNwb25zZRJTCgpVcGRhdGVTdGVwEiEuc3RhdGVrZWVwZXIudjEuVXBkYXRlU3RlcFJlcXVlc3QaIi5zdGF0ZWtlZXBlci52MS5VcGRhdGVTdGVwUmVzcG9uc2USXAoNU3RhcnRXb3JrZmxvdxIkLnN0YXRla2VlcGVyLnYxLlN0YXJ0V29ya2Zsb3dSZXF1ZXN0GiUuc3RhdGVrZWVwZXIudjEuU3RhcnRXb3JrZmxvd1Jlc3BvbnNlElwKDVBhdXNlV29ya2Zsb3cSJC5zdGF0ZWtlZXBlci52MS5QYXVzZVdvcmtmbG93UmVxdWVzdBolLnN0YXRla2VlcGVyLnYxLlBhdXNlV29ya2Zsb3dSZXNwb25zZRJfCg5SZXN1bWVXb3JrZmxvdxIlLnN0YXRla2VlcGVyLnYxLlJlc3VtZVdvcmtmbG93UmVxdWVzdBomLnN0YXRla2VlcGVyLnYxLlJlc3VtZVdvcmtmbG93UmVzcG9uc2USXwoOQ2FuY2VsV29ya2Zsb3cSJS5zdGF0ZWtlZXBlci52MS5DYW5jZWxXb3JrZmxvd1JlcXVlc3QaJi5zdGF0ZWtlZXBlci52MS5DYW5jZWxXb3JrZmxvd1Jlc3BvbnNlEmUKEENvbXBsZXRlV29ya2Zsb3cSJy5zdGF0ZWtlZXBlci52MS5Db21wbGV0ZVdvcmtmbG93UmVxdWVzdBooLnN0YXRla2VlcGVyLnYxLkNvbXBsZXRlV29ya2Zsb3dSZXNwb25zZRJZCgxGYWlsV29ya2Zsb3cSIy5zdGF0ZWtlZXBlci52MS5GYWlsV29ya2Zsb3dSZXF1ZXN0GiQuc3RhdGVrZWVwZXIudjEuRmFpbFdvcmtmbG93UmVzcG9uc2USZQoQQ3JlYXRlQ2hlY2twb2ludBInLnN0YXRla2VlcGVyLnYxLkNyZWF0ZUNoZWNrcG9pbnRSZXF1ZXN0Giguc3RhdGVrZWVwZXIudjEuQ3JlYXRlQ2hlY2twb2ludFJlc3BvbnNlEnQKFUdldFdvcmtmbG93Q2hlY2twb2ludBIsLnN0YXRla2VlcGVyLnYxLkdldFdvcmtmbG93Q2hlY2twb2ludFJlcXVlc3QaLS5zdGF0ZWtlZXBlci52MS5HZXRXb3JrZmxvd0NoZWNrcG9pbnRSZXNwb25zZRJ6ChdMaXN0V29ya2Zsb3dDaGVja3BvaW50cxIuLnN0YXRla2VlcGVyLnYxLkxpc3RXb3JrZmxvd0NoZWNrcG9pbnRzUmVxdWVzdBovLnN0YXRla2VlcGVyLnYxLkxpc3RXb3JrZmxvd0NoZWNrcG9pbnRzUmVzcG9uc2UScQoUUmVzdW1lRnJvbUNoZWNrcG9pbnQSKy5zdGF0ZWtlZXBlci52MS5SZXN1bWVGcm9tQ2hlY2twb2ludFJlcXVlc3QaLC5zdGF0ZWtlZXBlci52MS5SZXN1bWVGcm9tQ2hlY2twb2ludFJlc3BvbnNlEl4KDVdhdGNoV29ya2Zsb3cSJC5zdGF0ZWtlZXBlci52MS5XYXRjaFdvcmtmbG93UmVxdWVzdBolLnN0YXRla2VlcGVyLnYxLldhdGNoV29ya2Zsb3dSZXNwb25zZTABEl8KDkRlbGV0ZVdvcmtmbG93EiUuc3RhdGVrZWVwZXIudjEuRGVsZXRlV29ya2Zsb3dSZXF1ZXN0GiYuc3RhdGVrZWVwZXIudjEuRGVsZXRlV29ya2Zsb3dSZXNwb25zZUJLWklnaXRodWIuY29tL3N0YXRla2VlcGVyL3N0YXRla2VlcGVyL2NsaWVudHMvZ28vc3RhdGVrZWVwZXJ2MTtzdGF0ZWtlZXBlcnYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_statekeeper_v1_common]);
+  fileDesc("CiVzdGF0ZWtlZXBlci92MS93b3JrZmxvd19zZXJ2aWNlLnByb3RvEg5zdGF0ZWtlZXBlci52MSL6AQoJU3RlcFN0YXRlEhMKC3N0ZXBfbnVtYmVyGAEgASgDEgwKBG5hbWUYAiABKAkSKgoGc3RhdHVzGAMgASgOMhouc3RhdGVrZWVwZXIudjEuU3RlcFN0YXR1cxIlCgZyZXN1bHQYBCABKAsyFS5zdGF0ZWtlZXBlci52MS5WYWx1ZRITCgtkdXJhdGlvbl9tcxgFIAEoAxINCgVlcnJvchgGIAEoCRItCgl0aW1lc3RhbXAYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGAggASgDEhIKCnN1cGVyc2VkZWQYCSABKAgifgoOV29ya2Zsb3dSZXN1bWUSFQoNY2hlY2twb2ludF9pZBgBIAEoCRIMCgRzdGVwGAIgASgDEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQaGlzdG9yeV9zZXF1ZW5jZRgEIAEoAyKiBAoNV29ya2Zsb3dTdGF0ZRITCgt3b3JrZmxvd19pZBgBIAEoCRIuCgZzdGF0dXMYAiABKA4yHi5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXR1cxITCgt0b3RhbF9zdGVwcxgDIAEoAxIUCgxjdXJyZW50X3N0ZXAYBCABKAMSJgoHY29udGV4dBgFIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiQKBXN0YXRlGAYgASgLMhUuc3RhdGVrZWVwZXIudjEuVmFsdWUSJwoIbWV0YWRhdGEYByABKAsyFS5zdGF0ZWtlZXBlci52MS5WYWx1ZRIoCgVzdGVwcxgIIAMoCzIZLnN0YXRla2VlcGVyLnYxLlN0ZXBTdGF0ZRIvCgdyZXN1bWVzGAkgAygLMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dSZXN1bWUSFQoNY2FuY2VsX3JlYXNvbhgKIAEoCRINCgVlcnJvchgLIAEoCRIbChNjaGVja3BvaW50X2ludGVydmFsGAwgASgFEhgKEGtlZXBfY2hlY2twb2ludHMYDSABKAUSLwoLY3JlYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgQIAEoAyLwAQoSV29ya2Zsb3dDaGVja3BvaW50EhMKC3dvcmtmbG93X2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfaWQYAiABKAkSDAoEc3RlcBgDIAEoAxIkCgVzdGF0ZRgEIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiYKB2NvbnRleHQYBSABKAsyFS5zdGF0ZWtlZXBlci52MS5WYWx1ZRItCgl0aW1lc3RhbXAYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWF1dG9tYXRpYxgHIAEoCBIQCghzZXF1ZW5jZRgIIAEoAyJIChVDcmVhdGVXb3JrZmxvd1JlcXVlc3QSLwoId29ya2Zsb3cYASABKAsyHS5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXRlIkkKFkNyZWF0ZVdvcmtmbG93UmVzcG9uc2USLwoId29ya2Zsb3cYASABKAsyHS5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXRlIncKEkdldFdvcmtmbG93UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIVCg1pbmNsdWRlX3N0ZXBzGAIgASgIEjUKDnZhbHVlX2VuY29kaW5nGAMgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZyJGChNHZXRXb3JrZmxvd1Jlc3BvbnNlEi8KCHdvcmtmbG93GAEgASgLMh0uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0ZSKNAQoYTGlzdFdvcmtmbG93U3RlcHNSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEjUKDnZhbHVlX2VuY29kaW5nGAQgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZyJeChlMaXN0V29ya2Zsb3dTdGVwc1Jlc3BvbnNlEigKBXN0ZXBzGAEgAygLMhkuc3RhdGVrZWVwZXIudjEuU3RlcFN0YXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIvChhHZXRXb3JrZmxvd1N0YXR1c1JlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkiSwoZR2V0V29ya2Zsb3dTdGF0dXNSZXNwb25zZRIuCgZzdGF0dXMYASABKA4yHi5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXR1cyKkAQoUTGlzdFdvcmtmbG93c1JlcXVlc3QSLgoGc3RhdHVzGAEgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSNQoOdmFsdWVfZW5jb2RpbmcYBCABKA4yHS5zdGF0ZWtlZXBlci52MS5WYWx1ZUVuY29kaW5nImIKFUxpc3RXb3JrZmxvd3NSZXNwb25zZRIwCgl3b3JrZmxvd3MYASADKAsyHS5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLiAQoRVXBkYXRlU3RlcFJlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSJwoEc3RlcBgCIAEoCzIZLnN0YXRla2VlcGVyLnYxLlN0ZXBTdGF0ZRIqCgtzdGF0ZV9wYXRjaBgDIAEoCzIVLnN0YXRla2VlcGVyLnYxLlZhbHVlEiwKDWNvbnRleHRfcGF0Y2gYBCABKAsyFS5zdGF0ZWtlZXBlci52MS5WYWx1ZRI1Cg52YWx1ZV9lbmNvZGluZxgFIAEoDjIdLnN0YXRla2VlcGVyLnYxLlZhbHVlRW5jb2RpbmcimgEKElVwZGF0ZVN0ZXBSZXNwb25zZRInCgRzdGVwGAEgASgLMhkuc3RhdGVrZWVwZXIudjEuU3RlcFN0YXRlEi4KBnN0YXR1cxgCIAEoDjIeLnN0YXRla2VlcGVyLnYxLldvcmtmbG93U3RhdHVzEhQKDGN1cnJlbnRfc3RlcBgDIAEoAxIVCg1jaGVja3BvaW50X2lkGAQgASgJIisKFFN0YXJ0V29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJIkcKFVN0YXJ0V29ya2Zsb3dSZXNwb25zZRIuCgZzdGF0dXMYASABKA4yHi5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd1N0YXR1cyJhChRQYXVzZVdvcmtmbG93UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgCIAEoA0gAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiJHChVQYXVzZVdvcmtmbG93UmVzcG9uc2USLgoGc3RhdHVzGAEgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMiYgoVUmVzdW1lV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEh4KEWV4cGVjdGVkX3JldmlzaW9uGAIgASgDSACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIkgKFlJlc3VtZVdvcmtmbG93UmVzcG9uc2USLgoGc3RhdHVzGAEgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMicgoVQ2FuY2VsV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgDIAEoA0gAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiJIChZDYW5jZWxXb3JrZmxvd1Jlc3BvbnNlEi4KBnN0YXR1cxgBIAEoDjIeLnN0YXRla2VlcGVyLnYxLldvcmtmbG93U3RhdHVzIloKF0NvbXBsZXRlV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEioKC3N0YXRlX3BhdGNoGAIgASgLMhUuc3RhdGVrZWVwZXIudjEuVmFsdWUiSgoYQ29tcGxldGVXb3JrZmxvd1Jlc3BvbnNlEi4KBnN0YXR1cxgBIAEoDjIeLnN0YXRla2VlcGVyLnYxLldvcmtmbG93U3RhdHVzIjkKE0ZhaWxXb3JrZmxvd1JlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSDQoFZXJyb3IYAiABKAkiRgoURmFpbFdvcmtmbG93UmVzcG9uc2USLgoGc3RhdHVzGAEgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMiUQoXQ3JlYXRlQ2hlY2twb2ludFJlcXVlc3QSNgoKY2hlY2twb2ludBgBIAEoCzIiLnN0YXRla2VlcGVyLnYxLldvcmtmbG93Q2hlY2twb2ludCJbChhDcmVhdGVDaGVja3BvaW50UmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAMSLQoJdGltZXN0YW1wGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKBAQocR2V0V29ya2Zsb3dDaGVja3BvaW50UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIVCg1jaGVja3BvaW50X2lkGAIgASgJEjUKDnZhbHVlX2VuY29kaW5nGAMgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZyJXCh1HZXRXb3JrZmxvd0NoZWNrcG9pbnRSZXNwb25zZRI2CgpjaGVja3BvaW50GAEgASgLMiIuc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dDaGVja3BvaW50IpMBCh5MaXN0V29ya2Zsb3dDaGVja3BvaW50c1JlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSNQoOdmFsdWVfZW5jb2RpbmcYBCABKA4yHS5zdGF0ZWtlZXBlci52MS5WYWx1ZUVuY29kaW5nInMKH0xpc3RXb3JrZmxvd0NoZWNrcG9pbnRzUmVzcG9uc2USNwoLY2hlY2twb2ludHMYASADKAsyIi5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd0NoZWNrcG9pbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkkKG1Jlc3VtZUZyb21DaGVja3BvaW50UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIVCg1jaGVja3BvaW50X2lkGAIgASgJIn4KHFJlc3VtZUZyb21DaGVja3BvaW50UmVzcG9uc2USLgoGcmVzdW1lGAEgASgLMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dSZXN1bWUSLgoGc3RhdHVzGAIgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMisAEKFFdhdGNoV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEhYKDnN0YXJ0X3JldmlzaW9uGAIgASgDEjUKDnZhbHVlX2VuY29kaW5nGAMgASgOMh0uc3RhdGVrZWVwZXIudjEuVmFsdWVFbmNvZGluZxI0ChFwcm9ncmVzc19pbnRlcnZhbBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL7AQoNV29ya2Zsb3dFdmVudBIvCgR0eXBlGAEgASgOMiEuc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dFdmVudFR5cGUSLgoGc3RhdHVzGAIgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMSNwoPcHJldmlvdXNfc3RhdHVzGAMgASgOMh4uc3RhdGVrZWVwZXIudjEuV29ya2Zsb3dTdGF0dXMSJwoEc3RlcBgEIAEoCzIZLnN0YXRla2VlcGVyLnYxLlN0ZXBTdGF0ZRIVCg1jaGVja3BvaW50X2lkGAUgASgJEhAKCHJldmlzaW9uGAYgASgDIqwBChVXYXRjaFdvcmtmbG93UmVzcG9uc2USDwoHY3JlYXRlZBgBIAEoCBIQCghyZXZpc2lvbhgCIAEoAxItCgZldmVudHMYAyADKAsyHS5zdGF0ZWtlZXBlci52MS5Xb3JrZmxvd0V2ZW50EhAKCGNhbmNlbGVkGAQgASgIEhgKEGNvbXBhY3RfcmV2aXNpb24YBSABKAMSFQoNY2FuY2VsX3JlYXNvbhgGIAEoCSJxChVEZWxldGVXb3JrZmxvd1JlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSDQoFZm9yY2UYAiABKAgSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBAUIUChJfZXhwZWN0ZWRfcmV2aXNpb24iOwoWRGVsZXRlV29ya2Zsb3dSZXNwb25zZRIPCgdkZWxldGVkGAEgASgDEhAKCHJldmlzaW9uGAIgASgDKuEBCg5Xb3JrZmxvd1N0YXR1cxIfChtXT1JLRkxPV19TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdXT1JLRkxPV19TVEFUVVNfUEVORElORxABEhsKF1dPUktGTE9XX1NUQVRVU19SVU5OSU5HEAISGgoWV09SS0ZMT1dfU1RBVFVTX1BBVVNFRBADEh0KGVdPUktGTE9XX1NUQVRVU19DT01QTEVURUQQBBIaChZXT1JLRkxPV19TVEFUVVNfRkFJTEVEEAUSHQoZV09SS0ZMT1dfU1RBVFVTX0NBTkNFTExFRBAGKqcBCgpTdGVwU3RhdHVzEhsKF1NURVBfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTU1RFUF9TVEFUVVNfUEVORElORxABEhcKE1NURVBfU1RBVFVTX1JVTk5JTkcQAhIZChVTVEVQX1NUQVRVU19DT01QTEVURUQQAxIWChJTVEVQX1NUQVRVU19GQUlMRUQQBBIXChNTVEVQX1NUQVRVU19TS0lQUEVEEAUqhAIKEVdvcmtmbG93RXZlbnRUeXBlEiMKH1dPUktGTE9XX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABImCiJXT1JLRkxPV19FVkVOVF9UWVBFX1NUQVRVU19DSEFOR0VEEAESJAogV09SS0ZMT1dfRVZFTlRfVFlQRV9TVEVQX1VQREFURUQQAhIqCiZXT1JLRkxPV19FVkVOVF9UWVBFX0NIRUNLUE9JTlRfQ1JFQVRFRBADEi8KK1dPUktGTE9XX0VWRU5UX1RZUEVfUkVTVU1FRF9GUk9NX0NIRUNLUE9JTlQQBBIfChtXT1JLRkxPV19FVkVOVF9UWVBFX0RFTEVURUQQBTKeDgoPV29ya2Zsb3dTZXJ2aWNlEl8KDkNyZWF0ZVdvcmtmbG93EiUuc3RhdGVrZWVwZXIudjEuQ3JlYXRlV29ya2Zsb3dSZXF1ZXN0GiYuc3RhdGVrZWVwZXIudjEuQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRJWCgtHZXRXb3JrZmxvdxIiLnN0YXRla2VlcGVyLnYxLkdldFdvcmtmbG93UmVxdWVzdBojLnN0YXRla2VlcGVyLnYxLkdldFdvcmtmbG93UmVzcG9uc2USaAoRTGlzdFdvcmtmbG93U3RlcHMSKC5zdGF0ZWtlZXBlci52MS5MaXN0V29ya2Zsb3dTdGVwc1JlcXVlc3QaKS5zdGF0ZWtlZXBlci52MS5MaXN0V29ya2Zsb3dTdGVwc1Jlc3BvbnNlEmgKEUdldFdvcmtmbG93U3RhdHVzEiguc3RhdGVrZWVwZXIudjEuR2V0V29ya2Zsb3dTdGF0dXNSZXF1ZXN0Gikuc3RhdGVrZWVwZXIudjEuR2V0V29ya2Zsb3dTdGF0dXNSZXNwb25zZRJcCg1MaXN0V29ya2Zsb3dzEiQuc3RhdGVrZWVwZXIudjEuTGlzdFdvcmtmbG93c1JlcXVlc3QaJS5zdGF0ZWtlZXBlci52MS5MaXN0V29ya2Zsb3dzUmVzcG9uc2USUwoKVXBkYXRlU3RlcBIhLnN0YXRla2VlcGVyLnYxLlVwZGF0ZVN0ZXBSZXF1ZXN0GiIuc3RhdGVrZWVwZXIudjEuVXBkYXRlU3RlcFJlc3BvbnNlElwKDVN0YXJ0V29ya2Zsb3cSJC5zdGF0ZWtlZXBlci52MS5TdGFydFdvcmtmbG93UmVxdWVzdBolLnN0YXRla2VlcGVyLnYxLlN0YXJ0V29ya2Zsb3dSZXNwb25zZRJcCg1QYXVzZVdvcmtmbG93EiQuc3RhdGVrZWVwZXIudjEuUGF1c2VXb3JrZmxvd1JlcXVlc3QaJS5zdGF0ZWtlZXBlci52MS5QYXVzZVdvcmtmbG93UmVzcG9uc2USXwoOUmVzdW1lV29ya2Zsb3cSJS5zdGF0ZWtlZXBlci52MS5SZXN1bWVXb3JrZmxvd1JlcXVlc3QaJi5zdGF0ZWtlZXBlci52MS5SZXN1bWVXb3JrZmxvd1Jlc3BvbnNlEl8KDkNhbmNlbFdvcmtmbG93EiUuc3RhdGVrZWVwZXIudjEuQ2FuY2VsV29ya2Zsb3dSZXF1ZXN0GiYuc3RhdGVrZWVwZXIudjEuQ2FuY2VsV29ya2Zsb3dSZXNwb25zZRJlChBDb21wbGV0ZVdvcmtmbG93Eicuc3RhdGVrZWVwZXIudjEuQ29tcGxldGVXb3JrZmxvd1JlcXVlc3QaKC5zdGF0ZWtlZXBlci52MS5Db21wbGV0ZVdvcmtmbG93UmVzcG9uc2USWQoMRmFpbFdvcmtmbG93EiMuc3RhdGVrZWVwZXIudjEuRmFpbFdvcmtmbG93UmVxdWVzdBokLnN0YXRla2VlcGVyLnYxLkZhaWxXb3JrZmxvd1Jlc3BvbnNlEmUKEENyZWF0ZUNoZWNrcG9pbnQSJy5zdGF0ZWtlZXBlci52MS5DcmVhdGVDaGVja3BvaW50UmVxdWVzdBooLnN0YXRla2VlcGVyLnYxLkNyZWF0ZUNoZWNrcG9pbnRSZXNwb25zZRJ0ChVHZXRXb3JrZmxvd0NoZWNrcG9pbnQSLC5zdGF0ZWtlZXBlci52MS5HZXRXb3JrZmxvd0NoZWNrcG9pbnRSZXF1ZXN0Gi0uc3RhdGVrZWVwZXIudjEuR2V0V29ya2Zsb3dDaGVja3BvaW50UmVzcG9uc2USegoXTGlzdFdvcmtmbG93Q2hlY2twb2ludHMSLi5zdGF0ZWtlZXBlci52MS5MaXN0V29ya2Zsb3dDaGVja3BvaW50c1JlcXVlc3QaLy5zdGF0ZWtlZXBlci52MS5MaXN0V29ya2Zsb3dDaGVja3BvaW50c1Jlc3BvbnNlEnEKFFJlc3VtZUZyb21DaGVja3BvaW50Eisuc3RhdGVrZWVwZXIudjEuUmVzdW1lRnJvbUNoZWNrcG9pbnRSZXF1ZXN0Giwuc3RhdGVrZWVwZXIudjEuUmVzdW1lRnJvbUNoZWNrcG9pbnRSZXNwb25zZRJeCg1XYXRjaFdvcmtmbG93EiQuc3RhdGVrZWVwZXIudjEuV2F0Y2hXb3JrZmxvd1JlcXVlc3QaJS5zdGF0ZWtlZXBlci52MS5XYXRjaFdvcmtmbG93UmVzcG9uc2UwARJfCg5EZWxldGVXb3JrZmxvdxIlLnN0YXRla2VlcGVyLnYxLkRlbGV0ZVdvcmtmbG93UmVxdWVzdBomLnN0YXRla2VlcGVyLnYxLkRlbGV0ZVdvcmtmbG93UmVzcG9uc2VCS1pJZ2l0aHViLmNvbS9zdGF0ZWtlZXBlci9zdGF0ZWtlZXBlci9jbGllbnRzL2dvL3N0YXRla2VlcGVydjE7c3RhdGVrZWVwZXJ2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_statekeeper_v1_common]);
 
 /**
  * StepState is one entry of a workflow's step history.
@@ -431,6 +431,78 @@ export const GetWorkflowResponseSchema: GenMessage<GetWorkflowResponse> = /*@__P
   messageDesc(file_statekeeper_v1_workflow_service, 7);
 
 /**
+ * ListWorkflowStepsRequest asks for one page of a workflow's step history.
+ *
+ * @generated from message statekeeper.v1.ListWorkflowStepsRequest
+ */
+export type ListWorkflowStepsRequest = Message<"statekeeper.v1.ListWorkflowStepsRequest"> & {
+  /**
+   * The workflow whose steps to list; NOT_FOUND when it does not exist.
+   *
+   * @generated from field: string workflow_id = 1;
+   */
+  workflowId: string;
+
+  /**
+   * The maximum number of steps to return: 1 to 1000; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The token from a previous response's `next_page_token`.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+
+  /**
+   * The form in which to return documents.
+   *
+   * @generated from field: statekeeper.v1.ValueEncoding value_encoding = 4;
+   */
+  valueEncoding: ValueEncoding;
+};
+
+/**
+ * Describes the message statekeeper.v1.ListWorkflowStepsRequest.
+ * Use `create(ListWorkflowStepsRequestSchema)` to create a new message.
+ */
+export const ListWorkflowStepsRequestSchema: GenMessage<ListWorkflowStepsRequest> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_workflow_service, 8);
+
+/**
+ * ListWorkflowStepsResponse is one page of a workflow's step history, newest first.
+ *
+ * @generated from message statekeeper.v1.ListWorkflowStepsResponse
+ */
+export type ListWorkflowStepsResponse = Message<"statekeeper.v1.ListWorkflowStepsResponse"> & {
+  /**
+   * The steps, newest first (highest `sequence` first), each marked `superseded` as GetWorkflow
+   * marks it. The listing is as of its first page: steps and resumes recorded after that page
+   * are not in the later pages.
+   *
+   * @generated from field: repeated statekeeper.v1.StepState steps = 1;
+   */
+  steps: StepState[];
+
+  /**
+   * The token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message statekeeper.v1.ListWorkflowStepsResponse.
+ * Use `create(ListWorkflowStepsResponseSchema)` to create a new message.
+ */
+export const ListWorkflowStepsResponseSchema: GenMessage<ListWorkflowStepsResponse> = /*@__PURE__*/
+  messageDesc(file_statekeeper_v1_workflow_service, 9);
+
+/**
  * GetWorkflowStatusRequest reads one workflow's status.
  *
  * @generated from message statekeeper.v1.GetWorkflowStatusRequest
@@ -449,7 +521,7 @@ export type GetWorkflowStatusRequest = Message<"statekeeper.v1.GetWorkflowStatus
  * Use `create(GetWorkflowStatusRequestSchema)` to create a new message.
  */
 export const GetWorkflowStatusRequestSchema: GenMessage<GetWorkflowStatusRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 8);
+  messageDesc(file_statekeeper_v1_workflow_service, 10);
 
 /**
  * GetWorkflowStatusResponse carries one workflow's status.
@@ -470,7 +542,7 @@ export type GetWorkflowStatusResponse = Message<"statekeeper.v1.GetWorkflowStatu
  * Use `create(GetWorkflowStatusResponseSchema)` to create a new message.
  */
 export const GetWorkflowStatusResponseSchema: GenMessage<GetWorkflowStatusResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 9);
+  messageDesc(file_statekeeper_v1_workflow_service, 11);
 
 /**
  * ListWorkflowsRequest asks for one page of workflows.
@@ -512,7 +584,7 @@ export type ListWorkflowsRequest = Message<"statekeeper.v1.ListWorkflowsRequest"
  * Use `create(ListWorkflowsRequestSchema)` to create a new message.
  */
 export const ListWorkflowsRequestSchema: GenMessage<ListWorkflowsRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 10);
+  messageDesc(file_statekeeper_v1_workflow_service, 12);
 
 /**
  * ListWorkflowsResponse is one page of workflows (without step history), ordered by id.
@@ -540,7 +612,7 @@ export type ListWorkflowsResponse = Message<"statekeeper.v1.ListWorkflowsRespons
  * Use `create(ListWorkflowsResponseSchema)` to create a new message.
  */
 export const ListWorkflowsResponseSchema: GenMessage<ListWorkflowsResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 11);
+  messageDesc(file_statekeeper_v1_workflow_service, 13);
 
 /**
  * UpdateStepRequest records one step update.
@@ -589,7 +661,7 @@ export type UpdateStepRequest = Message<"statekeeper.v1.UpdateStepRequest"> & {
  * Use `create(UpdateStepRequestSchema)` to create a new message.
  */
 export const UpdateStepRequestSchema: GenMessage<UpdateStepRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 12);
+  messageDesc(file_statekeeper_v1_workflow_service, 14);
 
 /**
  * UpdateStepResponse reports the recorded step and any automatic checkpoint.
@@ -631,7 +703,7 @@ export type UpdateStepResponse = Message<"statekeeper.v1.UpdateStepResponse"> & 
  * Use `create(UpdateStepResponseSchema)` to create a new message.
  */
 export const UpdateStepResponseSchema: GenMessage<UpdateStepResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 13);
+  messageDesc(file_statekeeper_v1_workflow_service, 15);
 
 /**
  * StartWorkflowRequest starts a PENDING workflow.
@@ -652,7 +724,7 @@ export type StartWorkflowRequest = Message<"statekeeper.v1.StartWorkflowRequest"
  * Use `create(StartWorkflowRequestSchema)` to create a new message.
  */
 export const StartWorkflowRequestSchema: GenMessage<StartWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 14);
+  messageDesc(file_statekeeper_v1_workflow_service, 16);
 
 /**
  * StartWorkflowResponse reports the new status.
@@ -673,7 +745,7 @@ export type StartWorkflowResponse = Message<"statekeeper.v1.StartWorkflowRespons
  * Use `create(StartWorkflowResponseSchema)` to create a new message.
  */
 export const StartWorkflowResponseSchema: GenMessage<StartWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 15);
+  messageDesc(file_statekeeper_v1_workflow_service, 17);
 
 /**
  * PauseWorkflowRequest pauses a RUNNING workflow.
@@ -702,7 +774,7 @@ export type PauseWorkflowRequest = Message<"statekeeper.v1.PauseWorkflowRequest"
  * Use `create(PauseWorkflowRequestSchema)` to create a new message.
  */
 export const PauseWorkflowRequestSchema: GenMessage<PauseWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 16);
+  messageDesc(file_statekeeper_v1_workflow_service, 18);
 
 /**
  * PauseWorkflowResponse reports the new status.
@@ -723,7 +795,7 @@ export type PauseWorkflowResponse = Message<"statekeeper.v1.PauseWorkflowRespons
  * Use `create(PauseWorkflowResponseSchema)` to create a new message.
  */
 export const PauseWorkflowResponseSchema: GenMessage<PauseWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 17);
+  messageDesc(file_statekeeper_v1_workflow_service, 19);
 
 /**
  * ResumeWorkflowRequest resumes a PAUSED workflow.
@@ -752,7 +824,7 @@ export type ResumeWorkflowRequest = Message<"statekeeper.v1.ResumeWorkflowReques
  * Use `create(ResumeWorkflowRequestSchema)` to create a new message.
  */
 export const ResumeWorkflowRequestSchema: GenMessage<ResumeWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 18);
+  messageDesc(file_statekeeper_v1_workflow_service, 20);
 
 /**
  * ResumeWorkflowResponse reports the new status.
@@ -773,7 +845,7 @@ export type ResumeWorkflowResponse = Message<"statekeeper.v1.ResumeWorkflowRespo
  * Use `create(ResumeWorkflowResponseSchema)` to create a new message.
  */
 export const ResumeWorkflowResponseSchema: GenMessage<ResumeWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 19);
+  messageDesc(file_statekeeper_v1_workflow_service, 21);
 
 /**
  * CancelWorkflowRequest cancels an unfinished workflow.
@@ -809,7 +881,7 @@ export type CancelWorkflowRequest = Message<"statekeeper.v1.CancelWorkflowReques
  * Use `create(CancelWorkflowRequestSchema)` to create a new message.
  */
 export const CancelWorkflowRequestSchema: GenMessage<CancelWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 20);
+  messageDesc(file_statekeeper_v1_workflow_service, 22);
 
 /**
  * CancelWorkflowResponse reports the new status.
@@ -830,7 +902,7 @@ export type CancelWorkflowResponse = Message<"statekeeper.v1.CancelWorkflowRespo
  * Use `create(CancelWorkflowResponseSchema)` to create a new message.
  */
 export const CancelWorkflowResponseSchema: GenMessage<CancelWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 21);
+  messageDesc(file_statekeeper_v1_workflow_service, 23);
 
 /**
  * CompleteWorkflowRequest completes a RUNNING workflow.
@@ -858,7 +930,7 @@ export type CompleteWorkflowRequest = Message<"statekeeper.v1.CompleteWorkflowRe
  * Use `create(CompleteWorkflowRequestSchema)` to create a new message.
  */
 export const CompleteWorkflowRequestSchema: GenMessage<CompleteWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 22);
+  messageDesc(file_statekeeper_v1_workflow_service, 24);
 
 /**
  * CompleteWorkflowResponse reports the new status.
@@ -879,7 +951,7 @@ export type CompleteWorkflowResponse = Message<"statekeeper.v1.CompleteWorkflowR
  * Use `create(CompleteWorkflowResponseSchema)` to create a new message.
  */
 export const CompleteWorkflowResponseSchema: GenMessage<CompleteWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 23);
+  messageDesc(file_statekeeper_v1_workflow_service, 25);
 
 /**
  * FailWorkflowRequest fails a RUNNING or PAUSED workflow.
@@ -907,7 +979,7 @@ export type FailWorkflowRequest = Message<"statekeeper.v1.FailWorkflowRequest"> 
  * Use `create(FailWorkflowRequestSchema)` to create a new message.
  */
 export const FailWorkflowRequestSchema: GenMessage<FailWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 24);
+  messageDesc(file_statekeeper_v1_workflow_service, 26);
 
 /**
  * FailWorkflowResponse reports the new status.
@@ -928,7 +1000,7 @@ export type FailWorkflowResponse = Message<"statekeeper.v1.FailWorkflowResponse"
  * Use `create(FailWorkflowResponseSchema)` to create a new message.
  */
 export const FailWorkflowResponseSchema: GenMessage<FailWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 25);
+  messageDesc(file_statekeeper_v1_workflow_service, 27);
 
 /**
  * CreateCheckpointRequest stores one workflow checkpoint.
@@ -950,7 +1022,7 @@ export type CreateCheckpointRequest = Message<"statekeeper.v1.CreateCheckpointRe
  * Use `create(CreateCheckpointRequestSchema)` to create a new message.
  */
 export const CreateCheckpointRequestSchema: GenMessage<CreateCheckpointRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 26);
+  messageDesc(file_statekeeper_v1_workflow_service, 28);
 
 /**
  * CreateCheckpointResponse reports the stored checkpoint's sequence.
@@ -978,7 +1050,7 @@ export type CreateCheckpointResponse = Message<"statekeeper.v1.CreateCheckpointR
  * Use `create(CreateCheckpointResponseSchema)` to create a new message.
  */
 export const CreateCheckpointResponseSchema: GenMessage<CreateCheckpointResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 27);
+  messageDesc(file_statekeeper_v1_workflow_service, 29);
 
 /**
  * GetWorkflowCheckpointRequest reads one workflow checkpoint.
@@ -1013,7 +1085,7 @@ export type GetWorkflowCheckpointRequest = Message<"statekeeper.v1.GetWorkflowCh
  * Use `create(GetWorkflowCheckpointRequestSchema)` to create a new message.
  */
 export const GetWorkflowCheckpointRequestSchema: GenMessage<GetWorkflowCheckpointRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 28);
+  messageDesc(file_statekeeper_v1_workflow_service, 30);
 
 /**
  * GetWorkflowCheckpointResponse carries one checkpoint.
@@ -1034,7 +1106,7 @@ export type GetWorkflowCheckpointResponse = Message<"statekeeper.v1.GetWorkflowC
  * Use `create(GetWorkflowCheckpointResponseSchema)` to create a new message.
  */
 export const GetWorkflowCheckpointResponseSchema: GenMessage<GetWorkflowCheckpointResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 29);
+  messageDesc(file_statekeeper_v1_workflow_service, 31);
 
 /**
  * ListWorkflowCheckpointsRequest asks for one page of a workflow's checkpoints.
@@ -1076,7 +1148,7 @@ export type ListWorkflowCheckpointsRequest = Message<"statekeeper.v1.ListWorkflo
  * Use `create(ListWorkflowCheckpointsRequestSchema)` to create a new message.
  */
 export const ListWorkflowCheckpointsRequestSchema: GenMessage<ListWorkflowCheckpointsRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 30);
+  messageDesc(file_statekeeper_v1_workflow_service, 32);
 
 /**
  * ListWorkflowCheckpointsResponse is one page of checkpoints, newest first.
@@ -1104,7 +1176,7 @@ export type ListWorkflowCheckpointsResponse = Message<"statekeeper.v1.ListWorkfl
  * Use `create(ListWorkflowCheckpointsResponseSchema)` to create a new message.
  */
 export const ListWorkflowCheckpointsResponseSchema: GenMessage<ListWorkflowCheckpointsResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 31);
+  messageDesc(file_statekeeper_v1_workflow_service, 33);
 
 /**
  * ResumeFromCheckpointRequest resumes a workflow from one of its checkpoints.
@@ -1132,7 +1204,7 @@ export type ResumeFromCheckpointRequest = Message<"statekeeper.v1.ResumeFromChec
  * Use `create(ResumeFromCheckpointRequestSchema)` to create a new message.
  */
 export const ResumeFromCheckpointRequestSchema: GenMessage<ResumeFromCheckpointRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 32);
+  messageDesc(file_statekeeper_v1_workflow_service, 34);
 
 /**
  * ResumeFromCheckpointResponse reports the recorded resume.
@@ -1160,7 +1232,7 @@ export type ResumeFromCheckpointResponse = Message<"statekeeper.v1.ResumeFromChe
  * Use `create(ResumeFromCheckpointResponseSchema)` to create a new message.
  */
 export const ResumeFromCheckpointResponseSchema: GenMessage<ResumeFromCheckpointResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 33);
+  messageDesc(file_statekeeper_v1_workflow_service, 35);
 
 /**
  * WatchWorkflowRequest starts a stream of one workflow's changes.
@@ -1202,7 +1274,7 @@ export type WatchWorkflowRequest = Message<"statekeeper.v1.WatchWorkflowRequest"
  * Use `create(WatchWorkflowRequestSchema)` to create a new message.
  */
 export const WatchWorkflowRequestSchema: GenMessage<WatchWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 34);
+  messageDesc(file_statekeeper_v1_workflow_service, 36);
 
 /**
  * WorkflowEvent is one change of a workflow.
@@ -1258,7 +1330,7 @@ export type WorkflowEvent = Message<"statekeeper.v1.WorkflowEvent"> & {
  * Use `create(WorkflowEventSchema)` to create a new message.
  */
 export const WorkflowEventSchema: GenMessage<WorkflowEvent> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 35);
+  messageDesc(file_statekeeper_v1_workflow_service, 37);
 
 /**
  * WatchWorkflowResponse is one message of a workflow watch stream.
@@ -1319,7 +1391,7 @@ export type WatchWorkflowResponse = Message<"statekeeper.v1.WatchWorkflowRespons
  * Use `create(WatchWorkflowResponseSchema)` to create a new message.
  */
 export const WatchWorkflowResponseSchema: GenMessage<WatchWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 36);
+  messageDesc(file_statekeeper_v1_workflow_service, 38);
 
 /**
  * DeleteWorkflowRequest removes one workflow.
@@ -1355,7 +1427,7 @@ export type DeleteWorkflowRequest = Message<"statekeeper.v1.DeleteWorkflowReques
  * Use `create(DeleteWorkflowRequestSchema)` to create a new message.
  */
 export const DeleteWorkflowRequestSchema: GenMessage<DeleteWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 37);
+  messageDesc(file_statekeeper_v1_workflow_service, 39);
 
 /**
  * DeleteWorkflowResponse reports how much was removed.
@@ -1383,7 +1455,7 @@ export type DeleteWorkflowResponse = Message<"statekeeper.v1.DeleteWorkflowRespo
  * Use `create(DeleteWorkflowResponseSchema)` to create a new message.
  */
 export const DeleteWorkflowResponseSchema: GenMessage<DeleteWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_statekeeper_v1_workflow_service, 38);
+  messageDesc(file_statekeeper_v1_workflow_service, 40);
 
 /**
  * WorkflowStatus is where a workflow is in its life cycle.
@@ -1581,7 +1653,9 @@ export const WorkflowService: GenService<{
     output: typeof CreateWorkflowResponseSchema;
   },
   /**
-   * GetWorkflow reads a workflow with its step history and resumes.
+   * GetWorkflow reads a workflow with its step history and resumes. A long history makes a
+   * large response: read such a workflow without steps and page its history with
+   * ListWorkflowSteps.
    *
    * @generated from rpc statekeeper.v1.WorkflowService.GetWorkflow
    */
@@ -1589,6 +1663,17 @@ export const WorkflowService: GenService<{
     methodKind: "unary";
     input: typeof GetWorkflowRequestSchema;
     output: typeof GetWorkflowResponseSchema;
+  },
+  /**
+   * ListWorkflowSteps lists a workflow's step history, newest first, one page at a time; each
+   * page costs the same however long the history is.
+   *
+   * @generated from rpc statekeeper.v1.WorkflowService.ListWorkflowSteps
+   */
+  listWorkflowSteps: {
+    methodKind: "unary";
+    input: typeof ListWorkflowStepsRequestSchema;
+    output: typeof ListWorkflowStepsResponseSchema;
   },
   /**
    * GetWorkflowStatus reads only a workflow's status.
