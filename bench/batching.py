@@ -111,6 +111,19 @@ def _median(rows: list[dict[str, Any]], field: str, **match: Any) -> float | Non
     return statistics.median(values) if values else None
 
 
+def _calls_per_batch(rows: list[dict[str, Any]], backend: str, op: str) -> float | None:
+    """The calls a Batch RPC carried on average in the coalescing-on rows."""
+    chosen = [
+        r
+        for r in rows
+        if (r.get("backend"), r["op"], r.get("batching"), r["concurrency"])
+        == (backend, op, "on", 16)
+    ]
+    batches = sum(r.get("batches", 0) for r in chosen)
+    calls = sum(r.get("batched_calls", 0) for r in chosen)
+    return calls / batches if batches else None
+
+
 def summary(results: dict[str, Any]) -> dict[str, Any]:
     """The medians and same-run ratios the issue's targets compare (also kept in the JSON)."""
     rows = results.get("batching") or []
@@ -118,8 +131,9 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     for op in ("save", "get"):
         etcd = _median(rows, "ops_per_s", label="etcd", op=op, concurrency=16)
         for backend in ("memory", "file", "redis"):
-            on = _median(rows, "ops_per_s", backend=backend, op=op, concurrency=16, batching="on")
-            off = _median(rows, "ops_per_s", backend=backend, op=op, concurrency=16, batching="off")
+            match = {"backend": backend, "op": op, "concurrency": 16}
+            on = _median(rows, "ops_per_s", **match, batching="on")
+            off = _median(rows, "ops_per_s", **match, batching="off")
             if on is None:
                 continue
             out["throughput"].append(
@@ -131,6 +145,10 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
                     "etcd_ops_per_s": etcd,
                     "on_vs_etcd": on / etcd if etcd else None,
                     "on_vs_off": on / off if off else None,
+                    "calls_per_batch": _calls_per_batch(rows, backend, op),
+                    "server_us_per_op": _median(
+                        rows, "server_cpu_us_per_op", **match, batching="on"
+                    ),
                 }
             )
         lone_rows = [r for r in rows if r["concurrency"] == 1 and r["op"] == op]
@@ -159,8 +177,9 @@ def markdown(results: dict[str, Any]) -> list[str]:
         f"Batching (issue 18), c=16 from the same 4 client processes, medians of {rounds} "
         "interleaved rounds; coalescing on is the client's default:",
         "",
-        "| backend | op | coalescing on, ops/s | off, ops/s | etcd, ops/s | on / etcd | on / off |",
-        "|---|---|--:|--:|--:|--:|--:|",
+        "| backend | op | coalescing on, ops/s | off, ops/s | etcd, ops/s | on / etcd | on / off "
+        "| calls per Batch | server CPU on, us/op |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
 
     def number(value: float | None, form: str) -> str:
@@ -170,7 +189,9 @@ def markdown(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {item['backend']} | {item['op']} | {number(item['on_ops_per_s'], ',.0f')} | "
             f"{number(item['off_ops_per_s'], ',.0f')} | {number(item['etcd_ops_per_s'], ',.0f')} | "
-            f"{number(item['on_vs_etcd'], '.2f')} | {number(item['on_vs_off'], '.2f')} |"
+            f"{number(item['on_vs_etcd'], '.2f')} | {number(item['on_vs_off'], '.2f')} | "
+            f"{number(item['calls_per_batch'], '.1f')} | "
+            f"{number(item['server_us_per_op'], '.0f')} |"
         )
     lines += [
         "",

@@ -217,6 +217,8 @@ class Harness:
             "errors": sum(o["errors"] for o in outputs),
             "first_error": next((o["first_error"] for o in outputs if o["first_error"]), ""),
             "client_cpu_cores": sum(o["cpu_s"] for o in outputs) / s.duration,
+            "batched_calls": sum(o.get("batched_calls", 0) for o in outputs),
+            "batches": sum(o.get("batches", 0) for o in outputs),
             **sample.figures(s.duration, ops),
         }
         self.results[table].append(row)

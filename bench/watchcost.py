@@ -11,9 +11,10 @@ write that none of them matches, and what a replay from an old revision costs th
   at c=1, and server CPU per save at c=16 less what the idle streams cost the server with no
   save at all, which is measured before the rounds and shown beside it: their progress
   messages, one per stream every 10 s).
-* **Replay.** :data:`REPLAY_KEYS` documents of 1 KB are loaded, then one stream watches every
-  key from revision 1 while a probe client reads one key every :data:`PROBE_INTERVAL` seconds:
-  the time the replay takes, the probe's worst and 99th percentile latency meanwhile, and the
+* **Replay.** :data:`REPLAY_KEYS` documents of 1 KB are loaded into a server without a byte
+  bound on its history (``--history-bytes 0``), then one stream watches every key from
+  revision 1 while a probe client reads one key every :data:`PROBE_INTERVAL` seconds: the
+  time the replay takes, the probe's worst and 99th percentile latency meanwhile, and the
   server's resident memory before, at its peak and after.
 """
 
@@ -69,7 +70,9 @@ def measure(harness: Harness, redis: Service | None) -> None:
         label = f"statekeeper {backend}"
         harness.log(f"watch cost, {backend} backend: paired rounds, 0 vs {IDLE_STREAMS} streams")
         _idle_row(harness, label, backend, redis)
-        server = harness.start(start_statekeeper(*args, name=f"statekeeper-{backend}-replay"))
+        # No byte bound on the history: the replay reads every revision since the first.
+        replaying = [*args, "--history-bytes", "0"]
+        server = harness.start(start_statekeeper(*replaying, name=f"statekeeper-{backend}-replay"))
         assert server is not None
         _replay_row(harness, label, backend, server)
         server.stop()

@@ -56,6 +56,10 @@ class _Client:
         """The coroutine function of one operation for one client task."""
         raise NotImplementedError
 
+    def batched(self) -> tuple[int, int]:
+        """How many calls went in coalesced batches so far, and in how many batches."""
+        return 0, 0
+
     async def close(self) -> None:
         """Close connections."""
 
@@ -106,6 +110,12 @@ class _StatekeeperClient(_Client):
                 raise RuntimeError(f"list returned {len(found)} keys")
 
         return {"save": save, "get": get, "update": update, "cas": cas, "list": list_keys}[name]
+
+    def batched(self) -> tuple[int, int]:
+        """How many calls went in Batch RPCs so far, and in how many."""
+        manager = self.manager
+        found = manager.transport.coalescer(manager._SERVICE, manager._coalescer)
+        return (found.batched_calls, found.batches) if found is not None else (0, 0)
 
     async def close(self) -> None:
         await self.manager.close()
@@ -324,10 +334,15 @@ async def _load(job: dict[str, Any]) -> dict[str, Any]:
         return time.process_time() - before
 
     try:
+        calls_before, batches_before = client.batched()
         results = await asyncio.gather(cpu_window(), *(run(t) for t in range(job["tasks"])))
+        calls, batches = client.batched()
+        calls, batches = calls - calls_before, batches - batches_before
     finally:
         await client.close()
     return {
+        "batched_calls": calls,
+        "batches": batches,
         "ops": sum(results[1:]),
         "cpu_s": results[0],
         "errors": len(errors),

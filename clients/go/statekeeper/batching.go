@@ -84,7 +84,14 @@ func (c *coalescer) intercept(ctx context.Context, method string, req, reply any
 		c.busy = true
 		c.mu.Unlock()
 		err := invoker(ctx, method, req, reply, cc, opts...)
-		go c.drain(cc, invoker)
+		c.mu.Lock()
+		if len(c.queue) == 0 { // nothing waits: the caller's next call goes alone as well
+			c.busy = false
+			c.mu.Unlock()
+		} else {
+			c.mu.Unlock()
+			go c.drain(cc, invoker)
+		}
 		return err
 	}
 	size := proto.Size(request)

@@ -60,7 +60,11 @@ export class Coalescer {
   /** Batch calls sent, and the calls they carried. */
   batches = 0;
   batchedCalls = 0;
-  private busy = false;
+  private inFlight = false;
+  private flushPending = false;
+  /** How many callers the last call in flight answered, until the flush after it: while it
+   * is more than one, their next calls wait for that flush to go together. */
+  private answered = 0;
   private off = false;
   private queue: Queued[] = [];
 
@@ -77,12 +81,12 @@ export class Coalescer {
     ) {
       return next(request);
     }
-    if (!this.busy) {
-      this.busy = true;
+    if (!this.inFlight && this.queue.length === 0 && this.answered <= 1) {
+      this.inFlight = true;
       try {
         return await next(request);
       } finally {
-        this.release();
+        this.returned(1);
       }
     }
     const size = toBinary(request.method.input, request.message).byteLength;
@@ -90,6 +94,7 @@ export class Coalescer {
     return new Promise<UnaryResponse>((resolve, reject) => {
       const queued: Queued = { request, next: next as Next, size, sent: false, resolve, reject };
       this.queue.push(queued);
+      if (!this.inFlight) this.scheduleFlush();
       request.signal.addEventListener("abort", () => {
         if (!queued.sent) this.queue = this.queue.filter((other) => other !== queued);
         reject(ConnectError.from(request.signal.reason));
@@ -97,17 +102,24 @@ export class Coalescer {
     }) as never;
   };
 
-  /** The call in flight returned: after one turn of the event loop (its callers may issue
-   * their next calls), send what waits. */
-  private release(): void {
+  /** The call in flight returned to `answered` callers: what waits (and what they issue next)
+   * goes after one turn of the event loop. */
+  private returned(answered: number): void {
+    this.inFlight = false;
+    this.answered = answered;
+    if (answered > 1 || this.queue.length > 0) this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushPending) return;
+    this.flushPending = true;
     setImmediate(() => this.flush());
   }
 
   private flush(): void {
-    if (this.queue.length === 0) {
-      this.busy = false;
-      return;
-    }
+    this.flushPending = false;
+    this.answered = 0;
+    if (this.inFlight || this.queue.length === 0) return;
     const calls: Queued[] = [];
     let size = 0;
     while (this.queue.length > 0 && calls.length < MAX_BATCH_CALLS) {
@@ -118,7 +130,8 @@ export class Coalescer {
       calls.push(next);
       size += next.size;
     }
-    void this.run(calls).finally(() => this.release());
+    this.inFlight = true;
+    void this.run(calls).finally(() => this.returned(calls.length));
   }
 
   private async run(calls: Queued[]): Promise<void> {

@@ -17,8 +17,11 @@ both carry a field violation naming the request field.
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 from statekeeper.errors import InvalidArgumentError, Reason
+
+T = TypeVar("T")
 
 #: The longest id, in UTF-8 bytes.
 MAX_ID_BYTES = 256
@@ -93,6 +96,15 @@ def check_text(value: str, field: str, limit: int, *, required: bool = False) ->
     if problem is not None:
         raise InvalidArgumentError(
             f"{field} {problem}", reason=Reason.INVALID_ARGUMENT, violations=[(field, problem)]
+        )
+    return value
+
+
+def require(value: T | None, field: str) -> T:
+    """``value``, or INVALID_ARGUMENT ("``field`` is required") when it is None."""
+    if value is None:
+        raise InvalidArgumentError(
+            f"{field} is required", reason=Reason.INVALID_ARGUMENT, violations=[(field, "required")]
         )
     return value
 

@@ -9,6 +9,7 @@ from statekeeper import values
 from statekeeper.errors import HistoryCompactedError
 from statekeeper.timestamps import (
     clamped_timestamp,
+    from_duration,
     unix_from_timestamp,
 )
 from statekeeper.v1 import common_pb2, state_service_pb2
@@ -32,6 +33,15 @@ _EVENT_TYPES = {
     EventType.DELETE: state_service_pb2.EVENT_TYPE_DELETE,
     EventType.EXPIRE: state_service_pb2.EVENT_TYPE_EXPIRE,
 }
+
+
+def optional_seconds(message: Any, field: str) -> float | None:
+    """``message.<field>`` (a Duration) in seconds, or None when unset: the type conversion
+    only; the manager that takes the value checks it (one HasField, no descriptor walk, as it
+    runs on every Save)."""
+    if not message.HasField(field):
+        return None
+    return from_duration(getattr(message, field))
 
 
 def fill_kv(kv: common_pb2.KeyValue, entry: Entry, encoding: int | None) -> None:

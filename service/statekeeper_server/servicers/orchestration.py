@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from statekeeper import values
-from statekeeper.messages import enum_from_number, from_message, read_field, to_message
+from statekeeper.messages import enum_from_number, from_message, to_message
 from statekeeper.v1 import orchestration_service_pb2 as pb
 from statekeeper.v1 import orchestration_service_pb2_grpc
 
@@ -26,6 +26,7 @@ from statekeeper_server.servicers.batching import RESPONSE_OVERHEAD, field_bytes
 from statekeeper_server.servicers.convert import (
     document_to_wire,
     optional_document,
+    optional_seconds,
 )
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
     ) -> pb.AssignTaskResponse:
         """Assign a pending task to an agent."""
         task = await self.engine.assign(
-            request.team_id, request.task_id, request.agent_id, read_field(request, "lease", float)
+            request.team_id, request.task_id, request.agent_id, optional_seconds(request, "lease")
         )
         return pb.AssignTaskResponse(task=task_message(task, request.value_encoding))
 
@@ -171,7 +172,7 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
         self, request: pb.ClaimNextTaskRequest, context: object
     ) -> pb.ClaimNextTaskResponse:
         """Claim the next task an agent can do."""
-        lease = read_field(request, "lease", float)
+        lease = optional_seconds(request, "lease")
         task = await self.engine.claim(request.team_id, request.agent_id, lease)
         if task is None:
             return pb.ClaimNextTaskResponse()
@@ -182,7 +183,7 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
     ) -> pb.RenewLeaseResponse:
         """Extend a lease."""
         task = await self.engine.renew_lease(
-            request.team_id, request.task_id, request.agent_id, read_field(request, "lease", float)
+            request.team_id, request.task_id, request.agent_id, optional_seconds(request, "lease")
         )
         return pb.RenewLeaseResponse(task=task_message(task, request.value_encoding))
 
@@ -242,7 +243,7 @@ class OrchestrationServicer(orchestration_service_pb2_grpc.OrchestrationServiceS
         self, request: pb.WatchTeamRequest, context: object
     ) -> AsyncIterator[pb.WatchTeamResponse]:
         """Stream a snapshot, then the team's changes."""
-        interval = read_field(request, "progress_interval", float)
+        interval = optional_seconds(request, "progress_interval")
         encoding = request.value_encoding
         limit = self.runtime.limits.max_message_bytes
         updates = self.engine.watch_team(request.team_id, interval)

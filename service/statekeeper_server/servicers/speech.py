@@ -19,7 +19,7 @@ from statekeeper_server.engine.domains.speech_records import (
     TtsState,
     VoiceConversationState,
 )
-from statekeeper_server.servicers.convert import optional_document
+from statekeeper_server.servicers.convert import optional_document, optional_seconds
 
 if TYPE_CHECKING:
     from statekeeper_server.core import Core
@@ -43,8 +43,8 @@ class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
             session_type=request.session_type,
             streaming_mode=read_field(request, "streaming_mode", StreamingMode),
             config=optional_document(request, "config", "config"),
-            ended_retention=read_field(request, "ended_retention", float),
-            event_retention=read_field(request, "event_retention", float),
+            ended_retention=optional_seconds(request, "ended_retention"),
+            event_retention=optional_seconds(request, "event_retention"),
         )
         return pb.CreateSessionResponse(
             session=to_message(session, pb.AudioSession, encoding=request.value_encoding)
@@ -150,7 +150,7 @@ class SpeechServicer(speech_service_pb2_grpc.SpeechServiceServicer):
     ) -> pb.EndSessionResponse:
         """End a session."""
         _, sequence, expire_at = await self.engine.end_session(
-            request.session_id, request.reason, read_field(request, "retention", float)
+            request.session_id, request.reason, optional_seconds(request, "retention")
         )
         return pb.EndSessionResponse(sequence=sequence, expire_time=clamped_timestamp(expire_at))
 

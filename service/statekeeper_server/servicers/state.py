@@ -14,7 +14,6 @@ from statekeeper.errors import (
     StateKeeperError,
     status_details,
 )
-from statekeeper.messages import read_field
 from statekeeper.v1 import common_pb2, state_service_pb2_grpc
 from statekeeper.v1 import state_service_pb2 as pb
 
@@ -34,6 +33,7 @@ from statekeeper_server.servicers.convert import (
     fill_kv,
     kv_to_proto,
     optional_revision,
+    optional_seconds,
     revision_watch,
 )
 from statekeeper_server.servicers.fanout import MERGE_BYTES, WatchGroups
@@ -136,7 +136,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             request.key,
             data,
             expected_revision=optional_revision(request),
-            ttl=read_field(request, "ttl", float),
+            ttl=optional_seconds(request, "ttl"),
         ).then(_save_response)
 
     def _plan_get(self, request: pb.GetRequest) -> Planned[pb.GetResponse]:
@@ -170,7 +170,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             request.key,
             patch,
             expected_revision=optional_revision(request),
-            ttl=read_field(request, "ttl", float),
+            ttl=optional_seconds(request, "ttl"),
         )
         response = pb.UpdateResponse()
         fill_kv(response.kv, entry, request.value_encoding)
@@ -195,7 +195,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             if kind == "put":
                 field = f"operations[{index}].put"
                 data = values.wire_to_bytes(operation.put.value, f"{field}.value")
-                ttl = read_field(operation.put, "ttl", float)
+                ttl = optional_seconds(operation.put, "ttl")
                 operations.append(PutRequest(operation.put.key, data, ttl))
             elif kind == "delete":
                 operations.append(Delete(operation.delete.key))
@@ -270,7 +270,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
 
     def Watch(self, request: pb.WatchRequest, context: object) -> AsyncIterator[pb.WatchResponse]:
         """Stream changes; see WatchResponse in the proto for the contract."""
-        interval = read_field(request, "progress_interval", float)
+        interval = optional_seconds(request, "progress_interval")
         encoding, with_prev = request.value_encoding, request.prev_kv
 
         def source(start_revision: int) -> AsyncIterator[WatchUpdate]:

@@ -20,6 +20,7 @@ from statekeeper_server.engine.domains.tools_records import (
 from statekeeper_server.servicers.convert import (
     document_to_wire,
     optional_document,
+    optional_seconds,
 )
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
             optional_document(request, "result", "result"),
             read_field(request, "duration", float),
             cache=request.cache_result,
-            cache_ttl=read_field(request, "cache_ttl", float),
+            cache_ttl=optional_seconds(request, "cache_ttl"),
         )
         return pb.CompleteExecutionResponse(execution=_execution(record, request.value_encoding))
 

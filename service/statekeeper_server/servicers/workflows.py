@@ -11,7 +11,6 @@ from statekeeper.messages import (
     enum_from_number,
     enum_to_number,
     from_message,
-    read_field,
     to_message,
 )
 from statekeeper.timestamps import clamped_timestamp
@@ -31,6 +30,7 @@ from statekeeper_server.servicers.batching import field_bytes, pieces, responses
 from statekeeper_server.servicers.convert import (
     optional_document,
     optional_revision,
+    optional_seconds,
     revision_watch,
 )
 
@@ -233,7 +233,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         self, request: pb.WatchWorkflowRequest, context: object
     ) -> AsyncIterator[pb.WatchWorkflowResponse]:
         """Stream a workflow's changes."""
-        interval = read_field(request, "progress_interval", float)
+        interval = optional_seconds(request, "progress_interval")
         updates = self.engine.watch(request.workflow_id, request.start_revision, interval)
 
         limit = self.runtime.limits.max_message_bytes

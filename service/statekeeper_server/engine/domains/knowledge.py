@@ -34,7 +34,7 @@ from statekeeper.errors import (
 )
 from statekeeper.statuses import IndexingStatus, SyncStatus
 
-from statekeeper_server.engine.identifiers import check_id, check_text
+from statekeeper_server.engine.identifiers import check_id, check_text, require
 from statekeeper_server.engine.limits import Limits
 from statekeeper_server.engine.records import (
     Schema,
@@ -158,12 +158,7 @@ def _non_negative(value: int | None, field: str) -> None:
 def _check_progress(progress: IndexingProgress) -> str:
     """Validate a progress report; its knowledge base id."""
     kb_id = check_id(progress.knowledge_base_id, "progress.knowledge_base_id")
-    if progress.status is None:
-        raise InvalidArgumentError(
-            "progress.status is required",
-            reason=Reason.INVALID_ARGUMENT,
-            violations=[("progress.status", "required")],
-        )
+    require(progress.status, "progress.status")
     for name in (
         "total_documents",
         "processed_documents",
@@ -237,12 +232,7 @@ class KnowledgeEngine:
         """Store a source report; returns it with the server's storage time."""
         kb_id = check_id(source.knowledge_base_id, "source.knowledge_base_id")
         source_id = check_id(source.source_id, "source.source_id")
-        if source.sync_status is None:
-            raise InvalidArgumentError(
-                "source.sync_status is required",
-                reason=Reason.INVALID_ARGUMENT,
-                violations=[("source.sync_status", "required")],
-            )
+        require(source.sync_status, "source.sync_status")
         _non_negative(source.documents_synced, "source.documents_synced")
         _non_negative(source.documents_pending, "source.documents_pending")
         check_text(source.error_message, "source.error_message", MAX_ERROR_MESSAGE)

@@ -67,7 +67,7 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made twice per call, and a frozen init costs more
 class Planned(Generic[T]):
     """One validated operation, ready for the backend: its batch item, the namespace of its
     keys, and how the item's outcome becomes the operation's result (with user keys)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from statekeeper.errors import InvalidArgumentError, Reason
+from statekeeper.errors import Reason
 
 from statekeeper_server.engine.domains.orchestration.base import read_task
 from statekeeper_server.engine.domains.orchestration.index import read_counts
@@ -23,7 +23,7 @@ from statekeeper_server.engine.domains.orchestration.records import (
     TeamSettings,
     not_found,
 )
-from statekeeper_server.engine.identifiers import check_id
+from statekeeper_server.engine.identifiers import check_id, require
 from statekeeper_server.engine.limits import check_progress_interval
 from statekeeper_server.engine.records import Txn, scan, scoped_page, transact
 from statekeeper_server.engine.storage.backend import EventType, WatchUpdate
@@ -160,12 +160,7 @@ class Views(Queue):
     ) -> tuple[list[Task], str]:
         """One page of the team's tasks in ``state``, in the order of the queue lists."""
         check_id(team_id, "team_id")
-        if state is None:
-            raise InvalidArgumentError(
-                "state is required",
-                reason=Reason.INVALID_ARGUMENT,
-                violations=[("state", "required")],
-            )
+        state = require(state, "state")
         size = self.limits.check_page_size(page_size)
         keys = Keys(team_id)
         await self._requeue_expired(keys, await self._team(keys))
