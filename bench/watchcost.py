@@ -44,7 +44,7 @@ ROUNDS, QUICK_ROUNDS = 7, 3
 SOLO_CALLS, QUICK_SOLO_CALLS = 400, 120
 CALLS, QUICK_CALLS = 150, 40
 #: Seconds over which the streams' own cost (no saves) is measured.
-IDLE_SECONDS, QUICK_IDLE_SECONDS = 5.0, 2.0
+IDLE_SECONDS, QUICK_IDLE_SECONDS = 10.0, 5.0
 #: The largest cost ratio issue 19 allows.
 LIMIT = 1.20
 #: Documents loaded before the replay (the quick run loads a tenth).

@@ -25,7 +25,9 @@ Every backend serves :meth:`~statekeeper_server.engine.storage.backend.Backend.w
   :class:`ProgressClock` keeps the progress deadlines of all its idle watches in one heap, at
   most one entry per watch, behind one event-loop timer, and wakes the watches whose deadline
   has come. Deadlines are rounded up to :data:`PROGRESS_GRAIN`, so the idle watches due at
-  about the same time are woken in one pass (and their messages leave together). Thousands of
+  about the same time are woken in one pass (and their messages leave together); a watch's
+  first progress comes after a random part of its interval, so that streams opened together
+  spread their progress evenly over the interval instead of sending it all at once. Thousands of
   idle streams then cost one timer and one wake-up per progress message, nothing per change
   elsewhere.
 """
@@ -36,6 +38,7 @@ import asyncio
 import heapq
 import itertools
 import math
+import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from statekeeper.errors import UnavailableError
@@ -344,7 +347,9 @@ class WatcherIndex:
                 page = await history(span, next_revision, watcher.live_from - 1, REPLAY_PAGE)
             yield WatchUpdate(current)
             loop = asyncio.get_running_loop()
-            idle_since = loop.time()
+            # A random phase for the first progress: streams opened together (a fleet
+            # reconnecting) do not all report progress at the same moments ever after.
+            idle_since = loop.time() - random.random() * (progress_interval or 0.0)
             while True:
                 while next_revision < watcher.live_from:
                     if page is None:
