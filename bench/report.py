@@ -10,7 +10,15 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from bench import batching, queue_scaling, scaling, stack, targets, workflow_scaling
+from bench import (
+    batching,
+    queue_scaling,
+    scaling,
+    stack,
+    targets,
+    watchcost,
+    workflow_scaling,
+)
 from bench.agents import best_own
 
 #: The issue's targets, checked against the run's figures.
@@ -306,8 +314,6 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {item['target']} | {item['measured']} | {met} |")
     lines += scaling.table(results.get("scaling") or [])
     lines += workflow_scaling.table(results.get("workflows") or [])
-    from bench import watchcost  # its rows are measured with this module's helpers
-
     lines += watchcost.markdown(results)
     lines += agents_table(results.get("agents") or [], results.get("agents_profile"))
     lines += batching.markdown(results)
@@ -448,6 +454,7 @@ TARGET_PARTS = (
     scaling.targets,
     queue_scaling.targets,
     workflow_scaling.targets,
+    watchcost.targets,
 )
 
 

@@ -48,6 +48,8 @@ TARGET_OPERATIONS = {
 #: The Watch streams of the fan-out share this many client connections (as the load's four
 #: client processes do).
 FANOUT_CONNECTIONS = 4
+#: The label of the bare grpc.aio broadcast, the fan-out's ceiling.
+BARE = "bare grpc.aio broadcast"
 #: The rows behind the issue's throughput targets (label, operation), at concurrency 16.
 TARGET_ROWS = (
     ("echo", "echo"),
@@ -356,6 +358,7 @@ class Harness:
             "p99_ms": report.percentile(latencies, 99),
             "errors": output["errors"],
             "first_error": output["first_error"],
+            "load_avg": os.getloadavg()[0],
             "subscriber_cpu_cores": output["cpu_s"] / span,
             "client_cpu_cores": (output["cpu_s"] + written["cpu_s"]) / span,
             **sample.figures(span, received),
@@ -376,6 +379,13 @@ class Harness:
         """Every fan-out configuration of the run against one server."""
         for rate, subscribers in self.settings.fanouts:
             self.fanout(label, backend, server, rate, subscribers, servers)
+        if label.startswith("statekeeper"):
+            mine = {"fanout": [r for r in self.results["fanout"] if r["label"] in (label, BARE)]}
+            for target in report.fanout_targets(mine):
+                verdict = {True: "PASS", False: "FAIL", None: "n/a"}[target.met]
+                self.log(
+                    f"  {target.name}: {target.measured} {verdict} (load {os.getloadavg()[0]:.1f})"
+                )
 
     # -- speech session stream -----------------------------------------------------------------
 
@@ -652,7 +662,7 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             if "load" in parts:
                 harness.loads("bare grpc.aio echo", "-", "echo", bare.address, [bare])
             if "fanout" in parts:
-                harness.fanouts("bare grpc.aio broadcast", "-", bare, [bare])
+                harness.fanouts(BARE, "-", bare, [bare])
             bare.stop()
         redis = harness.start(start_redis()) if "redis" in settings.backends else None
         for backend in settings.backends:

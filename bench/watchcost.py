@@ -1,9 +1,16 @@
 """The watch-cost part of ``make bench`` (``--parts watch``): what open watch streams cost a
 write that none of them matches, and what a replay from an old revision costs the other calls.
 
-* **Idle streams.** Save at concurrency 1 and 16 on a server with no watch stream open, then
-  again with :data:`IDLE_STREAMS` streams open, each watching its own key (an agent fleet where
-  each agent watches its own state), none of which the saves touch.
+* **Idle streams, in paired rounds.** Two servers of the same backend run side by side, one
+  with no watch stream and one with :data:`IDLE_STREAMS` streams open, each watching its own
+  key (an agent fleet where each agent watches its own state), none of which the saves touch.
+  Every client task saves to both in turn, so both servers meet the same machine load at each
+  moment; a round first times saves from one task (concurrency 1: p50 latency per server),
+  then from :data:`TASKS` tasks (server CPU per save). Issue 19's target: the save with the
+  streams open costs at most 1.20 x the one without, as the median of the rounds' ratios (p50
+  at c=1, and server CPU per save at c=16 less what the idle streams cost the server with no
+  save at all, which is measured before the rounds and shown beside it: their progress
+  messages, one per stream every 10 s).
 * **Replay.** :data:`REPLAY_KEYS` documents of 1 KB are loaded into a server without a byte
   bound on its history (``--history-bytes 0``), then one stream watches every key from
   revision 1 while a probe client reads one key every :data:`PROBE_INTERVAL` seconds: the
@@ -14,11 +21,13 @@ write that none of them matches, and what a replay from an old revision costs th
 from __future__ import annotations
 
 import asyncio
+import os
+import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
-from bench import report
-from bench.servers import Service, start_statekeeper
+from bench.servers import Service, start_statekeeper, stop_all
+from bench.targets import Target, at_most
 
 if TYPE_CHECKING:
     from bench.run import Harness
@@ -27,6 +36,17 @@ if TYPE_CHECKING:
 IDLE_STREAMS = 5000
 #: Connections the idle streams share (the server admits 100 streams per connection).
 IDLE_CONNECTIONS = 50
+#: Client tasks of a round's concurrent phase (each saves to both servers in turn).
+TASKS = 16
+#: Measured rounds (after one warm-up round); saves per server from the one task of a round's
+#: first phase, and from each task of its concurrent phase.
+ROUNDS, QUICK_ROUNDS = 7, 3
+SOLO_CALLS, QUICK_SOLO_CALLS = 400, 120
+CALLS, QUICK_CALLS = 150, 40
+#: Seconds over which the streams' own cost (no saves) is measured.
+IDLE_SECONDS, QUICK_IDLE_SECONDS = 10.0, 5.0
+#: The largest cost ratio issue 19 allows.
+LIMIT = 1.20
 #: Documents loaded before the replay (the quick run loads a tenth).
 REPLAY_KEYS = 100_000
 #: Puts per loading transaction.
@@ -48,66 +68,157 @@ def measure(harness: Harness, redis: Service | None) -> None:
         if args is None:
             continue
         label = f"statekeeper {backend}"
-        servers = [harness.start(start_statekeeper(*args, name=f"statekeeper-{backend}-watch"))]
-        server = servers[0]
-        assert server is not None
-        with_redis = [redis] if backend == "redis" and redis is not None else []
-        watched: list[Service] = [server, *with_redis]
-        harness.log(f"watch cost, {backend} backend")
-        _idle_rows(harness, label, backend, server, watched, redis if with_redis else None)
-        server.stop()
+        harness.log(f"watch cost, {backend} backend: paired rounds, 0 vs {IDLE_STREAMS} streams")
+        _idle_row(harness, label, backend, redis)
         # No byte bound on the history: the replay reads every revision since the first.
         replaying = [*args, "--history-bytes", "0"]
         server = harness.start(start_statekeeper(*replaying, name=f"statekeeper-{backend}-replay"))
         assert server is not None
         _replay_row(harness, label, backend, server)
         server.stop()
+    for target in targets(harness.results):
+        verdict = {True: "PASS", False: "FAIL", None: "n/a"}[target.met]
+        harness.log(f"  {target.name}: {target.measured} {verdict}")
 
 
-def _idle_rows(
-    harness: Harness,
-    label: str,
-    backend: str,
-    server: Service,
-    servers: list[Service],
-    redis: Service | None,
-) -> None:
-    rows = {}
-    for streams in (0, IDLE_STREAMS):
-        holder = None
-        stop = harness.manager.Event()
-        if streams:
-            ready = harness.manager.Queue()
-            job = {"address": server.address, "streams": streams, "ready": ready, "stop": stop}
-            holder = harness.pool.submit(hold_streams, job)
-            ready.get(timeout=300)
-        for concurrency in (1, 16):
-            row = harness.load(
-                f"{label}, {streams} idle streams",
-                backend,
-                "statekeeper",
-                server.address,
-                "save",
-                concurrency,
-                servers,
-                redis,
-                table="watch_cost",
+def _idle_row(harness: Harness, label: str, backend: str, redis: Service | None) -> None:
+    """The paired rounds of one backend into ``results["watch_cost"]``."""
+    from bench.run import _backend_args
+
+    servers = {}
+    for name, database in (("none", 1), ("idle", 2)):  # Redis: a database each
+        args = _backend_args(backend, redis, harness.scratch + f"/watch-{backend}-{name}")
+        assert args is not None
+        if backend == "redis":
+            args[-1] += f"/{database}"
+        servers[name] = start_statekeeper(*args, name=f"statekeeper-{backend}-{name}")
+    stop = harness.manager.Event()
+    ready = harness.manager.Queue()
+    job = {"address": servers["idle"].address, "streams": IDLE_STREAMS, "ready": ready}
+    holder = harness.pool.submit(hold_streams, {**job, "stop": stop})
+    try:
+        ready.get(timeout=300)
+        quick = harness.settings.quick
+        idle_seconds = QUICK_IDLE_SECONDS if quick else IDLE_SECONDS
+        before = {name: server.cpu_seconds() for name, server in servers.items()}
+        time.sleep(idle_seconds)
+        idle_cores = {n: (s.cpu_seconds() - before[n]) / idle_seconds for n, s in servers.items()}
+        rounds = QUICK_ROUNDS if quick else ROUNDS
+        calls = (QUICK_SOLO_CALLS, QUICK_CALLS) if quick else (SOLO_CALLS, CALLS)
+        figures = asyncio.run(_rounds(servers, idle_cores, rounds, calls))
+    finally:
+        stop.set()
+        errors = holder.result(timeout=120)["errors"]
+        stop_all(list(servers.values()))
+    row = {
+        "label": label,
+        "backend": backend,
+        "idle_streams": IDLE_STREAMS,
+        "stream_errors": errors,
+        "idle_cores": idle_cores["idle"] - idle_cores["none"],
+        "load_avg": os.getloadavg()[0],
+        **figures,
+    }
+    harness.results["watch_cost"].append(row)
+    harness.log(
+        f"  {label}: save p50 c=1 {_median(row, 'p50_ms', 'none'):.2f} vs "
+        f"{_median(row, 'p50_ms', 'idle'):.2f} ms, server CPU/save c={TASKS} "
+        f"{_median(row, 'cpu_us', 'none'):.0f} vs {_median(row, 'cpu_us', 'idle'):.0f} us "
+        f"(idle streams alone {row['idle_cores']:.3f} cores), stream errors {errors}"
+    )
+
+
+async def _rounds(
+    servers: dict[str, Service],
+    idle_cores: dict[str, float],
+    rounds: int,
+    calls: tuple[int, int],
+) -> dict[str, Any]:
+    """Per round and server: save p50 (ms) from one task, and server CPU (us) per save from
+    :data:`TASKS` tasks less the server's cost with no save (``idle_cores``); ``calls``: the
+    saves per server of the one task and of each concurrent task."""
+    import grpc
+    from statekeeper import values
+    from statekeeper.v1 import common_pb2, state_service_pb2_grpc
+    from statekeeper.v1 import state_service_pb2 as pb
+
+    from bench.workload import DOC
+
+    names = list(servers)
+    channels = {n: grpc.aio.insecure_channel(s.address) for n, s in servers.items()}
+    stubs = {n: state_service_pb2_grpc.StateServiceStub(c) for n, c in channels.items()}
+    value = common_pb2.Value(msgpack=values.pack(DOC))
+    figures: dict[str, Any] = {f"{f}_{n}": [] for f in ("p50_ms", "cpu_us") for n in names}
+
+    async def run(task: int, count: int, latencies: dict[str, list[float]] | None) -> None:
+        for i in range(count):
+            for name in names:
+                began = time.perf_counter()
+                await stubs[name].Save(pb.SaveRequest(key=f"w/{task}/{i % 16}", value=value))
+                if latencies is not None:
+                    latencies[name].append((time.perf_counter() - began) * 1e3)
+
+    try:
+        for round_number in range(rounds + 1):
+            latencies: dict[str, list[float]] = {name: [] for name in names}
+            await run(0, calls[0], latencies)
+            before = {n: s.cpu_seconds() for n, s in servers.items()}
+            began = time.perf_counter()
+            await asyncio.gather(*(run(task, calls[1], None) for task in range(TASKS)))
+            spent = time.perf_counter() - began
+            after = {n: s.cpu_seconds() for n, s in servers.items()}
+            if round_number == 0:
+                continue  # warm-up
+            for name in names:
+                busy = after[name] - before[name] - idle_cores[name] * spent
+                figures[f"cpu_us_{name}"].append(busy / (TASKS * calls[1]) * 1e6)
+                figures[f"p50_ms_{name}"].append(statistics.median(latencies[name]))
+    finally:
+        for channel in channels.values():
+            await channel.close()
+    return figures
+
+
+def _median(row: dict[str, Any], figure: str, server: str) -> float:
+    return statistics.median(row[f"{figure}_{server}"])
+
+
+def _ratios(row: dict[str, Any], figure: str) -> list[float]:
+    """The rounds' ratios of ``figure``: with the streams open over without."""
+    pairs = zip(row[f"{figure}_idle"], row[f"{figure}_none"], strict=True)
+    return [idle / max(none, 1e-9) for idle, none in pairs]
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    """Issue 19's watch-cost target per backend: the median of the rounds' ratios, with their
+    range, for save p50 at c=1 and for server CPU per save (see the module)."""
+    found = []
+    for row in results.get("watch_cost", []):
+        if "p50_ms_idle" not in row:
+            continue
+        for figure, what in (("p50_ms", "save p50 at c=1"), ("cpu_us", "server CPU per save")):
+            ratios = _ratios(row, figure)
+            ratio = statistics.median(ratios)
+            extra = ""
+            if figure == "cpu_us":
+                extra = f"; the idle streams alone: {row['idle_cores']:.3f} cores"
+            found.append(
+                Target(
+                    19,
+                    f"{row['label']}, {IDLE_STREAMS} idle streams on other keys: {what} "
+                    f"<= {LIMIT:.2f} x none",
+                    f"{ratio:.2f} x (rounds {min(ratios):.2f}-{max(ratios):.2f}; "
+                    f"{_median(row, figure, 'idle'):.2f} vs {_median(row, figure, 'none'):.2f}"
+                    f"{extra}; load {row['load_avg']:.1f}; stream errors {row['stream_errors']})",
+                    at_most(ratio, LIMIT) if not row["stream_errors"] else False,
+                )
             )
-            row["idle_streams"] = streams
-            rows[(streams, concurrency)] = row
-        if holder is not None:
-            stop.set()
-            held = holder.result(timeout=120)
-            rows[(streams, 1)]["stream_errors"] = held["errors"]
-    for concurrency in (1, 16):
-        base, loaded = rows[(0, concurrency)], rows[(IDLE_STREAMS, concurrency)]
-        loaded["p50_vs_no_streams"] = loaded["p50_ms"] / base["p50_ms"] if base["p50_ms"] else None
-        loaded["ops_vs_no_streams"] = (
-            loaded["ops_per_s"] / base["ops_per_s"] if base["ops_per_s"] else None
-        )
+    return found
 
 
 def _replay_row(harness: Harness, label: str, backend: str, server: Service) -> None:
+    from bench import report  # the report lists this part's targets: imported when run
+
     keys = REPLAY_KEYS // 10 if harness.settings.quick else REPLAY_KEYS
     rss_empty = server.rss_bytes()
     harness.pool.submit(load_documents, {"address": server.address, "keys": keys}).result()
@@ -163,23 +274,28 @@ def _peak_rss(server: Service) -> int:
 def markdown(results: dict[str, Any]) -> list[str]:
     """The report's section of this part (nothing when the part did not run)."""
     lines: list[str] = []
-    idle = [r for r in results.get("watch_cost", []) if r.get("idle_streams")]
+    idle = [r for r in results.get("watch_cost", []) if "p50_ms_idle" in r]
     if idle:
         lines += [
             "",
-            f"Watch cost: save with {IDLE_STREAMS} idle Watch streams open, each on its own key "
-            "that no save touches, against the same server with none open:",
+            f"Watch cost: saves to two servers in turn, one with {IDLE_STREAMS} idle Watch "
+            "streams open (each on its own key that no save touches), one with none; per "
+            f"round, p50 from one task and server CPU per save from {TASKS} tasks (less the "
+            "server's cost with no save):",
             "",
-            "| server | concurrency | ops/s (vs none) | p50 ms (vs none) | p99 ms | server us/op |",
-            "|---|--:|--:|--:|--:|--:|",
+            "| server | p50 ms none / idle, per round | CPU us/save none / idle, per round "
+            "| idle streams alone (cores) |",
+            "|---|---|---|--:|",
         ]
         for row in idle:
-            lines.append(
-                f"| {row['label']} | {row['concurrency']} | {row['ops_per_s']:,.0f} "
-                f"({_times(row.get('ops_vs_no_streams'))}) | {row['p50_ms']:.2f} "
-                f"({_times(row.get('p50_vs_no_streams'))}) | {row['p99_ms']:.2f} | "
-                f"{row['server_cpu_us_per_op'] or 0:.0f} |"
-            )
+            cells = [
+                ", ".join(
+                    f"{none:.2f}/{busy:.2f}"
+                    for none, busy in zip(row[f"{f}_none"], row[f"{f}_idle"], strict=True)
+                )
+                for f in ("p50_ms", "cpu_us")
+            ]
+            lines.append(f"| {row['label']} | {cells[0]} | {cells[1]} | {row['idle_cores']:.3f} |")
     replays = results.get("replay", [])
     if replays:
         lines += [
@@ -200,10 +316,6 @@ def markdown(results: dict[str, Any]) -> list[str]:
                 f"{row['rss_after_mb']:.0f} |" + (f" error: {row['error']}" if row["error"] else "")
             )
     return lines
-
-
-def _times(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
 
 
 # -- client processes (run in the harness's pool) --------------------------------------------

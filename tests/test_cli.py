@@ -185,11 +185,18 @@ def test_make_help_lists_every_target_with_one_line() -> None:
     assert sorted(names) == sorted(targets), done.stdout
 
 
-@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
-async def test_the_server_serves_on_the_event_loop_it_is_told(loop: str) -> None:
-    server = await asyncio.to_thread(
-        start_server_process, "--backend", "memory", "--event-loop", loop
-    )
+@pytest.mark.parametrize(
+    ("flags", "loop"),
+    [
+        (("--event-loop", "uvloop"), "uvloop"),
+        (("--event-loop", "asyncio"), "asyncio"),
+        ((), "asyncio"),
+    ],
+)
+async def test_the_server_serves_on_the_event_loop_it_is_told(
+    flags: tuple[str, ...], loop: str
+) -> None:
+    server = await asyncio.to_thread(start_server_process, "--backend", "memory", *flags)
     try:
         assert server.banner.endswith(f"event loop {loop})"), server.banner
         config = StateConfig(backend="grpc", address=server.address)
@@ -200,12 +207,12 @@ async def test_the_server_serves_on_the_event_loop_it_is_told(loop: str) -> None
         assert await asyncio.to_thread(server.terminate) == 0
 
 
-def test_the_default_event_loop_is_uvloop_where_it_is_installed() -> None:
+def test_auto_picks_uvloop_where_it_is_installed() -> None:
     shown = run_python(
         "import asyncio\n"
         "from statekeeper_server.server import loop_name, run_loop\n"
         "async def main():\n"
         "    return loop_name()\n"
-        "print(run_loop(main()))\n"
+        "print(run_loop(main(), 'auto'))\n"
     )
     assert shown == "uvloop"

@@ -29,6 +29,7 @@ from tests.test_backend_contract import (
     make_backend,  # noqa: F401  (a store of every backend)
     next_events,
     started_watch,
+    step,
 )
 
 
@@ -188,3 +189,29 @@ async def test_thousands_of_streams_on_their_own_keys_cost_a_save_nothing(servic
         for stream in streams:
             await stream.aclose()
     assert len(service._watch_groups) == 0
+
+
+async def test_idle_watches_report_progress_from_one_clock_holding_one_deadline_each(
+    store: Backend,
+) -> None:
+    index = index_of(store)
+    idle = [
+        (await started_watch(store, f"idle/{number}", progress_interval=0.05))[0]
+        for number in range(40)
+    ]
+    busy, _ = await started_watch(store, "busy/", progress_interval=30.0)
+    waiting = [asyncio.ensure_future(step(updates)) for updates in idle]
+    try:
+        # A watch woken by every change waits again each time: its deadline moves, and the
+        # clock still holds one entry for it.
+        for number in range(30):
+            await store.put(f"busy/{number % 3}", b"x")
+            await next_events(busy)
+            assert len(index._clock._heap) <= len(index)
+        progress = await asyncio.gather(*waiting)
+        assert all(update.events == () for update in progress)
+    finally:
+        for task in waiting:
+            task.cancel()
+        for updates in [*idle, busy]:
+            await close(updates)

@@ -69,9 +69,9 @@ class ServerConfig:
     )
     shutdown_grace: float = _option(5.0, "Seconds in-flight calls get to finish on SIGTERM.")
     event_loop: str = _option(
-        "auto",
-        "Event loop: uvloop where it is installed (auto), uvloop, or asyncio.",
-        ("auto", "uvloop", "asyncio"),
+        "asyncio",
+        "Event loop: asyncio, uvloop, or auto (uvloop where it is installed).",
+        ("asyncio", "uvloop", "auto"),
     )
     log_level: str = _option("info", "Log level.", ("debug", "info", "warning", "error"))
     log_format: str = _option("text", "Log line format.", ("text", "json"))

@@ -30,9 +30,10 @@ T = TypeVar("T")
 
 
 def run_loop(main: Coroutine[Any, Any, T], choice: str = "auto") -> T:
-    """Run ``main`` to its end on the event loop ``choice`` names (``--event-loop``): uvloop,
-    asyncio, or auto: uvloop where it is installed (the ``server`` extra), else asyncio. The
-    one place that picks the loop of a server process (``serve`` and its ``--workers``)."""
+    """Run ``main`` to its end on the event loop ``choice`` names (``--event-loop``, asyncio by
+    default): uvloop, asyncio, or auto: uvloop where it is installed (the ``server`` extra),
+    else asyncio. The one place that picks the loop of a server process (``serve`` and its
+    ``--workers``)."""
     if choice != "asyncio":
         try:
             import uvloop

@@ -245,17 +245,30 @@ def _scalar_out(field: FieldDescriptor, value: Any) -> Any:
 # -- message -> record ------------------------------------------------------------------------
 
 
-def from_message(message: Message, cls: type[R], renames: Mapping[str, str] | None = None) -> R:
-    """A ``cls`` record from ``message``'s same-named fields (dataclass defaults elsewhere)."""
+def from_message(
+    message: Message, cls: type[R], renames: Mapping[str, str] | None = None, *, field: str = ""
+) -> R:
+    """A ``cls`` record from ``message``'s same-named fields (dataclass defaults elsewhere).
+
+    An enum number that names no value is INVALID_ARGUMENT naming the field (``field.status``
+    when ``message`` is the request's ``field``)."""
     known: dict[str, Any] = {}
     for step in _plan(typing.cast(type, cls), message.DESCRIPTOR, _key(renames)):
-        field = step.field
-        if field.has_presence and not message.HasField(field.name):
+        source = step.field
+        if source.has_presence and not message.HasField(source.name):
             known[step.name] = None
             continue
-        value = getattr(message, field.name)
+        value = getattr(message, source.name)
         if step.read is not None:
-            value = step.read(value)
+            try:
+                value = step.read(value)
+            except InvalidArgumentError as error:
+                if source.type != FieldDescriptor.TYPE_ENUM:
+                    raise
+                name = f"{field}.{source.name}" if field else source.name
+                raise InvalidArgumentError(
+                    f"{name}: {error.message}", violations=[(name, "unknown value")]
+                ) from None
         known[step.name] = None if step.optional and value == "" else value
     return cls(**known)
 

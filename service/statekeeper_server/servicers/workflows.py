@@ -62,7 +62,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         self, request: pb.CreateWorkflowRequest, context: object
     ) -> pb.CreateWorkflowResponse:
         """Create a workflow."""
-        workflow = from_message(request.workflow, WorkflowState)
+        workflow = from_message(request.workflow, WorkflowState, field="workflow")
         record = await self.engine.create(workflow)
         return pb.CreateWorkflowResponse(workflow=to_message(record, pb.WorkflowState, encoding=0))
 
@@ -116,7 +116,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         """Record a step update."""
         update = await self.engine.update_step(
             request.workflow_id,
-            from_message(request.step, StepState),
+            from_message(request.step, StepState, field="step"),
             optional_document(request, "state_patch", "state_patch"),
             optional_document(request, "context_patch", "context_patch"),
         )
@@ -181,7 +181,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         self, request: pb.CreateCheckpointRequest, context: object
     ) -> pb.CreateCheckpointResponse:
         """Store a checkpoint."""
-        wanted = from_message(request.checkpoint, WorkflowCheckpoint)
+        wanted = from_message(request.checkpoint, WorkflowCheckpoint, field="checkpoint")
         stored = await self.engine.checkpoint(wanted)
         return pb.CreateCheckpointResponse(
             sequence=stored.sequence, timestamp=clamped_timestamp(stored.timestamp or 0.0)

@@ -486,7 +486,8 @@ class RedisBackend(Backend):
                 for _, entries in reply or ():
                     for entry_id, fields in entries:
                         revision = stream_revision(entry_id)
-                        index.publish(revision, decode_events(revision, fields[b"e"]))
+                        events = decode_events(revision, fields[b"e"], index.concerns)
+                        index.publish(revision, events)
         except asyncio.CancelledError:
             raise
         except BaseException as error:
@@ -514,7 +515,7 @@ class RedisBackend(Backend):
         covered = last
         for number, (entry_id, fields) in enumerate(reply):
             revision = stream_revision(entry_id)
-            events.extend(decode_events(revision, fields[b"e"], span))
+            events.extend(decode_events(revision, fields[b"e"], span.matches))
             if len(events) >= limit or number == limit - 1:
                 covered = revision
                 break

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 
-from statekeeper_server.engine.storage.backend import Entry, Event, EventType, KeyRange
+from statekeeper_server.engine.storage.backend import Entry, Event, EventType
 
 
 def expire_text(expire_at: float | None) -> str:
@@ -27,14 +28,16 @@ def text_of(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def decode_events(revision: int, packed: bytes, span: KeyRange | None = None) -> tuple[Event, ...]:
-    """The events of one change-log entry (see the scripts for the layout), only those of the
-    keys of ``span`` when it is given."""
+def decode_events(
+    revision: int, packed: bytes, keep: Callable[[str], bool] | None = None
+) -> tuple[Event, ...]:
+    """The events of one change-log entry (see the scripts for the layout), only those whose
+    key ``keep`` accepts when it is given (the others are not built)."""
     events: list[Event] = []
     for item in msgpack.unpackb(packed, raw=True):
         kind, raw_key, value, create, version, expire = item[:6]
         key = raw_key.decode()
-        if span is not None and not span.matches(key):
+        if keep is not None and not keep(key):
             continue
         prev_value, prev_create, prev_mod, prev_version, prev_expire = item[6:11]
         prev = None

@@ -21,11 +21,24 @@ Every backend serves :meth:`~statekeeper_server.engine.storage.backend.Backend.w
   serve other calls between pages.
   It is registered in the index before its first page is read, so the live changes that commit
   meanwhile wait in its queue, and it goes on from there without loss or duplicates.
+* **Progress.** An idle watch waits for its next change with no timer of its own: the index's
+  :class:`ProgressClock` keeps the progress deadlines of all its idle watches in one heap, at
+  most one entry per watch, behind one event-loop timer, and wakes the watches whose deadline
+  has come. Deadlines are rounded up to :data:`PROGRESS_GRAIN`, so the idle watches due at
+  about the same time are woken in one pass (and their messages leave together); a watch's
+  first progress comes after a random part of its interval, so that streams opened together
+  spread their progress evenly over the interval instead of sending it all at once. Thousands of
+  idle streams then cost one timer and one wake-up per progress message, nothing per change
+  elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import math
+import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from statekeeper.errors import UnavailableError
@@ -48,6 +61,11 @@ PENDING_REVISIONS = 1024
 #: unavailable.
 MAX_BACKOFF = 1.0
 
+#: Progress deadlines are rounded up to a multiple of this many seconds (at most a tenth of
+#: the watch's interval), so that watches due at about the same time are woken by one timer
+#: (5,000 idle streams: about 10 progress messages per pass, a pass every 20 ms).
+PROGRESS_GRAIN = 0.02
+
 #: ``history(span, first, last, limit)``: a page of the retained history (see Backend.history).
 HistoryReader = Callable[[KeyRange, int, int, int], Awaitable[HistoryPage]]
 
@@ -56,7 +74,17 @@ class Watcher:
     """One open watch in the index: its filter, the events committed for it and not yet taken,
     and the revision from which those queued events are complete."""
 
-    __slots__ = ("_waiter", "error", "exact", "literal", "live_from", "pending", "span")
+    __slots__ = (
+        "_waiter",
+        "deadline",
+        "error",
+        "exact",
+        "literal",
+        "live_from",
+        "pending",
+        "scheduled",
+        "span",
+    )
 
     def __init__(self, span: KeyRange, live_from: int) -> None:
         self.span = span
@@ -70,29 +98,86 @@ class Watcher:
         self.live_from = live_from
         #: Set when the index's feed failed: the watch raises it.
         self.error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        #: While the watch waits: when it is due to report progress (None: never).
+        self.deadline: float | None = None
+        #: Whether the progress clock holds an entry for this watch.
+        self.scheduled = False
+        self._waiter: asyncio.Future[bool] | None = None
 
     def matches(self, key: str) -> bool:
         """Whether a change of ``key`` concerns this watch (the literal part is known to match)."""
         pattern = self.span.pattern
         return self.exact or pattern is None or pattern.matches(key[len(self.span.prefix) :])
 
-    def wake(self) -> None:
-        """Wake the watch if it waits."""
+    def wake(self, progress: bool = False) -> None:
+        """Wake the watch if it waits (``progress``: because its progress deadline came)."""
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            waiter.set_result(not progress)
 
-    async def wait(self, timeout: float | None) -> bool:
-        """Wait to be woken; False when ``timeout`` passed first."""
-        self._waiter = asyncio.get_running_loop().create_future()
+    async def wait(self, clock: ProgressClock, interval: float | None, idle_since: float) -> bool:
+        """Wait to be woken; False when the progress deadline (``interval`` after
+        ``idle_since``) came first."""
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        if interval is not None:
+            clock.schedule(self, idle_since + interval, interval)
         try:
-            await asyncio.wait_for(self._waiter, timeout)
-        except TimeoutError:
-            return False
+            return await waiter
         finally:
             self._waiter = None
-        return True
+            self.deadline = None
+
+
+class ProgressClock:
+    """The progress deadlines of the idle watches of one index behind one event-loop timer
+    (see the module): a heap of (deadline, order, watch) with at most one entry per watch."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Watcher]] = []
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def schedule(self, watcher: Watcher, deadline: float, interval: float) -> None:
+        """Wake ``watcher`` with progress at ``deadline`` (rounded up to the grain) unless it is
+        woken before."""
+        grain = min(PROGRESS_GRAIN, interval / 10)
+        if grain > 0:
+            deadline = math.ceil(deadline / grain) * grain
+        watcher.deadline = deadline
+        if not watcher.scheduled:
+            self._push(watcher, deadline)
+
+    def clear(self) -> None:
+        """Forget every deadline (the event loop is gone)."""
+        self._heap.clear()
+        self._timer, self._timer_at = None, math.inf
+
+    def _push(self, watcher: Watcher, deadline: float) -> None:
+        watcher.scheduled = True
+        heapq.heappush(self._heap, (deadline, next(self._order), watcher))
+        if deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        now = asyncio.get_running_loop().time()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, watcher = heapq.heappop(heap)
+            watcher.scheduled = False
+            if watcher.deadline is None:
+                continue  # it is not waiting (any more)
+            if watcher.deadline <= now:
+                watcher.wake(progress=True)
+            else:
+                self._push(watcher, watcher.deadline)  # its deadline moved on meanwhile
+        if heap and self._timer is None:
+            self._timer_at = heap[0][0]
+            self._timer = asyncio.get_running_loop().call_at(self._timer_at, self._fire)
 
 
 class WatcherIndex:
@@ -117,6 +202,7 @@ class WatcherIndex:
         self._lengths: dict[int, int] = {}
         self._count = 0
         self._closed = False
+        self._clock = ProgressClock()
 
     def __len__(self) -> int:
         return self._count
@@ -192,6 +278,11 @@ class WatcherIndex:
                 watcher.pending.append((revision, tuple(matched)))
             watcher.wake()
 
+    def concerns(self, key: str) -> bool:
+        """Whether a change of ``key`` concerns a registered watch (a feed that decodes its
+        changes need not build the others)."""
+        return any(watcher.matches(key) for watcher in self._candidates(key))
+
     def fail(self, error: BaseException) -> None:
         """End every registered watch with ``error`` and unregister it (the feed is gone)."""
         for watcher in self._all():
@@ -208,6 +299,7 @@ class WatcherIndex:
     def clear(self) -> None:
         """Forget every watch (their event loop is gone; the index serves the next one)."""
         self._forget()
+        self._clock.clear()
         self._closed = False
 
     def _forget(self) -> None:
@@ -257,7 +349,9 @@ class WatcherIndex:
                 page = await history(span, next_revision, watcher.live_from - 1, REPLAY_PAGE)
             yield WatchUpdate(current)
             loop = asyncio.get_running_loop()
-            idle_since = loop.time()
+            # A random phase for the first progress: streams opened together (a fleet
+            # reconnecting) do not all report progress at the same moments ever after.
+            idle_since = loop.time() - random.random() * (progress_interval or 0.0)
             while True:
                 while next_revision < watcher.live_from:
                     if page is None:
@@ -282,10 +376,7 @@ class WatcherIndex:
                     return
                 if watcher.pending or next_revision < watcher.live_from:
                     continue
-                timeout = None
-                if progress_interval is not None:
-                    timeout = max(0.0, idle_since + progress_interval - loop.time())
-                if not await watcher.wait(timeout):
+                if not await watcher.wait(self._clock, progress_interval, idle_since):
                     idle_since = loop.time()
                     if self.healthy:
                         yield WatchUpdate(next_revision - 1)
