@@ -280,3 +280,16 @@ def _build(cls: type[Message], values: dict[str, Any]) -> Message:
         else:
             setattr(message, name, value)
     return message
+
+
+class InProcessContext:
+    """The servicer context of a call made in process (no metadata, never cancelled)."""
+
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
+    def peer(self) -> str:
+        return "in-process"
+
+    def cancelled(self) -> bool:
+        return False

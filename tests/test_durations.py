@@ -32,6 +32,8 @@ from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
 
+from tests.protofuzz import InProcessContext, all_rpcs
+
 DOC = common_pb2.Value(msgpack=b"\x81\xa1n\x01")  # {"n": 1}
 #: The bad values every path gets: negative, and one second past the longest accepted.
 BAD = {"negative": -5, "too long": MAX_TTL_SECONDS + 1}
@@ -218,17 +220,6 @@ CASES = [(*path, bad) for path in PATHS for bad in BAD]
 IDS = [f"{method}.{field}-{bad}" for _, method, _, _, _, field, bad in CASES]
 
 
-class _Context:
-    def invocation_metadata(self) -> tuple[()]:
-        return ()
-
-    def peer(self) -> str:
-        return "test"
-
-    def cancelled(self) -> bool:
-        return False
-
-
 def _batch_error(response: state_pb.BatchResponse) -> StateKeeperError:
     status = response.results[0].status
     return from_status(STATUS_CODES[status.code], status.message, status.details)
@@ -239,13 +230,13 @@ async def _embedded(runtime: Runtime, service: str, method: str, streams: bool, 
     handler = getattr(runtime.servicers[service], method)
     try:
         if streams:
-            responses: AsyncIterator[Any] = handler(request, _Context())
+            responses: AsyncIterator[Any] = handler(request, InProcessContext())
             try:
                 await anext(responses)
             finally:
                 await responses.aclose()
         else:
-            response = await handler(request, _Context())
+            response = await handler(request, InProcessContext())
             if method == "Batch":
                 return _batch_error(response)
     except StateKeeperError as error:
@@ -328,8 +319,6 @@ async def test_a_non_finite_ttl_from_the_python_api_is_refused_and_changes_nothi
 
 def test_every_request_duration_field_has_a_path() -> None:
     """A new Duration field in a request must join PATHS (the output-only ones are named)."""
-    from tests.protofuzz import all_rpcs
-
     output_only = {("StartExecution", "execution.duration")}
     covered = {(method, field) for _, method, _, _, _, field in PATHS}
     covered |= {

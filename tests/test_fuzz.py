@@ -48,7 +48,7 @@ from statekeeper_server.interceptors import Undecodable, check_decoded
 from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
 
-from tests.protofuzz import Rpc, all_rpcs, message_strategy, random_message
+from tests.protofuzz import InProcessContext, Rpc, all_rpcs, message_strategy, random_message
 
 #: The codes a bad request may get.
 ALLOWED = {
@@ -65,26 +65,13 @@ RPCS = all_rpcs()
 STREAM_GUARD = 30.0
 
 
-class _Context:
-    """The servicer context of an in-process call."""
-
-    def invocation_metadata(self) -> tuple[()]:
-        return ()
-
-    def peer(self) -> str:
-        return "fuzz"
-
-    def cancelled(self) -> bool:
-        return False
-
-
 async def call_in_process(runtime: Runtime, rpc: Rpc, request: Any) -> grpc.StatusCode:
     """Call one RPC on the runtime's servicer; the status code it ends with."""
     method = getattr(runtime.servicers[rpc.service], rpc.name)
     try:
         check_decoded(request, rpc.path)  # what the server's interceptor does first
         if rpc.server_streaming:
-            responses = method(request, _Context())
+            responses = method(request, InProcessContext())
             try:
                 await asyncio.wait_for(anext(responses), STREAM_GUARD)
             except StopAsyncIteration:
@@ -92,7 +79,7 @@ async def call_in_process(runtime: Runtime, rpc: Rpc, request: Any) -> grpc.Stat
             finally:
                 await responses.aclose()
         else:
-            await method(request, _Context())
+            await method(request, InProcessContext())
     except StateKeeperError as error:
         return error.code
     return grpc.StatusCode.OK
@@ -112,7 +99,8 @@ async def seeded_runtime() -> Runtime:
     state = runtime.servicers["statekeeper.v1.StateService"]
     for key in ("a", "a1", "k1", "key/with/slash"):
         await state.Save(
-            pb.SaveRequest(key=key, value=common_pb2.Value(msgpack=b"\x81\xa1n\x01")), _Context()
+            pb.SaveRequest(key=key, value=common_pb2.Value(msgpack=b"\x81\xa1n\x01")),
+            InProcessContext(),
         )
     return runtime
 

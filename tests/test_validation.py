@@ -42,29 +42,18 @@ from statekeeper_server.runtime import Runtime
 from statekeeper_server.server import StatekeeperServer
 from statekeeper_server.servicers.boundary import duration_problem, timestamp_problem
 
-from tests.protofuzz import Rpc, all_rpcs
+from tests.protofuzz import InProcessContext, Rpc, all_rpcs
 
 MSGPACK_DOC = common_pb2.Value(msgpack=b"\x81\xa1n\x01")  # {"n": 1}
 TIME_TYPES = {"google.protobuf.Timestamp": "timestamp", "google.protobuf.Duration": "duration"}
-
-
-class _Context:
-    def invocation_metadata(self) -> tuple[()]:
-        return ()
-
-    def peer(self) -> str:
-        return "test"
-
-    def cancelled(self) -> bool:
-        return False
 
 
 async def call(runtime: Runtime, rpc: Rpc, request: Message) -> Any:
     """Call ``rpc`` in process (a stream: its first response)."""
     method = getattr(runtime.servicers[rpc.service], rpc.name)
     if not rpc.server_streaming:
-        return await method(request, _Context())
-    responses = method(request, _Context())
+        return await method(request, InProcessContext())
+    responses = method(request, InProcessContext())
     try:
         return await anext(responses)
     finally:
@@ -212,10 +201,11 @@ async def test_a_time_at_the_ends_of_the_range_is_kept(runtime: Runtime) -> None
         checkpoint.timestamp.seconds = seconds
         checkpoint.timestamp.nanos = nanos
         await agents.SaveCheckpoint(
-            agent_pb.SaveCheckpointRequest(checkpoint=checkpoint), _Context()
+            agent_pb.SaveCheckpointRequest(checkpoint=checkpoint), InProcessContext()
         )
         got = await agents.GetCheckpoint(
-            agent_pb.GetCheckpointRequest(agent_id="a", checkpoint_id=f"c{seconds}"), _Context()
+            agent_pb.GetCheckpointRequest(agent_id="a", checkpoint_id=f"c{seconds}"),
+            InProcessContext(),
         )
         assert got.checkpoint.timestamp.seconds == seconds
         # Stored as float Unix seconds: the nanoseconds of a time so far out are approximate.
@@ -279,7 +269,7 @@ async def test_records_stored_with_an_edge_timestamp_by_the_old_code_read_back(
     agents = runtime.servicers["statekeeper.v1.AgentService"]
     workflows = runtime.servicers["statekeeper.v1.WorkflowService"]
     knowledge = runtime.servicers["statekeeper.v1.KnowledgeService"]
-    ctx = _Context()
+    ctx = InProcessContext()
 
     def edge(message: Any, field: str) -> None:
         getattr(message, field).seconds = 2**63 - 1
@@ -528,7 +518,8 @@ async def test_revision_conflicts_name_the_callers_key(
 async def test_workflow_conflicts_name_the_workflow(runtime: Runtime) -> None:
     workflows = runtime.servicers["statekeeper.v1.WorkflowService"]
     created = await workflows.CreateWorkflow(
-        wf_pb.CreateWorkflowRequest(workflow=wf_pb.WorkflowState(workflow_id="w")), _Context()
+        wf_pb.CreateWorkflowRequest(workflow=wf_pb.WorkflowState(workflow_id="w")),
+        InProcessContext(),
     )
     stale = created.workflow.revision + 3
     for method, request in [
@@ -542,6 +533,6 @@ async def test_workflow_conflicts_name_the_workflow(runtime: Runtime) -> None:
         ),
     ]:
         with pytest.raises(ConflictError) as raised:
-            await method(request, _Context())
+            await method(request, InProcessContext())
         assert raised.value.metadata["workflow_id"] == "w"
         assert "record" not in raised.value.message and "wf/" not in raised.value.message
