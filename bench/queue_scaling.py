@@ -23,14 +23,13 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.scaling import row
+from bench.scaling import run_cells
 from bench.targets import Target, flatness
 
 SIZES = (1_000, 10_000, 100_000)
@@ -118,22 +117,7 @@ async def measure_one(backend: str, tasks: int, redis_url: str) -> dict[str, flo
 def measure(harness: Any, redis: Any | None) -> None:
     """Run every (backend, size) of the settings in its own process; add the rows."""
     sizes = QUICK_SIZES if harness.settings.quick else SIZES
-    for backend in harness.settings.backends:
-        if backend == "redis" and redis is None:
-            harness.results["skipped"].append("queue scaling, redis: no redis-server")
-            continue
-        url = f"redis://{redis.address}" if redis is not None else ""
-        for tasks in sizes:
-            harness.log(f"queue scaling: {backend} at {tasks:,} tasks")
-            command = [sys.executable, "-m", "bench.queue_scaling", backend, str(tasks), url]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                harness.results["skipped"].append(
-                    f"queue scaling, {backend} at {tasks}: {done.stderr.strip()[-300:]}"
-                )
-                continue
-            for name, value in json.loads(done.stdout.splitlines()[-1]).items():
-                row(harness.results, backend, name, tasks, value)
+    run_cells(harness, redis, "bench.queue_scaling", sizes, "queue scaling", "tasks")
 
 
 #: The issue-19 operations judged flat: (measure name, label).

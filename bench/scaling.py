@@ -262,24 +262,33 @@ async def measure_one(backend: str, keys: int, updates: int, redis_url: str) -> 
 def measure(harness: Any, redis: Any | None) -> None:
     """Run every (backend, size) of the settings in its own process; add the rows."""
     sizes = QUICK_SIZES if harness.settings.quick else SIZES
+    run_cells(harness, redis, "bench.scaling", sizes, "scaling", "keys")
+
+
+def run_cells(
+    harness: Any, redis: Any | None, module: str, sizes: tuple[int, ...], what: str, unit: str
+) -> None:
+    """``python -m MODULE BACKEND SIZE [REDIS_URL]`` for every backend of the settings and
+    every size, each in a fresh process on an emptied Redis; the figures of its last output
+    line become rows (a failed cell is listed as skipped)."""
     for backend in harness.settings.backends:
         if backend == "redis" and redis is None:
-            harness.results["skipped"].append("scaling, redis: no redis-server")
+            harness.results["skipped"].append(f"{what}, redis: no redis-server")
             continue
-        for keys in sizes:
-            harness.log(f"scaling: {backend} at {keys:,} keys")
-            url = f"redis://{redis.address}" if redis is not None else ""
+        url = f"redis://{redis.address}" if redis is not None else ""
+        for size in sizes:
+            harness.log(f"{what}: {backend} at {size:,} {unit}")
             if redis is not None:
                 _flush(url)
-            command = [sys.executable, "-m", "bench.scaling", backend, str(keys), url]
+            command = [sys.executable, "-m", module, backend, str(size), url]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 harness.results["skipped"].append(
-                    f"scaling, {backend} at {keys}: {done.stderr.strip()[-300:]}"
+                    f"{what}, {backend} at {size}: {done.stderr.strip()[-300:]}"
                 )
                 continue
             for measure_name, value in json.loads(done.stdout.splitlines()[-1]).items():
-                row(harness.results, backend, measure_name, keys, value)
+                row(harness.results, backend, measure_name, size, value)
 
 
 def _flush(redis_url: str) -> None:
