@@ -66,3 +66,14 @@ class ToolExecutionStatus(enum.Enum):
     FAILED = "failed"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+
+
+class StepStatus(enum.StrEnum):
+    """Where one step of a workflow is; equal to its string value, so ``status="completed"``
+    works too."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"

@@ -27,6 +27,7 @@ from statekeeper.errors import NotFoundError
 from statekeeper.messages import enum_from_number, enum_to_number, from_message, to_message
 from statekeeper.state.client import MSGPACK, ServiceClient, optional_wire
 from statekeeper.state.live import LiveStream, RevisionFeed
+from statekeeper.statuses import StepStatus
 from statekeeper.timestamps import from_timestamp
 from statekeeper.v1 import workflow_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2_grpc
@@ -52,16 +53,6 @@ class WorkflowEventType(enum.Enum):
     CHECKPOINT_CREATED = "checkpoint_created"
     RESUMED_FROM_CHECKPOINT = "resumed_from_checkpoint"
     DELETED = "deleted"
-
-
-class StepStatus(enum.StrEnum):
-    """Where one step is; equal to its string value, so ``status="completed"`` works too."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
 
 
 #: The API's field names that differ from the messages'.

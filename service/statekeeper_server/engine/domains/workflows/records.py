@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from statekeeper.statuses import StepStatus
+
 from statekeeper_server.engine.domains.checkpoints import renamed
 from statekeeper_server.engine.records import Schema
 
@@ -28,16 +30,6 @@ class WorkflowStatus(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-class StepStatus(enum.StrEnum):
-    """Where one step is."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
 
 
 class WorkflowEventType(enum.StrEnum):
