@@ -5,8 +5,12 @@ queued into one group commit (one write and one fdatasync in a log thread), and 
 next one while up to :data:`COMMITS_IN_FLIGHT` are still being written: concurrent fdatasyncs
 of one file overlap in the kernel, so a write that arrives during a commit does not wait for
 that commit to finish before its own starts. Each commit takes its place in the log in commit
-order before it is written (:meth:`Log.reserve`), and commits finish in that order, so a
-commit is visible and answered only once every earlier one is durable too.
+order before it is written (:meth:`Log.reserve`) and gets the next commit number; a commit is
+visible and answered only once it and every earlier one are durable. An fdatasync that returns
+tells how far the log is durable (:meth:`Log.write_at`: every commit written before it began),
+so the commits it covers are answered then, even while an earlier commit's own fdatasync is
+still running (on this project's disks a lone fdatasync now and then takes tens of
+milliseconds while the ones beside it take well under one).
 """
 
 from __future__ import annotations
@@ -17,12 +21,19 @@ from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 from statekeeper_server.engine.storage.backend import Event
 from statekeeper_server.engine.storage.file_log import Log
 
-#: Group commits being written at once at most.
-COMMITS_IN_FLIGHT = 2
+#: Group commits being written at once at most (one per client connection of the benchmark's
+#: four processes; see docs/backends.md for the measurements).
+COMMITS_IN_FLIGHT = 4
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(slots=True)
@@ -47,7 +58,13 @@ class Commits:
         self.log = log
         self.executor = executor
         self.queue: list[Queued] = []
-        self.in_flight: deque[tuple[list[Queued], asyncio.Future[None]]] = deque()
+        #: The commits being written, oldest first: (commit number, records, the write's
+        #: future giving the commit number the log is durable through). A commit stays here
+        #: until its own write returns, even once a later one answered it.
+        self.in_flight: deque[tuple[int, list[Queued], asyncio.Future[int]]] = deque()
+        #: The newest commit number given out, and the newest one answered.
+        self.started = 0
+        self.answered = 0
         self.lock = asyncio.Lock()
         self._wanted = 0
         self._arrival: asyncio.Future[None] | None = None
@@ -69,19 +86,22 @@ class Commits:
         if offset is None and self.in_flight:
             return False
         batch, self.queue = self.queue, []
+        self.started += 1
         loop = asyncio.get_running_loop()
         if offset is None:
-            written = loop.run_in_executor(self.executor, self.log.append, data)
+            written = loop.run_in_executor(self.executor, self.log.append, data, self.started)
         else:
-            written = loop.run_in_executor(self.executor, self.log.write_at, offset, data)
-        self.in_flight.append((batch, written))
+            written = loop.run_in_executor(
+                self.executor, self.log.write_at, offset, data, self.started
+            )
+        self.in_flight.append((self.started, batch, written))
         return True
 
     async def finished(self) -> list[list[Queued]]:
-        """Wait for the oldest commit in flight (or, with room for another, for a new record)
-        and return the commits now durable, oldest first; raises the error of a failed write
-        (that commit and the later ones stay in flight, for :meth:`take_all`)."""
-        waits: set[asyncio.Future[None]] = {self.in_flight[0][1]}
+        """Wait for a write in flight to return (or, with room for another, for a new record)
+        and return the commits now durable and not yet answered, oldest first; raises the
+        error of a failed write (the commits not answered stay, for :meth:`take_all`)."""
+        waits: set[asyncio.Future[Any]] = {w for _, _, w in self.in_flight if not w.done()}
         if len(self.in_flight) < COMMITS_IN_FLIGHT and not self.queue:
             self._arrival = asyncio.get_running_loop().create_future()
             waits.add(self._arrival)
@@ -89,15 +109,22 @@ class Commits:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._arrival = None
-        done: list[list[Queued]] = []
-        while self.in_flight and self.in_flight[0][1].done():
-            self.in_flight[0][1].result()
-            done.append(self.in_flight.popleft()[0])
+        durable = self.answered
+        for _, _, written in self.in_flight:
+            if written.done():
+                durable = max(durable, written.result())
+        done = [batch for number, batch, _ in self.in_flight if self.answered < number <= durable]
+        self.answered = durable
+        while self.in_flight and self.in_flight[0][2].done():
+            self.in_flight.popleft()
         return done
 
     def take_all(self) -> list[Queued]:
         """Every record in flight or queued, forgotten here (after a failed write)."""
-        items = [item for batch, _ in self.in_flight for item in batch] + self.queue
+        unanswered = [batch for number, batch, _ in self.in_flight if number > self.answered]
+        items = [item for batch in unanswered for item in batch] + self.queue
+        for _, _, written in self.in_flight:
+            written.add_done_callback(_consume)
         self.in_flight.clear()
         self.queue = []
         return items

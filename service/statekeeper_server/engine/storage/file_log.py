@@ -206,6 +206,12 @@ class Log:
     (:meth:`reserve`), then writes there and fdatasyncs in a thread of its own
     (:meth:`write_at`); ``lock`` guards the file descriptor, and a rotation or a close waits
     for the appends in flight.
+
+    An ``fdatasync`` makes durable every write to the file that completed before it began, not
+    only its own, so each append says how far the log is durable once it returns: the newest
+    commit number such that it and every earlier one had been written when its fdatasync
+    started (commit numbers are given in log order, from 1). A lone slow fdatasync then holds
+    back no commit that a later one already covered.
     """
 
     def __init__(self, base: Path) -> None:
@@ -218,6 +224,9 @@ class Log:
         #: Bytes of intact records in the segments written since the last compaction.
         self.bytes = 0
         self._writing = 0
+        #: The newest commit number written with every earlier one, and those written past it.
+        self._written_through = 0
+        self._written: set[int] = set()
 
     def recover(self) -> Iterator[tuple[Path, Any, bool]]:
         """Yield every intact record of every segment as (segment, record, is_json),
@@ -257,9 +266,10 @@ class Log:
         self.bytes += size
         return offset
 
-    def write_at(self, offset: int, data: bytes) -> None:
-        """Write ``data`` at its reserved ``offset`` and fdatasync it (a log thread): durable
-        on return, with every write that completed before."""
+    def write_at(self, offset: int, data: bytes, commit: int) -> int:
+        """Write commit number ``commit``'s ``data`` at its reserved ``offset`` and fdatasync
+        (a log thread); returns the commit number through which the log is durable now (at
+        least every commit before this one that had been written when the fdatasync began)."""
         with self.lock:
             fd = self.fd
             if fd is None:
@@ -271,15 +281,22 @@ class Log:
                 written = os.pwrite(fd, view, offset)
                 view = view[written:]
                 offset += written
+            with self.lock:
+                self._written.add(commit)
+                while self._written_through + 1 in self._written:
+                    self._written_through += 1
+                    self._written.discard(self._written_through)
+                covered = self._written_through
             os.fdatasync(fd)
+            return covered
         finally:
             with self.lock:
                 self._writing -= 1
                 self.lock.notify_all()
 
-    def append(self, data: bytes) -> None:
-        """Grow the segment as needed, then write ``data`` at its end durably (a log thread,
-        with no other write in flight)."""
+    def append(self, data: bytes, commit: int) -> int:
+        """Grow the segment as needed, then write commit ``commit``'s ``data`` at its end
+        durably (a log thread, with no other write in flight); returns ``commit``."""
         with self.lock:
             if self.fd is None:
                 raise OSError("the log is closed")
@@ -287,7 +304,7 @@ class Log:
                 self._extend(self.fd, self.write_offset + len(data))
         offset = self.reserve(len(data))
         assert offset is not None
-        self.write_at(offset, data)
+        return self.write_at(offset, data, commit)
 
     def _extend(self, fd: int, needed: int) -> None:
         """Zero-fill the segment up to at least ``needed`` bytes and make that durable."""
