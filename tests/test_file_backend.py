@@ -32,6 +32,7 @@ from statekeeper.state import (
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.engine.storage.backend import Backend, Entry, Event, EventType, WatchUpdate
 from statekeeper_server.engine.storage.file import read_frames
+from statekeeper_server.engine.storage.file_log import Log
 from statekeeper_server.server import StatekeeperServer
 
 from tests.servers import ServerProcess, start_server_process
@@ -490,3 +491,22 @@ async def test_concurrent_compare_and_set_during_compactions(tmp_path: Path) -> 
         assert await store.get("counter") == final
     finally:
         await store.close()
+
+
+def test_a_log_write_reports_durability_through_every_commit_written_before_its_fdatasync(
+    tmp_path: Path,
+) -> None:
+    """An fdatasync covers every write that completed before it began, so a commit's write says
+    how far the log is durable: through the newest commit written with all earlier ones (commit
+    3 written before commit 2 covers only commit 1; commit 2 then covers all three)."""
+    log = Log(tmp_path)
+    list(log.recover())
+    log.start(1)
+    try:
+        log.append(b"one", 1)
+        offsets = [log.reserve(len(data)) for data in (b"two", b"three")]
+        assert None not in offsets
+        assert log.write_at(offsets[1], b"three", 3) == 1
+        assert log.write_at(offsets[0], b"two", 2) == 3
+    finally:
+        log.close()
