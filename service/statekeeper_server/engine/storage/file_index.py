@@ -14,8 +14,9 @@ one SQLite database (``snapshot.dat``), read in place instead of loaded into mem
 * **Who reads.** The event loop reads through its own connection; every read is one SQLite read
   transaction (:meth:`FileIndex.reading` pins one across several statements), so a page is
   consistent with the revision it reports. A replay's history pages are read in a thread of
-  their own, through a third connection (:meth:`FileIndex.history`). Only SQLite's page cache and the operating system's
-  file cache hold data: memory follows the working set, not the store's size.
+  their own, through a third connection (:meth:`FileIndex.history`). Only SQLite's page cache
+  and the operating system's file cache hold data: memory follows the working set, not the
+  store's size.
 """
 
 from __future__ import annotations
