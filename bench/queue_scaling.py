@@ -3,9 +3,10 @@ on the memory, file and Redis backends with 1k, 10k and 100k pending tasks (1k a
 ``--quick``).
 
 Each size's queue is built once through the engine on a memory backend and copied in bulk into
-a fresh backend of each kind (:mod:`bench.bulk`), where the engine is driven directly. The queue
-holds ``TASKS`` tasks requiring capability ``x``, then :data:`SAMPLES` tasks requiring ``y`` at
-its tail. It measures:
+a fresh backend of each kind (:mod:`bench.bulk`), where the engine is driven directly, the
+sizes in :data:`ROUNDS` interleaved rounds. The queue holds ``TASKS`` tasks requiring
+capability ``x``, then :data:`SAMPLES` tasks per round requiring ``y`` at its tail. It
+measures:
 
 * **claim + complete, only match at the tail**: p50 of an agent with only ``y`` claiming a
   task and completing it (so it is free for the next claim);
@@ -40,14 +41,16 @@ from statekeeper_server.engine.storage.backend import Backend
 from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.servicers.orchestration import queue_message
 
-from bench.bulk import copied
+from bench.bulk import copies, interleaved
 from bench.scaling import row
 from bench.targets import Target, flatness
 
 SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (1_000, 10_000)
-#: Timed calls per measure.
+#: Timed calls per measure in each round.
 SAMPLES = 20
+#: Interleaved rounds over the sizes (each figure is the median of its rounds' p50s).
+ROUNDS = 3
 
 
 async def _time(
@@ -70,7 +73,7 @@ async def _time(
 
 async def build(store: Backend, tasks: int) -> None:
     """The team ``bench``: two agents, ``tasks`` tasks requiring ``x``, then :data:`SAMPLES`
-    requiring ``y``."""
+    per round requiring ``y``."""
     engine = OrchestrationEngine(store)
     agents = [
         AgentCoordinationState(agent_id="tail", capabilities=["y"]),
@@ -79,7 +82,7 @@ async def build(store: Backend, tasks: int) -> None:
     await engine.create_team("bench", agents, [], TeamSettings())
     for number in range(tasks):
         await engine.enqueue("bench", TaskSpec(task_id=f"x{number}", required_capabilities=["x"]))
-    for number in range(SAMPLES):
+    for number in range(SAMPLES * ROUNDS):
         await engine.enqueue("bench", TaskSpec(task_id=f"y{number}", required_capabilities=["y"]))
 
 
@@ -95,13 +98,10 @@ async def time_operations(store: Backend, tasks: int) -> dict[str, float]:
 
     await _time(figures, "claim + complete, only match at the tail", claim_tail)
     await _time(figures, "claim, no match", lambda: engine.claim("bench", "nobody", 30.0))
-    added = iter(range(SAMPLES))
     await _time(
         figures,
         "enqueue",
-        lambda: engine.enqueue(
-            "bench", TaskSpec(task_id=f"w{next(added)}", required_capabilities=["w"])
-        ),
+        lambda: engine.enqueue("bench", TaskSpec(required_capabilities=["w"])),
     )
     await _time(
         figures,
@@ -113,27 +113,30 @@ async def time_operations(store: Backend, tasks: int) -> dict[str, float]:
     status = await engine.queue_status("bench")
     message = queue_message(status.queue, common_pb2.VALUE_ENCODING_MSGPACK)
     figures["queue: GetQueueStatus response, KB"] = message.ByteSize() / 1024
-    assert status.counts.pending == tasks + SAMPLES
+    assert status.counts.pending >= tasks + SAMPLES
     return figures
 
 
 async def measure_all(
     sizes: tuple[int, ...], kinds: tuple[str, ...], redis_url: str, log: Callable[[str], None]
 ) -> list[tuple[str, str, int, float]]:
-    """(backend, measure, size, value) of every figure: each size's queue built once, then
-    timed on a copy in each backend of ``kinds``."""
-    found = []
+    """(backend, measure, size, value) of every figure: each size's queue built once, copied
+    into a backend of each kind, and timed there in :data:`ROUNDS` interleaved rounds."""
+    built = {}
     for size in sizes:
-        built = MemoryBackend()
         started = time.perf_counter()
-        await build(built, size)
+        built[size] = MemoryBackend()
+        await build(built[size], size)
         log(f"queue scaling: {size:,} tasks built in {time.perf_counter() - started:.0f} s")
-        for kind in kinds:
-            async with copied(built, kind, redis_url) as (store, rate):
-                log(f"queue scaling: {kind} at {size:,} tasks (copied at {rate:,.0f} keys/s)")
-                figures = await time_operations(store, size)
-            found += [(kind, name, size, value) for name, value in figures.items()]
-        await built.close()
+    found = []
+    for kind in kinds:
+        async with copies(built, kind, redis_url) as stores:
+            log(f"queue scaling: {kind}, ratios over {ROUNDS} rounds")
+            figures = await interleaved(stores, time_operations, ROUNDS, log)
+        for size, by_name in figures.items():
+            found += [(kind, name, size, value) for name, value in by_name.items()]
+    for store in built.values():
+        await store.close()
     return found
 
 

@@ -14,15 +14,17 @@ engine on a memory backend and copied in bulk into a fresh backend of each kind
 * the newest recoverable checkpoint behind N newer ones that are not recoverable
   (``get_checkpoint(recoverable_only=True)``, ``begin_recovery``): one pointer read.
 
-Each latency is the median of ``--samples`` calls. Every measure but ``get`` is an issue-19
-target: at 100k it may cost at most :data:`bench.targets.FLAT_FACTOR` times its cost at 1k
-(:func:`targets`). The part also runs the record codec's micro-benchmark (:mod:`bench.codec`).
+Each latency is the median over :data:`ROUNDS` interleaved rounds of the median of
+``--samples`` calls. Every measure but ``get`` is an issue-19 target: at 100k it may cost at
+most :data:`bench.targets.FLAT_FACTOR` times its cost at 1k (:func:`targets`). The part also
+runs the record codec's micro-benchmark (:mod:`bench.codec`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import statistics
 import sys
@@ -42,12 +44,14 @@ from statekeeper_server.engine.storage.backend import Backend
 from statekeeper_server.engine.storage.memory import MemoryBackend
 
 from bench import codec
-from bench.bulk import copied
+from bench.bulk import copies, interleaved
 from bench.targets import Target, flatness
 
 SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (1_000, 10_000)
 SAMPLES = 50
+#: Interleaved rounds over the sizes (each figure is the median of its rounds' medians).
+ROUNDS = 3
 #: The steps of one ListWorkflowSteps page.
 PAGE = 100
 #: The measure that returns the whole history, so grows with it by design (not a target).
@@ -112,7 +116,7 @@ async def steps_rows(backend: Backend, size: int, samples: int) -> dict[str, flo
     """Reads and writes of the workflow with ``size`` steps and ``size // 100`` resumes."""
     engine = WorkflowEngine(backend)
     got = await engine.get("long")
-    assert len(got.steps) == size
+    assert len(got.steps) >= size  # and the steps earlier rounds added
     token = ""
     for _ in range(size // PAGE // 2):  # to the middle of the history
         _, token = await engine.list_steps("long", PAGE, token)
@@ -152,32 +156,42 @@ async def recoverable_rows(backend: Backend, size: int, samples: int) -> dict[st
 ROWS = (resumes_rows, steps_rows, recoverable_rows)
 
 
+async def _timed(backend: Backend, size: int, samples: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    for group in ROWS:
+        figures.update(await group(backend, size, samples))
+    return figures
+
+
 async def measure_all(
     sizes: tuple[int, ...] = SIZES,
     samples: int = SAMPLES,
     kinds: tuple[str, ...] = ("memory",),
     redis_url: str = "",
 ) -> list[dict[str, Any]]:
-    """Every measure at every size: the records built once per size (:func:`build`), then
-    timed on a copy in each backend of ``kinds`` (:mod:`bench.bulk`): one row (backend,
-    measure, n, value) per figure; latencies in ms."""
-    rows = []
+    """Every measure at every size: the records built once per size (:func:`build`), copied
+    into a backend of each kind (:mod:`bench.bulk`) and timed there in :data:`ROUNDS`
+    interleaved rounds: one row (backend, measure, n, value) per figure; latencies in ms."""
+    built: dict[int, Backend] = {}
+    grown = {}
     for size in sizes:
-        built = MemoryBackend()
         started = time.perf_counter()
-        grown = await build(built, size)
+        built[size] = MemoryBackend()
+        grown[size] = await build(built[size], size)
         setup = round(time.perf_counter() - started, 1)
         print(json.dumps({"n": size, "built_s": setup}), file=sys.stderr, flush=True)
-        for kind in kinds:
-            async with copied(built, kind, redis_url) as (backend, _):
-                figures = dict(grown)
-                for group in ROWS:
-                    figures.update(await group(backend, size, samples))
-            for measure_name, value in figures.items():
-                row = {"backend": kind, "measure": measure_name, "n": size, "value": value}
-                print(json.dumps(row), file=sys.stderr, flush=True)
-                rows.append(row)
-        await built.close()
+    log = functools.partial(print, file=sys.stderr, flush=True)
+    rows = []
+    for kind in kinds:
+        async with copies(built, kind, redis_url) as stores:
+            log(f"workflow scaling: {kind}, ratios over {ROUNDS} rounds")
+            timed = functools.partial(_timed, samples=samples)
+            figures = await interleaved(stores, timed, ROUNDS, log)
+        for size, by_name in figures.items():
+            for measure_name, value in {**grown[size], **by_name}.items():
+                rows.append({"backend": kind, "measure": measure_name, "n": size, "value": value})
+    for store in built.values():
+        await store.close()
     return rows
 
 
