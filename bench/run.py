@@ -740,7 +740,9 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             watchcost.measure(harness, redis)
         if "workflows" in parts:
             harness.log("workflow and agent history (engine in-process)")
-            workflow_scaling.measure(harness)
+            if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
+                redis = harness.start(start_redis())
+            workflow_scaling.measure(harness, redis)
         if "agents" in parts:
             harness.log("agent-framework session stores (ADK, OpenAI Agents SDK, LangGraph)")
             if redis is None or redis.process.poll() is not None:

@@ -13,16 +13,20 @@ one SQLite database (``snapshot.dat``), read in place instead of loaded into mem
   thread too.
 * **Who reads.** The event loop reads through its own connection; every read is one SQLite read
   transaction (:meth:`FileIndex.reading` pins one across several statements), so a page is
-  consistent with the revision it reports. Only SQLite's page cache and the operating system's
-  file cache hold data: memory follows the working set, not the store's size.
+  consistent with the revision it reports. A replay's history pages are read in a thread of
+  their own, through a third connection (:meth:`FileIndex.history`). Only SQLite's page cache
+  and the operating system's file cache hold data: memory follows the working set, not the
+  store's size.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,9 @@ INDEX_VERSION = 2
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Rows fetched per statement when a read walks a key range.
 CHUNK_ROWS = 256
+#: History rows one page of a replay (or of an earlier-revision read) examines at most, whole
+#: revisions aside: a page stops at the end of the revision in which it reaches this many.
+HISTORY_BUDGET = 1024
 #: SQLite page cache of the reading connection, in KiB (the working set beyond it is served
 #: from the operating system's file cache).
 READ_CACHE_KIB = 64 * 1024
@@ -200,6 +207,11 @@ class FileIndex:
             raise ValueError(f"unknown index version {version}")
         #: What watchers read (attached by the backend, which owns the recent history).
         self.feed: Feed | None = None
+        #: How many history rows history and earlier-revision reads examined, ever (a measure
+        #: of their work that does not grow with the history).
+        self.examined = 0
+        self._history_reader: sqlite3.Connection | None = None
+        self._history_thread = ThreadPoolExecutor(1, thread_name_prefix="statekeeper-history")
 
     # -- writing (a housekeeping thread) ------------------------------------------------------
 
@@ -334,35 +346,67 @@ class FileIndex:
                 state[key] = prev
         return state
 
-    def history(
-        self, first: int, last: int, low: str, high: str | None, limit: int
-    ) -> tuple[list[tuple[int, tuple[Event, ...]]], int]:
-        """The retained events of revisions ``first`` through ``last`` on keys in
-        ``[low, high)``, grouped by revision, oldest first, and the newest revision covered:
-        ``last``, or less when reading stopped after the revision that holds the
-        ``limit``-th event (whole revisions only), so a page reads what it returns."""
-        where, arguments = _key_bounds(low, high)
-        select = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE "
-        rows = self._reader.execute(
-            f"{select}revision BETWEEN ? AND ? AND {where} ORDER BY id LIMIT ?",
-            (first, last, *arguments, limit),
-        ).fetchall()
-        if rows and len(rows) == limit:  # the last revision read may go on
-            last = rows[-1][0]
-            rest = self._reader.execute(
-                f"{select}revision = ? AND {where} ORDER BY id", (last, *arguments)
-            ).fetchall()
-            rows = [row for row in rows if row[0] != last] + rest
-        grouped: list[tuple[int, tuple[Event, ...]]] = []
-        events: list[Event] = []
-        for row in rows:
-            if events and events[-1].revision != row[0]:
-                grouped.append((events[-1].revision, tuple(events)))
-                events = []
-            events.append(_event(row))
-        if events:
-            grouped.append((events[-1].revision, tuple(events)))
-        return grouped, last
+    async def history(
+        self, span: KeyRange, first: int, last: int, limit: int
+    ) -> tuple[list[Event], int]:
+        """The retained events of revisions ``first`` through ``last`` (at most the flushed
+        revision) on keys of ``span``, oldest first, and the newest revision covered: ``last``,
+        or less when the walk stopped at the end of the revision that brought the page to
+        ``limit`` events or to :data:`HISTORY_BUDGET` examined rows (whole revisions only).
+
+        Read in the index's history thread through a connection of its own, in one read
+        transaction, so a replay's SQLite work never holds the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._history_thread, self._read_history, span, first, last, limit
+        )
+
+    def _read_history(
+        self, span: KeyRange, first: int, last: int, limit: int
+    ) -> tuple[list[Event], int]:
+        if self._history_reader is None:
+            self._history_reader = _connect(self.path, cache_kib=READ_CACHE_KIB // 4)
+        connection = self._history_reader
+        connection.execute("BEGIN")
+        try:
+            flushed = connection.execute("SELECT revision FROM meta").fetchone()[0]
+            last = min(last, flushed)
+            ids, last = self._walk_history(connection, span, first, last, limit)
+            return _history_rows(connection, ids), last
+        finally:
+            connection.execute("COMMIT")
+
+    def _walk_history(
+        self, connection: sqlite3.Connection, span: KeyRange, first: int, last: int, limit: int
+    ) -> tuple[list[int], int]:
+        """The ids of the history rows on keys of ``span`` from revision ``first`` through
+        ``last``, walking the revision index in (revision, id) order and reading only each
+        row's key, so a page examines a bounded number of rows however sparse ``span`` is;
+        and the newest revision walked whole."""
+        low = encode_key(span.low)
+        high = None if span.high is None else encode_key(span.high)
+        rows = connection.execute(
+            "SELECT revision, id, key FROM history WHERE revision BETWEEN ? AND ? "
+            "ORDER BY revision, id",
+            (first, last),
+        )
+        wanted: list[int] = []
+        examined, current = 0, None
+        try:
+            for revision, row_id, raw_key in rows:
+                if revision != current:
+                    if current is not None and (len(wanted) >= limit or examined >= HISTORY_BUDGET):
+                        last = current
+                        break
+                    current = revision
+                examined += 1
+                if raw_key >= low and (high is None or raw_key < high):
+                    if span.pattern is None or span.matches(_decode_key(raw_key)):
+                        wanted.append(row_id)
+        finally:
+            rows.close()
+        self.examined += examined
+        return wanted, last
 
     def expiring(self) -> Iterator[tuple[str, int, float]]:
         """Every stored (key, mod_revision, expire_at) with an expiry time, earliest first."""
@@ -399,10 +443,28 @@ class FileIndex:
         )
 
     def close(self) -> None:
-        """Close every connection (the last close checkpoints and removes SQLite's WAL)."""
-        for connection in (self._reader, self._writer):
+        """Close every connection (the last close checkpoints and removes SQLite's WAL), once
+        a history read in flight is done."""
+        self._history_thread.shutdown(wait=True)
+        for connection in (self._history_reader, self._reader, self._writer):
+            if connection is None:
+                continue
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
+
+
+def _history_rows(connection: sqlite3.Connection, ids: Sequence[int]) -> list[Event]:
+    """The history rows ``ids`` (in (revision, id) order) as events, in that order."""
+    events: list[Event] = []
+    for start in range(0, len(ids), CHUNK_ROWS):
+        chunk = ids[start : start + CHUNK_ROWS]
+        rows = connection.execute(
+            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE id IN "
+            f"({', '.join('?' * len(chunk))}) ORDER BY revision, id",
+            chunk,
+        )
+        events.extend(_event(row) for row in rows)
+    return events
 
 
 def _key_bounds(low: str, high: str | None) -> tuple[str, tuple[bytes, ...]]:
