@@ -75,15 +75,17 @@ async def interleaved(
 ) -> dict[int, dict[str, float]]:
     """Per size, every figure of ``timed(store, size)``: the median over ``rounds`` rounds,
     each round timing every size in turn (so a busy machine weighs on all sizes alike). The
-    range over rounds of each figure's ratio largest / smallest size is logged."""
+    medians and the range over rounds of each figure's ratio largest / smallest size are logged."""
     seen: dict[int, dict[str, list[float]]] = {size: {} for size in stores}
     for _ in range(rounds):
         for size, store in stores.items():
             for name, value in (await timed(store, size)).items():
                 seen[size].setdefault(name, []).append(value)
+    medians = {size: {n: statistics.median(v) for n, v in by.items()} for size, by in seen.items()}
     smallest, largest = min(seen), max(seen)
     for name, values in seen[largest].items():
         pairs = zip(values, seen[smallest][name], strict=True)
         ratios = [big / max(small, 1e-9) for big, small in pairs]
-        log(f"  {name}: {largest:,} / {smallest:,} = {min(ratios):.2f}-{max(ratios):.2f} x")
-    return {size: {n: statistics.median(v) for n, v in by.items()} for size, by in seen.items()}
+        shown = " / ".join(f"{medians[size][name]:.3g}" for size in sorted(seen))
+        log(f"  {name}: {shown}; {largest:,} / {smallest:,}: {min(ratios):.2f}-{max(ratios):.2f} x")
+    return medians

@@ -291,11 +291,16 @@ def run_cells(
                 row(harness.results, backend, measure_name, size, value)
 
 
+#: Seconds a FLUSHALL may take.
+FLUSH_TIMEOUT = 300
+
+
 def flush_redis(redis_url: str) -> None:
-    """Empty the Redis at ``redis_url`` (every database)."""
+    """Empty the Redis at ``redis_url`` (every database; a million keys on a busy machine take
+    longer than the client's default timeout of 5 s)."""
     import redis as syncredis
 
-    client = syncredis.Redis.from_url(redis_url)
+    client = syncredis.Redis.from_url(redis_url, socket_timeout=FLUSH_TIMEOUT)
     try:
         client.flushall()
     finally:
