@@ -519,30 +519,35 @@ class RedisBackend(Backend):
 
     async def history(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
         """A page of the change log (see Backend.history); only the entries of ``span``'s keys
-        are decoded into entries."""
+        are decoded into entries. The log is read a few entries at a time (1, then 4, 16, ...
+        up to ``limit``), so a page of large revisions fetches about what it returns."""
         if first > last:
             return HistoryPage((), last)
-
-        async def read() -> list[Any]:
-            return list(
-                await self._redis.xrange(
-                    self._log_key, min=f"{first}-0", max=f"{last}-0", count=limit
-                )
-            )
-
-        reply = await self._call(read)
-        if not reply or stream_revision(reply[0][0]) != first:
-            _, oldest = await self._position()
-            raise compacted_error(max(oldest, first + 1), first)
         events: list[Event] = []
-        covered = last
-        for number, (entry_id, fields) in enumerate(reply):
-            revision = stream_revision(entry_id)
-            events.extend(decode_events(revision, fields[b"e"], span.matches))
-            if len(events) >= limit or number == limit - 1:
-                covered = revision
-                break
-        return HistoryPage(tuple(events), covered)
+        examined, start, count = 0, first, 1
+        while True:
+            want = min(count, limit - examined)
+
+            async def read(start: int = start, want: int = want) -> list[Any]:
+                return list(
+                    await self._redis.xrange(
+                        self._log_key, min=f"{start}-0", max=f"{last}-0", count=want
+                    )
+                )
+
+            reply = await self._call(read)
+            if start == first and (not reply or stream_revision(reply[0][0]) != first):
+                _, oldest = await self._position()
+                raise compacted_error(max(oldest, first + 1), first)
+            for entry_id, fields in reply:
+                revision = stream_revision(entry_id)
+                events.extend(decode_events(revision, fields[b"e"], span.matches))
+                examined += 1
+                if len(events) >= limit or examined == limit:
+                    return HistoryPage(tuple(events), revision)
+            if len(reply) < want:
+                return HistoryPage(tuple(events), last)
+            start, count = revision + 1, count * 4
 
     async def watch(
         self,
