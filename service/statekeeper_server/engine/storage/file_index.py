@@ -43,6 +43,8 @@ INDEX_VERSION = 2
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Rows fetched per statement when a read walks a key range.
 CHUNK_ROWS = 256
+#: Greater than every stored key (no UTF-8 text holds the byte 0xFF).
+_NO_KEY = b"\xff"
 #: History rows one page of a replay (or of an earlier-revision read) examines at most, whole
 #: revisions aside: a page stops at the end of the revision in which it reaches this many.
 HISTORY_BUDGET = 1024
@@ -50,7 +52,12 @@ HISTORY_BUDGET = 1024
 #: from the operating system's file cache).
 READ_CACHE_KIB = 64 * 1024
 
-_SCHEMA = """
+#: Finds a key's first retained change after a revision, and walks the keys with retained
+#: changes in key order (for reads at an earlier revision; created on open where a store of
+#: this format predates it).
+_HISTORY_KEY_INDEX = "CREATE INDEX IF NOT EXISTS history_key ON history(key, revision);\n"
+_SCHEMA = (
+    """
 CREATE TABLE meta(
     id INTEGER PRIMARY KEY CHECK (id = 0), version INTEGER NOT NULL, revision INTEGER NOT NULL,
     compacted_through INTEGER NOT NULL, keys INTEGER NOT NULL, bytes INTEGER NOT NULL);
@@ -66,6 +73,8 @@ CREATE TABLE history(
     prev_expire REAL);
 CREATE INDEX history_revision ON history(revision);
 """
+    + _HISTORY_KEY_INDEX
+)
 _ENTRY_COLUMNS = "key, value, create_revision, mod_revision, version, expire_at"
 _KEY_COLUMNS = "key, x'', create_revision, mod_revision, version, expire_at"
 _INSERT_ENTRY = f"INSERT INTO entries({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
@@ -205,6 +214,7 @@ class FileIndex:
         version, self.revision, self.compacted_through, self.keys, self.bytes = row
         if version != INDEX_VERSION:
             raise ValueError(f"unknown index version {version}")
+        self._writer.execute(_HISTORY_KEY_INDEX)
         #: What watchers read (attached by the backend, which owns the recent history).
         self.feed: Feed | None = None
         #: How many history rows history and earlier-revision reads examined, ever (a measure
@@ -330,21 +340,62 @@ class FileIndex:
                 return
             cursor = rows[-1][0]
 
-    def changed_since(self, revision: int, span: KeyRange) -> dict[str, Entry | None]:
-        """The entries (None: absent) at ``revision`` of the keys of ``span`` changed since."""
-        where, arguments = _key_bounds(span.low, span.high)
-        rows = self._reader.execute(
-            "SELECT key, prev_value, prev_create, prev_mod, prev_version, prev_expire "
-            f"FROM history WHERE revision > ? AND {where} ORDER BY id",
-            (revision, *arguments),
+    def entries_at(self, keys: Sequence[str], revision: int) -> dict[str, Entry | None]:
+        """For each of ``keys`` whose history here holds a change after ``revision``: its entry
+        at ``revision`` (the previous entry of the first such change; None where absent), by
+        key. One statement; each key costs one seek of the key index."""
+        found: dict[str, Entry | None] = {}
+        for start in range(0, len(keys), CHUNK_ROWS):
+            chunk = [encode_key(key) for key in keys[start : start + CHUNK_ROWS]]
+            self.examined += len(chunk)
+            rows = self._reader.execute(
+                f"WITH wanted(key) AS (VALUES {', '.join(['(?)'] * len(chunk))}) "
+                "SELECT h.key, h.prev_value, h.prev_create, h.prev_mod, h.prev_version, "
+                "h.prev_expire FROM wanted JOIN history AS h ON h.id = (SELECT id FROM history "
+                "WHERE key = wanted.key AND revision > ? ORDER BY revision, id LIMIT 1)",
+                (*chunk, revision),
+            )
+            for raw_key, value, create, mod, version, expire in rows:
+                key = _decode_key(raw_key)
+                found[key] = (
+                    None if mod is None else Entry(key, value, create, mod, version, expire)
+                )
+        return found
+
+    def changed_keys(
+        self, low: str, high: str | None, after: str | None, reverse: bool
+    ) -> Iterator[str]:
+        """The distinct keys with retained changes in ``[low, high)`` strictly after ``after``
+        in the walk's direction, in key order or reversed: each found by one seek of the key
+        index past the one before, however many changes a key has."""
+        bottom = encode_key(low)
+        top = _NO_KEY if high is None else encode_key(high)
+        if reverse:
+            if after is not None:
+                top = min(top, encode_key(after))
+            step = "key < {0} AND key >= ?2 ORDER BY key DESC"
+        else:
+            if after is not None:
+                bottom = max(bottom, encode_key(after) + b"\x00")
+            step = "key >= {0} AND key < ?2 ORDER BY key"
+        first = f"SELECT key FROM history WHERE {step.format('?1')} LIMIT 1"
+        then = f"SELECT key FROM history WHERE {step.format('walk.key')} LIMIT 1"
+        if not reverse:  # past every change of the key before
+            then = then.replace("key >= walk.key", "key > walk.key")
+        statement = (
+            f"WITH RECURSIVE walk(key) AS (SELECT ({first}) UNION ALL "
+            f"SELECT ({then}) FROM walk WHERE walk.key IS NOT NULL LIMIT {CHUNK_ROWS}) "
+            "SELECT key FROM walk WHERE key IS NOT NULL"
         )
-        state: dict[str, Entry | None] = {}
-        for raw_key, value, create, mod, version, expire in rows:
-            key = _decode_key(raw_key)
-            if key not in state:
-                prev = None if mod is None else Entry(key, value, create, mod, version, expire)
-                state[key] = prev
-        return state
+        start, bound = (top, bottom) if reverse else (bottom, top)
+        while True:
+            rows = self._reader.execute(statement, (start, bound)).fetchall()
+            self.examined += len(rows)
+            for (raw_key,) in rows:
+                yield _decode_key(raw_key)
+            if len(rows) < CHUNK_ROWS:
+                return
+            start = rows[-1][0] if reverse else rows[-1][0] + b"\x00"
 
     async def history(
         self, span: KeyRange, first: int, last: int, limit: int
