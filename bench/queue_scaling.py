@@ -2,14 +2,16 @@
 on the memory, file and Redis backends with 1k, 10k and 100k pending tasks (1k and 10k with
 ``--quick``).
 
-Each (backend, size) runs in a fresh process (``python -m bench.queue_scaling BACKEND TASKS
-...``) that drives the engine directly. The queue holds ``TASKS`` tasks requiring capability
-``x``, then :data:`SAMPLES` tasks requiring ``y`` at its tail. It measures:
+Each size's queue is built once through the engine on a memory backend and copied in bulk into
+a fresh backend of each kind (:mod:`bench.bulk`), where the engine is driven directly, the
+sizes in :data:`ROUNDS` interleaved rounds. The queue holds ``TASKS`` tasks requiring
+capability ``x``, then :data:`SAMPLES` tasks per round requiring ``y`` at its tail. It
+measures:
 
-* **enqueue**: tasks/s over the load;
 * **claim + complete, only match at the tail**: p50 of an agent with only ``y`` claiming a
   task and completing it (so it is free for the next claim);
 * **claim, no match**: p50 of an agent whose capability no task requires;
+* **enqueue**: p50 of one more task into the queue of that size;
 * **queue status / team view**: p50 of ``queue_status`` (counts and the first page of each
   state) and ``get_team`` (agents and counts), and the size of the GetQueueStatus response.
 
@@ -18,24 +20,37 @@ The rows go into the scaling table (``results["scaling"]``, one column per size)
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import functools
 import json
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.scaling import run_cells
+from statekeeper.v1 import common_pb2
+from statekeeper_server.engine.domains.orchestration import (
+    AgentCoordinationState,
+    OrchestrationEngine,
+    TaskSpec,
+    TeamSettings,
+)
+from statekeeper_server.engine.storage.backend import Backend
+from statekeeper_server.engine.storage.memory import MemoryBackend
+from statekeeper_server.servicers.orchestration import queue_message
+
+from bench.bulk import copies, interleaved
+from bench.scaling import row
 from bench.targets import Target, flatness
 
 SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (1_000, 10_000)
-#: Timed calls per measure.
+#: Timed calls per measure in each round.
 SAMPLES = 20
+#: Interleaved rounds over the sizes (each figure is the median of its rounds' p50s).
+ROUNDS = 3
 
 
 async def _time(
@@ -56,74 +71,92 @@ async def _time(
     figures[f"queue: {name}, p50 CPU ms here"] = statistics.median(cpus) * 1000
 
 
-async def measure_one(backend: str, tasks: int, redis_url: str) -> dict[str, float]:
-    """Every figure of one backend at one queue size (run in a fresh process)."""
-    from statekeeper.v1 import common_pb2
-    from statekeeper_server.engine.domains.orchestration import (
-        AgentCoordinationState,
-        OrchestrationEngine,
-        TaskSpec,
-        TeamSettings,
-    )
-    from statekeeper_server.engine.storage.factory import BackendOptions, open_backend
-    from statekeeper_server.servicers.orchestration import queue_message
+async def build(store: Backend, tasks: int) -> None:
+    """The team ``bench``: two agents, ``tasks`` tasks requiring ``x``, then :data:`SAMPLES`
+    per round requiring ``y``."""
+    engine = OrchestrationEngine(store)
+    agents = [
+        AgentCoordinationState(agent_id="tail", capabilities=["y"]),
+        AgentCoordinationState(agent_id="nobody", capabilities=["z"]),
+    ]
+    await engine.create_team("bench", agents, [], TeamSettings())
+    for number in range(tasks):
+        await engine.enqueue("bench", TaskSpec(task_id=f"x{number}", required_capabilities=["x"]))
+    for number in range(SAMPLES * ROUNDS):
+        await engine.enqueue("bench", TaskSpec(task_id=f"y{number}", required_capabilities=["y"]))
 
-    data_dir = tempfile.mkdtemp(prefix="bench-queue-")
+
+async def time_operations(store: Backend, tasks: int) -> dict[str, float]:
+    """Every timed figure on a store holding :func:`build`'s queue of ``tasks``."""
+    engine = OrchestrationEngine(store)
     figures: dict[str, float] = {}
-    store = open_backend(BackendOptions(kind=backend, data_dir=data_dir, redis_url=redis_url))
-    try:
-        engine = OrchestrationEngine(store)
-        agents = [
-            AgentCoordinationState(agent_id="tail", capabilities=["y"]),
-            AgentCoordinationState(agent_id="nobody", capabilities=["z"]),
-        ]
-        await engine.create_team("bench", agents, [], TeamSettings())
-        started = time.perf_counter()
-        for number in range(tasks):
-            await engine.enqueue(
-                "bench", TaskSpec(task_id=f"x{number}", required_capabilities=["x"])
-            )
-        figures["queue: enqueue, tasks/s"] = tasks / (time.perf_counter() - started)
-        for number in range(SAMPLES):
-            await engine.enqueue(
-                "bench", TaskSpec(task_id=f"y{number}", required_capabilities=["y"])
-            )
 
-        async def claim_tail() -> None:
-            task = await engine.claim("bench", "tail", 30.0)
-            assert task is not None and task.task_id.startswith("y")
-            await engine.complete("bench", task.task_id, None)
+    async def claim_tail() -> None:
+        task = await engine.claim("bench", "tail", 30.0)
+        assert task is not None and task.task_id.startswith("y")
+        await engine.complete("bench", task.task_id, None)
 
-        await _time(figures, "claim + complete, only match at the tail", claim_tail)
-        await _time(figures, "claim, no match", lambda: engine.claim("bench", "nobody", 30.0))
-        await _time(
-            figures,
-            "queue status (counts + first pages of 1000)",
-            lambda: engine.queue_status("bench"),
-            5,
-        )
-        await _time(figures, "team view (agents + counts)", lambda: engine.get_team("bench"), 5)
-        status = await engine.queue_status("bench")
-        message = queue_message(status.queue, common_pb2.VALUE_ENCODING_MSGPACK)
-        figures["queue: GetQueueStatus response, KB"] = message.ByteSize() / 1024
-        assert status.counts.pending == tasks
-        await engine.delete_team("bench")
-    finally:
-        await store.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    await _time(figures, "claim + complete, only match at the tail", claim_tail)
+    await _time(figures, "claim, no match", lambda: engine.claim("bench", "nobody", 30.0))
+    await _time(
+        figures,
+        "enqueue",
+        lambda: engine.enqueue("bench", TaskSpec(required_capabilities=["w"])),
+    )
+    await _time(
+        figures,
+        "queue status (counts + first pages of 1000)",
+        lambda: engine.queue_status("bench"),
+        5,
+    )
+    await _time(figures, "team view (agents + counts)", lambda: engine.get_team("bench"), 5)
+    status = await engine.queue_status("bench")
+    message = queue_message(status.queue, common_pb2.VALUE_ENCODING_MSGPACK)
+    figures["queue: GetQueueStatus response, KB"] = message.ByteSize() / 1024
+    assert status.counts.pending >= tasks + SAMPLES
     return figures
 
 
+async def measure_all(
+    sizes: tuple[int, ...], kinds: tuple[str, ...], redis_url: str, log: Callable[[str], None]
+) -> list[tuple[str, str, int, float]]:
+    """(backend, measure, size, value) of every figure: each size's queue built once, copied
+    into a backend of each kind, and timed there in :data:`ROUNDS` interleaved rounds."""
+    built = {}
+    for size in sizes:
+        started = time.perf_counter()
+        built[size] = MemoryBackend()
+        await build(built[size], size)
+        log(f"queue scaling: {size:,} tasks built in {time.perf_counter() - started:.0f} s")
+    found = []
+    for kind in kinds:
+        async with copies(built, kind, redis_url) as stores:
+            log(f"queue scaling: {kind}, ratios over {ROUNDS} rounds")
+            figures = await interleaved(stores, time_operations, ROUNDS, log)
+        for size, by_name in figures.items():
+            found += [(kind, name, size, value) for name, value in by_name.items()]
+    for store in built.values():
+        await store.close()
+    return found
+
+
 def measure(harness: Any, redis: Any | None) -> None:
-    """Run every (backend, size) of the settings in its own process; add the rows."""
+    """The ``queue`` part: every size of the settings on every backend; rows in the scaling
+    table (Redis skipped when no server runs)."""
     sizes = QUICK_SIZES if harness.settings.quick else SIZES
-    run_cells(harness, redis, "bench.queue_scaling", sizes, "queue scaling", "tasks")
+    kinds = tuple(k for k in harness.settings.backends if k != "redis" or redis is not None)
+    if len(kinds) < len(harness.settings.backends):
+        harness.results["skipped"].append("queue scaling, redis: no redis-server")
+    url = f"redis://{redis.address}" if redis is not None else ""
+    for kind, name, size, value in asyncio.run(measure_all(sizes, kinds, url, harness.log)):
+        row(harness.results, kind, name, size, value)
 
 
 #: The issue-19 operations judged flat: (measure name, label).
 FLAT = (
     ("claim + complete, only match at the tail", "claim, match at the tail"),
     ("claim, no match", "claim, no match"),
+    ("enqueue", "enqueue"),
     ("queue status (counts + first pages of 1000)", "queue status"),
     ("team view (agents + counts)", "team view"),
 )
@@ -146,14 +179,19 @@ def targets(results: dict[str, Any]) -> list[Target]:
     return found
 
 
-def main(argv: list[str]) -> None:
-    """``python -m bench.queue_scaling BACKEND TASKS [REDIS_URL]``: one JSON line of figures."""
-    backend, tasks = argv[0], int(argv[1])
-    redis_url = argv[2] if len(argv) > 2 else ""
-    print(json.dumps(asyncio.run(measure_one(backend, tasks, redis_url))))
-    sys.stdout.flush()
-    os._exit(0)
+def main(argv: list[str] | None = None) -> None:
+    """Run the rows and print them as JSON lines."""
+    parser = argparse.ArgumentParser(prog="python -m bench.queue_scaling", description=__doc__)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--backends", default="memory,file", help="memory,file,redis")
+    parser.add_argument("--redis-url", default="", help="a Redis for the redis cells (emptied)")
+    args = parser.parse_args(argv)
+    sizes = tuple(int(size) for size in args.sizes.split(","))
+    kinds = tuple(args.backends.split(","))
+    log = functools.partial(print, file=sys.stderr, flush=True)
+    for kind, name, size, value in asyncio.run(measure_all(sizes, kinds, args.redis_url, log)):
+        print(json.dumps({"backend": kind, "measure": name, "tasks": size, "value": value}))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

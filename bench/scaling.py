@@ -279,7 +279,7 @@ def run_cells(
         for size in sizes:
             harness.log(f"{what}: {backend} at {size:,} {unit}")
             if redis is not None:
-                _flush(url)
+                flush_redis(url)
             command = [sys.executable, "-m", module, backend, str(size), url]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
@@ -291,10 +291,16 @@ def run_cells(
                 row(harness.results, backend, measure_name, size, value)
 
 
-def _flush(redis_url: str) -> None:
+#: Seconds a FLUSHALL may take.
+FLUSH_TIMEOUT = 300
+
+
+def flush_redis(redis_url: str) -> None:
+    """Empty the Redis at ``redis_url`` (every database; a million keys on a busy machine take
+    longer than the client's default timeout of 5 s)."""
     import redis as syncredis
 
-    client = syncredis.Redis.from_url(redis_url)
+    client = syncredis.Redis.from_url(redis_url, socket_timeout=FLUSH_TIMEOUT)
     try:
         client.flushall()
     finally:

@@ -1,8 +1,10 @@
 """Workflow and agent costs as their history grows (issue 19): ``python -m bench.workflow_scaling``.
 
 Each measure at 1k, 10k and 100k (``--sizes``; 1k and 10k with ``--quick``), in-process on the
-engine (the server's own code path below the gRPC layer), on the memory backend (``--backends
-memory,file``):
+engine (the server's own code path below the gRPC layer), on the memory, file and Redis
+backends (``make bench``; ``--backends`` here). Each size's records are built once through the
+engine on a memory backend and copied in bulk into a fresh backend of each kind
+(:mod:`bench.bulk`):
 
 * ``update_step`` after N resumes: one more step update of a workflow resumed from a checkpoint
   N times (N steps in between); the record is rewritten without its history.
@@ -12,19 +14,20 @@ memory,file``):
 * the newest recoverable checkpoint behind N newer ones that are not recoverable
   (``get_checkpoint(recoverable_only=True)``, ``begin_recovery``): one pointer read.
 
-Each latency is the median of ``--samples`` calls. Every measure but ``get`` is an issue-19
-target: at 100k it may cost at most :data:`bench.targets.FLAT_FACTOR` times its cost at 1k
-(:func:`targets`). The part also runs the record codec's micro-benchmark (:mod:`bench.codec`).
+Each latency is the median over :data:`ROUNDS` interleaved rounds of the median of
+``--samples`` calls. Every measure but ``get`` is an issue-19 target: at 100k it may cost at
+most :data:`bench.targets.FLAT_FACTOR` times its cost at 1k (:func:`targets`). The part also
+runs the record codec's micro-benchmark (:mod:`bench.codec`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,14 +41,17 @@ from statekeeper_server.engine.domains.workflows import (
     WorkflowState,
 )
 from statekeeper_server.engine.storage.backend import Backend
-from statekeeper_server.engine.storage.factory import BackendOptions, open_backend
+from statekeeper_server.engine.storage.memory import MemoryBackend
 
 from bench import codec
+from bench.bulk import copies, interleaved
 from bench.targets import Target, flatness
 
 SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (1_000, 10_000)
 SAMPLES = 50
+#: Interleaved rounds over the sizes (each figure is the median of its rounds' medians).
+ROUNDS = 3
 #: The steps of one ListWorkflowSteps page.
 PAGE = 100
 #: The measure that returns the whole history, so grows with it by design (not a target).
@@ -67,8 +73,11 @@ async def _record_bytes(backend: Backend, key: str) -> int:
     return len(entry.value) if entry is not None else 0
 
 
-async def resumes_rows(backend: Backend, size: int, samples: int) -> dict[str, float]:
-    """update_step on a workflow resumed ``size`` times, and the record's size."""
+async def build(backend: Backend, size: int) -> dict[str, float]:
+    """The records every measure reads: workflow ``resumed`` resumed ``size`` times (a step
+    update after each), workflow ``long`` with ``size`` steps (a resume every 100), and agent
+    ``agent`` with one recoverable checkpoint behind ``size`` newer ones that are not. Returns
+    the record's growth over the resumes."""
     engine = WorkflowEngine(backend)
     await engine.create(WorkflowState("resumed"))
     await engine.checkpoint(WorkflowCheckpoint("resumed", "start", step=0))
@@ -76,6 +85,23 @@ async def resumes_rows(backend: Backend, size: int, samples: int) -> dict[str, f
     for _ in range(size):
         await engine.resume_from("resumed", "start")
         await engine.update_step("resumed", StepState(1, status=StepStatus.RUNNING))
+    grown = await _record_bytes(backend, "wf/resumed/record") - first
+    await engine.create(WorkflowState("long"))
+    await engine.checkpoint(WorkflowCheckpoint("long", "start", step=0))
+    for number in range(size):
+        if number % 100 == 99:
+            await engine.resume_from("long", "start")
+        await engine.update_step("long", StepState(number, status=StepStatus.COMPLETED))
+    agents = AgentEngine(backend)
+    await agents.save_checkpoint(AgentCheckpoint("agent", "safe", step=0, recoverable=True))
+    for number in range(1, size + 1):
+        await agents.save_checkpoint(AgentCheckpoint("agent", f"c{number}", step=number))
+    return {"workflow record growth over N resumes, bytes": grown}
+
+
+async def resumes_rows(backend: Backend, size: int, samples: int) -> dict[str, float]:
+    """update_step on the workflow resumed ``size`` times."""
+    engine = WorkflowEngine(backend)
     number = 0
 
     async def step() -> None:
@@ -83,24 +109,14 @@ async def resumes_rows(backend: Backend, size: int, samples: int) -> dict[str, f
         number += 1
         await engine.update_step("resumed", StepState(number, status=StepStatus.RUNNING))
 
-    grown = await _record_bytes(backend, "wf/resumed/record") - first
-    return {
-        "update_step after N resumes": await _median_ms(step, samples),
-        "workflow record growth over N resumes, bytes": grown,
-    }
+    return {"update_step after N resumes": await _median_ms(step, samples)}
 
 
 async def steps_rows(backend: Backend, size: int, samples: int) -> dict[str, float]:
-    """Reads and writes of a workflow with ``size`` steps and ``size // 100`` resumes."""
+    """Reads and writes of the workflow with ``size`` steps and ``size // 100`` resumes."""
     engine = WorkflowEngine(backend)
-    await engine.create(WorkflowState("long"))
-    await engine.checkpoint(WorkflowCheckpoint("long", "start", step=0))
-    for number in range(size):
-        if number % 100 == 99:
-            await engine.resume_from("long", "start")
-        await engine.update_step("long", StepState(number, status=StepStatus.COMPLETED))
     got = await engine.get("long")
-    assert len(got.steps) == size
+    assert len(got.steps) >= size  # and the steps earlier rounds added
     token = ""
     for _ in range(size // PAGE // 2):  # to the middle of the history
         _, token = await engine.list_steps("long", PAGE, token)
@@ -124,9 +140,6 @@ async def steps_rows(backend: Backend, size: int, samples: int) -> dict[str, flo
 async def recoverable_rows(backend: Backend, size: int, samples: int) -> dict[str, float]:
     """Finding the newest recoverable checkpoint behind ``size`` newer unrecoverable ones."""
     engine = AgentEngine(backend)
-    await engine.save_checkpoint(AgentCheckpoint("agent", "safe", step=0, recoverable=True))
-    for number in range(1, size + 1):
-        await engine.save_checkpoint(AgentCheckpoint("agent", f"c{number}", step=number))
 
     async def find() -> None:
         found = await engine.get_checkpoint("agent", recoverable_only=True)
@@ -143,27 +156,42 @@ async def recoverable_rows(backend: Backend, size: int, samples: int) -> dict[st
 ROWS = (resumes_rows, steps_rows, recoverable_rows)
 
 
+async def _timed(backend: Backend, size: int, samples: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    for group in ROWS:
+        figures.update(await group(backend, size, samples))
+    return figures
+
+
 async def measure_all(
-    sizes: tuple[int, ...] = SIZES, samples: int = SAMPLES, kinds: tuple[str, ...] = ("memory",)
+    sizes: tuple[int, ...] = SIZES,
+    samples: int = SAMPLES,
+    kinds: tuple[str, ...] = ("memory",),
+    redis_url: str = "",
 ) -> list[dict[str, Any]]:
-    """Every measure at every size, each group on a fresh backend of each kind: one row
-    (backend, measure, n, value) per figure; latencies in ms."""
+    """Every measure at every size: the records built once per size (:func:`build`), copied
+    into a backend of each kind (:mod:`bench.bulk`) and timed there in :data:`ROUNDS`
+    interleaved rounds: one row (backend, measure, n, value) per figure; latencies in ms."""
+    built: dict[int, Backend] = {}
+    grown = {}
+    for size in sizes:
+        started = time.perf_counter()
+        built[size] = MemoryBackend()
+        grown[size] = await build(built[size], size)
+        setup = round(time.perf_counter() - started, 1)
+        print(json.dumps({"n": size, "built_s": setup}), file=sys.stderr, flush=True)
+    log = functools.partial(print, file=sys.stderr, flush=True)
     rows = []
     for kind in kinds:
-        for size in sizes:
-            for group in ROWS:
-                with tempfile.TemporaryDirectory() as directory:
-                    backend = open_backend(BackendOptions(kind=kind, data_dir=directory))
-                    try:
-                        started = time.perf_counter()
-                        figures = await group(backend, size, samples)
-                    finally:
-                        await backend.close()
-                setup = round(time.perf_counter() - started, 1)
-                for measure_name, value in figures.items():
-                    row = {"backend": kind, "measure": measure_name, "n": size, "value": value}
-                    print(json.dumps({**row, "group_s": setup}), file=sys.stderr, flush=True)
-                    rows.append(row)
+        async with copies(built, kind, redis_url) as stores:
+            log(f"workflow scaling: {kind}, ratios over {ROUNDS} rounds")
+            timed = functools.partial(_timed, samples=samples)
+            figures = await interleaved(stores, timed, ROUNDS, log)
+        for size, by_name in figures.items():
+            for measure_name, value in {**grown[size], **by_name}.items():
+                rows.append({"backend": kind, "measure": measure_name, "n": size, "value": value})
+    for store in built.values():
+        await store.close()
     return rows
 
 
@@ -205,11 +233,17 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     return lines + codec.table(codec_rows)
 
 
-def measure(harness: Any) -> None:
-    """The ``workflows`` part of ``make bench`` (1k and 10k with ``--quick``): rows in
+def measure(harness: Any, redis: Any | None) -> None:
+    """The ``workflows`` part of ``make bench`` (1k and 10k with ``--quick``) on every backend
+    of the settings (Redis skipped when no server runs): rows in
     ``harness.results["workflows"]``."""
     sizes = QUICK_SIZES if harness.settings.quick else SIZES
-    harness.results["workflows"] = codec.measure_codec() + asyncio.run(measure_all(sizes))
+    kinds = tuple(k for k in harness.settings.backends if k != "redis" or redis is not None)
+    if len(kinds) < len(harness.settings.backends):
+        harness.results["skipped"].append("workflow scaling, redis: no redis-server")
+    url = f"redis://{redis.address}" if redis is not None else ""
+    rows = asyncio.run(measure_all(sizes, SAMPLES, kinds, url))
+    harness.results["workflows"] = codec.measure_codec() + rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -217,11 +251,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.workflow_scaling", description=__doc__)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--samples", type=int, default=SAMPLES)
-    parser.add_argument("--backends", default="memory", help="memory,file")
+    parser.add_argument("--backends", default="memory", help="memory,file,redis")
+    parser.add_argument("--redis-url", default="", help="a Redis for the redis cells (emptied)")
     args = parser.parse_args(argv)
     sizes = tuple(int(size) for size in args.sizes.split(","))
     kinds = tuple(args.backends.split(","))
-    for row in asyncio.run(measure_all(sizes, args.samples, kinds)):
+    for row in asyncio.run(measure_all(sizes, args.samples, kinds, args.redis_url)):
         print(json.dumps(row))
 
 

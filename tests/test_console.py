@@ -384,6 +384,31 @@ def test_workflow_view_pause_resume_and_stale_conflict(page: Page, server: Serve
     assert run(_status(server, "wf-ui")) == WorkflowStatus.CANCELLED
 
 
+def test_a_long_workflow_history_is_shown_a_page_at_a_time(page: Page, server: Server) -> None:
+    """The view reads the newest 200 steps (ListWorkflowSteps) and adds older ones on demand,
+    so a workflow with a long history never has its whole history read at once."""
+
+    async def create() -> None:
+        async with WorkflowStateManager(**grpc(server)) as workflows:
+            await workflows.create(WorkflowState(workflow_id="wf-long", total_steps=450))
+            for number in range(1, 451):
+                await workflows.update_step("wf-long", StepState(number, f"s{number}", "completed"))
+
+    run(create())
+    page.open("workflows?id=wf-long")
+    page.shows("#workflow-head", "step 450 of 450")
+    rows = "#workflow-steps tr[data-step]"
+    page.until(lambda d: len(page.all(rows)) == 200, "the newest 200 steps")
+    numbers = [int(n or 0) for n in page.attrs(rows, "data-step")]
+    assert numbers == list(range(251, 451))  # the newest, oldest first like the whole history
+    page.click("#workflow-older-steps")
+    page.until(lambda d: len(page.all(rows)) == 400, "400 steps after one more page")
+    page.click("#workflow-older-steps")
+    page.until(lambda d: len(page.all(rows)) == 450, "every step")
+    assert [int(n or 0) for n in page.attrs(rows, "data-step")] == list(range(1, 451))
+    assert not page.all("#workflow-older-steps")  # nothing older is left
+
+
 async def _status(server: Server, workflow_id: str) -> WorkflowStatus:
     async with WorkflowStateManager(**grpc(server)) as workflows:
         return await workflows.get_status(workflow_id)

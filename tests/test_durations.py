@@ -309,6 +309,40 @@ async def test_a_bad_duration_is_refused_by_the_engine_and_changes_nothing(
         assert await backend.revision() == before
 
 
+@pytest.mark.parametrize("bad", sorted(BAD))
+async def test_a_bad_step_duration_ms_is_refused_and_changes_nothing(
+    runtime: Runtime, server: StatekeeperServer, bad: str
+) -> None:
+    """A workflow step's ``duration_ms`` (milliseconds in an int64, not a Duration) has the
+    bounds of every other duration: 0 to 100 years."""
+    step = wf_pb.StepState(
+        step_number=1,
+        status=wf_pb.STEP_STATUS_COMPLETED,
+        duration_ms=BAD[bad] * 1000,
+    )
+    request = wf_pb.UpdateStepRequest(workflow_id="wf", step=step)
+    create = wf_pb.CreateWorkflowRequest(workflow=wf_pb.WorkflowState(workflow_id="wf"))
+    for backend, call, servicers in (
+        (
+            runtime.backend,
+            lambda: _embedded(runtime, WORKFLOWS, "UpdateStep", False, request),
+            runtime,
+        ),
+        (
+            server.runtime.backend,
+            lambda: _remote(f"127.0.0.1:{server.port}", WORKFLOWS, "UpdateStep", False, request),
+            server.runtime,
+        ),
+    ):
+        await servicers.servicers[WORKFLOWS].CreateWorkflow(create, InProcessContext())
+        before = await backend.revision()
+        error = await call()
+        assert isinstance(error, InvalidArgumentError), error
+        assert error.reason == Reason.INVALID_ARGUMENT
+        assert error.violations[0][0] == "step.duration_ms"
+        assert await backend.revision() == before
+
+
 async def test_a_non_finite_ttl_from_the_python_api_is_refused_and_changes_nothing() -> None:
     async with StateManager(StateConfig(backend=MemoryBackend())) as manager:  # type: ignore[arg-type]
         for ttl in (float("inf"), float("nan")):

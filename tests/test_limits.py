@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from statekeeper.errors import Reason, ResourceExhaustedError
+from statekeeper.errors import Reason, ResourceExhaustedError, from_rpc_error
 from statekeeper.state import StateConfig, StateManager
-from statekeeper.v1 import common_pb2, state_service_pb2_grpc
+from statekeeper.v1 import common_pb2, state_service_pb2_grpc, workflow_service_pb2_grpc
 from statekeeper.v1 import state_service_pb2 as pb
+from statekeeper.v1 import workflow_service_pb2 as wf
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
@@ -160,3 +161,37 @@ async def test_http2_concurrent_streams_setting_queues_extra_calls() -> None:
             await stub.Save(SAVE, timeout=30)
     finally:
         await server.stop(0)
+
+
+async def test_a_workflow_history_over_the_message_limit_points_to_its_pages(
+    small_server: StatekeeperServer,
+) -> None:
+    """GetWorkflow of a history larger than one message is RESOURCE_EXHAUSTED
+    (RESPONSE_TOO_LARGE) saying what to call instead, and that works."""
+    result = common_pb2.Value(msgpack=b"\xda\x03\x84" + b"r" * 900)  # a 900-character string
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{small_server.port}") as channel:
+        stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+        workflow = wf.WorkflowState(workflow_id="long")
+        await stub.CreateWorkflow(wf.CreateWorkflowRequest(workflow=workflow))
+        for number in range(100):  # about 90 KB of steps
+            step = wf.StepState(step_number=number, status=wf.STEP_STATUS_COMPLETED, result=result)
+            await stub.UpdateStep(wf.UpdateStepRequest(workflow_id="long", step=step))
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.GetWorkflow(wf.GetWorkflowRequest(workflow_id="long", include_steps=True))
+        error = from_rpc_error(raised.value)
+        assert isinstance(error, ResourceExhaustedError)
+        assert error.reason == Reason.RESPONSE_TOO_LARGE
+        assert "ListWorkflowSteps" in error.message and error.metadata["steps"] == "100"
+        alone = await stub.GetWorkflow(wf.GetWorkflowRequest(workflow_id="long"))
+        assert alone.workflow.current_step == 99 and not alone.workflow.steps
+        numbers, token = [], ""
+        while True:
+            page = await stub.ListWorkflowSteps(
+                wf.ListWorkflowStepsRequest(workflow_id="long", page_size=40, page_token=token)
+            )
+            numbers += [step.step_number for step in page.steps]
+            token = page.next_page_token
+            if not token:
+                break
+    assert numbers == list(range(99, -1, -1))
+    await assert_healthy(small_server)

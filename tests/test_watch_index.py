@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from statekeeper import values
 from statekeeper.v1 import state_service_pb2 as pb
 from statekeeper_server.engine.storage.backend import Backend, Put, range_span
 from statekeeper_server.engine.storage.file import FileBackend
+from statekeeper_server.engine.storage.file_index import HISTORY_BUDGET
 from statekeeper_server.engine.storage.glob import GlobPattern
 from statekeeper_server.engine.storage.memory import MemoryBackend
 from statekeeper_server.engine.storage.watchers import (
@@ -151,6 +153,38 @@ async def test_a_watch_that_falls_behind_reads_the_history_again_and_loses_nothi
     finally:
         await close(updates)
         await close(everything)
+
+
+async def test_a_file_replay_page_examines_rows_bounded_by_the_page_not_the_history(
+    tmp_path: Path,
+) -> None:
+    backend = FileBackend(tmp_path)
+    try:
+        for start in range(0, 3000, 10):  # 300 revisions of 10 keys each
+            await backend.txn(
+                [], [Put(f"r/{n % 500:03d}", b"%d" % n) for n in range(start, start + 10)]
+            )
+        await backend.compact()  # every revision is read from the index now
+        index = backend.index
+        dense = range_span("r/", None)
+        for first in (1, 150, 290):  # wherever it starts, a page reads what it returns
+            before = index.examined
+            page = await backend.history(dense, first, 300, REPLAY_PAGE)
+            assert index.examined - before == len(page.events) == 70  # whole revisions
+            assert page.last == first + 6
+        # One key among all of them: every row is examined once, a bounded number per page.
+        sparse = range_span("r/", GlobPattern("007"))
+        first, found, pages, before = 1, [], 0, index.examined
+        while first <= 300:
+            start = index.examined
+            page = await backend.history(sparse, first, 300, REPLAY_PAGE)
+            assert index.examined - start <= HISTORY_BUDGET + 10
+            found += [event.entry.value for event in page.events if event.entry]
+            first, pages = page.last + 1, pages + 1
+        assert index.examined - before == 3000 and pages >= 3000 // (HISTORY_BUDGET + 10)
+        assert found == [b"%d" % n for n in range(3000) if n % 500 == 7]
+    finally:
+        await backend.close()
 
 
 # -- through the service -----------------------------------------------------------------------

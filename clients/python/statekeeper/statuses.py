@@ -77,3 +77,25 @@ class StepStatus(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+class WorkflowStatus(enum.Enum):
+    """Where a workflow is in its life cycle. A plain Enum rather than a StrEnum because the
+    reference prints it as ``WorkflowStatus.PAUSED``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class WorkflowEventType(enum.Enum):
+    """What a watched change of a workflow is."""
+
+    STATUS_CHANGED = "status_changed"
+    STEP_UPDATED = "step_updated"
+    CHECKPOINT_CREATED = "checkpoint_created"
+    RESUMED_FROM_CHECKPOINT = "resumed_from_checkpoint"
+    DELETED = "deleted"

@@ -111,6 +111,15 @@ def check_ttl(seconds: float | None, field: str = "ttl") -> float | None:
     return seconds
 
 
+def check_duration(seconds: float | None, field: str) -> float | None:
+    """Return a duration in seconds from 0 to 100 years (or None), else INVALID_ARGUMENT."""
+    if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
+        raise identifiers.invalid(field, "must not be negative")
+    if seconds is not None and seconds > MAX_TTL_SECONDS:
+        raise identifiers.invalid(field, "must be at most 100 years")
+    return seconds
+
+
 #: How often an idle watch stream reports progress unless the request says otherwise.
 DEFAULT_PROGRESS_INTERVAL = 10.0
 

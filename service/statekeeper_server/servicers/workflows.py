@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from statekeeper.errors import Reason, ResourceExhaustedError
 from statekeeper.messages import (
     enum_from_number,
     enum_to_number,
@@ -51,6 +52,22 @@ def sized_event(change: WorkflowEvent, encoding: int) -> tuple[int, pb.WorkflowE
     return change.revision, message, field_bytes(message.ByteSize())
 
 
+def _too_large(record: WorkflowState, size: int, limit: int) -> ResourceExhaustedError:
+    """The error of a GetWorkflow whose history does not fit one response message."""
+    return ResourceExhaustedError(
+        f"workflow {record.workflow_id!r} with {len(record.steps)} steps is {size} bytes, over "
+        f"the {limit}-byte message limit: call GetWorkflow with include_steps=false and page "
+        "the steps with ListWorkflowSteps",
+        reason=Reason.RESPONSE_TOO_LARGE,
+        metadata={
+            "workflow_id": record.workflow_id,
+            "steps": str(len(record.steps)),
+            "bytes": str(size),
+            "limit": str(limit),
+        },
+    )
+
+
 class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
     """gRPC front of :class:`~statekeeper_server.engine.domains.workflows.WorkflowEngine`."""
 
@@ -71,9 +88,13 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
     ) -> pb.GetWorkflowResponse:
         """Read a workflow."""
         record = await self.engine.get(request.workflow_id, request.include_steps)
-        return pb.GetWorkflowResponse(
+        response = pb.GetWorkflowResponse(
             workflow=to_message(record, pb.WorkflowState, encoding=request.value_encoding)
         )
+        limit = self.runtime.limits.max_message_bytes
+        if response.ByteSize() > limit:
+            raise _too_large(record, response.ByteSize(), limit)
+        return response
 
     async def ListWorkflowSteps(
         self, request: pb.ListWorkflowStepsRequest, context: object

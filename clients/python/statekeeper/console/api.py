@@ -57,7 +57,12 @@ SERVICES: dict[str, tuple[ModuleType, type]] = {
 READS = {
     "StateService": {"Get", "ListKeys", "GetStats"},
     "AgentService": {"ListSnapshots", "ListCheckpoints", "GetRecoveryStatus"},
-    "WorkflowService": {"GetWorkflow", "ListWorkflows", "ListWorkflowCheckpoints"},
+    "WorkflowService": {
+        "GetWorkflow",
+        "ListWorkflowSteps",
+        "ListWorkflows",
+        "ListWorkflowCheckpoints",
+    },
     "OrchestrationService": {"GetTeam", "GetQueueStatus"},
     "KnowledgeService": {"GetKnowledgeBaseState", "GetIndexingProgress", "ListSources"},
     "ToolService": {"GetToolStats", "GetExecutionHistory", "GetPendingRetries"},

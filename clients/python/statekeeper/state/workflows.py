@@ -17,7 +17,6 @@ changes nothing.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -27,33 +26,10 @@ from statekeeper.errors import NotFoundError
 from statekeeper.messages import enum_from_number, enum_to_number, from_message, to_message
 from statekeeper.state.client import MSGPACK, ServiceClient, optional_wire
 from statekeeper.state.live import LiveStream, RevisionFeed
-from statekeeper.statuses import StepStatus
+from statekeeper.statuses import StepStatus, WorkflowEventType, WorkflowStatus
 from statekeeper.timestamps import from_timestamp
 from statekeeper.v1 import workflow_service_pb2 as pb
 from statekeeper.v1 import workflow_service_pb2_grpc
-
-
-class WorkflowStatus(enum.Enum):
-    """Where a workflow is in its life cycle. Lower-case values like every status; a plain
-    Enum rather than a StrEnum because the reference prints it as ``WorkflowStatus.PAUSED``."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class WorkflowEventType(enum.Enum):
-    """What a watched workflow change is."""
-
-    STATUS_CHANGED = "status_changed"
-    STEP_UPDATED = "step_updated"
-    CHECKPOINT_CREATED = "checkpoint_created"
-    RESUMED_FROM_CHECKPOINT = "resumed_from_checkpoint"
-    DELETED = "deleted"
-
 
 #: The API's field names that differ from the messages'.
 _WORKFLOW_NAMES = {"created_at": "create_time", "updated_at": "update_time"}

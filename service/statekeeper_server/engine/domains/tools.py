@@ -68,7 +68,11 @@ from statekeeper_server.engine.domains.tools_records import (
     parameters_hash,
 )
 from statekeeper_server.engine.identifiers import check_id, invalid
-from statekeeper_server.engine.limits import MAX_TTL_SECONDS, Limits, check_ttl
+from statekeeper_server.engine.limits import (
+    Limits,
+    check_duration,
+    check_ttl,
+)
 from statekeeper_server.engine.records import Txn, transact
 from statekeeper_server.engine.storage.backend import Backend, Entry
 from statekeeper_server.engine.tenancy import tenant_prefix
@@ -99,15 +103,6 @@ def check_time(seconds: float, field: str) -> float:
     """Return a Unix time that fits a sort key (1970 to the year 5138), else INVALID_ARGUMENT."""
     if not math.isfinite(seconds) or not 0 <= seconds * 1e6 < _TIME_BOUND_US:
         raise invalid(field, "out of range")
-    return seconds
-
-
-def check_duration(seconds: float | None, field: str) -> float | None:
-    """Return a duration in seconds from 0 to 100 years (or None), else INVALID_ARGUMENT."""
-    if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
-        raise invalid(field, "must not be negative")
-    if seconds is not None and seconds > MAX_TTL_SECONDS:
-        raise invalid(field, "must be at most 100 years")
     return seconds
 
 

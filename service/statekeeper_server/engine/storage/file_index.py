@@ -14,17 +14,21 @@ one SQLite database (``snapshot.dat``), read in place instead of loaded into mem
   SQLite's automatic checkpoints run in that thread too.
 * **Who reads.** The event loop reads through its own connection; every read is one SQLite read
   transaction (:meth:`FileIndex.reading` pins one across several statements), so a page is
-  consistent with the revision it reports. Only SQLite's page cache and the operating system's
-  file cache hold data: memory follows the working set, not the store's size.
+  consistent with the revision it reports. A replay's history pages are read in a thread of
+  their own, through a third connection (:meth:`FileIndex.history`). Only SQLite's page cache
+  and the operating system's file cache hold data: memory follows the working set, not the
+  store's size.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +48,21 @@ CHUNK_ROWS = 256
 #: Rows written per statement by a flush (12 columns each at most: within SQLite's limit of
 #: 32,766 parameters per statement).
 STATEMENT_ROWS = 256
+#: Greater than every stored key (no UTF-8 text holds the byte 0xFF).
+_NO_KEY = b"\xff"
+#: History rows one page of a replay (or of an earlier-revision read) examines at most, whole
+#: revisions aside: a page stops at the end of the revision in which it reaches this many.
+HISTORY_BUDGET = 1024
 #: SQLite page cache of the reading connection, in KiB (the working set beyond it is served
 #: from the operating system's file cache).
 READ_CACHE_KIB = 64 * 1024
 
-_SCHEMA = """
+#: Finds a key's first retained change after a revision, and walks the keys with retained
+#: changes in key order (for reads at an earlier revision; created on open where a store of
+#: this format predates it).
+_HISTORY_KEY_INDEX = "CREATE INDEX IF NOT EXISTS history_key ON history(key, revision);\n"
+_SCHEMA = (
+    """
 CREATE TABLE meta(
     id INTEGER PRIMARY KEY CHECK (id = 0), version INTEGER NOT NULL, revision INTEGER NOT NULL,
     compacted_through INTEGER NOT NULL, keys INTEGER NOT NULL, bytes INTEGER NOT NULL);
@@ -64,6 +78,8 @@ CREATE TABLE history(
     prev_expire REAL);
 CREATE INDEX history_revision ON history(revision);
 """
+    + _HISTORY_KEY_INDEX
+)
 _ENTRY_COLUMNS = "key, value, create_revision, mod_revision, version, expire_at"
 _KEY_COLUMNS = "key, x'', create_revision, mod_revision, version, expire_at"
 #: Insert statements as (head, tail): the rows' ``VALUES`` groups go between them.
@@ -223,8 +239,14 @@ class FileIndex:
         version, self.revision, self.compacted_through, self.keys, self.bytes = row
         if version != INDEX_VERSION:
             raise ValueError(f"unknown index version {version}")
+        self._writer.execute(_HISTORY_KEY_INDEX)
         #: What watchers read (attached by the backend, which owns the recent history).
         self.feed: Feed | None = None
+        #: How many history rows history and earlier-revision reads examined, ever (a measure
+        #: of their work that does not grow with the history).
+        self.examined = 0
+        self._history_reader: sqlite3.Connection | None = None
+        self._history_thread = ThreadPoolExecutor(1, thread_name_prefix="statekeeper-history")
 
     # -- writing (a housekeeping thread) ------------------------------------------------------
 
@@ -346,51 +368,124 @@ class FileIndex:
                 return
             cursor = rows[-1][0]
 
-    def changed_since(self, revision: int, span: KeyRange) -> dict[str, Entry | None]:
-        """The entries (None: absent) at ``revision`` of the keys of ``span`` changed since."""
-        where, arguments = _key_bounds(span.low, span.high)
-        rows = self._reader.execute(
-            "SELECT key, prev_value, prev_create, prev_mod, prev_version, prev_expire "
-            f"FROM history WHERE revision > ? AND {where} ORDER BY id",
-            (revision, *arguments),
-        )
-        state: dict[str, Entry | None] = {}
-        for raw_key, value, create, mod, version, expire in rows:
-            key = _decode_key(raw_key)
-            if key not in state:
-                prev = None if mod is None else Entry(key, value, create, mod, version, expire)
-                state[key] = prev
-        return state
+    def entries_at(self, keys: Sequence[str], revision: int) -> dict[str, Entry | None]:
+        """For each of ``keys`` whose history here holds a change after ``revision``: its entry
+        at ``revision`` (the previous entry of the first such change; None where absent), by
+        key. One statement; each key costs one seek of the key index."""
+        found: dict[str, Entry | None] = {}
+        for start in range(0, len(keys), CHUNK_ROWS):
+            chunk = [encode_key(key) for key in keys[start : start + CHUNK_ROWS]]
+            self.examined += len(chunk)
+            rows = self._reader.execute(
+                f"WITH wanted(key) AS (VALUES {', '.join(['(?)'] * len(chunk))}) "
+                "SELECT h.key, h.prev_value, h.prev_create, h.prev_mod, h.prev_version, "
+                "h.prev_expire FROM wanted JOIN history AS h ON h.id = (SELECT id FROM history "
+                "WHERE key = wanted.key AND revision > ? ORDER BY revision, id LIMIT 1)",
+                (*chunk, revision),
+            )
+            for raw_key, value, create, mod, version, expire in rows:
+                key = _decode_key(raw_key)
+                found[key] = (
+                    None if mod is None else Entry(key, value, create, mod, version, expire)
+                )
+        return found
 
-    def history(
-        self, first: int, last: int, low: str, high: str | None, limit: int
-    ) -> tuple[list[tuple[int, tuple[Event, ...]]], int]:
-        """The retained events of revisions ``first`` through ``last`` on keys in
-        ``[low, high)``, grouped by revision, oldest first, and the newest revision covered:
-        ``last``, or less when reading stopped after the revision that holds the
-        ``limit``-th event (whole revisions only), so a page reads what it returns."""
-        where, arguments = _key_bounds(low, high)
-        select = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE "
-        rows = self._reader.execute(
-            f"{select}revision BETWEEN ? AND ? AND {where} ORDER BY id LIMIT ?",
-            (first, last, *arguments, limit),
-        ).fetchall()
-        if rows and len(rows) == limit:  # the last revision read may go on
-            last = rows[-1][0]
-            rest = self._reader.execute(
-                f"{select}revision = ? AND {where} ORDER BY id", (last, *arguments)
-            ).fetchall()
-            rows = [row for row in rows if row[0] != last] + rest
-        grouped: list[tuple[int, tuple[Event, ...]]] = []
-        events: list[Event] = []
-        for row in rows:
-            if events and events[-1].revision != row[0]:
-                grouped.append((events[-1].revision, tuple(events)))
-                events = []
-            events.append(_event(row))
-        if events:
-            grouped.append((events[-1].revision, tuple(events)))
-        return grouped, last
+    def changed_keys(
+        self, low: str, high: str | None, after: str | None, reverse: bool
+    ) -> Iterator[str]:
+        """The distinct keys with retained changes in ``[low, high)`` strictly after ``after``
+        in the walk's direction, in key order or reversed: each found by one seek of the key
+        index past the one before, however many changes a key has."""
+        bottom = encode_key(low)
+        top = _NO_KEY if high is None else encode_key(high)
+        if reverse:
+            if after is not None:
+                top = min(top, encode_key(after))
+            step = "key < {0} AND key >= ?2 ORDER BY key DESC"
+        else:
+            if after is not None:
+                bottom = max(bottom, encode_key(after) + b"\x00")
+            step = "key >= {0} AND key < ?2 ORDER BY key"
+        first = f"SELECT key FROM history WHERE {step.format('?1')} LIMIT 1"
+        then = f"SELECT key FROM history WHERE {step.format('walk.key')} LIMIT 1"
+        if not reverse:  # past every change of the key before
+            then = then.replace("key >= walk.key", "key > walk.key")
+        statement = (
+            f"WITH RECURSIVE walk(key) AS (SELECT ({first}) UNION ALL "
+            f"SELECT ({then}) FROM walk WHERE walk.key IS NOT NULL LIMIT {CHUNK_ROWS}) "
+            "SELECT key FROM walk WHERE key IS NOT NULL"
+        )
+        start, bound = (top, bottom) if reverse else (bottom, top)
+        while True:
+            rows = self._reader.execute(statement, (start, bound)).fetchall()
+            self.examined += len(rows)
+            for (raw_key,) in rows:
+                yield _decode_key(raw_key)
+            if len(rows) < CHUNK_ROWS:
+                return
+            start = rows[-1][0] if reverse else rows[-1][0] + b"\x00"
+
+    async def history(
+        self, span: KeyRange, first: int, last: int, limit: int
+    ) -> tuple[list[Event], int]:
+        """The retained events of revisions ``first`` through ``last`` (at most the flushed
+        revision) on keys of ``span``, oldest first, and the newest revision covered: ``last``,
+        or less when the walk stopped at the end of the revision that brought the page to
+        ``limit`` events or to :data:`HISTORY_BUDGET` examined rows (whole revisions only).
+
+        Read in the index's history thread through a connection of its own, in one read
+        transaction, so a replay's SQLite work never holds the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._history_thread, self._read_history, span, first, last, limit
+        )
+
+    def _read_history(
+        self, span: KeyRange, first: int, last: int, limit: int
+    ) -> tuple[list[Event], int]:
+        if self._history_reader is None:
+            self._history_reader = _connect(self.path, cache_kib=READ_CACHE_KIB // 4)
+        connection = self._history_reader
+        connection.execute("BEGIN")
+        try:
+            flushed = connection.execute("SELECT revision FROM meta").fetchone()[0]
+            last = min(last, flushed)
+            ids, last = self._walk_history(connection, span, first, last, limit)
+            return _history_rows(connection, ids), last
+        finally:
+            connection.execute("COMMIT")
+
+    def _walk_history(
+        self, connection: sqlite3.Connection, span: KeyRange, first: int, last: int, limit: int
+    ) -> tuple[list[int], int]:
+        """The ids of the history rows on keys of ``span`` from revision ``first`` through
+        ``last``, walking the revision index in (revision, id) order and reading only each
+        row's key, so a page examines a bounded number of rows however sparse ``span`` is;
+        and the newest revision walked whole."""
+        low = encode_key(span.low)
+        high = None if span.high is None else encode_key(span.high)
+        rows = connection.execute(
+            "SELECT revision, id, key FROM history WHERE revision BETWEEN ? AND ? "
+            "ORDER BY revision, id",
+            (first, last),
+        )
+        wanted: list[int] = []
+        examined, current = 0, None
+        try:
+            for revision, row_id, raw_key in rows:
+                if revision != current:
+                    if current is not None and (len(wanted) >= limit or examined >= HISTORY_BUDGET):
+                        last = current
+                        break
+                    current = revision
+                examined += 1
+                if raw_key >= low and (high is None or raw_key < high):
+                    if span.pattern is None or span.matches(_decode_key(raw_key)):
+                        wanted.append(row_id)
+        finally:
+            rows.close()
+        self.examined += examined
+        return wanted, last
 
     def expiring(self) -> Iterator[tuple[str, int, float]]:
         """Every stored (key, mod_revision, expire_at) with an expiry time, earliest first."""
@@ -427,10 +522,28 @@ class FileIndex:
         )
 
     def close(self) -> None:
-        """Close every connection (the last close checkpoints and removes SQLite's WAL)."""
-        for connection in (self._reader, self._writer):
+        """Close every connection (the last close checkpoints and removes SQLite's WAL), once
+        a history read in flight is done."""
+        self._history_thread.shutdown(wait=True)
+        for connection in (self._history_reader, self._reader, self._writer):
+            if connection is None:
+                continue
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
+
+
+def _history_rows(connection: sqlite3.Connection, ids: Sequence[int]) -> list[Event]:
+    """The history rows ``ids`` (in (revision, id) order) as events, in that order."""
+    events: list[Event] = []
+    for start in range(0, len(ids), CHUNK_ROWS):
+        chunk = ids[start : start + CHUNK_ROWS]
+        rows = connection.execute(
+            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE id IN "
+            f"({', '.join('?' * len(chunk))}) ORDER BY revision, id",
+            chunk,
+        )
+        events.extend(_event(row) for row in rows)
+    return events
 
 
 def _key_bounds(low: str, high: str | None) -> tuple[str, tuple[bytes, ...]]:

@@ -5,15 +5,16 @@ the memtable holds it), which hands each revision to its
 :class:`~statekeeper_server.engine.storage.watchers.WatcherIndex`: only the watches a change's
 keys match do any work for it. A watch that starts from an older revision (or fell behind) reads
 :meth:`Feed.history` pages: from the memtable's history (every revision since the last flush)
-or, further back, the index's history in windows of ``REPLAY_WINDOW`` revisions; a page stops
-after ``limit`` events, so a replay from revision 1 of a large store streams in bounded memory
-and never blocks other calls for long.
+or, further back, the index's history, walked in revision order from the page's first revision
+(:meth:`~statekeeper_server.engine.storage.file_index.FileIndex.history`); a page stops after
+``limit`` events or a bounded number of examined rows, at the end of a revision, so a replay
+from revision 1 of a large store streams in bounded memory and never blocks other calls for
+long.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 from statekeeper_server.engine.storage.backend import (
@@ -34,21 +35,13 @@ if TYPE_CHECKING:
 class HistorySource(Protocol):
     """Where older history is read from (the file backend's index)."""
 
-    def reading(self) -> AbstractContextManager[tuple[int, int]]:
-        """One read transaction, yielding (flushed revision, compacted_through)."""
+    async def history(
+        self, span: KeyRange, first: int, last: int, limit: int
+    ) -> tuple[list[Event], int]:
+        """The retained events of revisions ``first`` through ``last`` (at most the flushed
+        one) on keys of ``span``, stopping at the end of the revision of the ``limit``-th event
+        or after a bounded number of examined rows; and the newest revision covered."""
         ...
-
-    def history(
-        self, first: int, last: int, low: str, high: str | None, limit: int
-    ) -> tuple[list[tuple[int, tuple[Event, ...]]], int]:
-        """The retained events of revisions ``first`` through ``last`` on keys in
-        ``[low, high)``, grouped by revision, stopping after the revision of the ``limit``-th
-        event; and the newest revision covered."""
-        ...
-
-
-#: Revisions read from the index per step of a replay.
-REPLAY_WINDOW = 1000
 
 
 class Feed:
@@ -88,17 +81,8 @@ class Feed:
         if self._memtable.holds_history_from(first):
             events_here, covered = self._memtable.history.page(span, first, last, limit)
             return HistoryPage(events_here, covered)
-        with self._index.reading() as (flushed, _):
-            last = min(last, flushed, first + max(limit, REPLAY_WINDOW) - 1)
-            found, last = self._index.history(first, last, span.low, span.high, limit)
-        events: list[Event] = []
-        for examined, (revision, items) in enumerate(found, 1):
-            if revision > last:
-                break
-            events.extend(event for event in items if span.matches(event.key))
-            if len(events) >= limit or (examined == limit and revision < last):
-                return HistoryPage(tuple(events), revision)
-        return HistoryPage(tuple(events), last)
+        events, covered = await self._index.history(span, first, last, limit)
+        return HistoryPage(tuple(events), covered)
 
     def watch(
         self,

@@ -31,17 +31,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import hiredis
 import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from statekeeper.errors import ConflictError, HistoryCompactedError, Reason, UnavailableError
+from statekeeper.errors import (
+    ConflictError,
+    HistoryCompactedError,
+    Reason,
+    StateKeeperError,
+    UnavailableError,
+)
 
 from statekeeper_server.engine.storage.backend import (
     DEFAULT_HISTORY_BYTES,
@@ -60,6 +68,7 @@ from statekeeper_server.engine.storage.backend import (
     Put,
     Read,
     ScanPage,
+    Transaction,
     TxnResult,
     WatchUpdate,
     compacted_error,
@@ -68,12 +77,11 @@ from statekeeper_server.engine.storage.backend import (
     range_span,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
-from statekeeper_server.engine.storage.redis_batch import batch_args
+from statekeeper_server.engine.storage.redis_batch import Gatherer, item_args
 from statekeeper_server.engine.storage.redis_codec import (
     ENTRY_FIELDS,
     decode_events,
     entry_of,
-    expire_text,
     expire_value,
     flat_entry,
     stream_revision,
@@ -87,10 +95,8 @@ from statekeeper_server.engine.storage.redis_connection import (
 )
 from statekeeper_server.engine.storage.redis_scripts import (
     BATCH_SCRIPT,
-    READ_SCRIPT,
     REAP_SCRIPT,
     SCAN_SCRIPT,
-    TXN_SCRIPT,
 )
 from statekeeper_server.engine.storage.watchers import WatcherIndex
 
@@ -112,6 +118,9 @@ SLOW_MATCH_BUDGET = 128
 READ_BATCH = 512
 #: The longest pause (seconds) between two attempts to reach Redis again in background tasks.
 MAX_BACKOFF = 1.0
+
+#: The batch script's SHA1, as EVALSHA names it.
+BATCH_SHA = hashlib.sha1(BATCH_SCRIPT.encode()).hexdigest()
 
 _ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError, TimeoutError)
 
@@ -177,11 +186,9 @@ class RedisBackend(Backend):
         self._pool, self._tail_pool = open_pools(self.url, self.db, self.connection_pool_size)
         self._redis: Any = aioredis.Redis(connection_pool=self._pool)
         self._tail_redis: Any = aioredis.Redis(connection_pool=self._tail_pool)
-        self._txn: Any = self._redis.register_script(TXN_SCRIPT)
         self._reap: Any = self._redis.register_script(REAP_SCRIPT)
         self._scan: Any = self._redis.register_script(SCAN_SCRIPT)
-        self._read: Any = self._redis.register_script(READ_SCRIPT)
-        self._batch: Any = self._redis.register_script(BATCH_SCRIPT)
+        self._batches = Gatherer(self._send_batch)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -265,30 +272,12 @@ class RedisBackend(Backend):
         return entry_of(key, fields)
 
     async def read(self, key: str) -> tuple[Entry | None, int]:
-        """The entry and the store revision in one script call (one round trip, atomic)."""
-        reply = await self._call(lambda: self._read(args=[self.key_prefix, key]))
-        return entry_of(key, reply[1:]), int(reply[0])
-
-    def _txn_args(
-        self, compares: Sequence[Compare], operations: Sequence[Operation], now: str
-    ) -> list[Any]:
-        """The arguments of the transaction script."""
-        args: list[Any] = [
-            self.key_prefix,
-            now,
-            self.history_revisions,
-            self.history_bytes,
-            len(compares),
-        ]
-        for compare in compares:
-            args += [compare.key, compare.mod_revision]
-        args.append(len(operations))
-        for operation in operations:
-            if isinstance(operation, Put):
-                args += ["p", operation.key, operation.value, expire_text(operation.expire_at)]
-            else:
-                args += ["d", operation.key, b"", ""]
-        return args
+        """The entry and the store revision, read at one instant (as a batch of one read)."""
+        (outcome,) = await self.batch([Read(key)])
+        if isinstance(outcome, StateKeeperError):
+            raise outcome
+        assert isinstance(outcome, tuple)
+        return outcome
 
     def _txn_result(self, operations: Sequence[Operation], reply: list[Any]) -> TxnResult:
         """The result of a transaction script's reply (ConflictError for a failed compare)."""
@@ -313,20 +302,19 @@ class RedisBackend(Backend):
         return TxnResult(revision, tuple(results))
 
     async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
-        """Compare and write in one Lua script: one round trip, atomic across instances."""
-        args = self._txn_args(compares, operations, repr(time.time()))
-        reply = await self._call(lambda: self._txn(args=args))
-        return self._txn_result(operations, reply)
+        """Compare and write in one Lua script, atomic across instances (as a batch of one)."""
+        (outcome,) = await self.batch([Transaction(tuple(compares), tuple(operations))])
+        if isinstance(outcome, StateKeeperError):
+            raise outcome
+        assert isinstance(outcome, TxnResult)
+        return outcome
 
     async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
         """Every item (a read, or a transaction at a revision of its own, atomic alone) in one
-        call of the batch script, in order: one round trip and one command for the batch."""
-        now = repr(time.time())
-        args = batch_args(
-            self.key_prefix, items, lambda t: self._txn_args(t.compares, t.operations, now)
-        )
+        call of the batch script, in order, together with the batches of other callers that
+        arrived while the previous call was in flight (see :mod:`.redis_batch`)."""
         try:
-            replies = await self._call(lambda: self._batch(args=args))
+            replies = await self._call(lambda: self._batches.run(items))
         except UnavailableError as error:
             return [error for _ in items]
         outcomes: list[BatchOutcome] = []
@@ -339,6 +327,41 @@ class RedisBackend(Backend):
             except ConflictError as error:
                 outcomes.append(error)
         return outcomes
+
+    async def _send_batch(self, items: list[BatchItem]) -> list[Any]:
+        """The replies of one call of the batch script for ``items`` (loading the script
+        first when Redis lost it)."""
+        args: list[Any] = [
+            self.key_prefix,
+            repr(time.time()),
+            self.history_revisions,
+            self.history_bytes,
+        ]
+        for item in items:
+            args += item_args(item)
+        command = hiredis.pack_command(("EVALSHA", BATCH_SHA, 0, *args))
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            try:
+                return list(await self._command(command))
+            except NoScriptError:
+                await self._redis.script_load(BATCH_SCRIPT)
+                return list(await self._command(command))
+
+    async def _command(self, packed: bytes) -> Any:
+        """The reply to one command packed by hiredis, on a pooled connection (redis-py's own
+        packing costs more than the script call's work does on the server)."""
+        connection = await self._pool.get_connection()
+        try:
+            await connection.send_packed_command(packed, check_health=False)
+            return await connection.read_response()
+        except ResponseError:
+            raise
+        except BaseException:
+            # Failed or cancelled mid-call: its reply must never reach the next command.
+            await connection.disconnect(nowait=True)
+            raise
+        finally:
+            await self._pool.release(connection)
 
     async def scan(
         self,
@@ -550,6 +573,7 @@ class RedisBackend(Backend):
         """Stop the background tasks and close every connection."""
         self._closed = True
         self._watchers.close()
+        await self._batches.close()
         tasks = [self._reaper, self._reader]
         for task in tasks:
             if task is not None and not task.done():
@@ -578,6 +602,7 @@ class RedisBackend(Backend):
     def discard(self) -> None:
         """Forget tasks and connections of an event loop that is gone."""
         self._closed = True
+        self._batches.discard()
         for task in (self._reaper, self._reader):
             if task is not None:
                 with contextlib.suppress(Exception):

@@ -9,11 +9,27 @@ local function read(key)
   if not f[1] then return nil end
   return f
 end
+-- The store's counters, read on first use and written back once, by flush() at the end of a
+-- writing script (so a batch of writes reads and writes each counter once): the revision,
+-- the change in value bytes, and the change log's packed size and length.
+local c = {bytes = 0}
+local function current()
+  if not c.rev then
+    c.rev = tonumber(redis.call('GET', p .. 'rev') or '0')
+    c.saved = c.rev
+  end
+  return c.rev
+end
+local function flush()
+  if c.rev and c.rev ~= c.saved then redis.call('SET', p .. 'rev', c.rev) end
+  if c.bytes ~= 0 then redis.call('INCRBY', p .. 'bytes', c.bytes) end
+  if c.size then redis.call('SET', p .. 'logbytes', math.max(c.size, 0)) end
+end
 local function remove(key, e)
   redis.call('DEL', p .. 'k:' .. key)
   redis.call('ZREM', p .. 'idx', key)
   if e[5] then redis.call('ZREM', p .. 'exp', key) end
-  redis.call('DECRBY', p .. 'bytes', #e[1])
+  c.bytes = c.bytes - #e[1]
 end
 local function removed_event(kind, key, e)
   return {kind, key, '', 0, 0, '', e[1], tonumber(e[2]), tonumber(e[3]), tonumber(e[4]),
@@ -31,11 +47,18 @@ end
 -- than `maxlen` revisions or, once past `maxbytes` (0: no bound) of packed events, until it is
 -- back to three quarters of that (trimming is then not needed at every commit). The newest
 -- entry always stays; `P logbytes` is the log's size (0 for a log older than the counter).
+-- `rev` becomes the store revision.
 local function append(rev, events, maxlen, maxbytes)
   local log, packed = p .. 'log', cmsgpack.pack(events)
+  c.rev = rev
   redis.call('XADD', log, rev .. '-0', 'e', packed)
-  local size = redis.call('INCRBY', p .. 'logbytes', #packed)
-  local count = redis.call('XLEN', log)
+  if c.size then
+    c.count = c.count + 1
+  else
+    c.size, c.count = tonumber(redis.call('GET', p .. 'logbytes') or '0'), redis.call('XLEN', log)
+  end
+  c.size = c.size + #packed
+  local size, count = c.size, c.count
   maxlen, maxbytes = tonumber(maxlen), tonumber(maxbytes)
   local goal = size
   if maxbytes > 0 and size > maxbytes then goal = math.floor(maxbytes * 3 / 4) end
@@ -54,96 +77,10 @@ local function append(rev, events, maxlen, maxbytes)
   end
   if last then
     redis.call('XTRIM', log, 'MINID', (last + 1) .. '-0')
-    redis.call('SET', p .. 'logbytes', math.max(size, 0))
+    c.size, c.count = size, count
   end
 end
 """
-
-# ARGV: prefix, now, maxlen, maxbytes, n compares, (key, mod_revision)*, n ops,
-# (kind, key, value, expire)*
-# Returns {0, key, expected, actual} on a failed compare, else {1, revision, results} where a
-# put's result is {create_revision, version} and a delete's {} or the removed {v, c, m, n, x}.
-_TXN_BODY = """
-local now = tonumber(ARGV[2])
-local maxlen, maxbytes = ARGV[3], ARGV[4]
-local i = 5
-local ncmp = tonumber(ARGV[i]); i = i + 1
-local cmps = {}
-for j = 1, ncmp do cmps[j] = {ARGV[i], tonumber(ARGV[i + 1])}; i = i + 2 end
-local nops = tonumber(ARGV[i]); i = i + 1
-local ops = {}
-for j = 1, nops do ops[j] = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]}; i = i + 4 end
-
-local live, expired = {}, {}
-local function touch(key)
-  if live[key] ~= nil then return end
-  local e = read(key)
-  if e and e[5] and tonumber(e[5]) <= now then
-    expired[#expired + 1] = {key, e}
-    e = nil
-  end
-  live[key] = e or false
-end
-for _, c in ipairs(cmps) do touch(c[1]) end
-for _, o in ipairs(ops) do touch(o[2]) end
-if #expired > 0 then
-  local rev = redis.call('INCR', p .. 'rev')
-  local events = {}
-  for _, item in ipairs(expired) do
-    remove(item[1], item[2])
-    events[#events + 1] = removed_event(3, item[1], item[2])
-  end
-  append(rev, events, maxlen, maxbytes)
-end
-for _, c in ipairs(cmps) do
-  local e = live[c[1]]
-  local actual = 0
-  if e then actual = tonumber(e[3]) end
-  if actual ~= c[2] then return {0, c[1], c[2], actual} end
-end
-
-local rev = tonumber(redis.call('GET', p .. 'rev') or '0') + 1
-local events, results = {}, {}
-for j, o in ipairs(ops) do
-  local key = o[2]
-  local e = live[key]
-  if o[1] == 'p' then
-    local create, version, old = rev, 1, 0
-    if e then create = tonumber(e[2]); version = tonumber(e[4]) + 1; old = #e[1] end
-    local hk = p .. 'k:' .. key
-    if o[4] ~= '' then
-      redis.call('HSET', hk, 'v', o[3], 'c', create, 'm', rev, 'n', version, 'x', o[4])
-      redis.call('ZADD', p .. 'exp', o[4], key)
-    else
-      redis.call('HSET', hk, 'v', o[3], 'c', create, 'm', rev, 'n', version)
-      if e and e[5] then
-        redis.call('HDEL', hk, 'x')
-        redis.call('ZREM', p .. 'exp', key)
-      end
-    end
-    if not e then redis.call('ZADD', p .. 'idx', 0, key) end
-    redis.call('INCRBY', p .. 'bytes', #o[3] - old)
-    if e then
-      events[#events + 1] = {1, key, o[3], create, version, o[4], e[1], tonumber(e[2]),
-                             tonumber(e[3]), tonumber(e[4]), e[5] or ''}
-    else
-      events[#events + 1] = {1, key, o[3], create, version, o[4], '', 0, 0, 0, ''}
-    end
-    results[j] = {create, version}
-  elseif e then
-    remove(key, e)
-    events[#events + 1] = removed_event(2, key, e)
-    results[j] = {e[1], e[2], e[3], e[4], e[5] or ''}
-  else
-    results[j] = {}
-  end
-end
-if #events == 0 then return {1, rev - 1, results} end
-redis.call('SET', p .. 'rev', rev)
-append(rev, events, maxlen, maxbytes)
-return {1, rev, results}
-"""
-TXN_SCRIPT = _LUA_COMMON + _TXN_BODY
 
 # ARGV: prefix, now, maxlen, batch, maxbytes. Expires up to ``batch`` due keys at one new revision.
 # Returns {revision or 0, next expiry time or ''}.
@@ -164,46 +101,119 @@ for _, key in ipairs(due) do
 end
 local rev = 0
 if #events > 0 then
-  rev = redis.call('INCR', p .. 'rev')
+  rev = current() + 1
   append(rev, events, ARGV[3], ARGV[5])
 end
+flush()
 local first = redis.call('ZRANGE', p .. 'exp', 0, 0, 'WITHSCORES')
 return {rev, first[2] or ''}
 """
 )
 
-# ARGV: prefix, key. Returns {revision, v, c, m, n, x}: the store revision and the entry's hash
-# fields (false where missing), read at one instant.
-_LUA_READ = """
-local function read_with_revision(key)
-  local f = redis.call('HMGET', p .. 'k:' .. key, 'v', 'c', 'm', 'n', 'x')
-  return {redis.call('GET', p .. 'rev') or '0', f[1], f[2], f[3], f[4], f[5]}
+# One transaction of BATCH_SCRIPT, from its arguments at ARGV[i]: n compares, (key,
+# mod_revision)*, n ops, (kind, key, value, expire)*. Returns its reply and the index of the
+# next item; the reply is {0, key, expected, actual} on a failed compare, else {1, revision,
+# results} where a put's result is {create_revision, version} and a delete's {} or the removed
+# {v, c, m, n, x}.
+_LUA_TXN = """
+local now, maxlen, maxbytes = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local function txn(i)
+  local ncmp = tonumber(ARGV[i]); i = i + 1
+  local cmps = {}
+  for j = 1, ncmp do cmps[j] = {ARGV[i], tonumber(ARGV[i + 1])}; i = i + 2 end
+  local nops = tonumber(ARGV[i]); i = i + 1
+  local ops = {}
+  for j = 1, nops do ops[j] = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]}; i = i + 4 end
+
+  local live, expired = {}, {}
+  local function touch(key)
+    if live[key] ~= nil then return end
+    local e = read(key)
+    if e and e[5] and tonumber(e[5]) <= now then
+      expired[#expired + 1] = {key, e}
+      e = nil
+    end
+    live[key] = e or false
+  end
+  for _, cmp in ipairs(cmps) do touch(cmp[1]) end
+  for _, o in ipairs(ops) do touch(o[2]) end
+  if #expired > 0 then
+    local events = {}
+    for _, item in ipairs(expired) do
+      remove(item[1], item[2])
+      events[#events + 1] = removed_event(3, item[1], item[2])
+    end
+    append(current() + 1, events, maxlen, maxbytes)
+  end
+  for _, cmp in ipairs(cmps) do
+    local e = live[cmp[1]]
+    local actual = 0
+    if e then actual = tonumber(e[3]) end
+    if actual ~= cmp[2] then return {0, cmp[1], cmp[2], actual}, i end
+  end
+
+  local rev = current() + 1
+  local events, results = {}, {}
+  for j, o in ipairs(ops) do
+    local key = o[2]
+    local e = live[key]
+    if o[1] == 'p' then
+      local create, version, old = rev, 1, 0
+      if e then create = tonumber(e[2]); version = tonumber(e[4]) + 1; old = #e[1] end
+      local hk = p .. 'k:' .. key
+      if o[4] ~= '' then
+        redis.call('HSET', hk, 'v', o[3], 'c', create, 'm', rev, 'n', version, 'x', o[4])
+        redis.call('ZADD', p .. 'exp', o[4], key)
+      else
+        redis.call('HSET', hk, 'v', o[3], 'c', create, 'm', rev, 'n', version)
+        if e and e[5] then
+          redis.call('HDEL', hk, 'x')
+          redis.call('ZREM', p .. 'exp', key)
+        end
+      end
+      if not e then redis.call('ZADD', p .. 'idx', 0, key) end
+      c.bytes = c.bytes + #o[3] - old
+      if e then
+        events[#events + 1] = {1, key, o[3], create, version, o[4], e[1], tonumber(e[2]),
+                               tonumber(e[3]), tonumber(e[4]), e[5] or ''}
+      else
+        events[#events + 1] = {1, key, o[3], create, version, o[4], '', 0, 0, 0, ''}
+      end
+      results[j] = {create, version}
+    elseif e then
+      remove(key, e)
+      events[#events + 1] = removed_event(2, key, e)
+      results[j] = {e[1], e[2], e[3], e[4], e[5] or ''}
+    else
+      results[j] = {}
+    end
+  end
+  if #events == 0 then return {1, rev - 1, results}, i end
+  append(rev, events, maxlen, maxbytes)
+  return {1, rev, results}, i
 end
 """
-READ_SCRIPT = "local p = ARGV[1]\n" + _LUA_READ + "return read_with_revision(ARGV[2])\n"
 
-# ARGV: prefix, then per item either 'r', key (a read, as READ_SCRIPT) or 't', n, the n
-# arguments of TXN_SCRIPT (a transaction, prefix first). Runs the items in order, each as its
-# own script would, in one call (one round trip); returns their replies in order.
+# ARGV: prefix, now, maxlen, maxbytes, then per item either 'r', key (a read) or 't' and the
+# arguments of a transaction (see _LUA_TXN). Runs the items in order, each atomic alone and at
+# a revision of its own as if it ran alone, in one call (one round trip); returns their replies
+# in order, a read's being {revision, v, c, m, n, x}: the store revision and the entry's hash
+# fields (false where missing), read at one instant.
 BATCH_SCRIPT = (
     _LUA_COMMON
-    + _LUA_READ
-    + "local function txn(ARGV)\n"
-    + _TXN_BODY
-    + "end\n"
+    + _LUA_TXN
     + """
-local replies, i = {}, 2
+local replies, i = {}, 5
 while i <= #ARGV do
   if ARGV[i] == 'r' then
-    replies[#replies + 1] = read_with_revision(ARGV[i + 1])
+    local f = redis.call('HMGET', p .. 'k:' .. ARGV[i + 1], 'v', 'c', 'm', 'n', 'x')
+    replies[#replies + 1] = {current(), f[1], f[2], f[3], f[4], f[5]}
     i = i + 2
   else
-    local n, args = tonumber(ARGV[i + 1]), {}
-    for j = 1, n do args[j] = ARGV[i + 1 + j] end
-    replies[#replies + 1] = txn(args)
-    i = i + 2 + n
+    replies[#replies + 1], i = txn(i + 1)
   end
 end
+flush()
 return replies
 """
 )

@@ -355,14 +355,15 @@ class WatcherIndex:
             while True:
                 while next_revision < watcher.live_from:
                     if page is None:
+                        # Other calls run between two pages, even where reading a page and
+                        # sending the last one never had to wait.
+                        await asyncio.sleep(0)
                         page = await _read_retrying(history, span, next_revision, watcher)
                     next_revision = page.last + 1
                     events, page = page.events, None
                     if events:
                         yield WatchUpdate(next_revision - 1, events)
                         idle_since = loop.time()
-                    else:
-                        await asyncio.sleep(0)  # a page of nothing: let other calls run
                 taken, watcher.pending = watcher.pending, []
                 events = tuple(e for rev, batch in taken if rev >= next_revision for e in batch)
                 next_revision = max(next_revision, self.revision + 1)

@@ -435,6 +435,9 @@ function workflowsView(root, query) {
   scope.every(2000, load); // there is no watch over the list of workflows
 }
 
+// How many steps of a workflow's history the page reads at a time (ListWorkflowSteps pages).
+const STEP_PAGE = 200;
+
 function workflowView(root, id) {
   const headBox = h("div", { id: "workflow-head" });
   const actionBox = h("div", { id: "workflow-action" });
@@ -445,6 +448,21 @@ function workflowView(root, id) {
     h("section", { class: "panel" }, h("h3", {}, "Steps"), stepsBox),
     h("section", { class: "panel" }, h("h3", {}, "Checkpoints and resumes"), checkpointsBox));
   let shown = null;
+  // The newest steps are shown a page at a time ("Show older steps" adds a page), so a
+  // workflow with a long history costs one bounded read per refresh.
+  let stepsWanted = STEP_PAGE;
+
+  async function newestSteps() {
+    const steps = [];
+    let token = "";
+    do {
+      const page = await api("WorkflowService", "ListWorkflowSteps",
+        { workflow_id: id, page_size: Math.min(STEP_PAGE, stepsWanted - steps.length), page_token: token });
+      steps.push(...(page.steps || []));
+      token = page.next_page_token || "";
+    } while (token && steps.length < stepsWanted);
+    return { steps, more: Boolean(token) };
+  }
 
   async function act(method, verb) {
     const revision = shown.revision;
@@ -464,9 +482,10 @@ function workflowView(root, id) {
   }
 
   const load = scope.refresher(async () => {
-    let wf;
+    let wf, history;
     try {
-      wf = (await api("WorkflowService", "GetWorkflow", { workflow_id: id, include_steps: true })).workflow;
+      wf = (await api("WorkflowService", "GetWorkflow", { workflow_id: id })).workflow;
+      history = await newestSteps();
     } catch (error) {
       fill(headBox, errorBox(error));
       return;
@@ -483,7 +502,7 @@ function workflowView(root, id) {
         h("button", { id: "workflow-pause", disabled: status !== "RUNNING", onclick: () => act("PauseWorkflow", "Pause") }, "Pause…"),
         h("button", { id: "workflow-resume", disabled: status !== "PAUSED", onclick: () => act("ResumeWorkflow", "Resume") }, "Resume…"),
         h("button", { id: "workflow-cancel", class: "danger", disabled: !["PENDING", "RUNNING", "PAUSED"].includes(status), onclick: () => act("CancelWorkflow", "Cancel") }, "Cancel…")));
-    const steps = (wf.steps || []).slice().sort((a, b) => num(a.sequence) - num(b.sequence));
+    const steps = history.steps.slice().sort((a, b) => num(a.sequence) - num(b.sequence));
     const longest = Math.max(1, ...steps.map((s) => num(s.duration_ms)));
     fill(stepsBox, table(["#", "step", "status", "duration", "at", "timeline"],
       steps.map((s) => h("tr", { class: s.superseded ? "superseded" : "", "data-step": num(s.step_number), "data-status": short(s.status) },
@@ -491,7 +510,9 @@ function workflowView(root, id) {
         h("td", {}, badge(s.status)), h("td", {}, fmtDuration(num(s.duration_ms) / 1000)), h("td", {}, fmtTime(s.timestamp)),
         h("td", { style: "width:30%" }, h("div", { class: "track" },
           h("span", { class: `s-${short(s.status)}`, style: `width:${Math.max(2, (100 * num(s.duration_ms)) / longest).toFixed(1)}%` }))))),
-      "no step recorded yet"));
+      "no step recorded yet"),
+      history.more ? h("button", { id: "workflow-older-steps", onclick: () => { stepsWanted += STEP_PAGE; load(); } },
+        `Show older steps (the newest ${steps.length} are shown)`) : null);
     let checkpoints = [];
     try {
       checkpoints = (await api("WorkflowService", "ListWorkflowCheckpoints", { workflow_id: id, page_size: 50 })).checkpoints || [];

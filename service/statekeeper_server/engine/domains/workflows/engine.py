@@ -68,7 +68,12 @@ from statekeeper_server.engine.domains.workflows.records import (
     changes_of,
 )
 from statekeeper_server.engine.identifiers import check_id
-from statekeeper_server.engine.limits import Limits, check_progress_interval, check_revision
+from statekeeper_server.engine.limits import (
+    Limits,
+    check_duration,
+    check_progress_interval,
+    check_revision,
+)
 from statekeeper_server.engine.patches import merge_patch
 from statekeeper_server.engine.records import Txn, transact, transact_with_result
 from statekeeper_server.engine.storage.backend import Backend, Entry, EventType
@@ -184,8 +189,7 @@ def _check_step(step: StepState) -> None:
         raise _invalid(
             f"step.status must be one of {', '.join(StepStatus)}", "step.status", "required"
         )
-    if step.duration_ms < 0:
-        raise _invalid("step.duration_ms must not be negative", "step.duration_ms", "negative")
+    check_duration(step.duration_ms / 1000, "step.duration_ms")
 
 
 class WorkflowEngine:

@@ -10,36 +10,14 @@ records (superseded steps, the events of a watch).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from statekeeper.statuses import StepStatus
+from statekeeper.statuses import StepStatus, WorkflowEventType, WorkflowStatus
 
 from statekeeper_server.engine.domains.checkpoints import renamed
 from statekeeper_server.engine.records import Schema
-
-
-class WorkflowStatus(enum.StrEnum):
-    """Where a workflow is in its life cycle."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class WorkflowEventType(enum.StrEnum):
-    """What a watched change of a workflow is."""
-
-    STATUS_CHANGED = "status_changed"
-    STEP_UPDATED = "step_updated"
-    CHECKPOINT_CREATED = "checkpoint_created"
-    RESUMED_FROM_CHECKPOINT = "resumed_from_checkpoint"
-    DELETED = "deleted"
 
 
 @dataclass(slots=True)
