@@ -8,9 +8,10 @@ one SQLite database (``snapshot.dat``), read in place instead of loaded into mem
   ``expire_at`` finds the next expiry without a scan.
 * **Who writes.** Only a compaction writes, from a housekeeping thread: :meth:`FileIndex.flush`
   commits what the backend's memtable gathered since the last flush (the log holds it durably
-  meanwhile) in one SQLite transaction, in WAL mode with ``synchronous=FULL``, so it is durable
-  before the log segments it covers are deleted. SQLite's automatic checkpoints run in that
-  thread too.
+  meanwhile) in one SQLite transaction of multi-row statements (:func:`insert_rows`: the
+  thread takes the GIL back once per few hundred rows, not once per row), in WAL mode with
+  ``synchronous=FULL``, so it is durable before the log segments it covers are deleted.
+  SQLite's automatic checkpoints run in that thread too.
 * **Who reads.** The event loop reads through its own connection; every read is one SQLite read
   transaction (:meth:`FileIndex.reading` pins one across several statements), so a page is
   consistent with the revision it reports. A replay's history pages are read in a thread of
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -43,6 +45,9 @@ INDEX_VERSION = 2
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Rows fetched per statement when a read walks a key range.
 CHUNK_ROWS = 256
+#: Rows written per statement by a flush (12 columns each at most: within SQLite's limit of
+#: 32,766 parameters per statement).
+STATEMENT_ROWS = 256
 #: Greater than every stored key (no UTF-8 text holds the byte 0xFF).
 _NO_KEY = b"\xff"
 #: History rows one page of a replay (or of an earlier-revision read) examines at most, whole
@@ -77,18 +82,20 @@ CREATE INDEX history_revision ON history(revision);
 )
 _ENTRY_COLUMNS = "key, value, create_revision, mod_revision, version, expire_at"
 _KEY_COLUMNS = "key, x'', create_revision, mod_revision, version, expire_at"
-_INSERT_ENTRY = f"INSERT INTO entries({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+#: Insert statements as (head, tail): the rows' ``VALUES`` groups go between them.
+_INSERT_ENTRY = (f"INSERT INTO entries({_ENTRY_COLUMNS})", "")
 _UPSERT = (
-    f"{_INSERT_ENTRY} ON CONFLICT(key) DO UPDATE "
+    _INSERT_ENTRY[0],
+    " ON CONFLICT(key) DO UPDATE "
     "SET value = excluded.value, create_revision = excluded.create_revision, "
     "mod_revision = excluded.mod_revision, version = excluded.version, "
-    "expire_at = excluded.expire_at"
+    "expire_at = excluded.expire_at",
 )
 _HISTORY_COLUMNS = (
     "revision, type, key, value, create_revision, version, expire_at, "
     "prev_value, prev_create, prev_mod, prev_version, prev_expire"
 )
-_INSERT_HISTORY = f"INSERT INTO history({_HISTORY_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_INSERT_HISTORY = (f"INSERT INTO history({_HISTORY_COLUMNS})", "")
 _GET = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ?"
 _GET_MANY = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key IN "
 
@@ -100,6 +107,23 @@ def encode_key(key: str) -> bytes:
 
 def _decode_key(data: bytes) -> str:
     return data.decode("utf-8", "surrogatepass")
+
+
+def insert_rows(
+    connection: sqlite3.Connection, statement: tuple[str, str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` (equal-length tuples) with ``statement`` (see :data:`_INSERT_ENTRY`),
+    :data:`STATEMENT_ROWS` rows per SQLite statement. The sqlite3 module lets go of the GIL
+    while SQLite works and takes it back after every statement; ``executemany`` runs one
+    statement per row, so a flush thread would trade the GIL with the event loop once per
+    row, and each read on the loop would wait for it (up to the 5 ms switch interval) every
+    time; here it is once per few hundred rows."""
+    head, tail = statement
+    remaining = iter(rows)
+    while chunk := list(itertools.islice(remaining, STATEMENT_ROWS)):
+        group = "(" + ", ".join("?" * len(chunk[0])) + ")"
+        values = ", ".join([group] * len(chunk))
+        connection.execute(f"{head} VALUES {values}{tail}", list(itertools.chain(*chunk)))
 
 
 def _entry(row: Sequence[Any]) -> Entry:
@@ -165,10 +189,11 @@ def build_index(
             size += len(entry.value)
             batch.append((encode_key(entry.key), *_entry_fields(entry)))
             if len(batch) >= 10_000:
-                connection.executemany(_INSERT_ENTRY, batch)
+                insert_rows(connection, _INSERT_ENTRY, batch)
                 batch.clear()
-        connection.executemany(_INSERT_ENTRY, batch)
-        connection.executemany(
+        insert_rows(connection, _INSERT_ENTRY, batch)
+        insert_rows(
+            connection,
             _INSERT_HISTORY,
             (_history_row(item, event) for item, events in history for event in events),
         )
@@ -242,7 +267,7 @@ class FileIndex:
             for key, (mod, value, create, version, expire_at) in state.items()
             if value is not None
         ]
-        deletes = [(encode_key(key),) for key, row in state.items() if row[1] is None]
+        deletes = [encode_key(key) for key, row in state.items() if row[1] is None]
         rows = [
             (revision, code, encode_key(key), *fields)
             for revision, item in history
@@ -251,10 +276,13 @@ class FileIndex:
         connection = self._writer
         connection.execute("BEGIN")
         try:
-            connection.executemany(_UPSERT, puts)
-            connection.executemany("DELETE FROM entries WHERE key = ?", deletes)
+            insert_rows(connection, _UPSERT, puts)
+            for start in range(0, len(deletes), STATEMENT_ROWS):
+                chunk = deletes[start : start + STATEMENT_ROWS]
+                marks = ", ".join("?" * len(chunk))
+                connection.execute(f"DELETE FROM entries WHERE key IN ({marks})", chunk)
             connection.execute("DELETE FROM history WHERE revision <= ?", (compacted_through,))
-            connection.executemany(_INSERT_HISTORY, rows)
+            insert_rows(connection, _INSERT_HISTORY, rows)
             connection.execute(
                 "UPDATE meta SET revision = ?, compacted_through = ?, keys = ?, bytes = ?",
                 (revision, compacted_through, keys, size),
