@@ -48,6 +48,10 @@ TARGET_OPERATIONS = {
 #: The Watch streams of the fan-out share this many client connections (as the load's four
 #: client processes do).
 FANOUT_CONNECTIONS = 4
+#: The subscribers' HTTP/2 flow-control window (per stream and per connection): a merged watch
+#: message is 60-160 KB at 1,000 changes/s, and with gRPC's initial 64 KiB each one would wait
+#: for the subscriber's window updates (see docs/watch-size.md).
+FANOUT_WINDOW = 16 << 20
 #: The label of the bare grpc.aio broadcast, the fan-out's ceiling.
 BARE = "bare grpc.aio broadcast"
 #: The rows behind the issue's throughput targets (label, operation), at concurrency 16.
@@ -137,7 +141,8 @@ class Harness:
                 ),
                 "fanout_load_generator": (
                     "subscribers: the Go load generator (bench/loadgen), one process with the "
-                    f"Watch streams over {FANOUT_CONNECTIONS} connections; writer: one Python "
+                    f"Watch streams over {FANOUT_CONNECTIONS} connections, "
+                    f"{FANOUT_WINDOW >> 20} MiB flow-control windows; writer: one Python "
                     "client process"
                 ),
             },
@@ -306,6 +311,7 @@ class Harness:
                 f"-expected={count}",
                 f"-deadline={deadline}",
                 f"-latencies={latency_file}",
+                f"-window={FANOUT_WINDOW}",
             ],
             stdout=subprocess.PIPE,
             text=True,

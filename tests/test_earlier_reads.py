@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import random
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -114,5 +115,56 @@ async def test_file_history_pages_from_the_index_hold_whole_revisions(tmp_path: 
             pages.append([event.key for event in page.events])
             first = page.last + 1
         assert pages == [[f"p/{n:02d}" for n in range(s, s + 10)] for s in range(0, 50, 10)]
+    finally:
+        await backend.close()
+
+
+async def test_a_file_read_at_an_earlier_revision_examines_what_its_page_needs_not_the_history(
+    tmp_path: Path,
+) -> None:
+    """The index's history rows and keys a page looks at are counted: a page of four entries
+    at an early revision examines as many with 100 or with 1,000 revisions written since."""
+    examined = []
+    for revisions in (100, 1000):
+        backend = FileBackend(tmp_path / str(revisions))
+        try:
+            await backend.txn([], [Put(f"e/{n:03d}", b"first") for n in range(50)])
+            for number in range(revisions):  # rewrite every key, delete and recreate some
+                key = f"e/{number % 50:03d}"
+                if number % 7 == 3:
+                    await backend.delete(key)
+                else:
+                    await backend.put(key, b"%d" % number)
+            await backend.compact()  # the history is read from the index
+            index, span = backend.index, _span("e/")
+            before = index.examined
+            page = await backend.scan(span, revision=1, limit=4)
+            assert [(e.key, e.value) for e in page.entries] == [
+                (f"e/{n:03d}", b"first") for n in range(4)
+            ]
+            reverse = await backend.scan(span, revision=1, limit=4, reverse=True)
+            assert [e.key for e in reverse.entries] == [f"e/{n:03d}" for n in (49, 48, 47, 46)]
+            examined.append(index.examined - before)
+        finally:
+            await backend.close()
+    # Each page walks each of the 50 keys once and looks it up once (a chunk of lookups is
+    # more than a page of four here), whatever the number of revisions since.
+    assert examined[0] == examined[1] <= 2 * 2 * 50
+
+
+async def test_a_file_store_written_before_the_key_index_of_its_history_reads_earlier_revisions(
+    tmp_path: Path,
+) -> None:
+    backend = FileBackend(tmp_path)
+    await backend.put("e/a", b"1")
+    await backend.put("e/a", b"2")
+    await backend.compact()
+    await backend.close()
+    with sqlite3.connect(tmp_path / "snapshot.dat") as connection:  # as such a store has it
+        connection.execute("DROP INDEX history_key")
+    backend = FileBackend(tmp_path)
+    try:
+        page = await backend.scan(_span("e/"), revision=1)
+        assert [(e.key, e.value) for e in page.entries] == [("e/a", b"1")]
     finally:
         await backend.close()

@@ -230,3 +230,38 @@ async def test_a_batch_runs_whole_and_in_order_when_redis_lost_its_scripts(redis
         assert await backend.revision() == saved.revision
     finally:
         await backend.close()
+
+
+async def test_calls_issued_together_share_one_script_call(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    backend = RedisBackend(redis_url, key_prefix="gathered:")
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        first = await backend.put("warm", b"0")
+
+        async def calls() -> dict[str, int]:
+            stats = await admin.info("commandstats")
+            return {
+                name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+                for name in ("get", "xadd")
+            }
+
+        before = await calls()
+        *entries, (read, revision) = await asyncio.gather(
+            *(backend.put(f"k{number}", b"1") for number in range(16)), backend.read("k3")
+        )
+        after = await calls()
+        # Each write has a revision of its own, in the order issued, and the read sees them all.
+        assert [entry.mod_revision for entry in entries] == [
+            first.mod_revision + 1 + number for number in range(16)
+        ]
+        assert read is not None and read.mod_revision == entries[3].mod_revision
+        assert revision == entries[-1].mod_revision
+        # One script call for all 17: the revision and the change log's size read once for all
+        # of them (two GETs, not two a call), and one change-log entry a write.
+        assert after["get"] - before["get"] == 2
+        assert after["xadd"] - before["xadd"] == 16
+    finally:
+        await admin.aclose()
+        await backend.close()

@@ -171,6 +171,25 @@ async def test_changes_during_a_hold_reach_every_member_as_one_shared_message(se
     await first.aclose(), await second.aclose()
 
 
+async def test_a_group_holds_longer_while_its_members_are_still_sending(servicer):
+    groups = servicer._watch_groups
+    groups.hold_per_member_s, groups.max_hold_s, groups.hold_per_send = 0.0, 3600.0, 1e9
+    first, second = watch(servicer), watch(servicer)
+    await anext(first), await anext(second)
+    # Nothing measured yet: each change goes out at once.
+    for i in (1, 2):
+        revision = await save(servicer, f"k{i}", i)
+        sent = await anext(first)
+        assert revisions([sent]) == [revision] and await anext(second) is sent
+    # Neither member was back for more when the second change came: that flush measured the
+    # time since the first as its cost, so the group now holds (here: until a message is full).
+    groups.merge_bytes = 2 * field_bytes(sent.events[0].ByteSize()) + RESPONSE_OVERHEAD
+    written = [await save(servicer, f"k{i}", i) for i in (3, 4)]
+    merged = await anext(first)
+    assert revisions([merged]) == written and await anext(second) is merged
+    await first.aclose(), await second.aclose()
+
+
 def test_a_shared_response_is_encoded_once_however_many_streams_send_it():
     encoded: list[pb.WatchResponse] = []
 

@@ -4,17 +4,24 @@
 //
 // It prints "ready" on a line of its own once every stream has its `created` message, then a
 // JSON summary when every stream has the expected number of events or the deadline passes.
-// The latencies go to -latencies as little-endian int64 nanoseconds, in receipt order.
+// The latencies go to -latencies as little-endian int64 nanoseconds, stream after stream.
+//
+// A load generator must cost less than what it measures: the responses are read as raw bytes
+// and walked with protowire, so that of each event only its kv's mod_revision and the send
+// time in its value are read (prev_kv and the rest of the document are skipped, never copied
+// or allocated). Each stream checks that its events' revisions only increase (every event
+// delivered once, in order) and keeps its own figures, merged at the end.
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"os"
 	"sync"
 	"syscall"
@@ -23,6 +30,9 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/statekeeper/statekeeper/clients/go/statekeeperv1"
 )
@@ -37,106 +47,200 @@ type summary struct {
 	FirstError  string  `json:"first_error"`
 }
 
-// recorder collects the figures of every stream.
-type recorder struct {
-	mu        sync.Mutex
-	latencies []int64
-	out       summary
+// stream is the figures of one Watch stream.
+type stream struct {
+	latencies   []int64
+	received    int64
+	messages    int64
+	lastReceipt float64
+	err         error
 }
 
-func (r *recorder) fail(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.out.Errors++
-	if r.out.FirstError == "" {
-		r.out.FirstError = err.Error()
-	}
-}
+// rawCodec sends requests as protobuf and hands each response over as its bytes, copied into
+// the stream's reused buffer.
+type rawCodec struct{}
 
-func (r *recorder) message(receipt time.Time, sent []float64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.out.Messages++
-	r.out.Received += int64(len(sent))
-	at := float64(receipt.UnixNano()) / 1e9
-	for _, t := range sent {
-		r.latencies = append(r.latencies, int64((at-t)*1e9))
-	}
-	if at > r.out.LastReceipt {
-		r.out.LastReceipt = at
-	}
-}
+func (rawCodec) Name() string { return "proto" }
 
-// sendTime reads the writer's send time from an event's document: the "t" entry of its map,
-// which the writer puts first, so that only the map header and one entry are decoded.
-func sendTime(event *pb.Event) (float64, error) {
-	decoder := msgpack.NewDecoder(bytes.NewReader(event.GetKv().GetValue().GetMsgpack()))
-	entries, err := decoder.DecodeMapLen()
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	data, err := proto.Marshal(v.(proto.Message))
 	if err != nil {
-		return 0, fmt.Errorf("document of %q: %w", event.GetKv().GetKey(), err)
+		return nil, err
 	}
-	for range entries {
-		name, err := decoder.DecodeString()
-		if err != nil {
-			return 0, err
+	return mem.BufferSlice{mem.SliceBuffer(data)}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	buffer := (*v.(*[]byte))[:0]
+	for _, piece := range data {
+		buffer = append(buffer, piece.ReadOnlyData()...)
+	}
+	*v.(*[]byte) = buffer
+	return nil
+}
+
+var errMalformed = errors.New("malformed response")
+
+// fields calls visit(number, wire type, value bytes or varint) for each field of message.
+func fields(message []byte, visit func(protowire.Number, protowire.Type, []byte, uint64) error) error {
+	for len(message) > 0 {
+		number, kind, n := protowire.ConsumeTag(message)
+		if n < 0 {
+			return errMalformed
 		}
-		if name == "t" {
-			return decoder.DecodeFloat64()
+		message = message[n:]
+		var bytes []byte
+		var varint uint64
+		switch kind {
+		case protowire.BytesType:
+			bytes, n = protowire.ConsumeBytes(message)
+		case protowire.VarintType:
+			varint, n = protowire.ConsumeVarint(message)
+		default:
+			n = protowire.ConsumeFieldValue(number, kind, message)
 		}
-		if err := decoder.Skip(); err != nil {
-			return 0, err
+		if n < 0 {
+			return errMalformed
+		}
+		message = message[n:]
+		if err := visit(number, kind, bytes, varint); err != nil {
+			return err
 		}
 	}
-	return 0, fmt.Errorf("document of %q has no t", event.GetKv().GetKey())
+	return nil
+}
+
+// event is what the benchmark reads of one event: its revision and the writer's send time.
+type event struct {
+	revision int64
+	sent     float64
+}
+
+// parseEvent reads an Event's kv.mod_revision and the "t" entry of its msgpack value.
+func parseEvent(data []byte) (event, error) {
+	var found event
+	var document []byte
+	err := fields(data, func(number protowire.Number, _ protowire.Type, kv []byte, _ uint64) error {
+		if number != 2 { // Event.kv; prev_kv (3) is skipped
+			return nil
+		}
+		return fields(kv, func(number protowire.Number, _ protowire.Type, b []byte, v uint64) error {
+			switch number {
+			case 2: // KeyValue.value
+				return fields(b, func(number protowire.Number, _ protowire.Type, b []byte, _ uint64) error {
+					if number == 2 { // Value.msgpack
+						document = b
+					}
+					return nil
+				})
+			case 4: // KeyValue.mod_revision
+				found.revision = int64(v)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return found, err
+	}
+	found.sent, err = sendTime(document)
+	return found, err
+}
+
+// sendTime reads the writer's send time from a msgpack document: the "t" entry of its map,
+// which the writer puts first (a map header, "t", a float64), read in place; any other layout
+// goes through the msgpack decoder.
+func sendTime(document []byte) (float64, error) {
+	header := 1
+	if len(document) > 0 && document[0] == 0xde {
+		header = 3
+	} else if len(document) > 0 && document[0] == 0xdf {
+		header = 5
+	}
+	if len(document) >= header+11 && document[header] == 0xa1 && document[header+1] == 't' &&
+		document[header+2] == 0xcb {
+		bits := binary.BigEndian.Uint64(document[header+3 : header+11])
+		return math.Float64frombits(bits), nil
+	}
+	var decoded struct {
+		T *float64 `msgpack:"t"`
+	}
+	if err := msgpack.Unmarshal(document, &decoded); err != nil {
+		return 0, err
+	}
+	if decoded.T == nil {
+		return 0, errors.New("document has no t")
+	}
+	return *decoded.T, nil
 }
 
 // subscribe runs one Watch stream until it has `expected` events or ctx ends.
-func subscribe(ctx context.Context, client pb.StateServiceClient, pattern string, expected int64,
-	ready *sync.WaitGroup, rec *recorder) {
+func subscribe(ctx context.Context, conn *grpc.ClientConn, pattern string, expected int64,
+	ready *sync.WaitGroup, figures *stream) {
 	signalled := false
 	defer func() {
 		if !signalled {
 			ready.Done()
 		}
 	}()
-	stream, err := client.Watch(ctx, &pb.WatchRequest{
-		Pattern:       pattern,
-		PrevKv:        true,
-		ValueEncoding: pb.ValueEncoding_VALUE_ENCODING_MSGPACK,
-	})
+	desc := &grpc.StreamDesc{StreamName: "Watch", ServerStreams: true}
+	call, err := conn.NewStream(ctx, desc, "/statekeeper.v1.StateService/Watch",
+		grpc.ForceCodecV2(rawCodec{}))
+	if err == nil {
+		err = call.SendMsg(&pb.WatchRequest{
+			Pattern:       pattern,
+			PrevKv:        true,
+			ValueEncoding: pb.ValueEncoding_VALUE_ENCODING_MSGPACK,
+		})
+	}
+	if err == nil {
+		err = call.CloseSend()
+	}
 	if err != nil {
-		rec.fail(err)
+		figures.err = err
 		return
 	}
-	var received int64
-	for received < expected {
-		response, err := stream.Recv()
-		if err != nil {
+	var response []byte
+	last := int64(-1)
+	for figures.received < expected {
+		if err := call.RecvMsg(&response); err != nil {
 			if ctx.Err() == nil {
-				rec.fail(err)
+				figures.err = err
 			}
 			return
 		}
-		if response.GetCreated() {
-			signalled = true
-			ready.Done()
-			continue
-		}
-		if len(response.GetEvents()) == 0 {
-			continue
-		}
 		receipt := time.Now()
-		sent := make([]float64, 0, len(response.GetEvents()))
-		for _, event := range response.GetEvents() {
-			t, err := sendTime(event)
-			if err != nil {
-				rec.fail(err)
-				return
+		at := float64(receipt.UnixNano()) / 1e9
+		events := 0
+		err := fields(response, func(number protowire.Number, _ protowire.Type, b []byte, v uint64) error {
+			switch number {
+			case 1: // created
+				if v != 0 && !signalled {
+					signalled = true
+					ready.Done()
+				}
+			case 3: // events
+				found, err := parseEvent(b)
+				if err != nil {
+					return err
+				}
+				if found.revision <= last {
+					return fmt.Errorf("revision %d after %d: out of order", found.revision, last)
+				}
+				last = found.revision
+				figures.latencies = append(figures.latencies, int64((at-found.sent)*1e9))
+				events++
 			}
-			sent = append(sent, t)
+			return nil
+		})
+		if err != nil {
+			figures.err = err
+			return
 		}
-		rec.message(receipt, sent)
-		received += int64(len(sent))
+		if events > 0 {
+			figures.messages++
+			figures.received += int64(events)
+			figures.lastReceipt = at
+		}
 	}
 }
 
@@ -157,51 +261,70 @@ func main() {
 	expected := flag.Int64("expected", 0, "events each stream waits for before it ends")
 	deadline := flag.Float64("deadline", 0, "Unix time at which every stream ends regardless")
 	latencyPath := flag.String("latencies", "", "file for the latencies (int64 ns, little-endian)")
+	window := flag.Int("window", 0, "HTTP/2 flow-control window per stream and per connection "+
+		"in bytes (0: gRPC's default, grown from 64 KiB by its bandwidth estimate)")
 	flag.Parse()
 
 	ctx, cancel := context.WithDeadline(context.Background(),
 		time.Unix(0, int64(*deadline*1e9)))
 	defer cancel()
-	clients := make([]pb.StateServiceClient, *connections)
-	for i := range clients {
-		conn, err := grpc.NewClient(*address,
-			grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conns := make([]*grpc.ClientConn, *connections)
+	for i := range conns {
+		options := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if *window > 0 {
+			options = append(options, grpc.WithInitialWindowSize(int32(*window)),
+				grpc.WithInitialConnWindowSize(int32(*window)))
+		}
+		conn, err := grpc.NewClient(*address, options...)
 		if err != nil {
 			log.Fatalf("connect: %v", err)
 		}
 		defer conn.Close()
-		clients[i] = pb.NewStateServiceClient(conn)
+		conns[i] = conn
 	}
 
-	rec := &recorder{}
+	streams := make([]stream, *subscribers)
 	var ready, done sync.WaitGroup
 	ready.Add(*subscribers)
 	done.Add(*subscribers)
 	cpuBefore := cpuSeconds()
-	for i := 0; i < *subscribers; i++ {
-		go func(client pb.StateServiceClient) {
+	for i := range streams {
+		go func(figures *stream, conn *grpc.ClientConn) {
 			defer done.Done()
-			subscribe(ctx, client, *pattern, *expected, &ready, rec)
-		}(clients[i%len(clients)])
+			subscribe(ctx, conn, *pattern, *expected, &ready, figures)
+		}(&streams[i], conns[i%len(conns)])
 	}
 	ready.Wait()
 	fmt.Println("ready")
 	done.Wait()
-	rec.out.CPUSeconds = cpuSeconds() - cpuBefore
 
+	out := summary{CPUSeconds: cpuSeconds() - cpuBefore}
+	var latencies []int64
+	for _, figures := range streams {
+		out.Received += figures.received
+		out.Messages += figures.messages
+		out.LastReceipt = max(out.LastReceipt, figures.lastReceipt)
+		latencies = append(latencies, figures.latencies...)
+		if figures.err != nil {
+			out.Errors++
+			if out.FirstError == "" {
+				out.FirstError = figures.err.Error()
+			}
+		}
+	}
 	if *latencyPath != "" {
 		file, err := os.Create(*latencyPath)
 		if err != nil {
 			log.Fatalf("latencies: %v", err)
 		}
-		if err := binary.Write(file, binary.LittleEndian, rec.latencies); err != nil {
+		if err := binary.Write(file, binary.LittleEndian, latencies); err != nil {
 			log.Fatalf("latencies: %v", err)
 		}
 		if err := file.Close(); err != nil {
 			log.Fatalf("latencies: %v", err)
 		}
 	}
-	if err := json.NewEncoder(os.Stdout).Encode(rec.out); err != nil {
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
 		log.Fatalf("summary: %v", err)
 	}
 }

@@ -16,7 +16,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -356,7 +356,7 @@ def _timed_out(timeout: float | None) -> DeadlineExceededError:
     return DeadlineExceededError(f"the call did not finish within its timeout of {timeout} s")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Queued:
     """One call waiting in a :class:`Coalescer`: its method, request, timeout, future and the
     request's size in bytes."""
@@ -367,7 +367,7 @@ class Queued:
     future: asyncio.Future[Any]
     deadline: float | None = None
     size: int = 0
-    sent: bool = field(default=False)
+    sent: bool = False
 
     def remaining(self) -> float | None:
         """Seconds left of its timeout (None: no timeout)."""

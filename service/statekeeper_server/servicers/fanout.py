@@ -12,14 +12,19 @@ each update's responses and *flushes* them into the window, waking the members. 
 a staged update at once when the group's previous flush is at least its hold old (a change
 after a quiet spell goes out as it comes), and otherwise a hold after the previous one; the
 single-response updates staged meanwhile become one merged response (``merge``, up to
-``merge_bytes``; staged responses of that size flush at once). The hold is
-``hold_per_member_s`` per member (about twice what one message costs the event loop), at most
-``max_hold_s``: a group's sends take at most about half of the loop whatever the write rate.
-At 1,000 changes/s to 100 members that is 50 messages a second per member of 20 changes each
-rather than 100,000 single-change messages, and all members at the window's end share one
-merged response and its encoding; a group of one member holds 0.2 ms. Deciding this from the
-members' own sends cannot work: ``grpc.aio`` completes a write as soon as the message is
-queued, so no member ever looks behind until the event loop is saturated.
+``merge_bytes``; staged responses of that size flush at once). The hold is twice what the
+group's last flush measured to cost (``hold_per_send``: the wall time from a flush until every
+member had handed it to gRPC, or, while some member has not yet, the time since), and at least
+``hold_per_member_s`` per member (about twice what one message costs an idle event loop), at
+most ``max_hold_s``: a group's sends take at most about a third of the loop whatever the write
+rate, and when the process gets less CPU than it needs (a loaded machine) or gRPC holds the
+messages back (flow control), the sends take longer, so the group holds longer and sends fewer,
+larger messages. At 1,000 changes/s to 100 members that is 20 to 50 messages a second per
+member of 20 to 50 changes each rather than 100,000 single-change messages, and all members at
+the window's end share one merged response and its encoding; a group of one member holds about
+0.2 ms. Deciding this from the members' own sends alone cannot work: ``grpc.aio`` completes a
+write as soon as the message is queued, so no member ever looks behind until the event loop is
+saturated; what the group measures is how long the whole group took.
 
 An engine update becomes one or more responses, each within the message limit (see
 :mod:`~statekeeper_server.servicers.batching`); the window keeps an update's responses as one
@@ -61,6 +66,8 @@ WINDOW_BYTES = 64 << 20
 #: write rate (see the module); at most :data:`MAX_HOLD_S`.
 HOLD_PER_MEMBER_S = 0.0002
 MAX_HOLD_S = 0.05
+#: The hold as a multiple of what the group's last flush took to send (see the module).
+HOLD_PER_SEND = 2.0
 #: How many encoded responses :func:`encoded_once` keeps, and their most bytes in all.
 ENCODED_ENTRIES = 64
 ENCODED_BYTES = 32 << 20
@@ -104,8 +111,9 @@ class WatchGroups(Generic[U, R]):
     with their sizes (none sends nothing); ``created(revision)`` is the first response of a
     stream that starts after ``revision``; ``merge(responses)`` is one response that says what
     the consecutive ``responses`` say, used up to ``merge_bytes`` (at most the message limit);
-    a group flushes at most once per ``hold_per_member_s`` times its members, and at least
-    once per ``max_hold_s`` while it has something staged (see the module).
+    a group flushes at most once per ``hold_per_member_s`` times its members or
+    ``hold_per_send`` times its last flush's send time, and at least once per ``max_hold_s``
+    while it has something staged (see the module).
     """
 
     def __init__(
@@ -118,6 +126,7 @@ class WatchGroups(Generic[U, R]):
         window_bytes: int = WINDOW_BYTES,
         hold_per_member_s: float = HOLD_PER_MEMBER_S,
         max_hold_s: float = MAX_HOLD_S,
+        hold_per_send: float = HOLD_PER_SEND,
     ) -> None:
         self._groups: dict[Hashable, _Group[U, R]] = {}
         self._revision_of = revision_of
@@ -128,6 +137,7 @@ class WatchGroups(Generic[U, R]):
         self.window_bytes = window_bytes
         self.hold_per_member_s = hold_per_member_s
         self.max_hold_s = max_hold_s
+        self.hold_per_send = hold_per_send
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -182,14 +192,16 @@ class WatchGroups(Generic[U, R]):
 
 class _Member:
     """One stream of a group: its position in the window (None: it reads a watch of its own),
-    the revision of the last response it was sent, and whether it fell out of the window."""
+    the revision of the last response it was sent, whether it fell out of the window, and the
+    number of the group's last flush it has sent all of."""
 
-    __slots__ = ("fell_behind", "position", "revision")
+    __slots__ = ("fell_behind", "flush", "position", "revision")
 
     def __init__(self) -> None:
         self.position: int | None = None
         self.revision = 0
         self.fell_behind = False
+        self.flush = 0
 
 
 def _merge_run(
@@ -258,6 +270,11 @@ class _Group(Generic[U, R]):
         self._staged_bytes = 0
         self._staged_revision = -1
         self._last_flush = -math.inf
+        #: Flushes so far; members that have not sent all of the last one; what the last
+        #: flush that every member sent took (seconds from the flush to the last member).
+        self.flushes = 0
+        self._sending = 0
+        self.send_cost = 0.0
         self._flush_timer: asyncio.TimerHandle | None = None
         self.members: dict[_Member, None] = {}
         self.error: BaseException | None = None
@@ -272,6 +289,7 @@ class _Group(Generic[U, R]):
         (what the member's created response says it starts after)."""
         self.members[member] = None
         member.position = self.next
+        member.flush = self.flushes
         if not self._started.done():
             await asyncio.shield(self._started)
         if self.error is not None:
@@ -315,6 +333,8 @@ class _Group(Generic[U, R]):
                 raise self.error
             if self.finished:
                 return
+            if member.flush != self.flushes:
+                self._sent(member)
             waiter = self._loop.create_future()
             self._waiters.append(waiter)
             await waiter
@@ -335,7 +355,8 @@ class _Group(Generic[U, R]):
 
     def leave(self, member: _Member) -> None:
         """Forget ``member``; the last one to leave stops the group's watch."""
-        self.members.pop(member, None)
+        if self.members.pop(member, False) is None and member.flush != self.flushes:
+            self._sent(member)
         if not self.members and not self.finished:
             self.finished = True
             self.groups._forget(self)
@@ -378,7 +399,10 @@ class _Group(Generic[U, R]):
             return
         if self._flush_timer is not None:
             return
-        hold = min(groups.max_hold_s, groups.hold_per_member_s * len(self.members))
+        hold = max(
+            groups.hold_per_member_s * len(self.members), groups.hold_per_send * self.send_cost
+        )
+        hold = min(groups.max_hold_s, hold)
         delay = self._last_flush + hold - self._loop.time()
         if delay <= 0:
             self._flush()
@@ -394,7 +418,12 @@ class _Group(Generic[U, R]):
         """Move the staged items into the window (runs of single-response items merged into
         one) and wake the members."""
         self._cancel_flush()
-        self._last_flush = self._loop.time()
+        now = self._loop.time()
+        if self._sending:  # some member has not sent the previous flush yet
+            self.send_cost = max(self.send_cost, now - self._last_flush)
+        self._last_flush = now
+        self.flushes += 1
+        self._sending = len(self.members)
         staged, self._staged, self._staged_bytes = self._staged, [], 0
         start = 0
         while start < len(staged):
@@ -407,6 +436,14 @@ class _Group(Generic[U, R]):
             start = end
         self.revision = self._staged_revision
         self._wake()
+
+    def _sent(self, member: _Member) -> None:
+        """``member`` has sent (or left before sending) all of the last flush; the last one
+        to do so measures what the flush cost."""
+        member.flush = self.flushes
+        self._sending -= 1
+        if self._sending == 0:
+            self.send_cost = self._loop.time() - self._last_flush
 
     def _append(self, item: Item[R]) -> None:
         self.items[self.next] = item

@@ -78,11 +78,41 @@ def _too_large(index: int) -> ResourceExhaustedError:
     )
 
 
-def _save_response(entry: Entry) -> pb.SaveResponse:
-    """The response of a save: the entry's key and revisions, without its value."""
-    response = pb.SaveResponse()
+def _fill_save(response: pb.SaveResponse, request: pb.SaveRequest, entry: Entry) -> None:
+    """A save's response: the entry's key and revisions, without its value."""
     fill_kv(response.kv, entry, None)
-    return response
+
+
+def _fill_get(response: pb.GetResponse, request: pb.GetRequest, read: tuple[Entry, int]) -> None:
+    """A get's response: the entry in the requested encoding and the read's revision."""
+    entry, revision = read
+    response.revision = revision
+    fill_kv(response.kv, entry, request.value_encoding)
+
+
+def _fill_delete(
+    response: pb.DeleteResponse, request: pb.DeleteRequest, outcome: tuple[bool, int]
+) -> None:
+    """A delete's response: whether the key existed and the revision after the call."""
+    response.deleted, response.revision = outcome
+
+
+def _fill_transact(
+    response: pb.TransactResponse, request: pb.TransactRequest, revision: int
+) -> None:
+    """A transaction's response: its commit revision."""
+    response.revision = revision
+
+
+#: Per batch operation kind: its RPC's method name (for the caller's role), the response
+#: message of the RPC and how an engine outcome fills it. A single call and a batch's result
+#: are filled alike, in place (a batch's results are never built apart and copied in).
+_KINDS: dict[str, tuple[str, type[Message], Callable[[Any, Any, Any], None]]] = {
+    "save": ("Save", pb.SaveResponse, _fill_save),
+    "get": ("Get", pb.GetResponse, _fill_get),
+    "delete": ("Delete", pb.DeleteResponse, _fill_delete),
+    "transact": ("Transact", pb.TransactResponse, _fill_transact),
+}
 
 
 def _guard(request: pb.DeleteRangeRequest | pb.CopyRangeRequest) -> Compare | None:
@@ -99,11 +129,14 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
         self.runtime = runtime
         self.engine = StateEngine(runtime.backend, runtime.limits)
         method = "/statekeeper.v1.StateService/"
-        self._batch_kinds: dict[str, tuple[str, Callable[[Any], Planned[Any]]]] = {
-            "save": (method + "Save", self._plan_save),
-            "get": (method + "Get", self._plan_get),
-            "delete": (method + "Delete", self._plan_delete),
-            "transact": (method + "Transact", self._plan_transact),
+        plans: dict[str, Callable[[Any], Planned[Any]]] = {
+            "save": self._plan_save,
+            "get": self._plan_get,
+            "delete": self._plan_delete,
+            "transact": self._plan_transact,
+        }
+        self._batch_kinds = {
+            kind: (method + name, plans[kind], fill) for kind, (name, _, fill) in _KINDS.items()
         }
         self.max_message_bytes = runtime.limits.max_message_bytes
         self._events: dict[tuple[str, int, str, int, bool], tuple[int, pb.Event, int]] = {}
@@ -130,38 +163,36 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                 del self._events[next(iter(self._events))]
         return sized
 
-    def _plan_save(self, request: pb.SaveRequest) -> Planned[pb.SaveResponse]:
+    async def _single(self, kind: str, request: Any) -> Any:
+        """The response of one call of the RPC of ``kind`` (save, get, delete, transact)."""
+        _, plan, fill = self._batch_kinds[kind]
+        outcome = await self.engine.run(plan(request))
+        response = _KINDS[kind][1]()
+        fill(response, request, outcome)
+        return response
+
+    def _plan_save(self, request: pb.SaveRequest) -> Planned[Entry]:
         data = values.wire_to_bytes(request.value)
         return self.engine.plan_save(
             request.key,
             data,
             expected_revision=optional_revision(request),
             ttl=optional_seconds(request, "ttl"),
-        ).then(_save_response)
+        )
 
-    def _plan_get(self, request: pb.GetRequest) -> Planned[pb.GetResponse]:
-        def response(read: tuple[Entry, int]) -> pb.GetResponse:
-            entry, revision = read
-            message = pb.GetResponse(revision=revision)
-            fill_kv(message.kv, entry, request.value_encoding)
-            return message
+    def _plan_get(self, request: pb.GetRequest) -> Planned[tuple[Entry, int]]:
+        return self.engine.plan_get(request.key)
 
-        return self.engine.plan_get(request.key).then(response)
-
-    def _plan_delete(self, request: pb.DeleteRequest) -> Planned[pb.DeleteResponse]:
-        def response(outcome: tuple[bool, int]) -> pb.DeleteResponse:
-            return pb.DeleteResponse(deleted=outcome[0], revision=outcome[1])
-
-        planned = self.engine.plan_delete(request.key, expected_revision=optional_revision(request))
-        return planned.then(response)
+    def _plan_delete(self, request: pb.DeleteRequest) -> Planned[tuple[bool, int]]:
+        return self.engine.plan_delete(request.key, expected_revision=optional_revision(request))
 
     async def Save(self, request: pb.SaveRequest, context: object) -> pb.SaveResponse:
         """Create or replace a document."""
-        return await self.engine.run(self._plan_save(request))
+        return await self._single("save", request)
 
     async def Get(self, request: pb.GetRequest, context: object) -> pb.GetResponse:
         """Read a document."""
-        return await self.engine.run(self._plan_get(request))
+        return await self._single("get", request)
 
     async def Update(self, request: pb.UpdateRequest, context: object) -> pb.UpdateResponse:
         """Merge a partial document."""
@@ -178,7 +209,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
 
     async def Delete(self, request: pb.DeleteRequest, context: object) -> pb.DeleteResponse:
         """Remove a key."""
-        return await self.engine.run(self._plan_delete(request))
+        return await self._single("delete", request)
 
     async def ListKeys(self, request: pb.ListKeysRequest, context: object) -> pb.ListKeysResponse:
         """One page of matching keys."""
@@ -187,7 +218,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
             keys=page.keys, next_page_token=page.next_page_token, revision=page.revision
         )
 
-    def _plan_transact(self, request: pb.TransactRequest) -> Planned[pb.TransactResponse]:
+    def _plan_transact(self, request: pb.TransactRequest) -> Planned[int]:
         compares = [Compare(c.key, c.expected_revision) for c in request.comparisons]
         operations: list[PutRequest | Delete] = []
         for index, operation in enumerate(request.operations):
@@ -205,14 +236,13 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                     reason=Reason.INVALID_TRANSACTION,
                     violations=[(f"operations[{index}]", "empty operation")],
                 )
-        planned = self.engine.plan_transact(compares, operations)
-        return planned.then(lambda revision: pb.TransactResponse(revision=revision))
+        return self.engine.plan_transact(compares, operations)
 
     async def Transact(self, request: pb.TransactRequest, context: object) -> pb.TransactResponse:
         """All-or-nothing multi-key write."""
-        return await self.engine.run(self._plan_transact(request))
+        return await self._single("transact", request)
 
-    def _plan_operation(self, index: int, operation: pb.BatchOperation) -> Planned[Message]:
+    def _plan_operation(self, index: int, operation: pb.BatchOperation) -> Planned[Any]:
         """The planned operation of one batch entry, checked as its own RPC would be (the
         caller's role, times, every rule of the engine)."""
         kind = operation.WhichOneof("kind")
@@ -222,7 +252,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                 reason=Reason.INVALID_ARGUMENT,
                 violations=[(f"operations[{index}]", "empty operation")],
             )
-        method, plan = self._batch_kinds[kind]
+        method, plan, _ = self._batch_kinds[kind]
         authorize(method)
         request = getattr(operation, kind)
         check_times(request)
@@ -230,26 +260,41 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
 
     async def Batch(self, request: pb.BatchRequest, context: object) -> pb.BatchResponse:
         """Independent operations in one call, each with its own result or status."""
-        plans: list[Planned[Message] | StateKeeperError] = []
-        for index, operation in enumerate(request.operations):
+        operations = request.operations
+        plans: list[Planned[Any] | StateKeeperError] = []
+        for index, operation in enumerate(operations):
             try:
                 plans.append(self._plan_operation(index, operation))
             except StateKeeperError as error:
                 plans.append(error)
         outcomes = await self.engine.batch(plans)
-        kinds = [operation.WhichOneof("kind") for operation in request.operations]
         response = pb.BatchResponse()
         results = response.results
-        for kind, outcome in zip(kinds, outcomes, strict=True):
-            result = results.add()  # filled in place: each outcome is copied once
-            if isinstance(outcome, StateKeeperError):
-                result.status.CopyFrom(_batch_status(outcome))
+        kinds: list[str | None] = []
+        for operation, outcome in zip(operations, outcomes, strict=True):
+            result = results.add()
+            kind = operation.WhichOneof("kind")
+            kinds.append(kind)
+            if not isinstance(outcome, StateKeeperError):
+                assert kind is not None  # an operation without a kind failed its planning
+                target = getattr(result, kind)
+                target.SetInParent()  # a result of all defaults is still this kind's
+                self._batch_kinds[kind][2](target, getattr(operation, kind), outcome)
             else:
-                getattr(result, kind).CopyFrom(outcome)
-        # The gets' values may not all fit one message: those past the limit fail alone
-        # (the writes' results always stay: they were applied).
-        sizes = [field_bytes(result.ByteSize()) for result in results]
+                result.status.CopyFrom(_batch_status(outcome))
+        self._fit(response, kinds)
+        return response
+
+    def _fit(self, response: pb.BatchResponse, kinds: list[str | None]) -> None:
+        """Fail the gets whose values do not fit the response message (those past the limit,
+        in order; the writes' results always stay: they were applied). The whole response is
+        measured once; only a response near the limit is walked result by result."""
         budget = self.max_message_bytes - RESPONSE_OVERHEAD
+        gets = kinds.count("get")
+        if response.ByteSize() + GET_ERROR_RESERVE * gets <= budget:
+            return
+        results = response.results
+        sizes = [field_bytes(result.ByteSize()) for result in results]
         budget -= sum(
             size if kind != "get" else GET_ERROR_RESERVE
             for kind, size in zip(kinds, sizes, strict=True)
@@ -262,7 +307,6 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                 result.status.CopyFrom(_batch_status(_too_large(index)))
             else:
                 budget -= sizes[index]
-        return response
 
     #: Keeps the boundary's whole-request time check off Batch: each operation is checked
     #: alone (see _plan_operation), so its error names its own field as the RPC's would.

@@ -196,11 +196,10 @@ class StateManager(ServiceClient):
             return await unary(getattr(stub, method), request, timeout)
 
         async def send_batch(calls: list[Queued], timeout: float | None) -> list[Any]:
-            request = pb.BatchRequest(
-                operations=[
-                    pb.BatchOperation(**{BATCH_FIELDS[call.method]: call.request}) for call in calls
-                ]
-            )
+            request = pb.BatchRequest()
+            operations = request.operations
+            for call in calls:  # each request is copied once, into its operation
+                getattr(operations.add(), BATCH_FIELDS[call.method]).CopyFrom(call.request)
             response = await unary(stub.Batch, request, timeout)
             return [
                 _batch_outcome(result, BATCH_FIELDS[call.method])
@@ -249,18 +248,24 @@ class StateManager(ServiceClient):
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The document under ``key``, or ``default`` (None) when it is missing or expired."""
-        entry = await self.get_entry(key)
-        return default if entry is None else entry.value
+        found = await self._get(key)
+        return default if found is None else values.wire_to_python(found.value)
 
     async def get_entry(self, key: str) -> StateEntry | None:
         """The document with its revisions (for compare-and-set), or None when missing."""
+        found = await self._get(key)
+        return None if found is None else _entry(found, self._prefix)
+
+    async def _get(self, key: str) -> common_pb2.KeyValue | None:
+        """The stored KeyValue of ``key`` (its value in the exact form), or None when
+        missing: ``get`` decodes only the value, ``get_entry`` the whole entry."""
         try:
             response = await self._call(
                 "Get", pb.GetRequest(key=self._prefix + key, value_encoding=MSGPACK)
             )
         except NotFoundError:
             return None
-        return _entry(response.kv, self._prefix)
+        return response.kv
 
     async def update(
         self,

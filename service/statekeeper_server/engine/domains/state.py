@@ -64,10 +64,9 @@ BATCH_BYTES = 16 * 1024 * 1024
 MAX_BATCH_OPERATIONS = 1000
 
 T = TypeVar("T")
-U = TypeVar("U")
 
 
-@dataclass(slots=True)  # not frozen: made twice per call, and a frozen init costs more
+@dataclass(slots=True)  # not frozen: made on every call, and a frozen init costs more
 class Planned(Generic[T]):
     """One validated operation, ready for the backend: its batch item, the namespace of its
     keys, and how the item's outcome becomes the operation's result (with user keys)."""
@@ -82,11 +81,6 @@ class Planned(Generic[T]):
             with caller_keys(self.namespace):
                 raise outcome
         return self.finish(outcome)
-
-    def then(self, convert: Callable[[T], U]) -> Planned[U]:
-        """The same operation with ``convert`` applied to its result."""
-        finish = self.finish
-        return Planned(self.item, self.namespace, lambda outcome: convert(finish(outcome)))
 
 
 @dataclass(frozen=True, slots=True)

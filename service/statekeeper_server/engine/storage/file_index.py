@@ -8,9 +8,10 @@ one SQLite database (``snapshot.dat``), read in place instead of loaded into mem
   ``expire_at`` finds the next expiry without a scan.
 * **Who writes.** Only a compaction writes, from a housekeeping thread: :meth:`FileIndex.flush`
   commits what the backend's memtable gathered since the last flush (the log holds it durably
-  meanwhile) in one SQLite transaction, in WAL mode with ``synchronous=FULL``, so it is durable
-  before the log segments it covers are deleted. SQLite's automatic checkpoints run in that
-  thread too.
+  meanwhile) in one SQLite transaction of multi-row statements (:func:`insert_rows`: the
+  thread takes the GIL back once per few hundred rows, not once per row), in WAL mode with
+  ``synchronous=FULL``, so it is durable before the log segments it covers are deleted.
+  SQLite's automatic checkpoints run in that thread too.
 * **Who reads.** The event loop reads through its own connection; every read is one SQLite read
   transaction (:meth:`FileIndex.reading` pins one across several statements), so a page is
   consistent with the revision it reports. A replay's history pages are read in a thread of
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -43,6 +45,11 @@ INDEX_VERSION = 2
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Rows fetched per statement when a read walks a key range.
 CHUNK_ROWS = 256
+#: Rows written per statement by a flush (12 columns each at most: within SQLite's limit of
+#: 32,766 parameters per statement).
+STATEMENT_ROWS = 256
+#: Greater than every stored key (no UTF-8 text holds the byte 0xFF).
+_NO_KEY = b"\xff"
 #: History rows one page of a replay (or of an earlier-revision read) examines at most, whole
 #: revisions aside: a page stops at the end of the revision in which it reaches this many.
 HISTORY_BUDGET = 1024
@@ -50,7 +57,12 @@ HISTORY_BUDGET = 1024
 #: from the operating system's file cache).
 READ_CACHE_KIB = 64 * 1024
 
-_SCHEMA = """
+#: Finds a key's first retained change after a revision, and walks the keys with retained
+#: changes in key order (for reads at an earlier revision; created on open where a store of
+#: this format predates it).
+_HISTORY_KEY_INDEX = "CREATE INDEX IF NOT EXISTS history_key ON history(key, revision);\n"
+_SCHEMA = (
+    """
 CREATE TABLE meta(
     id INTEGER PRIMARY KEY CHECK (id = 0), version INTEGER NOT NULL, revision INTEGER NOT NULL,
     compacted_through INTEGER NOT NULL, keys INTEGER NOT NULL, bytes INTEGER NOT NULL);
@@ -66,20 +78,24 @@ CREATE TABLE history(
     prev_expire REAL);
 CREATE INDEX history_revision ON history(revision);
 """
+    + _HISTORY_KEY_INDEX
+)
 _ENTRY_COLUMNS = "key, value, create_revision, mod_revision, version, expire_at"
 _KEY_COLUMNS = "key, x'', create_revision, mod_revision, version, expire_at"
-_INSERT_ENTRY = f"INSERT INTO entries({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+#: Insert statements as (head, tail): the rows' ``VALUES`` groups go between them.
+_INSERT_ENTRY = (f"INSERT INTO entries({_ENTRY_COLUMNS})", "")
 _UPSERT = (
-    f"{_INSERT_ENTRY} ON CONFLICT(key) DO UPDATE "
+    _INSERT_ENTRY[0],
+    " ON CONFLICT(key) DO UPDATE "
     "SET value = excluded.value, create_revision = excluded.create_revision, "
     "mod_revision = excluded.mod_revision, version = excluded.version, "
-    "expire_at = excluded.expire_at"
+    "expire_at = excluded.expire_at",
 )
 _HISTORY_COLUMNS = (
     "revision, type, key, value, create_revision, version, expire_at, "
     "prev_value, prev_create, prev_mod, prev_version, prev_expire"
 )
-_INSERT_HISTORY = f"INSERT INTO history({_HISTORY_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_INSERT_HISTORY = (f"INSERT INTO history({_HISTORY_COLUMNS})", "")
 _GET = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ?"
 _GET_MANY = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key IN "
 
@@ -91,6 +107,23 @@ def encode_key(key: str) -> bytes:
 
 def _decode_key(data: bytes) -> str:
     return data.decode("utf-8", "surrogatepass")
+
+
+def insert_rows(
+    connection: sqlite3.Connection, statement: tuple[str, str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` (equal-length tuples) with ``statement`` (see :data:`_INSERT_ENTRY`),
+    :data:`STATEMENT_ROWS` rows per SQLite statement. The sqlite3 module lets go of the GIL
+    while SQLite works and takes it back after every statement; ``executemany`` runs one
+    statement per row, so a flush thread would trade the GIL with the event loop once per
+    row, and each read on the loop would wait for it (up to the 5 ms switch interval) every
+    time; here it is once per few hundred rows."""
+    head, tail = statement
+    remaining = iter(rows)
+    while chunk := list(itertools.islice(remaining, STATEMENT_ROWS)):
+        group = "(" + ", ".join("?" * len(chunk[0])) + ")"
+        values = ", ".join([group] * len(chunk))
+        connection.execute(f"{head} VALUES {values}{tail}", list(itertools.chain(*chunk)))
 
 
 def _entry(row: Sequence[Any]) -> Entry:
@@ -156,10 +189,11 @@ def build_index(
             size += len(entry.value)
             batch.append((encode_key(entry.key), *_entry_fields(entry)))
             if len(batch) >= 10_000:
-                connection.executemany(_INSERT_ENTRY, batch)
+                insert_rows(connection, _INSERT_ENTRY, batch)
                 batch.clear()
-        connection.executemany(_INSERT_ENTRY, batch)
-        connection.executemany(
+        insert_rows(connection, _INSERT_ENTRY, batch)
+        insert_rows(
+            connection,
             _INSERT_HISTORY,
             (_history_row(item, event) for item, events in history for event in events),
         )
@@ -205,6 +239,7 @@ class FileIndex:
         version, self.revision, self.compacted_through, self.keys, self.bytes = row
         if version != INDEX_VERSION:
             raise ValueError(f"unknown index version {version}")
+        self._writer.execute(_HISTORY_KEY_INDEX)
         #: What watchers read (attached by the backend, which owns the recent history).
         self.feed: Feed | None = None
         #: How many history rows history and earlier-revision reads examined, ever (a measure
@@ -232,7 +267,7 @@ class FileIndex:
             for key, (mod, value, create, version, expire_at) in state.items()
             if value is not None
         ]
-        deletes = [(encode_key(key),) for key, row in state.items() if row[1] is None]
+        deletes = [encode_key(key) for key, row in state.items() if row[1] is None]
         rows = [
             (revision, code, encode_key(key), *fields)
             for revision, item in history
@@ -241,10 +276,13 @@ class FileIndex:
         connection = self._writer
         connection.execute("BEGIN")
         try:
-            connection.executemany(_UPSERT, puts)
-            connection.executemany("DELETE FROM entries WHERE key = ?", deletes)
+            insert_rows(connection, _UPSERT, puts)
+            for start in range(0, len(deletes), STATEMENT_ROWS):
+                chunk = deletes[start : start + STATEMENT_ROWS]
+                marks = ", ".join("?" * len(chunk))
+                connection.execute(f"DELETE FROM entries WHERE key IN ({marks})", chunk)
             connection.execute("DELETE FROM history WHERE revision <= ?", (compacted_through,))
-            connection.executemany(_INSERT_HISTORY, rows)
+            insert_rows(connection, _INSERT_HISTORY, rows)
             connection.execute(
                 "UPDATE meta SET revision = ?, compacted_through = ?, keys = ?, bytes = ?",
                 (revision, compacted_through, keys, size),
@@ -330,21 +368,62 @@ class FileIndex:
                 return
             cursor = rows[-1][0]
 
-    def changed_since(self, revision: int, span: KeyRange) -> dict[str, Entry | None]:
-        """The entries (None: absent) at ``revision`` of the keys of ``span`` changed since."""
-        where, arguments = _key_bounds(span.low, span.high)
-        rows = self._reader.execute(
-            "SELECT key, prev_value, prev_create, prev_mod, prev_version, prev_expire "
-            f"FROM history WHERE revision > ? AND {where} ORDER BY id",
-            (revision, *arguments),
+    def entries_at(self, keys: Sequence[str], revision: int) -> dict[str, Entry | None]:
+        """For each of ``keys`` whose history here holds a change after ``revision``: its entry
+        at ``revision`` (the previous entry of the first such change; None where absent), by
+        key. One statement; each key costs one seek of the key index."""
+        found: dict[str, Entry | None] = {}
+        for start in range(0, len(keys), CHUNK_ROWS):
+            chunk = [encode_key(key) for key in keys[start : start + CHUNK_ROWS]]
+            self.examined += len(chunk)
+            rows = self._reader.execute(
+                f"WITH wanted(key) AS (VALUES {', '.join(['(?)'] * len(chunk))}) "
+                "SELECT h.key, h.prev_value, h.prev_create, h.prev_mod, h.prev_version, "
+                "h.prev_expire FROM wanted JOIN history AS h ON h.id = (SELECT id FROM history "
+                "WHERE key = wanted.key AND revision > ? ORDER BY revision, id LIMIT 1)",
+                (*chunk, revision),
+            )
+            for raw_key, value, create, mod, version, expire in rows:
+                key = _decode_key(raw_key)
+                found[key] = (
+                    None if mod is None else Entry(key, value, create, mod, version, expire)
+                )
+        return found
+
+    def changed_keys(
+        self, low: str, high: str | None, after: str | None, reverse: bool
+    ) -> Iterator[str]:
+        """The distinct keys with retained changes in ``[low, high)`` strictly after ``after``
+        in the walk's direction, in key order or reversed: each found by one seek of the key
+        index past the one before, however many changes a key has."""
+        bottom = encode_key(low)
+        top = _NO_KEY if high is None else encode_key(high)
+        if reverse:
+            if after is not None:
+                top = min(top, encode_key(after))
+            step = "key < {0} AND key >= ?2 ORDER BY key DESC"
+        else:
+            if after is not None:
+                bottom = max(bottom, encode_key(after) + b"\x00")
+            step = "key >= {0} AND key < ?2 ORDER BY key"
+        first = f"SELECT key FROM history WHERE {step.format('?1')} LIMIT 1"
+        then = f"SELECT key FROM history WHERE {step.format('walk.key')} LIMIT 1"
+        if not reverse:  # past every change of the key before
+            then = then.replace("key >= walk.key", "key > walk.key")
+        statement = (
+            f"WITH RECURSIVE walk(key) AS (SELECT ({first}) UNION ALL "
+            f"SELECT ({then}) FROM walk WHERE walk.key IS NOT NULL LIMIT {CHUNK_ROWS}) "
+            "SELECT key FROM walk WHERE key IS NOT NULL"
         )
-        state: dict[str, Entry | None] = {}
-        for raw_key, value, create, mod, version, expire in rows:
-            key = _decode_key(raw_key)
-            if key not in state:
-                prev = None if mod is None else Entry(key, value, create, mod, version, expire)
-                state[key] = prev
-        return state
+        start, bound = (top, bottom) if reverse else (bottom, top)
+        while True:
+            rows = self._reader.execute(statement, (start, bound)).fetchall()
+            self.examined += len(rows)
+            for (raw_key,) in rows:
+                yield _decode_key(raw_key)
+            if len(rows) < CHUNK_ROWS:
+                return
+            start = rows[-1][0] if reverse else rows[-1][0] + b"\x00"
 
     async def history(
         self, span: KeyRange, first: int, last: int, limit: int

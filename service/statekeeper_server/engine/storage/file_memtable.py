@@ -102,6 +102,20 @@ class _Ledger:
         self._start = start
 
 
+def _between(
+    keys: list[str], low: str, high: str | None, after: str | None, reverse: bool
+) -> list[str]:
+    """The sorted ``keys`` with ``low <= key < high`` strictly after ``after`` in the walk's
+    direction, in key order."""
+    start = bisect.bisect_left(keys, low)
+    end = len(keys) if high is None else bisect.bisect_left(keys, high)
+    if after is not None and not reverse:
+        start = max(start, bisect.bisect_right(keys, after))
+    elif after is not None:
+        end = min(end, bisect.bisect_left(keys, after))
+    return keys[start:end]
+
+
 class Memtable:
     """Recent durable state on top of the index (see the module docstring)."""
 
@@ -111,9 +125,13 @@ class Memtable:
         self._history_revisions, self._history_bytes = bounds
         if self._history_bytes < 0:
             raise ValueError("history_bytes must not be negative")
-        #: key -> its :data:`Row`.
+        #: key -> its :data:`Row`, for the changes since the running (or last) flush began.
         self.entries: dict[str, Row] = {}
         self._keys: list[str] = []
+        #: The rows a running flush writes, read after ``entries``: :meth:`snapshot` moves
+        #: ``entries`` here and :meth:`prune` drops them, both in one step whatever the size.
+        self._flushing: dict[str, Row] = {}
+        self._flushing_keys: list[str] = []
         #: Every revision since the last flush (older than ``compacted_through`` trimmed).
         self.history = RetainedHistory()
         self._ledger = _Ledger(index.history_sizes())
@@ -145,19 +163,17 @@ class Memtable:
     def lookup(self, key: str) -> tuple[bool, Entry | None]:
         """(True, entry or None when deleted) for a key changed here, else (False, None)."""
         found = self.entries.get(key)
+        if found is None:
+            found = self._flushing.get(key)
         return (False, None) if found is None else (True, row_entry(key, found))
 
     def keys_in(self, low: str, high: str | None, after: str | None, reverse: bool) -> list[str]:
         """The keys changed here with ``low <= key < high`` strictly after ``after`` in the
         walk's direction, in key order or reversed."""
-        keys = self._keys
-        start = bisect.bisect_left(keys, low)
-        end = len(keys) if high is None else bisect.bisect_left(keys, high)
-        if after is not None and not reverse:
-            start = max(start, bisect.bisect_right(keys, after))
-        elif after is not None:
-            end = min(end, bisect.bisect_left(keys, after))
-        found = keys[start:end]
+        found = _between(self._keys, low, high, after, reverse)
+        if self._flushing_keys:
+            older = _between(self._flushing_keys, low, high, after, reverse)
+            found = sorted({*found, *older})
         return found[::-1] if reverse else found
 
     def holds_history_from(self, first: int) -> bool:
@@ -166,14 +182,23 @@ class Memtable:
         return oldest is not None and oldest <= first
 
     def snapshot(self) -> tuple[dict[str, Row], list[tuple[int, tuple[Any, ...]]]]:
-        """Copies of every key's row here and of the retained history (see
-        :meth:`RetainedHistory.export`), for a flush from another thread."""
-        return dict(self.entries), self.history.export(self.compacted_through)
+        """Every key's row here and a copy of the retained history (see
+        :meth:`RetainedHistory.export`), for a flush from another thread: the rows move aside
+        (still read, never changed again) and later changes gather anew, so neither this nor
+        :meth:`prune` walks the rows on the event loop. The rows of a flush that failed are
+        written again with the newer ones."""
+        if self._flushing:
+            self._flushing.update(self.entries)
+            self._flushing_keys = sorted(self._flushing)
+        else:
+            self._flushing, self._flushing_keys = self.entries, self._keys
+        self.entries, self._keys = {}, []
+        return self._flushing, self.history.export(self.compacted_through)
 
     def prune(self, through: int) -> None:
-        """Forget the changes up to revision ``through`` (the index holds them now)."""
-        self.entries = {k: row for k, row in self.entries.items() if row[0] > through}
-        self._keys = [key for key in self._keys if key in self.entries]
+        """Forget the rows of the last :meth:`snapshot` and the history up to revision
+        ``through``, its revision (the index holds them now)."""
+        self._flushing, self._flushing_keys = {}, []
         self.history.drop(self.history.count_through(through))
 
     def pop_due(self, now: float, limit: int) -> list[tuple[str, int]]:

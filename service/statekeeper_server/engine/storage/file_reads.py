@@ -10,6 +10,7 @@ keys changed since from the retained history in the index and the memtable.
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
 from collections.abc import Iterable, Iterator
 
@@ -17,6 +18,9 @@ from statekeeper_server.engine.storage.backend import Entry, KeyRange, ScanPage,
 from statekeeper_server.engine.storage.file_index import FileIndex
 from statekeeper_server.engine.storage.file_memtable import Memtable
 from statekeeper_server.engine.storage.memory import compacted_error
+
+#: Keys a read at an earlier revision resolves together (one statement of the index each).
+RESOLVE_CHUNK = 128
 
 
 def live(entry: Entry | None, now: float) -> Entry | None:
@@ -87,49 +91,66 @@ class DurableReader:
         store's current revision)."""
         revision, at = revisions
         with self._index.reading():
-            then: dict[str, Entry | None] = {}
-            if 0 < revision < at:
-                then = self._state_at(revision, span)
-                at = revision
             current = self._merged(span.low, span.high, after, reverse, keys_only)
-            return _page(span, current, then, at, after, reverse, limit, max_bytes)
+            if 0 < revision < at:
+                return self._scan_at(span, current, revision, (after, reverse), limit, max_bytes)
+            now = time.time()
+            return scan_page(span, current, lambda _, found: live(found, now), at, limit, max_bytes)
 
-    def _state_at(self, revision: int, span: KeyRange) -> dict[str, Entry | None]:
-        """The entries (None: absent) at ``revision`` of the keys of ``span`` changed since."""
+    def _scan_at(
+        self,
+        span: KeyRange,
+        current: Iterator[tuple[str, Entry | None]],
+        revision: int,
+        walk: tuple[str | None, bool],
+        limit: int,
+        max_bytes: int | None,
+    ) -> ScanPage:
+        """One page at an earlier ``revision``: the current entries merged, in the walk's
+        order (``walk``: the cursor and the direction), with the keys that have retained
+        changes (in the index and the memtable); a key changed since reads as the previous
+        entry of its first later change, found by one seek of the index's key index (or by
+        bisecting the memtable's versions), so a page costs what it examines, not the history
+        since ``revision``."""
         compacted_through = self._memtable.compacted_through
         if revision <= compacted_through:
             raise compacted_error(compacted_through + 1, revision)
-        state = self._index.changed_since(revision, span)
-        history = self._memtable.history
-        for key in history.keys(span.low, span.high):
-            if key not in state:
-                changed, entry = history.at(key, revision)
-                if changed:
-                    state[key] = entry
-        return state
+        after, reverse = walk
+        history, index = self._memtable.history, self._index
+        changed = heapq.merge(
+            index.changed_keys(span.low, span.high, after, reverse),
+            history.keys(span.low, span.high, after=after, reverse=reverse),
+            reverse=reverse,
+        )
+        # The current entries first: merge keeps that order between equal keys.
+        merged = heapq.merge(current, ((k, None) for k in changed), key=_first, reverse=reverse)
+        found = self._resolved(span, merged, revision)
+        return scan_page(span, found, _given, revision, limit, max_bytes)
+
+    def _resolved(
+        self, span: KeyRange, merged: Iterator[tuple[str, Entry | None]], revision: int
+    ) -> Iterator[tuple[str, Entry | None]]:
+        """``merged`` (the current entries and the changed keys, a key possibly twice in a
+        row) once per key, each with its entry at ``revision``, resolved a chunk of keys at a
+        time: a key changed since reads as the previous entry of its first later change, found
+        in the index's history (one statement per chunk) or, where only the memtable holds a
+        later change, by bisecting its versions."""
+        history, previous = self._memtable.history, None
+        while chunk := list(itertools.islice(merged, RESOLVE_CHUNK)):
+            pairs = []
+            for key, entry in chunk:
+                if key != previous:
+                    pairs.append((key, entry))
+                    previous = key
+            wanted = [key for key, _ in pairs if span.matches(key)]
+            then = self._index.entries_at(wanted, revision)
+            for key, entry in pairs:
+                if key in then:
+                    yield key, then[key]
+                    continue
+                changed, earlier = history.at(key, revision)
+                yield key, earlier if changed else entry
 
 
-def _page(
-    span: KeyRange,
-    current: Iterator[tuple[str, Entry | None]],
-    then: dict[str, Entry | None],
-    at: int,
-    after: str | None,
-    reverse: bool,
-    limit: int,
-    max_bytes: int | None,
-) -> ScanPage:
-    """One scan page from the current entries merged with the historic ones of ``then``."""
-    changed = sorted(
-        (k for k in then if after is None or (k < after if reverse else k > after)),
-        reverse=reverse,
-    )
-    now = time.time()
-    merged = heapq.merge(current, ((key, None) for key in changed), key=_first, reverse=reverse)
-
-    def entry_of(key: str, found: Entry | None) -> Entry | None:
-        if key in then:
-            return then[key]
-        return found if then else live(found, now)
-
-    return scan_page(span, merged, entry_of, at, limit, max_bytes)
+def _given(_: str, entry: Entry | None) -> Entry | None:
+    return entry

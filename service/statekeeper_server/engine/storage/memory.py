@@ -248,6 +248,11 @@ class MemoryBackend(Backend):
         self.expire_due()
         return self._table.get(key)
 
+    async def read(self, key: str) -> tuple[Entry | None, int]:
+        """The live entry under ``key`` and the store revision, in one step."""
+        self.expire_due()
+        return self._table.get(key), self._revision
+
     async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
         """Check, then apply, in one synchronous step."""
         events = self.plan(compares, operations)

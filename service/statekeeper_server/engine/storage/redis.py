@@ -16,7 +16,8 @@ Layout (``P`` is ``key_prefix``, ``statekeeper:`` by default; use a standalone R
 
 Every transaction is one Lua script (``EVALSHA``: one round trip): it checks the comparisons,
 writes the entries and indexes, advances the revision and appends the change-log entry, all
-atomically with respect to every other client of the Redis server. Watches are served from the
+atomically with respect to every other client of the Redis server; the calls that arrive while
+one script call is in flight share the next one (:mod:`.redis_batch`). Watches are served from the
 stream by one reader task per process that fans out to local watchers, so a watcher on one
 instance sees every write made through any other. A reaper task on every instance expires due
 keys through another script (safe when several run at once) that logs ``EXPIRE`` events at a
@@ -273,10 +274,15 @@ class RedisBackend(Backend):
 
     async def read(self, key: str) -> tuple[Entry | None, int]:
         """The entry and the store revision, read at one instant (as a batch of one read)."""
-        (outcome,) = await self.batch([Read(key)])
+        outcome = await self._alone(Read(key))
+        assert isinstance(outcome, tuple)
+        return outcome
+
+    async def _alone(self, item: BatchItem) -> BatchOutcome:
+        """The outcome of ``item`` run as a batch of one; its error raised."""
+        (outcome,) = await self.batch([item])
         if isinstance(outcome, StateKeeperError):
             raise outcome
-        assert isinstance(outcome, tuple)
         return outcome
 
     def _txn_result(self, operations: Sequence[Operation], reply: list[Any]) -> TxnResult:
@@ -303,9 +309,7 @@ class RedisBackend(Backend):
 
     async def txn(self, compares: Sequence[Compare], operations: Sequence[Operation]) -> TxnResult:
         """Compare and write in one Lua script, atomic across instances (as a batch of one)."""
-        (outcome,) = await self.batch([Transaction(tuple(compares), tuple(operations))])
-        if isinstance(outcome, StateKeeperError):
-            raise outcome
+        outcome = await self._alone(Transaction(tuple(compares), tuple(operations)))
         assert isinstance(outcome, TxnResult)
         return outcome
 
@@ -519,30 +523,35 @@ class RedisBackend(Backend):
 
     async def history(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
         """A page of the change log (see Backend.history); only the entries of ``span``'s keys
-        are decoded into entries."""
+        are decoded into entries. The log is read a few entries at a time (1, then 4, 16, ...
+        up to ``limit``), so a page of large revisions fetches about what it returns."""
         if first > last:
             return HistoryPage((), last)
-
-        async def read() -> list[Any]:
-            return list(
-                await self._redis.xrange(
-                    self._log_key, min=f"{first}-0", max=f"{last}-0", count=limit
-                )
-            )
-
-        reply = await self._call(read)
-        if not reply or stream_revision(reply[0][0]) != first:
-            _, oldest = await self._position()
-            raise compacted_error(max(oldest, first + 1), first)
         events: list[Event] = []
-        covered = last
-        for number, (entry_id, fields) in enumerate(reply):
-            revision = stream_revision(entry_id)
-            events.extend(decode_events(revision, fields[b"e"], span.matches))
-            if len(events) >= limit or number == limit - 1:
-                covered = revision
-                break
-        return HistoryPage(tuple(events), covered)
+        examined, start, count = 0, first, 1
+        while True:
+            want = min(count, limit - examined)
+
+            async def read(start: int = start, want: int = want) -> list[Any]:
+                return list(
+                    await self._redis.xrange(
+                        self._log_key, min=f"{start}-0", max=f"{last}-0", count=want
+                    )
+                )
+
+            reply = await self._call(read)
+            if start == first and (not reply or stream_revision(reply[0][0]) != first):
+                _, oldest = await self._position()
+                raise compacted_error(max(oldest, first + 1), first)
+            for entry_id, fields in reply:
+                revision = stream_revision(entry_id)
+                events.extend(decode_events(revision, fields[b"e"], span.matches))
+                examined += 1
+                if len(events) >= limit or examined == limit:
+                    return HistoryPage(tuple(events), revision)
+            if len(reply) < want:
+                return HistoryPage(tuple(events), last)
+            start, count = revision + 1, count * 4
 
     async def watch(
         self,
