@@ -7,9 +7,12 @@ too); this module checks what only a durable store has to get right.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import json
+import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -510,3 +513,40 @@ def test_a_log_write_reports_durability_through_every_commit_written_before_its_
         assert log.write_at(offsets[0], b"two", 2) == 3
     finally:
         log.close()
+
+
+def test_log_fdatasyncs_never_overlap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes run in several threads at once, but their fdatasyncs one at a time: of two
+    overlapping fdatasyncs of one file the kernel reports a failed write-back to only one, so
+    the other could acknowledge a lost write. Every commit is durable once all have returned."""
+    real = os.fdatasync
+    active, most = 0, 0
+    guard = threading.Lock()
+
+    def counted(fd: int) -> None:
+        nonlocal active, most
+        with guard:
+            active += 1
+            most = max(most, active)
+        try:
+            real(fd)
+        finally:
+            with guard:
+                active -= 1
+
+    monkeypatch.setattr(os, "fdatasync", counted)
+    log = Log(tmp_path)
+    list(log.recover())
+    log.start(1)
+    try:
+        log.append(b"first", 1)  # grows the segment
+        commits = range(2, 402)
+        offsets = {c: log.reserve(8) for c in commits}  # in commit order, as the loop does
+        assert None not in offsets.values()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            covered = list(pool.map(lambda c: log.write_at(offsets[c], b"%08d" % c, c), commits))
+    finally:
+        log.close()
+    assert most == 1
+    assert max(covered) == 401  # the last fdatasync covered every commit
+    assert all(number >= 1 for number in covered)

@@ -2,15 +2,13 @@
 
 Records planned on the event loop queue here. The backend's writer task turns everything
 queued into one group commit (one write and one fdatasync in a log thread), and may start the
-next one while up to :data:`COMMITS_IN_FLIGHT` are still being written: concurrent fdatasyncs
-of one file overlap in the kernel, so a write that arrives during a commit does not wait for
-that commit to finish before its own starts. Each commit takes its place in the log in commit
-order before it is written (:meth:`Log.reserve`) and gets the next commit number; a commit is
-visible and answered only once it and every earlier one are durable. An fdatasync that returns
-tells how far the log is durable (:meth:`Log.write_at`: every commit written before it began),
-so the commits it covers are answered then, even while an earlier commit's own fdatasync is
-still running (on this project's disks a lone fdatasync now and then takes tens of
-milliseconds while the ones beside it take well under one).
+next one while up to :data:`COMMITS_IN_FLIGHT` are still being written, so a write that
+arrives during a commit does not wait for that commit's write to finish before its own starts
+(the fdatasyncs themselves run one at a time, :meth:`Log.write_at`). Each commit takes its
+place in the log in commit order before it is written (:meth:`Log.reserve`) and gets the next
+commit number; a commit is visible and answered only once it and every earlier one are
+durable. An fdatasync that returns tells how far the log is durable (every commit written
+before it began), so the commits it covers are answered then.
 """
 
 from __future__ import annotations

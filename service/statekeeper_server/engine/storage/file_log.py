@@ -205,13 +205,13 @@ class Log:
     at once: each takes its place in the log in commit order on the event loop
     (:meth:`reserve`), then writes there and fdatasyncs in a thread of its own
     (:meth:`write_at`); ``lock`` guards the file descriptor, and a rotation or a close waits
-    for the appends in flight.
+    for the appends in flight. The fdatasyncs run one at a time (:meth:`_sync`).
 
     An ``fdatasync`` makes durable every write to the file that completed before it began, not
     only its own, so each append says how far the log is durable once it returns: the newest
     commit number such that it and every earlier one had been written when its fdatasync
-    started (commit numbers are given in log order, from 1). A lone slow fdatasync then holds
-    back no commit that a later one already covered.
+    started (commit numbers are given in log order, from 1). An append that a finished
+    fdatasync already covered needs no fdatasync of its own.
     """
 
     def __init__(self, base: Path) -> None:
@@ -227,6 +227,9 @@ class Log:
         #: The newest commit number written with every earlier one, and those written past it.
         self._written_through = 0
         self._written: set[int] = set()
+        #: Held by the one fdatasync in progress; the newest commit a finished one covered.
+        self._sync_lock = threading.Lock()
+        self._synced_through = 0
 
     def recover(self) -> Iterator[tuple[Path, Any, bool]]:
         """Yield every intact record of every segment as (segment, record, is_json),
@@ -286,13 +289,28 @@ class Log:
                 while self._written_through + 1 in self._written:
                     self._written_through += 1
                     self._written.discard(self._written_through)
-                covered = self._written_through
-            os.fdatasync(fd)
-            return covered
+            return self._sync(fd, commit)
         finally:
             with self.lock:
                 self._writing -= 1
                 self.lock.notify_all()
+
+    def _sync(self, fd: int, commit: int) -> int:
+        """fdatasync unless a finished one already covered ``commit``; the commit number
+        through which the log is durable now.
+
+        One fdatasync at a time: of two overlapping fdatasyncs of one file, the kernel reports
+        a failed write-back to only one, so the other could return success for a write that
+        was lost. Writes still overlap, and an append waiting here is often covered by the
+        fdatasync it waited for and needs none of its own."""
+        with self._sync_lock:
+            if self._synced_through >= commit:
+                return self._synced_through
+            with self.lock:
+                covered = self._written_through
+            os.fdatasync(fd)
+            self._synced_through = max(self._synced_through, covered)
+            return covered
 
     def append(self, data: bytes, commit: int) -> int:
         """Grow the segment as needed, then write commit ``commit``'s ``data`` at its end
