@@ -65,13 +65,15 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
 
 def listeners(server: ServerProcess) -> dict[int, int]:
     """Listening sockets on the server's port, per process of the server that has any (the
-    supervisor and its workers; not multiprocessing's helper process)."""
+    supervisor and its workers; not multiprocessing's helper process). A worker counts only
+    sockets of its own: between fork and exec a new worker still holds the supervisor's."""
     port = int(server.address.rsplit(":", 1)[1])
     listening = tcp_sockets(port, "0A")
-    counts = {}
-    for pid in [server.process.pid, *children(server.process.pid)]:
+    supervisor = socket_inodes(server.process.pid) & listening
+    counts = {server.process.pid: len(supervisor)} if supervisor else {}
+    for pid in children(server.process.pid):
         try:
-            count = len(socket_inodes(pid) & listening)
+            count = len((socket_inodes(pid) & listening) - supervisor)
         except FileNotFoundError:
             continue
         if count:
