@@ -104,15 +104,8 @@ def _fill_transact(
     response.revision = revision
 
 
-#: Per batch operation kind: its RPC's method name (for the caller's role), the response
-#: message of the RPC and how an engine outcome fills it. A single call and a batch's result
-#: are filled alike, in place (a batch's results are never built apart and copied in).
-_KINDS: dict[str, tuple[str, type[Message], Callable[[Any, Any, Any], None]]] = {
-    "save": ("Save", pb.SaveResponse, _fill_save),
-    "get": ("Get", pb.GetResponse, _fill_get),
-    "delete": ("Delete", pb.DeleteResponse, _fill_delete),
-    "transact": ("Transact", pb.TransactResponse, _fill_transact),
-}
+#: A batch operation kind: (method name, plan, response message, fill); see StateServicer.
+_Kind = tuple[str, Callable[[Any], Planned[Any]], type[Message], Callable[[Any, Any, Any], None]]
 
 
 def _guard(request: pb.DeleteRangeRequest | pb.CopyRangeRequest) -> Compare | None:
@@ -129,14 +122,20 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
         self.runtime = runtime
         self.engine = StateEngine(runtime.backend, runtime.limits)
         method = "/statekeeper.v1.StateService/"
-        plans: dict[str, Callable[[Any], Planned[Any]]] = {
-            "save": self._plan_save,
-            "get": self._plan_get,
-            "delete": self._plan_delete,
-            "transact": self._plan_transact,
-        }
-        self._batch_kinds = {
-            kind: (method + name, plans[kind], fill) for kind, (name, _, fill) in _KINDS.items()
+        #: Per batch operation kind: its RPC's full method name (for the caller's role), how a
+        #: request is planned, the RPC's response message, and how an engine outcome fills it.
+        #: A single call and a batch's result are filled alike, in place (a batch's results
+        #: are never built apart and copied in).
+        self._batch_kinds: dict[str, _Kind] = {
+            "save": (method + "Save", self._plan_save, pb.SaveResponse, _fill_save),
+            "get": (method + "Get", self._plan_get, pb.GetResponse, _fill_get),
+            "delete": (method + "Delete", self._plan_delete, pb.DeleteResponse, _fill_delete),
+            "transact": (
+                method + "Transact",
+                self._plan_transact,
+                pb.TransactResponse,
+                _fill_transact,
+            ),
         }
         self.max_message_bytes = runtime.limits.max_message_bytes
         self._events: dict[tuple[str, int, str, int, bool], tuple[int, pb.Event, int]] = {}
@@ -165,9 +164,9 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
 
     async def _single(self, kind: str, request: Any) -> Any:
         """The response of one call of the RPC of ``kind`` (save, get, delete, transact)."""
-        _, plan, fill = self._batch_kinds[kind]
+        _, plan, message, fill = self._batch_kinds[kind]
         outcome = await self.engine.run(plan(request))
-        response = _KINDS[kind][1]()
+        response = message()
         fill(response, request, outcome)
         return response
 
@@ -252,7 +251,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                 reason=Reason.INVALID_ARGUMENT,
                 violations=[(f"operations[{index}]", "empty operation")],
             )
-        method, plan, _ = self._batch_kinds[kind]
+        method, plan, _, _ = self._batch_kinds[kind]
         authorize(method)
         request = getattr(operation, kind)
         check_times(request)
@@ -279,7 +278,7 @@ class StateServicer(state_service_pb2_grpc.StateServiceServicer):
                 assert kind is not None  # an operation without a kind failed its planning
                 target = getattr(result, kind)
                 target.SetInParent()  # a result of all defaults is still this kind's
-                self._batch_kinds[kind][2](target, getattr(operation, kind), outcome)
+                self._batch_kinds[kind][3](target, getattr(operation, kind), outcome)
             else:
                 result.status.CopyFrom(_batch_status(outcome))
         self._fit(response, kinds)

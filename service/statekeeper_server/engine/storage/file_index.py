@@ -126,6 +126,14 @@ def insert_rows(
         connection.execute(f"{head} VALUES {values}{tail}", list(itertools.chain(*chunk)))
 
 
+def _chunks(items: Sequence[Any], size: int) -> Iterator[tuple[Sequence[Any], str]]:
+    """``items`` in slices of at most ``size``, each with its list of SQL placeholders
+    (``?, ?, ?``)."""
+    for start in range(0, len(items), size):
+        chunk = items[start : start + size]
+        yield chunk, ", ".join("?" * len(chunk))
+
+
 def _entry(row: Sequence[Any]) -> Entry:
     key, value, create_revision, mod_revision, version, expire_at = row
     return Entry(_decode_key(key), value, create_revision, mod_revision, version, expire_at)
@@ -277,9 +285,7 @@ class FileIndex:
         connection.execute("BEGIN")
         try:
             insert_rows(connection, _UPSERT, puts)
-            for start in range(0, len(deletes), STATEMENT_ROWS):
-                chunk = deletes[start : start + STATEMENT_ROWS]
-                marks = ", ".join("?" * len(chunk))
+            for chunk, marks in _chunks(deletes, STATEMENT_ROWS):
                 connection.execute(f"DELETE FROM entries WHERE key IN ({marks})", chunk)
             connection.execute("DELETE FROM history WHERE revision <= ?", (compacted_through,))
             insert_rows(connection, _INSERT_HISTORY, rows)
@@ -329,9 +335,7 @@ class FileIndex:
         """The stored entries of ``keys`` that exist, by key (a few statements for many keys)."""
         wanted = [encode_key(key) for key in keys]
         found: dict[str, Entry] = {}
-        for start in range(0, len(wanted), CHUNK_ROWS):
-            chunk = wanted[start : start + CHUNK_ROWS]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _chunks(wanted, CHUNK_ROWS):
             rows = self._reader.execute(f"{_GET_MANY}({marks})", chunk)
             for row in rows:
                 entry = _entry(row)
@@ -373,11 +377,10 @@ class FileIndex:
         at ``revision`` (the previous entry of the first such change; None where absent), by
         key. One statement; each key costs one seek of the key index."""
         found: dict[str, Entry | None] = {}
-        for start in range(0, len(keys), CHUNK_ROWS):
-            chunk = [encode_key(key) for key in keys[start : start + CHUNK_ROWS]]
+        for chunk, marks in _chunks([encode_key(key) for key in keys], CHUNK_ROWS):
             self.examined += len(chunk)
             rows = self._reader.execute(
-                f"WITH wanted(key) AS (VALUES {', '.join(['(?)'] * len(chunk))}) "
+                f"WITH wanted(key) AS (VALUES {marks.replace('?', '(?)')}) "
                 "SELECT h.key, h.prev_value, h.prev_create, h.prev_mod, h.prev_version, "
                 "h.prev_expire FROM wanted JOIN history AS h ON h.id = (SELECT id FROM history "
                 "WHERE key = wanted.key AND revision > ? ORDER BY revision, id LIMIT 1)",
@@ -535,11 +538,9 @@ class FileIndex:
 def _history_rows(connection: sqlite3.Connection, ids: Sequence[int]) -> list[Event]:
     """The history rows ``ids`` (in (revision, id) order) as events, in that order."""
     events: list[Event] = []
-    for start in range(0, len(ids), CHUNK_ROWS):
-        chunk = ids[start : start + CHUNK_ROWS]
+    for chunk, marks in _chunks(ids, CHUNK_ROWS):
         rows = connection.execute(
-            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE id IN "
-            f"({', '.join('?' * len(chunk))}) ORDER BY revision, id",
+            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE id IN ({marks}) ORDER BY revision, id",
             chunk,
         )
         events.extend(_event(row) for row in rows)
