@@ -43,19 +43,42 @@ local function emit(out, key, e, v)
   out[#out + 1] = e[4]
   out[#out + 1] = e[5] or ''
 end
--- Log the events of revision `rev`, then drop the oldest log entries while the log holds more
--- than `maxlen` revisions or, once past `maxbytes` (0: no bound) of packed events, until it is
--- back to three quarters of that (trimming is then not needed at every commit). The newest
--- entry always stays; `P logbytes` is the log's size (0 for a log older than the counter).
--- `rev` becomes the store revision.
+-- The history index `P hist` holds, at score 0, one member per event of the log: the event's
+-- key, a NUL (no key holds one) and the revision as 8 bytes big-endian, so that members sort
+-- by key, then revision. These are the members of revision `rev`'s `events`.
+local function history_members(rev, events)
+  local tail, members = string.char(0) .. struct.pack('>I8', rev), {}
+  for i, ev in ipairs(events) do members[i] = ev[2] .. tail end
+  return members
+end
+-- ZADD (at score 0) or ZREM `members` to or from the history index, 1,000 to a call.
+local function mark(command, members)
+  for first = 1, #members, 1000 do
+    local args = {}
+    for i = first, math.min(first + 999, #members) do
+      if command == 'ZADD' then args[#args + 1] = 0 end
+      args[#args + 1] = members[i]
+    end
+    redis.call(command, p .. 'hist', unpack(args))
+  end
+end
+-- Log the events of revision `rev` (and index them), then drop the oldest log entries (and
+-- their index members) while the log holds more than `maxlen` revisions or, once past
+-- `maxbytes` (0: no bound) of packed events, until it is back to three quarters of that
+-- (trimming is then not needed at every commit). The newest entry always stays; `P logbytes`
+-- is the log's size (0 for a log older than the counter). The first entry of an empty log sets
+-- `P histfrom` to 0: every entry is indexed (a log written before the index has no
+-- `P histfrom`; the history script indexes it). `rev` becomes the store revision.
 local function append(rev, events, maxlen, maxbytes)
   local log, packed = p .. 'log', cmsgpack.pack(events)
   c.rev = rev
   redis.call('XADD', log, rev .. '-0', 'e', packed)
+  mark('ZADD', history_members(rev, events))
   if c.size then
     c.count = c.count + 1
   else
     c.size, c.count = tonumber(redis.call('GET', p .. 'logbytes') or '0'), redis.call('XLEN', log)
+    if c.count == 1 then redis.call('SET', p .. 'histfrom', 0) end
   end
   c.size = c.size + #packed
   local size, count = c.size, c.count
@@ -63,7 +86,7 @@ local function append(rev, events, maxlen, maxbytes)
   local goal = size
   if maxbytes > 0 and size > maxbytes then goal = math.floor(maxbytes * 3 / 4) end
   if count <= maxlen and size <= goal then return end
-  local from, last = '-', nil
+  local from, last, dropped = '-', nil, {}
   while count > 1 and (count > maxlen or size > goal) do
     local want = 64
     if size <= goal then want = math.min(64, count - maxlen) end
@@ -72,11 +95,15 @@ local function append(rev, events, maxlen, maxbytes)
     for _, item in ipairs(batch) do
       if count <= 1 or (count <= maxlen and size <= goal) then break end
       size, count, last = size - #item[2][2], count - 1, tonumber(string.match(item[1], '^(%d+)'))
+      for _, member in ipairs(history_members(last, cmsgpack.unpack(item[2][2]))) do
+        dropped[#dropped + 1] = member
+      end
     end
     from = (tonumber(string.match(batch[#batch][1], '^(%d+)')) + 1) .. '-0'
   end
   if last then
     redis.call('XTRIM', log, 'MINID', (last + 1) .. '-0')
+    mark('ZREM', dropped)
     c.size, c.count = size, count
   end
 end
