@@ -65,7 +65,9 @@ end
 -- Log the events of revision `rev` (and index them), then drop the oldest log entries (and
 -- their index members) while the log holds more than `maxlen` revisions or, once past
 -- `maxbytes` (0: no bound) of packed events, until it is back to three quarters of that
--- (trimming is then not needed at every commit). The newest entry always stays; `P logbytes`
+-- (trimming is then not needed at every commit); at most 64 entries and, past the first, about
+-- 1 MiB of them (or twice this entry), so a log far over its bounds shrinks with every write
+-- and never all at once. The newest entry always stays; `P logbytes`
 -- is the log's size (0 for a log older than the counter). The first entry of an empty log sets
 -- `P histfrom` to 0: every entry is indexed (a log written before the index has no
 -- `P histfrom`; the history script indexes it). `rev` becomes the store revision.
@@ -86,20 +88,15 @@ local function append(rev, events, maxlen, maxbytes)
   local goal = size
   if maxbytes > 0 and size > maxbytes then goal = math.floor(maxbytes * 3 / 4) end
   if count <= maxlen and size <= goal then return end
-  local from, last, dropped = '-', nil, {}
-  while count > 1 and (count > maxlen or size > goal) do
-    local want = 64
-    if size <= goal then want = math.min(64, count - maxlen) end
-    local batch = redis.call('XRANGE', log, from, '+', 'COUNT', want)
-    if #batch == 0 then break end
-    for _, item in ipairs(batch) do
-      if count <= 1 or (count <= maxlen and size <= goal) then break end
-      size, count, last = size - #item[2][2], count - 1, tonumber(string.match(item[1], '^(%d+)'))
-      for _, member in ipairs(history_members(last, cmsgpack.unpack(item[2][2]))) do
-        dropped[#dropped + 1] = member
-      end
+  local want, room, last, dropped = 64, math.max(1048576, 2 * #packed), nil, {}
+  if size <= goal then want = math.min(64, count - maxlen) end
+  for _, item in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', want)) do
+    if count <= 1 or (count <= maxlen and size <= goal) or room <= 0 then break end
+    size, count, last = size - #item[2][2], count - 1, tonumber(string.match(item[1], '^(%d+)'))
+    room = room - #item[2][2]
+    for _, member in ipairs(history_members(last, cmsgpack.unpack(item[2][2]))) do
+      dropped[#dropped + 1] = member
     end
-    from = (tonumber(string.match(batch[#batch][1], '^(%d+)')) + 1) .. '-0'
   end
   if last then
     redis.call('XTRIM', log, 'MINID', (last + 1) .. '-0')
