@@ -28,8 +28,6 @@ from statekeeper_server.engine.records import scan
 from statekeeper_server.engine.storage.backend import Backend, Put
 from statekeeper_server.engine.storage.factory import BackendOptions, open_backend
 
-from bench.scaling import flush_redis
-
 #: Entries per copying transaction.
 BATCH = 1000
 
@@ -61,6 +59,10 @@ async def copies(
     sizes can be timed in interleaved rounds; closed on exit."""
     with tempfile.TemporaryDirectory(prefix="bench-bulk-") as directory:
         if kind == "redis":
+            # Imported here: bench.scaling needs the bench extra (psutil); building and
+            # copying records does not (tests/test_bench_records.py runs without it).
+            from bench.scaling import flush_redis
+
             flush_redis(redis_url)
         stores: dict[int, Backend] = {}
         try:
