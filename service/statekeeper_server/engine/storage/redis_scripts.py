@@ -66,7 +66,7 @@ end
 -- their index members) while the log holds more than `maxlen` revisions or, once past
 -- `maxbytes` (0: no bound) of packed events, until it is back to three quarters of that
 -- (trimming is then not needed at every commit); at most 64 entries and, past the first, about
--- 1 MiB of them (or twice this entry), so a log far over its bounds shrinks with every write
+-- 256 KiB of them (or twice this entry), so a log far over its bounds shrinks with every write
 -- and never all at once. The newest entry always stays; `P logbytes`
 -- is the log's size (0 for a log older than the counter). The first entry of an empty log sets
 -- `P histfrom` to 0: every entry is indexed (a log written before the index has no
@@ -88,8 +88,10 @@ local function append(rev, events, maxlen, maxbytes)
   local goal = size
   if maxbytes > 0 and size > maxbytes then goal = math.floor(maxbytes * 3 / 4) end
   if count <= maxlen and size <= goal then return end
-  local want, room, last, dropped = 64, math.max(1048576, 2 * #packed), nil, {}
+  local want, room, last, dropped = 64, math.max(262144, 2 * #packed), nil, {}
   if size <= goal then want = math.min(64, count - maxlen) end
+  -- About the entries that fit in `room`, by the log's average entry size (XRANGE copies them).
+  want = math.max(1, math.min(want, math.floor(room * count / size) + 1))
   for _, item in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', want)) do
     if count <= 1 or (count <= maxlen and size <= goal) or room <= 0 then break end
     size, count, last = size - #item[2][2], count - 1, tonumber(string.match(item[1], '^(%d+)'))
