@@ -115,7 +115,7 @@ T = TypeVar("T")
 #: How often (seconds) a reaper with nothing due locally looks for keys other instances wrote.
 REAPER_POLL = 1.0
 #: Keys one reaper step expires at most (one revision each step).
-REAP_BATCH = 256
+REAP_BATCH = 128
 #: Keys one call of the scan script examines at most: small enough that a call holds Redis for
 #: a few milliseconds only, whatever the pattern (a page takes more calls).
 SCRIPT_BUDGET = 1024
@@ -144,6 +144,18 @@ def _lua_patterns(pattern: GlobPattern | None) -> bytes:
     patterns = pattern.lua_patterns() if pattern is not None else None
     # As msgpack strings (not bin), which is what the scripts' cmsgpack reads as Lua strings.
     return b"" if patterns is None else msgpack.packb(patterns, use_bin_type=False)
+
+
+def _bounds(span: KeyRange, after: str | None, reverse: bool) -> list[bytes | int]:
+    """The scan script's arguments low, low inclusive, high, high set: ``span`` strictly after
+    the cursor ``after`` (None: from its start) in the scan's direction."""
+    low, low_incl, high = span.low, True, span.high
+    if after is not None and not reverse and after >= low:
+        low, low_incl = after, False
+    if after is not None and reverse and (high is None or after < high):
+        high = after
+    encoded = (high or "").encode("utf-8", "surrogatepass")
+    return [low.encode("utf-8", "surrogatepass"), int(low_incl), encoded, int(high is not None)]
 
 
 class RedisBackend(Backend):
@@ -405,31 +417,12 @@ class RedisBackend(Backend):
         per_call = SCRIPT_BUDGET if patterns or not tokens else SLOW_MATCH_BUDGET
         entries: list[Entry] = []
         budget, size, now, live = max(SCAN_BUDGET, limit), 0, repr(time.time()), ""
+        fixed = [len(span.prefix.encode()), tokens, int(keys_only)]
         while True:
-            low, low_incl, high = span.low, True, span.high
-            if after is not None and not reverse and after >= low:
-                low, low_incl = after, False
-            if after is not None and reverse and (high is None or after < high):
-                high = after
-            args = [
-                self.key_prefix,
-                now,
-                low.encode("utf-8", "surrogatepass"),
-                int(low_incl),
-                (high or "").encode("utf-8", "surrogatepass"),
-                int(high is not None),
-                int(reverse),
-                limit - len(entries),
-                min(per_call, budget),
-                SCRIPT_READS,
-                revision,
-                len(span.prefix.encode()),
-                tokens,
-                int(keys_only),
-                max_bytes - size if max_bytes else 0,
-                patterns,
-                live,
-            ]
+            bounds = _bounds(span, after, reverse)
+            rest = [limit - len(entries), min(per_call, budget), SCRIPT_READS, revision, *fixed]
+            extra = [max_bytes - size if max_bytes else 0, patterns, live]
+            args = [self.key_prefix, now, *bounds, int(reverse), *rest, *extra]
             reply = await self._call(functools.partial(self._scan, args=args))
             status = int(reply[0])
             if status == -3:
