@@ -120,12 +120,35 @@ def test_a_deadline_is_a_timeout_error() -> None:
     assert isinstance(error, TimeoutError) and isinstance(error, StateKeeperError)
 
 
-async def test_a_remote_call_past_its_timeout_raises_a_timeout_error(address: str) -> None:
-    manager = StateManager(StateConfig(backend="grpc", address=address, timeout=1e-6))
-    with pytest.raises(TimeoutError) as caught:
-        await manager.save("k", "v")
-    assert isinstance(caught.value, DeadlineExceededError)
-    await manager.close()
+class _HoldingHandler(grpc.GenericRpcHandler):
+    """Answers no call until ``released`` is set: a server that is slower than any timeout."""
+
+    def __init__(self) -> None:
+        self.released = asyncio.Event()
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        async def hold(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            await self.released.wait()
+            return b""
+
+        return grpc.unary_unary_rpc_method_handler(hold)
+
+
+async def test_a_remote_call_past_its_timeout_raises_a_timeout_error() -> None:
+    holding = _HoldingHandler()
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((holding,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    manager = StateManager(StateConfig(backend="grpc", address=f"127.0.0.1:{port}", timeout=0.2))
+    try:
+        with pytest.raises(TimeoutError) as caught:
+            await manager.save("k", "v")
+        assert isinstance(caught.value, DeadlineExceededError)
+    finally:
+        await manager.close()
+        holding.released.set()
+        await server.stop(None)
 
 
 async def test_an_embedded_call_past_its_timeout_raises_a_timeout_error(tmp_path: Path) -> None:
