@@ -91,6 +91,20 @@ class Settings:
     parts: tuple[str, ...]
 
 
+#: The fan-out cells of the full run (writes/s, subscribers): the target's 100 x 100, the same
+#: at half the subscribers, and ten times the rate.
+FANOUTS = ((100, 50), (100, 100), (1000, 100))
+
+
+def _fanouts(text: str) -> tuple[tuple[int, int], ...]:
+    """``--fanouts`` (``RATExSUBSCRIBERS,...``, e.g. ``1000x100``) as (writes/s, subscribers)."""
+    cells = []
+    for cell in filter(None, text.split(",")):
+        rate, _, subscribers = cell.partition("x")
+        cells.append((int(rate), int(subscribers)))
+    return tuple(cells)
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Quick mode (under 2 minutes) or the full run."""
     quick = bool(args.quick)
@@ -105,9 +119,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         clients=args.clients,
         concurrency=(1, 16),
         backends=tuple(args.backends.split(",")),
-        # (writes/s, subscribers): the target's 100 x 100, the same at half the subscribers,
-        # and ten times the rate.
-        fanouts=((100, 100),) if quick else ((100, 50), (100, 100), (1000, 100)),
+        fanouts=_fanouts(args.fanouts) or (((100, 100),) if quick else FANOUTS),
         # The quick run skips the interleaved target rounds and the multi-process server.
         target_rounds=0 if quick else 3,
         parts=tuple(args.parts.split(",")),
@@ -796,6 +808,13 @@ def main(argv: list[str] | None = None) -> None:
         "batching,soak",
         help="comma-separated parts to run: load, fanout, speech, peers, scaling, queue, "
         "workflows, watch, agents, targets, stack, batching, soak",
+    )
+    parser.add_argument(
+        "--fanouts",
+        default="",
+        help="fan-out cells to run, RATExSUBSCRIBERS comma-separated (e.g. 1000x100; default: "
+        "100x100 quick, else 100x50,100x100,1000x100); with --parts fanout, one cell is a "
+        "short hold of the bench lock",
     )
     parser.add_argument(
         "--out", default=os.path.join(os.path.dirname(__file__), "results"), help="output dir"

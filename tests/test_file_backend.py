@@ -550,3 +550,41 @@ def test_log_fdatasyncs_never_overlap(tmp_path: Path, monkeypatch: pytest.Monkey
     assert most == 1
     assert max(covered) == 401  # the last fdatasync covered every commit
     assert all(number >= 1 for number in covered)
+
+
+async def test_a_listing_page_deep_in_the_index_costs_what_the_first_costs(tmp_path: Path) -> None:
+    """A page from a cursor far into the key space reads the same entries, in order, either
+    way, and makes SQLite do no more work than a page from the start (it seeks to the cursor
+    instead of walking the keys before it again for every chunk of rows)."""
+    from statekeeper_server.engine.storage.backend import Put, range_span
+    from statekeeper_server.engine.storage.file import FileBackend
+
+    store = FileBackend(tmp_path / "data")
+    keys = [f"k/{number:05d}" for number in range(3000)]
+    for start in range(0, len(keys), 500):
+        await store.txn([], [Put(key, b"v") for key in keys[start : start + 500]])
+    await store.compact()  # every key in the index, none in the memtable
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    store.index._reader.set_progress_handler(count, 100)
+    work = {}
+    for after, reverse in (
+        ("k/00010", False),
+        ("k/02600", False),
+        ("k/02990", True),
+        ("k/00400", True),
+    ):
+        steps = 0
+        page = await store.scan(range_span("k/", None), after=after, reverse=reverse, limit=300)
+        start = keys.index(after)
+        expected = keys[start + 1 : start + 301] if not reverse else keys[start - 300 : start][::-1]
+        assert [entry.key for entry in page.entries] == expected
+        work[after] = steps
+    await store.close()
+    assert work["k/02600"] <= work["k/00010"] * 1.5
+    assert work["k/00400"] <= work["k/02990"] * 1.5

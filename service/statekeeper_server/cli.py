@@ -28,7 +28,7 @@ from statekeeper.transport import open_channel
 
 from statekeeper_server.config import ConfigError, ServerConfig
 from statekeeper_server.observability import configure_logging
-from statekeeper_server.server import StatekeeperServer, loop_name, run_loop
+from statekeeper_server.server import StatekeeperServer, loop_name, run_loop, settle_heap
 from statekeeper_server.workers import Supervisor, check_workers
 
 log = logging.getLogger("statekeeper.server")
@@ -282,6 +282,7 @@ async def serve(config: ServerConfig) -> None:
     check_workers(config)
     server = StatekeeperServer(config)
     port = await server.start()
+    settle_heap()
     reports = [{"metrics_port": server.metrics_port}]
     supervisor = Supervisor(config, port) if config.workers > 1 else None
     if supervisor is not None:

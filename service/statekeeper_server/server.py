@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import socket
 from collections.abc import Coroutine
@@ -47,6 +48,16 @@ def run_loop(main: Coroutine[Any, Any, T], choice: str = "auto") -> T:
         else:
             return uvloop.run(main)
     return asyncio.run(main)
+
+
+def settle_heap() -> None:
+    """Move every object alive now (the modules, the servicers, the opened store) out of the
+    garbage collector's reach (``gc.freeze``), once a serving process has started: full
+    (generation 2) collections then walk only what was allocated since, instead of tens of
+    thousands of long-lived objects each time (20-60 ms of the event loop at each, measured
+    during a bulk load). Called by the serving processes, not by servers started in a test."""
+    gc.collect()
+    gc.freeze()
 
 
 def loop_name() -> str:

@@ -26,7 +26,7 @@ from statekeeper.errors import InvalidArgumentError, Reason
 
 from statekeeper_server.config import ServerConfig
 from statekeeper_server.observability import configure_logging
-from statekeeper_server.server import StatekeeperServer, run_loop
+from statekeeper_server.server import StatekeeperServer, run_loop, settle_heap
 
 log = logging.getLogger("statekeeper.workers")
 
@@ -148,6 +148,7 @@ def run_worker(config: ServerConfig, index: int, supervisor: Connection) -> None
         except Exception as error:
             supervisor.send({"error": str(error) or type(error).__name__})
             return
+        settle_heap()
         supervisor.send({"index": index, "port": port, "metrics_port": server.metrics_port})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -349,20 +349,23 @@ class FileIndex:
         strictly after ``after`` in the walk's direction, in key order or reversed."""
         columns = _KEY_COLUMNS if keys_only else _ENTRY_COLUMNS
         order = "DESC" if reverse else "ASC"
-        bounds: list[str] = ["key >= ?"]
-        values: list[Any] = [encode_key(low)]
-        if high is not None:
-            bounds.append("key < ?")
-            values.append(encode_key(high))
+        # One bound on each side, the cursor folded in: with two lower (or upper) bounds on the
+        # key, SQLite seeks to one and filters by the other, so every chunk would walk the
+        # keys from the range's start to the cursor again.
+        bottom, bottom_test = encode_key(low), ">="
+        top = None if high is None else encode_key(high)
         cursor = None if after is None else encode_key(after)
         while True:
-            where = list(bounds)
-            arguments = list(values)
-            if cursor is not None:
-                where.append("key < ?" if reverse else "key > ?")
-                arguments.append(cursor)
+            if cursor is not None and not reverse and cursor >= bottom:
+                bottom, bottom_test = cursor, ">"
+            elif cursor is not None and reverse and (top is None or cursor < top):
+                top = cursor
+            where, arguments = f"key {bottom_test} ?", [bottom]
+            if top is not None:
+                where += " AND key < ?"
+                arguments.append(top)
             rows = self._reader.execute(
-                f"SELECT {columns} FROM entries WHERE {' AND '.join(where)} "
+                f"SELECT {columns} FROM entries WHERE {where} "
                 f"ORDER BY key {order} LIMIT {CHUNK_ROWS}",
                 arguments,
             ).fetchall()
