@@ -19,7 +19,8 @@ store of that size and nothing else. It measures, in this order:
   ``gc.callbacks`` in thread CPU time, and the time of one full collection forced after the
   overwrites (what a gen-2 pause costs at this size, even when none happened meanwhile);
 * **earlier revision**: one page of 100 keys read at the oldest retained revision, after the
-  overwrites (so the whole retained history lies after it).
+  overwrites (so the whole retained history lies after it), and for Redis the longest command
+  meanwhile (SLOWLOG).
 
 Other modules add rows of their own (the file backend's restart time, say) with :func:`row`
 into ``results["scaling"]``; :func:`table` shows every row, one column per size.
@@ -252,7 +253,13 @@ async def measure_one(backend: str, keys: int, updates: int, redis_url: str) -> 
         figures["a forced full collection after the overwrites, ms"] = (
             time.thread_time() - started
         ) * 1000
+        if backend == "redis":
+            await _slowest_script_ms(redis_url, reset=True)
         await _earlier_page(store, figures)
+        if backend == "redis":
+            figures["Redis longest command during the earlier page, ms"] = await _slowest_script_ms(
+                redis_url, reset=False
+            )
         await store.close()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -341,6 +348,12 @@ CEILINGS = (
     ("file", "restart to first call after SIGKILL, s", 5.0, "file restart after SIGKILL <= 5 s"),
     ("file", "acknowledged writes missing after SIGKILL", 0, "no acknowledged write lost"),
     ("redis", "Redis longest command during listing, ms", 10.0, "Redis: no script over 10 ms"),
+    (
+        "redis",
+        "Redis longest command during the earlier page, ms",
+        10.0,
+        "Redis: no script over 10 ms at an earlier revision",
+    ),
 )
 PAUSE_CEILINGS = (
     ("file", "probe Get during load max, ms", 50.0, "file: worst probe Get during a load <= 50 ms"),

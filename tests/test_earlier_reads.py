@@ -2,21 +2,28 @@
 a read of the current state showed when the store was at R (keys deleted and recreated since,
 multi-key transactions, patterns, both directions, small pages), and a revision whose history
 is gone is refused with the oldest readable one. The memory backend's retained history adds no
-objects for the garbage collector to walk, however much of it there is."""
+objects for the garbage collector to walk, however much of it there is. The file and Redis
+backends find a key's entry at a revision with one seek of an index of the history, so a page
+costs what it examines, not the history since."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import random
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgpack
 import pytest
+import redis
 from statekeeper.errors import HistoryCompactedError
 from statekeeper_server.engine.storage.backend import Backend, Delete, Entry, Put
 from statekeeper_server.engine.storage.file import FileBackend
 from statekeeper_server.engine.storage.memory import MemoryBackend
+from statekeeper_server.engine.storage.redis import SCRIPT_READS, RedisBackend
 
 from tests.test_backend_contract import _scan_all, _span, open_backend
 
@@ -55,6 +62,8 @@ async def _random_history(
     outside the namespace); the views read after each, by revision."""
     chooser = random.Random(23)
     seen: dict[int, list[list[tuple[str, bytes, int, int, int]]]] = {}
+    # Keys never changed again, among those that are (their history leaves before the end).
+    await backend.txn([], [Put(key, b"still") for key in ("e/k", "e/k3a", "e/k9z", "e/z")])
     while len(seen) < REVISIONS:
         operations: list[Put | Delete] = []
         for key in chooser.sample([f"e/k{n}" for n in range(12)] + ["other", "f/x"], 3):
@@ -168,3 +177,108 @@ async def test_a_file_store_written_before_the_key_index_of_its_history_reads_ea
         assert [(e.key, e.value) for e in page.entries] == [("e/a", b"1")]
     finally:
         await backend.close()
+
+
+#: The Redis commands of a scan script call that read keys, the indexes and the change log.
+_READ_COMMANDS = ("hmget", "zrangebylex", "zrevrangebylex", "xrange")
+
+
+def _reads(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in _READ_COMMANDS)
+
+
+async def test_a_redis_read_at_an_earlier_revision_costs_what_its_page_needs_not_the_history(
+    redis_url: str,
+) -> None:
+    """The commands a page at an early revision runs in Redis are counted: as many with 100 or
+    with 1,000 revisions written since (each key's entry then is one seek of the history
+    index)."""
+    client = redis.Redis.from_url(redis_url)
+    commands = []
+    for revisions in (100, 1000):
+        backend = RedisBackend(redis_url, key_prefix=f"r{revisions}:")
+        try:
+            await backend.txn([], [Put(f"e/{n:03d}", b"first") for n in range(50)])
+            for number in range(revisions):  # rewrite every key, delete and recreate some
+                key = f"e/{number % 50:03d}"
+                if number % 7 == 3:
+                    await backend.delete(key)
+                else:
+                    await backend.put(key, b"%d" % number)
+            before = _reads(client)
+            page = await backend.scan(_span("e/"), revision=1, limit=4)
+            assert [(e.key, e.value) for e in page.entries] == [
+                (f"e/{n:03d}", b"first") for n in range(4)
+            ]
+            reverse = await backend.scan(_span("e/"), revision=1, limit=4, reverse=True)
+            assert [e.key for e in reverse.entries] == [f"e/{n:03d}" for n in (49, 48, 47, 46)]
+            commands.append(_reads(client) - before)
+        finally:
+            await backend.close()
+    # Per page: the oldest revision, then per key examined a step of each index, one seek of
+    # the history index and one read of the change log (a chunk of the key index is fetched
+    # at once), whatever the number of revisions since.
+    assert commands[0] == commands[1] <= 2 * (1 + 5 * 4)
+    client.close()
+
+
+def _logged_events(client: redis.Redis, prefix: str) -> int:
+    return sum(len(msgpack.unpackb(fields[b"e"])) for _, fields in client.xrange(prefix + "log"))
+
+
+async def test_a_redis_store_written_before_the_history_index_reads_earlier_revisions(
+    redis_url: str,
+) -> None:
+    """The history index holds one member per event of the retained change log (trimmed with
+    it); a store without one (written before it) is indexed when a read needs it."""
+    backend = RedisBackend(redis_url, key_prefix="old:", history_revisions=60)
+    try:
+        seen = await _random_history(backend)
+        client = redis.Redis.from_url(redis_url)
+        assert client.zcard("old:hist") == _logged_events(client, "old:")
+        client.delete("old:hist", "old:histfrom")  # as a store written before the index
+        oldest = (await backend.stats()).oldest_revision
+        for revision, views in seen.items():
+            if revision >= oldest:
+                assert await _views(backend, revision) == views, revision
+        assert client.get("old:histfrom") == b"0"  # the whole log is indexed now
+        assert client.zcard("old:hist") == _logged_events(client, "old:")
+        client.close()
+    finally:
+        await backend.close()
+
+
+async def test_a_redis_page_read_in_several_script_calls_holds_one_revision(
+    redis_url: str,
+) -> None:
+    """A page of more entries than one script call reads is read in several, at the first
+    one's revision: writes landing between them do not show, however many."""
+    backend = RedisBackend(redis_url, key_prefix="pages:")
+    keys = [f"p/{n:04d}" for n in range(3 * SCRIPT_READS)]
+    await backend.txn([], [Put(key, b"0") for key in keys])
+    writes = 0
+
+    async def writer() -> None:
+        nonlocal writes
+        while True:
+            writes += 1
+            await backend.txn([], [Put(key, b"%d" % writes) for key in keys])
+
+    task = asyncio.get_running_loop().create_task(writer())
+    spanned = 0
+    try:
+        for _ in range(200):
+            page = await backend.scan(_span("p/"), limit=len(keys))
+            assert not page.more and [e.key for e in page.entries] == keys
+            assert len({e.value for e in page.entries}) == 1  # one revision's state
+            assert {e.mod_revision for e in page.entries} == {page.entries[0].mod_revision}
+            spanned += page.revision < await backend.revision()
+            if spanned >= 3:
+                break
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await backend.close()
+    assert spanned >= 3  # writes landed while pages were read

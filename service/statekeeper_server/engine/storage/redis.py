@@ -13,6 +13,11 @@ Layout (``P`` is ``key_prefix``, ``statekeeper:`` by default; use a standalone R
   ``<revision>-0`` and whose field ``e`` holds that revision's events (MessagePack), trimmed to
   the last ``history_revisions`` revisions and to ``history_bytes`` of packed events.
 * ``P logbytes`` - the size of the change log's packed events.
+* ``P hist`` - the history index: a sorted set at score 0 with one member per event of the
+  change log, ``<key>\\0<revision as 8 bytes big-endian>``, added and trimmed with the log, so
+  that a key's first change after a revision is one ``ZRANGEBYLEX`` seek.
+* ``P histfrom`` - every change-log entry from this revision on is in ``P hist`` (0: all; a
+  store written before the index has none until a read at an earlier revision indexes it).
 
 Every transaction is one Lua script (``EVALSHA``: one round trip): it checks the comparisons,
 writes the entries and indexes, advances the revision and appends the change-log entry, all
@@ -55,6 +60,7 @@ from statekeeper.errors import (
 from statekeeper_server.engine.storage.backend import (
     DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_REVISIONS,
+    SCAN_BUDGET,
     Backend,
     BackendStats,
     BatchItem,
@@ -96,6 +102,7 @@ from statekeeper_server.engine.storage.redis_connection import (
 )
 from statekeeper_server.engine.storage.redis_scripts import (
     BATCH_SCRIPT,
+    HISTORY_SCRIPT,
     REAP_SCRIPT,
     SCAN_SCRIPT,
 )
@@ -108,13 +115,19 @@ T = TypeVar("T")
 #: How often (seconds) a reaper with nothing due locally looks for keys other instances wrote.
 REAPER_POLL = 1.0
 #: Keys one reaper step expires at most (one revision each step).
-REAP_BATCH = 256
-#: Index entries one scan script looks at, at most (a sparse glob may return a short page):
-#: small enough that a script holds Redis for a few milliseconds only, whatever the pattern.
+REAP_BATCH = 128
+#: Keys one call of the scan script examines at most: small enough that a call holds Redis for
+#: a few milliseconds only, whatever the pattern (a page takes more calls).
 SCRIPT_BUDGET = 1024
 #: The same for a glob the script matches in Lua code (a set with a non-ASCII character), about
 #: ten times slower per key than the Lua patterns of the other globs.
 SLOW_MATCH_BUDGET = 128
+#: Entries one call of the scan script reads at most (each a hash read or, at an earlier
+#: revision, a seek of the history index and perhaps a change-log entry).
+SCRIPT_READS = 256
+#: Change-log entries, and bytes of their packed events, one call of the history script indexes
+#: at most (for a store written before the history index).
+HISTORY_BATCH = (64, 1 << 20)
 #: Stream entries one read of the change log fetches at most.
 READ_BATCH = 512
 #: The longest pause (seconds) between two attempts to reach Redis again in background tasks.
@@ -131,6 +144,18 @@ def _lua_patterns(pattern: GlobPattern | None) -> bytes:
     patterns = pattern.lua_patterns() if pattern is not None else None
     # As msgpack strings (not bin), which is what the scripts' cmsgpack reads as Lua strings.
     return b"" if patterns is None else msgpack.packb(patterns, use_bin_type=False)
+
+
+def _bounds(span: KeyRange, after: str | None, reverse: bool) -> list[bytes | int]:
+    """The scan script's arguments low, low inclusive, high, high set: ``span`` strictly after
+    the cursor ``after`` (None: from its start) in the scan's direction."""
+    low, low_incl, high = span.low, True, span.high
+    if after is not None and not reverse and after >= low:
+        low, low_incl = after, False
+    if after is not None and reverse and (high is None or after < high):
+        high = after
+    encoded = (high or "").encode("utf-8", "surrogatepass")
+    return [low.encode("utf-8", "surrogatepass"), int(low_incl), encoded, int(high is not None)]
 
 
 class RedisBackend(Backend):
@@ -189,6 +214,7 @@ class RedisBackend(Backend):
         self._tail_redis: Any = aioredis.Redis(connection_pool=self._tail_pool)
         self._reap: Any = self._redis.register_script(REAP_SCRIPT)
         self._scan: Any = self._redis.register_script(SCAN_SCRIPT)
+        self._index: Any = self._redis.register_script(HISTORY_SCRIPT)
         self._batches = Gatherer(self._send_batch)
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -378,44 +404,52 @@ class RedisBackend(Backend):
         keys_only: bool = False,
         max_bytes: int | None = None,
     ) -> ScanPage:
-        """One page in one script call (one round trip, atomic): the key index merged with, for
-        an earlier revision, the keys changed since as the change log says they were; the glob
-        is matched in the script with :meth:`GlobPattern.tokens`. A page looks at no more than
-        :data:`SCRIPT_BUDGET` keys (:data:`SLOW_MATCH_BUDGET` for a glob with a non-ASCII set),
-        so a sparse glob may return a short page, even an empty one, with a cursor."""
-        low, low_incl, high = span.low, True, span.high
-        if after is not None and not reverse and after >= low:
-            low, low_incl = after, False
-        if after is not None and reverse and (high is None or after < high):
-            high = after
+        """One page, read at one instant in calls of the scan script that each examine at most
+        :data:`SCRIPT_BUDGET` keys (:data:`SLOW_MATCH_BUDGET` for a glob with a non-ASCII set)
+        and read at most :data:`SCRIPT_READS` entries, so no call holds Redis for more than a
+        few milliseconds; the calls after the first read at its revision (an earlier one
+        through the history index: one seek per key). The glob is matched in the script with
+        :meth:`GlobPattern.tokens`. A page examines at most :data:`SCAN_BUDGET` keys (or
+        ``limit``), so a sparse glob may return a short page, even an empty one, with a
+        cursor; so may a page whose revision left the history while it was read."""
         tokens = b"" if span.pattern is None else msgpack.packb(span.pattern.tokens())
         patterns = _lua_patterns(span.pattern)
-        budget = max(SCRIPT_BUDGET, limit) if patterns or not tokens else SLOW_MATCH_BUDGET
-        args = [
-            self.key_prefix,
-            repr(time.time()),
-            low.encode("utf-8", "surrogatepass"),
-            int(low_incl),
-            (high or "").encode("utf-8", "surrogatepass"),
-            int(high is not None),
-            int(reverse),
-            limit,
-            budget,
-            revision,
-            len(span.prefix.encode()),
-            tokens,
-            int(keys_only),
-            max_bytes or 0,
-            patterns,
-        ]
-        reply = await self._call(functools.partial(self._scan, args=args))
-        if int(reply[0]) == -1:
-            raise compacted_error(int(reply[1]), revision)
-        if int(reply[0]) == -2:
-            raise future_revision(revision, int(reply[1]))
-        entries = [flat_entry(reply, index) for index in range(3, len(reply), 6)]
-        more = bool(int(reply[1]))
-        return ScanPage(entries, int(reply[0]), more, text_of(reply[2]) if more else "")
+        per_call = SCRIPT_BUDGET if patterns or not tokens else SLOW_MATCH_BUDGET
+        entries: list[Entry] = []
+        budget, size, now, live = max(SCAN_BUDGET, limit), 0, repr(time.time()), ""
+        fixed = [len(span.prefix.encode()), tokens, int(keys_only)]
+        while True:
+            bounds = _bounds(span, after, reverse)
+            rest = [limit - len(entries), min(per_call, budget), SCRIPT_READS, revision, *fixed]
+            extra = [max_bytes - size if max_bytes else 0, patterns, live]
+            args = [self.key_prefix, now, *bounds, int(reverse), *rest, *extra]
+            reply = await self._call(functools.partial(self._scan, args=args))
+            status = int(reply[0])
+            if status == -3:
+                await self._index_history(revision)
+                continue
+            if status == -1 and live == "1":  # the page's revision left the history meanwhile
+                return ScanPage(entries, revision, True, after or "")
+            if status == -1:
+                raise compacted_error(int(reply[1]), revision)
+            if status == -2:
+                raise future_revision(revision, int(reply[1]))
+            entries += [flat_entry(reply, index) for index in range(6, len(reply), 6)]
+            revision, cursor, live = status, text_of(reply[2]), str(int(reply[4]))
+            budget, size = budget - int(reply[3]), size + int(reply[5])
+            if not int(reply[1]):
+                return ScanPage(entries, revision, False, "")
+            if len(entries) >= limit or budget <= 0 or (max_bytes and size >= max_bytes):
+                return ScanPage(entries, revision, True, cursor)
+            after = cursor
+
+    async def _index_history(self, revision: int) -> None:
+        """Index the change log's entries after ``revision`` that the history index lacks (a
+        store written before it), at most :data:`HISTORY_BATCH` to a script call."""
+        while True:
+            indexed = await self._call(lambda: self._index(args=[self.key_prefix, *HISTORY_BATCH]))
+            if int(indexed) <= revision + 1:
+                return
 
     async def revision(self) -> int:
         """The current store revision."""

@@ -43,19 +43,44 @@ local function emit(out, key, e, v)
   out[#out + 1] = e[4]
   out[#out + 1] = e[5] or ''
 end
--- Log the events of revision `rev`, then drop the oldest log entries while the log holds more
--- than `maxlen` revisions or, once past `maxbytes` (0: no bound) of packed events, until it is
--- back to three quarters of that (trimming is then not needed at every commit). The newest
--- entry always stays; `P logbytes` is the log's size (0 for a log older than the counter).
--- `rev` becomes the store revision.
+-- The history index `P hist` holds, at score 0, one member per event of the log: the event's
+-- key, a NUL (no key holds one) and the revision as 8 bytes big-endian, so that members sort
+-- by key, then revision. These are the members of revision `rev`'s `events`.
+local function history_members(rev, events)
+  local tail, members = string.char(0) .. struct.pack('>I8', rev), {}
+  for i, ev in ipairs(events) do members[i] = ev[2] .. tail end
+  return members
+end
+-- ZADD (at score 0) or ZREM `members` to or from the history index, 1,000 to a call.
+local function mark(command, members)
+  for first = 1, #members, 1000 do
+    local args = {}
+    for i = first, math.min(first + 999, #members) do
+      if command == 'ZADD' then args[#args + 1] = 0 end
+      args[#args + 1] = members[i]
+    end
+    redis.call(command, p .. 'hist', unpack(args))
+  end
+end
+-- Log the events of revision `rev` (and index them), then drop the oldest log entries (and
+-- their index members) while the log holds more than `maxlen` revisions or, once past
+-- `maxbytes` (0: no bound) of packed events, until it is back to three quarters of that
+-- (trimming is then not needed at every commit); at most 64 entries and, past the first, about
+-- 256 KiB of them (or twice this entry), so a log far over its bounds shrinks with every write
+-- and never all at once. The newest entry always stays; `P logbytes`
+-- is the log's size (0 for a log older than the counter). The first entry of an empty log sets
+-- `P histfrom` to 0: every entry is indexed (a log written before the index has no
+-- `P histfrom`; the history script indexes it). `rev` becomes the store revision.
 local function append(rev, events, maxlen, maxbytes)
   local log, packed = p .. 'log', cmsgpack.pack(events)
   c.rev = rev
   redis.call('XADD', log, rev .. '-0', 'e', packed)
+  mark('ZADD', history_members(rev, events))
   if c.size then
     c.count = c.count + 1
   else
     c.size, c.count = tonumber(redis.call('GET', p .. 'logbytes') or '0'), redis.call('XLEN', log)
+    if c.count == 1 then redis.call('SET', p .. 'histfrom', 0) end
   end
   c.size = c.size + #packed
   local size, count = c.size, c.count
@@ -63,20 +88,21 @@ local function append(rev, events, maxlen, maxbytes)
   local goal = size
   if maxbytes > 0 and size > maxbytes then goal = math.floor(maxbytes * 3 / 4) end
   if count <= maxlen and size <= goal then return end
-  local from, last = '-', nil
-  while count > 1 and (count > maxlen or size > goal) do
-    local want = 64
-    if size <= goal then want = math.min(64, count - maxlen) end
-    local batch = redis.call('XRANGE', log, from, '+', 'COUNT', want)
-    if #batch == 0 then break end
-    for _, item in ipairs(batch) do
-      if count <= 1 or (count <= maxlen and size <= goal) then break end
-      size, count, last = size - #item[2][2], count - 1, tonumber(string.match(item[1], '^(%d+)'))
+  local want, room, last, dropped = 64, math.max(262144, 2 * #packed), nil, {}
+  if size <= goal then want = math.min(64, count - maxlen) end
+  -- About the entries that fit in `room`, by the log's average entry size (XRANGE copies them).
+  want = math.max(1, math.min(want, math.floor(room * count / size) + 1))
+  for _, item in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', want)) do
+    if count <= 1 or (count <= maxlen and size <= goal) or room <= 0 then break end
+    size, count, last = size - #item[2][2], count - 1, tonumber(string.match(item[1], '^(%d+)'))
+    room = room - #item[2][2]
+    for _, member in ipairs(history_members(last, cmsgpack.unpack(item[2][2]))) do
+      dropped[#dropped + 1] = member
     end
-    from = (tonumber(string.match(batch[#batch][1], '^(%d+)')) + 1) .. '-0'
   end
   if last then
     redis.call('XTRIM', log, 'MINID', (last + 1) .. '-0')
+    mark('ZREM', dropped)
     c.size, c.count = size, count
   end
 end
@@ -219,23 +245,30 @@ return replies
 )
 
 # ARGV: prefix, now, low, low inclusive (1/0), high, high set (1/0), reverse (1/0), limit,
-# budget, revision (0: current), pattern cut (bytes of the key before the pattern applies),
-# pattern tokens (cmsgpack of GlobPattern.tokens(), '' for none), keys only (1/0), max bytes
-# (0: no limit), the pattern as Lua patterns (cmsgpack of GlobPattern.lua_patterns(), '' for
-# none: the tokens are matched). One page of Backend.scan, read at one instant. Returns {-1,
-# oldest watchable revision} when the revision's history is gone, {-2, current revision} for a
-# future revision, else {revision, more (1/0), cursor, (key, v, c, m, n, x)*}.
+# budget, reads, revision (0: current), pattern cut (bytes of the key before the pattern
+# applies), pattern tokens (cmsgpack of GlobPattern.tokens(), '' for none), keys only (1/0), max
+# bytes (0: no limit), the pattern as Lua patterns (cmsgpack of GlobPattern.lua_patterns(), ''
+# for none: the tokens are matched), live (1: leave out entries expired at `now`; '': only when
+# reading the current revision). One part of a Backend.scan page, read at one instant: it
+# examines at most `budget` keys and resolves at most `reads` entries (a quarter of each at an
+# earlier revision), and stops after one that brings the log entries it unpacked past
+# UNPACK_BYTES. Returns {-1, oldest watchable revision} when the revision's history is gone,
+# {-2, current revision} for a future revision, {-3} when the history index does not cover the
+# revision yet (the history script indexes the log), else {revision, more (1/0), cursor, keys
+# examined, live (1/0), bytes, (key, v, c, m, n, x)*}.
 SCAN_SCRIPT = (
     _LUA_COMMON
     + """
+local UNPACK_BYTES = 1048576
 local now = tonumber(ARGV[2])
 local low, low_incl, high, high_set = ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6] == '1'
 local reverse = ARGV[7] == '1'
-local limit, budget, want = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local cut, keys_only, max_bytes = tonumber(ARGV[11]), ARGV[13] == '1', tonumber(ARGV[14])
+local limit, budget, reads = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local want, cut, keys_only = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[14] == '1'
+local max_bytes = tonumber(ARGV[15])
 local tokens, pieces = nil, nil
-if ARGV[12] ~= '' then tokens = cmsgpack.unpack(ARGV[12]) end
-if ARGV[15] ~= '' then pieces = cmsgpack.unpack(ARGV[15]) end
+if ARGV[13] ~= '' then tokens = cmsgpack.unpack(ARGV[13]) end
+if ARGV[16] ~= '' then pieces = cmsgpack.unpack(ARGV[16]) end
 
 -- Byte order (string comparison in Lua follows the locale).
 local function before(a, b)
@@ -245,12 +278,6 @@ local function before(a, b)
     if x ~= y then return x < y end
   end
   return #a < #b
-end
-local function holds(k)
-  if low_incl then
-    if before(k, low) then return false end
-  elseif not before(low, k) then return false end
-  return not high_set or before(k, high)
 end
 -- The glob of GlobPattern.tokens() over the code points of the key after `cut` bytes.
 local function one(t, c)
@@ -305,75 +332,117 @@ end
 local current = tonumber(redis.call('GET', p .. 'rev') or '0')
 local rev = current
 if want > current then return {-2, current} end
-local past, changed = {}, {}
-if want > 0 and want < current then
+local live = ARGV[17] == '1' or (ARGV[17] == '' and (want == 0 or want == current))
+local past = want > 0 and want < current
+if past then
   local first = redis.call('XRANGE', p .. 'log', '-', '+', 'COUNT', 1)
   local oldest = current + 1
   if first[1] then oldest = tonumber(string.match(first[1][1], '^(%d+)')) end
   if want < oldest then return {-1, oldest} end
+  local indexed = redis.call('GET', p .. 'histfrom')
+  if not indexed or tonumber(indexed) > want + 1 then return {-3} end
   rev = want
-  for _, item in ipairs(redis.call('XRANGE', p .. 'log', (want + 1) .. '-0', '+')) do
-    for _, ev in ipairs(cmsgpack.unpack(item[2][2])) do
-      local k = ev[2]
-      if past[k] == nil and holds(k) then
-        if ev[9] ~= 0 then past[k] = {ev[7], ev[8], ev[9], ev[10], ev[11]} else past[k] = false end
-        changed[#changed + 1] = k
-      end
-    end
-  end
-  if reverse then
-    table.sort(changed, function(a, b) return before(b, a) end)
-  else
-    table.sort(changed, before)
-  end
+  -- A key costs about four times as much here: a step of the history index's walk, a seek of
+  -- it and perhaps a log entry to unpack.
+  budget, reads = math.ceil(budget / 4), math.ceil(reads / 4)
 end
 
-local low_spec = (low_incl and '[' or '(') .. low
-local high_spec = '+'
-if high_set then high_spec = '(' .. high end
-local chunk = math.min(math.max(limit + 1, 64), budget)
-local batch, bi, done = {}, 1, false
-local function peek()
-  if bi > #batch and not done then
+-- A walk of the sorted set `set` in the scan's direction between lex bounds, `chunk` members
+-- at a time (the key index), or one distinct key at a time (the history index, whose members
+-- are key, NUL, revision: each step is one seek past every member of the key before).
+local NUL, SOH = string.char(0), string.char(1)
+local function walker(set, chunk, distinct)
+  local lo = (low_incl and '[' or '(') .. low
+  local hi = '+'
+  if high_set then hi = '(' .. high end
+  if distinct and not low_incl then lo = '[' .. low .. SOH end
+  local batch, bi, done = {}, 1, false
+  local function fetch()
     if reverse then
-      batch = redis.call('ZREVRANGEBYLEX', p .. 'idx', high_spec, low_spec, 'LIMIT', 0, chunk)
+      batch = redis.call('ZREVRANGEBYLEX', set, hi, lo, 'LIMIT', 0, chunk)
     else
-      batch = redis.call('ZRANGEBYLEX', p .. 'idx', low_spec, high_spec, 'LIMIT', 0, chunk)
+      batch = redis.call('ZRANGEBYLEX', set, lo, hi, 'LIMIT', 0, chunk)
     end
-    bi = 1
-    done = #batch < chunk
-    if #batch > 0 then
-      if reverse then high_spec = '(' .. batch[#batch] else low_spec = '(' .. batch[#batch] end
+    bi, done = 1, #batch < chunk
+    local last = batch[#batch]
+    if last and distinct then
+      last = string.sub(last, 1, #last - 9)
+      batch[#batch] = last
+      if reverse then hi = '(' .. last .. NUL else lo = '[' .. last .. SOH end
+    elseif last then
+      if reverse then hi = '(' .. last else lo = '(' .. last end
     end
   end
-  return batch[bi]
+  return {
+    peek = function()
+      if bi > #batch and not done then fetch() end
+      return batch[bi]
+    end,
+    skip = function() bi = bi + 1 end,
+  }
 end
 
-local out = {rev, 0, ''}
-local found, scanned, size, ci = 0, 0, 0, 1
+-- The entry of key `k` at revision `rev`: for a past revision, where the history index has a
+-- change of the key after it, the previous entry of that change (false where the key did not
+-- exist), else the key's current entry. Log entries are unpacked once per call.
+local after_want = ''
+if past then after_want = NUL .. struct.pack('>I8', want + 1) end
+local unpacked, seen = 0, {}
+local function entry_at(k)
+  if past then
+    local change = redis.call('ZRANGEBYLEX', p .. 'hist', '[' .. k .. after_want,
+                              '(' .. k .. SOH, 'LIMIT', 0, 1)[1]
+    if change then
+      local at = struct.unpack('>I8', change, #k + 2)
+      local events = seen[at]
+      if not events then
+        local packed = redis.call('XRANGE', p .. 'log', at .. '-0', at .. '-0')[1][2][2]
+        unpacked = unpacked + #packed
+        events = {}
+        for _, ev in ipairs(cmsgpack.unpack(packed)) do events[ev[2]] = ev end
+        seen[at] = events
+      end
+      local ev = events[k]
+      if ev[9] == 0 then return false end
+      return {ev[7], ev[8], ev[9], ev[10], ev[11]}
+    end
+  end
+  return read(k) or false
+end
+
+local chunk = math.min(math.max(math.min(limit, reads) + 1, 64), budget)
+local keys = walker(p .. 'idx', chunk, false)
+local changed = nil
+if past then changed = walker(p .. 'hist', 1, true) end
+local out = {rev, 0, '', 0, live and 1 or 0, 0}
+local found, scanned, resolved, size = 0, 0, 0, 0
 while true do
-  local a, b = peek(), changed[ci]
+  -- The next key of the walk: `a` from the key index, `b` from the history index.
+  local a, b = keys.peek(), changed and changed.peek()
   if a == nil and b == nil then break end
-  if found == limit or scanned == budget or (max_bytes > 0 and size >= max_bytes) then
+  local b_first = a == nil
+  if a ~= nil and b ~= nil then
+    if reverse then b_first = before(a, b) else b_first = before(b, a) end
+  end
+  if found == limit or scanned == budget or resolved == reads or unpacked >= UNPACK_BYTES
+      or (max_bytes > 0 and size >= max_bytes) then
     out[2] = 1
     break
   end
   local k = a
-  if b ~= nil and (a == nil or (reverse and before(a, b)) or (not reverse and before(b, a))) then
+  if b_first then
     k = b
-    ci = ci + 1
+    changed.skip()
   else
-    bi = bi + 1
-    if a == b then ci = ci + 1 end
+    keys.skip()
+    if a == b then changed.skip() end
   end
   scanned = scanned + 1
   out[3] = k
   if wanted(k) then
-    local e = past[k]
-    if e == nil then
-      e = read(k)
-      if e and rev == current and e[5] and tonumber(e[5]) <= now then e = nil end
-    end
+    resolved = resolved + 1
+    local e = entry_at(k)
+    if e and live and e[5] and e[5] ~= '' and tonumber(e[5]) <= now then e = nil end
     if e then
       found = found + 1
       size = size + #e[1] + #k
@@ -381,6 +450,37 @@ while true do
     end
   end
 end
+out[4], out[6] = scanned, size
 return out
+"""
+)
+
+# ARGV: prefix, entries, bytes. Adds to the history index the events of the log entries it may
+# lack (those before `P histfrom`, or every entry when it is missing: a log written before the
+# index), newest first, up to `entries` of them and none after the one that brings their packed
+# events to `bytes`. Returns the new `P histfrom`: every retained log entry from that revision
+# on is indexed (0: all of them).
+HISTORY_SCRIPT = (
+    _LUA_COMMON
+    + """
+local from = redis.call('GET', p .. 'histfrom')
+if from then
+  from = tonumber(from)
+else
+  from = tonumber(redis.call('GET', p .. 'rev') or '0') + 1
+end
+local entries, bytes = tonumber(ARGV[2]), tonumber(ARGV[3])
+while from > 0 and entries > 0 and bytes > 0 do
+  local item = redis.call('XREVRANGE', p .. 'log', '(' .. from .. '-0', '-', 'COUNT', 1)[1]
+  if not item then
+    from = 0
+  else
+    from = tonumber(string.match(item[1], '^(%d+)'))
+    mark('ZADD', history_members(from, cmsgpack.unpack(item[2][2])))
+    entries, bytes = entries - 1, bytes - #item[2][2]
+  end
+end
+redis.call('SET', p .. 'histfrom', from)
+return from
 """
 )
