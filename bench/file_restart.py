@@ -218,6 +218,7 @@ def measure(harness: Any) -> None:
         if done is None:
             harness.results["skipped"].append(f"file restarts at {keys}: failed")
             continue
+        done[scaling.load_row("restart cell")] = os.getloadavg()[0]
         for name, value in done.items():
             scaling.row(harness.results, "file", name, keys, value)
 

@@ -21,6 +21,7 @@ from bench import (
     batching,
     file_restart,
     queue_scaling,
+    replay,
     report,
     scaling,
     stack,
@@ -742,6 +743,7 @@ def run(settings: Settings, out_dir: str) -> dict[str, Any]:
             scaling.measure(harness, redis)
             if "file" in settings.backends:
                 file_restart.measure(harness)
+            replay.measure(harness, redis)
         if "queue" in parts:
             if "redis" in settings.backends and (redis is None or redis.process.poll() is not None):
                 redis = harness.start(start_redis())

@@ -48,10 +48,13 @@ def at_least(value: float | None, floor: float, decided: bool = True) -> bool | 
 FLAT_FACTOR = 3.0
 
 
-def flatness(issue: int, name: str, cells: dict[int, float], smallest: int, largest: int) -> Target:
-    """Whether an operation's cost (``cells``: size -> ms) stays flat from ``smallest`` to
-    ``largest``: at most :data:`FLAT_FACTOR` times as much (n/a when either was not measured)."""
-    shown = " / ".join(f"{cells[size]:.3g}" for size in sorted(cells)) + " ms at "
+def flatness(
+    issue: int, name: str, cells: dict[int, float], smallest: int, largest: int, unit: str = "ms"
+) -> Target:
+    """Whether an operation's cost (``cells``: size -> cost in ``unit``) stays flat from
+    ``smallest`` to ``largest``: at most :data:`FLAT_FACTOR` times as much (n/a when either was
+    not measured)."""
+    shown = " / ".join(f"{cells[size]:.3g}" for size in sorted(cells)) + f" {unit} at "
     shown += " / ".join(f"{size:,}" for size in sorted(cells))
     if smallest not in cells or largest not in cells:
         return Target(issue, f"{name}: flat up to {largest:,}", shown, None)

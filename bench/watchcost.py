@@ -1,5 +1,5 @@
 """The watch-cost part of ``make bench`` (``--parts watch``): what open watch streams cost a
-write that none of them matches, and what a replay from an old revision costs the other calls.
+write that none of them matches.
 
 * **Idle streams, in paired rounds.** Two servers of the same backend run side by side, one
   with no watch stream and one with :data:`IDLE_STREAMS` streams open, each watching its own
@@ -11,11 +11,8 @@ write that none of them matches, and what a replay from an old revision costs th
   at c=1, and server CPU per save at c=16 less what the idle streams cost the server with no
   save at all, which is measured before the rounds and shown beside it: their progress
   messages, one per stream every 10 s).
-* **Replay.** :data:`REPLAY_KEYS` documents of 1 KB are loaded into a server without a byte
-  bound on its history (``--history-bytes 0``), then one stream watches every key from
-  revision 1 while a probe client reads one key every :data:`PROBE_INTERVAL` seconds: the
-  time the replay takes, the probe's worst and 99th percentile latency meanwhile, and the
-  server's resident memory before, at its peak and after.
+
+A replay from an old revision is measured by the scaling part at each size (:mod:`bench.replay`).
 """
 
 from __future__ import annotations
@@ -47,35 +44,19 @@ CALLS, QUICK_CALLS = 150, 40
 IDLE_SECONDS, QUICK_IDLE_SECONDS = 10.0, 5.0
 #: The largest cost ratio issue 19 allows.
 LIMIT = 1.20
-#: Documents loaded before the replay (the quick run loads a tenth).
-REPLAY_KEYS = 100_000
-#: Puts per loading transaction.
-LOAD_BATCH = 100
-#: Seconds between two reads of the replay's probe.
-PROBE_INTERVAL = 0.002
-#: The replayed document: about 1 KB.
-BLOB = {"blob": "x" * 1000}
 
 
 def measure(harness: Harness, redis: Service | None) -> None:
     """Every row of this part, for every backend of the run."""
     from bench.run import _backend_args
 
-    for table in ("watch_cost", "replay"):
-        harness.results.setdefault(table, [])
+    harness.results.setdefault("watch_cost", [])
     for backend in harness.settings.backends:
-        args = _backend_args(backend, redis, harness.scratch + f"/watch-{backend}")
-        if args is None:
+        if _backend_args(backend, redis, harness.scratch + f"/watch-{backend}") is None:
             continue
         label = f"statekeeper {backend}"
         harness.log(f"watch cost, {backend} backend: paired rounds, 0 vs {IDLE_STREAMS} streams")
         _idle_row(harness, label, backend, redis)
-        # No byte bound on the history: the replay reads every revision since the first.
-        replaying = [*args, "--history-bytes", "0"]
-        server = harness.start(start_statekeeper(*replaying, name=f"statekeeper-{backend}-replay"))
-        assert server is not None
-        _replay_row(harness, label, backend, server)
-        server.stop()
     for target in targets(harness.results):
         verdict = {True: "PASS", False: "FAIL", None: "n/a"}[target.met]
         harness.log(f"  {target.name}: {target.measured} {verdict}")
@@ -216,61 +197,6 @@ def targets(results: dict[str, Any]) -> list[Target]:
     return found
 
 
-def _replay_row(harness: Harness, label: str, backend: str, server: Service) -> None:
-    from bench import report  # the report lists this part's targets: imported when run
-
-    keys = REPLAY_KEYS // 10 if harness.settings.quick else REPLAY_KEYS
-    rss_empty = server.rss_bytes()
-    harness.pool.submit(load_documents, {"address": server.address, "keys": keys}).result()
-    rss_loaded = server.rss_bytes()
-    stop = harness.manager.Event()
-    probe = harness.pool.submit(probe_reads, {"address": server.address, "stop": stop})
-    replay = harness.pool.submit(replay_all, {"address": server.address, "keys": keys})
-    peak = rss_loaded
-    while not replay.done():
-        peak = max(peak, server.rss_bytes())
-        time.sleep(0.05)
-    stop.set()
-    replayed, probed = replay.result(), probe.result()
-    latencies = report.merge_latencies([probed["latencies_ns"]])
-    row = {
-        "label": label,
-        "backend": backend,
-        "keys": keys,
-        "events": replayed["events"],
-        "messages": replayed["messages"],
-        "largest_message_bytes": replayed["largest"],
-        "replay_s": replayed["seconds"],
-        "error": replayed["error"],
-        "probe_reads": len(latencies),
-        "probe_p99_ms": report.percentile(latencies, 99),
-        "probe_max_ms": latencies[-1] / 1e6 if latencies else None,
-        "rss_empty_mb": rss_empty / 1e6,
-        "rss_loaded_mb": rss_loaded / 1e6,
-        "rss_peak_mb": max(peak, _peak_rss(server)) / 1e6,
-        "rss_after_mb": server.rss_bytes() / 1e6,
-    }
-    harness.results["replay"].append(row)
-    harness.log(
-        f"  replay {label:<20} {keys} keys: {row['replay_s']:.1f} s, {row['events']} events in "
-        f"{row['messages']} messages; probe get p99 {row['probe_p99_ms']:.1f} ms, max "
-        f"{row['probe_max_ms'] or 0:.1f} ms; RSS {row['rss_loaded_mb']:.0f} MB loaded, "
-        f"{row['rss_peak_mb']:.0f} MB peak" + (f"  ERROR {row['error']}" if row["error"] else "")
-    )
-
-
-def _peak_rss(server: Service) -> int:
-    """The process's peak resident memory (Linux), 0 where unknown."""
-    try:
-        with open(f"/proc/{server.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def markdown(results: dict[str, Any]) -> list[str]:
     """The report's section of this part (nothing when the part did not run)."""
     lines: list[str] = []
@@ -296,25 +222,6 @@ def markdown(results: dict[str, Any]) -> list[str]:
                 for f in ("p50_ms", "cpu_us")
             ]
             lines.append(f"| {row['label']} | {cells[0]} | {cells[1]} | {row['idle_cores']:.3f} |")
-    replays = results.get("replay", [])
-    if replays:
-        lines += [
-            "",
-            "Replay: Watch of every key from revision 1 after loading 1 KB documents, with a "
-            f"probe Get every {PROBE_INTERVAL * 1000:.0f} ms meanwhile:",
-            "",
-            "| server | keys | replay s | messages (largest) | probe p99 ms | probe max ms "
-            "| RSS loaded / peak / after MB |",
-            "|---|--:|--:|--:|--:|--:|--:|",
-        ]
-        for row in replays:
-            lines.append(
-                f"| {row['label']} | {row['keys']:,} | {row['replay_s']:.1f} | "
-                f"{row['messages']:,} ({row['largest_message_bytes'] / 1e3:.0f} KB) | "
-                f"{row['probe_p99_ms']:.1f} | {row['probe_max_ms'] or 0:.1f} | "
-                f"{row['rss_loaded_mb']:.0f} / {row['rss_peak_mb']:.0f} / "
-                f"{row['rss_after_mb']:.0f} |" + (f" error: {row['error']}" if row["error"] else "")
-            )
     return lines
 
 
@@ -371,93 +278,3 @@ async def _hold_streams(job: dict[str, Any]) -> dict[str, Any]:
         await channel.close()
     await asyncio.gather(*tasks, return_exceptions=True)
     return {"errors": errors}
-
-
-def load_documents(job: dict[str, Any]) -> None:
-    """Write ``keys`` documents of about 1 KB under ``rp/``, LOAD_BATCH per transaction."""
-    asyncio.run(_load_documents(job))
-
-
-async def _load_documents(job: dict[str, Any]) -> None:
-    import grpc
-    from statekeeper import values
-    from statekeeper.v1 import state_service_pb2 as pb
-    from statekeeper.v1 import state_service_pb2_grpc
-
-    async with grpc.aio.insecure_channel(job["address"]) as channel:
-        stub = state_service_pb2_grpc.StateServiceStub(channel)
-        value = values.document_to_wire(BLOB)
-        limit = asyncio.Semaphore(4)
-
-        async def batch(start: int) -> None:
-            async with limit:
-                operations = [
-                    pb.Operation(put=pb.PutOperation(key=f"rp/{number:08d}", value=value))
-                    for number in range(start, min(start + LOAD_BATCH, job["keys"]))
-                ]
-                await stub.Transact(pb.TransactRequest(operations=operations))
-
-        await asyncio.gather(*(batch(start) for start in range(0, job["keys"], LOAD_BATCH)))
-
-
-def replay_all(job: dict[str, Any]) -> dict[str, Any]:
-    """Watch every key from revision 1 until ``keys`` events arrived (or the stream failed)."""
-    return asyncio.run(_replay_all(job))
-
-
-async def _replay_all(job: dict[str, Any]) -> dict[str, Any]:
-    import grpc
-    from statekeeper.v1 import state_service_pb2 as pb
-    from statekeeper.v1 import state_service_pb2_grpc
-
-    options = [("grpc.max_receive_message_length", (1 << 31) - 1)]
-    events = messages = largest = 0
-    error = ""
-    start = time.perf_counter()
-    async with grpc.aio.insecure_channel(job["address"], options=options) as channel:
-        stub = state_service_pb2_grpc.StateServiceStub(channel)
-        call = stub.Watch(pb.WatchRequest(pattern="rp/*", start_revision=1))
-        try:
-            async for message in call:
-                messages += 1
-                largest = max(largest, message.ByteSize())
-                events += len(message.events)
-                if message.canceled:
-                    error = message.cancel_reason
-                    break
-                if events >= job["keys"]:
-                    break
-        except grpc.aio.AioRpcError as failure:
-            error = f"{failure.code().name}: {failure.details()}"
-        call.cancel()
-    return {
-        "events": events,
-        "messages": messages,
-        "largest": largest,
-        "seconds": time.perf_counter() - start,
-        "error": error,
-    }
-
-
-def probe_reads(job: dict[str, Any]) -> dict[str, Any]:
-    """Get one key every PROBE_INTERVAL until ``stop`` is set; the latencies."""
-    return asyncio.run(_probe_reads(job))
-
-
-async def _probe_reads(job: dict[str, Any]) -> dict[str, Any]:
-    import array
-
-    import grpc
-    from statekeeper.v1 import state_service_pb2 as pb
-    from statekeeper.v1 import state_service_pb2_grpc
-
-    latencies = array.array("q")
-    async with grpc.aio.insecure_channel(job["address"]) as channel:
-        stub = state_service_pb2_grpc.StateServiceStub(channel)
-        await stub.Get(pb.GetRequest(key="rp/00000000"))
-        while not job["stop"].is_set():
-            began = time.perf_counter_ns()
-            await stub.Get(pb.GetRequest(key="rp/00000000"))
-            latencies.append(time.perf_counter_ns() - began)
-            await asyncio.sleep(PROBE_INTERVAL)
-    return {"latencies_ns": latencies.tobytes()}

@@ -4,8 +4,9 @@ Every group commit, once on disk in the log, is applied here (on the event loop)
 here before the index (a key here overrides the index, a deletion is kept as one), and the
 watch feed serves current watchers from :attr:`Memtable.history`. A compaction flushes the
 memtable into the index as of one revision and then :meth:`Memtable.prune` forgets what the
-index now holds, so the memtable holds at most about one compaction's worth of log
-(``compact_bytes``), whatever the size of the store. It also keeps the store's running figures
+index now holds (the rows at once, the history a bounded step at each later commit), so the
+memtable holds at most about one or two compactions' worth of log (``compact_bytes``), whatever
+the size of the store. It also keeps the store's running figures
 (key count, value bytes, the newest compacted history revision).
 
 Like the memory backend, it keeps nothing the garbage collector walks: an entry is one flat
@@ -132,8 +133,11 @@ class Memtable:
         #: ``entries`` here and :meth:`prune` drops them, both in one step whatever the size.
         self._flushing: dict[str, Row] = {}
         self._flushing_keys: list[str] = []
-        #: Every revision since the last flush (older than ``compacted_through`` trimmed).
+        #: Every revision since the last flush, and for a while the flushed ones (older
+        #: than ``compacted_through`` or ``_flushed_through``: dropped a step per commit).
         self.history = RetainedHistory()
+        #: The revision of the last flush (the index holds the history up to it).
+        self._flushed_through = 0
         self._ledger = _Ledger(index.history_sizes())
         self._expiries: list[tuple[float, str, int]] = []
         self.keys, self.bytes = index.keys, index.bytes
@@ -156,9 +160,10 @@ class Memtable:
         if through > self.compacted_through:
             self.compacted_through = through
             ledger.forget_through(through)
-        cut = history.count_through(self.compacted_through)
+        held_elsewhere = max(self.compacted_through, self._flushed_through)
+        cut = history.count_through(held_elsewhere)
         if cut and len(history) >= 64 and cut >= len(history) // 4:
-            history.drop(cut)
+            history.drop_through(held_elsewhere)
 
     def lookup(self, key: str) -> tuple[bool, Entry | None]:
         """(True, entry or None when deleted) for a key changed here, else (False, None)."""
@@ -178,7 +183,7 @@ class Memtable:
 
     def holds_history_from(self, first: int) -> bool:
         """Whether revision ``first`` and every later one are here (not only in the index)."""
-        oldest = self.history.oldest
+        oldest = self.history.oldest_after(self._flushed_through)
         return oldest is not None and oldest <= first
 
     def snapshot(self) -> tuple[dict[str, Row], list[tuple[int, tuple[Any, ...]]]]:
@@ -193,13 +198,16 @@ class Memtable:
         else:
             self._flushing, self._flushing_keys = self.entries, self._keys
         self.entries, self._keys = {}, []
-        return self._flushing, self.history.export(self.compacted_through)
+        return self._flushing, self.history.export(
+            max(self.compacted_through, self._flushed_through)
+        )
 
     def prune(self, through: int) -> None:
-        """Forget the rows of the last :meth:`snapshot` and the history up to revision
-        ``through``, its revision (the index holds them now)."""
+        """Forget the rows of the last :meth:`snapshot`; the history up to revision
+        ``through``, its revision (the index holds them now), goes a bounded step at each
+        later commit (still read meanwhile: the same events the index holds)."""
         self._flushing, self._flushing_keys = {}, []
-        self.history.drop(self.history.count_through(through))
+        self._flushed_through = through
 
     def pop_due(self, now: float, limit: int) -> list[tuple[str, int]]:
         """Remove and return up to ``limit`` (key, mod_revision) of expiries here due at

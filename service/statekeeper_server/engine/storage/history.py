@@ -14,8 +14,11 @@ revision costs time in the size of the history.
   revision order, packed as ``revision << 24 | index within the revision`` (8 bytes each), and
   the keys are kept sorted: a read at an earlier revision bisects the versions of the keys its
   page examines, instead of walking every revision since.
-* **Trimming** drops the oldest revisions in one step (whoever owns the history decides how
-  many, see :meth:`RetainedHistory.cut_for`).
+* **Trimming** drops the oldest revisions a bounded step at a time (at most about
+  :data:`DROP_STEP` events per call, whole revisions), so forgetting a long stretch of history
+  is spread over the commits that follow instead of stalling one of them: :meth:`trim` keeps
+  the history within a revision count and a byte size, :meth:`drop_through` forgets what
+  another store now holds.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ _TYPES = {kind.value: kind for kind in EventType}
 
 #: Items per event in a revision's tuple (see :func:`_flat`).
 FIELDS = 11
+#: Events one call forgets at most (whole revisions, at least one): about 1-3 ms at 1M keys.
+DROP_STEP = 1024
 
 
 def _flat(event: Event) -> tuple[Any, ...]:
@@ -90,27 +95,36 @@ def _event(revision: int, item: tuple[Any, ...], at: int) -> Event:
 class RetainedHistory:
     """The revisions of a store's change history, oldest first (see the module docstring)."""
 
-    __slots__ = ("_items", "_keys", "_new_keys", "_revisions", "_sizes", "_versions", "bytes")
+    __slots__ = (
+        "_items",
+        "_keys",
+        "_revisions",
+        "_sizes",
+        "_trimming",
+        "_versions",
+        "bytes",
+    )
 
     def __init__(self) -> None:
         self._revisions = array("q")
         self._sizes = array("q")
         self._items: list[tuple[Any, ...]] = []
         self._versions: dict[str, bytearray] = {}
+        #: Every key with retained versions, sorted (a key enters on its first retained
+        #: change, at O(log n), and leaves when its last one is dropped).
         self._keys = SortedList()
-        #: Keys given versions since the sorted list was last brought up to date (a write
-        #: does not pay for sorting; the first read that walks the keys does, once).
-        self._new_keys: list[str] = []
         #: The :func:`events_size` of every retained revision together.
         self.bytes = 0
+        #: Whether :meth:`trim` has started and not yet reached its goal.
+        self._trimming = False
 
     def __len__(self) -> int:
         return len(self._items)
 
-    @property
-    def oldest(self) -> int | None:
-        """The oldest retained revision (None: nothing is retained)."""
-        return self._revisions[0] if self._revisions else None
+    def oldest_after(self, revision: int) -> int | None:
+        """The oldest retained revision after ``revision`` (None: there is none)."""
+        place = bisect.bisect_right(self._revisions, revision)
+        return self._revisions[place] if place < len(self._revisions) else None
 
     def append(self, revision: int, events: Sequence[Event]) -> int:
         """Retain the events of ``revision`` (newer than every retained one); their size."""
@@ -120,7 +134,7 @@ class RetainedHistory:
             found = versions.get(event.key)
             if found is None:
                 versions[event.key] = bytearray(pack(code | index))
-                self._new_keys.append(event.key)
+                self._keys.add(event.key)
             else:
                 found += pack(code | index)
         size = events_size(events)
@@ -130,25 +144,43 @@ class RetainedHistory:
         self.bytes += size
         return size
 
-    def cut_for(self, revisions: int, size: int) -> int:
-        """How many of the oldest revisions to drop to keep at most ``revisions`` of them and,
-        when ``size`` is set and exceeded, at most three quarters of ``size`` bytes (the newest
-        revision always stays). Trimming goes in batches (once a quarter of ``revisions`` over,
-        or down to three quarters of ``size``), so a commit does not shift the arrays each time."""
-        cut = 0
-        excess = len(self._items) - revisions
-        if excess > 0 and excess >= revisions // 4:
-            cut = excess
-        if size and self.bytes > size:
-            goal = self.bytes - size * 3 // 4
-            sizes = self._sizes
-            freed = sum(sizes[:cut])
-            while freed < goal and cut < len(sizes) - 1:
-                freed += sizes[cut]
-                cut += 1
-        return cut
+    def trim(self, revisions: int, size: int) -> int:
+        """One step of keeping at most ``revisions`` revisions and, when ``size`` is set, at
+        most ``size`` bytes (the newest revision always stays); the newest revision dropped
+        (0: none). Trimming starts once ``revisions`` is exceeded by a quarter or ``size``
+        bytes are exceeded (so a commit does not shift the arrays each time), and goes on at
+        every later call, :data:`DROP_STEP` events at a time, until at most ``revisions``
+        revisions and three quarters of ``size`` bytes remain."""
+        items, sizes = self._items, self._sizes
+        excess = len(items) - revisions
+        if not self._trimming:
+            over_count = excess > 0 and excess >= revisions // 4
+            self._trimming = over_count or bool(size and self.bytes > size)
+            if not self._trimming:
+                return 0
+        goal = self.bytes - size * 3 // 4 if size else 0
+        cut = freed = events = 0
+        while cut < len(items) - 1 and (cut < excess or freed < goal):
+            if events >= DROP_STEP:
+                break
+            freed += sizes[cut]
+            events += len(items[cut]) // FIELDS
+            cut += 1
+        else:
+            self._trimming = False
+        return self._drop(cut)
 
-    def drop(self, count: int) -> int:
+    def drop_through(self, revision: int) -> int:
+        """One step of forgetting the revisions up to ``revision``: the oldest of them, about
+        :data:`DROP_STEP` events' worth; the newest revision dropped (0: none)."""
+        count, items = self.count_through(revision), self._items
+        cut = events = 0
+        while cut < count and events < DROP_STEP:
+            events += len(items[cut]) // FIELDS
+            cut += 1
+        return self._drop(cut)
+
+    def _drop(self, count: int) -> int:
         """Forget the ``count`` oldest revisions; the newest revision dropped (0: none)."""
         if count <= 0:
             return 0
@@ -162,12 +194,11 @@ class RetainedHistory:
                 gone.append(key)
             else:
                 del found[: number * _CODE.size]
-        if len(gone) * 4 > len(self._keys) + len(self._new_keys):  # sorting the rest is cheaper
-            self._keys, self._new_keys = SortedList(versions), []
+        if len(gone) * 4 > len(self._keys):  # sorting the rest is cheaper
+            self._keys = SortedList(versions)
         else:
-            keys = self._sorted_keys()
             for key in gone:
-                keys.discard(key)
+                self._keys.discard(key)
         self.bytes -= sum(self._sizes[:count])
         del self._items[:count]
         del self._revisions[:count]
@@ -209,17 +240,7 @@ class RetainedHistory:
     ) -> Iterator[str]:
         """The keys with retained changes in ``[low, high)`` strictly after ``after`` in the
         walk's direction, ascending or descending."""
-        return walk(self._sorted_keys(), low, high, after, reverse)
-
-    def _sorted_keys(self) -> SortedList:
-        """Every key with retained versions, sorted (bringing in the new ones first)."""
-        if self._new_keys:
-            if len(self._new_keys) * 4 > len(self._keys):
-                self._keys = SortedList(self._versions)
-            else:
-                self._keys.update(self._new_keys)
-            self._new_keys = []
-        return self._keys
+        return walk(self._keys, low, high, after, reverse)
 
     def page(
         self, span: KeyRange, first: int, last: int, limit: int

@@ -132,9 +132,9 @@ class MemoryBackend(Backend):
         if events:
             history = self._history
             history.append(revision, events)
-            cut = history.cut_for(self._history_revisions, self._history_bytes_limit)
-            if cut:
-                self._compacted_through = history.drop(cut)
+            through = history.trim(self._history_revisions, self._history_bytes_limit)
+            if through:
+                self._compacted_through = through
         self._watchers.publish(self._revision, events)
 
     @property
