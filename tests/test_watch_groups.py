@@ -154,7 +154,7 @@ async def test_a_stream_resuming_before_the_window_reads_its_own_watch(servicer)
 
 async def test_changes_during_a_hold_reach_every_member_as_one_shared_message(servicer):
     groups = servicer._watch_groups
-    groups.hold_per_member_s = groups.max_hold_s = 3600.0  # only a full message flushes early
+    groups.hold_per_send, groups.max_hold_s = 1e9, 3600.0  # only a full message flushes early
     first, second = watch(servicer), watch(servicer)
     await anext(first), await anext(second)
     # After a quiet spell a change goes out at once.
@@ -173,7 +173,7 @@ async def test_changes_during_a_hold_reach_every_member_as_one_shared_message(se
 
 async def test_a_group_holds_longer_while_its_members_are_still_sending(servicer):
     groups = servicer._watch_groups
-    groups.hold_per_member_s, groups.max_hold_s, groups.hold_per_send = 0.0, 3600.0, 1e9
+    groups.max_hold_s, groups.hold_per_send = 3600.0, 1e9
     first, second = watch(servicer), watch(servicer)
     await anext(first), await anext(second)
     # Nothing measured yet: each change goes out at once.
