@@ -113,8 +113,7 @@ class WatchGroups(Generic[U, R]):
     stream that starts after ``revision``; ``merge(responses)`` is one response that says what
     the consecutive ``responses`` say, used up to ``merge_bytes`` (at most the message limit);
     a group flushes at most once per ``hold_per_send`` times its last flush's send time, and
-    at least once per ``max_hold_s``
-    while it has something staged (see the module).
+    at least once per ``max_hold_s`` while it has something staged (see the module).
     """
 
     def __init__(
