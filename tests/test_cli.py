@@ -18,6 +18,7 @@ from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
 from tests.processes import free_port
+from tests.programs import child_process
 from tests.servers import start_server_process
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -120,9 +121,24 @@ async def test_health_of_an_unknown_service_says_so(address: str) -> None:
     assert served.returncode == 0 and served.stdout.strip() == "SERVING"
 
 
+async def exit_code_or_stacks(process: asyncio.subprocess.Process, timeout: float) -> int:
+    """The exit code of ``process`` once it ends; if it has not ended within ``timeout``
+    seconds, fail with the stack of each of its threads (it must run with PYTHONFAULTHANDLER
+    set and its stderr piped)."""
+    try:
+        return await asyncio.wait_for(process.wait(), timeout)
+    except TimeoutError:
+        assert process.stderr is not None
+        process.send_signal(signal.SIGABRT)
+        stacks = await asyncio.wait_for(process.stderr.read(), timeout)
+        raise AssertionError(
+            f"still running {timeout} s later; its threads:\n{stacks.decode()}"
+        ) from None
+
+
 async def test_watch_waits_for_the_server_and_then_prints_changes() -> None:
     port = free_port()
-    watch = await asyncio.create_subprocess_exec(
+    async with child_process(
         sys.executable,
         "-m",
         "statekeeper_server",
@@ -133,34 +149,34 @@ async def test_watch_waits_for_the_server_and_then_prints_changes() -> None:
         "1",  # the write below may come before the watch starts
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-    )
-    assert watch.stdout is not None and watch.stderr is not None
-    server = None
-    try:
-        waiting = await asyncio.wait_for(watch.stderr.readline(), 60)
-        assert waiting.decode() == (
-            f"waiting for the statekeeper server at 127.0.0.1:{port} (Ctrl-C to stop)\n"
-        )
-        server = StatekeeperServer(ServerConfig(backend="memory", port=port))
-        await server.start()
-        async with StateManager(StateConfig(backend="grpc", address=f"127.0.0.1:{port}")) as m:
-            assert await m.save("greeting", {"text": "hello"}) == 1
-        connected = await asyncio.wait_for(watch.stderr.readline(), 60)
-        assert connected.decode() == f"connected to 127.0.0.1:{port}\n"
-        line = await asyncio.wait_for(watch.stdout.readline(), 60)
-        change = json.loads(line)
-        assert (change["type"], change["key"], change["value"]) == (
-            "put",
-            "greeting",
-            {"text": "hello"},
-        )
-    finally:
-        watch.send_signal(signal.SIGINT)
-        await watch.wait()
-        if server is not None:
-            await server.stop(0)
-    assert watch.returncode == 130
-    assert b"Traceback" not in await watch.stderr.read()
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT prints every thread's stack
+    ) as watch:
+        assert watch.stdout is not None and watch.stderr is not None
+        server = None
+        try:
+            waiting = await asyncio.wait_for(watch.stderr.readline(), 60)
+            assert waiting.decode() == (
+                f"waiting for the statekeeper server at 127.0.0.1:{port} (Ctrl-C to stop)\n"
+            )
+            server = StatekeeperServer(ServerConfig(backend="memory", port=port))
+            await server.start()
+            async with StateManager(StateConfig(backend="grpc", address=f"127.0.0.1:{port}")) as m:
+                assert await m.save("greeting", {"text": "hello"}) == 1
+            connected = await asyncio.wait_for(watch.stderr.readline(), 60)
+            assert connected.decode() == f"connected to 127.0.0.1:{port}\n"
+            line = await asyncio.wait_for(watch.stdout.readline(), 60)
+            change = json.loads(line)
+            assert (change["type"], change["key"], change["value"]) == (
+                "put",
+                "greeting",
+                {"text": "hello"},
+            )
+            watch.send_signal(signal.SIGINT)  # Ctrl-C, with the server still up
+            assert await exit_code_or_stacks(watch, 60) == 130
+        finally:
+            if server is not None:
+                await server.stop(0)
+        assert b"Traceback" not in await watch.stderr.read()
 
 
 def test_make_help_lists_every_target_with_one_line() -> None:

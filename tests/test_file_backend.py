@@ -38,6 +38,7 @@ from statekeeper_server.engine.storage.file import read_frames
 from statekeeper_server.engine.storage.file_log import Log
 from statekeeper_server.server import StatekeeperServer
 
+from tests.programs import child_process
 from tests.servers import ServerProcess, start_server_process
 
 #: (format, compression) pairs every durability test runs with.
@@ -149,7 +150,7 @@ async def test_every_acknowledged_write_survives_sigkill(
 async def test_second_process_on_one_directory_fails_clearly(tmp_path: Path) -> None:
     server = serve_file(tmp_path, "msgpack", False)
     try:
-        second = await asyncio.create_subprocess_exec(
+        async with child_process(
             sys.executable,
             "-m",
             "statekeeper_server",
@@ -162,8 +163,8 @@ async def test_second_process_on_one_directory_fails_clearly(tmp_path: Path) -> 
             str(tmp_path),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await asyncio.wait_for(second.communicate(), WAIT)
+        ) as second:
+            stdout, stderr = await asyncio.wait_for(second.communicate(), WAIT)
         assert second.returncode == 2
         assert b"listening" not in stdout
         message = stderr.decode()
@@ -415,7 +416,7 @@ async def test_stats_by_rpc_and_cli(tmp_path: Path) -> None:
             stats = await manager.get_stats()
             assert await manager.list_keys("*") == ["a"]
             assert stats.user_keys == 1 and stats.keys > 1
-        cli = await asyncio.create_subprocess_exec(
+        async with child_process(
             sys.executable,
             "-m",
             "statekeeper_server",
@@ -423,8 +424,8 @@ async def test_stats_by_rpc_and_cli(tmp_path: Path) -> None:
             "--address",
             address,
             stdout=asyncio.subprocess.PIPE,
-        )
-        stdout, _ = await asyncio.wait_for(cli.communicate(), WAIT)
+        ) as cli:
+            stdout, _ = await asyncio.wait_for(cli.communicate(), WAIT)
         assert cli.returncode == 0
         assert json.loads(stdout) == {
             "user_keys": 1,

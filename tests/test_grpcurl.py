@@ -20,6 +20,8 @@ import pytest
 from statekeeper.state import StateConfig, StateManager
 from statekeeper_server.services import SERVICES
 
+from tests.programs import child_process
+
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / ".tools" / "bin"
 MARKER = "<!-- tested by tests/test_grpcurl.py"
@@ -59,31 +61,27 @@ def grpcurl_env() -> dict[str, str]:
 
 async def run(argv: list[str], env: dict[str, str]) -> str:
     """Run a command that ends by itself; return its stdout (fails on a non-zero exit)."""
-    process = await asyncio.create_subprocess_exec(
+    async with child_process(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    ) as process:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), TIMEOUT)
     assert process.returncode == 0, f"{shlex.join(argv)} failed:\n{stderr.decode()}"
     return stdout.decode()
 
 
 async def follow_until(argv: list[str], env: dict[str, str], needle: str) -> str:
     """Run a never-ending stream command until ``needle`` and the object holding it are out."""
-    process = await asyncio.create_subprocess_exec(
+    async with child_process(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
-    )
-    assert process.stdout is not None
-    output = ""
-    try:
+    ) as process:
+        assert process.stdout is not None
+        output = ""
         while True:
             line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
             assert line, f"{shlex.join(argv)} ended before printing {needle}"
             output += line.decode()
             if needle in output and line.rstrip() == b"}":
                 return output
-    finally:
-        process.kill()
-        await process.wait()
 
 
 async def test_readme_grpcurl_commands(address: str, grpcurl_env: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ from statekeeper.state import StateConfig, StateManager
 
 from tests.agent_stores import TOKENS
 from tests.langgraph_graphs import counter_graph, review_graph
+from tests.programs import child_process
 from tests.servers import ServerProcess, start_server_process
 
 TOKEN, TENANT = "agents-a", "team-a"
@@ -47,12 +48,12 @@ async def manager(server: ServerProcess) -> AsyncIterator[StateManager]:
 async def second_process(server: ServerProcess, thread: str, action: str, *flags: str) -> Any:
     """Run ``action`` on ``thread`` in another Python process (tests/langgraph_graphs.py, with
     LangGraph's synchronous API) and return what it printed."""
-    process = await asyncio.create_subprocess_exec(
+    async with child_process(
         sys.executable, "-m", "tests.langgraph_graphs",
         server.address, TOKEN, TENANT, thread, action, *flags,
         stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await process.communicate()
+    ) as process:  # fmt: skip
+        out, _ = await process.communicate()
     assert process.returncode == 0, out
     return json.loads(out.decode().strip().splitlines()[-1])
 
@@ -166,11 +167,11 @@ SYNC_SCRIPT = Path(__file__).with_name("langgraph_sync_script.py")
 async def sync_script(thread: str, *target: str) -> Any:
     """Run tests/langgraph_sync_script.py (``graph.invoke`` from a plain script with no event
     loop) on ``thread``; what it printed, after checking it wrote nothing to stderr."""
-    process = await asyncio.create_subprocess_exec(
+    async with child_process(
         sys.executable, str(SYNC_SCRIPT), thread, *target,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await process.communicate()
+    ) as process:  # fmt: skip
+        out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert err.decode() == ""
     return json.loads(out.decode().strip().splitlines()[-1])

@@ -5,6 +5,7 @@ sessions in parallel, writers in two processes on two servers sharing Redis, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import textwrap
 from typing import Any
@@ -18,6 +19,7 @@ from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
 from tests.agent_stores import auth_server, calls, manager, tenant_config
+from tests.programs import child_process
 from tests.servers import ServerProcess
 from tests.test_metrics import scrape
 
@@ -323,11 +325,14 @@ async def test_writers_in_two_processes_on_two_servers_keep_every_item(
     redis_instances: list[ServerProcess],
 ) -> None:
     addresses = [server.address for server in redis_instances]
-    writers = [
-        await asyncio.create_subprocess_exec(sys.executable, "-c", WRITER, address, name, "60")
-        for address, name in zip(addresses, ("p", "q"), strict=True)
-    ]
-    assert [await writer.wait() for writer in writers] == [0, 0]
+    async with contextlib.AsyncExitStack() as children:
+        writers = [
+            await children.enter_async_context(
+                child_process(sys.executable, "-c", WRITER, address, name, "60")
+            )
+            for address, name in zip(addresses, ("p", "q"), strict=True)
+        ]
+        assert [await writer.wait() for writer in writers] == [0, 0]
     async with StateManager(StateConfig(backend="grpc", address=addresses[0])) as reader:
         stored = texts(await StatekeeperSession("cross-process", reader).get_items())
     # 120 adds and 12 pops: 108 items; each writer's own items stay in its order.

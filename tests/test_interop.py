@@ -62,6 +62,7 @@ from tests.interop import (
     same,
 )
 from tests.pki import Authority, Pair
+from tests.programs import child_process
 
 LANGUAGES = sorted(RUNNERS)
 
@@ -89,14 +90,14 @@ def unique(prefix: str) -> str:
 
 async def run_live_suite(argv: list[str], cwd: Path, address: str) -> str:
     """Run a client's live test suite against ``address``; return its output (fails on failure)."""
-    process = await asyncio.create_subprocess_exec(
+    async with child_process(
         *argv,
         cwd=cwd,
         env={**os.environ, "STATEKEEPER_TEST_ADDRESS": address},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 300)
+    ) as process:
+        output, _ = await asyncio.wait_for(process.communicate(), 300)
     text = output.decode()
     assert process.returncode == 0, text
     return text

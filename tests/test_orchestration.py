@@ -4,6 +4,7 @@ exactly-once hand-out across two servers on one Redis."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -27,6 +28,7 @@ from statekeeper.state import (
     TeamState,
 )
 
+from tests.programs import child_process
 from tests.servers import ServerProcess
 
 
@@ -426,18 +428,21 @@ async def test_exactly_once_with_two_servers_on_one_redis_and_eight_workers(
     await orch.create_team(worker_team("fleet", {w: [] for w in workers}))
     for n in range(1000):
         await orch.enqueue_task("fleet", {"id": f"task{n:04d}", "data": {"n": n}})
-    processes = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            WORKER,
-            (first, second)[n % 2].address,
-            agent,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        for n, agent in enumerate(workers)
-    ]
-    outputs = [(await p.communicate())[0].decode() for p in processes]
+    async with contextlib.AsyncExitStack() as children:
+        processes = [
+            await children.enter_async_context(
+                child_process(
+                    sys.executable,
+                    "-c",
+                    WORKER,
+                    (first, second)[n % 2].address,
+                    agent,
+                    stdout=asyncio.subprocess.PIPE,
+                )
+            )
+            for n, agent in enumerate(workers)
+        ]
+        outputs = [(await p.communicate())[0].decode() for p in processes]
     assert all(p.returncode == 0 for p in processes)
     completions = Counter(task for out in outputs for task in json.loads(out))
     assert len(completions) == 1000 and set(completions.values()) == {1}

@@ -4,6 +4,7 @@ statistics, bad input, and exact statistics under concurrent writers on two serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -38,6 +39,8 @@ from statekeeper_server.engine.domains.tools import ToolEngine
 from statekeeper_server.engine.domains.tools_records import canonical_json, parameters_hash
 from statekeeper_server.engine.storage.backend import EventType
 from statekeeper_server.engine.storage.memory import MemoryBackend
+
+from tests.programs import child_process
 
 logger = logging.getLogger(__name__)
 
@@ -679,14 +682,15 @@ async def test_stats_exact_with_four_processes_on_two_servers(
     redis_instances: list[Any],
 ) -> None:
     first, second = redis_instances
-    workers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-c", WORKER, server.address, str(worker), "250"
-        )
-        for worker, server in enumerate([first, second, first, second])
-    ]
-    for worker in workers:
-        assert await asyncio.wait_for(worker.wait(), timeout=240) == 0
+    async with contextlib.AsyncExitStack() as children:
+        workers = [
+            await children.enter_async_context(
+                child_process(sys.executable, "-c", WORKER, server.address, str(worker), "250")
+            )
+            for worker, server in enumerate([first, second, first, second])
+        ]
+        for worker in workers:
+            assert await asyncio.wait_for(worker.wait(), timeout=240) == 0
     for server in (first, second):
         tool_state = ToolStateManager(persistence="grpc", address=server.address)
         stats = await tool_state.get_tool_stats("shared")

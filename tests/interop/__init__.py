@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.programs import child_process
+
 REPO = Path(__file__).resolve().parents[2]
 GO_RUNNER = REPO / "build" / "interop" / "interop-go"
 TS_RUNNER = REPO / "clients" / "ts" / "dist" / "interop.js"
@@ -52,7 +54,7 @@ class Runner:
 
     async def run(self, case: str, address: str, *args: str) -> list[dict[str, Any]]:
         """Run ``case`` to completion and return its output lines, parsed."""
-        process = await asyncio.create_subprocess_exec(
+        async with child_process(
             *self.command,
             case,
             "--address",
@@ -61,8 +63,8 @@ class Runner:
             *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
+        ) as process:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
         if process.returncode != 0:
             raise RunnerError(
                 f"{self.language} runner {case} {args} exited {process.returncode}:\n"
