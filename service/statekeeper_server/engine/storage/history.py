@@ -35,6 +35,7 @@ from sortedcontainers import SortedList
 
 from statekeeper_server.engine.storage.backend import Entry, Event, EventType, KeyRange, events_size
 from statekeeper_server.engine.storage.keytable import walk
+from statekeeper_server.engine.storage.shardedmap import ShardedMap
 
 #: Bits of a version code that hold the event's index within its revision.
 _INDEX_BITS = 24
@@ -109,7 +110,7 @@ class RetainedHistory:
         self._revisions = array("q")
         self._sizes = array("q")
         self._items: list[tuple[Any, ...]] = []
-        self._versions: dict[str, bytearray] = {}
+        self._versions: ShardedMap[bytearray] = ShardedMap()
         #: Every key with retained versions, sorted (a key enters on its first retained
         #: change, at O(log n), and leaves when its last one is dropped).
         self._keys = SortedList()

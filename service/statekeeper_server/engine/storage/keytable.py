@@ -5,13 +5,15 @@ O(log n) and a walk starts anywhere in O(log n); a plain sorted list would move 
 on each insertion (``bisect.insort`` is O(n)), which made bulk loads slow down as they grew.
 
 An entry is stored as two ``bytes`` objects: its value (the very object the write brought) and
-its revisions and expiry packed in 32 bytes (:data:`_META`), each in a dict by key, rather than
+its revisions and expiry packed in 32 bytes (:data:`_META`), each in a map by key, rather than
 as an :class:`~statekeeper_server.engine.storage.backend.Entry` object. Strings and bytes are
 invisible to Python's cyclic garbage collector, and so are dicts that hold only them, so a
 store of a million keys adds nothing to a full (generation 2) collection but the sorted key
 list; a million ``Entry`` objects (or tuples, which put their dict back under the collector's
 eye on every write) made each full collection walk all of them (over a second at 1M keys, in
-the issue's measurements). ``Entry`` objects are built on read.
+the issue's measurements). ``Entry`` objects are built on read. Both maps are
+:class:`~statekeeper_server.engine.storage.shardedmap.ShardedMap` objects, so that no single
+growth rehashes the whole table.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from sortedcontainers import SortedList
 
 from statekeeper_server.engine.storage.backend import Entry
+from statekeeper_server.engine.storage.shardedmap import ShardedMap
 
 #: create revision, mod revision, version, expiry time (NaN: none).
 _META = struct.Struct("<qqqd")
@@ -53,8 +56,8 @@ class KeyTable:
     __slots__ = ("_keys", "_meta", "_values", "bytes")
 
     def __init__(self) -> None:
-        self._values: dict[str, bytes] = {}
-        self._meta: dict[str, bytes] = {}
+        self._values: ShardedMap[bytes] = ShardedMap()
+        self._meta: ShardedMap[bytes] = ShardedMap()
         self._keys = SortedList()
         #: The total size of the stored values.
         self.bytes = 0
