@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,16 @@ async def child_process(*argv: str, **options: Any) -> AsyncIterator[asyncio.sub
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
         await asyncio.wait_for(process.wait(), REAP_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def child_processes(
+    argvs: Iterable[Sequence[str]], **options: Any
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Run each of ``argvs`` as a child for the block, each reaped as :func:`child_process`
+    reaps one."""
+    async with contextlib.AsyncExitStack() as children:
+        yield [await children.enter_async_context(child_process(*a, **options)) for a in argvs]
 
 
 async def run_program(path: Path, *args: str, cwd: Path) -> str:

@@ -6,7 +6,6 @@ with a scripted model (no network)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import textwrap
 import time
@@ -36,7 +35,7 @@ from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
 from tests.agent_stores import auth_server, calls, manager, tenant_config
-from tests.programs import child_process
+from tests.programs import child_processes
 from tests.servers import ServerProcess
 from tests.test_metrics import scrape
 
@@ -515,21 +514,13 @@ async def test_writers_in_two_processes_on_two_servers(
     async with StateManager(StateConfig(backend="grpc", address=addresses[0])) as manager:
         service = StatekeeperSessionService(manager)
         await service.create_session(app_name="app", user_id="u", session_id="shared")
-        async with contextlib.AsyncExitStack() as children:
-            writers = [
-                await children.enter_async_context(
-                    child_process(
-                        sys.executable,
-                        "-c",
-                        WRITER,
-                        address,
-                        name,
-                        "40",
-                        stdout=asyncio.subprocess.PIPE,
-                    )
-                )
+        async with child_processes(
+            [
+                (sys.executable, "-c", WRITER, address, name, "40")
                 for address, name in zip(addresses, ("p", "q"), strict=True)
-            ]
+            ],
+            stdout=asyncio.subprocess.PIPE,
+        ) as writers:
             outputs = [await writer.communicate() for writer in writers]
         assert [writer.returncode for writer in writers] == [0, 0]
         stored = await service.get_session(app_name="app", user_id="u", session_id="shared")

@@ -5,7 +5,6 @@ sessions in parallel, writers in two processes on two servers sharing Redis, and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import textwrap
 from typing import Any
@@ -19,7 +18,7 @@ from statekeeper_server.config import ServerConfig
 from statekeeper_server.server import StatekeeperServer
 
 from tests.agent_stores import auth_server, calls, manager, tenant_config
-from tests.programs import child_process
+from tests.programs import child_processes
 from tests.servers import ServerProcess
 from tests.test_metrics import scrape
 
@@ -325,13 +324,10 @@ async def test_writers_in_two_processes_on_two_servers_keep_every_item(
     redis_instances: list[ServerProcess],
 ) -> None:
     addresses = [server.address for server in redis_instances]
-    async with contextlib.AsyncExitStack() as children:
-        writers = [
-            await children.enter_async_context(
-                child_process(sys.executable, "-c", WRITER, address, name, "60")
-            )
-            for address, name in zip(addresses, ("p", "q"), strict=True)
-        ]
+    async with child_processes(
+        (sys.executable, "-c", WRITER, address, name, "60")
+        for address, name in zip(addresses, ("p", "q"), strict=True)
+    ) as writers:
         assert [await writer.wait() for writer in writers] == [0, 0]
     async with StateManager(StateConfig(backend="grpc", address=addresses[0])) as reader:
         stored = texts(await StatekeeperSession("cross-process", reader).get_items())

@@ -4,7 +4,6 @@ exactly-once hand-out across two servers on one Redis."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -28,7 +27,7 @@ from statekeeper.state import (
     TeamState,
 )
 
-from tests.programs import child_process
+from tests.programs import child_processes
 from tests.servers import ServerProcess
 
 
@@ -428,20 +427,13 @@ async def test_exactly_once_with_two_servers_on_one_redis_and_eight_workers(
     await orch.create_team(worker_team("fleet", {w: [] for w in workers}))
     for n in range(1000):
         await orch.enqueue_task("fleet", {"id": f"task{n:04d}", "data": {"n": n}})
-    async with contextlib.AsyncExitStack() as children:
-        processes = [
-            await children.enter_async_context(
-                child_process(
-                    sys.executable,
-                    "-c",
-                    WORKER,
-                    (first, second)[n % 2].address,
-                    agent,
-                    stdout=asyncio.subprocess.PIPE,
-                )
-            )
+    async with child_processes(
+        [
+            (sys.executable, "-c", WORKER, (first, second)[n % 2].address, agent)
             for n, agent in enumerate(workers)
-        ]
+        ],
+        stdout=asyncio.subprocess.PIPE,
+    ) as processes:
         outputs = [(await p.communicate())[0].decode() for p in processes]
     assert all(p.returncode == 0 for p in processes)
     completions = Counter(task for out in outputs for task in json.loads(out))

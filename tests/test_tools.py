@@ -4,7 +4,6 @@ statistics, bad input, and exact statistics under concurrent writers on two serv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -40,7 +39,7 @@ from statekeeper_server.engine.domains.tools_records import canonical_json, para
 from statekeeper_server.engine.storage.backend import EventType
 from statekeeper_server.engine.storage.memory import MemoryBackend
 
-from tests.programs import child_process
+from tests.programs import child_processes
 
 logger = logging.getLogger(__name__)
 
@@ -682,13 +681,10 @@ async def test_stats_exact_with_four_processes_on_two_servers(
     redis_instances: list[Any],
 ) -> None:
     first, second = redis_instances
-    async with contextlib.AsyncExitStack() as children:
-        workers = [
-            await children.enter_async_context(
-                child_process(sys.executable, "-c", WORKER, server.address, str(worker), "250")
-            )
-            for worker, server in enumerate([first, second, first, second])
-        ]
+    async with child_processes(
+        (sys.executable, "-c", WORKER, server.address, str(worker), "250")
+        for worker, server in enumerate([first, second, first, second])
+    ) as workers:
         for worker in workers:
             assert await asyncio.wait_for(worker.wait(), timeout=240) == 0
     for server in (first, second):
