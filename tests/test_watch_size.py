@@ -260,7 +260,9 @@ async def test_a_slow_consumer_and_a_replay_get_every_change_exactly_once_in_ord
         )
         assert fast_events == written
         assert slow_events == written
-        assert slow.responses < fast.responses  # it was behind, and caught up in fuller messages
+        # It was behind, and caught up in messages of several revisions each (the fast one may
+        # get such messages too, when the writer outpaces it).
+        assert slow.responses < count // 20
         replay = Watcher(stub, limit, msgpack_watch(start_revision=1))
         await replay.created()
         assert await replay.read_until(count) == written
