@@ -363,6 +363,8 @@ CEILINGS = (
         "Redis: no script over 10 ms at an earlier revision",
     ),
 )
+#: The backends whose pauses, replays and listings are judged.
+BACKENDS = ("memory", "file", "redis")
 #: The most a server's resident memory may rise while it streams a replay of everything from
 #: revision 1 (a bound that does not grow with the store: 1M keys of 1 KB are 1 GB).
 REPLAY_RSS_RISE_MB = 64.0
@@ -370,7 +372,7 @@ EVERY_SIZE = (
     ("file", "probe Get during load max, ms", 50.0, "file: worst probe Get during a load <= 50 ms"),
     *(
         (backend, f"probe Get during {during} max, ms", 50.0, f"{backend}: {what} <= 50 ms")
-        for backend in ("memory", "file")
+        for backend in BACKENDS
         for during, what in (
             ("the server's bulk load", "worst probe Get during a gRPC bulk load"),
             ("a replay from revision 1", "worst probe Get during a replay from revision 1"),
@@ -384,11 +386,11 @@ EVERY_SIZE = (
             f"{backend}: server RSS rise during a replay from revision 1 "
             f"<= {REPLAY_RSS_RISE_MB:.0f} MB",
         )
-        for backend in ("memory", "file")
+        for backend in BACKENDS
     ),
     *(
         (backend, "replay events missing", 0, f"{backend}: a replay from revision 1 is whole")
-        for backend in ("memory", "file")
+        for backend in BACKENDS
     ),
     *(
         (
@@ -397,7 +399,7 @@ EVERY_SIZE = (
             50.0,
             f"{backend}: a page of a glob without literal prefix <= 50 ms CPU",
         )
-        for backend in ("memory", "file")
+        for backend in BACKENDS
     ),
     *(
         (
@@ -406,7 +408,7 @@ EVERY_SIZE = (
             50.0,
             f"{backend}: gen-2 GC pause during {during} <= 50 ms",
         )
-        for backend in ("memory", "file")
+        for backend in BACKENDS
         for during in ("the load", "the overwrites")
     ),
     *(
@@ -416,7 +418,7 @@ EVERY_SIZE = (
             50.0,
             f"{backend}: a full (gen-2) collection <= 50 ms",
         )
-        for backend in ("memory", "file")
+        for backend in BACKENDS
     ),
 )
 
@@ -431,7 +433,7 @@ FLAT = (
             f"{backend}: a *:4242 page, CPU",
             "ms",
         )
-        for backend in ("memory", "file")
+        for backend in BACKENDS
     ),
     (
         "file",
