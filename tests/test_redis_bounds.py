@@ -24,7 +24,7 @@ from statekeeper_server.engine.storage.backend import (
     TxnResult,
     range_span,
 )
-from statekeeper_server.engine.storage.redis import READ_BYTES, UNPACK_BYTES, RedisBackend
+from statekeeper_server.engine.storage.redis import REPLY_BYTES, UNPACK_BYTES, RedisBackend
 from statekeeper_server.engine.storage.redis_batch import (
     GATHER_BYTES,
     GATHER_OPERATIONS,
@@ -216,7 +216,7 @@ async def test_a_redis_replay_reads_about_read_bytes_of_the_log_at_a_time(
         _recording(backend._redis, "xrange", read, _packed)
         page = await backend.history(range_span("none/", None), first, first + 39, 64)
         assert page.events == () and page.last == first + 39
-        assert max(read) <= READ_BYTES and len(read) > 3
+        assert max(read) <= REPLY_BYTES and len(read) > 3
     finally:
         await backend.close()
 
@@ -225,7 +225,7 @@ async def test_a_redis_watch_that_fell_behind_reads_about_read_bytes_at_a_time(
     redis_url: str,
 ) -> None:
     """The change-log reader, many large revisions behind, catches up in reads of about
-    READ_BYTES each and delivers every revision."""
+    REPLY_BYTES each and delivers every revision."""
     backend = RedisBackend(redis_url, key_prefix="behind:")
 
     async def write() -> int:
@@ -252,6 +252,27 @@ async def test_a_redis_watch_that_fell_behind_reads_about_read_bytes_at_a_time(
             if update.revision >= last:
                 break
         assert revisions == list(range(start.mod_revision + 1, last + 1))
-        assert max(read) <= READ_BYTES and len(read) > 3
+        assert max(read) <= REPLY_BYTES and len(read) > 3
+    finally:
+        await backend.close()
+
+
+async def test_a_redis_page_of_large_values_is_read_in_calls_of_about_reply_bytes(
+    redis_url: str,
+) -> None:
+    backend = RedisBackend(redis_url, key_prefix="large:")
+    try:
+        size = 300_000
+        keys = [f"v/{n:02d}" for n in range(10)]
+        for key in keys:
+            await backend.put(key, key.encode() * (size // 4))
+        found: list[int] = []
+        _recording(backend, "_scan", found, lambda reply: (len(reply) - 6) // 6)
+        page = await backend.range("v/", limit=len(keys))
+        assert [(e.key, e.value) for e in page.entries] == [
+            (key, key.encode() * (size // 4)) for key in keys
+        ]
+        assert not page.more
+        assert max(found) <= REPLY_BYTES // size + 1 and len(found) > 2
     finally:
         await backend.close()
