@@ -33,6 +33,7 @@ from statekeeper.state import (
     WorkflowStateManager,
 )
 from statekeeper_server.config import ServerConfig
+from statekeeper_server.engine.storage import file_log
 from statekeeper_server.engine.storage.backend import Backend, Entry, Event, EventType, WatchUpdate
 from statekeeper_server.engine.storage.file import read_frames
 from statekeeper_server.engine.storage.file_log import Log
@@ -273,6 +274,149 @@ async def test_damage_before_the_last_segment_is_reported(tmp_path: Path) -> Non
     assert second.exists()
 
 
+async def test_concurrent_commits_keep_revision_order_while_the_segment_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit that grows the segment takes its place in the log in commit order, like every
+    other: before, commits started while it zero-filled could land ahead of it, and the store
+    then refused to open ("jumps from revision")."""
+    monkeypatch.setattr(file_log, "PREALLOCATE_BYTES", 16 * 1024)  # grow every few commits
+    store = FileBackend(tmp_path)
+
+    async def writer(number: int) -> list[Entry]:
+        return [await store.put(f"w{number}/{n}", bytes(700)) for n in range(25)]
+
+    batches = await asyncio.gather(*map(writer, range(16)))
+    written = [entry for entries in batches for entry in entries]
+    await store.close()
+    (segment,) = segments(tmp_path)
+    frames, _ = read_frames(segment.read_bytes())
+    assert len(frames) == len(written) == 400
+    assert [record[0] for _, record, _ in frames] == list(range(1, len(written) + 1))
+    store = FileBackend(tmp_path)
+    try:
+        assert await all_entries(store) == sorted(written, key=lambda entry: entry.key)
+    finally:
+        await store.close()
+
+
+def test_a_write_that_grows_the_segment_keeps_the_offset_taken_in_commit_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The growing write's offset is taken on the event loop before its thread runs, so a
+    write reserved while the segment grows lands after it (before, the growing write took its
+    offset in its thread once the growth was done, after any reserved meanwhile)."""
+    grown, resume = threading.Event(), threading.Event()
+    real_extend = Log._extend
+
+    def paused_extend(log: Log, fd: int, needed: int) -> None:
+        real_extend(log, fd, needed)
+        grown.set()
+        assert resume.wait(WAIT)
+
+    log = Log(tmp_path)
+    list(log.recover(0))
+    log.start(1)
+    try:
+        first = log.reserve(8, grow=True)
+        assert first == 0
+        monkeypatch.setattr(Log, "_extend", paused_extend)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            growing = pool.submit(log.write_at, first, b"commit 1", 1)
+            assert grown.wait(WAIT)
+            second = log.reserve(8)  # the segment has grown: this one need not wait
+            resume.set()
+            assert growing.result(WAIT) == 1
+        assert second == 8
+        assert log.write_at(second, b"commit 2", 2) == 2
+    finally:
+        log.close()
+    (segment,) = segments(tmp_path)
+    assert segment.read_bytes()[:16] == b"commit 1commit 2"
+
+
+def frame_bytes(segment: Path) -> list[bytes]:
+    """The intact frames of a log segment, each as its bytes, in file order."""
+    data = segment.read_bytes()
+    frames, end = read_frames(data)
+    offsets = [offset for _, _, offset in frames] + [end]
+    return [data[start:stop] for start, stop in itertools.pairwise(offsets)]
+
+
+def rewrite_segment(segment: Path, frames: list[bytes]) -> None:
+    """Replace a segment's records with ``frames``, zero-filled to its size as the log is."""
+    size = segment.stat().st_size
+    data = b"".join(frames)
+    segment.write_bytes(data + bytes(size - len(data)))
+
+
+async def test_a_commit_written_ahead_of_the_one_before_it_is_read_back_in_order(
+    tmp_path: Path,
+) -> None:
+    """Stores written before the fix can hold a commit ahead of the commit before it where
+    the segment grew: they open with every record, in revision order."""
+    store = FileBackend(tmp_path)
+    written = [await store.put(f"k{n}", b"%d" % n) for n in range(8)]
+    await store.close()
+    (segment,) = segments(tmp_path)
+    frames = frame_bytes(segment)
+    rewrite_segment(segment, [*frames[:3], frames[5], frames[6], *frames[3:5], frames[7]])
+    store = FileBackend(tmp_path)
+    try:
+        assert await all_entries(store) == written
+        assert await store.revision() == 8
+        after = await store.put("next", b"after")
+        assert after.mod_revision == 9
+    finally:
+        await store.close()
+    store = FileBackend(tmp_path)
+    try:
+        assert await all_entries(store) == [*written, after]
+    finally:
+        await store.close()
+
+
+async def test_records_after_a_commit_never_written_are_dropped_and_the_log_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A crash while the segment grew can leave the commits after the growing one written and
+    the growing one not: those were never acknowledged (a commit is answered only once every
+    earlier one is durable), so they are cut off, and the log continues after the last
+    record in order."""
+    store = FileBackend(tmp_path)
+    written = [await store.put(f"k{n}", b"%d" % n) for n in range(8)]
+    await store.close()
+    (segment,) = segments(tmp_path)
+    frames = frame_bytes(segment)
+    rewrite_segment(segment, [*frames[:5], frames[6], frames[7]])  # revision 6 never written
+    store = FileBackend(tmp_path)
+    try:
+        assert await all_entries(store) == written[:5]
+        assert used_bytes(segment) == sum(map(len, frames[:5]))
+        again = await store.put("k5", b"again")
+        assert again.mod_revision == 6
+    finally:
+        await store.close()
+    store = FileBackend(tmp_path)
+    try:
+        assert await all_entries(store) == [*written[:5], again]
+        assert await store.revision() == 6
+    finally:
+        await store.close()
+
+
+async def test_a_gap_that_records_in_order_follow_is_reported(tmp_path: Path) -> None:
+    store = FileBackend(tmp_path)
+    for n in range(6):
+        await store.put(f"k{n}", b"%d" % n)
+    await store.close()
+    (segment,) = segments(tmp_path)
+    frames = frame_bytes(segment)
+    rewrite_segment(segment, [*frames[:2], frames[4], frames[2], frames[5]])  # 4 is missing
+    with pytest.raises(FailedPreconditionError, match="jumps from revision 3 to 5"):
+        FileBackend(tmp_path)
+
+
 # -- snapshots, compaction, retention ----------------------------------------------------------
 
 
@@ -504,10 +648,10 @@ def test_a_log_write_reports_durability_through_every_commit_written_before_its_
     how far the log is durable: through the newest commit written with all earlier ones (commit
     3 written before commit 2 covers only commit 1; commit 2 then covers all three)."""
     log = Log(tmp_path)
-    list(log.recover())
+    list(log.recover(0))
     log.start(1)
     try:
-        log.append(b"one", 1)
+        assert log.write_at(log.reserve(3, grow=True) or 0, b"one", 1) == 1  # grows the segment
         offsets = [log.reserve(len(data)) for data in (b"two", b"three")]
         assert None not in offsets
         assert log.write_at(offsets[1], b"three", 3) == 1
@@ -537,10 +681,10 @@ def test_log_fdatasyncs_never_overlap(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(os, "fdatasync", counted)
     log = Log(tmp_path)
-    list(log.recover())
+    list(log.recover(0))
     log.start(1)
     try:
-        log.append(b"first", 1)  # grows the segment
+        log.write_at(log.reserve(5, grow=True) or 0, b"first", 1)  # grows the segment
         commits = range(2, 402)
         offsets = {c: log.reserve(8) for c in commits}  # in commit order, as the loop does
         assert None not in offsets.values()

@@ -194,10 +194,8 @@ class FileBackend(Backend):
         """Apply the log records after the index's revision to the memtable (cutting a torn
         tail); returns the newest durable revision."""
         revision = index.revision
-        for path, record, is_json in self._log.recover():
+        for path, record, is_json in self._log.recover(revision):
             record_revision, items = record
-            if record_revision <= revision:
-                continue  # already in the index
             if record_revision != revision + 1:
                 raise CorruptStoreError(
                     f"log segment {str(path)!r} jumps from revision {revision} to "

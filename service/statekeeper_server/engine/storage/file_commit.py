@@ -75,23 +75,21 @@ class Commits:
 
     def start(self) -> bool:
         """Start writing everything queued as one group commit, unless COMMITS_IN_FLIGHT are
-        in flight, :meth:`held` is waiting, or the segment must grow while others write; True
-        when one started."""
+        in flight, :meth:`held` is waiting, or the segment must grow while others are in
+        flight; True when one started."""
         if not self.queue or len(self.in_flight) >= COMMITS_IN_FLIGHT or self._wanted:
             return False
         data = b"".join(item.frame for item in self.queue)
-        offset = self.log.reserve(len(data))
-        if offset is None and self.in_flight:
+        # A commit that grows the segment starts alone: its offset is taken here, in commit
+        # order like every other, and the growth's fsync must not overlap an fdatasync.
+        offset = self.log.reserve(len(data), grow=not self.in_flight)
+        if offset is None:
             return False
         batch, self.queue = self.queue, []
         self.started += 1
-        loop = asyncio.get_running_loop()
-        if offset is None:
-            written = loop.run_in_executor(self.executor, self.log.append, data, self.started)
-        else:
-            written = loop.run_in_executor(
-                self.executor, self.log.write_at, offset, data, self.started
-            )
+        written = asyncio.get_running_loop().run_in_executor(
+            self.executor, self.log.write_at, offset, data, self.started
+        )
         self.in_flight.append((self.started, batch, written))
         return True
 

@@ -107,10 +107,11 @@ def value_in(data: Any, is_json: bool) -> bytes:
     return base64.b64decode(data) if is_json else bytes(data)
 
 
-def read_frames(data: bytes) -> tuple[list[tuple[bool, Any]], int]:
+def read_frames(data: bytes) -> tuple[list[tuple[bool, Any, int]], int]:
     """The decoded frames at the start of ``data`` that are whole and intact, each as
-    (is_json, object), and the offset just after the last of them."""
-    frames: list[tuple[bool, Any]] = []
+    (is_json, object, the offset where the frame starts), and the offset just after the last
+    of them."""
+    frames: list[tuple[bool, Any, int]] = []
     offset = 0
     decompressor = zstandard.ZstdDecompressor()
     while len(data) - offset >= _HEADER.size:
@@ -129,7 +130,7 @@ def read_frames(data: bytes) -> tuple[list[tuple[bool, Any]], int]:
             obj = json.loads(payload) if is_json else msgpack.unpackb(payload, raw=False)
         except Exception:
             break
-        frames.append((is_json, obj))
+        frames.append((is_json, obj, offset))
         offset = end
     return frames, offset
 
@@ -191,11 +192,59 @@ def _cut_torn_tail(path: Path, data: bytes, good: int, last: bool) -> int:
     log.warning(
         "dropping a torn or corrupt tail of %d bytes at byte %d of %s", len(data) - good, good, path
     )
+    _truncate(path, good)
+    return good
+
+
+def _truncate(path: Path, size: int) -> None:
     with open(path, "r+b") as handle:
-        handle.truncate(good)
+        handle.truncate(size)
         handle.flush()
         os.fsync(handle.fileno())
-    return good
+
+
+def in_revision_order(
+    path: Path, frames: list[tuple[bool, Any, int]], after: int, expected: int
+) -> tuple[list[tuple[bool, Any]], int | None]:
+    """The records of one segment's ``frames`` newer than revision ``after``, as (is_json,
+    record), in revision order from ``expected``; and the offset of the first record left out,
+    if any (None when none is).
+
+    Stores written before the growth of a segment was reserved in commit order can hold one
+    commit's records ahead of the commit before it, at the point where the segment grew; those
+    are put back in order. Records that follow, at the end of the segment's intact frames, a
+    commit that was never written (a crash while the segment grew) were never acknowledged:
+    a commit is answered only once every earlier one is durable. They are left out. Any other
+    gap is damage, and raises."""
+    ordered: list[tuple[bool, Any]] = []
+    ahead: dict[int, tuple[bool, Any, int]] = {}
+    for is_json, record, offset in frames:
+        revision = record[0]
+        if revision <= after:
+            continue
+        if revision > expected:
+            ahead[revision] = (is_json, record, offset)
+            continue
+        if revision < expected:
+            raise CorruptStoreError(
+                f"log segment {str(path)!r} repeats revision {revision}: restore the "
+                "directory from a backup"
+            )
+        ordered.append((is_json, record))
+        expected = revision + 1
+        while expected in ahead:
+            is_json, record, _ = ahead.pop(expected)
+            ordered.append((is_json, record))
+            expected += 1
+    if not ahead:
+        return ordered, None
+    left_out = {offset for _, _, offset in ahead.values()}
+    if len(left_out) == len(frames) or left_out != {o for _, _, o in frames[-len(ahead) :]}:
+        raise CorruptStoreError(
+            f"log segment {str(path)!r} jumps from revision {expected - 1} to "
+            f"{min(ahead)}: restore the directory from a backup"
+        )
+    return ordered, min(left_out)
 
 
 class Log:
@@ -231,17 +280,40 @@ class Log:
         self._sync_lock = threading.Lock()
         self._synced_through = 0
 
-    def recover(self) -> Iterator[tuple[Path, Any, bool]]:
-        """Yield every intact record of every segment as (segment, record, is_json),
-        oldest first, cutting a torn tail of the last segment; then open the last segment."""
+    def recover(self, after: int) -> Iterator[tuple[Path, Any, bool]]:
+        """Yield every intact record newer than revision ``after`` as (segment, record,
+        is_json), in revision order (:func:`in_revision_order`), cutting a torn tail of the
+        last segment and any records there that were never acknowledged; then open the last
+        segment."""
         found = segments(self.base)
         tail_end = 0
+        expected = after + 1
         for position, (_, path) in enumerate(found):
+            last = position == len(found) - 1
             data = path.read_bytes()
             frames, good = read_frames(data)
-            tail_end = _cut_torn_tail(path, data, good, position == len(found) - 1)
-            for is_json, record in frames:
+            tail_end = _cut_torn_tail(path, data, good, last)
+            records, left_out = in_revision_order(path, frames, after, expected)
+            if left_out is not None:
+                if not last:
+                    raise CorruptStoreError(
+                        f"log segment {str(path)!r} has records after a gap and is not the"
+                        " last segment: restore the directory from a backup"
+                    )
+                log.warning(
+                    "dropping %d bytes of records at byte %d of %s that follow a commit"
+                    " never written (a crash while the segment grew; they were never"
+                    " acknowledged)",
+                    good - left_out,
+                    left_out,
+                    path,
+                )
+                _truncate(path, left_out)
+                good = tail_end = left_out
+            for is_json, record in records:
                 yield path, record, is_json
+            if records:
+                expected = records[-1][1][0] + 1
             self.bytes += good
             self.write_offset = good
         if found:
@@ -258,25 +330,29 @@ class Log:
             self.write_offset = self.allocated = 0
         fsync_dir(self.base)
 
-    def reserve(self, size: int) -> int | None:
+    def reserve(self, size: int, grow: bool = False) -> int | None:
         """Take the next ``size`` bytes of the segment for a write (the event loop, in commit
-        order) and return their offset; None when the segment must grow first (then
-        :meth:`append`, with no write in flight)."""
+        order) and return their offset. Bytes past the zero-filled space are taken only when
+        ``grow`` (no other write may be in flight then: :meth:`write_at` grows the segment
+        first); otherwise that gives None."""
         offset = self.write_offset
-        if offset + size > self.allocated:
+        if offset + size > self.allocated and not grow:
             return None
         self.write_offset = offset + size
         self.bytes += size
         return offset
 
     def write_at(self, offset: int, data: bytes, commit: int) -> int:
-        """Write commit number ``commit``'s ``data`` at its reserved ``offset`` and fdatasync
-        (a log thread); returns the commit number through which the log is durable now (at
+        """Write commit number ``commit``'s ``data`` at its reserved ``offset`` (growing the
+        segment first when it lies past the zero-filled space) and fdatasync (a log thread);
+        returns the commit number through which the log is durable now (at
         least every commit before this one that had been written when the fdatasync began)."""
         with self.lock:
             fd = self.fd
             if fd is None:
                 raise OSError("the log is closed")
+            if offset + len(data) > self.allocated:
+                self._extend(fd, offset + len(data))
             self._writing += 1
         try:
             view = memoryview(data)
@@ -311,18 +387,6 @@ class Log:
             os.fdatasync(fd)
             self._synced_through = max(self._synced_through, covered)
             return covered
-
-    def append(self, data: bytes, commit: int) -> int:
-        """Grow the segment as needed, then write commit ``commit``'s ``data`` at its end
-        durably (a log thread, with no other write in flight); returns ``commit``."""
-        with self.lock:
-            if self.fd is None:
-                raise OSError("the log is closed")
-            if self.write_offset + len(data) > self.allocated:
-                self._extend(self.fd, self.write_offset + len(data))
-        offset = self.reserve(len(data))
-        assert offset is not None
-        return self.write_at(offset, data, commit)
 
     def _extend(self, fd: int, needed: int) -> None:
         """Zero-fill the segment up to at least ``needed`` bytes and make that durable."""

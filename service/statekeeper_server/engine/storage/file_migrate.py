@@ -55,7 +55,7 @@ def read_legacy_snapshot(
     """A version-1 snapshot as (revision, compacted_through, entries, history)."""
     data = path.read_bytes()
     frames, good = read_frames(data)
-    kinds = [obj[0] for _, obj in frames]
+    kinds = [obj[0] for _, obj, _ in frames]
     if good < len(data) or len(frames) < 2 or kinds[0] != "snapshot" or kinds[-1] != "end":
         raise CorruptStoreError(
             f"snapshot {str(path)!r} is damaged (at byte {good} of {len(data)}): "
@@ -66,7 +66,7 @@ def read_legacy_snapshot(
         raise CorruptStoreError(f"snapshot {str(path)!r} has unknown version {version}")
     entries: list[Entry] = []
     history: list[tuple[int, tuple[Event, ...]]] = []
-    for is_json, obj in frames[1:-1]:
+    for is_json, obj, _ in frames[1:-1]:
         if obj[0] == "entries":
             entries += [entry for entry in (_entry_in(i, is_json) for i in obj[1]) if entry]
         elif obj[0] == "history":
