@@ -84,7 +84,7 @@ from statekeeper_server.engine.storage.backend import (
     range_span,
 )
 from statekeeper_server.engine.storage.glob import GlobPattern
-from statekeeper_server.engine.storage.redis_batch import Gatherer, item_args
+from statekeeper_server.engine.storage.redis_batch import GATHER_BYTES, Gatherer, item_args
 from statekeeper_server.engine.storage.redis_codec import (
     ENTRY_FIELDS,
     decode_events,
@@ -114,7 +114,8 @@ T = TypeVar("T")
 
 #: How often (seconds) a reaper with nothing due locally looks for keys other instances wrote.
 REAPER_POLL = 1.0
-#: Keys one reaper step expires at most (one revision each step).
+#: Keys one reaper step expires at most (one revision each step), and none after the one that
+#: brings their values to :data:`GATHER_BYTES` (measured: 128 keys of 100 KB took 95 ms).
 REAP_BATCH = 128
 #: Keys one call of the scan script examines at most: small enough that a call holds Redis for
 #: a few milliseconds only, whatever the pattern (a page takes more calls).
@@ -125,11 +126,20 @@ SLOW_MATCH_BUDGET = 128
 #: Entries one call of the scan script reads at most (each a hash read or, at an earlier
 #: revision, a seek of the history index and perhaps a change-log entry).
 SCRIPT_READS = 256
+#: Bytes of packed change-log entries one script call unpacks at most (past the last entry it
+#: needed): about 1 ms of Lua a 256 KiB (measured: a page at an earlier revision through log
+#: entries of 127 puts of 1 KB took 6.8 ms a script call with 1 MiB).
+UNPACK_BYTES = 256 * 1024
 #: Change-log entries, and bytes of their packed events, one call of the history script indexes
 #: at most (for a store written before the history index).
-HISTORY_BATCH = (64, 1 << 20)
+HISTORY_BATCH = (64, UNPACK_BYTES)
 #: Stream entries one read of the change log fetches at most.
 READ_BATCH = 512
+#: Bytes one reply carries about: a scan script call stops after the entry that brings its keys
+#: and values there, and a read of the change log fetches about that many of packed events
+#: (measured: one scan call returning 100 values of 500 KB took 94 ms, an XREAD of 260
+#: entries, 67 MB, 58 ms).
+REPLY_BYTES = 1 << 20
 #: The longest pause (seconds) between two attempts to reach Redis again in background tasks.
 MAX_BACKOFF = 1.0
 
@@ -144,6 +154,13 @@ def _lua_patterns(pattern: GlobPattern | None) -> bytes:
     patterns = pattern.lua_patterns() if pattern is not None else None
     # As msgpack strings (not bin), which is what the scripts' cmsgpack reads as Lua strings.
     return b"" if patterns is None else msgpack.packb(patterns, use_bin_type=False)
+
+
+def _log_count(entries: int, size: int) -> int:
+    """How many change-log entries the next read fetches: about :data:`REPLY_BYTES` at the
+    average size of the ``entries`` read before (``size`` bytes of packed events), at most
+    :data:`READ_BATCH`."""
+    return max(1, min(READ_BATCH, entries * REPLY_BYTES // max(size, 1)))
 
 
 def _bounds(span: KeyRange, after: str | None, reverse: bool) -> list[bytes | int]:
@@ -287,7 +304,14 @@ class RedisBackend(Backend):
 
     def _reap_args(self, now: float) -> list[Any]:
         """The arguments of the reap script at ``now``."""
-        return [self.key_prefix, repr(now), self.history_revisions, REAP_BATCH, self.history_bytes]
+        return [
+            self.key_prefix,
+            repr(now),
+            self.history_revisions,
+            REAP_BATCH,
+            self.history_bytes,
+            GATHER_BYTES,
+        ]
 
     # -- Backend -------------------------------------------------------------------------------
 
@@ -340,9 +364,10 @@ class RedisBackend(Backend):
         return outcome
 
     async def batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
-        """Every item (a read, or a transaction at a revision of its own, atomic alone) in one
-        call of the batch script, in order, together with the batches of other callers that
-        arrived while the previous call was in flight (see :mod:`.redis_batch`)."""
+        """Every item (a read, or a transaction at a revision of its own, atomic alone) in
+        calls of the batch script, in order, together with the batches of other callers that
+        arrived while the previous call was in flight, each call bounded in operations and
+        bytes (see :mod:`.redis_batch`)."""
         try:
             replies = await self._call(lambda: self._batches.run(items))
         except UnavailableError as error:
@@ -405,13 +430,14 @@ class RedisBackend(Backend):
         max_bytes: int | None = None,
     ) -> ScanPage:
         """One page, read at one instant in calls of the scan script that each examine at most
-        :data:`SCRIPT_BUDGET` keys (:data:`SLOW_MATCH_BUDGET` for a glob with a non-ASCII set)
-        and read at most :data:`SCRIPT_READS` entries, so no call holds Redis for more than a
-        few milliseconds; the calls after the first read at its revision (an earlier one
-        through the history index: one seek per key). The glob is matched in the script with
-        :meth:`GlobPattern.tokens`. A page examines at most :data:`SCAN_BUDGET` keys (or
-        ``limit``), so a sparse glob may return a short page, even an empty one, with a
-        cursor; so may a page whose revision left the history while it was read."""
+        :data:`SCRIPT_BUDGET` keys (:data:`SLOW_MATCH_BUDGET` for a glob with a non-ASCII set),
+        read at most :data:`SCRIPT_READS` entries and return about :data:`REPLY_BYTES`, so no
+        call holds Redis for more than a few milliseconds; the calls after the first read at
+        its revision (an earlier one through the history index: one seek per key). The glob is
+        matched in the script with :meth:`GlobPattern.tokens`. A page examines at most
+        :data:`SCAN_BUDGET` keys (or ``limit``), so a sparse glob may return a short page, even
+        an empty one, with a cursor; so may a page whose revision left the history while it
+        was read."""
         tokens = b"" if span.pattern is None else msgpack.packb(span.pattern.tokens())
         patterns = _lua_patterns(span.pattern)
         per_call = SCRIPT_BUDGET if patterns or not tokens else SLOW_MATCH_BUDGET
@@ -421,7 +447,8 @@ class RedisBackend(Backend):
         while True:
             bounds = _bounds(span, after, reverse)
             rest = [limit - len(entries), min(per_call, budget), SCRIPT_READS, revision, *fixed]
-            extra = [max_bytes - size if max_bytes else 0, patterns, live]
+            room = min(REPLY_BYTES, max_bytes - size) if max_bytes else REPLY_BYTES
+            extra = [room, patterns, live, UNPACK_BYTES]
             args = [self.key_prefix, now, *bounds, int(reverse), *rest, *extra]
             reply = await self._call(functools.partial(self._scan, args=args))
             status = int(reply[0])
@@ -458,8 +485,9 @@ class RedisBackend(Backend):
 
     async def stats(self) -> BackendStats:
         """Key count, value bytes, current and oldest watchable revision (expires what is due
-        first, so expired keys are not counted)."""
-        await self._call(lambda: self._reap(args=self._reap_args(time.time())))
+        first, in as many reaper steps as that takes, so expired keys are not counted)."""
+        while int((await self._call(lambda: self._reap(args=self._reap_args(time.time()))))[0]):
+            pass
 
         async def read() -> list[Any]:
             pipe = self._redis.pipeline(transaction=True)
@@ -513,7 +541,7 @@ class RedisBackend(Backend):
     async def _read_log(self) -> None:
         """Follow the change log and publish every entry to this process's watch index."""
         index = self._watchers
-        backoff = 0.05
+        backoff, count = 0.05, 1
         try:
             while not self._closed and index:
                 try:
@@ -533,7 +561,7 @@ class RedisBackend(Backend):
                         log.info("change log reader reconnected to Redis at %s", self._where)
                     reply = await self._tail_redis.xread(
                         {self._log_key: f"{index.revision}-0"},
-                        count=READ_BATCH,
+                        count=count,
                         block=TAIL_BLOCK_MS,
                     )
                     backoff = 0.05
@@ -545,10 +573,13 @@ class RedisBackend(Backend):
                     backoff = min(backoff * 2, MAX_BACKOFF)
                     continue
                 for _, entries in reply or ():
+                    size = 0
                     for entry_id, fields in entries:
                         revision = stream_revision(entry_id)
+                        size += len(fields[b"e"])
                         events = decode_events(revision, fields[b"e"], index.concerns)
                         index.publish(revision, events)
+                    count = _log_count(len(entries), size)
         except asyncio.CancelledError:
             raise
         except BaseException as error:
@@ -558,11 +589,12 @@ class RedisBackend(Backend):
     async def history(self, span: KeyRange, first: int, last: int, limit: int) -> HistoryPage:
         """A page of the change log (see Backend.history); only the entries of ``span``'s keys
         are decoded into entries. The log is read a few entries at a time (1, then 4, 16, ...
-        up to ``limit``), so a page of large revisions fetches about what it returns."""
+        up to ``limit``, and about :data:`REPLY_BYTES` a read), so a page of large revisions
+        fetches about what it returns."""
         if first > last:
             return HistoryPage((), last)
         events: list[Event] = []
-        examined, start, count = 0, first, 1
+        examined, size, start, count = 0, 0, first, 1
         while True:
             want = min(count, limit - examined)
 
@@ -580,12 +612,12 @@ class RedisBackend(Backend):
             for entry_id, fields in reply:
                 revision = stream_revision(entry_id)
                 events.extend(decode_events(revision, fields[b"e"], span.matches))
-                examined += 1
+                examined, size = examined + 1, size + len(fields[b"e"])
                 if len(events) >= limit or examined == limit:
                     return HistoryPage(tuple(events), revision)
             if len(reply) < want:
                 return HistoryPage(tuple(events), last)
-            start, count = revision + 1, count * 4
+            start, count = revision + 1, min(count * 4, _log_count(examined, size))
 
     async def watch(
         self,

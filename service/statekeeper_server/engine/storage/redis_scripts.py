@@ -108,19 +108,22 @@ local function append(rev, events, maxlen, maxbytes)
 end
 """
 
-# ARGV: prefix, now, maxlen, batch, maxbytes. Expires up to ``batch`` due keys at one new revision.
-# Returns {revision or 0, next expiry time or ''}.
+# ARGV: prefix, now, maxlen, batch, maxbytes, value bytes. Expires up to ``batch`` due keys at
+# one new revision, none after the one that brings their values to ``value bytes`` (each is
+# copied into the change-log entry). Returns {revision or 0, next expiry time or ''}.
 REAP_SCRIPT = (
     _LUA_COMMON
     + """
-local now = tonumber(ARGV[2])
+local now, room = tonumber(ARGV[2]), tonumber(ARGV[6])
 local due = redis.call('ZRANGEBYSCORE', p .. 'exp', '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
 local events = {}
 for _, key in ipairs(due) do
+  if room <= 0 then break end
   local e = read(key)
   if e and e[5] and tonumber(e[5]) <= now then
     remove(key, e)
     events[#events + 1] = removed_event(3, key, e)
+    room = room - #e[1]
   else
     redis.call('ZREM', p .. 'exp', key)
   end
@@ -249,23 +252,22 @@ return replies
 # applies), pattern tokens (cmsgpack of GlobPattern.tokens(), '' for none), keys only (1/0), max
 # bytes (0: no limit), the pattern as Lua patterns (cmsgpack of GlobPattern.lua_patterns(), ''
 # for none: the tokens are matched), live (1: leave out entries expired at `now`; '': only when
-# reading the current revision). One part of a Backend.scan page, read at one instant: it
-# examines at most `budget` keys and resolves at most `reads` entries (a quarter of each at an
-# earlier revision), and stops after one that brings the log entries it unpacked past
-# UNPACK_BYTES. Returns {-1, oldest watchable revision} when the revision's history is gone,
-# {-2, current revision} for a future revision, {-3} when the history index does not cover the
-# revision yet (the history script indexes the log), else {revision, more (1/0), cursor, keys
-# examined, live (1/0), bytes, (key, v, c, m, n, x)*}.
+# reading the current revision), unpack bytes. One part of a Backend.scan page, read at one
+# instant: it examines at most `budget` keys and resolves at most `reads` entries (a quarter of
+# each at an earlier revision), and stops after one that brings the log entries it unpacked
+# past `unpack bytes`. Returns {-1, oldest watchable revision} when the revision's history is
+# gone, {-2, current revision} for a future revision, {-3} when the history index does not
+# cover the revision yet (the history script indexes the log), else {revision, more (1/0),
+# cursor, keys examined, live (1/0), bytes, (key, v, c, m, n, x)*}.
 SCAN_SCRIPT = (
     _LUA_COMMON
     + """
-local UNPACK_BYTES = 1048576
 local now = tonumber(ARGV[2])
 local low, low_incl, high, high_set = ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6] == '1'
 local reverse = ARGV[7] == '1'
 local limit, budget, reads = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local want, cut, keys_only = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[14] == '1'
-local max_bytes = tonumber(ARGV[15])
+local max_bytes, unpack_bytes = tonumber(ARGV[15]), tonumber(ARGV[18])
 local tokens, pieces = nil, nil
 if ARGV[13] ~= '' then tokens = cmsgpack.unpack(ARGV[13]) end
 if ARGV[16] ~= '' then pieces = cmsgpack.unpack(ARGV[16]) end
@@ -424,7 +426,7 @@ while true do
   if a ~= nil and b ~= nil then
     if reverse then b_first = before(a, b) else b_first = before(b, a) end
   end
-  if found == limit or scanned == budget or resolved == reads or unpacked >= UNPACK_BYTES
+  if found == limit or scanned == budget or resolved == reads or unpacked >= unpack_bytes
       or (max_bytes > 0 and size >= max_bytes) then
     out[2] = 1
     break
