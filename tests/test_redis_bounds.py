@@ -242,7 +242,14 @@ async def test_a_redis_watch_that_fell_behind_reads_about_read_bytes_at_a_time(
         updates = backend.watch("big/")
         assert (await anext(updates)).events == ()  # established
         read: list[int] = []
-        _recording(backend._tail_redis, "xread", read, lambda reply: _packed(reply[0][1]))
+        # The reader's only commands are its log reads: XREAD replies, [[stream, entries]]
+        # (None when a read timed out), each entry [id, [field, value, ...]].
+        _recording(
+            backend,
+            "_command",
+            read,
+            lambda reply: sum(len(fields[1]) for _, fields in reply[0][1]) if reply else 0,
+        )
         # The writes land while this loop is held, so the reader finds all of them at once.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             last = pool.submit(asyncio.run, write()).result()

@@ -402,10 +402,12 @@ class RedisBackend(Backend):
                 await self._redis.script_load(BATCH_SCRIPT)
                 return list(await self._command(command))
 
-    async def _command(self, packed: bytes) -> Any:
-        """The reply to one command packed by hiredis, on a pooled connection (redis-py's own
-        packing costs more than the script call's work does on the server)."""
-        connection = await self._pool.get_connection()
+    async def _command(self, packed: bytes, pool: Any = None) -> Any:
+        """The reply to one command packed by hiredis, on a connection of ``pool`` (the
+        shared one by default; redis-py's own packing and reply parsing cost more than the
+        script call's work does on the server)."""
+        pool = pool or self._pool
+        connection = await pool.get_connection()
         try:
             await connection.send_packed_command(packed, check_health=False)
             return await connection.read_response()
@@ -416,7 +418,7 @@ class RedisBackend(Backend):
             await connection.disconnect(nowait=True)
             raise
         finally:
-            await self._pool.release(connection)
+            await pool.release(connection)
 
     async def scan(
         self,
@@ -546,7 +548,8 @@ class RedisBackend(Backend):
             while not self._closed and index:
                 try:
                     if not index.healthy:
-                        current = int(await self._tail_redis.get(self._rev_key) or 0)
+                        async with asyncio.timeout(COMMAND_TIMEOUT):
+                            current = int(await self._tail_redis.get(self._rev_key) or 0)
                         if current < index.revision:
                             index.fail(
                                 HistoryCompactedError(
@@ -559,11 +562,11 @@ class RedisBackend(Backend):
                             return
                         index.healthy = True
                         log.info("change log reader reconnected to Redis at %s", self._where)
-                    reply = await self._tail_redis.xread(
-                        {self._log_key: f"{index.revision}-0"},
-                        count=count,
-                        block=TAIL_BLOCK_MS,
-                    )
+                    words: tuple[Any, ...] = ("XREAD", "COUNT", count, "BLOCK", TAIL_BLOCK_MS)
+                    words += ("STREAMS", self._log_key, f"{index.revision}-0")
+                    read = hiredis.pack_command(words)
+                    async with asyncio.timeout(COMMAND_TIMEOUT + TAIL_BLOCK_MS / 1000):
+                        reply = await self._command(read, self._tail_pool)
                     backoff = 0.05
                 except _ERRORS as error:
                     if index.healthy:
@@ -576,8 +579,9 @@ class RedisBackend(Backend):
                     size = 0
                     for entry_id, fields in entries:
                         revision = stream_revision(entry_id)
-                        size += len(fields[b"e"])
-                        events = decode_events(revision, fields[b"e"], index.concerns)
+                        packed = fields[fields.index(b"e") + 1]  # [field, value, ...]
+                        size += len(packed)
+                        events = decode_events(revision, packed, index.concerns)
                         index.publish(revision, events)
                     count = _log_count(len(entries), size)
         except asyncio.CancelledError:

@@ -55,11 +55,9 @@ def open_pools(
         socket_timeout=None,
         **common,
     )
-    # The change-log reader blocks on its own connection, outside the shared pool.
+    # The change-log reader blocks on its own connection, outside the shared pool (each of
+    # its reads bounded by an asyncio.timeout, as the backend's calls are).
     tail_pool = aioredis.ConnectionPool.from_url(
-        url,
-        max_connections=2,
-        socket_timeout=COMMAND_TIMEOUT + TAIL_BLOCK_MS / 1000,
-        **common,
+        url, max_connections=2, socket_timeout=None, **common
     )
     return pool, tail_pool
