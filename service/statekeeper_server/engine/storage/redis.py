@@ -99,6 +99,7 @@ from statekeeper_server.engine.storage.redis_connection import (
     TAIL_BLOCK_MS,
     open_pools,
     redact,
+    tail_read,
 )
 from statekeeper_server.engine.storage.redis_scripts import (
     BATCH_SCRIPT,
@@ -397,16 +398,14 @@ class RedisBackend(Backend):
         command = hiredis.pack_command(("EVALSHA", BATCH_SHA, 0, *args))
         async with asyncio.timeout(COMMAND_TIMEOUT):
             try:
-                return list(await self._command(command))
+                return list(await self._command(self._pool, command))
             except NoScriptError:
                 await self._redis.script_load(BATCH_SCRIPT)
-                return list(await self._command(command))
+                return list(await self._command(self._pool, command))
 
-    async def _command(self, packed: bytes, pool: Any = None) -> Any:
-        """The reply to one command packed by hiredis, on a connection of ``pool`` (the
-        shared one by default; redis-py's own packing and reply parsing cost more than the
-        script call's work does on the server)."""
-        pool = pool or self._pool
+    async def _command(self, pool: Any, packed: bytes) -> Any:
+        """The reply to one command packed by hiredis, on a connection of ``pool`` (redis-py's
+        own packing costs more than the script call's work does on the server)."""
         connection = await pool.get_connection()
         try:
             await connection.send_packed_command(packed, check_health=False)
@@ -562,11 +561,9 @@ class RedisBackend(Backend):
                             return
                         index.healthy = True
                         log.info("change log reader reconnected to Redis at %s", self._where)
-                    words: tuple[Any, ...] = ("XREAD", "COUNT", count, "BLOCK", TAIL_BLOCK_MS)
-                    words += ("STREAMS", self._log_key, f"{index.revision}-0")
-                    read = hiredis.pack_command(words)
+                    read = tail_read(self._log_key, index.revision, count)
                     async with asyncio.timeout(COMMAND_TIMEOUT + TAIL_BLOCK_MS / 1000):
-                        reply = await self._command(read, self._tail_pool)
+                        reply = await self._command(self._tail_pool, read)
                     backoff = 0.05
                 except _ERRORS as error:
                     if index.healthy:

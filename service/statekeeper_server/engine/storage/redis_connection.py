@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -28,6 +29,23 @@ def redact(url: str) -> str:
         host = f"{host}:{parts.port}"
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def tail_read(log_key: str, after: int, count: int) -> bytes:
+    """The change-log reader's command, packed by hiredis: up to ``count`` entries after
+    revision ``after``, waiting up to :data:`TAIL_BLOCK_MS` for the first. Its raw reply is
+    ``[[stream, [[id, [field, value, ...]], ...]]]``, or None when nothing came."""
+    words: tuple[Any, ...] = (
+        "XREAD",
+        "COUNT",
+        count,
+        "BLOCK",
+        TAIL_BLOCK_MS,
+        "STREAMS",
+        log_key,
+        f"{after}-0",
+    )
+    return hiredis.pack_command(words)
 
 
 def open_pools(
