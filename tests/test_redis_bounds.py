@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from statekeeper.errors import ConflictError
+from statekeeper.errors import ConflictError, Reason, UnavailableError
 from statekeeper_server.engine.storage.backend import (
     BatchItem,
     Compare,
@@ -139,6 +139,38 @@ async def test_a_redis_batch_larger_than_a_call_runs_in_order_with_its_own_resul
         assert isinstance(outcomes[count + 1], TxnResult)
         assert isinstance(outcomes[count + 2], ConflictError)
         assert await backend.get("k0001") is None and await backend.get("k0002") is not None
+    finally:
+        await backend.close()
+
+
+async def test_a_split_redis_batch_whose_later_call_fails_keeps_what_the_earlier_one_did(
+    redis_url: str,
+) -> None:
+    """The items of the calls that ran report their own outcomes; only those of the call that
+    failed, and after it, report UNAVAILABLE."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    backend = RedisBackend(redis_url, key_prefix="halfway:")
+    try:
+        await backend.put("warm", b"0")
+        calls = 0
+        send = backend._send_batch
+
+        async def second_call_fails(items: list[BatchItem]) -> list[Any]:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise RedisConnectionError("the connection dropped")
+            return await send(items)
+
+        backend._batches = Gatherer(second_call_fails)
+        outcomes = await backend.batch([_put(f"k{n:04d}") for n in range(GATHER_OPERATIONS + 3)])
+        ran, failed = outcomes[:GATHER_OPERATIONS], outcomes[GATHER_OPERATIONS:]
+        assert all(isinstance(outcome, TxnResult) for outcome in ran)
+        assert [type(outcome) for outcome in failed] == [UnavailableError] * 3
+        assert all(outcome.reason == Reason.BACKEND_UNAVAILABLE for outcome in failed)
+        assert await backend.get(f"k{GATHER_OPERATIONS - 1:04d}") is not None
+        assert await backend.get(f"k{GATHER_OPERATIONS:04d}") is None
     finally:
         await backend.close()
 

@@ -375,24 +375,22 @@ class RedisBackend(Backend):
             return [error for _ in items]
         outcomes: list[BatchOutcome] = []
         for item, reply in zip(items, replies, strict=True):
-            if isinstance(item, Read):
+            if isinstance(reply, _ERRORS):  # a later call of a split batch failed
+                outcomes.append(self._unavailable(reply))
+            elif isinstance(item, Read):
                 outcomes.append((entry_of(item.key, reply[1:]), int(reply[0])))
-                continue
-            try:
-                outcomes.append(self._txn_result(item.operations, reply))
-            except ConflictError as error:
-                outcomes.append(error)
+            else:
+                try:
+                    outcomes.append(self._txn_result(item.operations, reply))
+                except ConflictError as error:
+                    outcomes.append(error)
         return outcomes
 
     async def _send_batch(self, items: list[BatchItem]) -> list[Any]:
         """The replies of one call of the batch script for ``items`` (loading the script
         first when Redis lost it)."""
-        args: list[Any] = [
-            self.key_prefix,
-            repr(time.time()),
-            self.history_revisions,
-            self.history_bytes,
-        ]
+        args: list[Any] = [self.key_prefix, repr(time.time())]
+        args += (self.history_revisions, self.history_bytes)
         for item in items:
             args += item_args(item)
         command = hiredis.pack_command(("EVALSHA", BATCH_SHA, 0, *args))

@@ -76,7 +76,9 @@ class Gatherer:
     and the batches that arrive meanwhile queued for the next ones.
 
     ``send`` runs the items given in one script call and returns their replies in order; an
-    error it raises is that of every batch with items in the call.
+    error it raises is that of every batch with items in the call. A batch split over several
+    calls whose later call fails keeps the replies of the items that ran: the error takes the
+    place of each reply still missing.
     """
 
     def __init__(self, send: Callable[[list[BatchItem]], Awaitable[list[Any]]]) -> None:
@@ -137,7 +139,12 @@ class Gatherer:
                 raise
             except BaseException as error:
                 for batch, _ in parts:
-                    if not batch.future.done():
+                    if batch.future.done():
+                        continue
+                    if batch.replies:  # its earlier items ran and keep their replies
+                        batch.replies += [error] * (len(batch.items) - len(batch.replies))
+                        batch.future.set_result(batch.replies)
+                    else:
                         batch.future.set_exception(error)
                 continue
             start = 0
