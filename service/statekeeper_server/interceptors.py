@@ -134,6 +134,7 @@ class _Call:
     __slots__ = (
         "code",
         "context",
+        "counted",
         "given_id",
         "metadata",
         "method",
@@ -181,6 +182,8 @@ class _Call:
         self.principal = ""
         self.tenant = ""
         self.code = "OK"
+        #: Whether the call is in the metrics and the access log already (:meth:`finish`).
+        self.counted = False
         #: The peer holding a stream slot (None: no slot taken).
         self.stream_peer: str | None = None
         self.stream_gauge = False
@@ -249,6 +252,7 @@ class _Call:
         made itself, a cancellation or a closed stream stays as it is)."""
         self.fail(error)
         if isinstance(error, Exception) and not isinstance(error, grpc.aio.AbortError):
+            self.finish()  # counted before the client can see the status
             await abort_with(self.context, error, self.method, self.trailing)
 
     def succeed(self) -> None:
@@ -258,7 +262,10 @@ class _Call:
             self.code = code.name
 
     def finish(self) -> None:
-        """Count the call in the metrics and write its access log line (when enabled)."""
+        """Count the call in the metrics and write its access log line (when enabled), once."""
+        if self.counted:
+            return
+        self.counted = True
         seconds = time.perf_counter() - self.start
         if self.series is not None:
             self.series.observe(self.code, seconds)
