@@ -205,10 +205,10 @@ def _truncate(path: Path, size: int) -> None:
 
 def in_revision_order(
     path: Path, frames: list[tuple[bool, Any, int]], after: int, expected: int
-) -> tuple[list[tuple[bool, Any]], int | None]:
+) -> tuple[list[tuple[bool, Any]], int, int | None]:
     """The records of one segment's ``frames`` newer than revision ``after``, as (is_json,
-    record), in revision order from ``expected``; and the offset of the first record left out,
-    if any (None when none is).
+    record), in revision order from ``expected``; the revision expected after them; and the
+    offset of the first record left out, if any (None when none is).
 
     Stores written before the growth of a segment was reserved in commit order can hold one
     commit's records ahead of the commit before it, at the point where the segment grew; those
@@ -237,14 +237,14 @@ def in_revision_order(
             ordered.append((is_json, record))
             expected += 1
     if not ahead:
-        return ordered, None
+        return ordered, expected, None
     left_out = {offset for _, _, offset in ahead.values()}
     if len(left_out) == len(frames) or left_out != {o for _, _, o in frames[-len(ahead) :]}:
         raise CorruptStoreError(
             f"log segment {str(path)!r} jumps from revision {expected - 1} to "
             f"{min(ahead)}: restore the directory from a backup"
         )
-    return ordered, min(left_out)
+    return ordered, expected, min(left_out)
 
 
 class Log:
@@ -293,7 +293,7 @@ class Log:
             data = path.read_bytes()
             frames, good = read_frames(data)
             tail_end = _cut_torn_tail(path, data, good, last)
-            records, left_out = in_revision_order(path, frames, after, expected)
+            records, expected, left_out = in_revision_order(path, frames, after, expected)
             if left_out is not None:
                 if not last:
                     raise CorruptStoreError(
@@ -312,8 +312,6 @@ class Log:
                 good = tail_end = left_out
             for is_json, record in records:
                 yield path, record, is_json
-            if records:
-                expected = records[-1][1][0] + 1
             self.bytes += good
             self.write_offset = good
         if found:

@@ -375,7 +375,9 @@ class RedisBackend(Backend):
             return [error for _ in items]
         outcomes: list[BatchOutcome] = []
         for item, reply in zip(items, replies, strict=True):
-            if isinstance(reply, _ERRORS):  # a later call of a split batch failed
+            if isinstance(reply, BaseException):  # a later call of a split batch failed
+                if not isinstance(reply, _ERRORS):
+                    raise reply
                 outcomes.append(self._unavailable(reply))
             elif isinstance(item, Read):
                 outcomes.append((entry_of(item.key, reply[1:]), int(reply[0])))
